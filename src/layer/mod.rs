@@ -1,0 +1,1 @@
+//! Layers written by the build: file selection, deterministic tar, gzip, digests.

@@ -1,0 +1,14 @@
+//! lambda-img: build AWS Lambda container images without Docker.
+//!
+//! The flow: `manifest` (lambda-img.toml → model) → `plan` (ordered layer
+//! specs) → `source` (the base image) + `layer` (new layers) → `build`
+//! (assembled image) → `rules` (Lambda's limits) → `sink` (outputs).
+
+pub mod cache;
+pub mod image;
+pub mod layer;
+pub mod manifest;
+pub mod report;
+pub mod rules;
+pub mod sink;
+pub mod source;

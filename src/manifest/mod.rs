@@ -1,0 +1,1 @@
+//! The `lambda-img.toml` schema, its validation and the resolved model.

@@ -1,0 +1,1 @@
+//! Lambda's rules as data, and pure checks that return findings.
