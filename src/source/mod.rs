@@ -3,8 +3,14 @@
 //! A source resolves a reference to one single-platform [`Image`] for the
 //! function's architecture; an index is resolved to its matching child.
 
+mod base;
+
+use std::path::PathBuf;
+
+pub use base::{LayerFacts, assemble_base, layer_facts, select_platform};
+
 use crate::cache::Cache;
-use crate::image::{Architecture, Image};
+use crate::image::{Architecture, Digest, DocumentError, Image};
 use crate::report::Reporter;
 
 /// What every image source can do.
@@ -23,6 +29,45 @@ pub trait ImageSource {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{0}")]
-    Message(String),
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{what} has digest {actual}, but {expected} was expected: the content does not match its reference"
+    )]
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("{what} is {actual} bytes, but its descriptor says {expected}")]
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error(
+        "layer {layer} of {source_ref} uncompresses to {actual}, but the image config lists diff_id {expected}"
+    )]
+    DiffIdMismatch {
+        source_ref: String,
+        layer: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    #[error("{source_ref} has no image for linux/{arch} (it has: {available}); pick a base built for {arch}")]
+    NoPlatform {
+        source_ref: String,
+        arch: Architecture,
+        available: String,
+    },
+    #[error("layer {layer} of {source_ref} has media type {media_type}, which lambda-img cannot read")]
+    UnsupportedLayer {
+        source_ref: String,
+        layer: Digest,
+        media_type: String,
+    },
+    #[error("{source_ref}: {message}")]
+    Invalid { source_ref: String, message: String },
 }

@@ -1,0 +1,222 @@
+//! Turning a base image's manifest, config and blobs into a verified [`Image`].
+//! Shared by every source: platform selection from an index, config digest
+//! checks, and the once-per-blob diff_id verification.
+
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+use serde::{Deserialize, Serialize};
+
+use super::SourceError;
+use crate::cache::Cache;
+use crate::image::{
+    Architecture, BlobLocation, Compression, Descriptor, Digest, HashingReader, Image, IndexView, Layer,
+    LayerOrigin, ManifestView, MediaFamily, MediaKind, classify,
+};
+
+/// Facts about a compressed layer blob that take one full read to learn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerFacts {
+    pub diff_id: Digest,
+    pub uncompressed_size: u64,
+}
+
+const FACTS_BUCKET: &str = "layer-facts-v1";
+
+/// Picks the child of an index for `arch` (linux). Errors list what the index has.
+pub fn select_platform(
+    index: &IndexView,
+    arch: Architecture,
+    source_ref: &str,
+) -> Result<Descriptor, SourceError> {
+    let found = index
+        .manifests
+        .iter()
+        .filter(|d| matches!(classify(&d.media_type), MediaKind::Manifest(_)))
+        .find(|d| d.platform.as_ref().is_some_and(|p| arch.matches(p)));
+    match found {
+        Some(d) => Ok(d.clone()),
+        None => {
+            let available: Vec<String> = index
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref())
+                .map(|p| match &p.variant {
+                    Some(v) => format!("{}/{}/{}", p.os, p.architecture, v),
+                    None => format!("{}/{}", p.os, p.architecture),
+                })
+                .collect();
+            Err(SourceError::NoPlatform {
+                source_ref: source_ref.to_string(),
+                arch,
+                available: if available.is_empty() {
+                    "no platforms".into()
+                } else {
+                    available.join(", ")
+                },
+            })
+        }
+    }
+}
+
+/// Reads (once per blob, then from the cache) the diff_id and uncompressed size
+/// of a layer blob, checking the blob's own digest and size on the way.
+pub fn layer_facts(
+    blob: &Path,
+    descriptor: &Descriptor,
+    cache: &Cache,
+    source_ref: &str,
+) -> Result<LayerFacts, SourceError> {
+    let io_err = |source| SourceError::Io {
+        path: blob.to_path_buf(),
+        source,
+    };
+    let actual_size = std::fs::metadata(blob).map_err(io_err)?.len();
+    if actual_size != descriptor.size {
+        return Err(SourceError::SizeMismatch {
+            what: format!("layer {} of {source_ref}", descriptor.digest),
+            expected: descriptor.size,
+            actual: actual_size,
+        });
+    }
+    if let Some(facts) = cache.get_record::<LayerFacts>(FACTS_BUCKET, descriptor.digest.hex()) {
+        return Ok(facts);
+    }
+    let compression = match classify(&descriptor.media_type) {
+        MediaKind::Layer { compression, .. } => compression,
+        _ => {
+            return Err(SourceError::UnsupportedLayer {
+                source_ref: source_ref.to_string(),
+                layer: descriptor.digest.clone(),
+                media_type: descriptor.media_type.clone(),
+            });
+        }
+    };
+    let mut outer = HashingReader::new(BufReader::with_capacity(
+        1 << 20,
+        File::open(blob).map_err(io_err)?,
+    ));
+    let (diff_id, uncompressed_size) = match compression {
+        Compression::Gzip => {
+            let mut inner = HashingReader::new(MultiGzDecoder::new(&mut outer));
+            io::copy(&mut inner, &mut io::sink()).map_err(io_err)?;
+            inner.finish()
+        }
+        // Uncompressed: the blob digest is the diff_id.
+        Compression::None => {
+            io::copy(&mut outer, &mut io::sink()).map_err(io_err)?;
+            let (d, n) = outer.finish();
+            outer = HashingReader::new(BufReader::new(File::open(blob).map_err(io_err)?));
+            (d, n)
+        }
+        Compression::Zstd => {
+            return Err(SourceError::UnsupportedLayer {
+                source_ref: source_ref.to_string(),
+                layer: descriptor.digest.clone(),
+                media_type: descriptor.media_type.clone(),
+            });
+        }
+    };
+    if compression == Compression::Gzip {
+        // Drain anything after the gzip members so the blob digest covers every byte.
+        io::copy(&mut outer, &mut io::sink()).map_err(io_err)?;
+        let (blob_digest, _) = outer.finish();
+        if blob_digest != descriptor.digest {
+            return Err(SourceError::DigestMismatch {
+                what: format!("layer blob {} of {source_ref}", blob.display()),
+                expected: descriptor.digest.clone(),
+                actual: blob_digest,
+            });
+        }
+    } else if diff_id != descriptor.digest {
+        return Err(SourceError::DigestMismatch {
+            what: format!("layer blob {} of {source_ref}", blob.display()),
+            expected: descriptor.digest.clone(),
+            actual: diff_id,
+        });
+    }
+    let facts = LayerFacts {
+        diff_id,
+        uncompressed_size,
+    };
+    // A failed record write only costs a re-read next time.
+    let _ = cache.put_record(FACTS_BUCKET, descriptor.digest.hex(), &facts);
+    Ok(facts)
+}
+
+/// Where a source keeps the blobs it read.
+pub type BlobLocator<'a> = dyn Fn(&Descriptor) -> Result<PathBuf, SourceError> + 'a;
+
+/// Builds a verified [`Image`] from a base's exact manifest bytes and config
+/// bytes. Checks the config against its descriptor, and each layer's diff_id
+/// against the config's `rootfs.diff_ids`.
+pub fn assemble_base(
+    manifest_bytes: Vec<u8>,
+    manifest: &ManifestView,
+    config_bytes: Vec<u8>,
+    locate: &BlobLocator<'_>,
+    source_ref: &str,
+    mount_from: Option<String>,
+    cache: &Cache,
+) -> Result<Image, SourceError> {
+    let invalid = |message: String| SourceError::Invalid {
+        source_ref: source_ref.to_string(),
+        message,
+    };
+    let family = manifest.family().unwrap_or(MediaFamily::Oci);
+    let config_digest = Digest::of(&config_bytes);
+    if config_digest != manifest.config.digest {
+        return Err(SourceError::DigestMismatch {
+            what: format!("the config of {source_ref}"),
+            expected: manifest.config.digest.clone(),
+            actual: config_digest,
+        });
+    }
+    let config: serde_json::Value = serde_json::from_slice(&config_bytes)
+        .map_err(|e| invalid(format!("image config is not valid JSON: {e}")))?;
+    let diff_ids: Vec<Digest> = match config.pointer("/rootfs/diff_ids") {
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| invalid(format!("image config rootfs.diff_ids is malformed: {e}")))?,
+        None => Vec::new(),
+    };
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(invalid(format!(
+            "manifest lists {} layers but config rootfs.diff_ids has {}",
+            manifest.layers.len(),
+            diff_ids.len()
+        )));
+    }
+    let mut layers = Vec::with_capacity(manifest.layers.len());
+    for (descriptor, expected) in manifest.layers.iter().zip(diff_ids) {
+        let path = locate(descriptor)?;
+        let facts = layer_facts(&path, descriptor, cache, source_ref)?;
+        if facts.diff_id != expected {
+            return Err(SourceError::DiffIdMismatch {
+                source_ref: source_ref.to_string(),
+                layer: descriptor.digest.clone(),
+                expected,
+                actual: facts.diff_id,
+            });
+        }
+        layers.push(Layer {
+            descriptor: descriptor.clone(),
+            diff_id: facts.diff_id,
+            uncompressed_size: facts.uncompressed_size,
+            location: BlobLocation::File(path),
+            origin: LayerOrigin::Base {
+                source: source_ref.to_string(),
+                mount_from: mount_from.clone(),
+            },
+        });
+    }
+    Ok(Image {
+        family,
+        manifest_digest: Digest::of(&manifest_bytes),
+        manifest: manifest_bytes,
+        config_descriptor: manifest.config.clone(),
+        config: config_bytes,
+        layers,
+    })
+}
