@@ -8,6 +8,7 @@ pub mod cache;
 pub mod image;
 pub mod layer;
 pub mod manifest;
+pub mod plan;
 pub mod report;
 pub mod rules;
 pub mod sink;

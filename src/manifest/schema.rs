@@ -1,0 +1,131 @@
+//! The serde types of `lambda-img.toml`, exactly as written (cargo-util-schemas style).
+//!
+//! Nothing here is checked beyond TOML types and unknown keys: values that
+//! validation inspects are wrapped in [`Spanned`] so a problem can name the
+//! line and column of the offending value. `validate` turns these into the
+//! model.
+//!
+//! Room for later sections: `[dependencies]` (per-runtime dependency layers)
+//! and `[build]` (settings that flags and `LAMBDA_IMG_*` override) become new
+//! optional fields of [`ManifestFile`]; until then they are unknown keys.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use toml::Spanned;
+
+/// A string value with its position in the file.
+pub type SpannedString = Spanned<String>;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    pub function: FunctionTable,
+    pub base: BaseTable,
+    /// `[[layer]]` tables, in image order (static to dynamic).
+    #[serde(default, rename = "layer")]
+    pub layers: Vec<LayerTable>,
+    #[serde(default)]
+    pub code: Option<CodeTable>,
+    #[serde(default)]
+    pub image: Option<ImageTable>,
+}
+
+/// `[function]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionTable {
+    pub name: SpannedString,
+    pub runtime: SpannedString,
+    #[serde(default)]
+    pub handler: Option<SpannedString>,
+    #[serde(default)]
+    pub architecture: Option<SpannedString>,
+}
+
+/// `[base]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseTable {
+    pub image: SpannedString,
+}
+
+/// One `[[layer]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerTable {
+    pub name: SpannedString,
+    pub sources: Spanned<Vec<SpannedString>>,
+    pub destination: SpannedString,
+    #[serde(default)]
+    pub include: Vec<SpannedString>,
+    #[serde(default)]
+    pub exclude: Vec<SpannedString>,
+    /// A string of octal digits (`"0755"`) or a TOML octal integer (`0o755`);
+    /// kept as a raw value so validation can explain a decimal `755`.
+    #[serde(default)]
+    pub mode: Option<Spanned<toml::Value>>,
+}
+
+/// `[code]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeTable {
+    #[serde(default)]
+    pub sources: Option<Spanned<Vec<SpannedString>>>,
+    #[serde(default)]
+    pub destination: Option<SpannedString>,
+    #[serde(default)]
+    pub include: Vec<SpannedString>,
+    #[serde(default)]
+    pub exclude: Vec<SpannedString>,
+    #[serde(default)]
+    pub default_excludes: Option<bool>,
+    #[serde(default)]
+    pub ignore_file: Option<SpannedString>,
+}
+
+/// `[image]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageTable {
+    #[serde(default)]
+    pub entrypoint: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub cmd: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub workdir: Option<SpannedString>,
+    #[serde(default)]
+    pub env: OrderedStrings,
+    #[serde(default)]
+    pub labels: OrderedStrings,
+    #[serde(default)]
+    pub format: Option<SpannedString>,
+}
+
+/// A table of string values, in the order written (the model keeps env in
+/// file order whatever map type the toml crate was built with).
+#[derive(Debug, Default)]
+pub struct OrderedStrings(pub Vec<(SpannedString, SpannedString)>);
+
+impl<'de> Deserialize<'de> for OrderedStrings {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OrderedStrings;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<SpannedString, SpannedString>()? {
+                    out.push(entry);
+                }
+                Ok(OrderedStrings(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
