@@ -105,8 +105,9 @@ pub struct ImageTable {
     pub format: Option<SpannedString>,
 }
 
-/// A table of string values, in the order written (the model keeps env in
-/// file order whatever map type the toml crate was built with).
+/// A table of string values, in the order written. The toml crate hands a
+/// table over sorted by key unless built with `preserve_order`, so the entries
+/// are put back in file order by their spans.
 #[derive(Debug, Default)]
 pub struct OrderedStrings(pub Vec<(SpannedString, SpannedString)>);
 
@@ -123,6 +124,7 @@ impl<'de> Deserialize<'de> for OrderedStrings {
                 while let Some(entry) = map.next_entry::<SpannedString, SpannedString>()? {
                     out.push(entry);
                 }
+                out.sort_by_key(|(k, _): &(SpannedString, SpannedString)| k.span().start);
                 Ok(OrderedStrings(out))
             }
         }
