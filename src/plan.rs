@@ -178,11 +178,179 @@ fn resolve_local_base(base: &str, project_dir: &Path) -> String {
             if Path::new(path).is_absolute() {
                 return base.to_string();
             }
-            return format!("{prefix}{}{tail}", project_dir.join(path).display());
+            // components() drops the `.` of `oci:./base`.
+            let abs: PathBuf = project_dir.join(path).components().collect();
+            return format!("{prefix}{}{tail}", abs.display());
         }
     }
     base.to_string()
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use globset::GlobBuilder;
+
+    use super::*;
+    use crate::manifest::parse_str;
+
+    const HEAD: &str = "[function]\nname = \"hello\"\nruntime = \"python3.12\"\nhandler = \"app.lambda_handler\"\n[base]\nimage = \"oci:base:latest\"\n";
+
+    fn with_project(text: &str, f: impl FnOnce(&Path, BuildPlan)) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        for d in ["assets", "src"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("config.json"), b"{}").unwrap();
+        std::fs::write(root.join(".dockerignore"), b"*.md\n").unwrap();
+        let model = parse_str(text, Path::new("lambda-img.toml"), &root).unwrap();
+        f(&root, plan(&model));
+    }
+
+    fn matches(patterns: &[String], path: &str) -> bool {
+        patterns.iter().any(|p| {
+            GlobBuilder::new(p)
+                .literal_separator(true)
+                .build()
+                .unwrap()
+                .compile_matcher()
+                .is_match(path)
+        })
+    }
+
+    #[test]
+    fn user_layers_in_order_then_code_last() {
+        let text = format!(
+            "{HEAD}[[layer]]\nname = \"assets\"\nsources = [\"assets\", \"config.json\"]\ndestination = \"/opt/assets\"\nmode = \"0755\"\n\
+             [[layer]]\nname = \"conf\"\nsources = [\"config.json\"]\ndestination = \"/etc/app.json\"\n\
+             [code]\nsources = [\"src\"]\nexclude = [\"*.md\"]\n[image]\nenv = {{ B = \"1\", A = \"2\" }}\nformat = \"oci\"\n"
+        );
+        with_project(&text, |root, plan| {
+            assert_eq!(plan.base, format!("oci:{}:latest", root.join("base").display()));
+            assert_eq!(plan.arch, Architecture::X86_64);
+            let names: Vec<&str> = plan.layers.iter().map(|l| l.name.as_str()).collect();
+            assert_eq!(names, ["assets", "conf", CODE_LAYER]);
+            let assets = &plan.layers[0].inputs;
+            assert_eq!(assets[0].source, root.join("assets"));
+            assert_eq!(assets[0].destination, "/opt/assets");
+            // A file among several sources goes inside the destination directory...
+            assert_eq!(assets[1].destination, "/opt/assets/");
+            assert_eq!(assets[1].file_mode, Some(0o755));
+            // ...a lone file source is written at the destination itself.
+            assert_eq!(plan.layers[1].inputs[0].destination, "/etc/app.json");
+            let code = &plan.layers[2].inputs[0];
+            assert_eq!(code.source, root.join("src"));
+            assert_eq!(code.destination, "/var/task");
+            assert_eq!(code.ignore_file, Some(root.join(".dockerignore")));
+            assert_eq!(code.exclude[0], "*.md");
+            assert!(matches(&code.exclude, ".git/config"));
+            assert_eq!(
+                plan.config,
+                ConfigEdit {
+                    entrypoint: None,
+                    cmd: Some(vec!["app.lambda_handler".into()]),
+                    workdir: None,
+                    env: vec![("B".into(), "1".into()), ("A".into(), "2".into())],
+                    labels: BTreeMap::new(),
+                }
+            );
+            assert_eq!(plan.format, Some(MediaFamily::Oci));
+        });
+    }
+
+    #[test]
+    fn default_code_layer_leaves_out_vcs_caches_and_the_manifest() {
+        with_project(HEAD, |root, plan| {
+            let [code] = plan.layers.as_slice() else {
+                panic!("{plan:?}")
+            };
+            let input = &code.inputs[0];
+            assert_eq!(input.source, root);
+            for out in [
+                ".git",
+                ".git/HEAD",
+                "pkg/.git/x",
+                "a/__pycache__/m.pyc",
+                ".hg/x",
+                ".svn",
+                "lambda-img.toml",
+                ".lambda-img/cache",
+                ".venv/bin/python",
+            ] {
+                assert!(matches(&input.exclude, out), "{out} should be excluded");
+            }
+            for kept in [
+                "app.py",
+                "pkg/.venv/x",
+                "sub/lambda-img.toml",
+                "sub/.lambda-img",
+                ".gitignore",
+                "data.tar",
+            ] {
+                assert!(!matches(&input.exclude, kept), "{kept} should be kept");
+            }
+        });
+        let off = format!("{HEAD}[code]\ndefault_excludes = false\nexclude = [\"x\"]\n");
+        with_project(&off, |_, plan| {
+            assert_eq!(plan.layers[0].inputs[0].exclude, ["x"])
+        });
+    }
+
+    #[test]
+    fn cmd_defaults_to_the_handler() {
+        with_project(
+            &format!("{HEAD}[image]\ncmd = [\"other.handler\"]\n"),
+            |_, plan| {
+                assert_eq!(plan.config.cmd, Some(vec!["other.handler".to_string()]));
+            },
+        );
+        with_project(&format!("{HEAD}[image]\ncmd = []\n"), |_, plan| {
+            assert_eq!(plan.config.cmd, Some(vec![]))
+        });
+        let custom = "[function]\nname = \"f\"\nruntime = \"provided.al2023\"\n[base]\nimage = \"scratch\"\n[image]\nentrypoint = [\"/var/runtime/bootstrap\"]\n";
+        with_project(custom, |_, plan| {
+            assert_eq!(plan.base, "scratch");
+            assert_eq!(plan.config.cmd, None);
+            assert_eq!(
+                plan.config.entrypoint,
+                Some(vec!["/var/runtime/bootstrap".to_string()])
+            );
+        });
+    }
+
+    #[test]
+    fn empty_code_sources_mean_no_code_layer() {
+        with_project(&format!("{HEAD}[code]\nsources = []\n"), |_, plan| {
+            assert!(plan.layers.is_empty())
+        });
+    }
+
+    #[test]
+    fn outputs_inside_a_source_are_excluded() {
+        with_project(HEAD, |root, mut plan| {
+            plan.exclude_outputs(&[root.join("out/image.tar"), PathBuf::from("/elsewhere/x.tar")]);
+            let exclude = &plan.layers[0].inputs[0].exclude;
+            assert!(matches(exclude, "out/image.tar"));
+            assert!(!matches(exclude, "x.tar"));
+        });
+    }
+
+    #[test]
+    fn local_base_paths_resolve_against_the_project() {
+        let dir = Path::new("/p");
+        assert_eq!(resolve_local_base("oci:base", dir), "oci:/p/base");
+        assert_eq!(resolve_local_base("oci:./base:t", dir), "oci:/p/base:t");
+        assert_eq!(resolve_local_base("oci:b@sha256:ab", dir), "oci:/p/b@sha256:ab");
+        assert_eq!(
+            resolve_local_base("docker-archive:img.tar:repo:tag", dir),
+            "docker-archive:/p/img.tar:repo:tag"
+        );
+        assert_eq!(resolve_local_base("oci:/abs:t", dir), "oci:/abs:t");
+        assert_eq!(
+            resolve_local_base("public.ecr.aws/lambda/python:3.12", dir),
+            "public.ecr.aws/lambda/python:3.12"
+        );
+    }
+}

@@ -33,7 +33,10 @@ fn problems(text: &str) -> Vec<Problem> {
             let shown = e.to_string();
             assert_eq!(shown.lines().count(), e.problems().len(), "{shown}");
             for p in e.problems() {
-                assert!(shown.contains(&format!("lambda-img.toml:{}:{}: ", p.line, p.col)), "{shown}");
+                assert!(
+                    shown.contains(&format!("lambda-img.toml:{}:{}: ", p.line, p.col)),
+                    "{shown}"
+                );
             }
             e.problems().to_vec()
         }
@@ -92,14 +95,21 @@ format = "docker"
 fn full_manifest_gives_the_expected_model() {
     let (_dir, root) = project();
     let m = parse(FULL, &root).unwrap();
-    let file = |p: &str| SourcePath { path: root.join(p), kind: SourceKind::File };
-    let dir = |p: &str| SourcePath { path: root.join(p), kind: SourceKind::Dir };
+    let file = |p: &str| SourcePath {
+        path: root.join(p),
+        kind: SourceKind::File,
+    };
+    let dir = |p: &str| SourcePath {
+        path: root.join(p),
+        kind: SourceKind::Dir,
+    };
     let expected = FunctionModel {
         name: "hello".into(),
         runtime: Runtime::Python { minor: 12 },
         handler: Some("app.lambda_handler".into()),
         architecture: Architecture::Arm64,
-        base: "oci:base:latest@sha256:0000000000000000000000000000000000000000000000000000000000000000".into(),
+        base: "oci:base:latest@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+            .into(),
         layers: vec![
             LayerModel {
                 name: "assets".into(),
@@ -130,7 +140,10 @@ fn full_manifest_gives_the_expected_model() {
             entrypoint: Some(vec!["/lambda-entrypoint.sh".into()]),
             cmd: None,
             workdir: Some("/var/task".into()),
-            env: vec![("LOG_LEVEL".into(), "info".into()), ("A_FIRST".into(), "1".into())],
+            env: vec![
+                ("LOG_LEVEL".into(), "info".into()),
+                ("A_FIRST".into(), "1".into()),
+            ],
             labels: BTreeMap::from([("team".into(), "payments".into())]),
             format: Some(MediaFamily::Docker),
         },
@@ -147,7 +160,13 @@ fn minimal_manifest_takes_the_defaults() {
     let m = parse(HEAD, &root).unwrap();
     assert_eq!(m.architecture, Architecture::X86_64);
     assert!(m.layers.is_empty());
-    assert_eq!(m.code.sources, vec![SourcePath { path: root.clone(), kind: SourceKind::Dir }]);
+    assert_eq!(
+        m.code.sources,
+        vec![SourcePath {
+            path: root.clone(),
+            kind: SourceKind::Dir
+        }]
+    );
     assert_eq!(m.code.destination, DEFAULT_CODE_DESTINATION);
     assert_eq!(m.code.ignore_file, Some(root.join(".dockerignore")));
     assert!(m.code.default_excludes);
@@ -172,45 +191,116 @@ fn load_reads_the_file_and_resolves_against_its_directory() {
 
 #[test]
 fn malformed_toml_is_positioned() {
-    let p = one("[function]\nname = \"hello\nruntime = \"x\"\n", 2, 14, "invalid TOML");
+    let p = one(
+        "[function]\nname = \"hello\nruntime = \"x\"\n",
+        2,
+        14,
+        "invalid TOML",
+    );
     assert!(p.message.starts_with("invalid TOML"), "{p}");
-    let p = one(&format!("{HEAD}[image]\nworkdir = \"/a\"\nworkdir = \"/b\"\n"), 10, 1, "workdir");
+    let p = one(
+        &format!("{HEAD}[image]\nworkdir = \"/a\"\nworkdir = \"/b\"\n"),
+        10,
+        1,
+        "workdir",
+    );
     assert!(p.message.contains("duplicate key"), "{p}");
 }
 
 #[test]
 fn unknown_keys_are_named_with_their_table() {
-    let p = one(&format!("{HEAD}[image]\nentry_point = [\"/x\"]\n"), 9, 1, "image.entry_point");
+    let p = one(
+        &format!("{HEAD}[image]\nentry_point = [\"/x\"]\n"),
+        9,
+        1,
+        "image.entry_point",
+    );
     assert!(p.message.contains("expected one of"), "{p}");
     assert_eq!(p.key.as_deref(), Some("image.entry_point"));
-    one(&format!("{HEAD}[[layer]]\nname = \"a\"\nsources = [\"src\"]\ndestination = \"/a\"\nmodes = 1\n"), 12, 1, "layer[0].modes");
-    let p = one(&format!("{HEAD}[dependencies]\nfile = \"requirements.txt\"\n"), 8, 2, "dependencies");
+    one(
+        &format!("{HEAD}[[layer]]\nname = \"a\"\nsources = [\"src\"]\ndestination = \"/a\"\nmodes = 1\n"),
+        12,
+        1,
+        "layer[0].modes",
+    );
+    let p = one(
+        &format!("{HEAD}[dependencies]\nfile = \"requirements.txt\"\n"),
+        8,
+        2,
+        "dependencies",
+    );
     assert!(p.message.contains("not supported"), "{p}");
 }
 
 #[test]
 fn wrong_types_name_the_key() {
-    let p = one("[function]\nname = 3\nruntime = \"python3.12\"\n[base]\nimage = \"x\"\n", 2, 8, "function.name");
+    let p = one(
+        "[function]\nname = 3\nruntime = \"python3.12\"\n[base]\nimage = \"x\"\n",
+        2,
+        8,
+        "function.name",
+    );
     assert!(p.message.contains("expected a string, found integer"), "{p}");
-    one(&format!("{HEAD}[code]\nsources = \"src\"\n"), 9, 11, "code.sources");
-    one(&format!("{HEAD}[image]\nenv = {{ A = 1 }}\n"), 9, 13, "image.env.A");
-    one(&format!("{HEAD}[image]\ncmd = [\"a\", 2]\n"), 9, 13, "image.cmd[1]");
+    one(
+        &format!("{HEAD}[code]\nsources = \"src\"\n"),
+        9,
+        11,
+        "code.sources",
+    );
+    one(
+        &format!("{HEAD}[image]\nenv = {{ A = 1 }}\n"),
+        9,
+        13,
+        "image.env.A",
+    );
+    one(
+        &format!("{HEAD}[image]\ncmd = [\"a\", 2]\n"),
+        9,
+        13,
+        "image.cmd[1]",
+    );
 }
 
 #[test]
 fn missing_required_keys_are_named() {
-    one("[function]\nname = \"hello\"\nhandler = \"app.h\"\n[base]\nimage = \"x\"\n", 1, 1, "function.runtime");
-    one("[function]\nname = \"hello\"\nruntime = \"none\"\n", 1, 1, "`base`");
-    one(&format!("{HEAD}\n[[layer]]\nname = \"a\"\nsources = [\"src\"]\n"), 9, 1, "layer[0].destination");
+    one(
+        "[function]\nname = \"hello\"\nhandler = \"app.h\"\n[base]\nimage = \"x\"\n",
+        1,
+        1,
+        "function.runtime",
+    );
+    one(
+        "[function]\nname = \"hello\"\nruntime = \"none\"\n",
+        1,
+        1,
+        "`base`",
+    );
+    one(
+        &format!("{HEAD}\n[[layer]]\nname = \"a\"\nsources = [\"src\"]\n"),
+        9,
+        1,
+        "layer[0].destination",
+    );
     // A handler is required by language runtimes, not by custom ones.
-    one("[function]\nname = \"f\"\nruntime = \"java21\"\n[base]\nimage = \"x\"\n", 3, 11, "function.handler");
+    one(
+        "[function]\nname = \"f\"\nruntime = \"java21\"\n[base]\nimage = \"x\"\n",
+        3,
+        11,
+        "function.handler",
+    );
     let (_dir, root) = project();
-    parse("[function]\nname = \"f\"\nruntime = \"provided.al2023\"\n[base]\nimage = \"x\"\n", &root).unwrap();
+    parse(
+        "[function]\nname = \"f\"\nruntime = \"provided.al2023\"\n[base]\nimage = \"x\"\n",
+        &root,
+    )
+    .unwrap();
 }
 
 #[test]
 fn bad_handlers_per_runtime() {
-    let text = |rt: &str, h: &str| format!("[function]\nname = \"f\"\nruntime = \"{rt}\"\nhandler = \"{h}\"\n[base]\nimage = \"x\"\n");
+    let text = |rt: &str, h: &str| {
+        format!("[function]\nname = \"f\"\nruntime = \"{rt}\"\nhandler = \"{h}\"\n[base]\nimage = \"x\"\n")
+    };
     let p = one(&text("python3.12", "app"), 4, 11, "function.handler");
     assert_eq!(
         p.to_string(),
@@ -226,44 +316,100 @@ fn bad_handlers_per_runtime() {
 
 #[test]
 fn bad_architecture_and_name() {
-    let p = one(&HEAD.replace("handler =", "architecture = \"amd64\"\nhandler ="), 4, 16, "function.architecture");
+    let p = one(
+        &HEAD.replace("handler =", "architecture = \"amd64\"\nhandler ="),
+        4,
+        16,
+        "function.architecture",
+    );
     assert!(p.message.contains("\"x86_64\""), "{p}");
-    one(&HEAD.replace("\"hello\"", "\"hello world\""), 2, 8, "function.name");
+    one(
+        &HEAD.replace("\"hello\"", "\"hello world\""),
+        2,
+        8,
+        "function.name",
+    );
 }
 
 #[test]
 fn relative_destinations_and_workdir() {
     let layer = "[[layer]]\nname = \"a\"\nsources = [\"src\"]\ndestination = \"opt/a\"\n";
-    one(&format!("{HEAD}{layer}"), 11, 15, "layer[0].destination");
-    one(&format!("{HEAD}[code]\ndestination = \"/var/../task\"\n"), 9, 15, "code.destination");
-    one(&format!("{HEAD}[image]\nworkdir = \"task\"\n"), 9, 11, "image.workdir");
-    one(&format!("{HEAD}[image]\nentrypoint = [\"bootstrap\"]\n"), 9, 14, "image.entrypoint");
+    let p = one(
+        &format!("{HEAD}{layer}"),
+        11,
+        15,
+        "layer \"a\": destination \"opt/a\"",
+    );
+    assert_eq!(p.key.as_deref(), Some("layer[0].destination"));
+    one(
+        &format!("{HEAD}[code]\ndestination = \"/var/../task\"\n"),
+        9,
+        15,
+        "code.destination",
+    );
+    one(
+        &format!("{HEAD}[image]\nworkdir = \"task\"\n"),
+        9,
+        11,
+        "image.workdir",
+    );
+    one(
+        &format!("{HEAD}[image]\nentrypoint = [\"bootstrap\"]\n"),
+        9,
+        14,
+        "image.entrypoint",
+    );
 }
 
 #[test]
 fn missing_sources_name_the_path() {
     let (_dir, root) = project();
-    let text = format!("{HEAD}[[layer]]\nname = \"a\"\nsources = [\"assets\", \"gone/\"]\ndestination = \"/a\"\n");
+    let text =
+        format!("{HEAD}[[layer]]\nname = \"a\"\nsources = [\"assets\", \"gone/\"]\ndestination = \"/a\"\n");
     let err = parse(&text, &root).unwrap_err();
     let [p] = err.problems() else { panic!("{err}") };
     assert_eq!((p.line, p.col), (10, 22), "{p}");
     assert!(p.message.contains("\"gone/\" does not exist"), "{p}");
-    assert!(p.message.contains(&root.join("gone/").display().to_string()), "{p}");
-    assert!(p.to_string().starts_with("lambda-img.toml:10:22: layer \"a\": source"), "{p}");
+    assert!(
+        p.message.contains(&root.join("gone/").display().to_string()),
+        "{p}"
+    );
+    assert!(
+        p.to_string()
+            .starts_with("lambda-img.toml:10:22: layer \"a\": source"),
+        "{p}"
+    );
     one(&format!("{HEAD}[code]\nsources = [\"lib\"]\n"), 9, 12, "code");
-    one(&format!("{HEAD}[code]\nignore_file = \".lambdaignore\"\n"), 9, 15, "code.ignore_file");
+    one(
+        &format!("{HEAD}[code]\nignore_file = \".lambdaignore\"\n"),
+        9,
+        15,
+        "code.ignore_file",
+    );
 }
 
 #[test]
 fn bad_env_keys_and_formats() {
-    let p = one(&format!("{HEAD}[image]\nenv = {{ OK = \"1\", \"1BAD\" = \"2\" }}\n"), 9, 19, "image.env");
+    let p = one(
+        &format!("{HEAD}[image]\nenv = {{ OK = \"1\", \"1BAD\" = \"2\" }}\n"),
+        9,
+        19,
+        "image.env",
+    );
     assert!(p.message.contains("\"1BAD\""), "{p}");
-    one(&format!("{HEAD}[image]\nformat = \"v2s2\"\n"), 9, 10, "image.format");
+    one(
+        &format!("{HEAD}[image]\nformat = \"v2s2\"\n"),
+        9,
+        10,
+        "image.format",
+    );
 }
 
 #[test]
 fn bad_modes() {
-    let layer = |mode: &str| format!("{HEAD}[[layer]]\nname = \"a\"\nsources = [\"src\"]\ndestination = \"/a\"\nmode = {mode}\n");
+    let layer = |mode: &str| {
+        format!("{HEAD}[[layer]]\nname = \"a\"\nsources = [\"src\"]\ndestination = \"/a\"\nmode = {mode}\n")
+    };
     let p = one(&layer("755"), 12, 8, "mode");
     assert!(p.message.contains("decimal"), "{p}");
     let p = one(&layer("\"0700\""), 12, 8, "mode");
@@ -276,7 +422,8 @@ fn bad_modes() {
 
 #[test]
 fn layer_names_are_unique_and_not_reserved() {
-    let layer = |name: &str| format!("[[layer]]\nname = \"{name}\"\nsources = [\"src\"]\ndestination = \"/a\"\n");
+    let layer =
+        |name: &str| format!("[[layer]]\nname = \"{name}\"\nsources = [\"src\"]\ndestination = \"/a\"\n");
     one(&format!("{HEAD}{}", layer("code")), 9, 8, "\"code\"");
     let ps = problems(&format!("{HEAD}{}{}", layer("x"), layer("x")));
     assert_eq!(ps.len(), 1, "{ps:#?}");
@@ -290,7 +437,11 @@ fn scratch_needs_an_entrypoint() {
     let p = one(text, 5, 9, "image.entrypoint");
     assert!(p.message.contains("scratch"), "{p}");
     let (_dir, root) = project();
-    parse(&format!("{text}[image]\nentrypoint = [\"/var/runtime/bootstrap\"]\n"), &root).unwrap();
+    parse(
+        &format!("{text}[image]\nentrypoint = [\"/var/runtime/bootstrap\"]\n"),
+        &root,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -314,7 +465,8 @@ mode = "0600"
 env = { "bad-key" = "1" }
 "#;
     let ps = problems(text);
-    let got: Vec<(usize, usize, Option<&str>)> = ps.iter().map(|p| (p.line, p.col, p.key.as_deref())).collect();
+    let got: Vec<(usize, usize, Option<&str>)> =
+        ps.iter().map(|p| (p.line, p.col, p.key.as_deref())).collect();
     assert_eq!(
         got,
         vec![

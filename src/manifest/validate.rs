@@ -78,9 +78,10 @@ impl Checker<'_> {
         }
     }
 
-    fn image_path(&mut self, s: &SpannedString, key: &str) -> String {
+    /// Checks an absolute image path; `label` names it in the message.
+    fn image_path(&mut self, s: &SpannedString, key: &str, label: &str) -> String {
         if let Err(why) = forms::image_path(s.get_ref()) {
-            self.report(s.span(), key, format!("{key} \"{}\" {why}", s.get_ref()));
+            self.report(s.span(), key, format!("{label} \"{}\" {why}", s.get_ref()));
         }
         s.get_ref().clone()
     }
@@ -285,7 +286,11 @@ fn check_layers(c: &mut Checker, tables: &[LayerTable]) -> Vec<LayerModel> {
             .iter()
             .filter_map(|s| c.source(s, &key("sources"), &owner))
             .collect();
-        let destination = c.image_path(&t.destination, &key("destination"));
+        let destination = c.image_path(
+            &t.destination,
+            &key("destination"),
+            &format!("{owner}: destination"),
+        );
         let include = c.globs(&t.include, &key("include"));
         let exclude = c.globs(&t.exclude, &key("exclude"));
         let mode = t
@@ -340,7 +345,7 @@ fn check_code(c: &mut Checker, table: Option<&CodeTable>) -> CodeModel {
     };
     let destination = match &t.destination {
         None => DEFAULT_CODE_DESTINATION.to_string(),
-        Some(d) => c.image_path(d, "code.destination"),
+        Some(d) => c.image_path(d, "code.destination", "code.destination"),
     };
     let ignore_file = match &t.ignore_file {
         None => default_ignore_file(c.project_dir),
@@ -397,7 +402,10 @@ fn check_image(c: &mut Checker, table: Option<&ImageTable>) -> ImageSettings {
             Some(_) => {}
         }
     }
-    let workdir = t.workdir.as_ref().map(|w| c.image_path(w, "image.workdir"));
+    let workdir = t
+        .workdir
+        .as_ref()
+        .map(|w| c.image_path(w, "image.workdir", "image.workdir"));
     let mut env = Vec::new();
     for (k, v) in &t.env.0 {
         if !forms::env_key(k.get_ref()) {
