@@ -481,3 +481,29 @@ env = { "bad-key" = "1" }
         ]
     );
 }
+
+proptest::proptest! {
+    /// Whatever the text, parsing returns a model or positioned problems that
+    /// lie inside the text; it never panics (spans are byte offsets and the
+    /// text may be multi-byte).
+    #[test]
+    fn any_edit_of_a_manifest_gives_a_model_or_positioned_problems(
+        cut in 0usize..FULL.len(),
+        len in 0usize..12,
+        insert in "[=\\[\\]\"'{}a-zé0-9 \n.,#]{0,6}",
+    ) {
+        let mut text = FULL.to_string();
+        let start = (0..=cut).rev().find(|i| text.is_char_boundary(*i)).unwrap();
+        let end = (start + len).min(text.len());
+        let end = (end..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap();
+        text.replace_range(start..end, &insert);
+        let (_dir, root) = project();
+        if let Err(e) = parse(&text, &root) {
+            proptest::prop_assert!(!e.problems().is_empty());
+            let lines = text.lines().count().max(1) + 1;
+            for p in e.problems() {
+                proptest::prop_assert!(p.line >= 1 && p.line <= lines && p.col >= 1, "{}", p);
+            }
+        }
+    }
+}
