@@ -7,7 +7,7 @@ mod oci_layout;
 use std::path::PathBuf;
 
 pub use docker_archive::DockerArchiveSink;
-pub use oci_layout::OciLayoutSink;
+pub use oci_layout::{OciLayoutSink, as_oci};
 
 use crate::image::{Digest, Image};
 use crate::report::Reporter;

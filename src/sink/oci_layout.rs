@@ -13,7 +13,7 @@ use tempfile::NamedTempFile;
 
 use super::{ImageSink, SinkError, SinkReport};
 use crate::image::{BlobLocation, Descriptor, Digest, Document, HashingWriter, Image, Layer, OCI_INDEX};
-use crate::image::{parse_document, write_index};
+use crate::image::{MediaFamily, convert_layer_media_type, parse_document, write_index, write_manifest};
 use crate::report::Reporter;
 use crate::source::split_path_tag;
 
@@ -139,6 +139,27 @@ impl OciLayoutSink {
     }
 }
 
+/// The image with OCI media types, when it has Docker ones: a new manifest
+/// naming the same config bytes and layer blobs. Tools reading a layout (skopeo,
+/// umoci) skip index.json entries that are not OCI manifests or indexes.
+pub fn as_oci(image: &Image) -> Option<Image> {
+    if image.family == MediaFamily::Oci {
+        return None;
+    }
+    let mut oci = image.clone();
+    oci.family = MediaFamily::Oci;
+    oci.config_descriptor.media_type = MediaFamily::Oci.config().to_string();
+    for layer in &mut oci.layers {
+        if let Some(mt) = convert_layer_media_type(&layer.descriptor.media_type, MediaFamily::Oci) {
+            layer.descriptor.media_type = mt.to_string();
+        }
+    }
+    let layers: Vec<Descriptor> = oci.layers.iter().map(|l| l.descriptor.clone()).collect();
+    oci.manifest = write_manifest(MediaFamily::Oci, &oci.config_descriptor, &layers, None);
+    oci.manifest_digest = Digest::of(&oci.manifest);
+    Some(oci)
+}
+
 /// A hidden temp file next to `path`, removed on drop unless persisted.
 pub(crate) fn temp_beside(path: &Path) -> io::Result<NamedTempFile> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -215,6 +236,17 @@ impl ImageSink for OciLayoutSink {
 
     fn write(&self, image: &Image, reporter: &dyn Reporter) -> Result<SinkReport, SinkError> {
         reporter.step(&format!("writing {}", self.describe()));
+        let converted = as_oci(image);
+        if let Some(oci) = &converted {
+            reporter.warn(&format!(
+                "{}: the image uses Docker media types; the layout gets an OCI manifest {} \
+                 (same config and layers) instead of {}, since skopeo and umoci skip Docker manifests in a layout",
+                self.describe(),
+                oci.manifest_digest,
+                image.manifest_digest
+            ));
+        }
+        let image = converted.as_ref().unwrap_or(image);
         check_layer_files(image)?;
         let mut entries = self.prepare()?;
         self.put_bytes(&image.config, &image.config_descriptor.digest)?;
@@ -244,7 +276,7 @@ impl ImageSink for OciLayoutSink {
         reporter.detail(&format!("{} now names {}", self.describe(), image.manifest_digest));
         Ok(SinkReport {
             output: self.describe(),
-            reference: Some(format!("oci:{}:{}", self.dir.display(), self.tag)),
+            reference: Some(format!("oci:{}:{}@{}", self.dir.display(), self.tag, image.manifest_digest)),
         })
     }
 }
