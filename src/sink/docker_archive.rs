@@ -4,8 +4,9 @@
 //! `blobs/sha256/<hex>` paths for the config and each layer. Layers are stored
 //! as their compressed blobs, unchanged: `docker load`, `podman load` and
 //! skopeo all detect gzip layers in an archive, so nothing is decompressed.
-//! No `index.json`/`oci-layout` are written: with them podman treats the file
-//! as an oci-archive and ignores `RepoTags`.
+//! No `index.json`/`oci-layout` are written: with them podman 4.3 loads the
+//! file as an oci-archive and names the image from index.json annotations
+//! instead of `RepoTags` (tried: `docker.io/x:v1` rather than `localhost/x:v1`).
 //!
 //! The tar is deterministic: fixed entry order, mtime 0, owner 0/0, mode 0644.
 
@@ -50,7 +51,9 @@ impl DockerArchiveSink {
             None => (s, None),
         };
         if file.is_empty() {
-            return Err(invalid("the file name is empty; write docker-archive:FILE[:REPO:TAG]".into()));
+            return Err(invalid(
+                "the file name is empty; write docker-archive:FILE[:REPO:TAG]".into(),
+            ));
         }
         let repo_tag = match reference {
             None => None,
@@ -109,7 +112,9 @@ impl DockerArchiveSink {
 /// Checks `REPO[:TAG]` loosely (the loaders check the rest) and adds `:latest`.
 fn normalize_reference(r: &str) -> Result<String, String> {
     if r.is_empty() || r.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@') {
-        return Err(format!("`{r}` is not a REPO:TAG reference (no spaces, no @digest)"));
+        return Err(format!(
+            "`{r}` is not a REPO:TAG reference (no spaces, no @digest)"
+        ));
     }
     let last = r.rsplit('/').next().unwrap_or(r);
     let (repo, tag) = match last.rsplit_once(':') {
@@ -120,10 +125,16 @@ fn normalize_reference(r: &str) -> Result<String, String> {
         return Err(format!("`{r}` is not a REPO:TAG reference"));
     }
     let path = repo.split_once('/').map_or(repo, |(host, rest)| {
-        if host.contains('.') || host.contains(':') || host == "localhost" { rest } else { repo }
+        if host.contains('.') || host.contains(':') || host == "localhost" {
+            rest
+        } else {
+            repo
+        }
     });
     if path.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(format!("repository `{repo}` has upper-case letters; image names are lower case"));
+        return Err(format!(
+            "repository `{repo}` has upper-case letters; image names are lower case"
+        ));
     }
     Ok(format!("{repo}:{tag}"))
 }

@@ -46,7 +46,9 @@ pub enum SinkError {
         expected: String,
         actual: String,
     },
-    #[error("{path} exists but is not an OCI image layout ({reason}); write to a new or empty directory, or to an existing layout")]
+    #[error(
+        "{path} exists but is not an OCI image layout ({reason}); write to a new or empty directory, or to an existing layout"
+    )]
     NotALayout { path: PathBuf, reason: String },
     #[error("invalid output {output}: {message}")]
     InvalidOutput { output: String, message: String },

@@ -40,7 +40,9 @@ impl OciLayoutSink {
         }
         let tag = tag.unwrap_or("latest");
         if tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid("the tag must be non-empty with no spaces; write oci:DIR:TAG"));
+            return Err(invalid(
+                "the tag must be non-empty with no spaces; write oci:DIR:TAG",
+            ));
         }
         Ok(OciLayoutSink {
             dir: PathBuf::from(dir),
@@ -56,45 +58,55 @@ impl OciLayoutSink {
         }
     }
 
-    /// Creates the layout when missing; returns the entries of its index.json.
-    fn prepare(&self) -> Result<Vec<Descriptor>, SinkError> {
+    /// Creates the layout when missing and locks it; returns the entries of
+    /// its index.json and the lock, held until the new index.json is in place
+    /// so that two builds writing different tags do not lose one.
+    fn prepare(&self) -> Result<(Vec<Descriptor>, File), SinkError> {
         let not = |reason: &str| SinkError::NotALayout {
             path: self.dir.clone(),
             reason: reason.to_string(),
         };
         let marker = self.dir.join("oci-layout");
         let index_path = self.dir.join("index.json");
+        if self.dir.exists() && !self.dir.is_dir() {
+            return Err(not("it is not a directory"));
+        }
+        let created = !self.dir.exists();
+        fs::create_dir_all(&self.dir).map_err(self.io_err(&self.dir))?;
+        // An advisory lock on the directory itself: nothing is added to the layout.
+        let lock = File::open(&self.dir).map_err(self.io_err(&self.dir))?;
+        lock.lock().map_err(self.io_err(&self.dir))?;
         let mut entries = Vec::new();
-        if self.dir.exists() {
-            if !self.dir.is_dir() {
-                return Err(not("it is not a directory"));
+        if marker.is_file() {
+            let text = fs::read(&marker).map_err(self.io_err(&marker))?;
+            let version = serde_json::from_slice::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_string));
+            if !version.as_deref().is_some_and(|v| v.starts_with("1.0.")) {
+                return Err(not("its oci-layout file does not say imageLayoutVersion 1.0.x"));
             }
-            if marker.is_file() {
-                let text = fs::read(&marker).map_err(self.io_err(&marker))?;
-                let version = serde_json::from_slice::<serde_json::Value>(&text)
-                    .ok()
-                    .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_string));
-                if !version.as_deref().is_some_and(|v| v.starts_with("1.0.")) {
-                    return Err(not("its oci-layout file does not say imageLayoutVersion 1.0.x"));
+            if index_path.exists() {
+                let bytes = fs::read(&index_path).map_err(self.io_err(&index_path))?;
+                match parse_document(&bytes, Some(OCI_INDEX), &index_path.display().to_string()) {
+                    Ok(Document::Index(index)) => entries = index.manifests,
+                    Ok(Document::Manifest(_)) => return Err(not("its index.json is a manifest")),
+                    Err(e) => return Err(not(&format!("its index.json is unreadable: {e}"))),
                 }
-                if index_path.exists() {
-                    let bytes = fs::read(&index_path).map_err(self.io_err(&index_path))?;
-                    match parse_document(&bytes, Some(OCI_INDEX), &index_path.display().to_string()) {
-                        Ok(Document::Index(index)) => entries = index.manifests,
-                        Ok(Document::Manifest(_)) => return Err(not("its index.json is a manifest")),
-                        Err(e) => return Err(not(&format!("its index.json is unreadable: {e}"))),
-                    }
-                }
-            } else if fs::read_dir(&self.dir).map_err(self.io_err(&self.dir))?.next().is_some() {
-                return Err(not("it is not empty and has no oci-layout file"));
             }
+        } else if !created
+            && fs::read_dir(&self.dir)
+                .map_err(self.io_err(&self.dir))?
+                .next()
+                .is_some()
+        {
+            return Err(not("it is not empty and has no oci-layout file"));
         }
         let blobs = self.dir.join("blobs").join("sha256");
         fs::create_dir_all(&blobs).map_err(self.io_err(&blobs))?;
         if !marker.is_file() {
             self.write_atomically(&marker, |w| w.write_all(LAYOUT_MARKER))?;
         }
-        Ok(entries)
+        Ok((entries, lock))
     }
 
     /// Writes `path` through a temp file in the same directory and a rename.
@@ -162,8 +174,14 @@ pub fn as_oci(image: &Image) -> Option<Image> {
 
 /// A hidden temp file next to `path`, removed on drop unless persisted.
 pub(crate) fn temp_beside(path: &Path) -> io::Result<NamedTempFile> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     tempfile::Builder::new()
         .prefix(&format!(".{name}.tmp-"))
         .tempfile_in(dir)
@@ -200,7 +218,11 @@ pub(crate) fn copy_verified(layer: &Layer, out: &mut impl Write) -> Result<(), S
             path: path.clone(),
             what: "size",
             expected: d.size.to_string(),
-            actual: if size > d.size { format!("more than {}", d.size) } else { size.to_string() },
+            actual: if size > d.size {
+                format!("more than {}", d.size)
+            } else {
+                size.to_string()
+            },
         });
     }
     if digest != d.digest {
@@ -248,7 +270,7 @@ impl ImageSink for OciLayoutSink {
         }
         let image = converted.as_ref().unwrap_or(image);
         check_layer_files(image)?;
-        let mut entries = self.prepare()?;
+        let (mut entries, _lock) = self.prepare()?;
         self.put_bytes(&image.config, &image.config_descriptor.digest)?;
         for layer in &image.layers {
             self.put_layer(layer)?;
@@ -258,25 +280,37 @@ impl ImageSink for OciLayoutSink {
 
         let mut ours = image.manifest_descriptor();
         ours.annotations = Some(BTreeMap::from([(REF_NAME.to_string(), self.tag.clone())]));
-        let same_tag = |d: &Descriptor| d.annotations.as_ref().and_then(|a| a.get(REF_NAME)) == Some(&self.tag);
+        let same_tag =
+            |d: &Descriptor| d.annotations.as_ref().and_then(|a| a.get(REF_NAME)) == Some(&self.tag);
         match entries.iter().position(same_tag) {
             Some(i) => {
                 entries[i] = ours;
                 // A tag names one image: drop any further entries that claimed it.
                 let mut seen = 0;
-                entries.retain(|d| !same_tag(d) || {
-                    seen += 1;
-                    seen == 1
+                entries.retain(|d| {
+                    !same_tag(d) || {
+                        seen += 1;
+                        seen == 1
+                    }
                 });
             }
             None => entries.push(ours),
         }
         let index = write_index(&entries);
         self.write_atomically(&self.dir.join("index.json"), |f| f.write_all(&index))?;
-        reporter.detail(&format!("{} now names {}", self.describe(), image.manifest_digest));
+        reporter.detail(&format!(
+            "{} now names {}",
+            self.describe(),
+            image.manifest_digest
+        ));
         Ok(SinkReport {
             output: self.describe(),
-            reference: Some(format!("oci:{}:{}@{}", self.dir.display(), self.tag, image.manifest_digest)),
+            reference: Some(format!(
+                "oci:{}:{}@{}",
+                self.dir.display(),
+                self.tag,
+                image.manifest_digest
+            )),
         })
     }
 }

@@ -135,7 +135,9 @@ impl DockerArchiveSource {
                 None => break,
             }
         }
-        Err(self.not_archive(format!("its manifest.json names `{name}`, which is not a file in the archive")))
+        Err(self.not_archive(format!(
+            "its manifest.json names `{name}`, which is not a file in the archive"
+        )))
     }
 
     fn open_member(&self, range: (u64, u64)) -> Result<io::Take<BufReader<File>>, SourceError> {
@@ -149,7 +151,9 @@ impl DockerArchiveSource {
             return Err(self.not_archive(format!("its {what} is {} bytes, too big for a config", range.1)));
         }
         let mut bytes = Vec::with_capacity(range.1 as usize);
-        self.open_member(range)?.read_to_end(&mut bytes).map_err(self.io_err())?;
+        self.open_member(range)?
+            .read_to_end(&mut bytes)
+            .map_err(self.io_err())?;
         Ok(bytes)
     }
 
@@ -200,7 +204,10 @@ impl DockerArchiveSource {
                 source_ref: self.reference.clone(),
                 count: found.len(),
                 available: describe(&found),
-                hint: format!("pin one with docker-archive:{}@sha256:<image ID>", self.path.display()),
+                hint: format!(
+                    "pin one with docker-archive:{}@sha256:<image ID>",
+                    self.path.display()
+                ),
             }),
         }
     }
@@ -242,10 +249,37 @@ impl DockerArchiveSource {
             });
         }
         let id = format!("gzip {diff_id}");
-        reporter.task_start(&id, &format!("compressing layer {} of {}", diff_id.short(), self.reference), Some(range.1));
-        let record = gzip_layer_into_cache(self.open_member(range)?, diff_id, cache, &self.reference)?;
-        reporter.task_done(&id, &format!("layer {} compressed to {} bytes", diff_id.short(), record.size));
+        reporter.task_start(
+            &id,
+            &format!("compressing layer {} of {}", diff_id.short(), self.reference),
+            Some(range.1),
+        );
+        let input = Progress {
+            inner: self.open_member(range)?,
+            reporter,
+            id: &id,
+        };
+        let record = gzip_layer_into_cache(input, diff_id, cache, &self.reference)?;
+        reporter.task_done(
+            &id,
+            &format!("layer {} compressed to {} bytes", diff_id.short(), record.size),
+        );
         Ok(Descriptor::new(DOCKER_LAYER_GZIP, record.digest, record.size))
+    }
+}
+
+/// Reports the bytes read through it as progress of task `id`.
+struct Progress<'a, R> {
+    inner: R,
+    reporter: &'a dyn Reporter,
+    id: &'a str,
+}
+
+impl<R: Read> Read for Progress<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.reporter.task_progress(self.id, n as u64);
+        Ok(n)
     }
 }
 
@@ -279,7 +313,9 @@ fn gzip_layer_into_cache(
         source,
     };
     // Another build sharing the cache may be compressing the same layer.
-    let _lock = cache.lock(&format!("archive-gzip-{}", diff_id.hex())).map_err(io_err)?;
+    let _lock = cache
+        .lock(&format!("archive-gzip-{}", diff_id.hex()))
+        .map_err(io_err)?;
     if let Some(hit) = cached_gzip(cache, diff_id) {
         return Ok(hit);
     }
@@ -340,7 +376,12 @@ impl ImageSource for DockerArchiveSource {
         self.reference.clone()
     }
 
-    fn resolve(&self, _arch: Architecture, cache: &Cache, reporter: &dyn Reporter) -> Result<Image, SourceError> {
+    fn resolve(
+        &self,
+        _arch: Architecture,
+        cache: &Cache,
+        reporter: &dyn Reporter,
+    ) -> Result<Image, SourceError> {
         reporter.step(&format!("reading {}", self.reference));
         if !self.path.is_file() {
             return Err(self.not_archive("no such file; write one with `docker save -o FILE IMAGE`".into()));
@@ -349,8 +390,9 @@ impl ImageSource for DockerArchiveSource {
         let manifest_range = self
             .locate(&members, "manifest.json")
             .map_err(|_| self.not_archive("it has no manifest.json".into()))?;
-        let items: Vec<ArchiveItem> = serde_json::from_slice(&self.read_member(manifest_range, "manifest.json")?)
-            .map_err(|e| self.not_archive(format!("its manifest.json is malformed: {e}")))?;
+        let items: Vec<ArchiveItem> =
+            serde_json::from_slice(&self.read_member(manifest_range, "manifest.json")?)
+                .map_err(|e| self.not_archive(format!("its manifest.json is malformed: {e}")))?;
         let (item, config) = self.choose(&members, items)?;
         let diff_ids: Vec<Digest> = serde_json::from_slice::<serde_json::Value>(&config)
             .ok()
@@ -383,7 +425,15 @@ impl ImageSource for DockerArchiveSource {
             annotations: None,
         };
         let locate = |d: &Descriptor| Ok(cache.blob_path(&d.digest));
-        assemble_base(manifest_bytes, &manifest, config, &locate, &self.reference, None, cache)
+        assemble_base(
+            manifest_bytes,
+            &manifest,
+            config,
+            &locate,
+            &self.reference,
+            None,
+            cache,
+        )
     }
 }
 

@@ -69,7 +69,9 @@ impl OciLayoutSource {
             return Err(invalid("the layout path is empty; write oci:PATH[:TAG]"));
         }
         if tag == Some("") {
-            return Err(invalid("the tag after `:` is empty; write oci:PATH:TAG or leave out the `:`"));
+            return Err(invalid(
+                "the tag after `:` is empty; write oci:PATH:TAG or leave out the `:`",
+            ));
         }
         Ok(OciLayoutSource {
             reference,
@@ -80,7 +82,10 @@ impl OciLayoutSource {
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.path.join("blobs").join(digest.algorithm()).join(digest.hex())
+        self.path
+            .join("blobs")
+            .join(digest.algorithm())
+            .join(digest.hex())
     }
 
     /// Reads a small blob (manifest, index, config) and checks its size and digest.
@@ -103,7 +108,11 @@ impl OciLayoutSource {
         let tag_of = |d: &Descriptor| d.annotations.as_ref().and_then(|a| a.get(REF_NAME)).cloned();
         let mut tags: Vec<String> = index.manifests.iter().filter_map(tag_of).collect();
         tags.dedup();
-        let listed = if tags.is_empty() { "none".to_string() } else { tags.join(", ") };
+        let listed = if tags.is_empty() {
+            "none".to_string()
+        } else {
+            tags.join(", ")
+        };
         let candidates: Vec<Descriptor> = match (&self.tag, &self.digest) {
             (Some(tag), _) => {
                 let found: Vec<Descriptor> = index
@@ -122,9 +131,17 @@ impl OciLayoutSource {
                 found
             }
             (None, Some(digest)) if index.manifests.len() > 1 => {
-                let found: Vec<Descriptor> =
-                    index.manifests.iter().filter(|d| &d.digest == digest).cloned().collect();
-                if found.is_empty() { index.manifests.clone() } else { found }
+                let found: Vec<Descriptor> = index
+                    .manifests
+                    .iter()
+                    .filter(|d| &d.digest == digest)
+                    .cloned()
+                    .collect();
+                if found.is_empty() {
+                    index.manifests.clone()
+                } else {
+                    found
+                }
             }
             (None, _) => index.manifests.clone(),
         };
@@ -147,7 +164,10 @@ impl OciLayoutSource {
                 source_ref: self.reference.clone(),
                 count: n,
                 available: format!("tags: {listed}"),
-                hint: format!("name one as oci:{}:TAG or pin it with @sha256:<digest>", self.path.display()),
+                hint: format!(
+                    "name one as oci:{}:TAG or pin it with @sha256:<digest>",
+                    self.path.display()
+                ),
             }),
         }
     }
@@ -186,11 +206,18 @@ impl OciLayoutSource {
 }
 
 fn is_index(d: &Descriptor) -> bool {
-    matches!(crate::image::classify(&d.media_type), crate::image::MediaKind::Index(_))
+    matches!(
+        crate::image::classify(&d.media_type),
+        crate::image::MediaKind::Index(_)
+    )
 }
 
 /// Reads a small file whole; `expected_size` (when known) must match exactly.
-pub(crate) fn read_limited(path: &Path, expected_size: Option<u64>, what: &str) -> Result<Vec<u8>, SourceError> {
+pub(crate) fn read_limited(
+    path: &Path,
+    expected_size: Option<u64>,
+    what: &str,
+) -> Result<Vec<u8>, SourceError> {
     let io_err = |source| SourceError::Io {
         path: path.to_path_buf(),
         source,
@@ -251,7 +278,12 @@ impl ImageSource for OciLayoutSource {
         self.reference.clone()
     }
 
-    fn resolve(&self, arch: Architecture, cache: &Cache, reporter: &dyn Reporter) -> Result<Image, SourceError> {
+    fn resolve(
+        &self,
+        arch: Architecture,
+        cache: &Cache,
+        reporter: &dyn Reporter,
+    ) -> Result<Image, SourceError> {
         reporter.step(&format!("reading {}", self.reference));
         check_layout(&self.path)?;
         let index_path = self.path.join("index.json");
@@ -280,7 +312,15 @@ impl ImageSource for OciLayoutSource {
         let (manifest_bytes, manifest) = self.resolve_manifest(&entry, arch, 0)?;
         let config = self.read_document_blob(&manifest.config, "config")?;
         let locate = |d: &Descriptor| Ok(self.blob_path(&d.digest));
-        assemble_base(manifest_bytes, &manifest, config, &locate, &self.reference, None, cache)
+        assemble_base(
+            manifest_bytes,
+            &manifest,
+            config,
+            &locate,
+            &self.reference,
+            None,
+            cache,
+        )
     }
 }
 
@@ -294,7 +334,10 @@ mod tests {
         let s = OciLayoutSource::parse("./base").unwrap();
         assert_eq!((s.path.to_str().unwrap(), s.tag.as_deref()), ("./base", None));
         let s = OciLayoutSource::parse("./base:prod").unwrap();
-        assert_eq!((s.path.to_str().unwrap(), s.tag.as_deref()), ("./base", Some("prod")));
+        assert_eq!(
+            (s.path.to_str().unwrap(), s.tag.as_deref()),
+            ("./base", Some("prod"))
+        );
         let s = OciLayoutSource::parse("/a:b/c").unwrap();
         assert_eq!((s.path.to_str().unwrap(), s.tag), ("/a:b/c", None));
         let s = OciLayoutSource::parse(&format!("/x/y:v1@{d}")).unwrap();
@@ -303,7 +346,10 @@ mod tests {
         let s = OciLayoutSource::parse(&format!("/x/y@{d}")).unwrap();
         assert_eq!((s.path.to_str().unwrap(), s.tag), ("/x/y", None));
         let s = OciLayoutSource::parse("/x/y@z:t").unwrap();
-        assert_eq!((s.path.to_str().unwrap(), s.tag.as_deref()), ("/x/y@z", Some("t")));
+        assert_eq!(
+            (s.path.to_str().unwrap(), s.tag.as_deref()),
+            ("/x/y@z", Some("t"))
+        );
         assert!(OciLayoutSource::parse("/x@sha256:123").is_err());
         assert!(OciLayoutSource::parse(":tag").is_err());
         assert!(OciLayoutSource::parse("dir:").is_err());

@@ -67,7 +67,12 @@ impl ImageSource for ScratchSource {
         "scratch".to_string()
     }
 
-    fn resolve(&self, arch: Architecture, _cache: &Cache, _reporter: &dyn Reporter) -> Result<Image, SourceError> {
+    fn resolve(
+        &self,
+        arch: Architecture,
+        _cache: &Cache,
+        _reporter: &dyn Reporter,
+    ) -> Result<Image, SourceError> {
         let family = MediaFamily::Oci;
         let config = self.config_bytes(arch);
         let config_descriptor = Descriptor::new(family.config(), Digest::of(&config), config.len() as u64);
@@ -107,12 +112,18 @@ mod tests {
     fn scratch_image_is_deterministic_and_empty() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
-        let a = ScratchSource::new().resolve(Architecture::X86_64, &cache, &Silent).unwrap();
-        let b = ScratchSource::new().resolve(Architecture::X86_64, &cache, &Silent).unwrap();
+        let a = ScratchSource::new()
+            .resolve(Architecture::X86_64, &cache, &Silent)
+            .unwrap();
+        let b = ScratchSource::new()
+            .resolve(Architecture::X86_64, &cache, &Silent)
+            .unwrap();
         assert_eq!(a.manifest, b.manifest);
         assert_eq!(a.manifest_digest, Digest::of(&a.manifest));
         assert!(a.layers.is_empty());
-        let c = ScratchSource::new().resolve(Architecture::Arm64, &cache, &Silent).unwrap();
+        let c = ScratchSource::new()
+            .resolve(Architecture::Arm64, &cache, &Silent)
+            .unwrap();
         assert_ne!(a.manifest_digest, c.manifest_digest);
     }
 }

@@ -50,7 +50,8 @@ fn layer_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
             if dirs.insert(d.clone()) {
                 let mut h = header(0, 0o755);
                 h.set_entry_type(tar::EntryType::Directory);
-                tar.append_data(&mut h, format!("{}/", d.display()), std::io::empty()).unwrap();
+                tar.append_data(&mut h, format!("{}/", d.display()), std::io::empty())
+                    .unwrap();
             }
         }
         let mut h = header(data.len() as u64, 0o755);
@@ -99,7 +100,12 @@ fn image_with(env: &Env, arch: Architecture, family: MediaFamily, layers: Vec<La
     let mut config = base.config_json().unwrap();
     config["config"] = json!({"Env": ["PATH=/usr/bin:/bin"], "Entrypoint": ["/app/hello"]});
     config["rootfs"]["diff_ids"] = json!(layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>());
-    config["history"] = json!(layers.iter().map(|_| json!({"created_by": "media test"})).collect::<Vec<_>>());
+    config["history"] = json!(
+        layers
+            .iter()
+            .map(|_| json!({"created_by": "media test"}))
+            .collect::<Vec<_>>()
+    );
     let config = serde_json::to_vec(&config).unwrap();
     let config_descriptor = Descriptor::new(family.config(), Digest::of(&config), config.len() as u64);
     let descriptors: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();

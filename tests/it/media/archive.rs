@@ -70,7 +70,10 @@ impl Reporter for Tasks {
 }
 
 fn write_archive(image: &Image, spec: &str) {
-    DockerArchiveSink::parse(spec).unwrap().write(image, &Silent).unwrap();
+    DockerArchiveSink::parse(spec)
+        .unwrap()
+        .write(image, &Silent)
+        .unwrap();
 }
 
 #[test]
@@ -92,8 +95,16 @@ fn docker_archive_sink_loads_in_skopeo_and_podman() {
     let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(inspect["Architecture"], "amd64");
     let layers: Vec<String> = serde_json::from_value(inspect["Layers"].clone()).unwrap();
-    assert_eq!(layers, diff_ids(&image).iter().map(|d| d.to_string()).collect::<Vec<_>>());
-    let config = run_ok(skopeo().args(["inspect", "--config", "--raw", &format!("docker-archive:{}", file.display())]));
+    assert_eq!(
+        layers,
+        diff_ids(&image).iter().map(|d| d.to_string()).collect::<Vec<_>>()
+    );
+    let config = run_ok(skopeo().args([
+        "inspect",
+        "--config",
+        "--raw",
+        &format!("docker-archive:{}", file.display()),
+    ]));
     assert_eq!(config.stdout, image.config, "the config travels byte for byte");
 
     // skopeo can turn it into an OCI layout, which our source reads.
@@ -110,13 +121,20 @@ fn docker_archive_sink_loads_in_skopeo_and_podman() {
 
     let podman = Podman::new();
     run_ok(podman.cmd().args(["load", "-i", file.to_str().unwrap()]));
-    let out = run_ok(podman.cmd().args(["image", "inspect", "localhost/lambda-img-test/app:v1"]));
+    let out = run_ok(
+        podman
+            .cmd()
+            .args(["image", "inspect", "localhost/lambda-img-test/app:v1"]),
+    );
     let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let loaded = &inspect[0];
     assert_eq!(loaded["Architecture"], "amd64");
     assert_eq!(loaded["Id"], image.config_descriptor.digest.hex());
     let rootfs: Vec<String> = serde_json::from_value(loaded["RootFS"]["Layers"].clone()).unwrap();
-    assert_eq!(rootfs, diff_ids(&image).iter().map(|d| d.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        rootfs,
+        diff_ids(&image).iter().map(|d| d.to_string()).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -127,7 +145,10 @@ fn docker_archive_source_reads_a_skopeo_archive_and_compresses_once() {
     let env = Env::new();
     let image = sample_image(&env, X86, MediaFamily::Oci);
     let layout = env.path("layout");
-    OciLayoutSink::parse(&format!("{}:v1", layout.display())).unwrap().write(&image, &Silent).unwrap();
+    OciLayoutSink::parse(&format!("{}:v1", layout.display()))
+        .unwrap()
+        .write(&image, &Silent)
+        .unwrap();
     let file = env.path("skopeo.tar");
     run_ok(skopeo().args([
         "copy",
@@ -141,34 +162,60 @@ fn docker_archive_source_reads_a_skopeo_archive_and_compresses_once() {
     assert_eq!(read.family, MediaFamily::Docker);
     assert_eq!(diff_ids(&read), diff_ids(&image));
     assert_eq!(read.uncompressed_size(), image.uncompressed_size());
-    assert!(read.layers.iter().all(|l| l.descriptor.media_type == DOCKER_LAYER_GZIP));
-    assert_eq!(tasks.0.lock().unwrap().len(), 2, "skopeo stores uncompressed layers: both are gzipped");
+    assert!(
+        read.layers
+            .iter()
+            .all(|l| l.descriptor.media_type == DOCKER_LAYER_GZIP)
+    );
+    assert_eq!(
+        tasks.0.lock().unwrap().len(),
+        2,
+        "skopeo stores uncompressed layers: both are gzipped"
+    );
 
     // A second read reuses the cached gzip blobs, with the same digests.
     let tasks2 = Tasks::default();
     let again = source.resolve(X86, &env.cache, &tasks2).unwrap();
-    assert!(tasks2.0.lock().unwrap().is_empty(), "{:?}", tasks2.0.lock().unwrap());
+    assert!(
+        tasks2.0.lock().unwrap().is_empty(),
+        "{:?}",
+        tasks2.0.lock().unwrap()
+    );
     assert_eq!(again.manifest_digest, read.manifest_digest);
 
     // The image ID pins it; a wrong one is a DigestMismatch.
     let id = read.config_descriptor.digest.clone();
     let pinned = DockerArchiveSource::parse(&format!("{}@{id}", file.display())).unwrap();
-    assert_eq!(pinned.resolve(X86, &env.cache, &Silent).unwrap().manifest_digest, read.manifest_digest);
+    assert_eq!(
+        pinned.resolve(X86, &env.cache, &Silent).unwrap().manifest_digest,
+        read.manifest_digest
+    );
     let wrong = DockerArchiveSource::parse(&format!("{}@{}", file.display(), Digest::of(b"x"))).unwrap();
     let err = wrong.resolve(X86, &env.cache, &Silent).unwrap_err();
     assert!(matches!(err, SourceError::DigestMismatch { .. }), "{err:?}");
 
     // The image read from the archive is writable and loads again (gzip blobs from the cache).
     let out = env.path("out");
-    OciLayoutSink::parse(out.to_str().unwrap()).unwrap().write(&read, &Silent).unwrap();
+    OciLayoutSink::parse(out.to_str().unwrap())
+        .unwrap()
+        .write(&read, &Silent)
+        .unwrap();
     // It has Docker media types: the layout gets the OCI form of the same image.
     let oci = lambda_img::sink::as_oci(&read).unwrap();
     let raw = run_ok(skopeo().args(["inspect", "--raw", &format!("oci:{}:latest", out.display())]));
     assert_eq!(raw.stdout, oci.manifest);
-    let config = run_ok(skopeo().args(["inspect", "--config", "--raw", &format!("oci:{}:latest", out.display())]));
+    let config = run_ok(skopeo().args([
+        "inspect",
+        "--config",
+        "--raw",
+        &format!("oci:{}:latest", out.display()),
+    ]));
     assert_eq!(config.stdout, read.config);
     let back = OciLayoutSource::parse(&format!("{}@{}", out.display(), oci.manifest_digest)).unwrap();
-    assert_eq!(diff_ids(&back.resolve(X86, &env.cache, &Silent).unwrap()), diff_ids(&read));
+    assert_eq!(
+        diff_ids(&back.resolve(X86, &env.cache, &Silent).unwrap()),
+        diff_ids(&read)
+    );
 }
 
 /// Appends a regular file or a symlink to a tar being built by hand.
@@ -208,7 +255,8 @@ fn docker_archive_source_reads_a_docker25_layout_with_links_and_gzip_layers() {
     let mut link = tar::Header::new_ustar();
     link.set_size(0);
     link.set_entry_type(tar::EntryType::Symlink);
-    tar.append_link(&mut link, "extra/dup.tar", format!("../{}", blob(&d1))).unwrap();
+    tar.append_link(&mut link, "extra/dup.tar", format!("../{}", blob(&d1)))
+        .unwrap();
     add(&mut tar, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
     let file = env.path("docker25.tar");
     fs::write(&file, tar.into_inner().unwrap()).unwrap();
@@ -220,9 +268,17 @@ fn docker_archive_source_reads_a_docker25_layout_with_links_and_gzip_layers() {
         .unwrap();
     assert_eq!(diff_ids(&image), vec![d1.clone(), d2, d1]);
     assert_eq!(image.config, config);
-    assert_eq!(image.layers[1].descriptor.digest, Digest::of(&gz2), "a gzip layer is kept as it is");
+    assert_eq!(
+        image.layers[1].descriptor.digest,
+        Digest::of(&gz2),
+        "a gzip layer is kept as it is"
+    );
     assert_eq!(image.layers[0].descriptor, image.layers[2].descriptor);
-    assert_eq!(tasks.0.lock().unwrap().len(), 1, "tar1 is compressed once, the link reuses it");
+    assert_eq!(
+        tasks.0.lock().unwrap().len(),
+        1,
+        "tar1 is compressed once, the link reuses it"
+    );
 
     // A layer tar that does not match its diff_id is refused.
     let mut bad = tar::Builder::new(Vec::new());
@@ -232,7 +288,11 @@ fn docker_archive_source_reads_a_docker25_layout_with_links_and_gzip_layers() {
     .unwrap();
     add(&mut bad, "c.json", &wrong);
     add(&mut bad, "l/layer.tar", &layer_tar(&[("z", b"z")]));
-    add(&mut bad, "manifest.json", br#"[{"Config":"c.json","RepoTags":null,"Layers":["l/layer.tar"]}]"#);
+    add(
+        &mut bad,
+        "manifest.json",
+        br#"[{"Config":"c.json","RepoTags":null,"Layers":["l/layer.tar"]}]"#,
+    );
     let bad_file = env.path("bad.tar");
     fs::write(&bad_file, bad.into_inner().unwrap()).unwrap();
     let err = DockerArchiveSource::parse(bad_file.to_str().unwrap())
@@ -254,17 +314,28 @@ fn a_failed_archive_write_leaves_the_previous_file_and_no_temp_files() {
     write_archive(&good, file.to_str().unwrap());
     let before = fs::read(&file).unwrap();
 
-    let changed = image_with(&env, X86, MediaFamily::Docker, vec![gzip_layer(&env, MediaFamily::Docker, &[("y", b"2")])]);
+    let changed = image_with(
+        &env,
+        X86,
+        MediaFamily::Docker,
+        vec![gzip_layer(&env, MediaFamily::Docker, &[("y", b"2")])],
+    );
     let lambda_img::image::BlobLocation::File(path) = &changed.layers[0].location;
     let mut bytes = fs::read(path).unwrap();
     bytes[10] ^= 0xff;
     fs::write(path, bytes).unwrap();
-    let err = DockerArchiveSink::parse(file.to_str().unwrap()).unwrap().write(&changed, &Silent).unwrap_err();
+    let err = DockerArchiveSink::parse(file.to_str().unwrap())
+        .unwrap()
+        .write(&changed, &Silent)
+        .unwrap_err();
     assert!(matches!(err, SinkError::BlobMismatch { .. }), "{err:?}");
 
     let mut missing = good.clone();
     missing.layers[1].location = lambda_img::image::BlobLocation::File(PathBuf::from("/nonexistent/blob"));
-    let err = DockerArchiveSink::parse(file.to_str().unwrap()).unwrap().write(&missing, &Silent).unwrap_err();
+    let err = DockerArchiveSink::parse(file.to_str().unwrap())
+        .unwrap()
+        .write(&missing, &Silent)
+        .unwrap_err();
     assert!(err.to_string().contains("/nonexistent/blob"), "{err}");
 
     assert_eq!(fs::read(&file).unwrap(), before);
@@ -272,8 +343,10 @@ fn a_failed_archive_write_leaves_the_previous_file_and_no_temp_files() {
 }
 
 fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }
