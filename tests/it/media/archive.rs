@@ -135,6 +135,21 @@ fn docker_archive_sink_loads_in_skopeo_and_podman() {
         rootfs,
         diff_ids(&image).iter().map(|d| d.to_string()).collect::<Vec<_>>()
     );
+
+    // And what podman saves, our source reads back to the same config and layers.
+    let saved = env.path("podman-saved.tar");
+    run_ok(podman.cmd().args([
+        "save",
+        "--format",
+        "docker-archive",
+        "-o",
+        saved.to_str().unwrap(),
+        "localhost/lambda-img-test/app:v1",
+    ]));
+    let read = DockerArchiveSource::parse(saved.to_str().unwrap()).unwrap();
+    let read = read.resolve(X86, &env.cache, &Silent).unwrap();
+    assert_eq!(read.config, image.config);
+    assert_eq!(diff_ids(&read), diff_ids(&image));
 }
 
 #[test]
@@ -349,4 +364,56 @@ fn entries(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+#[test]
+fn an_archive_with_two_images_must_be_pinned_by_image_id() {
+    let env = Env::new();
+    let layer = layer_tar(&[("a", b"a")]);
+    let config = |arch: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [Digest::of(&layer)]}
+        }))
+        .unwrap()
+    };
+    let (amd, arm) = (config("amd64"), config("arm64"));
+    let mut tar = tar::Builder::new(Vec::new());
+    add(&mut tar, "amd.json", &amd);
+    add(&mut tar, "arm.json", &arm);
+    add(&mut tar, "l/layer.tar", &layer);
+    add(
+        &mut tar,
+        "manifest.json",
+        br#"[{"Config":"amd.json","RepoTags":["x/app:amd"],"Layers":["l/layer.tar"]},
+             {"Config":"arm.json","RepoTags":["x/app:arm"],"Layers":["l/layer.tar"]}]"#,
+    );
+    let file = env.path("two.tar");
+    fs::write(&file, tar.into_inner().unwrap()).unwrap();
+
+    let err = DockerArchiveSource::parse(file.to_str().unwrap())
+        .unwrap()
+        .resolve(X86, &env.cache, &Silent)
+        .unwrap_err();
+    assert!(
+        matches!(err, SourceError::AmbiguousImage { count: 2, .. }),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("x/app:amd") && msg.contains(&Digest::of(&arm).to_string()),
+        "{msg}"
+    );
+
+    let pinned = DockerArchiveSource::parse(&format!("{}@{}", file.display(), Digest::of(&arm))).unwrap();
+    let image = pinned.resolve(Architecture::Arm64, &env.cache, &Silent).unwrap();
+    assert_eq!(image.config, arm);
+    let missing = DockerArchiveSource::parse(&format!("{}@{}", file.display(), Digest::of(b"no"))).unwrap();
+    let err = missing.resolve(X86, &env.cache, &Silent).unwrap_err();
+    assert!(err.to_string().contains("no image has ID"), "{err}");
+
+    let err = DockerArchiveSource::parse(env.path("absent.tar").to_str().unwrap())
+        .unwrap()
+        .resolve(X86, &env.cache, &Silent)
+        .unwrap_err();
+    assert!(matches!(err, SourceError::NotAnImage { .. }), "{err:?}");
 }
