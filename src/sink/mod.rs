@@ -35,7 +35,7 @@ pub struct SinkReport {
 pub enum SinkError {
     #[error("cannot write {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("cannot read blob {path} of the image: {source}")]
+    #[error("cannot read blob {path} of the image ({source}); if it was removed from the cache, build again")]
     ReadBlob { path: PathBuf, source: std::io::Error },
     #[error(
         "blob {path} has {what} {actual}, but the image lists {expected}: it changed after the build; build again (and clear the cache if this repeats)"

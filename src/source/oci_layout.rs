@@ -304,7 +304,10 @@ impl ImageSource for OciLayoutSource {
             && &entry.digest != expected
         {
             return Err(SourceError::DigestMismatch {
-                what: format!("the image {} names", self.reference),
+                what: match &self.tag {
+                    Some(tag) => format!("tag `{tag}` in OCI layout {}", self.path.display()),
+                    None => format!("the image in OCI layout {}", self.path.display()),
+                },
                 expected: expected.clone(),
                 actual: entry.digest,
             });

@@ -177,6 +177,14 @@ fn oci_source_errors_name_the_tags_and_the_digests() {
     let ok = read(format!("{}@{}", dir.display(), scratch.manifest_digest)).unwrap();
     assert_eq!(ok.manifest_digest, scratch.manifest_digest);
     let err = read(format!("{}:latest@{}", dir.display(), scratch.manifest_digest)).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "tag `latest` in OCI layout {} has digest",
+            dir.display()
+        )),
+        "{msg}"
+    );
     match err {
         SourceError::DigestMismatch { expected, actual, .. } => {
             assert_eq!(
