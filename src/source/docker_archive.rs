@@ -387,9 +387,11 @@ impl ImageSource for DockerArchiveSource {
             return Err(self.not_archive("no such file; write one with `docker save -o FILE IMAGE`".into()));
         }
         let members = self.index()?;
-        let manifest_range = self
-            .locate(&members, "manifest.json")
-            .map_err(|_| self.not_archive("it has no manifest.json".into()))?;
+        let manifest_range = self.locate(&members, "manifest.json").map_err(|_| {
+            self.not_archive(
+                "it has no manifest.json; write archives with `docker save -o FILE IMAGE`".into(),
+            )
+        })?;
         let items: Vec<ArchiveItem> =
             serde_json::from_slice(&self.read_member(manifest_range, "manifest.json")?)
                 .map_err(|e| self.not_archive(format!("its manifest.json is malformed: {e}")))?;

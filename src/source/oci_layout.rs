@@ -258,7 +258,9 @@ pub(crate) fn check_layout(path: &Path) -> Result<(), SourceError> {
     }
     let marker = path.join("oci-layout");
     if !marker.is_file() {
-        return Err(not("it has no `oci-layout` file".into()));
+        return Err(not(
+            "it has no `oci-layout` file; make a layout with `skopeo copy IMAGE oci:DIR:TAG`".into(),
+        ));
     }
     let bytes = read_limited(&marker, None, "oci-layout")?;
     let version = serde_json::from_slice::<serde_json::Value>(&bytes)
