@@ -1,7 +1,15 @@
 //! Writing built images: OCI layouts, docker-archives (and registries).
 //! Each sink writes atomically: a failure leaves the previous output untouched.
 
-use crate::image::Image;
+mod docker_archive;
+mod oci_layout;
+
+use std::path::PathBuf;
+
+pub use docker_archive::DockerArchiveSink;
+pub use oci_layout::{OciLayoutSink, as_oci};
+
+use crate::image::{Digest, Image};
 use crate::report::Reporter;
 
 /// What every output can do.
@@ -25,6 +33,34 @@ pub struct SinkReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("{0}")]
-    Message(String),
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot read blob {path} of the image ({source}); if it was removed from the cache, build again")]
+    ReadBlob { path: PathBuf, source: std::io::Error },
+    #[error(
+        "blob {path} has {what} {actual}, but the image lists {expected}: it changed after the build; build again (and clear the cache if this repeats)"
+    )]
+    BlobMismatch {
+        path: PathBuf,
+        what: &'static str,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "{path} exists but is not an OCI image layout ({reason}); write to a new or empty directory, or to an existing layout"
+    )]
+    NotALayout { path: PathBuf, reason: String },
+    #[error("invalid output {output}: {message}")]
+    InvalidOutput { output: String, message: String },
+}
+
+impl SinkError {
+    fn digest_mismatch(path: PathBuf, expected: &Digest, actual: &Digest) -> SinkError {
+        SinkError::BlobMismatch {
+            path,
+            what: "digest",
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        }
+    }
 }

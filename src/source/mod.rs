@@ -4,10 +4,16 @@
 //! function's architecture; an index is resolved to its matching child.
 
 mod base;
+mod docker_archive;
+mod oci_layout;
+mod scratch;
 
 use std::path::PathBuf;
 
 pub use base::{LayerFacts, assemble_base, layer_facts, select_platform};
+pub use docker_archive::DockerArchiveSource;
+pub use oci_layout::{OciLayoutSource, split_path_tag};
+pub use scratch::ScratchSource;
 
 use crate::cache::Cache;
 use crate::image::{Architecture, Digest, DocumentError, Image};
@@ -70,4 +76,23 @@ pub enum SourceError {
     },
     #[error("{source_ref}: {message}")]
     Invalid { source_ref: String, message: String },
+    #[error("{source_ref} has no tag `{tag}` (tags: {available}); use one of those tags")]
+    MissingTag {
+        source_ref: String,
+        tag: String,
+        available: String,
+    },
+    #[error("{source_ref} holds {count} images ({available}); {hint}")]
+    AmbiguousImage {
+        source_ref: String,
+        count: usize,
+        available: String,
+        hint: String,
+    },
+    #[error("{path} is not {expected}: {reason}")]
+    NotAnImage {
+        path: PathBuf,
+        expected: &'static str,
+        reason: String,
+    },
 }

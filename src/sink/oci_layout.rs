@@ -1,0 +1,331 @@
+//! `oci:DIR[:TAG]`: adds the image to an OCI image layout directory.
+//!
+//! Blobs go in first (each through a temp file and a rename), then index.json is
+//! replaced in one rename: until that rename the layout still shows its previous
+//! contents, and a failure leaves no partial file behind.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use super::{ImageSink, SinkError, SinkReport};
+use crate::image::{BlobLocation, Descriptor, Digest, Document, HashingWriter, Image, Layer, OCI_INDEX};
+use crate::image::{MediaFamily, convert_layer_media_type, parse_document, write_index, write_manifest};
+use crate::report::Reporter;
+use crate::source::split_path_tag;
+
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+const LAYOUT_MARKER: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// An OCI layout directory and the tag to write the image under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciLayoutSink {
+    pub dir: PathBuf,
+    pub tag: String,
+}
+
+impl OciLayoutSink {
+    /// Parses what follows `oci:`: `DIR[:TAG]`, the tag defaulting to `latest`.
+    pub fn parse(s: &str) -> Result<OciLayoutSink, SinkError> {
+        let (dir, tag) = split_path_tag(s);
+        let invalid = |message: &str| SinkError::InvalidOutput {
+            output: format!("oci:{s}"),
+            message: message.to_string(),
+        };
+        if dir.is_empty() {
+            return Err(invalid("the directory is empty; write oci:DIR[:TAG]"));
+        }
+        let tag = tag.unwrap_or("latest");
+        if tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(
+                "the tag must be non-empty with no spaces; write oci:DIR:TAG",
+            ));
+        }
+        Ok(OciLayoutSink {
+            dir: PathBuf::from(dir),
+            tag: tag.to_string(),
+        })
+    }
+
+    fn io_err(&self, path: &Path) -> impl Fn(io::Error) -> SinkError {
+        let path = path.to_path_buf();
+        move |source| SinkError::Io {
+            path: path.clone(),
+            source,
+        }
+    }
+
+    /// Creates the layout when missing and locks it; returns the entries of
+    /// its index.json and the lock, held until the new index.json is in place
+    /// so that two builds writing different tags do not lose one.
+    fn prepare(&self) -> Result<(Vec<Descriptor>, File), SinkError> {
+        let not = |reason: &str| SinkError::NotALayout {
+            path: self.dir.clone(),
+            reason: reason.to_string(),
+        };
+        let marker = self.dir.join("oci-layout");
+        let index_path = self.dir.join("index.json");
+        if self.dir.exists() && !self.dir.is_dir() {
+            return Err(not("it is not a directory"));
+        }
+        let created = !self.dir.exists();
+        fs::create_dir_all(&self.dir).map_err(self.io_err(&self.dir))?;
+        // An advisory lock on the directory itself: nothing is added to the layout.
+        let lock = File::open(&self.dir).map_err(self.io_err(&self.dir))?;
+        lock.lock().map_err(self.io_err(&self.dir))?;
+        let mut entries = Vec::new();
+        if marker.is_file() {
+            let text = fs::read(&marker).map_err(self.io_err(&marker))?;
+            let version = serde_json::from_slice::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_string));
+            if !version.as_deref().is_some_and(|v| v.starts_with("1.0.")) {
+                return Err(not("its oci-layout file does not say imageLayoutVersion 1.0.x"));
+            }
+            if index_path.exists() {
+                let bytes = fs::read(&index_path).map_err(self.io_err(&index_path))?;
+                match parse_document(&bytes, Some(OCI_INDEX), &index_path.display().to_string()) {
+                    Ok(Document::Index(index)) => entries = index.manifests,
+                    Ok(Document::Manifest(_)) => return Err(not("its index.json is a manifest")),
+                    Err(e) => return Err(not(&format!("its index.json is unreadable: {e}"))),
+                }
+            }
+        } else if !created
+            && fs::read_dir(&self.dir)
+                .map_err(self.io_err(&self.dir))?
+                .next()
+                .is_some()
+        {
+            return Err(not("it is not empty and has no oci-layout file"));
+        }
+        let blobs = self.dir.join("blobs").join("sha256");
+        fs::create_dir_all(&blobs).map_err(self.io_err(&blobs))?;
+        if !marker.is_file() {
+            self.write_atomically(&marker, |w| w.write_all(LAYOUT_MARKER))?;
+        }
+        Ok((entries, lock))
+    }
+
+    /// Writes `path` through a temp file in the same directory and a rename.
+    fn write_atomically(
+        &self,
+        path: &Path,
+        fill: impl FnOnce(&mut File) -> io::Result<()>,
+    ) -> Result<(), SinkError> {
+        let mut tmp = temp_beside(path).map_err(self.io_err(path))?;
+        fill(tmp.as_file_mut()).map_err(self.io_err(path))?;
+        persist(tmp, path).map_err(self.io_err(path))
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join("blobs").join("sha256").join(digest.hex())
+    }
+
+    /// A blob already in the layout with the right size is kept as it is.
+    fn has_blob(&self, digest: &Digest, size: u64) -> bool {
+        fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
+    }
+
+    fn put_bytes(&self, bytes: &[u8], digest: &Digest) -> Result<(), SinkError> {
+        if !self.has_blob(digest, bytes.len() as u64) {
+            self.write_atomically(&self.blob_path(digest), |f| f.write_all(bytes))?;
+        }
+        Ok(())
+    }
+
+    fn put_layer(&self, layer: &Layer) -> Result<(), SinkError> {
+        let d = &layer.descriptor;
+        if self.has_blob(&d.digest, d.size) {
+            return Ok(());
+        }
+        let dest = self.blob_path(&d.digest);
+        let mut tmp = temp_beside(&dest).map_err(self.io_err(&dest))?;
+        let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        copy_verified(layer, &mut out)?;
+        out.flush().map_err(self.io_err(&dest))?;
+        drop(out);
+        persist(tmp, &dest).map_err(self.io_err(&dest))
+    }
+}
+
+/// The image with OCI media types, when it has Docker ones: a new manifest
+/// naming the same config bytes and layer blobs. Tools reading a layout (skopeo,
+/// umoci) skip index.json entries that are not OCI manifests or indexes.
+pub fn as_oci(image: &Image) -> Option<Image> {
+    if image.family == MediaFamily::Oci {
+        return None;
+    }
+    let mut oci = image.clone();
+    oci.family = MediaFamily::Oci;
+    oci.config_descriptor.media_type = MediaFamily::Oci.config().to_string();
+    for layer in &mut oci.layers {
+        if let Some(mt) = convert_layer_media_type(&layer.descriptor.media_type, MediaFamily::Oci) {
+            layer.descriptor.media_type = mt.to_string();
+        }
+    }
+    let layers: Vec<Descriptor> = oci.layers.iter().map(|l| l.descriptor.clone()).collect();
+    oci.manifest = write_manifest(MediaFamily::Oci, &oci.config_descriptor, &layers, None);
+    oci.manifest_digest = Digest::of(&oci.manifest);
+    Some(oci)
+}
+
+/// A hidden temp file next to `path`, removed on drop unless persisted.
+pub(crate) fn temp_beside(path: &Path) -> io::Result<NamedTempFile> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-"))
+        .tempfile_in(dir)
+}
+
+/// Syncs, makes world-readable (temp files start 0600) and renames into place.
+pub(crate) fn persist(tmp: NamedTempFile, dest: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file().sync_data()?;
+    tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Streams a layer's blob into `out`, checking its size and digest on the way.
+pub(crate) fn copy_verified(layer: &Layer, out: &mut impl Write) -> Result<(), SinkError> {
+    let BlobLocation::File(path) = &layer.location;
+    let d = &layer.descriptor;
+    let read_err = |source| SinkError::ReadBlob {
+        path: path.clone(),
+        source,
+    };
+    let file = File::open(path).map_err(read_err)?;
+    let mut hashing = HashingWriter::new(out);
+    // One byte past the size, so a longer file is noticed rather than cut.
+    let mut reader = BufReader::with_capacity(1 << 20, file).take(d.size + 1);
+    io::copy(&mut reader, &mut hashing).map_err(|source| SinkError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let (_, (digest, size)) = hashing.finish();
+    if size != d.size {
+        return Err(SinkError::BlobMismatch {
+            path: path.clone(),
+            what: "size",
+            expected: d.size.to_string(),
+            actual: if size > d.size {
+                format!("more than {}", d.size)
+            } else {
+                size.to_string()
+            },
+        });
+    }
+    if digest != d.digest {
+        return Err(SinkError::digest_mismatch(path.clone(), &d.digest, &digest));
+    }
+    Ok(())
+}
+
+/// Checks every layer's file is there with the right size before anything is written.
+pub(crate) fn check_layer_files(image: &Image) -> Result<(), SinkError> {
+    for layer in &image.layers {
+        let BlobLocation::File(path) = &layer.location;
+        let meta = fs::metadata(path).map_err(|source| SinkError::ReadBlob {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.len() != layer.descriptor.size {
+            return Err(SinkError::BlobMismatch {
+                path: path.clone(),
+                what: "size",
+                expected: layer.descriptor.size.to_string(),
+                actual: meta.len().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl ImageSink for OciLayoutSink {
+    fn describe(&self) -> String {
+        format!("oci:{}:{}", self.dir.display(), self.tag)
+    }
+
+    fn write(&self, image: &Image, reporter: &dyn Reporter) -> Result<SinkReport, SinkError> {
+        reporter.step(&format!("writing {}", self.describe()));
+        let converted = as_oci(image);
+        if let Some(oci) = &converted {
+            reporter.warn(&format!(
+                "{}: the image uses Docker media types; the layout gets an OCI manifest {} \
+                 (same config and layers) instead of {}, since skopeo and umoci skip Docker manifests in a layout",
+                self.describe(),
+                oci.manifest_digest,
+                image.manifest_digest
+            ));
+        }
+        let image = converted.as_ref().unwrap_or(image);
+        check_layer_files(image)?;
+        let (mut entries, _lock) = self.prepare()?;
+        self.put_bytes(&image.config, &image.config_descriptor.digest)?;
+        for layer in &image.layers {
+            self.put_layer(layer)?;
+        }
+        // The manifest goes last: once it is there, everything it names is too.
+        self.put_bytes(&image.manifest, &image.manifest_digest)?;
+
+        let mut ours = image.manifest_descriptor();
+        ours.annotations = Some(BTreeMap::from([(REF_NAME.to_string(), self.tag.clone())]));
+        let same_tag =
+            |d: &Descriptor| d.annotations.as_ref().and_then(|a| a.get(REF_NAME)) == Some(&self.tag);
+        match entries.iter().position(same_tag) {
+            Some(i) => {
+                entries[i] = ours;
+                // A tag names one image: drop any further entries that claimed it.
+                let mut seen = 0;
+                entries.retain(|d| {
+                    !same_tag(d) || {
+                        seen += 1;
+                        seen == 1
+                    }
+                });
+            }
+            None => entries.push(ours),
+        }
+        let index = write_index(&entries);
+        self.write_atomically(&self.dir.join("index.json"), |f| f.write_all(&index))?;
+        reporter.detail(&format!(
+            "{} now names {}",
+            self.describe(),
+            image.manifest_digest
+        ));
+        Ok(SinkReport {
+            output: self.describe(),
+            reference: Some(format!(
+                "oci:{}:{}@{}",
+                self.dir.display(),
+                self.tag,
+                image.manifest_digest
+            )),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_defaults_the_tag() {
+        let s = OciLayoutSink::parse("./out").unwrap();
+        assert_eq!((s.dir.to_str().unwrap(), s.tag.as_str()), ("./out", "latest"));
+        let s = OciLayoutSink::parse("/tmp/a:b/out:v2").unwrap();
+        assert_eq!((s.dir.to_str().unwrap(), s.tag.as_str()), ("/tmp/a:b/out", "v2"));
+        assert!(OciLayoutSink::parse("out:").is_err());
+        assert!(OciLayoutSink::parse(":x").is_err());
+    }
+}
