@@ -60,12 +60,14 @@ pub fn parent(path: &str) -> &str {
 struct Counting<R> {
     inner: R,
     count: u64,
+    eof: bool,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
+        self.eof |= n == 0 && !buf.is_empty();
         Ok(n)
     }
 }
@@ -98,10 +100,24 @@ pub fn walk_layer(
         (Compression::Gzip, _) => Box::new(MultiGzDecoder::new(file)),
         (Compression::None, _) => Box::new(file),
     };
-    let mut archive = tar::Archive::new(Counting { inner: reader, count: 0 });
+    let mut archive = tar::Archive::new(Counting {
+        inner: reader,
+        count: 0,
+        eof: false,
+    });
     let mut stats = WalkStats::default();
+    // Where the last entry's content ends in the tar stream.
+    let mut content_end = 0u64;
+    let mut failure = None;
     for entry in archive.entries().map_err(fail)? {
-        let mut entry = entry.map_err(fail)?;
+        let mut entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        content_end = entry.raw_file_position() + entry.size();
         let header = entry.header();
         let kind = match header.entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => EntryKind::File,
@@ -131,8 +147,17 @@ pub fn walk_layer(
         stats.entries += 1;
         visit(&info, &mut entry).map_err(fail)?;
     }
-    // Read the end-of-archive padding too, so the count is the whole tar.
     let mut rest = archive.into_inner();
+    if let Some(e) = failure {
+        // Some writers (umoci 0.4) end the stream right after the last
+        // entry's content, without padding or end-of-archive blocks. Every
+        // byte of content was read, so nothing is lost; anything else is a
+        // broken layer.
+        if !(rest.eof && rest.count >= content_end) {
+            return Err(fail(e));
+        }
+    }
+    // Read the end-of-archive padding too, so the count is the whole tar.
     io::copy(&mut rest, &mut io::sink()).map_err(fail)?;
     stats.uncompressed_bytes = rest.count;
     Ok(stats)

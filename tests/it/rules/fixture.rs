@@ -137,8 +137,11 @@ impl ImageBuilder {
         self
     }
 
+    /// Sets the config value at a JSON pointer (the parent must exist).
     pub fn set(mut self, pointer: &str, value: Value) -> Self {
-        *self.config.pointer_mut(pointer).unwrap_or_else(|| panic!("no {pointer}")) = value;
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        let parent = self.config.pointer_mut(parent).unwrap_or_else(|| panic!("no {parent}"));
+        parent[key] = value;
         self
     }
 
@@ -149,7 +152,8 @@ impl ImageBuilder {
         (d, p)
     }
 
-    /// Writes the blobs and returns the image (the builder keeps the temp dir alive).
+    /// Writes the blobs and returns the image. The blobs live in the builder's
+    /// temp dir: keep the builder alive while the image's layers are read.
     pub fn build(&mut self) -> Image {
         let mut layers = Vec::new();
         for (tar, media_type) in &self.layers {

@@ -14,7 +14,8 @@ use crate::support::{require_tool, run_ok};
 
 #[test]
 fn summary_has_config_essentials_and_per_layer_facts() {
-    let image = aws_like().build();
+    let mut builder = aws_like(); // keeps the blobs' temp dir alive
+    let image = builder.build();
     let s = summarize(&image).unwrap();
     assert_eq!(s.manifest_digest, image.manifest_digest);
     assert_eq!(s.manifest_size, image.manifest.len() as u64);
