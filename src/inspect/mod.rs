@@ -30,8 +30,10 @@ pub struct LayerSummary {
     pub uncompressed_size: u64,
     /// Tar entries of every kind; `None` when the layer could not be read (zstd).
     pub entries: Option<u64>,
-    /// Regular files.
+    /// Regular files (whiteout markers not counted).
     pub files: Option<u64>,
+    /// Whiteout markers: paths this layer deletes from the layers below.
+    pub whiteouts: Option<u64>,
     /// The largest regular files, largest first.
     pub largest: Vec<PathSize>,
     /// The history entry of this layer (empty_layer entries skipped), if any.
@@ -68,9 +70,13 @@ pub fn summarize(image: &Image) -> Result<ImageSummary, InspectError> {
     let mut layers = Vec::with_capacity(image.layers.len());
     for (layer, history) in image.layers.iter().zip(history) {
         let mut files = 0u64;
+        let mut whiteouts = 0u64;
         let mut largest: Vec<PathSize> = Vec::new();
         let walked = walk_layer(layer, |entry, _| {
-            if entry.kind == EntryKind::File {
+            let name = entry.path.rsplit('/').next().unwrap_or("");
+            if name.starts_with(".wh.") {
+                whiteouts += 1;
+            } else if entry.kind == EntryKind::File {
                 files += 1;
                 let smallest = largest.last().map(|p| p.size).unwrap_or(0);
                 if largest.len() < LARGEST || entry.size > smallest {
@@ -99,6 +105,7 @@ pub fn summarize(image: &Image) -> Result<ImageSummary, InspectError> {
             compressed_size: layer.descriptor.size,
             uncompressed_size: layer.uncompressed_size,
             files: entries.map(|_| files),
+            whiteouts: entries.map(|_| whiteouts),
             entries,
             largest,
             history,
@@ -160,7 +167,12 @@ pub fn diff(a: &ImageSummary, b: &ImageSummary) -> LayerDiff {
         uncompressed_size: l.uncompressed_size,
     };
     let (shared, only_a): (Vec<_>, Vec<_>) = a.layers.iter().map(entry).partition(|d| d.position_b.is_some());
-    let only_b = b.layers.iter().map(entry).filter(|d| d.position_a.is_none()).collect();
+    let only_b = b
+        .layers
+        .iter()
+        .map(entry)
+        .filter(|d| d.position_a.is_none())
+        .collect();
     let common_prefix = a
         .layers
         .iter()
@@ -169,12 +181,28 @@ pub fn diff(a: &ImageSummary, b: &ImageSummary) -> LayerDiff {
         .count();
     let show = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
     let fields: [(&'static str, String, String); 6] = [
-        ("entrypoint", show(&a.config.entrypoint), show(&b.config.entrypoint)),
+        (
+            "entrypoint",
+            show(&a.config.entrypoint),
+            show(&b.config.entrypoint),
+        ),
         ("cmd", show(&a.config.cmd), show(&b.config.cmd)),
-        ("workdir", a.config.workdir.clone().unwrap_or_default(), b.config.workdir.clone().unwrap_or_default()),
+        (
+            "workdir",
+            a.config.workdir.clone().unwrap_or_default(),
+            b.config.workdir.clone().unwrap_or_default(),
+        ),
         ("env", show(&a.config.env), show(&b.config.env)),
-        ("architecture", a.config.architecture.clone().unwrap_or_default(), b.config.architecture.clone().unwrap_or_default()),
-        ("os", a.config.os.clone().unwrap_or_default(), b.config.os.clone().unwrap_or_default()),
+        (
+            "architecture",
+            a.config.architecture.clone().unwrap_or_default(),
+            b.config.architecture.clone().unwrap_or_default(),
+        ),
+        (
+            "os",
+            a.config.os.clone().unwrap_or_default(),
+            b.config.os.clone().unwrap_or_default(),
+        ),
     ];
     let config_changes = fields
         .into_iter()

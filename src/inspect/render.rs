@@ -28,11 +28,23 @@ fn list(v: &[String]) -> String {
 pub fn render_table(s: &ImageSummary) -> String {
     let c = &s.config;
     let mut out = String::new();
-    let _ = writeln!(out, "manifest      {} ({}, {} bytes)", s.manifest_digest, s.manifest_media_type, s.manifest_size);
+    let _ = writeln!(
+        out,
+        "manifest      {} ({}, {} bytes)",
+        s.manifest_digest, s.manifest_media_type, s.manifest_size
+    );
     let _ = writeln!(out, "config        {}", s.config_digest);
     let platform = match &c.variant {
-        Some(v) => format!("{}/{}/{v}", c.os.as_deref().unwrap_or("?"), c.architecture.as_deref().unwrap_or("?")),
-        None => format!("{}/{}", c.os.as_deref().unwrap_or("?"), c.architecture.as_deref().unwrap_or("?")),
+        Some(v) => format!(
+            "{}/{}/{v}",
+            c.os.as_deref().unwrap_or("?"),
+            c.architecture.as_deref().unwrap_or("?")
+        ),
+        None => format!(
+            "{}/{}",
+            c.os.as_deref().unwrap_or("?"),
+            c.architecture.as_deref().unwrap_or("?")
+        ),
     };
     let _ = writeln!(out, "platform      {platform}");
     if let Some(created) = &c.created {
@@ -52,7 +64,11 @@ pub fn render_table(s: &ImageSummary) -> String {
         s.layers.len()
     );
     let _ = writeln!(out);
-    let _ = writeln!(out, "{:>3}  {:<19}  {:>10}  {:>12}  {:>7}  created by", "#", "digest", "compressed", "uncompressed", "files");
+    let _ = writeln!(
+        out,
+        "{:>3}  {:<19}  {:>10}  {:>12}  {:>7}  created by",
+        "#", "digest", "compressed", "uncompressed", "files"
+    );
     for (i, l) in s.layers.iter().enumerate() {
         let created_by = l
             .history

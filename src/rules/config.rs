@@ -119,11 +119,9 @@ impl ImageConfig {
 
     /// The value of `name` in the config's environment.
     pub fn env_var(&self, name: &str) -> Option<&str> {
-        self.env.iter().find_map(|e| {
-            e.split_once('=')
-                .filter(|(k, _)| *k == name)
-                .map(|(_, v)| v)
-        })
+        self.env
+            .iter()
+            .find_map(|e| e.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
     }
 
     /// The history entry of each layer, skipping `empty_layer` entries; `None`

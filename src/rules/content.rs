@@ -100,7 +100,11 @@ pub(super) fn check_content(image: &Image, ctx: &CheckContext) -> Result<Vec<Fin
         if hard_links.count > 0 {
             out.push(Finding::new(
                 &HARD_LINK,
-                format!("{what} has {} hard-link entries: {}", hard_links.count, hard_links.list()),
+                format!(
+                    "{what} has {} hard-link entries: {}",
+                    hard_links.count,
+                    hard_links.list()
+                ),
             ));
         }
         if orphans.count > 0 {
@@ -118,7 +122,10 @@ pub(super) fn check_content(image: &Image, ctx: &CheckContext) -> Result<Vec<Fin
     if !unreadable.is_empty() {
         out.push(Finding::new(
             &CONTENT_NOT_CHECKED,
-            format!("could not read {}; entrypoint, permission and handler rules skipped", unreadable.join(", ")),
+            format!(
+                "could not read {}; entrypoint, permission and handler rules skipped",
+                unreadable.join(", ")
+            ),
         ));
         return Ok(out);
     }
@@ -150,12 +157,21 @@ fn runtime_dirs(config: &ImageConfig) -> BTreeSet<String> {
     dirs
 }
 
-fn check_entrypoint(view: &FlatView, config: &ImageConfig, arch: Option<Architecture>, out: &mut Vec<Finding>) {
+fn check_entrypoint(
+    view: &FlatView,
+    config: &ImageConfig,
+    arch: Option<Architecture>,
+    out: &mut Vec<Finding>,
+) {
     let Some(program) = config.program() else { return };
     if !program.starts_with('/') {
         return; // check_limits reported it
     }
-    let field = if config.entrypoint.is_empty() { "cmd" } else { "entrypoint" };
+    let field = if config.entrypoint.is_empty() {
+        "cmd"
+    } else {
+        "entrypoint"
+    };
     let Some((found, node)) = view.lookup(program, false) else {
         out.push(Finding::new(
             &ENTRYPOINT_MISSING,
@@ -189,14 +205,21 @@ fn check_entrypoint(view: &FlatView, config: &ImageConfig, arch: Option<Architec
     if node.kind != EntryKind::File {
         out.push(Finding::new(
             &ENTRYPOINT_NOT_EXECUTABLE,
-            format!("{field} {program} (/{found}) is a {:?}, not a regular file", node.kind).to_lowercase(),
+            format!(
+                "{field} {program} (/{found}) is a {:?}, not a regular file",
+                node.kind
+            )
+            .to_lowercase(),
         ));
         return;
     }
     if node.mode & 0o001 == 0 {
         out.push(Finding::new(
             &ENTRYPOINT_NOT_EXECUTABLE,
-            format!("{field} {program} has mode {:04o}: other users cannot execute it", node.mode & 0o7777),
+            format!(
+                "{field} {program} has mode {:04o}: other users cannot execute it",
+                node.mode & 0o7777
+            ),
         ));
     }
     if let Some(arch) = arch {
@@ -277,7 +300,11 @@ fn check_permissions(view: &FlatView, config: &ImageConfig, out: &mut Vec<Findin
     if files.count > 0 {
         out.push(Finding::new(
             &UNREADABLE_FILE,
-            format!("{} files are not readable by other users: {}", files.count, files.list()),
+            format!(
+                "{} files are not readable by other users: {}",
+                files.count,
+                files.list()
+            ),
         ));
     }
     if dirs.count > 0 {

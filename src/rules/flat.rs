@@ -166,7 +166,13 @@ impl FlatView {
                     if target.starts_with('/') {
                         current.clear();
                     }
-                    pending.extend(target.split('/').filter(|c| !c.is_empty() && *c != ".").rev().map(str::to_string));
+                    pending.extend(
+                        target
+                            .split('/')
+                            .filter(|c| !c.is_empty() && *c != ".")
+                            .rev()
+                            .map(str::to_string),
+                    );
                 }
                 Some(node) if last => return Some((next, node)),
                 Some(_) => current = next,
@@ -227,10 +233,17 @@ mod tests {
         let mut d = LayerDelta::default();
         d.add(&entry("usr/bin/tool", EntryKind::File, None), None, 0);
         d.add(&entry("bin", EntryKind::Symlink, Some("usr/bin")), None, 0);
-        d.add(&entry("usr/bin/alias", EntryKind::Symlink, Some("/usr/bin/tool")), None, 0);
+        d.add(
+            &entry("usr/bin/alias", EntryKind::Symlink, Some("/usr/bin/tool")),
+            None,
+            0,
+        );
         view.apply(d);
         assert_eq!(view.lookup("/bin/tool", false).unwrap().0, "usr/bin/tool");
-        assert_eq!(view.lookup("/bin/alias", false).unwrap().1.kind, EntryKind::Symlink);
+        assert_eq!(
+            view.lookup("/bin/alias", false).unwrap().1.kind,
+            EntryKind::Symlink
+        );
         assert_eq!(view.lookup("/bin/alias", true).unwrap().0, "usr/bin/tool");
         assert!(view.lookup("/bin/missing", true).is_none());
     }

@@ -116,7 +116,9 @@ impl HandlerPlan {
 
 /// Whether Python source defines or imports `name` at some line.
 fn python_defines(source: &str, name: &str) -> bool {
-    let is_word = |s: &str| s.starts_with(name) && !s[name.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_');
+    let is_word = |s: &str| {
+        s.starts_with(name) && !s[name.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+    };
     source.lines().any(|line| {
         let t = line.trim_start();
         let t = t.strip_prefix("async ").map(str::trim_start).unwrap_or(t);
@@ -125,7 +127,9 @@ fn python_defines(source: &str, name: &str) -> bool {
         }
         // `handler = make_handler()` at module level, or `from x import handler`.
         (line.starts_with(name) && is_word(line) && line[name.len()..].trim_start().starts_with('='))
-            || (t.starts_with("from ") && t.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|w| w == name))
+            || (t.starts_with("from ")
+                && t.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .any(|w| w == name))
     })
 }
 
@@ -135,7 +139,9 @@ pub fn check_handler(plan: &HandlerPlan, view: &FlatView) -> Vec<Finding> {
     };
     let label = format!("handler {} ({})", plan.handler, plan.runtime);
     for path in plan.candidates() {
-        let Some((found, node)) = view.resolve_file(&path) else { continue };
+        let Some((found, node)) = view.resolve_file(&path) else {
+            continue;
+        };
         if node.kind != EntryKind::File {
             continue;
         }
@@ -185,7 +191,10 @@ mod tests {
 
     #[test]
     fn finds_defs_assignments_and_imports() {
-        assert!(python_defines("import json\n\ndef handler(event, context):\n    pass\n", "handler"));
+        assert!(python_defines(
+            "import json\n\ndef handler(event, context):\n    pass\n",
+            "handler"
+        ));
         assert!(python_defines("async def handler(e, c): ...", "handler"));
         assert!(python_defines("handler = Mangum(app)\n", "handler"));
         assert!(python_defines("from .impl import handler\n", "handler"));

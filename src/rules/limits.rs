@@ -55,7 +55,7 @@ fn check_sizes(image: &Image, limits: &Limits, out: &mut Vec<Finding>) {
     let total = image.uncompressed_size();
     if total > limits.max_uncompressed {
         let mut by_size: Vec<_> = image.layers.iter().enumerate().collect();
-        by_size.sort_by(|a, b| b.1.uncompressed_size.cmp(&a.1.uncompressed_size));
+        by_size.sort_by_key(|(_, l)| std::cmp::Reverse(l.uncompressed_size));
         let largest: Vec<String> = by_size
             .iter()
             .take(3)
@@ -95,7 +95,10 @@ fn check_sizes(image: &Image, limits: &Limits, out: &mut Vec<Finding>) {
     if n > limits.layer_error {
         out.push(Finding::new(
             &TOO_MANY_LAYERS,
-            format!("the image has {n} layers, over the limit of {}", limits.layer_error),
+            format!(
+                "the image has {n} layers, over the limit of {}",
+                limits.layer_error
+            ),
         ));
     } else if n > limits.layer_warning {
         out.push(Finding::new(
@@ -116,7 +119,10 @@ fn check_media_types(image: &Image, out: &mut Vec<Finding>) {
             return;
         }
         Err(e) => {
-            out.push(Finding::new(&MANIFEST_MEDIA_TYPE, format!("manifest {}: {e}", image.manifest_digest)));
+            out.push(Finding::new(
+                &MANIFEST_MEDIA_TYPE,
+                format!("manifest {}: {e}", image.manifest_digest),
+            ));
             return;
         }
     };
@@ -153,7 +159,9 @@ fn check_media_types(image: &Image, out: &mut Vec<Finding>) {
                 families.push((family, what.clone()));
                 match compression {
                     Compression::Gzip => {}
-                    Compression::None => not_gzip.push(format!("{what} is uncompressed ({})", layer.media_type)),
+                    Compression::None => {
+                        not_gzip.push(format!("{what} is uncompressed ({})", layer.media_type))
+                    }
                     Compression::Zstd => not_gzip.push(format!("{what} is zstd ({})", layer.media_type)),
                 }
             }
@@ -218,7 +226,11 @@ fn check_config_fields(config: &ImageConfig, out: &mut Vec<Finding>) {
     } else if let Some(program) = config.program()
         && !program.starts_with('/')
     {
-        let field = if config.entrypoint.is_empty() { "Cmd[0]" } else { "Entrypoint[0]" };
+        let field = if config.entrypoint.is_empty() {
+            "Cmd[0]"
+        } else {
+            "Entrypoint[0]"
+        };
         out.push(Finding::new(
             &ENTRYPOINT_NOT_ABSOLUTE,
             format!("{field} is {program:?}, not an absolute path"),
@@ -227,7 +239,10 @@ fn check_config_fields(config: &ImageConfig, out: &mut Vec<Finding>) {
     if !config.ignored.is_empty() {
         out.push(Finding::new(
             &IGNORED_CONFIG,
-            format!("image config sets {}, which Lambda ignores", config.ignored.join(", ")),
+            format!(
+                "image config sets {}, which Lambda ignores",
+                config.ignored.join(", ")
+            ),
         ));
     }
 }

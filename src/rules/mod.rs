@@ -16,8 +16,8 @@ pub mod walk;
 use serde::Serialize;
 
 pub use catalog::{RULES, rule};
-pub use config::ImageConfig;
 pub use config::HistoryEntry;
+pub use config::ImageConfig;
 pub use content::elf_machine;
 pub use flat::{FlatView, LayerDelta, Node, NodeKind};
 pub use limits::human_bytes;
@@ -98,7 +98,7 @@ pub fn has_errors(findings: &[Finding]) -> bool {
 /// The human view of findings: one block per finding, errors first.
 pub fn render_findings(findings: &[Finding]) -> String {
     let mut sorted: Vec<&Finding> = findings.iter().collect();
-    sorted.sort_by(|a, b| b.severity.cmp(&a.severity));
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let mut out = String::new();
     for f in sorted {
         out.push_str(&f.to_string());
@@ -146,23 +146,24 @@ pub struct CheckContext {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("cannot read layer {layer} of the image ({path}): {source}; the blob may be truncated or corrupt, fetch it again")]
+    #[error(
+        "cannot read layer {layer} of the image ({path}): {source}; the blob may be truncated or corrupt, fetch it again"
+    )]
     Layer {
         layer: Digest,
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("layer {layer} has media type {media_type}, which lambda-img cannot decompress; recompress it with gzip")]
+    #[error(
+        "layer {layer} has media type {media_type}, which lambda-img cannot decompress; recompress it with gzip"
+    )]
     Unreadable { layer: Digest, media_type: String },
 }
 
 /// Every rule: [`check_limits`] plus the filesystem rules, which stream each
 /// layer once (never unpacked to disk; memory grows with the number of paths,
 /// not with layer bytes).
-pub fn check_image(
-    image: &crate::image::Image,
-    ctx: &CheckContext,
-) -> Result<Vec<Finding>, CheckError> {
+pub fn check_image(image: &crate::image::Image, ctx: &CheckContext) -> Result<Vec<Finding>, CheckError> {
     let mut findings = check_limits(image, &ctx.limits, ctx.arch);
     findings.extend(content::check_content(image, ctx)?);
     Ok(findings)

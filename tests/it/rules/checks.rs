@@ -5,7 +5,8 @@ use lambda_img::image::{
     Architecture, DOCKER_LAYER_GZIP, MediaFamily, OCI_INDEX, OCI_LAYER_TAR, OCI_LAYER_ZSTD, write_index,
 };
 use lambda_img::rules::{
-    self, CheckContext, Finding, Limits, RULES, Severity, check_image, check_limits, has_errors, index_finding,
+    self, CheckContext, Finding, Limits, RULES, Severity, check_image, check_limits, has_errors,
+    index_finding,
 };
 use serde_json::json;
 
@@ -30,9 +31,15 @@ fn breaks(id: &str, mut bad: ImageBuilder, ctx: &CheckContext) -> Finding {
     assert!(!ids(&clean).contains(&id), "clean image gave {id}: {clean:#?}");
     let findings = check_image(&bad.build(), ctx).unwrap();
     let found = findings.iter().find(|f| f.rule_id == id);
-    let found = found.unwrap_or_else(|| panic!("expected {id}, got {findings:#?}")).clone();
+    let found = found
+        .unwrap_or_else(|| panic!("expected {id}, got {findings:#?}"))
+        .clone();
     assert_eq!(found.severity, rules::rule(id).unwrap().severity);
-    assert!(!found.message.contains('\n'), "one-line message: {}", found.message);
+    assert!(
+        !found.message.contains('\n'),
+        "one-line message: {}",
+        found.message
+    );
     found
 }
 
@@ -48,7 +55,10 @@ fn aws_shaped_image_gives_no_finding() {
 #[test]
 fn every_rule_has_text_and_a_source() {
     for r in RULES {
-        assert!(!r.summary.is_empty() && !r.fix.is_empty() && !r.source.is_empty(), "{r:?}");
+        assert!(
+            !r.summary.is_empty() && !r.fix.is_empty() && !r.source.is_empty(),
+            "{r:?}"
+        );
     }
     let f = index_finding("oci:./x:latest", OCI_INDEX);
     assert_eq!((f.rule_id, f.severity), ("LI001", Severity::Error));
@@ -67,13 +77,24 @@ fn li001_manifest_bytes_that_are_an_index() {
 
 #[test]
 fn li002_unknown_layer_media_type() {
-    let f = breaks("LI002", aws_like().layer_as(TarLayer::new(), "application/octet-stream"), &ctx());
-    assert!(f.message.contains("layer 5") && f.message.contains("application/octet-stream"), "{f}");
+    let f = breaks(
+        "LI002",
+        aws_like().layer_as(TarLayer::new(), "application/octet-stream"),
+        &ctx(),
+    );
+    assert!(
+        f.message.contains("layer 5") && f.message.contains("application/octet-stream"),
+        "{f}"
+    );
 }
 
 #[test]
 fn li003_docker_layer_in_oci_manifest() {
-    let f = breaks("LI003", aws_like().layer_as(TarLayer::new().dir("x", 0o755), DOCKER_LAYER_GZIP), &ctx());
+    let f = breaks(
+        "LI003",
+        aws_like().layer_as(TarLayer::new().dir("x", 0o755), DOCKER_LAYER_GZIP),
+        &ctx(),
+    );
     assert!(f.message.contains("oci") && f.message.contains("docker"), "{f}");
 }
 
@@ -97,8 +118,14 @@ fn li010_uncompressed_total_over_10_gib_names_the_largest_layers() {
     let findings = check_limits(&image, &Limits::default(), None);
     let f = findings.iter().find(|f| f.rule_id == "LI010").expect("LI010");
     assert!(f.message.contains("10737418240"), "{f}");
-    assert!(f.message.contains("layer 2") && f.message.contains("6.0 GiB"), "{f}");
-    assert!(f.message.contains("layer 4") && f.message.contains("5.0 GiB"), "{f}");
+    assert!(
+        f.message.contains("layer 2") && f.message.contains("6.0 GiB"),
+        "{f}"
+    );
+    assert!(
+        f.message.contains("layer 4") && f.message.contains("5.0 GiB"),
+        "{f}"
+    );
     // The CLI may lower the limit.
     let tight = Limits {
         max_uncompressed: 1000,
@@ -126,11 +153,17 @@ fn li011_li012_li013_manifest_bytes_and_layer_count() {
     assert!(under.is_empty(), "{under:#?}");
     let image = with_layers(175).build();
     let err = check_limits(&image, &Limits::default(), None);
-    assert!(ids(&err).contains(&"LI013") && !ids(&err).contains(&"LI012"), "{err:#?}");
+    assert!(
+        ids(&err).contains(&"LI013") && !ids(&err).contains(&"LI012"),
+        "{err:#?}"
+    );
     // 175 layer descriptors (about 150 bytes each) overflow 25,400 bytes.
     assert!(image.manifest.len() > 25_400);
     let f = err.iter().find(|f| f.rule_id == "LI011").expect("LI011");
-    assert!(f.message.contains(&image.manifest.len().to_string()) && f.message.contains("25400"), "{f}");
+    assert!(
+        f.message.contains(&image.manifest.len().to_string()) && f.message.contains("25400"),
+        "{f}"
+    );
 }
 
 #[test]
@@ -172,7 +205,9 @@ fn li022_elf_entrypoint_and_bootstrap_for_the_wrong_machine() {
     );
     let findings = check_image(&bad.build(), &ctx()).unwrap();
     assert!(
-        findings.iter().any(|f| f.rule_id == "LI022" && f.message.starts_with("bootstrap")),
+        findings
+            .iter()
+            .any(|f| f.rule_id == "LI022" && f.message.starts_with("bootstrap")),
         "{findings:#?}"
     );
     // The same image is right for an arm64 function (config aside).
@@ -181,17 +216,30 @@ fn li022_elf_entrypoint_and_bootstrap_for_the_wrong_machine() {
         ..ctx()
     };
     let findings = check_image(&bad.build(), &arm).unwrap();
-    assert!(!findings.iter().any(|f| f.message.starts_with("bootstrap")), "{findings:#?}");
+    assert!(
+        !findings.iter().any(|f| f.message.starts_with("bootstrap")),
+        "{findings:#?}"
+    );
 }
 
 #[test]
 fn li030_neither_entrypoint_nor_cmd() {
-    breaks("LI030", aws_like().set("/config/Entrypoint", json!(null)).set("/config/Cmd", json!([])), &ctx());
+    breaks(
+        "LI030",
+        aws_like()
+            .set("/config/Entrypoint", json!(null))
+            .set("/config/Cmd", json!([])),
+        &ctx(),
+    );
 }
 
 #[test]
 fn li031_entrypoint_not_absolute() {
-    let f = breaks("LI031", aws_like().set("/config/Entrypoint", json!(["lambda-entrypoint.sh"])), &ctx());
+    let f = breaks(
+        "LI031",
+        aws_like().set("/config/Entrypoint", json!(["lambda-entrypoint.sh"])),
+        &ctx(),
+    );
     assert!(f.message.contains("lambda-entrypoint.sh"), "{f}");
 }
 
@@ -209,13 +257,25 @@ fn li032_entrypoint_is_a_symlink() {
 
 #[test]
 fn li033_entrypoint_missing_or_removed_by_a_whiteout() {
-    breaks("LI033", aws_like().set("/config/Entrypoint", json!(["/var/task/nope"])), &ctx());
+    breaks(
+        "LI033",
+        aws_like().set("/config/Entrypoint", json!(["/var/task/nope"])),
+        &ctx(),
+    );
     // Present in a lower layer, deleted by a whiteout in a later one.
-    let whiteout = aws_like().layer(TarLayer::new().raw_dir(".", 0o755).raw_file(".wh.lambda-entrypoint.sh", 0o644, b""));
+    let whiteout = aws_like().layer(TarLayer::new().raw_dir(".", 0o755).raw_file(
+        ".wh.lambda-entrypoint.sh",
+        0o644,
+        b"",
+    ));
     breaks("LI033", whiteout, &ctx());
     // An opaque directory hides the lower layer's /usr/bin.
     let opaque = aws_like()
-        .layer(TarLayer::new().dir("usr/bin", 0o755).raw_file("usr/bin/.wh..wh..opq", 0o644, b""))
+        .layer(
+            TarLayer::new()
+                .dir("usr/bin", 0o755)
+                .raw_file("usr/bin/.wh..wh..opq", 0o644, b""),
+        )
         .set("/config/Entrypoint", json!(["/usr/bin/python3.12"]));
     breaks("LI033", opaque, &ctx());
 }
@@ -233,7 +293,10 @@ fn li034_entrypoint_not_executable_by_others() {
 fn li040_hard_link_entry() {
     let bad = aws_like().layer(TarLayer::new().hardlink("var/task/copy.py", "var/task/app.py"));
     let f = breaks("LI040", bad, &ctx());
-    assert!(f.message.contains("layer 5") && f.message.contains("/var/task/copy.py"), "{f}");
+    assert!(
+        f.message.contains("layer 5") && f.message.contains("/var/task/copy.py"),
+        "{f}"
+    );
 }
 
 #[test]
@@ -241,7 +304,10 @@ fn li041_entry_without_its_parent_directory_earlier_in_the_layer() {
     // var/task/ exists in a lower layer, but not in this one: Lambda refuses it.
     let bad = aws_like().layer(TarLayer::new().raw_file("var/task/extra.py", 0o644, b"x = 1\n"));
     let f = breaks("LI041", bad, &ctx());
-    assert!(f.message.contains("/var/task/extra.py") && f.message.contains("/var/task/"), "{f}");
+    assert!(
+        f.message.contains("/var/task/extra.py") && f.message.contains("/var/task/"),
+        "{f}"
+    );
     // Parent written after the child counts as missing too.
     let late = aws_like().layer(TarLayer::new().raw_file("z/a", 0o644, b"").raw_dir("z", 0o755));
     breaks("LI041", late, &ctx());
@@ -252,7 +318,11 @@ fn li050_file_not_readable_by_others() {
     let bad = aws_like().layer(TarLayer::new().file("var/task/secret.json", 0o600, b"{}"));
     let f = breaks("LI050", bad, &ctx());
     assert!(f.message.contains("/var/task/secret.json (0600)"), "{f}");
-    breaks("LI050", aws_like().layer(TarLayer::new().file("opt/lib/x.so", 0o640, b"")), &ctx());
+    breaks(
+        "LI050",
+        aws_like().layer(TarLayer::new().file("opt/lib/x.so", 0o640, b"")),
+        &ctx(),
+    );
     // Outside the checked roots, a private file is not Lambda's concern.
     let mut ok = aws_like().layer(TarLayer::new().file("root/.netrc", 0o600, b""));
     assert!(check_image(&ok.build(), &ctx()).unwrap().is_empty());
@@ -260,17 +330,37 @@ fn li050_file_not_readable_by_others() {
 
 #[test]
 fn li051_directory_others_cannot_enter() {
-    let f = breaks("LI051", aws_like().layer(TarLayer::new().dir("opt/extensions", 0o700)), &ctx());
+    let f = breaks(
+        "LI051",
+        aws_like().layer(TarLayer::new().dir("opt/extensions", 0o700)),
+        &ctx(),
+    );
     assert!(f.message.contains("/opt/extensions (0700)"), "{f}");
     // /var itself must be enterable to reach /var/task.
-    breaks("LI051", aws_like().layer(TarLayer::new().raw_dir("var", 0o750)), &ctx());
+    breaks(
+        "LI051",
+        aws_like().layer(TarLayer::new().raw_dir("var", 0o750)),
+        &ctx(),
+    );
 }
 
 #[test]
 fn li060_handler_not_found() {
-    let f = breaks("LI060", aws_like().set("/config/Cmd", json!(["app.missing_handler"])), &ctx());
-    assert!(f.message.contains("/var/task/app.py does not define missing_handler"), "{f}");
-    let f = breaks("LI060", aws_like().set("/config/Cmd", json!(["nope.handler"])), &ctx());
+    let f = breaks(
+        "LI060",
+        aws_like().set("/config/Cmd", json!(["app.missing_handler"])),
+        &ctx(),
+    );
+    assert!(
+        f.message
+            .contains("/var/task/app.py does not define missing_handler"),
+        "{f}"
+    );
+    let f = breaks(
+        "LI060",
+        aws_like().set("/config/Cmd", json!(["nope.handler"])),
+        &ctx(),
+    );
     assert!(f.message.contains("/var/task/nope.py"), "{f}");
     assert_eq!(f.severity, Severity::Warning);
     // Package modules and the handler from the context.
@@ -286,7 +376,11 @@ fn li060_handler_not_found() {
         handler: Some("index.handler".into()),
         ..ctx()
     };
-    let mut js = aws_like().layer(TarLayer::new().file("var/task/index.mjs", 0o644, b"export const handler = async () => 1;\n"));
+    let mut js = aws_like().layer(TarLayer::new().file(
+        "var/task/index.mjs",
+        0o644,
+        b"export const handler = async () => 1;\n",
+    ));
     assert!(check_image(&js.build(), &node).unwrap().is_empty());
     let findings = check_image(&aws_like().build(), &node).unwrap();
     assert_eq!(ids(&findings), ["LI060"], "{findings:#?}");
@@ -305,7 +399,10 @@ fn li070_config_fields_lambda_ignores() {
         .set("/config/ExposedPorts", json!({"8080/tcp": {}}));
     let f = breaks("LI070", bad, &ctx());
     assert_eq!(f.severity, Severity::Info);
-    assert!(f.message.contains("User=1000") && f.message.contains("8080/tcp"), "{f}");
+    assert!(
+        f.message.contains("User=1000") && f.message.contains("8080/tcp"),
+        "{f}"
+    );
 }
 
 #[test]

@@ -57,7 +57,9 @@ impl TarLayer {
     /// A directory entry, exactly as given (no parents added).
     pub fn raw_dir(mut self, path: &str, mode: u32) -> Self {
         let mut h = Self::header(tar::EntryType::Directory, mode, 0);
-        self.builder.append_data(&mut h, format!("{path}/"), &[][..]).unwrap();
+        self.builder
+            .append_data(&mut h, format!("{path}/"), &[][..])
+            .unwrap();
         self.dirs.insert(path.to_string());
         self
     }
@@ -140,7 +142,10 @@ impl ImageBuilder {
     /// Sets the config value at a JSON pointer (the parent must exist).
     pub fn set(mut self, pointer: &str, value: Value) -> Self {
         let (parent, key) = pointer.rsplit_once('/').unwrap();
-        let parent = self.config.pointer_mut(parent).unwrap_or_else(|| panic!("no {parent}"));
+        let parent = self
+            .config
+            .pointer_mut(parent)
+            .unwrap_or_else(|| panic!("no {parent}"));
         parent[key] = value;
         self
     }
@@ -196,7 +201,8 @@ impl ImageBuilder {
     }
 }
 
-pub const APP_PY: &[u8] = b"import json\n\n\ndef lambda_handler(event, context):\n    return {\"statusCode\": 200}\n";
+pub const APP_PY: &[u8] =
+    b"import json\n\n\ndef lambda_handler(event, context):\n    return {\"statusCode\": 200}\n";
 
 /// The base-OS layer of an AWS-shaped image: root dir, /bin -> usr/bin, an
 /// x86_64 ELF, /lambda-entrypoint.sh (a script), /etc/motd (whited out later).
@@ -207,7 +213,11 @@ pub fn base_os_layer() -> TarLayer {
         .symlink("bin", "usr/bin")
         .file("etc/os-release", 0o644, b"NAME=\"Amazon Linux\"\n")
         .file("etc/motd", 0o644, b"hello\n")
-        .file("lambda-entrypoint.sh", 0o755, b"#!/bin/sh\nexec /usr/local/bin/aws-lambda-rie \"$@\"\n")
+        .file(
+            "lambda-entrypoint.sh",
+            0o755,
+            b"#!/bin/sh\nexec /usr/local/bin/aws-lambda-rie \"$@\"\n",
+        )
         .dir("tmp", 0o1777)
 }
 

@@ -27,7 +27,11 @@ fn summary_has_config_essentials_and_per_layer_facts() {
     // Layer 1: ./, usr/, usr/bin/, python3.12, bin ->, etc/, os-release, motd, entrypoint, tmp/.
     assert_eq!(s.layers[0].entries, Some(10));
     assert_eq!(s.layers[0].files, Some(4));
-    let largest: Vec<_> = s.layers[0].largest.iter().map(|p| (p.path.as_str(), p.size)).collect();
+    let largest: Vec<_> = s.layers[0]
+        .largest
+        .iter()
+        .map(|p| (p.path.as_str(), p.size))
+        .collect();
     assert_eq!(largest[0], ("/usr/bin/python3.12", 64));
     assert!(largest.windows(2).all(|w| w[0].1 >= w[1].1), "{largest:?}");
     for (l, sl) in image.layers.iter().zip(&s.layers) {
@@ -37,12 +41,18 @@ fn summary_has_config_essentials_and_per_layer_facts() {
         // `"history": null` in the config: no entry to match.
         assert!(sl.history.is_none());
     }
+    // Layer 3 only deletes /etc/motd.
+    assert_eq!((s.layers[2].files, s.layers[2].whiteouts), (Some(0), Some(1)));
+    assert!(s.layers[2].largest.is_empty());
     let json = serde_json::to_value(&s).unwrap();
     assert_eq!(json["layers"][0]["files"], 4);
     assert_eq!(json["config"]["entrypoint"][0], "/lambda-entrypoint.sh");
     let table = render_table(&s);
     assert!(table.contains(&s.manifest_digest.to_string()), "{table}");
-    assert!(table.contains(s.layers[3].digest.short()) && table.contains("/var/task/app.py"), "{table}");
+    assert!(
+        table.contains(s.layers[3].digest.short()) && table.contains("/var/task/app.py"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -64,7 +74,15 @@ fn history_skips_empty_layer_entries() {
         .iter()
         .map(|l| l.history.as_ref().unwrap().created_by.clone().unwrap())
         .collect();
-    assert_eq!(by, ["ADD rootfs.tar /", "COPY runtime /var", "RUN rm /etc/motd", "COPY app.py /var/task"]);
+    assert_eq!(
+        by,
+        [
+            "ADD rootfs.tar /",
+            "COPY runtime /var",
+            "RUN rm /etc/motd",
+            "COPY app.py /var/task"
+        ]
+    );
 }
 
 #[test]
@@ -86,8 +104,14 @@ fn diff_shows_shared_and_changed_layers_and_config_changes() {
     assert_eq!(d.config_changes.len(), 1);
     assert_eq!(d.config_changes[0].field, "cmd");
     let text = render_diff(&d);
-    assert!(text.contains("3 layers shared") && text.contains("1 only in a") && text.contains("1 only in b"), "{text}");
-    assert!(text.contains("cmd: [\"app.lambda_handler\"] -> [\"app.other\"]"), "{text}");
+    assert!(
+        text.contains("3 layers shared") && text.contains("1 only in a") && text.contains("1 only in b"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cmd: [\"app.lambda_handler\"] -> [\"app.other\"]"),
+        "{text}"
+    );
     // An image against itself: everything shared.
     let same = diff(&a, &a);
     assert!(same.only_a.is_empty() && same.only_b.is_empty() && same.config_changes.is_empty());
@@ -99,7 +123,10 @@ fn diff_of_oci_and_docker_copies_shares_every_layer() {
     let mut oci = aws_like();
     let mut docker = aws_like();
     docker.family = MediaFamily::Docker;
-    let (a, b) = (summarize(&oci.build()).unwrap(), summarize(&docker.build()).unwrap());
+    let (a, b) = (
+        summarize(&oci.build()).unwrap(),
+        summarize(&docker.build()).unwrap(),
+    );
     let d = diff(&a, &b);
     assert_ne!(d.a, d.b);
     assert_eq!(d.shared.len(), 4);
@@ -121,14 +148,22 @@ fn umoci_history_is_matched_to_layers() {
     run_ok(Command::new("umoci").arg("init").arg("--layout").arg(&layout));
     run_ok(Command::new("umoci").args(["new", "--image", &image]));
     run_ok(Command::new("umoci").args(["config", "--image", &image, "--config.cmd", "/x"]));
-    run_ok(Command::new("umoci").args(["insert", "--history.created_by", "insert app", "--image", &image]).arg(&root).arg("/"));
+    run_ok(
+        Command::new("umoci")
+            .args(["insert", "--history.created_by", "insert app", "--image", &image])
+            .arg(&root)
+            .arg("/"),
+    );
     let Read::Image(img) = read_oci(&layout, "x", &cache) else {
         panic!("index")
     };
     let s = summarize(&img).unwrap();
     assert_eq!(s.layers.len(), 1);
     let l = &s.layers[0];
-    assert_eq!(l.history.as_ref().unwrap().created_by.as_deref(), Some("insert app"));
+    assert_eq!(
+        l.history.as_ref().unwrap().created_by.as_deref(),
+        Some("insert app")
+    );
     assert_eq!(l.files, Some(2));
     assert_eq!(l.largest[0].path, "/var/task/a.txt");
     assert_eq!(l.largest[0].size, 3000);

@@ -11,12 +11,18 @@ use lambda_img::source::{SourceError, assemble_base};
 
 /// What a reference named.
 pub enum Read {
-    Image(Image),
+    Image(Box<Image>),
     /// An index or manifest list, with its media type.
     Index(String),
 }
 
-fn assemble(bytes: Vec<u8>, view: &ManifestView, blob: impl Fn(&Descriptor) -> PathBuf, what: &str, cache: &Cache) -> Image {
+fn assemble(
+    bytes: Vec<u8>,
+    view: &ManifestView,
+    blob: impl Fn(&Descriptor) -> PathBuf,
+    what: &str,
+    cache: &Cache,
+) -> Image {
     let config = std::fs::read(blob(&view.config)).unwrap();
     let locate = |d: &Descriptor| -> Result<PathBuf, SourceError> { Ok(blob(d)) };
     assemble_base(bytes, view, config, &locate, what, None, cache).unwrap_or_else(|e| panic!("{what}: {e}"))
@@ -25,7 +31,8 @@ fn assemble(bytes: Vec<u8>, view: &ManifestView, blob: impl Fn(&Descriptor) -> P
 /// Reads `dir:tag` of an OCI layout.
 pub fn read_oci(dir: &Path, tag: &str, cache: &Cache) -> Read {
     let blob = |d: &Descriptor| dir.join("blobs/sha256").join(d.digest.hex());
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     let entry = index["manifests"]
         .as_array()
         .unwrap()
@@ -37,7 +44,7 @@ pub fn read_oci(dir: &Path, tag: &str, cache: &Cache) -> Read {
     let what = format!("oci:{}:{tag}", dir.display());
     match parse_document(&bytes, Some(&desc.media_type), &what).unwrap() {
         Document::Index(i) => Read::Index(i.media_type.unwrap_or(desc.media_type)),
-        Document::Manifest(view) => Read::Image(assemble(bytes, &view, blob, &what, cache)),
+        Document::Manifest(view) => Read::Image(Box::new(assemble(bytes, &view, blob, &what, cache))),
     }
 }
 

@@ -82,12 +82,21 @@ fn a_1_gib_layer_is_checked_with_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("rss");
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["rules::memory::a_1_gib_layer_is_checked_with_bounded_memory", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "rules::memory::a_1_gib_layer_is_checked_with_bounded_memory",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD, &report)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("no measurement ({e}):\n{stdout}"));
     let (before, after) = line.split_once(' ').unwrap();
     let (before, after): (u64, u64) = (before.parse().unwrap(), after.parse().unwrap());

@@ -32,7 +32,7 @@ fn write(path: &Path, content: &[u8], mode: u32) {
 
 fn image_of(read: Read) -> lambda_img::image::Image {
     match read {
-        Read::Image(i) => i,
+        Read::Image(i) => *i,
         Read::Index(mt) => panic!("expected an image, got an index {mt}"),
     }
 }
@@ -42,11 +42,20 @@ fn umoci_function(work: &Path) -> std::path::PathBuf {
     let layout = work.join("layout");
     let root = work.join("root");
     write(&root.join("var/task/app.py"), APP_PY, 0o644);
-    write(&root.join("lambda-entrypoint.sh"), b"#!/bin/sh\nexec python3 -m awslambdaric \"$@\"\n", 0o755);
+    write(
+        &root.join("lambda-entrypoint.sh"),
+        b"#!/bin/sh\nexec python3 -m awslambdaric \"$@\"\n",
+        0o755,
+    );
     run_ok(Command::new("umoci").arg("init").arg("--layout").arg(&layout));
     let image = format!("{}:fn", layout.display());
     run_ok(Command::new("umoci").args(["new", "--image", &image]));
-    run_ok(Command::new("umoci").args(["insert", "--image", &image]).arg(&root).arg("/"));
+    run_ok(
+        Command::new("umoci")
+            .args(["insert", "--image", &image])
+            .arg(&root)
+            .arg("/"),
+    );
     run_ok(Command::new("umoci").args([
         "config",
         "--image",
@@ -80,7 +89,12 @@ fn umoci_image_is_clean_then_an_insert_below_var_task_breaks_lambdas_unpacker() 
     write(&extra.join("settings.json"), b"{}", 0o600);
     write(&extra.join("other.py"), b"def main(e, c):\n    pass\n", 0o644);
     let tag = format!("{}:fn", layout.display());
-    run_ok(Command::new("umoci").args(["insert", "--image", &tag]).arg(&extra).arg("/var/task"));
+    run_ok(
+        Command::new("umoci")
+            .args(["insert", "--image", &tag])
+            .arg(&extra)
+            .arg("/var/task"),
+    );
     let image = image_of(read_oci(&layout, "fn", &cache));
     let handler = CheckContext {
         handler: Some("other.handler".into()),
@@ -91,7 +105,10 @@ fn umoci_image_is_clean_then_an_insert_below_var_task_breaks_lambdas_unpacker() 
     got.sort();
     assert_eq!(got, ["LI041", "LI050", "LI060"], "{findings:#?}");
     let orphan = &findings.iter().find(|f| f.rule_id == "LI041").unwrap().message;
-    assert!(orphan.starts_with("layer 2 ") && orphan.contains("/var/task (no /var/ before it)"), "{orphan}");
+    assert!(
+        orphan.starts_with("layer 2 ") && orphan.contains("/var/task (no /var/ before it)"),
+        "{orphan}"
+    );
 }
 
 #[test]
@@ -110,13 +127,22 @@ fn skopeo_copies_to_oci_and_docker_v2s2_are_checked_alike() {
     assert!(check_image(&oci, &ctx()).unwrap().is_empty());
 
     let docker_dir = work.path().join("docker");
-    run_ok(Command::new("skopeo").args(["copy", "--format", "v2s2", &src, &format!("dir:{}", docker_dir.display())]));
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--format",
+        "v2s2",
+        &src,
+        &format!("dir:{}", docker_dir.display()),
+    ]));
     let docker = read_dir(&docker_dir, &cache);
     assert_eq!(docker.family, MediaFamily::Docker);
     let findings = check_image(&docker, &ctx()).unwrap();
     assert!(findings.is_empty(), "{findings:#?}");
     // Same layers byte for byte, a different manifest.
-    assert_eq!(docker.layers[0].descriptor.digest, oci.layers[0].descriptor.digest);
+    assert_eq!(
+        docker.layers[0].descriptor.digest,
+        oci.layers[0].descriptor.digest
+    );
     assert_ne!(docker.manifest_digest, oci.manifest_digest);
 }
 
