@@ -31,6 +31,10 @@ impl Examples {
             self.items.push(item());
         }
     }
+    /// `1 file` / `3 files`.
+    fn counted(&self, one: &str, many: &str) -> String {
+        format!("{} {}", self.count, if self.count == 1 { one } else { many })
+    }
     fn list(&self) -> String {
         let mut s = self.items.join(", ");
         if self.count > self.items.len() {
@@ -101,8 +105,8 @@ pub(super) fn check_content(image: &Image, ctx: &CheckContext) -> Result<Vec<Fin
             out.push(Finding::new(
                 &HARD_LINK,
                 format!(
-                    "{what} has {} hard-link entries: {}",
-                    hard_links.count,
+                    "{what} has {}: {}",
+                    hard_links.counted("hard-link entry", "hard-link entries"),
                     hard_links.list()
                 ),
             ));
@@ -111,8 +115,8 @@ pub(super) fn check_content(image: &Image, ctx: &CheckContext) -> Result<Vec<Fin
             out.push(Finding::new(
                 &MISSING_PARENT,
                 format!(
-                    "{what} has {} entries whose parent directory has no earlier entry: {}",
-                    orphans.count,
+                    "{what} has {} whose parent directory has no earlier entry: {}",
+                    orphans.counted("entry", "entries"),
                     orphans.list()
                 ),
             ));
@@ -301,8 +305,8 @@ fn check_permissions(view: &FlatView, config: &ImageConfig, out: &mut Vec<Findin
         out.push(Finding::new(
             &UNREADABLE_FILE,
             format!(
-                "{} files are not readable by other users: {}",
-                files.count,
+                "{} not readable by other users: {}",
+                files.counted("file is", "files are"),
                 files.list()
             ),
         ));
@@ -311,8 +315,8 @@ fn check_permissions(view: &FlatView, config: &ImageConfig, out: &mut Vec<Findin
         out.push(Finding::new(
             &UNENTERABLE_DIR,
             format!(
-                "{} directories cannot be listed or entered by other users (need o+rx): {}",
-                dirs.count,
+                "{} cannot be listed or entered by other users (need o+rx): {}",
+                dirs.counted("directory", "directories"),
                 dirs.list()
             ),
         ));

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use super::walk::{EntryKind, TarEntry, normalize, parent};
+use super::CheckError;
+use super::walk::{EntryKind, TarEntry, normalize, parent, walk_layer};
+use crate::image::Image;
 
 pub use super::walk::EntryKind as NodeKind;
 
@@ -192,6 +194,24 @@ impl FlatView {
         }
         Some((found, node))
     }
+}
+
+/// The flattened filesystem of `image` (no file content kept), streaming
+/// each layer once. For tools and tests; [`check_image`](super::check_image)
+/// builds its own view in the same pass as its per-layer rules.
+pub fn flatten(image: &Image) -> Result<FlatView, CheckError> {
+    let mut view = FlatView::default();
+    for (index, layer) in image.layers.iter().enumerate() {
+        let mut delta = LayerDelta::default();
+        walk_layer(layer, |entry, _| {
+            if !entry.path.is_empty() {
+                delta.add(entry, None, index);
+            }
+            Ok(())
+        })?;
+        view.apply(delta);
+    }
+    Ok(view)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub use catalog::{RULES, rule};
 pub use config::HistoryEntry;
 pub use config::ImageConfig;
 pub use content::elf_machine;
-pub use flat::{FlatView, LayerDelta, Node, NodeKind};
+pub use flat::{FlatView, LayerDelta, Node, NodeKind, flatten};
 pub use limits::human_bytes;
 pub use limits::{check_limits, index_finding};
 

@@ -1,16 +1,17 @@
 //! Images written by real tools (umoci, skopeo), read from disk the way a
 //! user's image would be, then checked.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
 use lambda_img::cache::Cache;
 use lambda_img::image::{Digest, MediaFamily, OCI_INDEX, OCI_MANIFEST};
-use lambda_img::rules::{CheckContext, Finding, Severity, check_image, index_finding};
+use lambda_img::rules::{CheckContext, Finding, NodeKind, Severity, check_image, flatten, index_finding};
 
-use super::fixture::APP_PY;
-use super::layout::{Read, read_dir, read_oci};
+use super::fixture::{APP_PY, TarLayer, aws_like};
+use super::layout::{Read, read_dir, read_oci, write_oci};
 use crate::support::{require_tool, run_ok};
 
 fn ctx() -> CheckContext {
@@ -188,4 +189,110 @@ fn an_index_copied_by_skopeo_gives_the_index_finding() {
         }
         Read::Image(_) => panic!("skopeo --all should have copied an index"),
     }
+}
+
+/// Paths with kind and mode, as `umoci unpack` left them on disk.
+fn unpacked(rootfs: &Path) -> BTreeMap<String, (char, u32)> {
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(rootfs).min_depth(1) {
+        let e = e.unwrap();
+        let meta = e.path().symlink_metadata().unwrap();
+        let kind = if meta.is_dir() {
+            'd'
+        } else if meta.file_type().is_symlink() {
+            'l'
+        } else {
+            'f'
+        };
+        let rel = e
+            .path()
+            .strip_prefix(rootfs)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mode = if kind == 'l' {
+            0
+        } else {
+            meta.permissions().mode() & 0o7777
+        };
+        out.insert(rel, (kind, mode));
+    }
+    out
+}
+
+#[test]
+fn flattened_view_matches_what_umoci_unpacks() {
+    if !require_tool("umoci") {
+        return;
+    }
+    // Whiteouts, an opaque directory, a directory replaced by a file and
+    // a re-moded directory, over the AWS-shaped base.
+    let mut builder = aws_like()
+        .layer(
+            TarLayer::new()
+                .file("opt/a/keep", 0o644, b"1")
+                .file("opt/a/drop", 0o644, b"2")
+                .file("opt/b/inner/x", 0o644, b"3")
+                .file("opt/c/y", 0o644, b"4"),
+        )
+        .layer(
+            TarLayer::new()
+                .dir("opt/a", 0o755)
+                .raw_file("opt/a/.wh.drop", 0o644, b"")
+                .raw_file("opt/b", 0o644, b"now a file")
+                .dir("opt/c", 0o711)
+                .raw_file("opt/c/.wh..wh..opq", 0o644, b"")
+                .raw_file("opt/c/z", 0o600, b"5"),
+        );
+    let image = builder.build();
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    write_oci(&image, &layout, "t");
+    let bundle = work.path().join("bundle");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:t", layout.display()))
+            .arg(&bundle),
+    );
+    let on_disk = unpacked(&bundle.join("rootfs"));
+    let view = flatten(&image).unwrap();
+    let ours: BTreeMap<String, (char, u32)> = view
+        .iter()
+        .map(|(p, n)| {
+            let kind = match n.kind {
+                NodeKind::Dir => 'd',
+                NodeKind::Symlink => 'l',
+                _ => 'f',
+            };
+            let mode = if kind == 'l' { 0 } else { n.mode & 0o7777 };
+            (p.clone(), (kind, mode))
+        })
+        .collect();
+    assert_eq!(ours, on_disk);
+    assert!(ours.contains_key("opt/a/keep") && !ours.contains_key("opt/a/drop"));
+    assert_eq!(ours["opt/b"].0, 'f');
+    assert!(!ours.contains_key("opt/c/y") && ours.contains_key("opt/c/z"));
+    // And the rules see the same tree: /opt/c/z is private, /opt/c is 0711.
+    let findings = check_image(&image, &ctx()).unwrap();
+    let mut got = ids(&findings);
+    got.sort();
+    assert_eq!(got, ["LI050", "LI051"], "{findings:#?}");
+}
+
+#[test]
+fn a_corrupt_layer_is_an_error_naming_the_layer() {
+    let mut builder = aws_like();
+    let image = builder.build();
+    let lambda_img::image::BlobLocation::File(path) = &image.layers[3].location;
+    let mut bytes = std::fs::read(path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes.truncate(mid);
+    std::fs::write(path, bytes).unwrap();
+    let err = check_image(&image, &ctx()).unwrap_err().to_string();
+    assert!(
+        err.contains(&image.layers[3].descriptor.digest.to_string()),
+        "{err}"
+    );
+    assert!(err.contains("fetch it again"), "{err}");
 }
