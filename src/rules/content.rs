@@ -207,13 +207,13 @@ fn check_entrypoint(
         _ => (found, node),
     };
     if node.kind != EntryKind::File {
+        let kind = match node.kind {
+            EntryKind::Dir => "directory",
+            _ => "special file",
+        };
         out.push(Finding::new(
             &ENTRYPOINT_NOT_EXECUTABLE,
-            format!(
-                "{field} {program} (/{found}) is a {:?}, not a regular file",
-                node.kind
-            )
-            .to_lowercase(),
+            format!("{field} {program} (/{found}) is a {kind}, not a regular file"),
         ));
         return;
     }

@@ -107,6 +107,24 @@ pub fn render_findings(findings: &[Finding]) -> String {
     out
 }
 
+/// `2 errors, 1 warning, 0 info` (or `no findings`), for the last line of a report.
+pub fn summary(findings: &[Finding]) -> String {
+    if findings.is_empty() {
+        return "no findings".into();
+    }
+    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+    let (e, w, i) = (
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info),
+    );
+    format!(
+        "{e} error{}, {w} warning{}, {i} info",
+        if e == 1 { "" } else { "s" },
+        if w == 1 { "" } else { "s" }
+    )
+}
+
 /// Limits a build or check enforces; the CLI may override each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Limits {

@@ -86,19 +86,18 @@ pub fn walk_layer(
         source,
     };
     let compression = match classify(&layer.descriptor.media_type) {
-        MediaKind::Layer { compression, .. } => compression,
-        _ => Compression::Zstd, // unknown: treated as unreadable below
-    };
-    let file = BufReader::with_capacity(1 << 16, File::open(path).map_err(fail)?);
-    let reader: Box<dyn Read> = match (compression, classify(&layer.descriptor.media_type)) {
-        (_, MediaKind::Unknown) | (Compression::Zstd, _) => {
+        MediaKind::Layer { compression, .. } if compression != Compression::Zstd => compression,
+        _ => {
             return Err(CheckError::Unreadable {
                 layer: layer.descriptor.digest.clone(),
                 media_type: layer.descriptor.media_type.clone(),
             });
         }
-        (Compression::Gzip, _) => Box::new(MultiGzDecoder::new(file)),
-        (Compression::None, _) => Box::new(file),
+    };
+    let file = BufReader::with_capacity(1 << 16, File::open(path).map_err(fail)?);
+    let reader: Box<dyn Read> = match compression {
+        Compression::Gzip => Box::new(MultiGzDecoder::new(file)),
+        _ => Box::new(file),
     };
     let mut archive = tar::Archive::new(Counting {
         inner: reader,

@@ -286,7 +286,11 @@ fn li034_entrypoint_not_executable_by_others() {
     let f = breaks("LI034", bad, &ctx());
     assert!(f.message.contains("0744"), "{f}");
     let dir = aws_like().set("/config/Entrypoint", json!(["/var/task/pkg"]));
-    breaks("LI034", dir, &ctx());
+    let f = breaks("LI034", dir, &ctx());
+    assert!(
+        f.message.contains("/var/task/pkg (/var/task/pkg) is a directory"),
+        "{f}"
+    );
 }
 
 #[test]
@@ -322,6 +326,18 @@ fn li050_file_not_readable_by_others() {
         "LI050",
         aws_like().layer(TarLayer::new().file("opt/lib/x.so", 0o640, b"")),
         &ctx(),
+    );
+    // GNU long names are read in full; many files make one finding with a count.
+    let long = format!("var/task/{}/deep.json", "d".repeat(120));
+    let mut many = TarLayer::new().file(&long, 0o600, b"{}");
+    for i in 0..7 {
+        many = many.file(&format!("var/task/p{i}"), 0o640, b"");
+    }
+    let f = breaks("LI050", aws_like().layer(many), &ctx());
+    assert!(f.message.starts_with("8 files are not readable"), "{f}");
+    assert!(
+        f.message.contains(&format!("/{long} (0600)")) && f.message.ends_with(" and 3 more"),
+        "{f}"
     );
     // Outside the checked roots, a private file is not Lambda's concern.
     let mut ok = aws_like().layer(TarLayer::new().file("root/.netrc", 0o600, b""));
@@ -426,4 +442,6 @@ fn docker_family_image_is_clean_and_errors_are_detected_by_has_errors() {
     let findings = check_image(&bad.build(), &ctx()).unwrap();
     assert!(has_errors(&findings));
     assert!(rules::render_findings(&findings).starts_with("error[LI020 os-not-linux]"));
+    assert_eq!(rules::summary(&findings), "1 error, 0 warnings, 0 info");
+    assert_eq!(rules::summary(&[]), "no findings");
 }
