@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod image;
+pub mod inspect;
 pub mod layer;
 pub mod manifest;
 pub mod plan;

@@ -1,1 +1,188 @@
 //! Lambda's rules as data, and pure checks that return findings.
+//!
+//! Two entry points: [`check_limits`] is cheap (manifest, config and
+//! descriptor facts only) and runs before a build writes anything;
+//! [`check_image`] adds the filesystem rules, streaming each layer once.
+//! Neither prints: the caller renders the [`Finding`]s.
+
+pub mod catalog;
+mod config;
+mod content;
+mod flat;
+mod handler;
+mod limits;
+pub mod walk;
+
+use serde::Serialize;
+
+pub use catalog::{RULES, rule};
+pub use config::HistoryEntry;
+pub use config::ImageConfig;
+pub use content::elf_machine;
+pub use flat::{FlatView, LayerDelta, Node, NodeKind, flatten};
+pub use limits::human_bytes;
+pub use limits::{check_limits, index_finding};
+
+use crate::image::{Architecture, Digest};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// One rule: what it checks and where the fact comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Rule {
+    /// Stable id (`LI040`), never reused.
+    pub id: &'static str,
+    /// Stable readable name (`hard-link`).
+    pub name: &'static str,
+    pub severity: Severity,
+    pub summary: &'static str,
+    pub fix: &'static str,
+    /// Where the fact comes from (AWS documentation or field reports).
+    pub source: &'static str,
+}
+
+/// One broken rule in one image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub rule_id: &'static str,
+    pub rule_name: &'static str,
+    pub severity: Severity,
+    /// One line naming the object and the figures.
+    pub message: String,
+    pub fix: &'static str,
+}
+
+impl Finding {
+    pub fn new(rule: &Rule, message: impl Into<String>) -> Finding {
+        Finding {
+            rule_id: rule.id,
+            rule_name: rule.name,
+            severity: rule.severity,
+            message: message.into(),
+            fix: rule.fix,
+        }
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}[{} {}]: {}\n  fix: {}",
+            self.severity, self.rule_id, self.rule_name, self.message, self.fix
+        )
+    }
+}
+
+/// Whether any finding is an error (the build stops, `check` exits non-zero).
+pub fn has_errors(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity == Severity::Error)
+}
+
+/// The human view of findings: one block per finding, errors first.
+pub fn render_findings(findings: &[Finding]) -> String {
+    let mut sorted: Vec<&Finding> = findings.iter().collect();
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    let mut out = String::new();
+    for f in sorted {
+        out.push_str(&f.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// `2 errors, 1 warning, 0 info` (or `no findings`), for the last line of a report.
+pub fn summary(findings: &[Finding]) -> String {
+    if findings.is_empty() {
+        return "no findings".into();
+    }
+    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+    let (e, w, i) = (
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info),
+    );
+    format!(
+        "{e} error{}, {w} warning{}, {i} info",
+        if e == 1 { "" } else { "s" },
+        if w == 1 { "" } else { "s" }
+    )
+}
+
+/// Limits a build or check enforces; the CLI may override each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Total uncompressed layer bytes (10 GiB).
+    pub max_uncompressed: u64,
+    /// Manifest bytes.
+    pub max_manifest_bytes: u64,
+    /// More layers than this is a warning.
+    pub layer_warning: usize,
+    /// More layers than this is an error.
+    pub layer_error: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_uncompressed: 10_737_418_240,
+            max_manifest_bytes: 25_400,
+            layer_warning: 100,
+            layer_error: 127,
+        }
+    }
+}
+
+/// What the caller knows about the function the image is for.
+#[derive(Debug, Clone, Default)]
+pub struct CheckContext {
+    /// The function's architecture; `None` checks ELF binaries against the config's.
+    pub arch: Option<Architecture>,
+    /// Lambda runtime id (`python3.12`, `nodejs20.x`); `None` infers it from
+    /// `AWS_EXECUTION_ENV` in the config, else skips the handler rule.
+    pub runtime: Option<String>,
+    /// The handler (`app.lambda_handler`); `None` takes CMD[0].
+    pub handler: Option<String>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(
+        "cannot read layer {layer} of the image ({path}): {source}; the blob may be truncated or corrupt, fetch it again"
+    )]
+    Layer {
+        layer: Digest,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "layer {layer} has media type {media_type}, which lambda-img cannot decompress; recompress it with gzip"
+    )]
+    Unreadable { layer: Digest, media_type: String },
+}
+
+/// Every rule: [`check_limits`] plus the filesystem rules, which stream each
+/// layer once (never unpacked to disk; memory grows with the number of paths,
+/// not with layer bytes).
+pub fn check_image(image: &crate::image::Image, ctx: &CheckContext) -> Result<Vec<Finding>, CheckError> {
+    let mut findings = check_limits(image, &ctx.limits, ctx.arch);
+    findings.extend(content::check_content(image, ctx)?);
+    Ok(findings)
+}

@@ -2,4 +2,5 @@
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
 mod media;
+mod rules;
 mod support;

@@ -1,0 +1,324 @@
+//! The filesystem rules: one streaming pass over every layer checks tar
+//! hygiene per layer and builds the flattened view, then the entrypoint,
+//! ELF machine, permission and handler rules read that view.
+
+use std::collections::{BTreeSet, HashSet};
+
+use super::catalog::*;
+use super::config::ImageConfig;
+use super::flat::{FlatView, LayerDelta, Node};
+use super::handler::{HandlerPlan, check_handler};
+use super::walk::{EntryKind, normalize, parent, read_head, walk_layer};
+use super::{CheckContext, CheckError, Finding};
+use crate::image::{Architecture, Image};
+
+/// Bytes kept of executables: enough for the ELF header up to `e_machine`.
+const ELF_HEAD: usize = 20;
+/// Examples named in one finding before "and N more".
+const EXAMPLES: usize = 5;
+
+/// Up to [`EXAMPLES`] items and a count, for one-line messages.
+#[derive(Default)]
+struct Examples {
+    count: usize,
+    items: Vec<String>,
+}
+
+impl Examples {
+    fn push(&mut self, item: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.items.len() < EXAMPLES {
+            self.items.push(item());
+        }
+    }
+    /// `1 file` / `3 files`.
+    fn counted(&self, one: &str, many: &str) -> String {
+        format!("{} {}", self.count, if self.count == 1 { one } else { many })
+    }
+    fn list(&self) -> String {
+        let mut s = self.items.join(", ");
+        if self.count > self.items.len() {
+            s.push_str(&format!(" and {} more", self.count - self.items.len()));
+        }
+        s
+    }
+}
+
+pub(super) fn check_content(image: &Image, ctx: &CheckContext) -> Result<Vec<Finding>, CheckError> {
+    let mut out = Vec::new();
+    let Ok(config) = ImageConfig::parse(&image.config) else {
+        return Ok(out); // check_limits reported it
+    };
+    let handler = HandlerPlan::new(&config, ctx);
+    let wanted: HashSet<String> = handler.wanted_files().into_iter().collect();
+    let mut elf_paths: HashSet<String> = HashSet::new();
+    if let Some(p) = config.program() {
+        elf_paths.insert(normalize(p));
+    }
+    for dir in runtime_dirs(&config) {
+        elf_paths.insert(format!("{dir}/bootstrap"));
+    }
+
+    let mut view = FlatView::default();
+    let mut unreadable = Vec::new();
+    for (index, layer) in image.layers.iter().enumerate() {
+        let what = format!("layer {} {}", index + 1, layer.descriptor.digest.short());
+        let mut delta = LayerDelta::default();
+        let mut dirs_seen: HashSet<String> = HashSet::new();
+        let mut hard_links = Examples::default();
+        let mut orphans = Examples::default();
+        let walked = walk_layer(layer, |entry, content| {
+            if entry.kind == EntryKind::Meta || entry.path.is_empty() {
+                return Ok(());
+            }
+            if entry.kind == EntryKind::HardLink {
+                hard_links.push(|| format!("/{} -> {}", entry.path, entry.link.as_deref().unwrap_or("")));
+            }
+            let dir = parent(&entry.path);
+            if !dir.is_empty() && !dirs_seen.contains(dir) {
+                orphans.push(|| format!("/{} (no /{dir}/ before it)", entry.path));
+            }
+            if entry.kind == EntryKind::Dir {
+                dirs_seen.insert(entry.path.clone());
+            }
+            let head = if entry.kind != EntryKind::File {
+                None
+            } else if wanted.contains(&entry.path) {
+                Some(read_head(content, super::handler::MAX_SOURCE)?.into_boxed_slice())
+            } else if entry.mode & 0o111 != 0 || elf_paths.contains(&entry.path) {
+                Some(read_head(content, ELF_HEAD)?.into_boxed_slice())
+            } else {
+                None
+            };
+            delta.add(entry, head, index);
+            Ok(())
+        });
+        match walked {
+            Ok(_) => {}
+            Err(CheckError::Unreadable { media_type, .. }) => {
+                unreadable.push(format!("{what} ({media_type})"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        if hard_links.count > 0 {
+            out.push(Finding::new(
+                &HARD_LINK,
+                format!(
+                    "{what} has {}: {}",
+                    hard_links.counted("hard-link entry", "hard-link entries"),
+                    hard_links.list()
+                ),
+            ));
+        }
+        if orphans.count > 0 {
+            out.push(Finding::new(
+                &MISSING_PARENT,
+                format!(
+                    "{what} has {} whose parent directory has no earlier entry: {}",
+                    orphans.counted("entry", "entries"),
+                    orphans.list()
+                ),
+            ));
+        }
+        view.apply(delta);
+    }
+    if !unreadable.is_empty() {
+        out.push(Finding::new(
+            &CONTENT_NOT_CHECKED,
+            format!(
+                "could not read {}; entrypoint, permission and handler rules skipped",
+                unreadable.join(", ")
+            ),
+        ));
+        return Ok(out);
+    }
+
+    let arch = ctx.arch.or(match config.architecture.as_deref() {
+        Some("amd64") => Some(Architecture::X86_64),
+        Some("arm64") => Some(Architecture::Arm64),
+        _ => None,
+    });
+    check_entrypoint(&view, &config, arch, &mut out);
+    for dir in runtime_dirs(&config) {
+        if let Some((path, node)) = view.resolve_file(&format!("{dir}/bootstrap"))
+            && let Some(arch) = arch
+        {
+            check_elf(&format!("/{path}"), node, arch, "bootstrap", &mut out);
+        }
+    }
+    check_permissions(&view, &config, &mut out);
+    out.extend(check_handler(&handler, &view));
+    Ok(out)
+}
+
+/// The runtime directories whose `bootstrap` Lambda may run.
+fn runtime_dirs(config: &ImageConfig) -> BTreeSet<String> {
+    let mut dirs = BTreeSet::from(["var/runtime".to_string()]);
+    if let Some(d) = config.env_var("LAMBDA_RUNTIME_DIR") {
+        dirs.insert(normalize(d));
+    }
+    dirs
+}
+
+fn check_entrypoint(
+    view: &FlatView,
+    config: &ImageConfig,
+    arch: Option<Architecture>,
+    out: &mut Vec<Finding>,
+) {
+    let Some(program) = config.program() else { return };
+    if !program.starts_with('/') {
+        return; // check_limits reported it
+    }
+    let field = if config.entrypoint.is_empty() {
+        "cmd"
+    } else {
+        "entrypoint"
+    };
+    let Some((found, node)) = view.lookup(program, false) else {
+        out.push(Finding::new(
+            &ENTRYPOINT_MISSING,
+            format!("{field} {program} does not exist in the image"),
+        ));
+        return;
+    };
+    let (found, node) = match node.kind {
+        EntryKind::Symlink => {
+            out.push(Finding::new(
+                &ENTRYPOINT_SYMLINK,
+                format!(
+                    "{field} {program} is a symbolic link to {}",
+                    node.link.as_deref().unwrap_or("")
+                ),
+            ));
+            return;
+        }
+        EntryKind::HardLink => match view.resolve_file(program) {
+            Some(target) => target,
+            None => {
+                out.push(Finding::new(
+                    &ENTRYPOINT_MISSING,
+                    format!("{field} {program} is a hard link to a missing file"),
+                ));
+                return;
+            }
+        },
+        _ => (found, node),
+    };
+    if node.kind != EntryKind::File {
+        let kind = match node.kind {
+            EntryKind::Dir => "directory",
+            _ => "special file",
+        };
+        out.push(Finding::new(
+            &ENTRYPOINT_NOT_EXECUTABLE,
+            format!("{field} {program} (/{found}) is a {kind}, not a regular file"),
+        ));
+        return;
+    }
+    if node.mode & 0o001 == 0 {
+        out.push(Finding::new(
+            &ENTRYPOINT_NOT_EXECUTABLE,
+            format!(
+                "{field} {program} has mode {:04o}: other users cannot execute it",
+                node.mode & 0o7777
+            ),
+        ));
+    }
+    if let Some(arch) = arch {
+        check_elf(program, node, arch, field, out);
+    }
+}
+
+/// The ELF `e_machine` of a file's first bytes, if it is an ELF file.
+pub fn elf_machine(head: &[u8]) -> Option<u16> {
+    if head.len() < ELF_HEAD || &head[..4] != b"\x7fELF" {
+        return None;
+    }
+    let bytes = [head[18], head[19]];
+    Some(match head[5] {
+        2 => u16::from_be_bytes(bytes),
+        _ => u16::from_le_bytes(bytes),
+    })
+}
+
+fn machine_name(m: u16) -> &'static str {
+    match m {
+        3 => "i386",
+        40 => "arm",
+        62 => "x86_64",
+        183 => "aarch64",
+        243 => "riscv",
+        _ => "another machine",
+    }
+}
+
+fn check_elf(path: &str, node: &Node, arch: Architecture, what: &str, out: &mut Vec<Finding>) {
+    let Some(machine) = node.head.as_deref().and_then(elf_machine) else {
+        return; // a script or unknown: the kernel decides, nothing to compare
+    };
+    if machine != arch.elf_machine() {
+        out.push(Finding::new(
+            &ARCH_MISMATCH,
+            format!(
+                "{what} {path} is an ELF binary for {} (e_machine {machine}) but the function is {arch} (e_machine {})",
+                machine_name(machine),
+                arch.elf_machine()
+            ),
+        ));
+    }
+}
+
+fn check_permissions(view: &FlatView, config: &ImageConfig, out: &mut Vec<Finding>) {
+    let mut roots = BTreeSet::from(["var/task".to_string(), "opt".to_string()]);
+    roots.extend(runtime_dirs(config));
+    if let Some(t) = config.env_var("LAMBDA_TASK_ROOT") {
+        roots.insert(normalize(t));
+    }
+    // The ancestors of each root must be enterable too.
+    let mut dirs_to_enter: BTreeSet<String> = BTreeSet::new();
+    for root in &roots {
+        let mut p = parent(root);
+        while !p.is_empty() {
+            dirs_to_enter.insert(p.to_string());
+            p = parent(p);
+        }
+    }
+    let mut files = Examples::default();
+    let mut dirs = Examples::default();
+    let mut seen = HashSet::new();
+    let ancestors = dirs_to_enter.iter().filter_map(|d| view.get(d).map(|n| (d, n)));
+    let under = roots.iter().flat_map(|r| view.under(r));
+    for (path, node) in ancestors.chain(under) {
+        if !seen.insert(path.as_str()) {
+            continue;
+        }
+        let mode = node.mode & 0o7777;
+        match node.kind {
+            EntryKind::File if mode & 0o004 == 0 => files.push(|| format!("/{path} ({mode:04o})")),
+            EntryKind::Dir if mode & 0o005 != 0o005 => dirs.push(|| format!("/{path} ({mode:04o})")),
+            _ => {}
+        }
+    }
+    if files.count > 0 {
+        out.push(Finding::new(
+            &UNREADABLE_FILE,
+            format!(
+                "{} not readable by other users: {}",
+                files.counted("file is", "files are"),
+                files.list()
+            ),
+        ));
+    }
+    if dirs.count > 0 {
+        out.push(Finding::new(
+            &UNENTERABLE_DIR,
+            format!(
+                "{} cannot be listed or entered by other users (need o+rx): {}",
+                dirs.counted("directory", "directories"),
+                dirs.list()
+            ),
+        ));
+    }
+}

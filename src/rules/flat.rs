@@ -1,0 +1,270 @@
+//! The flattened filesystem of an image: every path the running container
+//! sees, after each layer's whiteouts (`.wh.NAME`, `.wh..wh..opq`) removed
+//! what lower layers held. Holds header facts per path, and the first bytes
+//! of only the few files a rule asked for.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use super::CheckError;
+use super::walk::{EntryKind, TarEntry, normalize, parent, walk_layer};
+use crate::image::Image;
+
+pub use super::walk::EntryKind as NodeKind;
+
+/// One path of the flattened filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub kind: EntryKind,
+    pub mode: u32,
+    pub uid: u64,
+    pub size: u64,
+    pub link: Option<String>,
+    /// The first bytes of the file, when a rule asked for them.
+    pub head: Option<Box<[u8]>>,
+    /// Index of the layer that wrote this path (0-based).
+    pub layer: usize,
+}
+
+/// One layer's changes, collected while it streams and applied when it ends
+/// (an opaque whiteout may come after the entries of its own layer).
+#[derive(Debug, Default)]
+pub struct LayerDelta {
+    entries: Vec<(String, Node)>,
+    whiteouts: Vec<String>,
+    opaque: Vec<String>,
+}
+
+impl LayerDelta {
+    /// Records an entry; whiteout markers become deletions.
+    pub fn add(&mut self, entry: &TarEntry, head: Option<Box<[u8]>>, layer: usize) {
+        if entry.kind == EntryKind::Meta {
+            return;
+        }
+        let name = entry.path.rsplit('/').next().unwrap_or("");
+        if name == ".wh..wh..opq" {
+            self.opaque.push(parent(&entry.path).to_string());
+            return;
+        }
+        if name.starts_with(".wh..wh.") {
+            return; // aufs bookkeeping, not a path
+        }
+        if let Some(hidden) = name.strip_prefix(".wh.") {
+            let dir = parent(&entry.path);
+            self.whiteouts.push(if dir.is_empty() {
+                hidden.to_string()
+            } else {
+                format!("{dir}/{hidden}")
+            });
+            return;
+        }
+        self.entries.push((
+            entry.path.clone(),
+            Node {
+                kind: entry.kind,
+                mode: entry.mode,
+                uid: entry.uid,
+                size: entry.size,
+                link: entry.link.clone(),
+                head,
+                layer,
+            },
+        ));
+    }
+}
+
+/// Path (normalised, see [`normalize`]) → node.
+#[derive(Debug, Default)]
+pub struct FlatView {
+    nodes: BTreeMap<String, Node>,
+}
+
+impl FlatView {
+    /// Applies one layer on top of what is there.
+    pub fn apply(&mut self, delta: LayerDelta) {
+        for dir in &delta.opaque {
+            self.remove_under(dir);
+        }
+        for path in &delta.whiteouts {
+            self.nodes.remove(path);
+            self.remove_under(path);
+        }
+        for (path, node) in delta.entries {
+            if node.kind != EntryKind::Dir {
+                // A file over a directory hides everything below it.
+                self.remove_under(&path);
+            }
+            self.nodes.insert(path, node);
+        }
+    }
+
+    fn remove_under(&mut self, dir: &str) {
+        if dir.is_empty() {
+            self.nodes.clear();
+            return;
+        }
+        let prefix = format!("{dir}/");
+        let doomed: Vec<String> = self
+            .nodes
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in doomed {
+            self.nodes.remove(&k);
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(&normalize(path))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.nodes.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Every path at or below `dir`.
+    pub fn under<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = (&'a String, &'a Node)> + 'a {
+        let prefix = format!("{dir}/");
+        self.nodes
+            .range::<str, _>((Bound::Included(dir), Bound::Unbounded))
+            .take_while(move |(k, _)| k.as_str() == dir || k.starts_with(&prefix))
+    }
+
+    /// Looks a path up the way the kernel would: symlinks in directory
+    /// components are followed; the last one only when `follow_last`.
+    /// Returns the path reached and its node.
+    pub fn lookup(&self, path: &str, follow_last: bool) -> Option<(String, &Node)> {
+        let mut pending: Vec<String> = normalize(path).split('/').rev().map(str::to_string).collect();
+        pending.retain(|c| !c.is_empty());
+        let mut current = String::new();
+        let mut hops = 0;
+        while let Some(component) = pending.pop() {
+            if component == ".." {
+                current = parent(&current).to_string();
+                continue;
+            }
+            let next = if current.is_empty() {
+                component
+            } else {
+                format!("{current}/{component}")
+            };
+            let last = pending.is_empty();
+            match self.nodes.get(&next) {
+                Some(node) if node.kind == EntryKind::Symlink && (!last || follow_last) => {
+                    hops += 1;
+                    if hops > 40 {
+                        return None; // a loop, as ELOOP
+                    }
+                    let target = node.link.clone().unwrap_or_default();
+                    if target.starts_with('/') {
+                        current.clear();
+                    }
+                    pending.extend(
+                        target
+                            .split('/')
+                            .filter(|c| !c.is_empty() && *c != ".")
+                            .rev()
+                            .map(str::to_string),
+                    );
+                }
+                Some(node) if last => return Some((next, node)),
+                Some(_) => current = next,
+                // A directory with children but no entry of its own still exists.
+                None if !last && self.under(&next).next().is_some() => current = next,
+                None => return None,
+            }
+        }
+        None
+    }
+
+    /// Like [`lookup`](Self::lookup) following every link, and hard links to their target.
+    pub fn resolve_file(&self, path: &str) -> Option<(String, &Node)> {
+        let (found, node) = self.lookup(path, true)?;
+        if node.kind == EntryKind::HardLink {
+            return self.lookup(node.link.as_deref().unwrap_or(""), true);
+        }
+        Some((found, node))
+    }
+}
+
+/// The flattened filesystem of `image` (no file content kept), streaming
+/// each layer once. For tools and tests; [`check_image`](super::check_image)
+/// builds its own view in the same pass as its per-layer rules.
+pub fn flatten(image: &Image) -> Result<FlatView, CheckError> {
+    let mut view = FlatView::default();
+    for (index, layer) in image.layers.iter().enumerate() {
+        let mut delta = LayerDelta::default();
+        walk_layer(layer, |entry, _| {
+            if !entry.path.is_empty() {
+                delta.add(entry, None, index);
+            }
+            Ok(())
+        })?;
+        view.apply(delta);
+    }
+    Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, kind: EntryKind, link: Option<&str>) -> TarEntry {
+        TarEntry {
+            path: normalize(path),
+            kind,
+            mode: 0o755,
+            uid: 0,
+            size: 0,
+            link: link.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_dirs_hide_lower_layers() {
+        let mut view = FlatView::default();
+        let mut d = LayerDelta::default();
+        for p in ["a", "a/x", "a/y", "b", "b/z", "c"] {
+            d.add(&entry(p, EntryKind::Dir, None), None, 0);
+        }
+        view.apply(d);
+        let mut d = LayerDelta::default();
+        d.add(&entry("a/new", EntryKind::File, None), None, 1);
+        d.add(&entry("a/.wh..wh..opq", EntryKind::File, None), None, 1);
+        d.add(&entry("b/.wh.z", EntryKind::File, None), None, 1);
+        d.add(&entry(".wh.c", EntryKind::File, None), None, 1);
+        view.apply(d);
+        let paths: Vec<_> = view.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(paths, ["a", "a/new", "b"]);
+    }
+
+    #[test]
+    fn lookup_follows_directory_links_but_not_the_last_one() {
+        let mut view = FlatView::default();
+        let mut d = LayerDelta::default();
+        d.add(&entry("usr/bin/tool", EntryKind::File, None), None, 0);
+        d.add(&entry("bin", EntryKind::Symlink, Some("usr/bin")), None, 0);
+        d.add(
+            &entry("usr/bin/alias", EntryKind::Symlink, Some("/usr/bin/tool")),
+            None,
+            0,
+        );
+        view.apply(d);
+        assert_eq!(view.lookup("/bin/tool", false).unwrap().0, "usr/bin/tool");
+        assert_eq!(
+            view.lookup("/bin/alias", false).unwrap().1.kind,
+            EntryKind::Symlink
+        );
+        assert_eq!(view.lookup("/bin/alias", true).unwrap().0, "usr/bin/tool");
+        assert!(view.lookup("/bin/missing", true).is_none());
+    }
+}

@@ -1,0 +1,186 @@
+//! Streaming one layer blob's tar entries: gzip decoding on the fly, one entry
+//! at a time, nothing unpacked to disk. Shared by the rules and `inspect`.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+
+use flate2::read::MultiGzDecoder;
+
+use super::CheckError;
+use crate::image::{BlobLocation, Compression, Layer, MediaKind, classify};
+
+/// What a tar entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    HardLink,
+    /// Devices, fifos: present in the filesystem but not checked.
+    Special,
+    /// Headers that are not filesystem entries (pax global headers).
+    Meta,
+}
+
+/// One tar entry's header facts, with the path normalised: no leading `/` or
+/// `./`, no trailing `/`, the root directory is `""`.
+#[derive(Debug, Clone)]
+pub struct TarEntry {
+    pub path: String,
+    pub kind: EntryKind,
+    pub mode: u32,
+    pub uid: u64,
+    pub size: u64,
+    /// Target of a symlink or hard link, as written.
+    pub link: Option<String>,
+}
+
+/// What one pass over a layer saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalkStats {
+    /// Bytes of uncompressed tar read.
+    pub uncompressed_bytes: u64,
+    pub entries: u64,
+}
+
+/// Normalises a tar path (see [`TarEntry::path`]).
+pub fn normalize(raw: &str) -> String {
+    raw.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The parent of a normalised path (`""` for top-level entries).
+pub fn parent(path: &str) -> &str {
+    path.rfind('/').map(|i| &path[..i]).unwrap_or("")
+}
+
+struct Counting<R> {
+    inner: R,
+    count: u64,
+    eof: bool,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        self.eof |= n == 0 && !buf.is_empty();
+        Ok(n)
+    }
+}
+
+/// Streams every entry of `layer` to `visit`, which may read the entry's
+/// content (only what it needs: the rest is skipped by the tar reader).
+/// Layers that are not gzip or plain tar give [`CheckError::Unreadable`].
+pub fn walk_layer(
+    layer: &Layer,
+    mut visit: impl FnMut(&TarEntry, &mut dyn Read) -> io::Result<()>,
+) -> Result<WalkStats, CheckError> {
+    let BlobLocation::File(path) = &layer.location;
+    let fail = |source| CheckError::Layer {
+        layer: layer.descriptor.digest.clone(),
+        path: path.clone(),
+        source,
+    };
+    let compression = match classify(&layer.descriptor.media_type) {
+        MediaKind::Layer { compression, .. } if compression != Compression::Zstd => compression,
+        _ => {
+            return Err(CheckError::Unreadable {
+                layer: layer.descriptor.digest.clone(),
+                media_type: layer.descriptor.media_type.clone(),
+            });
+        }
+    };
+    let file = BufReader::with_capacity(1 << 16, File::open(path).map_err(fail)?);
+    let reader: Box<dyn Read> = match compression {
+        Compression::Gzip => Box::new(MultiGzDecoder::new(file)),
+        _ => Box::new(file),
+    };
+    let mut archive = tar::Archive::new(Counting {
+        inner: reader,
+        count: 0,
+        eof: false,
+    });
+    let mut stats = WalkStats::default();
+    // Where the last entry's content ends in the tar stream.
+    let mut content_end = 0u64;
+    let mut failure = None;
+    for entry in archive.entries().map_err(fail)? {
+        let mut entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        content_end = entry.raw_file_position() + entry.size();
+        let header = entry.header();
+        let kind = match header.entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                EntryKind::File
+            }
+            tar::EntryType::Directory => EntryKind::Dir,
+            tar::EntryType::Symlink => EntryKind::Symlink,
+            tar::EntryType::Link => EntryKind::HardLink,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => EntryKind::Meta,
+            _ => EntryKind::Special,
+        };
+        let mode = header.mode().map_err(fail)?;
+        let uid = header.uid().map_err(fail)?;
+        let size = entry.size();
+        let link = match kind {
+            EntryKind::Symlink | EntryKind::HardLink => entry
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+            _ => None,
+        };
+        let info = TarEntry {
+            path: normalize(&String::from_utf8_lossy(&entry.path_bytes())),
+            kind,
+            mode,
+            uid,
+            size,
+            link,
+        };
+        stats.entries += 1;
+        visit(&info, &mut entry).map_err(fail)?;
+    }
+    let mut rest = archive.into_inner();
+    if let Some(e) = failure {
+        // Some writers (umoci 0.4) end the stream right after the last
+        // entry's content, without padding or end-of-archive blocks. Every
+        // byte of content was read, so nothing is lost; anything else is a
+        // broken layer.
+        if !(rest.eof && rest.count >= content_end) {
+            return Err(fail(e));
+        }
+    }
+    // Read the end-of-archive padding too, so the count is the whole tar.
+    io::copy(&mut rest, &mut io::sink()).map_err(fail)?;
+    stats.uncompressed_bytes = rest.count;
+    Ok(stats)
+}
+
+/// Reads up to `limit` bytes of an entry (the rest is left for the tar reader to skip).
+pub fn read_head(reader: &mut dyn Read, limit: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(limit.min(64 * 1024));
+    reader.take(limit as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_strips_dots_and_slashes() {
+        assert_eq!(normalize("./var/task/"), "var/task");
+        assert_eq!(normalize("/a//b/./c"), "a/b/c");
+        assert_eq!(normalize("./"), "");
+        assert_eq!(parent("var/task/app.py"), "var/task");
+        assert_eq!(parent("var"), "");
+    }
+}
