@@ -8,6 +8,8 @@ pub mod cache;
 pub mod image;
 pub mod layer;
 pub mod manifest;
+pub mod pin;
+pub mod registry;
 pub mod report;
 pub mod rules;
 pub mod sink;

@@ -4,10 +4,12 @@
 //! function's architecture; an index is resolved to its matching child.
 
 mod base;
+pub mod registry;
 
 use std::path::PathBuf;
 
 pub use base::{LayerFacts, assemble_base, layer_facts, select_platform};
+pub use registry::RegistrySource;
 
 use crate::cache::Cache;
 use crate::image::{Architecture, Digest, DocumentError, Image};
@@ -70,4 +72,6 @@ pub enum SourceError {
     },
     #[error("{source_ref}: {message}")]
     Invalid { source_ref: String, message: String },
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
 }
