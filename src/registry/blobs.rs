@@ -279,6 +279,7 @@ pub fn fetch_blob_to_cache(
 ) -> Result<PathBuf, RegistryError> {
     let path = cache.blob_path(&descriptor.digest);
     if cached_blob_ok(&path, descriptor) {
+        touch(&path);
         return Ok(path);
     }
     let _lock = cache
@@ -300,6 +301,13 @@ pub fn fetch_blob_to_cache(
         let _ = std::fs::remove_file(&path);
     }
     client.download_blob(repository, descriptor, cache, reporter)
+}
+
+/// Marks a cache entry as recently used (`cache prune` drops the least recently used).
+fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
 }
 
 /// Whether the file at `path` has exactly the size and digest of `descriptor`.

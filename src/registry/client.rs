@@ -86,7 +86,12 @@ impl Client {
     pub fn new(registry: &str, options: &RegistryOptions, reporter: &dyn Reporter) -> Result<Client, RegistryError> {
         let creds = match &options.credentials {
             Some(c) => Some(c.clone()),
-            None => credentials::lookup(registry, options.docker_config_dir.as_deref(), reporter)?,
+            None => credentials::lookup(
+                registry,
+                options.docker_config_dir.as_deref(),
+                options.helper_path.as_deref(),
+                reporter,
+            )?,
         };
         Ok(Client::with_credentials(registry, options, creds))
     }

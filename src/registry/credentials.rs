@@ -2,6 +2,7 @@
 //! `config.json` (`auths`, `credsStore`, `credHelpers`) and credential helpers.
 //! Secrets never reach Debug output, logs or error messages.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -88,6 +89,7 @@ pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn lookup(
     registry: &str,
     config_dir: Option<&Path>,
+    helper_path: Option<&OsStr>,
     reporter: &dyn Reporter,
 ) -> Result<Option<Credentials>, RegistryError> {
     let dir = match config_dir.map(Path::to_path_buf).or_else(docker_config_dir) {
@@ -115,7 +117,7 @@ pub fn lookup(
         .or_else(|| config.get("credsStore").and_then(|v| v.as_str()))
         .filter(|s| !s.is_empty());
     if let Some(helper) = helper {
-        let found = run_helper(helper, &config_key(registry), HELPER_TIMEOUT)?;
+        let found = run_helper(helper, &config_key(registry), helper_path, HELPER_TIMEOUT)?;
         if found.is_some() {
             return Ok(found);
         }
@@ -160,6 +162,7 @@ pub fn lookup(
 pub fn run_helper(
     name: &str,
     server: &str,
+    helper_path: Option<&OsStr>,
     timeout: Duration,
 ) -> Result<Option<Credentials>, RegistryError> {
     let program = format!("docker-credential-{name}");
@@ -167,7 +170,12 @@ pub fn run_helper(
         helper: program.clone(),
         message,
     };
-    let mut child = Command::new(&program)
+    let mut cmd = Command::new(&program);
+    if let Some(p) = helper_path {
+        // On Unix a PATH set for the child is also where the program is looked up.
+        cmd.env("PATH", p);
+    }
+    let mut child = cmd
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -309,11 +317,11 @@ mod tests {
             let mode = std::fs::metadata(dir.path().join("config.json")).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let got = lookup("reg:5000", Some(dir.path()), &Silent).unwrap().unwrap();
+        let got = lookup("reg:5000", Some(dir.path()), None, &Silent).unwrap().unwrap();
         assert_eq!(got, Credentials::new("user", "p:w"));
-        let other = lookup("other:1", Some(dir.path()), &Silent).unwrap().unwrap();
+        let other = lookup("other:1", Some(dir.path()), None, &Silent).unwrap().unwrap();
         assert_eq!(other, Credentials::new("x", "y"));
-        assert_eq!(lookup("nobody", Some(dir.path()), &Silent).unwrap(), None);
+        assert_eq!(lookup("nobody", Some(dir.path()), None, &Silent).unwrap(), None);
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct RegistryOptions {
     pub credentials: Option<Credentials>,
     /// Where `config.json` lives; `None` means `$DOCKER_CONFIG` or `~/.docker`.
     pub docker_config_dir: Option<PathBuf>,
+    /// The search path for `docker-credential-*` helpers; `None` means `$PATH`.
+    pub helper_path: Option<std::ffi::OsString>,
     /// Connect and per-read timeout of one request.
     pub timeout: Duration,
     /// Layers downloaded at once.
@@ -54,6 +56,7 @@ impl Default for RegistryOptions {
             retry: RetryPolicy::default(),
             credentials: None,
             docker_config_dir: None,
+            helper_path: None,
             timeout: Duration::from_secs(60),
             parallel_downloads: 4,
         }
