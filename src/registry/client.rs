@@ -202,7 +202,7 @@ impl Client {
                 return Err(RegistryError::Unauthorized {
                     registry: self.registry.clone(),
                     what: req.what.clone(),
-                    detail: " (it asks for a user name and password, and none were found for it)".into(),
+                    detail: " (it asks for a user name and password, and no credentials were found for it)".into(),
                 });
             }
         }

@@ -2,3 +2,4 @@
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
 mod support;
+mod registry;
