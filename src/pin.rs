@@ -74,17 +74,19 @@ pub fn pin_base(
                 value: before,
             });
         }
-        return Err(PinError::Registry(RegistryError::Reference(crate::registry::ReferenceError {
-            input: before,
-            reason: "it names no tag; write the tag to pin (e.g. :3.12)".into(),
-        })));
+        return Err(PinError::Registry(RegistryError::Reference(
+            crate::registry::ReferenceError {
+                input: before,
+                reason: "it names no tag; write the tag to pin (e.g. :3.12)".into(),
+            },
+        )));
     };
     reporter.step(&format!("resolving {}:{tag}", reference.name()));
     let client = Client::new(&reference.registry, options, reporter)?;
     let fetched = client.get_manifest(&reference.repository, &tag)?;
     let what = format!("the manifest of {}", reference);
-    if let Document::Index(index) = parse_document(&fetched.bytes, fetched.media_type.as_deref(), &what)
-        .map_err(SourceError::from)?
+    if let Document::Index(index) =
+        parse_document(&fetched.bytes, fetched.media_type.as_deref(), &what).map_err(SourceError::from)?
     {
         select_platform(&index, arch, &reference.to_string())?;
     }
@@ -163,7 +165,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PinError> {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".lambda-img.toml.")
         .tempfile_in(dir)
@@ -187,10 +192,7 @@ mod tests {
         let d = Digest::of(b"x");
         let new = format!("public.ecr.aws/lambda/python:3.12@{d}");
         let out = rewrite_base_image(text, &new, Path::new("t.toml")).unwrap();
-        let expected = text.replace(
-            "\"public.ecr.aws/lambda/python:3.12\"",
-            &format!("\"{new}\""),
-        );
+        let expected = text.replace("\"public.ecr.aws/lambda/python:3.12\"", &format!("\"{new}\""));
         assert_eq!(out, expected);
     }
 
@@ -203,7 +205,10 @@ mod tests {
             rewrite_base_image("[base]\n", "x", Path::new("t")),
             Err(PinError::NoBaseImage { .. })
         ));
-        assert_eq!(written_form("python:3@sha256:old", &Digest::of(b"")), format!("python:3@{}", Digest::of(b"")));
+        assert_eq!(
+            written_form("python:3@sha256:old", &Digest::of(b"")),
+            format!("python:3@{}", Digest::of(b""))
+        );
         assert_eq!(split_prefix("registry:python:3"), ("registry:", "python:3"));
     }
 }

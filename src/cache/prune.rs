@@ -173,7 +173,11 @@ fn files_in(dir: &Path) -> io::Result<Vec<(PathBuf, u64, SystemTime)>> {
             Ok(m) if m.is_file() => m,
             _ => continue,
         };
-        out.push((entry.path(), meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+        out.push((
+            entry.path(),
+            meta.len(),
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        ));
     }
     Ok(out)
 }
@@ -213,7 +217,10 @@ mod tests {
         assert_eq!(prune(&cache, &dry, &Silent).unwrap().removed_blobs, 1);
         assert!(cache.has_blob(&old));
 
-        let by_age = PruneOptions { dry_run: false, ..dry };
+        let by_age = PruneOptions {
+            dry_run: false,
+            ..dry
+        };
         let r = prune(&cache, &by_age, &Silent).unwrap();
         assert_eq!((r.removed_blobs, r.freed_bytes), (1, 100));
         assert!(!cache.has_blob(&old) && cache.has_blob(&mid));
@@ -223,7 +230,10 @@ mod tests {
             ..Default::default()
         };
         prune(&cache, &by_size, &Silent).unwrap();
-        assert!(!cache.has_blob(&mid) && cache.has_blob(&new), "least recently used goes first");
+        assert!(
+            !cache.has_blob(&mid) && cache.has_blob(&new),
+            "least recently used goes first"
+        );
 
         let all = PruneOptions {
             all: true,

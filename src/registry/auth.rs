@@ -106,7 +106,10 @@ mod tests {
         );
         assert_eq!(parse_challenge(r#"Basic realm="r""#), Some(Challenge::Basic));
         assert_eq!(parse_challenge("Negotiate"), None);
-        assert_eq!(token_from_response(br#"{"access_token":"t"}"#).as_deref(), Some("t"));
+        assert_eq!(
+            token_from_response(br#"{"access_token":"t"}"#).as_deref(),
+            Some("t")
+        );
         assert_eq!(token_from_response(br#"{"x":1}"#), None);
     }
 }

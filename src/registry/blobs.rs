@@ -35,7 +35,11 @@ impl Client {
     /// Whether `repository` has blob `digest` (HEAD).
     pub fn blob_exists(&self, repository: &str, digest: &Digest, push: bool) -> Result<bool, RegistryError> {
         let what = format!("blob {digest} in {repository}");
-        let scope = if push { push_scope(repository) } else { pull_scope(repository) };
+        let scope = if push {
+            push_scope(repository)
+        } else {
+            pull_scope(repository)
+        };
         let resp = self.send(Req::new(
             Method::HEAD,
             self.url(&format!("/v2/{repository}/blobs/{digest}")),
@@ -68,7 +72,11 @@ impl Client {
             source,
         };
         let task = digest.short().to_string();
-        reporter.task_start(&task, &format!("pulling {}", digest.short()), Some(descriptor.size));
+        reporter.task_start(
+            &task,
+            &format!("pulling {}", digest.short()),
+            Some(descriptor.size),
+        );
         let mut last_error = String::new();
         for attempt in 0..attempts {
             let mut resp = self.send(Req::new(
@@ -108,7 +116,10 @@ impl Client {
             }
             let received = out.bytes_written();
             if broken.is_none() && received < descriptor.size {
-                broken = Some(format!("the connection ended after {received} of {} bytes", descriptor.size));
+                broken = Some(format!(
+                    "the connection ended after {received} of {} bytes",
+                    descriptor.size
+                ));
             }
             if let Some(message) = broken {
                 last_error = format!("{message} (received {received} of {} bytes)", descriptor.size);
@@ -129,7 +140,10 @@ impl Client {
                 });
             }
             let path = cache.commit_blob(tmp, digest).map_err(cache_io)?;
-            reporter.task_done(&task, &format!("pulled {} ({} bytes)", digest.short(), descriptor.size));
+            reporter.task_done(
+                &task,
+                &format!("pulled {} ({} bytes)", digest.short(), descriptor.size),
+            );
             return Ok(path);
         }
         Err(RegistryError::Unreachable {
@@ -168,7 +182,9 @@ impl Client {
             Err(RegistryError::Unauthorized { .. }) | Err(RegistryError::HostNotFound { .. }) | Ok(_) => {
                 first.map(|_| BlobAction::Uploaded)
             }
-            Err(_) => self.upload(repository, digest, bytes, None).map(|_| BlobAction::Uploaded),
+            Err(_) => self
+                .upload(repository, digest, bytes, None)
+                .map(|_| BlobAction::Uploaded),
         }
     }
 
@@ -180,8 +196,13 @@ impl Client {
             encode(from)
         ));
         let mut resp = self.send(
-            Req::new(Method::POST, url, vec![push_scope(repository), pull_scope(from)], what.clone())
-                .body(ReqBody::Bytes(&[])),
+            Req::new(
+                Method::POST,
+                url,
+                vec![push_scope(repository), pull_scope(from)],
+                what.clone(),
+            )
+            .body(ReqBody::Bytes(&[])),
         )?;
         match resp.status().as_u16() {
             201 => {
@@ -316,6 +337,8 @@ fn cached_blob_ok(path: &Path, descriptor: &Descriptor) -> bool {
         Ok(m) if m.len() == descriptor.size => {}
         _ => return false,
     }
-    let Ok(file) = std::fs::File::open(path) else { return false };
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
     matches!(Digest::of_reader(std::io::BufReader::with_capacity(1 << 20, file)), Ok((d, _)) if d == descriptor.digest)
 }

@@ -83,7 +83,11 @@ pub(crate) fn push_scope(repository: &str) -> String {
 
 impl Client {
     /// A client for `registry`, with credentials from `options` or Docker's config.
-    pub fn new(registry: &str, options: &RegistryOptions, reporter: &dyn Reporter) -> Result<Client, RegistryError> {
+    pub fn new(
+        registry: &str,
+        options: &RegistryOptions,
+        reporter: &dyn Reporter,
+    ) -> Result<Client, RegistryError> {
         let creds = match &options.credentials {
             Some(c) => Some(c.clone()),
             None => credentials::lookup(
@@ -152,7 +156,12 @@ impl Client {
     /// `GET /v2/` with auth: proves the registry speaks the API and, with
     /// credentials, that they are accepted (used by `login`).
     pub fn ping(&self) -> Result<(), RegistryError> {
-        let resp = self.send(Req::new(Method::GET, self.url("/v2/"), Vec::new(), "the API root /v2/"))?;
+        let resp = self.send(Req::new(
+            Method::GET,
+            self.url("/v2/"),
+            Vec::new(),
+            "the API root /v2/",
+        ))?;
         let status = resp.status().as_u16();
         if status == 200 {
             return Ok(());
@@ -202,7 +211,8 @@ impl Client {
                 return Err(RegistryError::Unauthorized {
                     registry: self.registry.clone(),
                     what: req.what.clone(),
-                    detail: " (it asks for a user name and password, and no credentials were found for it)".into(),
+                    detail: " (it asks for a user name and password, and no credentials were found for it)"
+                        .into(),
                 });
             }
         }
@@ -220,10 +230,9 @@ impl Client {
         match &state.challenge {
             None => None,
             Some(Challenge::Basic) => self.creds.as_ref().map(Credentials::basic_header),
-            Some(Challenge::Bearer { .. }) => state
-                .tokens
-                .get(&scopes.join(" "))
-                .map(|t| format!("Bearer {t}")),
+            Some(Challenge::Bearer { .. }) => {
+                state.tokens.get(&scopes.join(" ")).map(|t| format!("Bearer {t}"))
+            }
         }
     }
 
@@ -233,9 +242,11 @@ impl Client {
         let (realm, service, challenge_scope) = {
             let state = self.auth.lock().expect("auth state lock");
             match &state.challenge {
-                Some(Challenge::Bearer { realm, service, scope }) if !state.tokens.contains_key(&key) => {
-                    (realm.clone(), service.clone(), scope.clone())
-                }
+                Some(Challenge::Bearer {
+                    realm,
+                    service,
+                    scope,
+                }) if !state.tokens.contains_key(&key) => (realm.clone(), service.clone(), scope.clone()),
                 _ => return Ok(()),
             }
         };
@@ -254,10 +265,18 @@ impl Client {
         let url = if query.is_empty() {
             realm.clone()
         } else {
-            format!("{realm}{}{}", if realm.contains('?') { "&" } else { "?" }, query.join("&"))
+            format!(
+                "{realm}{}{}",
+                if realm.contains('?') { "&" } else { "?" },
+                query.join("&")
+            )
         };
         let realm_plain = realm.starts_with("http://");
-        let realm_host = realm.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("");
+        let realm_host = realm
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or("");
         if realm_plain && self.creds.is_some() && !is_plain_http(realm_host, &self.insecure) {
             return Err(RegistryError::Protocol {
                 registry: self.registry.clone(),
@@ -292,7 +311,11 @@ impl Client {
             registry: self.registry.clone(),
             message: format!("{what}: the answer holds no token"),
         })?;
-        self.auth.lock().expect("auth state lock").tokens.insert(key, token);
+        self.auth
+            .lock()
+            .expect("auth state lock")
+            .tokens
+            .insert(key, token);
         Ok(())
     }
 
@@ -357,7 +380,12 @@ impl Client {
     }
 
     /// An error for an unexpected status, with the registry's own error code.
-    pub(crate) fn status_error(&self, resp: Response<ureq::Body>, what: &str, attempts: u32) -> RegistryError {
+    pub(crate) fn status_error(
+        &self,
+        resp: Response<ureq::Body>,
+        what: &str,
+        attempts: u32,
+    ) -> RegistryError {
         let status = resp.status().as_u16();
         let detail = error_detail(resp);
         match status {

@@ -104,10 +104,7 @@ pub fn lookup(
     };
     let config: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| RegistryError::Credentials {
-            message: format!(
-                "{} is not valid JSON ({e}); fix or remove it",
-                path.display()
-            ),
+            message: format!("{} is not valid JSON ({e}); fix or remove it", path.display()),
         })?;
     let helper = config
         .get("credHelpers")
@@ -128,7 +125,11 @@ pub fn lookup(
         .and_then(|a| a.iter().find(|(k, _)| key_host(k) == registry))
         .map(|(_, v)| v);
     let Some(entry) = entry else { return Ok(None) };
-    if let Some(auth) = entry.get("auth").and_then(|v| v.as_str()).filter(|s| !s.is_empty()) {
+    if let Some(auth) = entry
+        .get("auth")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+    {
         let decoded = BASE64
             .decode(auth.trim())
             .ok()
@@ -170,12 +171,15 @@ pub fn run_helper(
         helper: program.clone(),
         message,
     };
-    let mut cmd = Command::new(&program);
-    if let Some(p) = helper_path {
-        // On Unix a PATH set for the child is also where the program is looked up.
-        cmd.env("PATH", p);
-    }
-    let mut child = cmd
+    // Found on `helper_path` when given (the helper still runs with our PATH).
+    let resolved = helper_path
+        .and_then(|paths| {
+            std::env::split_paths(paths)
+                .map(|d| d.join(&program))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from(&program));
+    let mut child = Command::new(resolved)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -228,8 +232,9 @@ pub fn run_helper(
         #[serde(rename = "Secret", default)]
         secret: String,
     }
-    let answer: Answer = serde_json::from_slice(&out)
-        .map_err(|_| fail("its answer is not the JSON object {\"Username\",\"Secret\"} that helpers print".into()))?;
+    let answer: Answer = serde_json::from_slice(&out).map_err(|_| {
+        fail("its answer is not the JSON object {\"Username\",\"Secret\"} that helpers print".into())
+    })?;
     if answer.username == "<token>" {
         // An identity (refresh) token: not supported, fall back to anonymous.
         return Ok(None);
@@ -258,15 +263,17 @@ pub fn store(registry: &str, creds: &Credentials, config_dir: &Path) -> Result<P
             message: format!("{} is not a JSON object", path.display()),
         });
     };
-    let auths = obj
-        .entry("auths")
-        .or_insert_with(|| serde_json::json!({}));
+    let auths = obj.entry("auths").or_insert_with(|| serde_json::json!({}));
     if !auths.is_object() {
         *auths = serde_json::json!({});
     }
     let auths = auths.as_object_mut().expect("object");
     // Replace any older entry for the same host written under another key form.
-    let stale: Vec<String> = auths.keys().filter(|k| key_host(k) == registry).cloned().collect();
+    let stale: Vec<String> = auths
+        .keys()
+        .filter(|k| key_host(k) == registry)
+        .cloned()
+        .collect();
     for k in stale {
         auths.remove(&k);
     }
@@ -314,12 +321,19 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("config.json")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("config.json"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let got = lookup("reg:5000", Some(dir.path()), None, &Silent).unwrap().unwrap();
+        let got = lookup("reg:5000", Some(dir.path()), None, &Silent)
+            .unwrap()
+            .unwrap();
         assert_eq!(got, Credentials::new("user", "p:w"));
-        let other = lookup("other:1", Some(dir.path()), None, &Silent).unwrap().unwrap();
+        let other = lookup("other:1", Some(dir.path()), None, &Silent)
+            .unwrap()
+            .unwrap();
         assert_eq!(other, Credentials::new("x", "y"));
         assert_eq!(lookup("nobody", Some(dir.path()), None, &Silent).unwrap(), None);
     }

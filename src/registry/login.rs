@@ -64,7 +64,9 @@ fn normalise_registry(input: &str) -> Result<String, RegistryError> {
     let r = Reference::parse(&format!("{host}/x"))?;
     if r.registry == "docker.io" {
         return Err(RegistryError::Credentials {
-            message: format!("{input:?} does not name a registry host (e.g. registry.example.com or host:5000)"),
+            message: format!(
+                "{input:?} does not name a registry host (e.g. registry.example.com or host:5000)"
+            ),
         });
     }
     Ok(r.registry)
@@ -76,9 +78,15 @@ mod tests {
 
     #[test]
     fn registry_names_normalise() {
-        assert_eq!(normalise_registry("https://index.docker.io/v1/").unwrap(), "docker.io");
+        assert_eq!(
+            normalise_registry("https://index.docker.io/v1/").unwrap(),
+            "docker.io"
+        );
         assert_eq!(normalise_registry("127.0.0.1:5000").unwrap(), "127.0.0.1:5000");
-        assert_eq!(normalise_registry("http://localhost:5000/v2/").unwrap(), "localhost:5000");
+        assert_eq!(
+            normalise_registry("http://localhost:5000/v2/").unwrap(),
+            "localhost:5000"
+        );
         assert!(normalise_registry("notahost").is_err());
         let o = LoginOptions {
             registry: "r".into(),

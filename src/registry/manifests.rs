@@ -2,8 +2,8 @@
 
 use ureq::http::Method;
 
-use super::client::{Client, Req, ReqBody, pull_scope, push_scope, read_small};
 use super::RegistryError;
+use super::client::{Client, Req, ReqBody, pull_scope, push_scope, read_small};
 use crate::image::Digest;
 
 /// Every manifest and index type lambda-img can read, for `Accept`.

@@ -127,7 +127,9 @@ pub enum RegistryError {
         expected: Digest,
         actual: Digest,
     },
-    #[error("{what} from registry {registry} is larger than the {expected} bytes its descriptor says: refused")]
+    #[error(
+        "{what} from registry {registry} is larger than the {expected} bytes its descriptor says: refused"
+    )]
     TooLarge {
         registry: String,
         what: String,
@@ -140,10 +142,7 @@ pub enum RegistryError {
     #[error("credential helper {helper}: {message}")]
     Helper { helper: String, message: String },
     #[error("cannot use {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 #[cfg(test)]

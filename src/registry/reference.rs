@@ -159,9 +159,16 @@ fn validate_tag(tag: &str) -> Result<(), String> {
         return Err("the tag after ':' is empty".into());
     }
     if tag.len() > 128 {
-        return Err(format!("the tag is {} characters long; at most 128 are allowed", tag.len()));
+        return Err(format!(
+            "the tag is {} characters long; at most 128 are allowed",
+            tag.len()
+        ));
     }
-    if !ok_first || !tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+    if !ok_first
+        || !tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
         return Err(format!(
             "the tag {tag:?} may only contain letters, digits, '_', '.' and '-', and must not start with '.' or '-'"
         ));
@@ -178,7 +185,9 @@ fn validate_registry(registry: &str) -> Result<(), String> {
     if let Some(port) = port
         && (port.is_empty() || port.parse::<u16>().is_err())
     {
-        return Err(format!("the registry port {port:?} is not a number from 0 to 65535"));
+        return Err(format!(
+            "the registry port {port:?} is not a number from 0 to 65535"
+        ));
     }
     let bracketed = host.starts_with('[') && host.ends_with(']');
     let ok = !host.is_empty()
@@ -201,7 +210,9 @@ fn validate_repository(repository: &str) -> Result<(), String> {
     }
     for component in repository.split('/') {
         if component.is_empty() {
-            return Err(format!("the repository {repository:?} has an empty path component"));
+            return Err(format!(
+                "the repository {repository:?} has an empty path component"
+            ));
         }
         if component.chars().any(|c| c.is_ascii_uppercase()) {
             return Err(format!(
@@ -233,14 +244,20 @@ mod tests {
     #[test]
     fn docker_defaults() {
         let x = r("python");
-        assert_eq!((x.registry.as_str(), x.repository.as_str()), ("docker.io", "library/python"));
+        assert_eq!(
+            (x.registry.as_str(), x.repository.as_str()),
+            ("docker.io", "library/python")
+        );
         assert_eq!(x.tag, None);
         assert_eq!(x.manifest_ref(), "latest");
         assert_eq!(x.api_host(), "registry-1.docker.io");
         let x = r("user/app:1.0");
         assert_eq!(x.repository, "user/app");
         assert_eq!(x.tag.as_deref(), Some("1.0"));
-        assert_eq!(r("index.docker.io/python:3").to_string(), "docker.io/library/python:3");
+        assert_eq!(
+            r("index.docker.io/python:3").to_string(),
+            "docker.io/library/python:3"
+        );
     }
 
     #[test]

@@ -56,7 +56,10 @@ pub fn retryable_status(status: u16) -> bool {
 pub fn retryable_error(e: &ureq::Error) -> bool {
     matches!(
         e,
-        ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_)
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
     )
 }
 
@@ -77,7 +80,10 @@ mod tests {
         assert_eq!(p.delay(10, None), Duration::from_secs(8));
         assert_eq!(p.delay(40, None), Duration::from_secs(8));
         assert_eq!(p.delay(0, Some(Duration::from_secs(3))), Duration::from_secs(3));
-        assert_eq!(p.delay(0, Some(Duration::from_secs(999))), Duration::from_secs(60));
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(999))),
+            Duration::from_secs(60)
+        );
         assert!(retryable_status(503) && retryable_status(429) && !retryable_status(404));
         assert_eq!(parse_retry_after(" 2 "), Some(Duration::from_secs(2)));
     }

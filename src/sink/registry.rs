@@ -52,7 +52,8 @@ impl ImageSink for RegistrySink {
             let BlobLocation::File(path) = &layer.location;
             let mount_from = match &layer.origin {
                 LayerOrigin::Base {
-                    mount_from: Some(from), ..
+                    mount_from: Some(from),
+                    ..
                 } => from.strip_prefix(&same_registry),
                 _ => None,
             };

@@ -36,7 +36,12 @@ impl ImageSource for RegistrySource {
         self.reference.to_string()
     }
 
-    fn resolve(&self, arch: Architecture, cache: &Cache, reporter: &dyn Reporter) -> Result<Image, SourceError> {
+    fn resolve(
+        &self,
+        arch: Architecture,
+        cache: &Cache,
+        reporter: &dyn Reporter,
+    ) -> Result<Image, SourceError> {
         let source_ref = self.describe();
         let repo = &self.reference.repository;
         reporter.step(&format!("resolving base {source_ref}"));
@@ -47,9 +52,17 @@ impl ImageSource for RegistrySource {
             Document::Manifest(m) => (top.bytes, m),
             Document::Index(index) => {
                 let child = select_platform(&index, arch, &source_ref)?;
-                reporter.detail(&format!("{source_ref}: linux/{} is {}", arch.oci_name(), child.digest));
+                reporter.detail(&format!(
+                    "{source_ref}: linux/{} is {}",
+                    arch.oci_name(),
+                    child.digest
+                ));
                 let fetched = client.get_manifest(repo, &child.digest.to_string())?;
-                let what = format!("the linux/{} manifest {} of {source_ref}", arch.oci_name(), child.digest);
+                let what = format!(
+                    "the linux/{} manifest {} of {source_ref}",
+                    arch.oci_name(),
+                    child.digest
+                );
                 match parse_document(&fetched.bytes, Some(&child.media_type), &what)? {
                     Document::Manifest(m) => (fetched.bytes, m),
                     Document::Index(_) => {
@@ -67,7 +80,14 @@ impl ImageSource for RegistrySource {
             path: config_path.clone(),
             source,
         })?;
-        fetch_layers(&client, repo, &manifest.layers, cache, reporter, self.options.parallel_downloads)?;
+        fetch_layers(
+            &client,
+            repo,
+            &manifest.layers,
+            cache,
+            reporter,
+            self.options.parallel_downloads,
+        )?;
         let locate = |d: &Descriptor| Ok(cache.blob_path(&d.digest));
         assemble_base(
             bytes,
@@ -84,7 +104,11 @@ impl ImageSource for RegistrySource {
 use crate::image::Image;
 
 /// Refuses, before any download, a config or layer type Lambda cannot run.
-fn check_media_types(config: &Descriptor, layers: &[Descriptor], source_ref: &str) -> Result<(), SourceError> {
+fn check_media_types(
+    config: &Descriptor,
+    layers: &[Descriptor],
+    source_ref: &str,
+) -> Result<(), SourceError> {
     if !matches!(classify(&config.media_type), MediaKind::Config(_)) {
         return Err(SourceError::Invalid {
             source_ref: source_ref.to_string(),

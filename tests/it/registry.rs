@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use lambda_img::cache::Cache;
 use lambda_img::image::{
-    Architecture, BlobLocation, Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, OCI_INDEX, write_index,
-    write_manifest,
+    Architecture, BlobLocation, Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, OCI_INDEX,
+    write_index, write_manifest,
 };
 use lambda_img::registry::{
-    BlobAction, Client, Credentials, LoginOptions, Reference, RegistryError, RegistryOptions, RetryPolicy, login,
+    BlobAction, Client, Credentials, LoginOptions, Reference, RegistryError, RegistryOptions, RetryPolicy,
+    login,
 };
 use lambda_img::report::{Reporter, Silent};
 use lambda_img::sink::{ImageSink, RegistrySink, SinkError, SinkReport};
@@ -111,18 +112,36 @@ fn test_image(cache: &Cache, arch: &str, code: &[u8]) -> Image {
     image_of(vec![base, code], arch, MediaFamily::Oci.config())
 }
 
-fn push(host: &str, reference: &str, image: &Image, options: RegistryOptions) -> Result<SinkReport, SinkError> {
+fn push(
+    host: &str,
+    reference: &str,
+    image: &Image,
+    options: RegistryOptions,
+) -> Result<SinkReport, SinkError> {
     RegistrySink::parse(&format!("{host}/{reference}"), options)
         .unwrap()
         .write(image, &Silent)
 }
 
-fn pull(reference: &str, arch: Architecture, cache: &Cache, options: RegistryOptions) -> Result<Image, SourceError> {
-    RegistrySource::parse(reference, options).unwrap().resolve(arch, cache, &Silent)
+fn pull(
+    reference: &str,
+    arch: Architecture,
+    cache: &Cache,
+    options: RegistryOptions,
+) -> Result<Image, SourceError> {
+    RegistrySource::parse(reference, options)
+        .unwrap()
+        .resolve(arch, cache, &Silent)
 }
 
 fn actions(report: &SinkReport) -> Vec<(&'static str, BlobAction)> {
-    report.blobs.as_ref().unwrap().iter().map(|b| (b.kind, b.action)).collect()
+    report
+        .blobs
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|b| (b.kind, b.action))
+        .collect()
 }
 
 fn new_cache() -> (tempfile::TempDir, Cache) {
@@ -159,7 +178,10 @@ fn push_matches_skopeo_and_pulls_back_identically() {
         "--tls-verify=false",
         &format!("docker://{}/fn/app:v1", reg.host()),
     ]));
-    assert_eq!(raw.stdout, image.manifest, "the registry holds our exact manifest bytes");
+    assert_eq!(
+        raw.stdout, image.manifest,
+        "the registry holds our exact manifest bytes"
+    );
     let cfg = run_ok(Command::new("skopeo").args([
         "inspect",
         "--config",
@@ -171,7 +193,13 @@ fn push_matches_skopeo_and_pulls_back_identically() {
 
     // Pull it back into a fresh cache, by tag and by digest.
     let (_d2, cache2) = new_cache();
-    let pulled = pull(&format!("{}/fn/app:v1", reg.host()), Architecture::X86_64, &cache2, opts()).unwrap();
+    let pulled = pull(
+        &format!("{}/fn/app:v1", reg.host()),
+        Architecture::X86_64,
+        &cache2,
+        opts(),
+    )
+    .unwrap();
     assert_eq!(pulled.manifest_digest, image.manifest_digest);
     assert_eq!(pulled.manifest, image.manifest);
     assert_eq!(pulled.config, image.config);
@@ -220,8 +248,17 @@ fn podman_pulls_a_pushed_image() {
     };
     let name = format!("{}/fn/podman:latest", reg.host());
     run_ok(&mut podman(&["pull", "--quiet", "--tls-verify=false", &name]));
-    let out = run_ok(&mut podman(&["image", "inspect", "--format", "{{.Digest}}", &name]));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), image.manifest_digest.to_string());
+    let out = run_ok(&mut podman(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Digest}}",
+        &name,
+    ]));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        image.manifest_digest.to_string()
+    );
 }
 
 #[test]
@@ -257,7 +294,13 @@ fn base_layers_are_mounted_across_repositories_and_refusals_fall_back() {
     let base = test_image(&cache, "amd64", b"base\n");
     push(&reg.host(), "lambda/base:1", &base, opts()).unwrap();
     let (_d2, cache2) = new_cache();
-    let pulled = pull(&format!("{}/lambda/base:1", reg.host()), Architecture::X86_64, &cache2, opts()).unwrap();
+    let pulled = pull(
+        &format!("{}/lambda/base:1", reg.host()),
+        Architecture::X86_64,
+        &cache2,
+        opts(),
+    )
+    .unwrap();
     let mut layers = pulled.layers.clone();
     layers.push(built_layer(&cache2, "code", &[("var/task/h.py", b"code\n")]));
     let derived = image_of(layers, "amd64", MediaFamily::Oci.config());
@@ -271,7 +314,13 @@ fn base_layers_are_mounted_across_repositories_and_refusals_fall_back() {
             ("config", BlobAction::Uploaded)
         ]
     );
-    let back = pull(&format!("{}/team/fn:1", reg.host()), Architecture::X86_64, &new_cache().1, opts()).unwrap();
+    let back = pull(
+        &format!("{}/team/fn:1", reg.host()),
+        Architecture::X86_64,
+        &new_cache().1,
+        opts(),
+    )
+    .unwrap();
     assert_eq!(back.manifest_digest, derived.manifest_digest);
 
     // A mount source that does not have the blob: the registry answers 202
@@ -302,7 +351,9 @@ fn an_index_resolves_to_the_functions_platform() {
     arm_d.platform = Some(Architecture::Arm64.platform());
     let index = write_index(&[amd_d.clone(), arm_d]);
     let client = Client::with_credentials(&reg.host(), &opts(), None);
-    client.put_manifest("multi/base", "3.12", OCI_INDEX, &index).unwrap();
+    client
+        .put_manifest("multi/base", "3.12", OCI_INDEX, &index)
+        .unwrap();
     client
         .put_manifest("multi/base", "amd-only", OCI_INDEX, &write_index(&[amd_d]))
         .unwrap();
@@ -314,24 +365,37 @@ fn an_index_resolves_to_the_functions_platform() {
     assert_eq!(got_amd.manifest_digest, amd.manifest_digest);
     let pinned = format!("{}/multi/base@{}", reg.host(), Digest::of(&index));
     assert_eq!(
-        pull(&pinned, Architecture::Arm64, &cache, opts()).unwrap().manifest_digest,
+        pull(&pinned, Architecture::Arm64, &cache, opts())
+            .unwrap()
+            .manifest_digest,
         arm.manifest_digest
     );
-    let err = pull(&format!("{}/multi/base:amd-only", reg.host()), Architecture::Arm64, &cache, opts()).unwrap_err();
+    let err = pull(
+        &format!("{}/multi/base:amd-only", reg.host()),
+        Architecture::Arm64,
+        &cache,
+        opts(),
+    )
+    .unwrap_err();
     assert!(matches!(err, SourceError::NoPlatform { .. }), "{err}");
     assert!(err.to_string().contains("linux/amd64"), "{err}");
 }
 
 #[test]
 fn basic_auth_through_config_json_helper_and_login() {
-    let Some(reg) = TestRegistry::start_basic("alice", "s3cret-pw") else { return };
+    let Some(reg) = TestRegistry::start_basic("alice", "s3cret-pw") else {
+        return;
+    };
     let (dir, cache) = new_cache();
     let image = test_image(&cache, "amd64", b"auth\n");
 
     // Anonymous: refused with a message naming the registry.
     let err = push(&reg.host(), "priv/app:1", &image, opts()).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains(&reg.host()) && msg.contains("no credentials"), "{msg}");
+    assert!(
+        msg.contains(&reg.host()) && msg.contains("no credentials"),
+        "{msg}"
+    );
 
     // Wrong password via login: refused, nothing stored.
     let cfg = dir.path().join("docker");
@@ -353,10 +417,17 @@ fn basic_auth_through_config_json_helper_and_login() {
     };
     let outcome = login(&good).unwrap();
     assert_eq!(outcome.config_path, cfg.join("config.json"));
-    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&outcome.config_path).unwrap()).unwrap();
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&outcome.config_path).unwrap()).unwrap();
     assert!(stored["auths"][reg.host()]["auth"].is_string());
     push(&reg.host(), "priv/app:1", &image, opts_with_config(&cfg)).unwrap();
-    let got = pull(&format!("{}/priv/app:1", reg.host()), Architecture::X86_64, &new_cache().1, opts_with_config(&cfg)).unwrap();
+    let got = pull(
+        &format!("{}/priv/app:1", reg.host()),
+        Architecture::X86_64,
+        &new_cache().1,
+        opts_with_config(&cfg),
+    )
+    .unwrap();
     assert_eq!(got.manifest_digest, image.manifest_digest);
 
     // A credential helper found on the helper search path.
@@ -383,14 +454,30 @@ fn basic_auth_through_config_json_helper_and_login() {
     .unwrap();
     let mut o = opts_with_config(&helper_cfg);
     o.helper_path = Some(helper_dir.into_os_string());
-    let got = pull(&format!("{}/priv/app:1", reg.host()), Architecture::X86_64, &new_cache().1, o).unwrap();
+    let got = pull(
+        &format!("{}/priv/app:1", reg.host()),
+        Architecture::X86_64,
+        &new_cache().1,
+        o,
+    )
+    .unwrap();
     assert_eq!(got.manifest_digest, image.manifest_digest);
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), reg.host(), "the helper got the server on stdin");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        reg.host(),
+        "the helper got the server on stdin"
+    );
 
     // Explicit credentials that are wrong: a clear refusal.
     let mut o = opts();
     o.credentials = Some(Credentials::new("alice", "nope-nope"));
-    let err = pull(&format!("{}/priv/app:1", reg.host()), Architecture::X86_64, &cache, o).unwrap_err();
+    let err = pull(
+        &format!("{}/priv/app:1", reg.host()),
+        Architecture::X86_64,
+        &cache,
+        o,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("refused access"), "{err}");
     assert!(!err.to_string().contains("nope-nope"));
 }
@@ -404,22 +491,52 @@ fn bearer_token_flow_anonymous_and_with_credentials() {
     let anon = BearerProxy::start(reg.port, None);
     let r = push(&anon.host(), "tok/app:1", &image, opts()).unwrap();
     assert_eq!(r.blobs.unwrap().len(), 3);
-    let got = pull(&format!("{}/tok/app:1", anon.host()), Architecture::X86_64, &new_cache().1, opts()).unwrap();
+    let got = pull(
+        &format!("{}/tok/app:1", anon.host()),
+        Architecture::X86_64,
+        &new_cache().1,
+        opts(),
+    )
+    .unwrap();
     assert_eq!(got.manifest_digest, image.manifest_digest);
     let issued = anon.issued.lock().unwrap().clone();
-    assert!(issued.contains(&"repository:tok/app:pull,push".to_string()), "{issued:?}");
-    assert!(issued.contains(&"repository:tok/app:pull".to_string()), "{issued:?}");
+    assert!(
+        issued.contains(&"repository:tok/app:pull,push".to_string()),
+        "{issued:?}"
+    );
+    assert!(
+        issued.contains(&"repository:tok/app:pull".to_string()),
+        "{issued:?}"
+    );
 
     let private = BearerProxy::start(reg.port, Some(("bob", "tokpw")));
-    let err = pull(&format!("{}/tok/app:1", private.host()), Architecture::X86_64, &new_cache().1, opts()).unwrap_err();
+    let err = pull(
+        &format!("{}/tok/app:1", private.host()),
+        Architecture::X86_64,
+        &new_cache().1,
+        opts(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("anonymous access was refused"), "{err}");
     let mut o = opts();
     o.credentials = Some(Credentials::new("bob", "wrong"));
-    let err = pull(&format!("{}/tok/app:1", private.host()), Architecture::X86_64, &new_cache().1, o).unwrap_err();
+    let err = pull(
+        &format!("{}/tok/app:1", private.host()),
+        Architecture::X86_64,
+        &new_cache().1,
+        o,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("rejected the credentials"), "{err}");
     let mut o = opts();
     o.credentials = Some(Credentials::new("bob", "tokpw"));
-    let got = pull(&format!("{}/tok/app:1", private.host()), Architecture::X86_64, &new_cache().1, o).unwrap();
+    let got = pull(
+        &format!("{}/tok/app:1", private.host()),
+        Architecture::X86_64,
+        &new_cache().1,
+        o,
+    )
+    .unwrap();
     assert_eq!(got.manifest_digest, image.manifest_digest);
 }
 
@@ -454,7 +571,10 @@ fn transient_faults_are_retried() {
     let start = Instant::now();
     let got = pull(&r, Architecture::X86_64, &new_cache().1, opts()).unwrap();
     assert_eq!(got.manifest_digest, image.manifest_digest);
-    assert!(start.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was honoured");
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
     assert_eq!(proxy.count("GET", "/manifests/"), 3);
     assert_eq!(proxy.count("GET", &code), 2, "the cut download was fetched again");
 
@@ -466,8 +586,13 @@ fn transient_faults_are_retried() {
         kind: FaultKind::Status(503),
     });
     let (_d3, cache3) = new_cache();
-    let err = pull(&r, Architecture::X86_64, &cache3, opts()).unwrap_err().to_string();
-    assert!(err.contains(&proxy.host()) && err.contains(&code) && err.contains("503"), "{err}");
+    let err = pull(&r, Architecture::X86_64, &cache3, opts())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&proxy.host()) && err.contains(&code) && err.contains("503"),
+        "{err}"
+    );
     assert!(err.contains("4 attempt"), "{err}");
 
     // Push through faults: 503 on the upload start and on the manifest PUT.
@@ -503,12 +628,28 @@ fn wrong_bytes_are_refused_and_never_cached() {
         kind: FaultKind::Corrupt,
     });
     let (_d2, cache2) = new_cache();
-    let err = pull(&format!("{}/lie/app:1", proxy.host()), Architecture::X86_64, &cache2, opts()).unwrap_err();
+    let err = pull(
+        &format!("{}/lie/app:1", proxy.host()),
+        Architecture::X86_64,
+        &cache2,
+        opts(),
+    )
+    .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, SourceError::Registry(RegistryError::DigestMismatch { .. })), "{msg}");
-    assert!(msg.contains(&code.to_string()) && msg.contains(&proxy.host()), "{msg}");
+    assert!(
+        matches!(err, SourceError::Registry(RegistryError::DigestMismatch { .. })),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&code.to_string()) && msg.contains(&proxy.host()),
+        "{msg}"
+    );
     assert!(!cache2.has_blob(code));
-    assert_eq!(std::fs::read_dir(cache2.root().join("tmp")).unwrap().count(), 0, "no temp file left");
+    assert_eq!(
+        std::fs::read_dir(cache2.root().join("tmp")).unwrap().count(),
+        0,
+        "no temp file left"
+    );
 
     // A corrupt manifest fetched by digest is refused too.
     proxy.add(Fault {
@@ -519,7 +660,10 @@ fn wrong_bytes_are_refused_and_never_cached() {
     });
     let by_digest = format!("{}/lie/app@{}", proxy.host(), image.manifest_digest);
     let err = pull(&by_digest, Architecture::X86_64, &cache2, opts()).unwrap_err();
-    assert!(err.to_string().contains(&image.manifest_digest.to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&image.manifest_digest.to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -582,7 +726,11 @@ fn two_pulls_sharing_a_cache_both_succeed_and_fetch_each_blob_once() {
         assert_eq!(img.manifest_digest, image.manifest_digest);
     }
     for l in &image.layers {
-        assert_eq!(proxy.count("GET", &l.descriptor.digest.to_string()), 1, "one download per blob");
+        assert_eq!(
+            proxy.count("GET", &l.descriptor.digest.to_string()),
+            1,
+            "one download per blob"
+        );
     }
     let cache = Cache::open(shared.path()).unwrap();
     for l in &image.layers {
@@ -598,21 +746,48 @@ fn clear_errors_for_missing_things_and_unusable_images() {
     let image = test_image(&cache, "amd64", b"x\n");
     push(&reg.host(), "e/app:1", &image, opts()).unwrap();
 
-    let err = pull(&format!("{}/e/nothing:1", reg.host()), Architecture::X86_64, &cache, opts()).unwrap_err();
-    assert!(matches!(err, SourceError::Registry(RegistryError::NotFound { .. })), "{err}");
+    let err = pull(
+        &format!("{}/e/nothing:1", reg.host()),
+        Architecture::X86_64,
+        &cache,
+        opts(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, SourceError::Registry(RegistryError::NotFound { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("e/nothing:1"), "{err}");
-    let err = pull(&format!("{}/e/app:nope", reg.host()), Architecture::X86_64, &cache, opts()).unwrap_err();
+    let err = pull(
+        &format!("{}/e/app:nope", reg.host()),
+        Architecture::X86_64,
+        &cache,
+        opts(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("has no manifest e/app:nope"), "{err}");
     assert!(err.to_string().contains("MANIFEST_UNKNOWN"), "{err}");
 
-    let err = pull("no-such-registry.invalid/x/y:1", Architecture::X86_64, &cache, opts()).unwrap_err();
+    let err = pull(
+        "no-such-registry.invalid/x/y:1",
+        Architecture::X86_64,
+        &cache,
+        opts(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("no-such-registry.invalid"), "{err}");
 
     // An artifact (not a container image) is refused before any layer download.
     let layer = built_layer(&cache, "chart", &[("Chart.yaml", b"name: x\n")]);
     let chart = image_of(vec![layer], "amd64", "application/vnd.cncf.helm.config.v1+json");
     push(&reg.host(), "e/chart:1", &chart, opts()).unwrap();
-    let err = pull(&format!("{}/e/chart:1", reg.host()), Architecture::X86_64, &cache, opts()).unwrap_err();
+    let err = pull(
+        &format!("{}/e/chart:1", reg.host()),
+        Architecture::X86_64,
+        &cache,
+        opts(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("helm"), "{err}");
 
     // A push destination with a digest is refused up front.

@@ -83,9 +83,13 @@ pub fn read_request(stream: &TcpStream) -> Option<Request> {
         headers,
         body: Vec::new(),
     };
-    if req.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    if req
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
         req.body = read_chunked(&mut r)?;
-        req.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("transfer-encoding"));
+        req.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("transfer-encoding"));
         let n = req.body.len().to_string();
         req.headers.push(("Content-Length".into(), n));
     } else if let Some(n) = req.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
@@ -129,7 +133,11 @@ pub fn forward(port: u16, req: &Request) -> std::io::Result<Response> {
     let mut r = BufReader::new(up);
     let mut line = String::new();
     r.read_line(&mut line)?;
-    let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(502);
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(502);
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
@@ -155,7 +163,9 @@ pub fn forward(port: u16, req: &Request) -> std::io::Result<Response> {
         r.read_to_end(&mut b)?;
         b
     };
-    headers.retain(|(k, _)| !k.eq_ignore_ascii_case("transfer-encoding") && !k.eq_ignore_ascii_case("connection"));
+    headers.retain(|(k, _)| {
+        !k.eq_ignore_ascii_case("transfer-encoding") && !k.eq_ignore_ascii_case("connection")
+    });
     Ok(Response {
         status,
         headers,
@@ -278,15 +288,19 @@ impl FaultProxy {
             let Some(req) = read_request(&stream) else { return };
             let fault = {
                 let mut faults = f2.lock().unwrap();
-                let pos = faults
-                    .iter()
-                    .position(|f| f.times > 0 && f.method == req.method && req.path().contains(&f.path_contains));
+                let pos = faults.iter().position(|f| {
+                    f.times > 0 && f.method == req.method && req.path().contains(&f.path_contains)
+                });
                 pos.map(|i| {
                     faults[i].times -= 1;
                     faults[i].kind.clone()
                 })
             };
-            let record = |status| l2.lock().unwrap().push((req.method.clone(), req.target.clone(), status));
+            let record = |status| {
+                l2.lock()
+                    .unwrap()
+                    .push((req.method.clone(), req.target.clone(), status))
+            };
             match fault {
                 Some(FaultKind::Status(s)) => {
                     record(s);
@@ -294,7 +308,8 @@ impl FaultProxy {
                 }
                 Some(FaultKind::TooMany { retry_after }) => {
                     record(429);
-                    let resp = Response::new(429, "slow down").with_header("Retry-After", &retry_after.to_string());
+                    let resp =
+                        Response::new(429, "slow down").with_header("Retry-After", &retry_after.to_string());
                     write_response(stream, &resp, None)
                 }
                 other => match forward(upstream, &req) {

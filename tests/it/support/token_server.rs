@@ -24,7 +24,10 @@ impl BearerProxy {
     /// otherwise it issues tokens anonymously (like Docker Hub or ECR Public).
     pub fn start(upstream: u16, credentials: Option<(&str, &str)>) -> BearerProxy {
         let expected = credentials.map(|(u, p)| {
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
         });
         let tokens: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
         let issued: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -37,7 +40,11 @@ impl BearerProxy {
                 if let Some(exp) = &expected
                     && req.header("authorization") != Some(exp.as_str())
                 {
-                    return write_response(stream, &Response::new(401, r#"{"details":"bad credentials"}"#), None);
+                    return write_response(
+                        stream,
+                        &Response::new(401, r#"{"details":"bad credentials"}"#),
+                        None,
+                    );
                 }
                 let scopes: Vec<String> = req
                     .target
@@ -56,13 +63,17 @@ impl BearerProxy {
             }
             let port = *p2.lock().unwrap();
             let challenge = |scope: Option<String>| {
-                let mut v = format!(r#"Bearer realm="http://127.0.0.1:{port}/token",service="test-registry""#);
+                let mut v =
+                    format!(r#"Bearer realm="http://127.0.0.1:{port}/token",service="test-registry""#);
                 if let Some(s) = scope {
                     v.push_str(&format!(r#",scope="{s}""#));
                 }
-                Response::new(401, r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#)
-                    .with_header("WWW-Authenticate", &v)
-                    .with_header("Content-Type", "application/json")
+                Response::new(
+                    401,
+                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                )
+                .with_header("WWW-Authenticate", &v)
+                .with_header("Content-Type", "application/json")
             };
             let needed = required_scope(&req.method, req.path());
             let granted = req
@@ -99,7 +110,11 @@ fn required_scope(method: &str, path: &str) -> Option<(String, &'static str)> {
         .iter()
         .filter_map(|m| rest.find(m))
         .min()?;
-    let action = if method == "GET" || method == "HEAD" { "pull" } else { "push" };
+    let action = if method == "GET" || method == "HEAD" {
+        "pull"
+    } else {
+        "push"
+    };
     Some((rest[..idx].to_string(), action))
 }
 
@@ -107,7 +122,9 @@ fn covers(scope: &str, repo: &str, action: &str) -> bool {
     let mut parts = scope.splitn(3, ':');
     parts.next() == Some("repository")
         && parts.next() == Some(repo)
-        && parts.next().is_some_and(|acts| acts.split(',').any(|a| a == action))
+        && parts
+            .next()
+            .is_some_and(|acts| acts.split(',').any(|a| a == action))
 }
 
 fn decode(s: &str) -> String {
@@ -115,12 +132,13 @@ fn decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(if b[i] == b'+' { b' ' } else { b[i] });
         i += 1;
