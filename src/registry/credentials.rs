@@ -106,13 +106,7 @@ pub fn lookup(
         serde_json::from_slice(&bytes).map_err(|e| RegistryError::Credentials {
             message: format!("{} is not valid JSON ({e}); fix or remove it", path.display()),
         })?;
-    let helper = config
-        .get("credHelpers")
-        .and_then(|h| h.as_object())
-        .and_then(|h| h.iter().find(|(k, _)| key_host(k) == registry))
-        .and_then(|(_, v)| v.as_str())
-        .or_else(|| config.get("credsStore").and_then(|v| v.as_str()))
-        .filter(|s| !s.is_empty());
+    let helper = configured_helper(&config, registry);
     if let Some(helper) = helper {
         let found = run_helper(helper, &config_key(registry), helper_path, HELPER_TIMEOUT)?;
         if found.is_some() {
@@ -171,52 +165,7 @@ pub fn run_helper(
         helper: program.clone(),
         message,
     };
-    // Found on `helper_path` when given (the helper still runs with our PATH).
-    let resolved = helper_path
-        .and_then(|paths| {
-            std::env::split_paths(paths)
-                .map(|d| d.join(&program))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| PathBuf::from(&program));
-    let mut child = Command::new(resolved)
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("cannot run it ({e}); is it installed and on PATH?")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A helper that exits without reading is reported by its status below.
-        let _ = stdin.write_all(server.as_bytes());
-    }
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out_thread = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
-        v
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stderr.read_to_end(&mut v);
-        v
-    });
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(fail(format!("it did not answer within {}s", timeout.as_secs())));
-            }
-            Err(e) => return Err(fail(format!("cannot wait for it: {e}"))),
-        }
-    };
-    let out = out_thread.join().unwrap_or_default();
-    let err = err_thread.join().unwrap_or_default();
+    let (status, out, err) = run_helper_action(name, "get", server.as_bytes(), helper_path, timeout)?;
     if !status.success() {
         let text = String::from_utf8_lossy(&out).to_string() + &String::from_utf8_lossy(&err);
         if text.to_lowercase().contains("credentials not found") {
@@ -240,6 +189,132 @@ pub fn run_helper(
         return Ok(None);
     }
     Ok(Some(Credentials::new(answer.username, answer.secret)))
+}
+
+/// Runs `docker-credential-NAME store` with the credentials on stdin.
+pub fn run_helper_store(
+    name: &str,
+    server: &str,
+    creds: &Credentials,
+    helper_path: Option<&OsStr>,
+    timeout: Duration,
+) -> Result<(), RegistryError> {
+    let input = serde_json::json!({
+        "ServerURL": server,
+        "Username": creds.username,
+        "Secret": creds.password,
+    });
+    let input = serde_json::to_vec(&input).expect("JSON value serialises");
+    let (status, _, _) = run_helper_action(name, "store", &input, helper_path, timeout)?;
+    if !status.success() {
+        return Err(RegistryError::Helper {
+            helper: format!("docker-credential-{name}"),
+            message: format!("`docker-credential-{name} store` failed with {status}"),
+        });
+    }
+    Ok(())
+}
+
+/// Runs `docker-credential-NAME ACTION` with `input` on stdin, killing it after
+/// `timeout`. Returns its status, stdout and stderr.
+fn run_helper_action(
+    name: &str,
+    action: &str,
+    input: &[u8],
+    helper_path: Option<&OsStr>,
+    timeout: Duration,
+) -> Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>), RegistryError> {
+    let program = format!("docker-credential-{name}");
+    let fail = |message: String| RegistryError::Helper {
+        helper: program.clone(),
+        message,
+    };
+    // Found on `helper_path` when given (the helper still runs with our PATH).
+    let resolved = helper_path
+        .and_then(|paths| {
+            std::env::split_paths(paths)
+                .map(|d| d.join(&program))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from(&program));
+    let mut child = Command::new(resolved)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot run it ({e}); is it installed and on PATH?")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading is reported by its status below.
+        let _ = stdin.write_all(input);
+    }
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!("`{program} {action}` did not finish within {}s", timeout.as_secs())));
+            }
+            Err(e) => return Err(fail(format!("cannot wait for it: {e}"))),
+        }
+    };
+    let out = out_thread.join().unwrap_or_default();
+    let err = err_thread.join().unwrap_or_default();
+    Ok((status, out, err))
+}
+
+/// Where `login` put the credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialStore {
+    /// `auths` of this `config.json`.
+    ConfigFile(PathBuf),
+    /// A credential helper (`credHelpers` / `credsStore`), by name.
+    Helper(String),
+}
+
+/// The helper docker would use for `registry`, from a parsed config.json.
+fn configured_helper<'a>(config: &'a serde_json::Value, registry: &str) -> Option<&'a str> {
+    config
+        .get("credHelpers")
+        .and_then(|h| h.as_object())
+        .and_then(|h| h.iter().find(|(k, _)| key_host(k) == registry))
+        .and_then(|(_, v)| v.as_str())
+        .or_else(|| config.get("credsStore").and_then(|v| v.as_str()))
+        .filter(|s| !s.is_empty())
+}
+
+/// Stores `creds` where docker would: the configured helper when there is
+/// one, else `config.json` `auths` (see [`store`]).
+pub fn store_like_docker(
+    registry: &str,
+    creds: &Credentials,
+    config_dir: &Path,
+    helper_path: Option<&OsStr>,
+) -> Result<CredentialStore, RegistryError> {
+    let path = config_dir.join("config.json");
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(config) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        && let Some(helper) = configured_helper(&config, registry)
+    {
+        run_helper_store(helper, &config_key(registry), creds, helper_path, HELPER_TIMEOUT)?;
+        return Ok(CredentialStore::Helper(helper.to_string()));
+    }
+    store(registry, creds, config_dir).map(CredentialStore::ConfigFile)
 }
 
 /// Stores `creds` for `registry` in `config.json` `auths`, keeping every other

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::credentials::{self, Credentials, docker_config_dir};
+use super::credentials::{self, CredentialStore, Credentials, docker_config_dir};
 use super::{Client, Reference, RegistryError, RegistryOptions};
 
 /// What `login` needs. `Debug` never shows the password.
@@ -21,8 +21,9 @@ pub struct LoginOptions {
 pub struct LoginOutcome {
     /// The registry as stored (`docker.io`, `host:port`).
     pub registry: String,
-    /// The `config.json` that now holds the credentials.
-    pub config_path: PathBuf,
+    /// Where the credentials now are: `config.json` `auths`, or the credential
+    /// helper that config.json names for this registry (as docker does).
+    pub stored_in: CredentialStore,
 }
 
 /// Verifies the credentials with `GET /v2/` (through the registry's bearer or
@@ -42,11 +43,13 @@ pub fn login(options: &LoginOptions) -> Result<LoginOutcome, RegistryError> {
         .ok_or_else(|| RegistryError::Credentials {
             message: "neither DOCKER_CONFIG nor HOME is set: nowhere to store the credentials".into(),
         })?;
-    let config_path = credentials::store(&registry, &options.credentials, &dir)?;
-    Ok(LoginOutcome {
-        registry,
-        config_path,
-    })
+    let stored_in = credentials::store_like_docker(
+        &registry,
+        &options.credentials,
+        &dir,
+        options.registry_options.helper_path.as_deref(),
+    )?;
+    Ok(LoginOutcome { registry, stored_in })
 }
 
 /// `https://index.docker.io/v1/` → `docker.io`; `host:port/x` → `host:port`.

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 pub use blobs::{BlobAction, BlobBytes, fetch_blob_to_cache};
 pub use client::Client;
-pub use credentials::Credentials;
+pub use credentials::{CredentialStore, Credentials};
 pub use login::{LoginOptions, LoginOutcome, login};
 pub use manifests::FetchedManifest;
 pub use reference::{Reference, ReferenceError};

@@ -13,7 +13,7 @@ use lambda_img::image::{
     write_index, write_manifest,
 };
 use lambda_img::registry::{
-    BlobAction, Client, Credentials, LoginOptions, Reference, RegistryError, RegistryOptions, RetryPolicy,
+    BlobAction, Client, CredentialStore, Credentials, LoginOptions, Reference, RegistryError, RegistryOptions, RetryPolicy,
     login,
 };
 use lambda_img::report::{Reporter, Silent};
@@ -416,9 +416,9 @@ fn basic_auth_through_config_json_helper_and_login() {
         ..bad
     };
     let outcome = login(&good).unwrap();
-    assert_eq!(outcome.config_path, cfg.join("config.json"));
+    assert_eq!(outcome.stored_in, CredentialStore::ConfigFile(cfg.join("config.json")));
     let stored: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&outcome.config_path).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(cfg.join("config.json")).unwrap()).unwrap();
     assert!(stored["auths"][reg.host()]["auth"].is_string());
     push(&reg.host(), "priv/app:1", &image, opts_with_config(&cfg)).unwrap();
     let got = pull(
@@ -435,11 +435,13 @@ fn basic_auth_through_config_json_helper_and_login() {
     std::fs::create_dir_all(&helper_dir).unwrap();
     let helper = helper_dir.join("docker-credential-lambdatest");
     let log = dir.path().join("helper-stdin");
+    let stored = dir.path().join("helper-store");
     std::fs::write(
         &helper,
         format!(
-            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\ncat > {}\necho '{{\"ServerURL\":\"x\",\"Username\":\"alice\",\"Secret\":\"s3cret-pw\"}}'\n",
-            log.display()
+            "#!/bin/sh\ncase \"$1\" in\n get) cat > {}; echo '{{\"ServerURL\":\"x\",\"Username\":\"alice\",\"Secret\":\"s3cret-pw\"}}' ;;\n store) cat > {} ;;\n *) exit 1 ;;\nesac\n",
+            log.display(),
+            stored.display()
         ),
     )
     .unwrap();
