@@ -616,6 +616,28 @@ fn transient_faults_are_retried() {
 }
 
 #[test]
+fn a_hung_connection_times_out_and_is_retried() {
+    let Some(reg) = TestRegistry::start() else { return };
+    let (_d, cache) = new_cache();
+    let image = test_image(&cache, "amd64", b"slow\n");
+    push(&reg.host(), "slow/app:1", &image, opts()).unwrap();
+    let proxy = FaultProxy::start(reg.port);
+    proxy.add(Fault {
+        method: "GET",
+        path_contains: image.layers[0].descriptor.digest.to_string(),
+        times: 1,
+        kind: FaultKind::Stall(Duration::from_secs(4)),
+    });
+    let mut o = opts();
+    o.timeout = Duration::from_millis(700);
+    let start = Instant::now();
+    let got = pull(&format!("{}/slow/app:1", proxy.host()), Architecture::X86_64, &new_cache().1, o).unwrap();
+    assert_eq!(got.manifest_digest, image.manifest_digest);
+    assert!(start.elapsed() < Duration::from_secs(4), "the timeout cut the hung request short");
+    assert_eq!(proxy.count("GET", &image.layers[0].descriptor.digest.to_string()), 2);
+}
+
+#[test]
 fn wrong_bytes_are_refused_and_never_cached() {
     let Some(reg) = TestRegistry::start() else { return };
     let (_d, cache) = new_cache();

@@ -259,6 +259,8 @@ pub enum FaultKind {
     DropMidBody,
     /// Forward, then change one byte of the body (same length).
     Corrupt,
+    /// Say nothing for this long, then close (a hung connection).
+    Stall(Duration),
 }
 
 /// A fault for the next `times` requests whose method and path match.
@@ -305,6 +307,11 @@ impl FaultProxy {
                 Some(FaultKind::Status(s)) => {
                     record(s);
                     write_response(stream, &Response::new(s, "injected fault"), None)
+                }
+                Some(FaultKind::Stall(d)) => {
+                    record(0);
+                    std::thread::sleep(d);
+                    drop(stream);
                 }
                 Some(FaultKind::TooMany { retry_after }) => {
                     record(429);
