@@ -268,7 +268,10 @@ fn run_helper_action(
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(fail(format!("`{program} {action}` did not finish within {}s", timeout.as_secs())));
+                return Err(fail(format!(
+                    "`{program} {action}` did not finish within {}s",
+                    timeout.as_secs()
+                )));
             }
             Err(e) => return Err(fail(format!("cannot wait for it: {e}"))),
         }

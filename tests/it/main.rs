@@ -2,4 +2,5 @@
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
 mod registry;
+mod registry_bench;
 mod support;

@@ -13,8 +13,8 @@ use lambda_img::image::{
     write_index, write_manifest,
 };
 use lambda_img::registry::{
-    BlobAction, Client, CredentialStore, Credentials, LoginOptions, Reference, RegistryError, RegistryOptions, RetryPolicy,
-    login,
+    BlobAction, Client, CredentialStore, Credentials, LoginOptions, Reference, RegistryError,
+    RegistryOptions, RetryPolicy, login,
 };
 use lambda_img::report::{Reporter, Silent};
 use lambda_img::sink::{ImageSink, RegistrySink, SinkError, SinkReport};
@@ -416,7 +416,10 @@ fn basic_auth_through_config_json_helper_and_login() {
         ..bad
     };
     let outcome = login(&good).unwrap();
-    assert_eq!(outcome.stored_in, CredentialStore::ConfigFile(cfg.join("config.json")));
+    assert_eq!(
+        outcome.stored_in,
+        CredentialStore::ConfigFile(cfg.join("config.json"))
+    );
     let stored: serde_json::Value =
         serde_json::from_slice(&std::fs::read(cfg.join("config.json")).unwrap()).unwrap();
     assert!(stored["auths"][reg.host()]["auth"].is_string());
@@ -631,10 +634,22 @@ fn a_hung_connection_times_out_and_is_retried() {
     let mut o = opts();
     o.timeout = Duration::from_millis(700);
     let start = Instant::now();
-    let got = pull(&format!("{}/slow/app:1", proxy.host()), Architecture::X86_64, &new_cache().1, o).unwrap();
+    let got = pull(
+        &format!("{}/slow/app:1", proxy.host()),
+        Architecture::X86_64,
+        &new_cache().1,
+        o,
+    )
+    .unwrap();
     assert_eq!(got.manifest_digest, image.manifest_digest);
-    assert!(start.elapsed() < Duration::from_secs(4), "the timeout cut the hung request short");
-    assert_eq!(proxy.count("GET", &image.layers[0].descriptor.digest.to_string()), 2);
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "the timeout cut the hung request short"
+    );
+    assert_eq!(
+        proxy.count("GET", &image.layers[0].descriptor.digest.to_string()),
+        2
+    );
 }
 
 #[test]
