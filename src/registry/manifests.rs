@@ -151,3 +151,22 @@ mod tests {
         }
     }
 }
+
+/// The digest `reference` currently points at (its tag resolved; a digest is
+/// returned as is). Used to tell a user what to pin. Asks with HEAD and falls
+/// back to GET when the registry does not send `Docker-Content-Digest`.
+pub fn resolve_digest(
+    reference: &super::Reference,
+    options: &super::RegistryOptions,
+    reporter: &dyn crate::report::Reporter,
+) -> Result<Digest, RegistryError> {
+    if let Some(d) = &reference.digest {
+        return Ok(d.clone());
+    }
+    let client = Client::new(&reference.registry, options, reporter)?;
+    let tag = reference.manifest_ref();
+    if let Some(d) = client.head_manifest(&reference.repository, &tag)? {
+        return Ok(d);
+    }
+    Ok(client.get_manifest(&reference.repository, &tag)?.digest)
+}

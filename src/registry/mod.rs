@@ -23,7 +23,7 @@ pub use blobs::{BlobAction, BlobBytes, fetch_blob_to_cache};
 pub use client::Client;
 pub use credentials::{CredentialStore, Credentials};
 pub use login::{LoginOptions, LoginOutcome, login};
-pub use manifests::FetchedManifest;
+pub use manifests::{FetchedManifest, MANIFEST_ACCEPT, resolve_digest};
 pub use reference::{Reference, ReferenceError};
 pub use retry::RetryPolicy;
 

@@ -861,4 +861,14 @@ fn pin_writes_the_digest_and_keeps_the_file() {
     );
     let again = lambda_img::pin::pin_base(&toml_path, Architecture::X86_64, &opts(), &Silent).unwrap();
     assert!(!again.changed);
+    let r = Reference::parse(&format!("{}/pin/base:3.12", reg.host())).unwrap();
+    assert!(!r.is_pinned());
+    assert_eq!(
+        lambda_img::registry::resolve_digest(&r, &opts(), &Silent).unwrap(),
+        image.manifest_digest
+    );
+    // A local base has nothing to pin.
+    std::fs::write(&toml_path, "[base]\nimage = \"oci:./base\"\n").unwrap();
+    let err = lambda_img::pin::pin_base(&toml_path, Architecture::X86_64, &opts(), &Silent).unwrap_err();
+    assert!(err.to_string().contains("not a registry reference"), "{err}");
 }
