@@ -141,17 +141,6 @@ impl Client {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn accept_names_every_type() {
-        use crate::image::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
-        for t in [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST] {
-            assert!(super::MANIFEST_ACCEPT.contains(t));
-        }
-    }
-}
-
 /// The digest `reference` currently points at (its tag resolved; a digest is
 /// returned as is). Used to tell a user what to pin. Asks with HEAD and falls
 /// back to GET when the registry does not send `Docker-Content-Digest`.
@@ -169,4 +158,15 @@ pub fn resolve_digest(
         return Ok(d);
     }
     Ok(client.get_manifest(&reference.repository, &tag)?.digest)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn accept_names_every_type() {
+        use crate::image::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
+        for t in [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST] {
+            assert!(super::MANIFEST_ACCEPT.contains(t));
+        }
+    }
 }

@@ -2,5 +2,7 @@
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
 mod registry;
+mod registry_auth;
 mod registry_bench;
+mod registry_faults;
 mod support;

@@ -4,9 +4,18 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use lambda_img::cache::Cache;
+use lambda_img::image::{
+    Architecture, BlobLocation, Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, write_manifest,
+};
+use lambda_img::registry::{BlobAction, RegistryOptions, RetryPolicy};
+use lambda_img::report::Silent;
+use lambda_img::sink::{ImageSink, RegistrySink, SinkError, SinkReport};
+use lambda_img::source::{ImageSource, RegistrySource, SourceError};
 
 use super::{require_tool, run_ok};
 
@@ -129,4 +138,131 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
     let n = s.read(&mut buf).ok()?;
     let line = String::from_utf8_lossy(&buf[..n]);
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+// ---- images and calls shared by the registry tests ----
+
+/// Options for tests: quick retries, and no Docker config from the machine.
+pub fn opts() -> RegistryOptions {
+    RegistryOptions {
+        retry: RetryPolicy::quick(),
+        docker_config_dir: Some(PathBuf::from("/nonexistent/lambda-img-test-docker-config")),
+        timeout: Duration::from_secs(10),
+        ..RegistryOptions::default()
+    }
+}
+
+pub fn opts_with_config(dir: &Path) -> RegistryOptions {
+    RegistryOptions {
+        docker_config_dir: Some(dir.to_path_buf()),
+        ..opts()
+    }
+}
+
+/// A gzip layer holding `files`: (compressed bytes, diff_id, uncompressed size).
+pub fn gz_layer(files: &[(&str, &[u8])]) -> (Vec<u8>, Digest, u64) {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o755);
+        h.set_mtime(315_532_800);
+        h.set_cksum();
+        tar.append(&h, *data).unwrap();
+    }
+    let raw = tar.into_inner().unwrap();
+    let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::new(6));
+    gz.write_all(&raw).unwrap();
+    (gz.finish().unwrap(), Digest::of(&raw), raw.len() as u64)
+}
+
+pub fn commit(cache: &Cache, bytes: &[u8]) -> PathBuf {
+    let mut tmp = cache.temp_file().unwrap();
+    tmp.write_all(bytes).unwrap();
+    cache.commit_blob(tmp, &Digest::of(bytes)).unwrap()
+}
+
+pub fn built_layer(cache: &Cache, name: &str, files: &[(&str, &[u8])]) -> Layer {
+    let (gz, diff_id, size) = gz_layer(files);
+    let path = commit(cache, &gz);
+    Layer {
+        descriptor: Descriptor::new(MediaFamily::Oci.layer_gzip(), Digest::of(&gz), gz.len() as u64),
+        diff_id,
+        uncompressed_size: size,
+        location: BlobLocation::File(path),
+        origin: LayerOrigin::Built {
+            name: name.into(),
+            source: "test".into(),
+            cached: false,
+        },
+    }
+}
+
+/// An image from `layers`, with a config whose architecture is `arch`.
+pub fn image_of(layers: Vec<Layer>, arch: &str, config_media_type: &str) -> Image {
+    let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": arch,
+        "os": "linux",
+        "config": {"Entrypoint": ["/hello"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let config_descriptor = Descriptor::new(config_media_type, Digest::of(&config), config.len() as u64);
+    let descs: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
+    let manifest = write_manifest(MediaFamily::Oci, &config_descriptor, &descs, None);
+    Image {
+        family: MediaFamily::Oci,
+        manifest_digest: Digest::of(&manifest),
+        manifest,
+        config,
+        config_descriptor,
+        layers,
+    }
+}
+
+/// A two-layer image; `code` varies the second layer.
+pub fn test_image(cache: &Cache, arch: &str, code: &[u8]) -> Image {
+    let base = built_layer(cache, "base", &[("etc/base.txt", b"base layer\n")]);
+    let code = built_layer(cache, "code", &[("var/task/app.py", code)]);
+    image_of(vec![base, code], arch, MediaFamily::Oci.config())
+}
+
+pub fn push(
+    host: &str,
+    reference: &str,
+    image: &Image,
+    options: RegistryOptions,
+) -> Result<SinkReport, SinkError> {
+    RegistrySink::parse(&format!("{host}/{reference}"), options)
+        .unwrap()
+        .write(image, &Silent)
+}
+
+pub fn pull(
+    reference: &str,
+    arch: Architecture,
+    cache: &Cache,
+    options: RegistryOptions,
+) -> Result<Image, SourceError> {
+    RegistrySource::parse(reference, options)
+        .unwrap()
+        .resolve(arch, cache, &Silent)
+}
+
+pub fn actions(report: &SinkReport) -> Vec<(&'static str, BlobAction)> {
+    report
+        .blobs
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|b| (b.kind, b.action))
+        .collect()
+}
+
+pub fn new_cache() -> (tempfile::TempDir, Cache) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path().join("cache")).unwrap();
+    (dir, cache)
 }
