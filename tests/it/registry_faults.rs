@@ -245,3 +245,74 @@ fn two_pulls_sharing_a_cache_both_succeed_and_fetch_each_blob_once() {
         assert_eq!(Digest::of(&bytes), l.descriptor.digest);
     }
 }
+
+/// Run as a child process by the test below (it does nothing on its own):
+/// pulls `$LAMBDA_IMG_TEST_CHILD_REF` into the cache at `$LAMBDA_IMG_TEST_CHILD_CACHE`.
+#[test]
+fn child_process_pull() {
+    let (Some(r), Some(root)) = (
+        std::env::var_os("LAMBDA_IMG_TEST_CHILD_REF"),
+        std::env::var_os("LAMBDA_IMG_TEST_CHILD_CACHE"),
+    ) else {
+        return;
+    };
+    let cache = Cache::open(root).unwrap();
+    let img = pull(r.to_str().unwrap(), Architecture::X86_64, &cache, opts()).unwrap();
+    println!("pulled {}", img.manifest_digest);
+}
+
+#[test]
+fn two_processes_pulling_into_one_cache_fetch_each_blob_once() {
+    let Some(reg) = TestRegistry::start() else { return };
+    let (_d, cache) = new_cache();
+    let image = test_image(&cache, "amd64", &vec![5u8; 400_000]);
+    push(&reg.host(), "proc/app:1", &image, opts()).unwrap();
+    let proxy = FaultProxy::start(reg.port);
+    let shared = tempfile::tempdir().unwrap();
+    let r = format!("{}/proc/app:1", proxy.host());
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "registry_faults::child_process_pull",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("LAMBDA_IMG_TEST_CHILD_REF", &r)
+                .env("LAMBDA_IMG_TEST_CHILD_CACHE", shared.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(&format!("pulled {}", image.manifest_digest)),
+            "{text}"
+        );
+    }
+    for l in &image.layers {
+        assert_eq!(
+            proxy.count("GET", &l.descriptor.digest.to_string()),
+            1,
+            "one download per blob"
+        );
+    }
+    let cache = Cache::open(shared.path()).unwrap();
+    for l in &image.layers {
+        assert_eq!(
+            Digest::of(&std::fs::read(cache.blob_path(&l.descriptor.digest)).unwrap()),
+            l.descriptor.digest
+        );
+    }
+    assert_eq!(std::fs::read_dir(cache.root().join("tmp")).unwrap().count(), 0);
+}
