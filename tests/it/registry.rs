@@ -296,6 +296,15 @@ fn clear_errors_for_missing_things_and_unusable_images() {
     .unwrap_err();
     assert!(err.to_string().contains("helm"), "{err}");
 
+    // zstd layers: Lambda cannot run them; refused before any layer download.
+    let mut z = built_layer(&cache, "z", &[("z", b"z\n")]);
+    z.descriptor.media_type = lambda_img::image::OCI_LAYER_ZSTD.to_string();
+    let zimg = image_of(vec![z], "amd64", MediaFamily::Oci.config());
+    push(&reg.host(), "e/zstd:1", &zimg, opts()).unwrap();
+    let err = pull(&format!("{}/e/zstd:1", reg.host()), Architecture::X86_64, &new_cache().1, opts()).unwrap_err();
+    assert!(matches!(err, SourceError::UnsupportedLayer { .. }), "{err}");
+    assert!(err.to_string().contains("zstd"), "{err}");
+
     // A push destination with a digest is refused up front.
     assert!(RegistrySink::parse(&format!("{}/e/app@{}", reg.host(), image.manifest_digest), opts()).is_err());
     // Reference parsing errors say what is wrong.

@@ -97,10 +97,10 @@ fn a_hung_connection_times_out_and_is_retried() {
         method: "GET",
         path_contains: image.layers[0].descriptor.digest.to_string(),
         times: 1,
-        kind: FaultKind::Stall(Duration::from_secs(4)),
+        kind: FaultKind::Stall(Duration::from_secs(8)),
     });
     let mut o = opts();
-    o.timeout = Duration::from_millis(700);
+    o.timeout = Duration::from_millis(1500);
     let start = Instant::now();
     let got = pull(
         &format!("{}/slow/app:1", proxy.host()),
