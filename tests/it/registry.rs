@@ -301,7 +301,13 @@ fn clear_errors_for_missing_things_and_unusable_images() {
     z.descriptor.media_type = lambda_img::image::OCI_LAYER_ZSTD.to_string();
     let zimg = image_of(vec![z], "amd64", MediaFamily::Oci.config());
     push(&reg.host(), "e/zstd:1", &zimg, opts()).unwrap();
-    let err = pull(&format!("{}/e/zstd:1", reg.host()), Architecture::X86_64, &new_cache().1, opts()).unwrap_err();
+    let err = pull(
+        &format!("{}/e/zstd:1", reg.host()),
+        Architecture::X86_64,
+        &new_cache().1,
+        opts(),
+    )
+    .unwrap_err();
     assert!(matches!(err, SourceError::UnsupportedLayer { .. }), "{err}");
     assert!(err.to_string().contains("zstd"), "{err}");
 
