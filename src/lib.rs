@@ -10,6 +10,8 @@ pub mod inspect;
 pub mod layer;
 pub mod manifest;
 pub mod plan;
+pub mod pin;
+pub mod registry;
 pub mod report;
 pub mod rules;
 pub mod sink;

@@ -13,6 +13,8 @@
 //! Every write goes to `tmp/` first and is renamed into place, so a reader sees
 //! a whole entry or none, and a crash leaves at most a stray temp file.
 
+pub mod prune;
+
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

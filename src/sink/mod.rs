@@ -3,11 +3,13 @@
 
 mod docker_archive;
 mod oci_layout;
+pub mod registry;
 
 use std::path::PathBuf;
 
 pub use docker_archive::DockerArchiveSink;
 pub use oci_layout::{OciLayoutSink, as_oci};
+pub use registry::RegistrySink;
 
 use crate::image::{Digest, Image};
 use crate::report::Reporter;
@@ -29,6 +31,19 @@ pub struct SinkReport {
     /// A reference naming the written image (`REF@sha256:...` for registries).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// Per blob, what a registry push did with it (uploaded, mounted, skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<Vec<BlobReport>>,
+}
+
+/// What a registry push did with one blob, for `--json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BlobReport {
+    pub digest: crate::image::Digest,
+    pub size: u64,
+    /// `layer` or `config`.
+    pub kind: &'static str,
+    pub action: crate::registry::BlobAction,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +67,8 @@ pub enum SinkError {
     NotALayout { path: PathBuf, reason: String },
     #[error("invalid output {output}: {message}")]
     InvalidOutput { output: String, message: String },
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
 }
 
 impl SinkError {

@@ -7,6 +7,7 @@ mod base;
 mod docker_archive;
 mod oci_layout;
 mod scratch;
+pub mod registry;
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ pub use base::{LayerFacts, assemble_base, layer_facts, select_platform};
 pub use docker_archive::DockerArchiveSource;
 pub use oci_layout::{OciLayoutSource, split_path_tag};
 pub use scratch::ScratchSource;
+pub use registry::RegistrySource;
 
 use crate::cache::Cache;
 use crate::image::{Architecture, Digest, DocumentError, Image};
@@ -95,4 +97,6 @@ pub enum SourceError {
         expected: &'static str,
         reason: String,
     },
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
 }

@@ -3,4 +3,8 @@
 
 mod media;
 mod rules;
+mod registry;
+mod registry_auth;
+mod registry_bench;
+mod registry_faults;
 mod support;

@@ -84,3 +84,7 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
         std::fs::write(p, contents).unwrap();
     }
 }
+
+pub mod fault_proxy;
+pub mod registry;
+pub mod token_server;

@@ -1,0 +1,214 @@
+//! `lambda-img pin`: resolve the base image's tag to a digest and write
+//! `repo:tag@sha256:...` back into lambda-img.toml, keeping every comment,
+//! key order and spacing (toml_edit edits the one value in place).
+
+use std::path::{Path, PathBuf};
+
+use crate::image::{Architecture, Digest, Document, parse_document};
+use crate::registry::{Client, Reference, RegistryError, RegistryOptions};
+use crate::report::Reporter;
+use crate::source::{SourceError, select_platform};
+
+/// Prefixes a base value may carry to say "this is a registry reference".
+const REGISTRY_PREFIXES: [&str; 2] = ["registry:", "docker://"];
+/// Prefixes of local sources, which have nothing to pin.
+const LOCAL_PREFIXES: [&str; 4] = ["oci:", "oci-layout:", "docker-archive:", "scratch"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not valid TOML: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("{path} has no `[base] image = \"...\"` string to pin")]
+    NoBaseImage { path: PathBuf },
+    #[error("{path}: base image {value:?} is not a registry reference; only registry bases are pinned")]
+    NotRegistry { path: PathBuf, value: String },
+    #[error("{path}: base image {value:?} has a digest and no tag: there is no tag to resolve again")]
+    NoTag { path: PathBuf, value: String },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+/// What `pin_base` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinOutcome {
+    /// The base value before and after (with any prefix the user wrote).
+    pub before: String,
+    pub after: String,
+    /// The digest the tag resolved to (the index's, for a multi-platform base).
+    pub digest: Digest,
+    /// False when the file already held this digest (it is then not rewritten).
+    pub changed: bool,
+}
+
+/// Resolves `[base] image` of the manifest at `manifest_path` and writes the
+/// digest into it (atomically). An index must have a child for `arch`.
+pub fn pin_base(
+    manifest_path: &Path,
+    arch: Architecture,
+    options: &RegistryOptions,
+    reporter: &dyn Reporter,
+) -> Result<PinOutcome, PinError> {
+    let text = std::fs::read_to_string(manifest_path).map_err(|source| PinError::Read {
+        path: manifest_path.to_path_buf(),
+        source,
+    })?;
+    let before = base_image(&text, manifest_path)?;
+    let (prefix, rest) = split_prefix(&before);
+    if LOCAL_PREFIXES.iter().any(|p| rest.starts_with(p)) {
+        return Err(PinError::NotRegistry {
+            path: manifest_path.to_path_buf(),
+            value: before,
+        });
+    }
+    let reference = Reference::parse(rest).map_err(RegistryError::from)?;
+    let Some(tag) = reference.tag.clone() else {
+        if reference.digest.is_some() {
+            return Err(PinError::NoTag {
+                path: manifest_path.to_path_buf(),
+                value: before,
+            });
+        }
+        return Err(PinError::Registry(RegistryError::Reference(
+            crate::registry::ReferenceError {
+                input: before,
+                reason: "it names no tag; write the tag to pin (e.g. :3.12)".into(),
+            },
+        )));
+    };
+    reporter.step(&format!("resolving {}:{tag}", reference.name()));
+    let client = Client::new(&reference.registry, options, reporter)?;
+    let fetched = client.get_manifest(&reference.repository, &tag)?;
+    let what = format!("the manifest of {}", reference);
+    if let Document::Index(index) =
+        parse_document(&fetched.bytes, fetched.media_type.as_deref(), &what).map_err(SourceError::from)?
+    {
+        select_platform(&index, arch, &reference.to_string())?;
+    }
+    let after = format!("{prefix}{}", written_form(rest, &fetched.digest));
+    if after == before {
+        return Ok(PinOutcome {
+            before,
+            after,
+            digest: fetched.digest,
+            changed: false,
+        });
+    }
+    let new_text = rewrite_base_image(&text, &after, manifest_path)?;
+    write_atomic(manifest_path, new_text.as_bytes())?;
+    Ok(PinOutcome {
+        before,
+        after,
+        digest: fetched.digest,
+        changed: true,
+    })
+}
+
+/// The user's text with its digest replaced: keeps how they wrote the name
+/// (`python:3.12`, not `docker.io/library/python:3.12`).
+fn written_form(rest: &str, digest: &Digest) -> String {
+    let name = rest.split('@').next().unwrap_or(rest);
+    format!("{name}@{digest}")
+}
+
+fn split_prefix(value: &str) -> (&str, &str) {
+    for p in REGISTRY_PREFIXES {
+        if let Some(rest) = value.strip_prefix(p) {
+            return (p, rest);
+        }
+    }
+    ("", value)
+}
+
+fn base_image(text: &str, path: &Path) -> Result<String, PinError> {
+    let doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| PinError::Toml {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    doc.get("base")
+        .and_then(|b| b.get("image"))
+        .and_then(|i| i.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| PinError::NoBaseImage {
+            path: path.to_path_buf(),
+        })
+}
+
+/// Replaces the `[base] image` string in `text` with `new_value`, keeping the
+/// value's surrounding whitespace and comments and everything else in the file.
+pub fn rewrite_base_image(text: &str, new_value: &str, path: &Path) -> Result<String, PinError> {
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| PinError::Toml {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let value = doc
+        .get_mut("base")
+        .and_then(|b| b.get_mut("image"))
+        .and_then(|i| i.as_value_mut())
+        .filter(|v| v.is_str())
+        .ok_or_else(|| PinError::NoBaseImage {
+            path: path.to_path_buf(),
+        })?;
+    let decor = value.decor().clone();
+    *value = toml_edit::Value::from(new_value);
+    *value.decor_mut() = decor;
+    Ok(doc.to_string())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PinError> {
+    let err = |source| PinError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".lambda-img.toml.")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    use std::io::Write;
+    tmp.write_all(bytes).map_err(err)?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+    }
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrite_keeps_comments_order_and_spacing() {
+        let text = "# my function\n[function]\nname = \"f\"   # the name\n\n[base]\n# pinned below\nimage   =   \"public.ecr.aws/lambda/python:3.12\"   # base\narch = \"x86_64\"\n\n[[layer]]\nname = \"deps\"\n";
+        let d = Digest::of(b"x");
+        let new = format!("public.ecr.aws/lambda/python:3.12@{d}");
+        let out = rewrite_base_image(text, &new, Path::new("t.toml")).unwrap();
+        let expected = text.replace("\"public.ecr.aws/lambda/python:3.12\"", &format!("\"{new}\""));
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn inline_table_and_missing_key() {
+        let text = "base = { image = \"python:3\" }\n";
+        let out = rewrite_base_image(text, "python:3@x", Path::new("t")).unwrap();
+        assert_eq!(out, "base = { image = \"python:3@x\" }\n");
+        assert!(matches!(
+            rewrite_base_image("[base]\n", "x", Path::new("t")),
+            Err(PinError::NoBaseImage { .. })
+        ));
+        assert_eq!(
+            written_form("python:3@sha256:old", &Digest::of(b"")),
+            format!("python:3@{}", Digest::of(b""))
+        );
+        assert_eq!(split_prefix("registry:python:3"), ("registry:", "python:3"));
+    }
+}

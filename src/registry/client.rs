@@ -1,0 +1,460 @@
+//! One registry's API: requests with auth (anonymous, basic, bearer tokens per
+//! scope) and retries. Higher-level calls live in `blobs` and `manifests`.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::thread::sleep;
+
+use ureq::http::{self, Method, Response};
+
+use super::auth::{AuthState, Challenge, parse_challenge, token_from_response};
+use super::credentials::{self, Credentials};
+use super::reference::api_host;
+use super::retry::{parse_retry_after, retryable_error, retryable_status};
+use super::{RegistryError, RegistryOptions, RetryPolicy, is_plain_http};
+use crate::report::Reporter;
+
+/// A connection to one registry (one host), shared by threads.
+pub struct Client {
+    registry: String,
+    base: String,
+    agent: ureq::Agent,
+    creds: Option<Credentials>,
+    retry: RetryPolicy,
+    insecure: Vec<String>,
+    auth: Mutex<AuthState>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("registry", &self.registry)
+            .field("base", &self.base)
+            .field("creds", &self.creds)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request body that can be sent again on a retry.
+pub(crate) enum ReqBody<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
+/// One API request: what it is for (`manifest x`, `blob y`) and the token scopes it needs.
+pub(crate) struct Req<'a> {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: ReqBody<'a>,
+    pub scopes: Vec<String>,
+    pub what: String,
+}
+
+impl<'a> Req<'a> {
+    pub fn new(method: Method, url: String, scopes: Vec<String>, what: impl Into<String>) -> Self {
+        Req {
+            method,
+            url,
+            headers: Vec::new(),
+            body: ReqBody::Empty,
+            scopes,
+            what: what.into(),
+        }
+    }
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    pub fn body(mut self, body: ReqBody<'a>) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+pub(crate) fn pull_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+pub(crate) fn push_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull,push")
+}
+
+impl Client {
+    /// A client for `registry`, with credentials from `options` or Docker's config.
+    pub fn new(
+        registry: &str,
+        options: &RegistryOptions,
+        reporter: &dyn Reporter,
+    ) -> Result<Client, RegistryError> {
+        let creds = match &options.credentials {
+            Some(c) => Some(c.clone()),
+            None => credentials::lookup(
+                registry,
+                options.docker_config_dir.as_deref(),
+                options.helper_path.as_deref(),
+                reporter,
+            )?,
+        };
+        Ok(Client::with_credentials(registry, options, creds))
+    }
+
+    /// A client using exactly `creds` (`None`: anonymous).
+    pub fn with_credentials(registry: &str, options: &RegistryOptions, creds: Option<Credentials>) -> Client {
+        let scheme = if is_plain_http(registry, &options.insecure) {
+            "http"
+        } else {
+            "https"
+        };
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(options.timeout))
+            .timeout_per_read(Some(options.timeout))
+            .timeout_recv_response(Some(options.timeout))
+            .user_agent(concat!("lambda-img/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Client {
+            registry: registry.to_string(),
+            base: format!("{scheme}://{}", api_host(registry)),
+            agent: ureq::Agent::new_with_config(config),
+            creds,
+            retry: options.retry.clone(),
+            insecure: options.insecure.clone(),
+            auth: Mutex::new(AuthState::default()),
+        }
+    }
+
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    pub fn has_credentials(&self) -> bool {
+        self.creds.is_some()
+    }
+
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// `scheme://host` + `path` (path starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Resolves an upload `Location` (absolute, or relative to the registry).
+    pub(crate) fn resolve_location(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else if location.starts_with('/') {
+            self.url(location)
+        } else {
+            format!("{}/{location}", self.base)
+        }
+    }
+
+    /// `GET /v2/` with auth: proves the registry speaks the API and, with
+    /// credentials, that they are accepted (used by `login`).
+    pub fn ping(&self) -> Result<(), RegistryError> {
+        let resp = self.send(Req::new(
+            Method::GET,
+            self.url("/v2/"),
+            Vec::new(),
+            "the API root /v2/",
+        ))?;
+        let status = resp.status().as_u16();
+        if status == 200 {
+            return Ok(());
+        }
+        Err(self.status_error(resp, "the API root /v2/", 1))
+    }
+
+    /// Sends a request: authenticates on a 401 (once), retries transient failures.
+    pub(crate) fn send(&self, req: Req<'_>) -> Result<Response<ureq::Body>, RegistryError> {
+        let mut reauthed = false;
+        loop {
+            self.ensure_token(&req.scopes)?;
+            let auth = self.auth_header(&req.scopes);
+            let resp = self.retrying(&req.what, || self.attempt(&req, auth.as_deref()))?;
+            if resp.status().as_u16() != 401 {
+                return Ok(resp);
+            }
+            let challenge = resp
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_challenge);
+            let had_auth = auth.is_some();
+            if reauthed || challenge.is_none() || (had_auth && !self.is_token_auth()) {
+                let detail = if self.creds.is_none() {
+                    " (no credentials were found for it)".to_string()
+                } else {
+                    error_detail(resp)
+                };
+                return Err(RegistryError::Unauthorized {
+                    registry: self.registry.clone(),
+                    what: req.what.clone(),
+                    detail,
+                });
+            }
+            reauthed = true;
+            let challenge = challenge.expect("checked");
+            {
+                let mut state = self.auth.lock().expect("auth state lock");
+                state.challenge = Some(challenge.clone());
+                // A token that was refused (expired, too narrow) is dropped.
+                state.tokens.remove(&req.scopes.join(" "));
+            }
+            if let Challenge::Basic = challenge
+                && self.creds.is_none()
+            {
+                return Err(RegistryError::Unauthorized {
+                    registry: self.registry.clone(),
+                    what: req.what.clone(),
+                    detail: " (it asks for a user name and password, and no credentials were found for it)"
+                        .into(),
+                });
+            }
+        }
+    }
+
+    fn is_token_auth(&self) -> bool {
+        matches!(
+            self.auth.lock().expect("auth state lock").challenge,
+            Some(Challenge::Bearer { .. })
+        )
+    }
+
+    fn auth_header(&self, scopes: &[String]) -> Option<String> {
+        let state = self.auth.lock().expect("auth state lock");
+        match &state.challenge {
+            None => None,
+            Some(Challenge::Basic) => self.creds.as_ref().map(Credentials::basic_header),
+            Some(Challenge::Bearer { .. }) => {
+                state.tokens.get(&scopes.join(" ")).map(|t| format!("Bearer {t}"))
+            }
+        }
+    }
+
+    /// With a known bearer challenge, fetches a token for `scopes` when none is held.
+    fn ensure_token(&self, scopes: &[String]) -> Result<(), RegistryError> {
+        let key = scopes.join(" ");
+        let (realm, service, challenge_scope) = {
+            let state = self.auth.lock().expect("auth state lock");
+            match &state.challenge {
+                Some(Challenge::Bearer {
+                    realm,
+                    service,
+                    scope,
+                }) if !state.tokens.contains_key(&key) => (realm.clone(), service.clone(), scope.clone()),
+                _ => return Ok(()),
+            }
+        };
+        let mut query = Vec::new();
+        if let Some(s) = &service {
+            query.push(format!("service={}", encode(s)));
+        }
+        let scopes: Vec<String> = if scopes.is_empty() {
+            challenge_scope.into_iter().collect()
+        } else {
+            scopes.to_vec()
+        };
+        for s in &scopes {
+            query.push(format!("scope={}", encode(s)));
+        }
+        let url = if query.is_empty() {
+            realm.clone()
+        } else {
+            format!(
+                "{realm}{}{}",
+                if realm.contains('?') { "&" } else { "?" },
+                query.join("&")
+            )
+        };
+        let realm_plain = realm.starts_with("http://");
+        let realm_host = realm
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or("");
+        if realm_plain && self.creds.is_some() && !is_plain_http(realm_host, &self.insecure) {
+            return Err(RegistryError::Protocol {
+                registry: self.registry.clone(),
+                message: format!(
+                    "its token server {realm_host} uses plain HTTP; credentials are not sent there (name it with --insecure-registry if that is intended)"
+                ),
+            });
+        }
+        let what = format!("a token from {realm_host}");
+        let mut req = Req::new(Method::GET, url, Vec::new(), what.clone());
+        if let Some(c) = &self.creds {
+            req = req.header("authorization", c.basic_header());
+        }
+        let mut resp = self.retrying(&what, || self.attempt(&req, None))?;
+        let status = resp.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(RegistryError::Unauthorized {
+                registry: self.registry.clone(),
+                what: format!("a token for {}", scopes.join(" ")),
+                detail: if self.creds.is_some() {
+                    " (the token server rejected the credentials)".into()
+                } else {
+                    " (anonymous access was refused)".into()
+                },
+            });
+        }
+        if status != 200 {
+            return Err(self.status_error(resp, &what, 1));
+        }
+        let body = read_small(&mut resp);
+        let token = token_from_response(&body).ok_or_else(|| RegistryError::Protocol {
+            registry: self.registry.clone(),
+            message: format!("{what}: the answer holds no token"),
+        })?;
+        self.auth
+            .lock()
+            .expect("auth state lock")
+            .tokens
+            .insert(key, token);
+        Ok(())
+    }
+
+    fn attempt(&self, req: &Req<'_>, auth: Option<&str>) -> Result<Response<ureq::Body>, ureq::Error> {
+        let mut b = http::Request::builder().method(req.method.clone()).uri(&req.url);
+        for (k, v) in &req.headers {
+            b = b.header(*k, v);
+        }
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        match req.body {
+            ReqBody::Empty => self.agent.run(b.body(())?),
+            ReqBody::Bytes(bytes) => self.agent.run(b.body(bytes)?),
+            ReqBody::File(path) => {
+                let file = std::fs::File::open(path)?;
+                self.agent.run(b.body(file)?)
+            }
+        }
+    }
+
+    /// Runs `f` until it gives a non-transient answer or the tries run out.
+    pub(crate) fn retrying(
+        &self,
+        what: &str,
+        mut f: impl FnMut() -> Result<Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let attempts = self.retry.attempts.max(1);
+        for attempt in 0..attempts {
+            let last = attempt + 1 == attempts;
+            match f() {
+                Ok(resp) if retryable_status(resp.status().as_u16()) => {
+                    if last {
+                        return Err(self.status_error(resp, what, attempts));
+                    }
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after);
+                    drop(resp);
+                    sleep(self.retry.delay(attempt, retry_after));
+                }
+                Ok(resp) => return Ok(resp),
+                Err(ureq::Error::HostNotFound) => {
+                    return Err(RegistryError::HostNotFound {
+                        registry: self.registry.clone(),
+                    });
+                }
+                Err(e) if retryable_error(&e) && !last => sleep(self.retry.delay(attempt, None)),
+                Err(e) => {
+                    return Err(RegistryError::Unreachable {
+                        registry: self.registry.clone(),
+                        what: what.to_string(),
+                        attempts: attempt + 1,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        unreachable!("the last attempt always returns")
+    }
+
+    /// An error for an unexpected status, with the registry's own error code.
+    pub(crate) fn status_error(
+        &self,
+        resp: Response<ureq::Body>,
+        what: &str,
+        attempts: u32,
+    ) -> RegistryError {
+        let status = resp.status().as_u16();
+        let detail = error_detail(resp);
+        match status {
+            401 | 403 => RegistryError::Unauthorized {
+                registry: self.registry.clone(),
+                what: what.to_string(),
+                detail,
+            },
+            404 => RegistryError::NotFound {
+                registry: self.registry.clone(),
+                what: what.to_string(),
+                detail,
+            },
+            _ => RegistryError::Status {
+                registry: self.registry.clone(),
+                what: what.to_string(),
+                status,
+                attempts,
+                detail,
+            },
+        }
+    }
+}
+
+/// Reads a small body (error documents, tokens); at most 1 MiB.
+pub(crate) fn read_small(resp: &mut Response<ureq::Body>) -> Vec<u8> {
+    resp.body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_vec()
+        .unwrap_or_default()
+}
+
+/// `: CODE message` from a registry error document, if it has one.
+fn error_detail(mut resp: Response<ureq::Body>) -> String {
+    let body = read_small(&mut resp);
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_slice::<Errors>(&body) {
+        Ok(e) if !e.errors.is_empty() => {
+            let parts: Vec<String> = e
+                .errors
+                .iter()
+                .map(|i| format!("{} {}", i.code, i.message).trim().to_string())
+                .collect();
+            format!(" ({})", parts.join("; "))
+        }
+        _ => String::new(),
+    }
+}
+
+/// Percent-encodes a query value.
+pub(crate) fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

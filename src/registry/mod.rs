@@ -1,0 +1,163 @@
+//! The distribution protocol (OCI distribution spec / Docker registry API v2)
+//! on a small synchronous client: references, auth (docker config, helpers,
+//! bearer tokens, basic), retries, verified blob downloads and one-request
+//! uploads. It moves bytes; what to push is decided by the sink.
+//!
+//! Built on `ureq` (sync, rustls) rather than an async client: no tokio, far
+//! fewer crates, and a few hundred lines of protocol we control (one-request
+//! uploads for ECR, exact manifest bytes, mount fallback).
+
+mod auth;
+mod blobs;
+mod client;
+pub mod credentials;
+mod login;
+mod manifests;
+pub mod reference;
+mod retry;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use blobs::{BlobAction, BlobBytes, fetch_blob_to_cache};
+pub use client::Client;
+pub use credentials::{CredentialStore, Credentials};
+pub use login::{LoginOptions, LoginOutcome, login};
+pub use manifests::{FetchedManifest, MANIFEST_ACCEPT, resolve_digest};
+pub use reference::{Reference, ReferenceError};
+pub use retry::RetryPolicy;
+
+use crate::image::Digest;
+
+/// How to talk to registries; shared by pulls, pushes, login and pin.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// Registries (`host` or `host:port`) reached over plain HTTP. Loopback
+    /// hosts (127.0.0.0/8, localhost, [::1]) always are.
+    pub insecure: Vec<String>,
+    pub retry: RetryPolicy,
+    /// Explicit credentials (`--username` + `--password-stdin`), used instead
+    /// of Docker's config for every registry this run talks to.
+    pub credentials: Option<Credentials>,
+    /// Where `config.json` lives; `None` means `$DOCKER_CONFIG` or `~/.docker`.
+    pub docker_config_dir: Option<PathBuf>,
+    /// The search path for `docker-credential-*` helpers; `None` means `$PATH`.
+    pub helper_path: Option<std::ffi::OsString>,
+    /// Connect and per-read timeout of one request.
+    pub timeout: Duration,
+    /// Layers downloaded at once.
+    pub parallel_downloads: usize,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            insecure: Vec::new(),
+            retry: RetryPolicy::default(),
+            credentials: None,
+            docker_config_dir: None,
+            helper_path: None,
+            timeout: Duration::from_secs(60),
+            parallel_downloads: 4,
+        }
+    }
+}
+
+/// Whether `registry` (host[:port]) is spoken to over plain HTTP.
+pub fn is_plain_http(registry: &str, insecure: &[String]) -> bool {
+    if insecure.iter().any(|h| h == registry) {
+        return true;
+    }
+    let host = if let Some(rest) = registry.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        registry.rsplit_once(':').map(|(h, _)| h).unwrap_or(registry)
+    };
+    if insecure.iter().any(|h| h == host) {
+        return true;
+    }
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error("cannot resolve registry host {registry}: check the name (and your network/DNS)")]
+    HostNotFound { registry: String },
+    #[error("registry {registry} did not answer for {what} after {attempts} attempt(s): {message}")]
+    Unreachable {
+        registry: String,
+        what: String,
+        attempts: u32,
+        message: String,
+    },
+    #[error("registry {registry} answered {status} for {what} after {attempts} attempt(s){detail}")]
+    Status {
+        registry: String,
+        what: String,
+        status: u16,
+        attempts: u32,
+        detail: String,
+    },
+    #[error(
+        "registry {registry} refused access to {what}{detail}: check the credentials (`lambda-img login {registry}`, Docker's config.json) and that the repository exists"
+    )]
+    Unauthorized {
+        registry: String,
+        what: String,
+        detail: String,
+    },
+    #[error("registry {registry} has no {what}{detail}")]
+    NotFound {
+        registry: String,
+        what: String,
+        detail: String,
+    },
+    #[error(
+        "{what} from registry {registry} has digest {actual}, but {expected} was expected: the content was refused and not cached"
+    )]
+    DigestMismatch {
+        registry: String,
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error(
+        "{what} from registry {registry} is larger than the {expected} bytes its descriptor says: refused"
+    )]
+    TooLarge {
+        registry: String,
+        what: String,
+        expected: u64,
+    },
+    #[error("registry {registry}: {message}")]
+    Protocol { registry: String, message: String },
+    #[error("credentials: {message}")]
+    Credentials { message: String },
+    #[error("credential helper {helper}: {message}")]
+    Helper { helper: String, message: String },
+    #[error("cannot use {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_for_loopback_and_named_hosts() {
+        assert!(is_plain_http("127.0.0.1:5000", &[]));
+        assert!(is_plain_http("127.3.2.1", &[]));
+        assert!(is_plain_http("localhost:80", &[]));
+        assert!(is_plain_http("[::1]:5000", &[]));
+        assert!(!is_plain_http("10.0.0.1:5000", &[]));
+        assert!(!is_plain_http("public.ecr.aws", &[]));
+        assert!(is_plain_http("reg.lan:5000", &["reg.lan".into()]));
+        assert!(is_plain_http("reg.lan:5000", &["reg.lan:5000".into()]));
+    }
+}

@@ -1,0 +1,171 @@
+//! A base image pulled from a registry: manifest (index resolved to the
+//! function's platform), then config and layers into the cache, verified.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{ImageSource, SourceError, assemble_base, select_platform};
+use crate::cache::Cache;
+use crate::image::{Architecture, Compression, Descriptor, Document, MediaKind, classify, parse_document};
+use crate::registry::{Client, Reference, RegistryError, RegistryOptions, fetch_blob_to_cache};
+use crate::report::Reporter;
+
+/// `[registry/]repository[:tag][@sha256:...]` as an image source.
+#[derive(Debug, Clone)]
+pub struct RegistrySource {
+    reference: Reference,
+    options: RegistryOptions,
+}
+
+impl RegistrySource {
+    pub fn new(reference: Reference, options: RegistryOptions) -> Self {
+        RegistrySource { reference, options }
+    }
+
+    pub fn parse(input: &str, options: RegistryOptions) -> Result<Self, RegistryError> {
+        Ok(RegistrySource::new(Reference::parse(input)?, options))
+    }
+
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+}
+
+impl ImageSource for RegistrySource {
+    fn describe(&self) -> String {
+        self.reference.to_string()
+    }
+
+    fn resolve(
+        &self,
+        arch: Architecture,
+        cache: &Cache,
+        reporter: &dyn Reporter,
+    ) -> Result<Image, SourceError> {
+        let source_ref = self.describe();
+        let repo = &self.reference.repository;
+        reporter.step(&format!("resolving base {source_ref}"));
+        let client = Client::new(&self.reference.registry, &self.options, reporter)?;
+        let top = client.get_manifest(repo, &self.reference.manifest_ref())?;
+        let what = format!("the manifest of {source_ref}");
+        let (bytes, manifest) = match parse_document(&top.bytes, top.media_type.as_deref(), &what)? {
+            Document::Manifest(m) => (top.bytes, m),
+            Document::Index(index) => {
+                let child = select_platform(&index, arch, &source_ref)?;
+                reporter.detail(&format!(
+                    "{source_ref}: linux/{} is {}",
+                    arch.oci_name(),
+                    child.digest
+                ));
+                let fetched = client.get_manifest(repo, &child.digest.to_string())?;
+                let what = format!(
+                    "the linux/{} manifest {} of {source_ref}",
+                    arch.oci_name(),
+                    child.digest
+                );
+                match parse_document(&fetched.bytes, Some(&child.media_type), &what)? {
+                    Document::Manifest(m) => (fetched.bytes, m),
+                    Document::Index(_) => {
+                        return Err(SourceError::Invalid {
+                            source_ref,
+                            message: format!("{what} is itself an index; nested indexes are not supported"),
+                        });
+                    }
+                }
+            }
+        };
+        check_media_types(&manifest.config, &manifest.layers, &source_ref)?;
+        let config_path = fetch_blob_to_cache(&client, repo, &manifest.config, cache, reporter)?;
+        let config = std::fs::read(&config_path).map_err(|source| SourceError::Io {
+            path: config_path.clone(),
+            source,
+        })?;
+        fetch_layers(
+            &client,
+            repo,
+            &manifest.layers,
+            cache,
+            reporter,
+            self.options.parallel_downloads,
+        )?;
+        let locate = |d: &Descriptor| Ok(cache.blob_path(&d.digest));
+        assemble_base(
+            bytes,
+            &manifest,
+            config,
+            &locate,
+            &source_ref,
+            Some(self.reference.name()),
+            cache,
+        )
+    }
+}
+
+use crate::image::Image;
+
+/// Refuses, before any download, a config or layer type Lambda cannot run.
+fn check_media_types(
+    config: &Descriptor,
+    layers: &[Descriptor],
+    source_ref: &str,
+) -> Result<(), SourceError> {
+    if !matches!(classify(&config.media_type), MediaKind::Config(_)) {
+        return Err(SourceError::Invalid {
+            source_ref: source_ref.to_string(),
+            message: format!(
+                "its config has media type {}, which is not a container image config; is this an image at all (a Helm chart, an artifact)?",
+                config.media_type
+            ),
+        });
+    }
+    for layer in layers {
+        match classify(&layer.media_type) {
+            MediaKind::Layer {
+                compression: Compression::Gzip | Compression::None,
+                ..
+            } => {}
+            _ => {
+                return Err(SourceError::UnsupportedLayer {
+                    source_ref: source_ref.to_string(),
+                    layer: layer.digest.clone(),
+                    media_type: layer.media_type.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fetches layers with up to `parallel` threads; the first error stops the rest.
+fn fetch_layers(
+    client: &Client,
+    repo: &str,
+    layers: &[Descriptor],
+    cache: &Cache,
+    reporter: &dyn Reporter,
+    parallel: usize,
+) -> Result<(), RegistryError> {
+    let queue = Mutex::new(layers.iter());
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<RegistryError>> = Mutex::new(None);
+    let workers = parallel.clamp(1, 16).min(layers.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while !failed.load(Ordering::SeqCst) {
+                    let next = queue.lock().expect("queue lock").next();
+                    let Some(descriptor) = next else { break };
+                    if let Err(e) = fetch_blob_to_cache(client, repo, descriptor, cache, reporter) {
+                        failed.store(true, Ordering::SeqCst);
+                        first_error.lock().expect("error lock").get_or_insert(e);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().expect("error lock") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
