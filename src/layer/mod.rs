@@ -2,6 +2,7 @@
 
 mod error;
 pub mod ignore;
+pub mod pgzip;
 pub mod select;
 mod spec;
 
