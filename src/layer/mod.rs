@@ -4,6 +4,7 @@ mod error;
 pub mod ignore;
 pub mod pgzip;
 pub mod select;
+pub mod tar_writer;
 mod spec;
 
 pub use error::LayerError;
