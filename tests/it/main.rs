@@ -1,4 +1,5 @@
 //! One integration-test binary (ripgrep style): each module tests one area by
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
+mod layer_oci;
 mod support;
