@@ -1,5 +1,20 @@
 //! Layers written by the build: file selection, deterministic tar, gzip, digests.
+//!
+//! [`build_layer`] turns a [`LayerSpec`] into a gzip blob in the cache:
+//! `select` walks the inputs, `cache_key` hashes contents (skipping files the
+//! stat index already knows) into a cache key, and on a miss `tar_writer`
+//! streams a deterministic tar through `pgzip`'s parallel gzip.
 
+mod build;
+pub mod cache_key;
+mod error;
+pub mod ignore;
+pub mod pgzip;
+pub mod select;
 mod spec;
+pub mod tar_writer;
 
+pub use build::{LAYERS_BUCKET, LayerRecord, build_layer, compress_into_cache};
+pub use error::LayerError;
+pub use ignore::DockerIgnore;
 pub use spec::{DEFAULT_GZIP_LEVEL, DEFAULT_MTIME, LayerInput, LayerSettings, LayerSpec};

@@ -7,4 +7,5 @@ mod registry;
 mod registry_auth;
 mod registry_bench;
 mod registry_faults;
+mod layer_oci;
 mod support;

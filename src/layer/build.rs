@@ -1,0 +1,172 @@
+//! Building a layer end to end: select → key → cache lookup → tar → parallel
+//! gzip → cache blob + record.
+
+use std::fs;
+use std::io::{BufWriter, Read};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::cache_key::{content_digests, layer_key, spec_identity};
+use super::pgzip::parallel_gzip;
+use super::select::select;
+use super::tar_writer::write_tar;
+use super::{LayerError, LayerSettings, LayerSpec};
+use crate::cache::Cache;
+use crate::image::{BlobLocation, Descriptor, Digest, Layer, LayerOrigin};
+use crate::report::Reporter;
+
+/// Records of built layers: cache key → blob facts.
+pub const LAYERS_BUCKET: &str = "layers-v1";
+
+/// What the cache remembers about a built layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    pub digest: Digest,
+    pub size: u64,
+    pub diff_id: Digest,
+    pub uncompressed_size: u64,
+}
+
+/// Builds (or finds in the cache) the gzip layer described by `spec`.
+pub fn build_layer(
+    spec: &LayerSpec,
+    settings: &LayerSettings,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<Layer, LayerError> {
+    let entries = select(spec)?;
+    let spec_id = spec_identity(spec);
+    let (digests, read) = content_digests(&entries, cache, &spec_id, settings.threads)?;
+    let files = digests.iter().filter(|d| d.is_some()).count();
+    reporter.detail(&format!(
+        "layer {}: {} entries, {files} files, {read} read to hash, {} from the stat index",
+        spec.name,
+        entries.len(),
+        files - read
+    ));
+    let key = layer_key(&entries, &digests, settings);
+    let source = describe(spec);
+    let layer = |rec: &LayerRecord, cached: bool| Layer {
+        descriptor: Descriptor::new(settings.family.layer_gzip(), rec.digest.clone(), rec.size),
+        diff_id: rec.diff_id.clone(),
+        uncompressed_size: rec.uncompressed_size,
+        location: BlobLocation::File(cache.blob_path(&rec.digest)),
+        origin: LayerOrigin::Built {
+            name: spec.name.clone(),
+            source: source.clone(),
+            cached,
+        },
+    };
+    if let Some(rec) = lookup(cache, &key) {
+        reporter.detail(&format!("layer {}: cache hit {}", spec.name, rec.digest));
+        return Ok(layer(&rec, true));
+    }
+    let cache_err = |source| LayerError::Cache {
+        path: cache.root().to_path_buf(),
+        source,
+    };
+    // Another build sharing the cache may be compressing this layer right now.
+    let _lock = cache.lock(&format!("layer-{key}")).map_err(cache_err)?;
+    if let Some(rec) = lookup(cache, &key) {
+        reporter.detail(&format!("layer {}: built meanwhile by another process", spec.name));
+        return Ok(layer(&rec, true));
+    }
+
+    let total: u64 = entries
+        .iter()
+        .map(|e| match &e.kind {
+            super::select::EntryKind::File { stat, .. } => stat.size,
+            _ => 0,
+        })
+        .sum();
+    let task = format!("layer:{}", spec.name);
+    reporter.task_start(&task, &format!("layer {}", spec.name), Some(total));
+    let progress = |n: u64| reporter.task_progress(&task, n);
+    let rec = compress_to_blob(settings, cache, &progress, |sink| {
+        write_tar(&entries, settings.mtime, sink).map(|_| ())
+    })?;
+    cache.put_record(LAYERS_BUCKET, &key, &rec).map_err(cache_err)?;
+    reporter.task_done(
+        &task,
+        &format!(
+            "layer {}: {} ({} compressed, {} uncompressed)",
+            spec.name, rec.digest, rec.size, rec.uncompressed_size
+        ),
+    );
+    Ok(layer(&rec, false))
+}
+
+/// Gzips any tar stream (a docker-archive base's uncompressed layer, say) with
+/// the same parallel gzip into the cache. Returns the blob's descriptor, the
+/// diff_id (digest of the uncompressed stream) and the uncompressed size.
+pub fn compress_into_cache(
+    mut reader: impl Read,
+    settings: &LayerSettings,
+    cache: &Cache,
+) -> Result<(Descriptor, Digest, u64), LayerError> {
+    let noop = |_: u64| {};
+    let rec = compress_to_blob(settings, cache, &noop, |sink| {
+        sink.fill_from(&mut reader, u64::MAX)
+            .map(|_| ())
+            .map_err(|source| LayerError::Io {
+                path: "<tar stream>".into(),
+                source,
+            })
+    })?;
+    let desc = Descriptor::new(settings.family.layer_gzip(), rec.digest, rec.size);
+    Ok((desc, rec.diff_id, rec.uncompressed_size))
+}
+
+/// Runs the parallel gzip into a cache temp file and commits it as a blob.
+/// On any failure the temp file is dropped (deleted): no blob, no record.
+fn compress_to_blob(
+    settings: &LayerSettings,
+    cache: &Cache,
+    progress: &(dyn Fn(u64) + Sync),
+    produce: impl FnOnce(&mut super::pgzip::BlockSink) -> Result<(), LayerError>,
+) -> Result<LayerRecord, LayerError> {
+    let cache_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| LayerError::Cache { path, source }
+    };
+    let tmp = cache.temp_file().map_err(cache_err(&cache.root().join("tmp")))?;
+    let tmp_path = tmp.path().to_path_buf();
+    let out = BufWriter::with_capacity(1 << 20, tmp);
+    let (out, summary) = parallel_gzip(settings.gzip_level, settings.threads, out, &tmp_path, progress, produce)?;
+    let tmp = out.into_inner().map_err(|e| cache_err(&tmp_path)(e.into_error()))?;
+    cache
+        .commit_blob(tmp, &summary.compressed_digest)
+        .map_err(cache_err(&tmp_path))?;
+    Ok(LayerRecord {
+        digest: summary.compressed_digest,
+        size: summary.compressed_size,
+        diff_id: summary.uncompressed_digest,
+        uncompressed_size: summary.uncompressed_size,
+    })
+}
+
+/// A record whose blob is present with the right size; a stale record is dropped.
+fn lookup(cache: &Cache, key: &str) -> Option<LayerRecord> {
+    let rec: LayerRecord = cache.get_record(LAYERS_BUCKET, key)?;
+    match fs::metadata(cache.blob_path(&rec.digest)) {
+        Ok(m) if m.len() == rec.size => Some(rec),
+        _ => {
+            cache.remove_record(LAYERS_BUCKET, key);
+            None
+        }
+    }
+}
+
+/// `./src → /var/task, ./bootstrap → /var/runtime/` for reports.
+fn describe(spec: &LayerSpec) -> String {
+    spec.inputs
+        .iter()
+        .map(|i| format!("{} → {}", i.source.display(), i.destination))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+#[path = "build_tests.rs"]
+mod tests;

@@ -1,0 +1,240 @@
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::sync::Mutex;
+
+use flate2::read::GzDecoder;
+
+use super::*;
+use crate::image::MediaFamily;
+use crate::layer::LayerInput;
+use crate::report::Reporter;
+
+/// Keeps `detail` lines so tests can see cache decisions.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl Reporter for Recorder {
+    fn step(&self, _: &str) {}
+    fn task_start(&self, _: &str, _: &str, _: Option<u64>) {}
+    fn task_progress(&self, _: &str, _: u64) {}
+    fn task_done(&self, _: &str, _: &str) {}
+    fn warn(&self, _: &str) {}
+    fn detail(&self, m: &str) {
+        self.0.lock().unwrap().push(m.to_string());
+    }
+}
+
+/// A small tree; `file_perm`/`dir_perm` play the part of different umasks.
+fn fixed_tree(root: &Path, file_perm: u32, dir_perm: u32, touch: Option<&str>) {
+    let files: [(&str, &[u8]); 4] = [
+        ("app.py", b"def handler(event, context):\n    return 'ok'\n"),
+        ("lib/util.py", b"X = 1\n"),
+        ("lib/data/blob.bin", &[0u8, 1, 2, 3, 255, 254, 253]),
+        ("bootstrap", b"#!/bin/sh\nexec python3 app.py\n"),
+    ];
+    for (rel, body) in files {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, body).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(file_perm)).unwrap();
+        if let Some(date) = touch {
+            let st = std::process::Command::new("touch").args(["-d", date]).arg(&p).status().unwrap();
+            assert!(st.success());
+        }
+    }
+    // Big enough to span several compression blocks, so the golden digest
+    // covers dictionary priming and the joins between blocks.
+    let big: String = (0..80_000u32).map(|i| format!("{} ", i.wrapping_mul(2_654_435_761) % 9973)).collect();
+    fs::write(root.join("lib/data/big.txt"), big).unwrap();
+    fs::set_permissions(root.join("lib/data/big.txt"), fs::Permissions::from_mode(file_perm)).unwrap();
+    fs::set_permissions(root.join("bootstrap"), fs::Permissions::from_mode(file_perm | 0o100)).unwrap();
+    std::os::unix::fs::symlink("lib/util.py", root.join("util.py")).unwrap();
+    for d in ["lib", "lib/data"] {
+        fs::set_permissions(root.join(d), fs::Permissions::from_mode(dir_perm)).unwrap();
+    }
+}
+
+fn spec_for(root: &Path) -> LayerSpec {
+    LayerSpec {
+        name: "code".into(),
+        inputs: vec![LayerInput::all(root, "/var/task")],
+    }
+}
+
+fn settings(threads: usize) -> LayerSettings {
+    LayerSettings {
+        threads,
+        ..LayerSettings::default()
+    }
+}
+
+fn blob_bytes(layer: &Layer) -> Vec<u8> {
+    let BlobLocation::File(p) = &layer.location;
+    fs::read(p).unwrap()
+}
+
+/// If this changes, the bytes of every layer changed: the compressor (flate2 /
+/// zlib-rs version or settings), the gzip framing or the tar layout. That breaks
+/// chunk reuse for every user's existing images; only accept it on purpose,
+/// and bump LAYER_FORMAT_VERSION with it.
+const GOLDEN_DIGEST: &str = "sha256:f9923dc0ab8dd58eb861f24b521e99a525c9e03e8b60b0477dbd7074774a8c09";
+
+#[test]
+fn golden_digest_of_a_fixed_tree() {
+    let src = tempfile::tempdir().unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    fixed_tree(src.path(), 0o644, 0o755, None);
+    let cache = Cache::open(cache_dir.path()).unwrap();
+    let layer = build_layer(&spec_for(src.path()), &settings(2), &cache, &crate::report::Silent).unwrap();
+    assert_eq!(layer.descriptor.digest.to_string(), GOLDEN_DIGEST);
+}
+
+#[test]
+fn same_digest_from_different_paths_times_umasks_and_threads() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    fixed_tree(a.path(), 0o600, 0o700, Some("2001-02-03 04:05:06"));
+    fixed_tree(&b.path().join("deeper/checkout"), 0o664, 0o775, None);
+    let (ca, cb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let la = build_layer(
+        &spec_for(a.path()),
+        &settings(1),
+        &Cache::open(ca.path()).unwrap(),
+        &crate::report::Silent,
+    )
+    .unwrap();
+    let lb = build_layer(
+        &spec_for(&b.path().join("deeper/checkout")),
+        &settings(4),
+        &Cache::open(cb.path()).unwrap(),
+        &crate::report::Silent,
+    )
+    .unwrap();
+    assert_eq!(la.descriptor, lb.descriptor);
+    assert_eq!(la.diff_id, lb.diff_id);
+    assert_eq!(blob_bytes(&la), blob_bytes(&lb));
+}
+
+#[test]
+fn layer_facts_match_the_blob() {
+    let src = tempfile::tempdir().unwrap();
+    fixed_tree(src.path(), 0o644, 0o755, None);
+    let cd = tempfile::tempdir().unwrap();
+    let cache = Cache::open(cd.path()).unwrap();
+    let s = LayerSettings {
+        family: MediaFamily::Docker,
+        ..settings(2)
+    };
+    let layer = build_layer(&spec_for(src.path()), &s, &cache, &crate::report::Silent).unwrap();
+    assert_eq!(layer.descriptor.media_type, crate::image::DOCKER_LAYER_GZIP);
+    let bytes = blob_bytes(&layer);
+    assert_eq!(Digest::of(&bytes), layer.descriptor.digest);
+    assert_eq!(bytes.len() as u64, layer.descriptor.size);
+    let mut tar = Vec::new();
+    GzDecoder::new(&bytes[..]).read_to_end(&mut tar).unwrap();
+    assert_eq!(Digest::of(&tar), layer.diff_id);
+    assert_eq!(tar.len() as u64, layer.uncompressed_size);
+    match &layer.origin {
+        LayerOrigin::Built { name, source, cached } => {
+            assert_eq!(name, "code");
+            assert!(source.contains("/var/task"), "{source}");
+            assert!(!cached);
+        }
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn second_build_is_a_cache_hit_that_reads_no_file() {
+    let src = tempfile::tempdir().unwrap();
+    fixed_tree(src.path(), 0o644, 0o755, None);
+    // Files younger than the racy window are not remembered by the stat index.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let cd = tempfile::tempdir().unwrap();
+    let cache = Cache::open(cd.path()).unwrap();
+    let spec = spec_for(src.path());
+    let first = build_layer(&spec, &settings(2), &cache, &crate::report::Silent).unwrap();
+    let BlobLocation::File(blob) = &first.location;
+    let before = fs::metadata(blob).unwrap();
+
+    let rec = Recorder::default();
+    let second = build_layer(&spec, &settings(2), &cache, &rec).unwrap();
+    assert_eq!(second.descriptor, first.descriptor);
+    assert_eq!(second.diff_id, first.diff_id);
+    assert!(matches!(second.origin, LayerOrigin::Built { cached: true, .. }));
+    let after = fs::metadata(blob).unwrap();
+    assert_eq!((before.ino(), before.mtime_nsec()), (after.ino(), after.mtime_nsec()), "blob rewritten");
+    let details = rec.0.lock().unwrap().join("\n");
+    assert!(details.contains("0 read to hash") && details.contains("cache hit"), "{details}");
+
+    // A changed file is read again and gives a new layer.
+    fs::write(src.path().join("lib/util.py"), "X = 2\n").unwrap();
+    let rec = Recorder::default();
+    let third = build_layer(&spec, &settings(2), &cache, &rec).unwrap();
+    assert_ne!(third.descriptor.digest, first.descriptor.digest);
+    assert!(matches!(third.origin, LayerOrigin::Built { cached: false, .. }));
+    let details = rec.0.lock().unwrap().join("\n");
+    assert!(details.contains("1 read to hash"), "{details}");
+}
+
+#[test]
+fn a_missing_blob_is_rebuilt() {
+    let src = tempfile::tempdir().unwrap();
+    fixed_tree(src.path(), 0o644, 0o755, None);
+    let cd = tempfile::tempdir().unwrap();
+    let cache = Cache::open(cd.path()).unwrap();
+    let spec = spec_for(src.path());
+    let first = build_layer(&spec, &settings(2), &cache, &crate::report::Silent).unwrap();
+    let BlobLocation::File(blob) = &first.location;
+    fs::remove_file(blob).unwrap();
+    let again = build_layer(&spec, &settings(2), &cache, &crate::report::Silent).unwrap();
+    assert!(matches!(again.origin, LayerOrigin::Built { cached: false, .. }));
+    assert_eq!(again.descriptor, first.descriptor);
+    assert!(blob.is_file());
+}
+
+#[test]
+fn compress_into_cache_round_trips_and_a_failure_leaves_nothing() {
+    let cd = tempfile::tempdir().unwrap();
+    let cache = Cache::open(cd.path()).unwrap();
+    let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    let (desc, diff_id, size) = compress_into_cache(&data[..], &settings(2), &cache).unwrap();
+    assert_eq!(diff_id, Digest::of(&data));
+    assert_eq!(size, data.len() as u64);
+    let blob = fs::read(cache.blob_path(&desc.digest)).unwrap();
+    assert_eq!(blob.len() as u64, desc.size);
+    let mut back = Vec::new();
+    GzDecoder::new(&blob[..]).read_to_end(&mut back).unwrap();
+    assert_eq!(back, data);
+
+    struct Failing(usize);
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 > 500_000 {
+                return Err(std::io::Error::other("disk on fire"));
+            }
+            let n = buf.len().min(4096);
+            buf[..n].fill(1);
+            self.0 += n;
+            Ok(n)
+        }
+    }
+    let cd = tempfile::tempdir().unwrap();
+    let cache = Cache::open(cd.path()).unwrap();
+    let err = compress_into_cache(Failing(0), &settings(2), &cache).unwrap_err();
+    assert!(err.to_string().contains("disk on fire"), "{err}");
+    for sub in ["blobs-v1/sha256", "tmp"] {
+        let left: Vec<_> = fs::read_dir(cd.path().join(sub)).unwrap().collect();
+        assert!(left.is_empty(), "{sub} has {left:?}");
+    }
+}
+
+#[test]
+fn golden_tree_spans_several_blocks() {
+    let src = tempfile::tempdir().unwrap();
+    fixed_tree(src.path(), 0o644, 0o755, None);
+    let cd = tempfile::tempdir().unwrap();
+    let cache = Cache::open(cd.path()).unwrap();
+    let layer = build_layer(&spec_for(src.path()), &settings(1), &cache, &crate::report::Silent).unwrap();
+    assert!(layer.uncompressed_size > 2 * super::super::pgzip::BLOCK_SIZE as u64);
+}

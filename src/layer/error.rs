@@ -1,0 +1,53 @@
+//! What can go wrong while building a layer; every variant names the file or
+//! pattern at fault so the message alone says what to fix.
+
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("layer source {path} does not exist: check the path in lambda-img.toml")]
+    MissingSource { path: PathBuf },
+
+    #[error(
+        "symlink {link} points to {target}, outside the directory being copied: \
+         copy the target in instead, or make the link point inside the tree"
+    )]
+    SymlinkEscapes { link: PathBuf, target: PathBuf },
+
+    #[error("{path} is a {kind}, which cannot go into an image layer: exclude it")]
+    UnsupportedFileType { path: PathBuf, kind: &'static str },
+
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+
+    #[error("invalid pattern {pattern:?} in {file}: {reason}")]
+    BadPattern {
+        pattern: String,
+        /// Where the pattern came from: an ignore file's path, or `include`/`exclude` of an input.
+        file: String,
+        reason: String,
+    },
+
+    #[error("invalid layer destination {destination:?}: {reason}")]
+    BadDestination { destination: String, reason: String },
+
+    #[error("{path} has a name that is not valid UTF-8: rename it or exclude it")]
+    NonUtf8Path { path: PathBuf },
+
+    #[error("{path} changed while the layer was being written: run the build again")]
+    FileChanged { path: PathBuf },
+
+    #[error("cannot write to the layer cache at {path}: {source}")]
+    Cache { path: PathBuf, source: io::Error },
+
+    #[error("gzip compression failed: {message}")]
+    Compress { message: String },
+}
+
+impl LayerError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> LayerError {
+        let path = path.into();
+        move |source| LayerError::Io { path, source }
+    }
+}

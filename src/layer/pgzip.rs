@@ -1,0 +1,350 @@
+//! Deterministic parallel gzip (the pigz method).
+//!
+//! The uncompressed stream is cut into fixed blocks. Each block is compressed
+//! on its own as raw deflate, primed with the 32 KiB before it as a preset
+//! dictionary, and ended with a sync flush so the pieces join byte-aligned.
+//! A final empty block, a fixed gzip header and a trailer with the combined
+//! CRC-32 and size complete the member. Every block's bytes depend only on its
+//! data, its dictionary and the level, so the output is the same whether one
+//! thread or many did the work.
+//!
+//! Memory stays bounded: a fixed pool of (input, output) buffer pairs
+//! circulates producer → workers → writer → producer, so at most
+//! `pool` blocks are ever in flight, whatever the stream's length.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use flate2::{Compress, Compression, FlushCompress};
+use sha2::{Digest as _, Sha256};
+
+use super::LayerError;
+use crate::image::Digest;
+
+/// Bytes of uncompressed stream per independently compressed block. Part of
+/// the layer cache key: changing it changes every layer's bytes.
+pub const BLOCK_SIZE: usize = 128 * 1024;
+/// deflate's window: how much history primes each block.
+const DICT_SIZE: usize = 32 * 1024;
+/// A final (BFINAL=1) fixed-Huffman block holding only end-of-block.
+const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
+
+/// Digest and size of the compressed and of the uncompressed stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GzipSummary {
+    pub compressed_digest: Digest,
+    pub compressed_size: u64,
+    pub uncompressed_digest: Digest,
+    pub uncompressed_size: u64,
+}
+
+/// The fixed 10-byte gzip header: no name, mtime 0, OS "unknown" (255);
+/// XFL follows zlib's rule (2 = best, 4 = fastest).
+pub fn gzip_header(level: u32) -> [u8; 10] {
+    let xfl = match level {
+        9 => 2,
+        0 | 1 => 4,
+        _ => 0,
+    };
+    [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 0xff]
+}
+
+/// Compresses one block into `out` (cleared first): raw deflate primed with
+/// `dict`, ended with a sync flush.
+pub fn deflate_block(c: &mut Compress, dict: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), LayerError> {
+    let fail = |e: flate2::CompressError| LayerError::Compress { message: e.to_string() };
+    c.reset();
+    if !dict.is_empty() {
+        c.set_dictionary(dict).map_err(fail)?;
+    }
+    out.clear();
+    let start = c.total_in();
+    loop {
+        if out.capacity() - out.len() < 1024 {
+            out.reserve(data.len() / 8 + 4096);
+        }
+        let done = (c.total_in() - start) as usize;
+        c.compress_vec(&data[done..], out, FlushCompress::Sync).map_err(fail)?;
+        let done = (c.total_in() - start) as usize;
+        // Finished when all input is in and the flush left output space over.
+        if done == data.len() && out.len() < out.capacity() {
+            return Ok(());
+        }
+    }
+}
+
+fn check_level(level: u32) -> Result<Compression, LayerError> {
+    if (1..=9).contains(&level) {
+        Ok(Compression::new(level))
+    } else {
+        Err(LayerError::Compress {
+            message: format!("gzip level {level} is out of range: use 1 to 9"),
+        })
+    }
+}
+
+type Pair = (Vec<u8>, Vec<u8>);
+
+struct Job {
+    seq: u64,
+    /// `[dictionary | data]`
+    input: Vec<u8>,
+    dict_len: usize,
+    out: Vec<u8>,
+}
+
+struct Done {
+    job: Job,
+    crc: crc32fast::Hasher,
+}
+
+/// Where the producer writes the uncompressed stream; cuts it into blocks.
+pub struct BlockSink<'a> {
+    pool: &'a Receiver<Pair>,
+    jobs: Option<SyncSender<Job>>,
+    current: Option<(Vec<u8>, Vec<u8>)>,
+    dict_len: usize,
+    dict: Vec<u8>,
+    seq: u64,
+    block_size: usize,
+}
+
+impl BlockSink<'_> {
+    /// The current input buffer, taking a fresh pair from the pool when needed.
+    fn buffer(&mut self) -> io::Result<&mut Vec<u8>> {
+        if self.current.is_none() {
+            let (mut input, out) = self.pool.recv().map_err(|_| closed())?;
+            input.clear();
+            input.extend_from_slice(&self.dict);
+            self.dict_len = self.dict.len();
+            self.current = Some((input, out));
+        }
+        Ok(&mut self.current.as_mut().unwrap().0)
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let Some((input, out)) = self.current.take() else {
+            return Ok(());
+        };
+        if input.len() == self.dict_len {
+            self.current = Some((input, out));
+            return Ok(());
+        }
+        let tail = input.len().saturating_sub(DICT_SIZE).max(self.dict_len);
+        self.dict.clear();
+        self.dict.extend_from_slice(&input[tail..]);
+        let job = Job {
+            seq: self.seq,
+            input,
+            dict_len: self.dict_len,
+            out,
+        };
+        self.seq += 1;
+        self.jobs.as_ref().ok_or_else(closed)?.send(job).map_err(|_| closed())
+    }
+
+    /// Copies up to `n` bytes from `reader` straight into blocks; returns how
+    /// many were read (fewer only at end of input).
+    pub fn fill_from(&mut self, reader: &mut impl Read, n: u64) -> io::Result<u64> {
+        let mut copied = 0u64;
+        while copied < n {
+            let limit = self.dict_len + self.block_size;
+            let buf = self.buffer()?;
+            let len = buf.len();
+            let want = ((limit - len) as u64).min(n - copied) as usize;
+            buf.resize(len + want, 0);
+            let got = loop {
+                match reader.read(&mut buf[len..]) {
+                    Ok(k) => break k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        buf.truncate(len);
+                        return Err(e);
+                    }
+                }
+            };
+            buf.truncate(len + got);
+            copied += got as u64;
+            if buf.len() == limit {
+                self.send()?;
+            }
+            if got == 0 {
+                break;
+            }
+        }
+        Ok(copied)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.send()?;
+        self.jobs = None;
+        Ok(())
+    }
+}
+
+impl Write for BlockSink<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let limit = self.dict_len + self.block_size;
+        let buf = self.buffer()?;
+        let n = (limit - buf.len()).min(data.len());
+        buf.extend_from_slice(&data[..n]);
+        if buf.len() == limit {
+            self.send()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "compression pipeline stopped")
+}
+
+/// Runs `produce` on this thread, writing the stream into a [`BlockSink`],
+/// while `threads` workers compress and a writer thread writes the gzip
+/// member to `out` (named `out_path` in errors). `progress` gets the
+/// uncompressed bytes of each block as it is written.
+pub fn parallel_gzip<W: Write + Send>(
+    level: u32,
+    threads: usize,
+    out: W,
+    out_path: &Path,
+    progress: &(dyn Fn(u64) + Sync),
+    produce: impl FnOnce(&mut BlockSink) -> Result<(), LayerError>,
+) -> Result<(W, GzipSummary), LayerError> {
+    let compression = check_level(level)?;
+    let workers = threads.max(1);
+    let pool_size = workers * 2 + 2;
+    let (pool_tx, pool_rx) = sync_channel::<Pair>(pool_size);
+    for _ in 0..pool_size {
+        let pair = (
+            Vec::with_capacity(DICT_SIZE + BLOCK_SIZE),
+            Vec::with_capacity(BLOCK_SIZE + BLOCK_SIZE / 8 + 1024),
+        );
+        pool_tx.send(pair).expect("pool has room for every pair");
+    }
+    let (job_tx, job_rx) = sync_channel::<Job>(pool_size);
+    let (done_tx, done_rx) = sync_channel::<Result<Done, LayerError>>(pool_size);
+    let job_rx = Mutex::new(job_rx);
+
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let done_tx = done_tx.clone();
+            let job_rx = &job_rx;
+            s.spawn(move || compress_worker(compression, job_rx, done_tx));
+        }
+        drop(done_tx);
+        let writer = s.spawn(move || write_member(level, done_rx, pool_tx, out, out_path, progress));
+
+        let mut sink = BlockSink {
+            pool: &pool_rx,
+            jobs: Some(job_tx),
+            current: None,
+            dict_len: 0,
+            dict: Vec::with_capacity(DICT_SIZE),
+            seq: 0,
+            block_size: BLOCK_SIZE,
+        };
+        let produced = produce(&mut sink).and_then(|()| {
+            sink.finish().map_err(|e| LayerError::Compress { message: e.to_string() })
+        });
+        drop(sink);
+        drop(pool_rx);
+        let written = writer.join().expect("gzip writer thread panicked");
+        match (produced, written) {
+            // A writer failure makes the producer fail too; report the cause.
+            (Err(_), Err(w)) => Err(w),
+            (Err(p), Ok(_)) => Err(p),
+            (Ok(()), w) => w,
+        }
+    })
+}
+
+fn compress_worker(level: Compression, jobs: &Mutex<Receiver<Job>>, done: SyncSender<Result<Done, LayerError>>) {
+    let mut c = Compress::new(level, false);
+    loop {
+        let job = match jobs.lock().map(|rx| rx.recv()) {
+            Ok(Ok(job)) => job,
+            _ => return,
+        };
+        let mut job = job;
+        let (dict, data) = job.input.split_at(job.dict_len);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(data);
+        let result = deflate_block(&mut c, dict, data, &mut job.out).map(|()| Done { job, crc });
+        if done.send(result).is_err() {
+            return;
+        }
+    }
+}
+
+fn write_member<W: Write>(
+    level: u32,
+    done: Receiver<Result<Done, LayerError>>,
+    pool: SyncSender<Pair>,
+    mut out: W,
+    out_path: &Path,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(W, GzipSummary), LayerError> {
+    let werr = |source| LayerError::Cache {
+        path: out_path.to_path_buf(),
+        source,
+    };
+    let mut zsha = Sha256::new();
+    let mut usha = Sha256::new();
+    let mut crc = crc32fast::Hasher::new();
+    let mut usize_total = 0u64;
+    let mut zsize = 0u64;
+    let mut emit = |bytes: &[u8], out: &mut W| -> Result<(), LayerError> {
+        out.write_all(bytes).map_err(werr)?;
+        zsha.update(bytes);
+        zsize += bytes.len() as u64;
+        Ok(())
+    };
+    emit(&gzip_header(level), &mut out)?;
+    let mut waiting: BTreeMap<u64, Done> = BTreeMap::new();
+    let mut next = 0u64;
+    for result in done {
+        let d = result?;
+        waiting.insert(d.job.seq, d);
+        while let Some(d) = waiting.remove(&next) {
+            let data = &d.job.input[d.job.dict_len..];
+            usha.update(data);
+            usize_total += data.len() as u64;
+            crc.combine(&d.crc);
+            emit(&d.job.out, &mut out)?;
+            progress(data.len() as u64);
+            let _ = pool.send((d.job.input, d.job.out));
+            next += 1;
+        }
+    }
+    if !waiting.is_empty() {
+        return Err(LayerError::Compress {
+            message: "a compressed block went missing (a compression thread stopped)".into(),
+        });
+    }
+    emit(&FINAL_BLOCK, &mut out)?;
+    let mut trailer = [0u8; 8];
+    trailer[..4].copy_from_slice(&crc.finalize().to_le_bytes());
+    trailer[4..].copy_from_slice(&(usize_total as u32).to_le_bytes());
+    emit(&trailer, &mut out)?;
+    out.flush().map_err(werr)?;
+    Ok((
+        out,
+        GzipSummary {
+            compressed_digest: Digest::from_sha256(zsha.finalize().as_slice()),
+            compressed_size: zsize,
+            uncompressed_digest: Digest::from_sha256(usha.finalize().as_slice()),
+            uncompressed_size: usize_total,
+        },
+    ))
+}
+
+#[cfg(test)]
+#[path = "pgzip_tests.rs"]
+mod tests;

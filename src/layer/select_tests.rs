@@ -1,0 +1,130 @@
+use std::os::unix::fs::symlink;
+
+use super::*;
+
+fn write(dir: &Path, rel: &str, body: &str) {
+    let p = dir.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, body).unwrap();
+}
+
+fn spec(inputs: Vec<LayerInput>) -> LayerSpec {
+    LayerSpec {
+        name: "t".into(),
+        inputs,
+    }
+}
+
+fn paths(entries: &[Entry]) -> Vec<&str> {
+    entries.iter().map(|e| e.path.as_str()).collect()
+}
+
+#[test]
+fn directory_goes_below_destination_with_every_ancestor() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "app.py", "x");
+    write(d.path(), "pkg/mod.py", "y");
+    let entries = select(&spec(vec![LayerInput::all(d.path(), "/var/task")])).unwrap();
+    assert_eq!(
+        paths(&entries),
+        ["var", "var/task", "var/task/app.py", "var/task/pkg", "var/task/pkg/mod.py"]
+    );
+    assert!(entries.iter().filter(|e| e.kind == EntryKind::Dir).all(|e| e.mode == 0o755));
+}
+
+#[test]
+fn include_exclude_and_ignore_file() {
+    let d = tempfile::tempdir().unwrap();
+    for f in ["a.py", "b.txt", "pkg/c.py", "pkg/__pycache__/c.pyc", "__pycache__/r.pyc", "tests/t.py"] {
+        write(d.path(), f, "x");
+    }
+    write(d.path(), ".dockerignore", "__pycache__\n");
+    let mut input = LayerInput::all(d.path(), "/t");
+    input.include = vec!["**/*.py".into(), "**/*.pyc".into()];
+    input.exclude = vec!["tests".into()];
+    input.ignore_file = Some(d.path().join(".dockerignore"));
+    let entries = select(&spec(vec![input])).unwrap();
+    // `__pycache__` in a .dockerignore matches only at the root.
+    assert_eq!(
+        paths(&entries),
+        ["t", "t/a.py", "t/pkg", "t/pkg/__pycache__", "t/pkg/__pycache__/c.pyc", "t/pkg/c.py"]
+    );
+}
+
+#[test]
+fn single_file_inputs_and_later_inputs_win() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "src/run.sh", "old");
+    write(d.path(), "bootstrap", "new");
+    let mut boot = LayerInput::all(d.path().join("bootstrap"), "/var/runtime/");
+    boot.file_mode = Some(0o755);
+    let over = LayerInput::all(d.path().join("bootstrap"), "/t/run.sh");
+    let entries = select(&spec(vec![LayerInput::all(d.path().join("src"), "/t"), boot, over])).unwrap();
+    assert_eq!(paths(&entries), ["t", "t/run.sh", "var", "var/runtime", "var/runtime/bootstrap"]);
+    let run = &entries[1];
+    match &run.kind {
+        EntryKind::File { source, .. } => assert!(source.ends_with("bootstrap")),
+        k => panic!("{k:?}"),
+    }
+    assert_eq!(run.mode, 0o644);
+    assert_eq!(entries[4].mode, 0o755);
+}
+
+#[test]
+fn a_file_replaces_an_earlier_directory_tree() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "one/lib/x.py", "x");
+    write(d.path(), "two/lib", "file now");
+    let entries = select(&spec(vec![
+        LayerInput::all(d.path().join("one"), "/t"),
+        LayerInput::all(d.path().join("two"), "/t"),
+    ]))
+    .unwrap();
+    assert_eq!(paths(&entries), ["t", "t/lib"]);
+}
+
+#[test]
+fn symlinks_inside_kept_escaping_ones_rejected() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "tree/lib/real.so", "x");
+    symlink("real.so", d.path().join("tree/lib/alias.so")).unwrap();
+    symlink("../lib/real.so", d.path().join("tree/lib/up.so")).unwrap();
+    symlink("/var/lang/bin/python3", d.path().join("tree/python")).unwrap();
+    let entries = select(&spec(vec![LayerInput::all(d.path().join("tree"), "/t")])).unwrap();
+    let link = entries.iter().find(|e| e.path == "t/lib/alias.so").unwrap();
+    assert_eq!(link.kind, EntryKind::Symlink { target: "real.so".into() });
+    assert_eq!(link.mode, 0o777);
+    assert!(entries.iter().any(|e| e.path == "t/python"));
+
+    symlink("../../secret", d.path().join("tree/lib/bad")).unwrap();
+    let err = select(&spec(vec![LayerInput::all(d.path().join("tree"), "/t")])).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, LayerError::SymlinkEscapes { .. }), "{msg}");
+    assert!(msg.contains("lib/bad") && msg.contains("../../secret"), "{msg}");
+}
+
+#[test]
+fn fifo_is_an_error_naming_it_unless_excluded() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "ok.txt", "x");
+    let fifo = d.path().join("pipe");
+    let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let err = select(&spec(vec![LayerInput::all(d.path(), "/t")])).unwrap_err();
+    assert!(matches!(err, LayerError::UnsupportedFileType { ref path, .. } if path == &fifo), "{err}");
+    let mut input = LayerInput::all(d.path(), "/t");
+    input.exclude = vec!["pipe".into()];
+    assert_eq!(paths(&select(&spec(vec![input])).unwrap()), ["t", "t/ok.txt"]);
+}
+
+#[test]
+fn missing_source_and_bad_destination() {
+    let err = select(&spec(vec![LayerInput::all("/nonexistent/x", "/t")])).unwrap_err();
+    assert!(matches!(err, LayerError::MissingSource { .. }), "{err}");
+    let d = tempfile::tempdir().unwrap();
+    let err = select(&spec(vec![LayerInput::all(d.path(), "relative")])).unwrap_err();
+    assert!(matches!(err, LayerError::BadDestination { .. }), "{err}");
+    let mut input = LayerInput::all(d.path(), "/t");
+    input.include = vec!["a[".into()];
+    assert!(matches!(select(&spec(vec![input])), Err(LayerError::BadPattern { .. })));
+}

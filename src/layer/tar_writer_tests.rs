@@ -1,0 +1,125 @@
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+
+use super::*;
+use crate::layer::select::select;
+use crate::layer::{LayerInput, LayerSpec};
+
+fn tree(dir: &Path) {
+    fs::create_dir_all(dir.join("pkg/sub")).unwrap();
+    fs::write(dir.join("app.py"), "print('hi')\n").unwrap();
+    fs::write(dir.join("pkg/sub/data.bin"), vec![7u8; 1000]).unwrap();
+    fs::write(dir.join("run.sh"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(dir.join("run.sh"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(dir.join("app.py"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::hard_link(dir.join("app.py"), dir.join("pkg/hard.py")).unwrap();
+    symlink("sub/data.bin", dir.join("pkg/link.bin")).unwrap();
+    let long = "d".repeat(60);
+    fs::create_dir_all(dir.join(&long)).unwrap();
+    fs::write(dir.join(&long).join(format!("{}.txt", "f".repeat(80))), "long").unwrap();
+}
+
+fn tar_of(dir: &Path, mtime: u64) -> Vec<u8> {
+    let spec = LayerSpec {
+        name: "t".into(),
+        inputs: vec![LayerInput::all(dir, "/var/task")],
+    };
+    write_tar(&select(&spec).unwrap(), mtime, Vec::new()).unwrap()
+}
+
+#[test]
+fn headers_are_normalised_sorted_and_parents_first() {
+    let d = tempfile::tempdir().unwrap();
+    tree(d.path());
+    let bytes = tar_of(d.path(), 315_532_800);
+    assert_eq!(bytes.len() % 512, 0);
+    let mut ar = tar::Archive::new(&bytes[..]);
+    let mut seen: Vec<String> = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let h = e.header().clone();
+        let path = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+        assert!(!path.starts_with('/'), "{path}");
+        assert_eq!(h.uid().unwrap(), 0, "{path}");
+        assert_eq!(h.gid().unwrap(), 0, "{path}");
+        assert_eq!(h.username_bytes().unwrap_or_default(), b"", "{path}");
+        assert_eq!(h.groupname_bytes().unwrap_or_default(), b"", "{path}");
+        assert_eq!(h.mtime().unwrap(), 315_532_800, "{path}");
+        let gnu = h.as_gnu().unwrap();
+        assert_eq!(gnu.atime, [0; 12]);
+        assert_eq!(gnu.ctime, [0; 12]);
+        let ty = h.entry_type();
+        assert!(matches!(ty, EntryType::Regular | EntryType::Directory | EntryType::Symlink), "{path}: {ty:?}");
+        let mode = h.mode().unwrap();
+        match ty {
+            EntryType::Directory => {
+                assert!(path.ends_with('/'), "{path}");
+                assert_eq!(mode, 0o755, "{path}");
+            }
+            EntryType::Symlink => {
+                assert_eq!(mode, 0o777);
+                assert_eq!(path, "var/task/pkg/link.bin");
+                assert_eq!(e.link_name().unwrap().unwrap().to_str(), Some("sub/data.bin"));
+            }
+            _ => {
+                let want = if path.ends_with("run.sh") { 0o755 } else { 0o644 };
+                assert_eq!(mode, want, "{path}");
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+                assert_eq!(body.len() as u64, h.size().unwrap());
+                if path.ends_with(".py") {
+                    assert_eq!(body, b"print('hi')\n", "{path}: hard links become full copies");
+                }
+            }
+        }
+        let plain = path.trim_end_matches('/').to_string();
+        if let Some((parent, _)) = plain.rsplit_once('/') {
+            assert!(seen.iter().any(|s| s == parent), "{plain} came before its parent {parent}");
+        }
+        if let Some(last) = seen.last() {
+            assert!(last.as_bytes() < plain.as_bytes(), "{last} then {plain}: not sorted");
+        }
+        seen.push(plain);
+    }
+    assert_eq!(&seen[..2], ["var", "var/task"]);
+    assert!(seen.iter().any(|p| p == "var/task/pkg/hard.py"));
+    assert!(seen.iter().any(|p| p.len() > 150), "the long name survives: {seen:?}");
+}
+
+#[test]
+fn same_bytes_from_different_disk_metadata() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    tree(a.path());
+    tree(b.path());
+    // Different mtimes and permission bits that normalise to the same modes.
+    let old = filetime_days_ago(a.path().join("app.py"));
+    assert!(old);
+    fs::set_permissions(b.path().join("run.sh"), fs::Permissions::from_mode(0o751)).unwrap();
+    fs::set_permissions(b.path().join("pkg/sub"), fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(tar_of(a.path(), 1), tar_of(b.path(), 1));
+    assert_ne!(tar_of(a.path(), 1), tar_of(a.path(), 2), "mtime is written");
+}
+
+fn filetime_days_ago(p: std::path::PathBuf) -> bool {
+    std::process::Command::new("touch")
+        .args(["-d", "2001-01-01"])
+        .arg(p)
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn a_file_that_shrinks_is_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join("f"), "0123456789").unwrap();
+    let spec = LayerSpec {
+        name: "t".into(),
+        inputs: vec![LayerInput::all(d.path(), "/t")],
+    };
+    let entries = select(&spec).unwrap();
+    fs::write(d.path().join("f"), "01").unwrap();
+    let err = write_tar(&entries, 1, Vec::new()).unwrap_err();
+    assert!(matches!(err, LayerError::FileChanged { .. }), "{err}");
+}

@@ -1,0 +1,103 @@
+//! A built layer, wrapped in a minimal OCI layout, is read by real tools:
+//! skopeo verifies every digest on copy, umoci unpacks it to a root filesystem.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::Path;
+use std::process::Command;
+
+use lambda_img::cache::Cache;
+use lambda_img::image::{BlobLocation, Descriptor, Digest, Layer, MediaFamily, write_index, write_manifest};
+use lambda_img::layer::{LayerInput, LayerSettings, LayerSpec, build_layer};
+use lambda_img::report::Silent;
+
+use crate::support::{require_tool, run_ok};
+
+fn project(dir: &Path) {
+    let long_dir = "d".repeat(90);
+    let long_file = format!("{}.py", "f".repeat(120));
+    let files = [
+        ("app.py".to_string(), "print('hi')\n"),
+        ("pkg/mod.py".to_string(), "X = 1\n"),
+        (format!("{long_dir}/{long_file}"), "long\n"),
+        ("bin/run".to_string(), "#!/bin/sh\necho run\n"),
+    ];
+    for (rel, body) in &files {
+        let p = dir.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, body).unwrap();
+    }
+    fs::set_permissions(dir.join("bin/run"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::hard_link(dir.join("app.py"), dir.join("pkg/same.py")).unwrap();
+    symlink("../pkg/mod.py", dir.join("bin/mod.py")).unwrap();
+    symlink(format!("{}/{}", long_dir, "x".repeat(120)), dir.join("longlink")).unwrap();
+}
+
+/// Writes an OCI layout holding one image made of `layer`; returns its path.
+fn layout(dir: &Path, layer: &Layer) {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let BlobLocation::File(src) = &layer.location;
+    fs::copy(src, blobs.join(layer.descriptor.digest.hex())).unwrap();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        layer.diff_id
+    );
+    let cfg = Descriptor::new(MediaFamily::Oci.config(), Digest::of(config.as_bytes()), config.len() as u64);
+    fs::write(blobs.join(cfg.digest.hex()), &config).unwrap();
+    let manifest = write_manifest(MediaFamily::Oci, &cfg, std::slice::from_ref(&layer.descriptor), None);
+    let mdigest = Digest::of(&manifest);
+    fs::write(blobs.join(mdigest.hex()), &manifest).unwrap();
+    let mut m = Descriptor::new(MediaFamily::Oci.manifest(), mdigest, manifest.len() as u64);
+    m.annotations = Some(BTreeMap::from([(
+        "org.opencontainers.image.ref.name".to_string(),
+        "latest".to_string(),
+    )]));
+    fs::write(dir.join("index.json"), write_index(&[m])).unwrap();
+}
+
+#[test]
+fn built_layer_unpacks_with_umoci_and_copies_with_skopeo() {
+    if !require_tool("umoci") || !require_tool("skopeo") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    project(&src);
+    let cache = Cache::open(tmp.path().join("cache")).unwrap();
+    let spec = LayerSpec {
+        name: "code".into(),
+        inputs: vec![LayerInput::all(&src, "/var/task")],
+    };
+    let layer = build_layer(&spec, &LayerSettings::default(), &cache, &Silent).unwrap();
+    let oci = tmp.path().join("oci");
+    layout(&oci, &layer);
+
+    // skopeo checks each blob against its digest while copying.
+    let copy = tmp.path().join("copy");
+    run_ok(Command::new("skopeo").arg("copy").arg(format!("oci:{}:latest", oci.display())).arg(format!(
+        "dir:{}",
+        copy.display()
+    )));
+    assert!(copy.join(layer.descriptor.digest.hex()).is_file());
+
+    let bundle = tmp.path().join("bundle");
+    run_ok(Command::new("umoci").arg("unpack").arg("--image").arg(format!("{}:latest", oci.display())).arg(&bundle));
+    let task = bundle.join("rootfs/var/task");
+    assert_eq!(fs::read_to_string(task.join("app.py")).unwrap(), "print('hi')\n");
+    // The hard-linked pair arrives as two independent regular files.
+    let (a, b) = (fs::metadata(task.join("app.py")).unwrap(), fs::metadata(task.join("pkg/same.py")).unwrap());
+    assert_eq!(fs::read_to_string(task.join("pkg/same.py")).unwrap(), "print('hi')\n");
+    assert_ne!(a.ino(), b.ino());
+    assert_eq!(a.mode() & 0o7777, 0o644);
+    assert_eq!(fs::metadata(task.join("bin/run")).unwrap().mode() & 0o7777, 0o755);
+    assert_eq!(fs::metadata(task.join("pkg")).unwrap().mode() & 0o7777, 0o755);
+    assert_eq!(fs::read_link(task.join("bin/mod.py")).unwrap().to_str(), Some("../pkg/mod.py"));
+    let long = task.join("d".repeat(90)).join(format!("{}.py", "f".repeat(120)));
+    assert_eq!(fs::read_to_string(long).unwrap(), "long\n", "GNU long names are read");
+    let long_target = fs::read_link(task.join("longlink")).unwrap();
+    assert!(long_target.to_str().unwrap().ends_with(&"x".repeat(120)), "GNU long link names are read");
+    assert_eq!(a.mtime(), lambda_img::layer::DEFAULT_MTIME as i64);
+}
