@@ -4,13 +4,15 @@
 //! specs) → `source` (the base image) + `layer` (new layers) → `build`
 //! (assembled image) → `rules` (Lambda's limits) → `sink` (outputs).
 
+pub mod build;
 pub mod cache;
+pub mod cli;
 pub mod image;
 pub mod inspect;
 pub mod layer;
 pub mod manifest;
-pub mod plan;
 pub mod pin;
+pub mod plan;
 pub mod registry;
 pub mod report;
 pub mod rules;

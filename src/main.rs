@@ -1,4 +1,20 @@
-fn main() {
-    eprintln!("lambda-img: not yet wired");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use clap::Parser;
+use lambda_img::cli::{Cli, run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // The whole cause chain, outermost first: the user sees what failed
+            // and why without a backtrace.
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
 }

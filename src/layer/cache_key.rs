@@ -29,7 +29,7 @@ use crate::image::Digest;
 
 /// Bumped whenever the bytes written for the same inputs change (tar layout,
 /// compressor framing): old cache entries then simply stop matching.
-pub const LAYER_FORMAT_VERSION: u32 = 1;
+pub const LAYER_FORMAT_VERSION: u32 = 2;
 pub const STAT_BUCKET: &str = "layer-stat-v1";
 
 /// A file modified this soon after it was hashed could keep the same
@@ -153,7 +153,11 @@ pub fn content_digests(
     Ok((digests, read))
 }
 
-fn hash_files(entries: &[Entry], which: &[usize], threads: usize) -> Result<Vec<(usize, Digest)>, LayerError> {
+fn hash_files(
+    entries: &[Entry],
+    which: &[usize],
+    threads: usize,
+) -> Result<Vec<(usize, Digest)>, LayerError> {
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(which.len()));
     let first_error = Mutex::new(None);

@@ -54,26 +54,50 @@ pub fn gzip_header(level: u32) -> [u8; 10] {
 
 /// Compresses one block into `out` (cleared first): raw deflate primed with
 /// `dict`, ended with a sync flush.
-pub fn deflate_block(c: &mut Compress, dict: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), LayerError> {
-    let fail = |e: flate2::CompressError| LayerError::Compress { message: e.to_string() };
-    c.reset();
+///
+/// Each block gets a new compressor. zlib-rs's `reset()` (flate2 1.1.11,
+/// zlib-rs backend) leaves state behind that changes the next block's bytes
+/// on some inputs (executables, in our tests), so a reused compressor made a
+/// block's bytes depend on which block its thread compressed before. A new
+/// compressor costs a few hundred KiB of zeroed memory per 128 KiB block.
+pub fn deflate_block(
+    level: Compression,
+    dict: &[u8],
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), LayerError> {
+    let fail = |e: flate2::CompressError| LayerError::Compress {
+        message: e.to_string(),
+    };
+    let mut c = Compress::new(level, false);
+    let c = &mut c;
     if !dict.is_empty() {
         c.set_dictionary(dict).map_err(fail)?;
     }
     out.clear();
+    // Room for the worst case up front: zlib emits a second sync marker when a
+    // flush ends exactly at the end of the output space, so a buffer that is
+    // ever too small would make the bytes depend on its (recycled) capacity.
+    out.reserve(deflate_bound(data.len()));
     let start = c.total_in();
-    loop {
-        if out.capacity() - out.len() < 1024 {
-            out.reserve(data.len() / 8 + 4096);
-        }
-        let done = (c.total_in() - start) as usize;
-        c.compress_vec(&data[done..], out, FlushCompress::Sync).map_err(fail)?;
-        let done = (c.total_in() - start) as usize;
-        // Finished when all input is in and the flush left output space over.
-        if done == data.len() && out.len() < out.capacity() {
-            return Ok(());
-        }
+    c.compress_vec(data, out, FlushCompress::Sync).map_err(fail)?;
+    let done = (c.total_in() - start) as usize;
+    if done != data.len() || out.capacity() - out.len() < 8 {
+        return Err(LayerError::Compress {
+            message: format!(
+                "deflate did not finish a {}-byte block within its bound; this is a bug",
+                data.len()
+            ),
+        });
     }
+    Ok(())
+}
+
+/// An upper bound on raw deflate output for `len` input bytes plus a sync
+/// flush: stored blocks cost 5 bytes per 16 KiB at worst; the margin covers
+/// the flush marker and the bit buffer with room to spare.
+fn deflate_bound(len: usize) -> usize {
+    len + (len >> 11) + (len >> 14) + 64
 }
 
 fn check_level(level: u32) -> Result<Compression, LayerError> {
@@ -143,7 +167,11 @@ impl BlockSink<'_> {
             out,
         };
         self.seq += 1;
-        self.jobs.as_ref().ok_or_else(closed)?.send(job).map_err(|_| closed())
+        self.jobs
+            .as_ref()
+            .ok_or_else(closed)?
+            .send(job)
+            .map_err(|_| closed())
     }
 
     /// Copies up to `n` bytes from `reader` straight into blocks; returns how
@@ -151,6 +179,8 @@ impl BlockSink<'_> {
     pub fn fill_from(&mut self, reader: &mut impl Read, n: u64) -> io::Result<u64> {
         let mut copied = 0u64;
         while copied < n {
+            // Take the buffer first: a fresh one sets `dict_len` for its block.
+            self.buffer()?;
             let limit = self.dict_len + self.block_size;
             let buf = self.buffer()?;
             let len = buf.len();
@@ -187,6 +217,8 @@ impl BlockSink<'_> {
 
 impl Write for BlockSink<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        // Take the buffer first: a fresh one sets `dict_len` for its block.
+        self.buffer()?;
         let limit = self.dict_len + self.block_size;
         let buf = self.buffer()?;
         let n = (limit - buf.len()).min(data.len());
@@ -251,7 +283,9 @@ pub fn parallel_gzip<W: Write + Send>(
             block_size: BLOCK_SIZE,
         };
         let produced = produce(&mut sink).and_then(|()| {
-            sink.finish().map_err(|e| LayerError::Compress { message: e.to_string() })
+            sink.finish().map_err(|e| LayerError::Compress {
+                message: e.to_string(),
+            })
         });
         drop(sink);
         drop(pool_rx);
@@ -265,8 +299,11 @@ pub fn parallel_gzip<W: Write + Send>(
     })
 }
 
-fn compress_worker(level: Compression, jobs: &Mutex<Receiver<Job>>, done: SyncSender<Result<Done, LayerError>>) {
-    let mut c = Compress::new(level, false);
+fn compress_worker(
+    level: Compression,
+    jobs: &Mutex<Receiver<Job>>,
+    done: SyncSender<Result<Done, LayerError>>,
+) {
     loop {
         let job = match jobs.lock().map(|rx| rx.recv()) {
             Ok(Ok(job)) => job,
@@ -276,7 +313,7 @@ fn compress_worker(level: Compression, jobs: &Mutex<Receiver<Job>>, done: SyncSe
         let (dict, data) = job.input.split_at(job.dict_len);
         let mut crc = crc32fast::Hasher::new();
         crc.update(data);
-        let result = deflate_block(&mut c, dict, data, &mut job.out).map(|()| Done { job, crc });
+        let result = deflate_block(level, dict, data, &mut job.out).map(|()| Done { job, crc });
         if done.send(result).is_err() {
             return;
         }

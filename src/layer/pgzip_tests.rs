@@ -7,14 +7,23 @@ use super::*;
 
 /// Compressible but not trivial data: words from a small pseudo-random generator.
 fn sample(len: usize) -> Vec<u8> {
-    let words: [&[u8]; 8] = [b"lambda ", b"layer ", b"gzip ", b"\x00\x01\x02", b"tar ", b"block\n", b"x", b"digest "];
+    let words: [&[u8]; 8] = [
+        b"lambda ",
+        b"layer ",
+        b"gzip ",
+        b"\x00\x01\x02",
+        b"tar ",
+        b"block\n",
+        b"x",
+        b"digest ",
+    ];
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        if state % 5 == 0 {
+        if state.is_multiple_of(5) {
             out.push((state >> 32) as u8);
         } else {
             out.extend_from_slice(words[(state % 8) as usize]);
@@ -44,9 +53,12 @@ fn reference(data: &[u8], level: u32) -> Vec<u8> {
     let mut out = gzip_header(level).to_vec();
     let mut block = Vec::new();
     for (i, chunk) in data.chunks(BLOCK_SIZE).enumerate() {
-        let dict = if i == 0 { &[][..] } else { &data[i * BLOCK_SIZE - DICT_SIZE..i * BLOCK_SIZE] };
-        let mut c = Compress::new(Compression::new(level), false);
-        deflate_block(&mut c, dict, chunk, &mut block).unwrap();
+        let dict = if i == 0 {
+            &[][..]
+        } else {
+            &data[i * BLOCK_SIZE - DICT_SIZE..i * BLOCK_SIZE]
+        };
+        deflate_block(Compression::new(level), dict, chunk, &mut block).unwrap();
         out.extend_from_slice(&block);
     }
     out.extend_from_slice(&FINAL_BLOCK);
@@ -65,7 +77,11 @@ fn output_does_not_depend_on_thread_count() {
     assert_eq!(one, four);
     assert_eq!(s1, s2);
     assert_eq!(s1, s4);
-    assert_eq!(one, reference(&data, 6), "workers reuse compressors; a fresh one must give the same bytes");
+    assert_eq!(
+        one,
+        reference(&data, 6),
+        "workers reuse compressors; a fresh one must give the same bytes"
+    );
     assert!(one.len() < data.len() / 2, "the data should compress");
 }
 
@@ -110,7 +126,11 @@ fn system_gzip_accepts_the_member() {
     let file = dir.path().join("x.gz");
     std::fs::write(&file, &bytes).unwrap();
     let t = Command::new("gzip").arg("-t").arg(&file).output().unwrap();
-    assert!(t.status.success(), "gzip -t: {}", String::from_utf8_lossy(&t.stderr));
+    assert!(
+        t.status.success(),
+        "gzip -t: {}",
+        String::from_utf8_lossy(&t.stderr)
+    );
     let out = Command::new("gunzip").arg("-c").arg(&file).output().unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, data);
@@ -125,4 +145,48 @@ fn a_failing_producer_fails_the_whole_run() {
     })
     .unwrap_err();
     assert!(matches!(err, LayerError::FileChanged { .. }), "{err}");
+}
+
+/// Regression: zlib adds a second sync marker when a flush ends exactly at
+/// the end of the output space, so a block's bytes once depended on the
+/// capacity of the recycled output buffer, and parallel builds under load
+/// gave different digests. Any starting capacity must give the same bytes.
+#[test]
+fn block_bytes_do_not_depend_on_output_capacity() {
+    for data in [sample(BLOCK_SIZE), sample(5000), vec![7u8; BLOCK_SIZE]] {
+        let dict = sample(DICT_SIZE + 17);
+        let level = Compression::new(6);
+        let mut expected = Vec::new();
+        deflate_block(level, &dict[17..], &data, &mut expected).unwrap();
+        for extra in 0..12 {
+            for capacity in [expected.len().saturating_sub(6) + extra, extra] {
+                let mut out = Vec::with_capacity(capacity);
+                deflate_block(level, &dict[17..], &data, &mut out).unwrap();
+                assert_eq!(out, expected, "capacity {capacity}");
+            }
+        }
+    }
+}
+
+/// Under contention the writer returns buffers to the pool in varying
+/// order; repeated runs must still give one digest.
+#[test]
+fn repeated_parallel_runs_give_one_digest() {
+    let data = sample(BLOCK_SIZE * 9 + 123);
+    let (first, _) = gz(&data, 4, 6);
+    for _ in 0..8 {
+        assert_eq!(gz(&data, 4, 6).0, first);
+    }
+    assert_eq!(first, reference(&data, 6), "same as the serial reference");
+}
+
+/// Regression: a compressor reused after `reset()` gave different bytes for
+/// some blocks than a new one, so layers differed between runs depending on
+/// which thread took which block. Executable code triggers it; the test
+/// binary itself is one at hand. One thread makes the old reuse certain.
+#[test]
+fn blocks_do_not_depend_on_what_a_thread_compressed_before() {
+    let mut data = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    data.truncate(4 << 20);
+    assert_eq!(gz(&data, 1, 6).0, reference(&data, 6));
 }

@@ -3,6 +3,9 @@
 //! Library operations take a `&dyn Reporter`; only the binary decides whether
 //! that becomes progress bars, plain lines or nothing.
 
+pub mod json;
+pub mod progress;
+
 /// Progress and messages from library operations.
 pub trait Reporter: Send + Sync {
     /// A step starts (`resolving base oci:./base:latest`).

@@ -170,6 +170,10 @@ impl ImageSink for DockerArchiveSink {
         }
     }
 
+    fn local_path(&self) -> Option<PathBuf> {
+        Some(self.file.clone())
+    }
+
     fn write(&self, image: &Image, reporter: &dyn Reporter) -> Result<SinkReport, SinkError> {
         reporter.step(&format!("writing {}", self.describe()));
         check_layer_files(image)?;
@@ -191,6 +195,7 @@ impl ImageSink for DockerArchiveSink {
         Ok(SinkReport {
             output: self.describe(),
             reference: self.repo_tag.clone(),
+            blobs: None,
         })
     }
 }

@@ -14,6 +14,28 @@ pub use registry::RegistrySink;
 use crate::image::{Digest, Image};
 use crate::report::Reporter;
 
+/// Settings that apply to every output of a run.
+#[derive(Debug, Clone, Default)]
+pub struct SinkOptions {
+    pub registry: crate::registry::RegistryOptions,
+}
+
+/// Parses an output as written on the command line into its sink.
+pub fn open(output: &str, options: &SinkOptions) -> Result<Box<dyn ImageSink>, SinkError> {
+    let invalid = |message: &str| SinkError::InvalidOutput {
+        output: output.to_string(),
+        message: message.to_string(),
+    };
+    match output.split_once(':') {
+        Some(("oci", rest)) => Ok(Box::new(OciLayoutSink::parse(rest)?)),
+        Some(("docker-archive", rest)) => Ok(Box::new(DockerArchiveSink::parse(rest)?)),
+        Some(("registry", rest)) => Ok(Box::new(RegistrySink::parse(rest, options.registry.clone())?)),
+        _ => Err(invalid(
+            "expected oci:DIR[:TAG], docker-archive:FILE[:REPO:TAG] or registry:REF",
+        )),
+    }
+}
+
 /// What every output can do.
 pub trait ImageSink {
     /// The output as the user wrote it, for messages.
@@ -21,6 +43,12 @@ pub trait ImageSink {
 
     /// Writes `image`; returns what was written for the report.
     fn write(&self, image: &Image, reporter: &dyn Reporter) -> Result<SinkReport, SinkError>;
+
+    /// The file or directory this sink writes, when it is local: the build
+    /// keeps it out of the layers when it lies inside a source directory.
+    fn local_path(&self) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// What a sink did, for the JSON report.

@@ -256,6 +256,10 @@ impl ImageSink for OciLayoutSink {
         format!("oci:{}:{}", self.dir.display(), self.tag)
     }
 
+    fn local_path(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
+    }
+
     fn write(&self, image: &Image, reporter: &dyn Reporter) -> Result<SinkReport, SinkError> {
         reporter.step(&format!("writing {}", self.describe()));
         let converted = as_oci(image);
@@ -311,6 +315,7 @@ impl ImageSink for OciLayoutSink {
                 self.tag,
                 image.manifest_digest
             )),
+            blobs: None,
         })
     }
 }

@@ -17,8 +17,8 @@ use super::oci_layout::split_digest;
 use super::{ImageSource, SourceError, assemble_base};
 use crate::cache::Cache;
 use crate::image::{
-    Architecture, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, Digest, HashingReader, HashingWriter, Image,
-    ManifestView, MediaFamily, write_manifest,
+    Architecture, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, Digest, HashingWriter, Image, ManifestView,
+    MediaFamily, write_manifest,
 };
 use crate::report::Reporter;
 
@@ -26,7 +26,7 @@ use crate::report::Reporter;
 const MAX_CONFIG: u64 = 32 << 20;
 
 /// Cache records mapping an uncompressed layer's diff_id to its gzipped blob.
-const GZIP_BUCKET: &str = "archive-gzip-v1";
+const GZIP_BUCKET: &str = "archive-gzip-v2";
 
 /// An image inside a docker-archive tar file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,13 +295,9 @@ fn cached_gzip(cache: &Cache, diff_id: &Digest) -> Option<GzipRecord> {
     }
 }
 
-// TODO(lead): replace with `crate::layer::compress_into_cache(reader, settings, cache)`,
-// the layer module's deterministic parallel gzip; this single-threaded stand-in
-// exists only until that lands. Its output bytes will change then (new records
-// bucket), which is fine: nothing outside the cache depends on them.
-/// Gzips an uncompressed layer tar into the cache (level 6, no name, mtime 0),
-/// checking that the tar's sha256 is `diff_id`. Cached by diff_id, so a second
-/// build of the same base does not compress again.
+/// Gzips an uncompressed layer tar into the cache with the layer module's
+/// deterministic parallel gzip, checking that the tar's sha256 is `diff_id`.
+/// Cached by diff_id, so a second build of the same base does not compress again.
 fn gzip_layer_into_cache(
     reader: impl Read,
     diff_id: &Digest,
@@ -319,18 +315,12 @@ fn gzip_layer_into_cache(
     if let Some(hit) = cached_gzip(cache, diff_id) {
         return Ok(hit);
     }
-    let mut tmp = cache.temp_file().map_err(io_err)?;
-    let blob = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file_mut()));
-    let mut gz = flate2::GzBuilder::new().write(blob, flate2::Compression::new(6));
-    let mut tar = HashingReader::new(reader);
-    io::copy(&mut tar, &mut gz).map_err(|source| SourceError::Io {
-        path: PathBuf::from(source_ref),
-        source,
-    })?;
-    let (mut buffered, (digest, size)) = gz.finish().map_err(io_err)?.finish();
-    buffered.flush().map_err(io_err)?;
-    drop(buffered);
-    let (actual, _) = tar.finish();
+    let settings = crate::layer::LayerSettings::default();
+    let (descriptor, actual, _) =
+        crate::layer::compress_into_cache(reader, &settings, cache).map_err(|e| SourceError::Invalid {
+            source_ref: source_ref.to_string(),
+            message: format!("cannot compress a layer: {e}"),
+        })?;
     if &actual != diff_id {
         return Err(SourceError::DigestMismatch {
             what: format!("a layer tar of {source_ref}"),
@@ -338,8 +328,10 @@ fn gzip_layer_into_cache(
             actual,
         });
     }
-    cache.commit_blob(tmp, &digest).map_err(io_err)?;
-    let record = GzipRecord { digest, size };
+    let record = GzipRecord {
+        digest: descriptor.digest,
+        size: descriptor.size,
+    };
     // A failed record write only costs a recompression next time.
     let _ = cache.put_record(GZIP_BUCKET, diff_id.hex(), &record);
     Ok(record)

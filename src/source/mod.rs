@@ -6,20 +6,58 @@
 mod base;
 mod docker_archive;
 mod oci_layout;
-mod scratch;
 pub mod registry;
+mod scratch;
 
 use std::path::PathBuf;
 
 pub use base::{LayerFacts, assemble_base, layer_facts, select_platform};
 pub use docker_archive::DockerArchiveSource;
 pub use oci_layout::{OciLayoutSource, split_path_tag};
-pub use scratch::ScratchSource;
 pub use registry::RegistrySource;
+pub use scratch::ScratchSource;
 
 use crate::cache::Cache;
 use crate::image::{Architecture, Digest, DocumentError, Image};
 use crate::report::Reporter;
+
+/// Settings that apply to reading the base image.
+#[derive(Debug, Clone, Default)]
+pub struct SourceOptions {
+    /// Accept a registry base without a digest (the build is then not reproducible).
+    pub allow_unpinned: bool,
+    pub registry: crate::registry::RegistryOptions,
+}
+
+/// Parses a base reference as written in lambda-img.toml into its source:
+/// `scratch`, `oci:PATH[:TAG][@sha256:...]`, `docker-archive:PATH`, or a
+/// registry reference (`[registry/]repository[:tag]@sha256:...`, optionally
+/// prefixed `registry:` or `docker://`).
+pub fn open(reference: &str, options: &SourceOptions) -> Result<Box<dyn ImageSource>, SourceError> {
+    if reference == "scratch" {
+        return Ok(Box::new(ScratchSource::new()));
+    }
+    match reference.split_once(':') {
+        Some(("oci", rest)) => return Ok(Box::new(OciLayoutSource::parse(rest)?)),
+        Some(("docker-archive", rest)) => return Ok(Box::new(DockerArchiveSource::parse(rest)?)),
+        _ => {}
+    }
+    let name = reference
+        .strip_prefix("registry:")
+        .or_else(|| reference.strip_prefix("docker://"))
+        .unwrap_or(reference);
+    let parsed = crate::registry::Reference::parse(name).map_err(crate::registry::RegistryError::from)?;
+    if !parsed.is_pinned() && !options.allow_unpinned {
+        // Say which digest to pin when the registry can tell us; the build
+        // stops either way, so a lookup failure only shortens the message.
+        let digest = crate::registry::resolve_digest(&parsed, &options.registry, &crate::report::Silent).ok();
+        return Err(SourceError::Unpinned {
+            reference: reference.to_string(),
+            digest,
+        });
+    }
+    Ok(Box::new(RegistrySource::new(parsed, options.registry.clone())))
+}
 
 /// What every image source can do.
 pub trait ImageSource {
@@ -99,4 +137,15 @@ pub enum SourceError {
     },
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    #[error(
+        "base {reference} is not pinned by digest, so builds are not reproducible; {}",
+        match digest {
+            Some(d) => format!("pin it as {reference}@{d} (or run `lambda-img pin`), or pass --allow-unpinned"),
+            None => "run `lambda-img pin` to write its digest into lambda-img.toml, or pass --allow-unpinned".to_string(),
+        }
+    )]
+    Unpinned {
+        reference: String,
+        digest: Option<Digest>,
+    },
 }

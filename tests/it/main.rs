@@ -1,11 +1,12 @@
 //! One integration-test binary (ripgrep style): each module tests one area by
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
+mod build;
+mod layer_oci;
 mod media;
-mod rules;
 mod registry;
 mod registry_auth;
 mod registry_bench;
 mod registry_faults;
-mod layer_oci;
+mod rules;
 mod support;

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod oci;
+pub mod podman;
+pub mod project;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

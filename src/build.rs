@@ -1,0 +1,236 @@
+//! The build operation: manifest → plan → base + new layers → config and
+//! manifest → Lambda's rules → outputs. Every input is resolved and every
+//! output parsed before any work starts; nothing is written until the rules pass.
+
+use std::path::PathBuf;
+
+use crate::cache::Cache;
+use crate::image::config::{ConfigChanges, ConfigError, HistoryEntry, edit_config, rfc3339};
+use crate::image::{
+    Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, convert_layer_media_type, write_manifest,
+};
+use crate::layer::{DEFAULT_MTIME, LayerError, LayerSettings, build_layer};
+use crate::manifest::{FunctionModel, ManifestError};
+use crate::plan::{BuildPlan, plan};
+use crate::report::Reporter;
+use crate::rules::{
+    CheckContext, CheckError, Finding, Limits, check_image, check_limits, has_errors, render_findings,
+};
+use crate::sink::{self, ImageSink, SinkError, SinkReport};
+use crate::source::{self, SourceError};
+
+/// Everything a build needs besides the manifest itself.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub manifest_path: PathBuf,
+    /// Outputs as written on the command line (`oci:DIR[:TAG]`, ...).
+    pub outputs: Vec<String>,
+    /// SOURCE_DATE_EPOCH: the time written on entries, `created` and history.
+    pub source_date_epoch: Option<u64>,
+    pub limits: Limits,
+    pub gzip_level: u32,
+    pub threads: usize,
+    /// Overrides the manifest's `image.format`.
+    pub format: Option<MediaFamily>,
+    pub sink_options: sink::SinkOptions,
+    pub source_options: source::SourceOptions,
+}
+
+/// The built image and what was done with it.
+#[derive(Debug)]
+pub struct BuildOutcome {
+    pub image: Image,
+    pub outputs: Vec<SinkReport>,
+    /// Warnings and infos from the rules (errors stop the build).
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("base image: {0}")]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the image would not deploy to Lambda; nothing was written:\n{}", render_findings(.0))]
+    Rules(Vec<Finding>),
+    #[error("checking the image: {0}")]
+    Check(#[from] CheckError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// Builds the image described by `options.manifest_path` and writes it to every output.
+pub fn build(
+    options: &BuildOptions,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<BuildOutcome, BuildError> {
+    let model = crate::manifest::load(&options.manifest_path)?;
+    let mut plan = plan(&model);
+    // Resolve every output before any work: a typo in the last one must not
+    // cost a full build.
+    let sinks: Vec<Box<dyn ImageSink>> = options
+        .outputs
+        .iter()
+        .map(|o| sink::open(o, &options.sink_options))
+        .collect::<Result<_, _>>()?;
+    // An output inside the project (`oci:out`) must not end up in the next build's code layer.
+    let local_outputs: Vec<PathBuf> = sinks
+        .iter()
+        .filter_map(|s| s.local_path())
+        .map(absolute)
+        .collect();
+    plan.exclude_outputs(&local_outputs);
+    let source = source::open(&plan.base, &options.source_options)?;
+
+    let image = assemble(&model, &plan, options, source.as_ref(), cache, reporter)?;
+
+    // The cheap limits first, so an oversized image fails before its layers are read.
+    let limits = check_limits(&image, &options.limits, Some(plan.arch));
+    if has_errors(&limits) {
+        return Err(BuildError::Rules(limits));
+    }
+    reporter.step("checking Lambda's rules");
+    let context = CheckContext {
+        arch: Some(plan.arch),
+        runtime: Some(model.runtime.to_string()),
+        handler: model.handler.clone(),
+        limits: options.limits,
+    };
+    let findings = check_image(&image, &context)?;
+    if has_errors(&findings) {
+        return Err(BuildError::Rules(findings));
+    }
+    for f in &findings {
+        reporter.warn(&format!("[{} {}] {}", f.rule_id, f.rule_name, f.message));
+    }
+
+    let mut outputs = Vec::with_capacity(sinks.len());
+    for sink in &sinks {
+        outputs.push(sink.write(&image, reporter)?);
+    }
+    Ok(BuildOutcome {
+        image,
+        outputs,
+        findings,
+    })
+}
+
+/// `path` made absolute against the current directory, resolving symlinks in
+/// the part that exists so it compares equal to canonical source paths.
+fn absolute(path: PathBuf) -> PathBuf {
+    let path = std::path::absolute(&path).unwrap_or(path);
+    match (
+        path.parent().and_then(|p| p.canonicalize().ok()),
+        path.file_name(),
+    ) {
+        (Some(parent), Some(name)) => parent.join(name),
+        _ => path,
+    }
+}
+
+/// Resolves the base, builds the new layers and returns the new image value.
+fn assemble(
+    model: &FunctionModel,
+    plan: &BuildPlan,
+    options: &BuildOptions,
+    source: &dyn source::ImageSource,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<Image, BuildError> {
+    reporter.step(&format!("resolving base {}", source.describe()));
+    let base = source.resolve(plan.arch, cache, reporter)?;
+    let family = options.format.or(plan.format).unwrap_or(base.family);
+    let epoch = options.source_date_epoch.unwrap_or(DEFAULT_MTIME);
+    let settings = LayerSettings {
+        family,
+        mtime: epoch,
+        gzip_level: options.gzip_level,
+        threads: options.threads,
+    };
+
+    let mut layers: Vec<Layer> = base
+        .layers
+        .iter()
+        .map(|l| to_family(l, family))
+        .collect::<Result<_, _>>()?;
+    let mut history = Vec::new();
+    for spec in &plan.layers {
+        reporter.step(&format!("layer {}", spec.name));
+        let mut layer = build_layer(spec, &settings, cache, reporter)?;
+        // Describe inputs relative to the project: the history is part of the
+        // config bytes, and a checkout path must not change the digest.
+        let source = describe_inputs(spec, &model.project_dir);
+        if let LayerOrigin::Built { source: s, .. } = &mut layer.origin {
+            *s = source.clone();
+        }
+        history.push(HistoryEntry {
+            diff_id: layer.diff_id.clone(),
+            created_by: format!("lambda-img: {} layer from {source}", spec.name),
+            comment: Some(format!("function {}", model.name)),
+        });
+        layers.push(layer);
+    }
+
+    let changes = ConfigChanges {
+        architecture: plan.arch,
+        created: rfc3339(epoch),
+        entrypoint: plan.config.entrypoint.as_deref(),
+        cmd: plan.config.cmd.as_deref(),
+        workdir: plan.config.workdir.as_deref(),
+        env: &plan.config.env,
+        labels: &plan.config.labels,
+        new_layers: &history,
+    };
+    let config = edit_config(&base.config, &changes)?;
+    let config_descriptor = Descriptor::new(family.config(), Digest::of(&config), config.len() as u64);
+    let layer_descriptors: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
+    let manifest = write_manifest(family, &config_descriptor, &layer_descriptors, None);
+    Ok(Image {
+        family,
+        manifest_digest: Digest::of(&manifest),
+        manifest,
+        config,
+        config_descriptor,
+        layers,
+    })
+}
+
+/// `src → /var/task, assets → /opt/assets`, with paths relative to the project.
+fn describe_inputs(spec: &crate::layer::LayerSpec, project_dir: &std::path::Path) -> String {
+    spec.inputs
+        .iter()
+        .map(|input| {
+            let rel = match input.source.strip_prefix(project_dir) {
+                Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+                Ok(rel) => rel.display().to_string(),
+                Err(_) => input.source.display().to_string(),
+            };
+            format!("{rel} → {}", input.destination)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A base layer under the output's media type family. The blob is untouched;
+/// only the descriptor's media type string changes.
+fn to_family(layer: &Layer, family: MediaFamily) -> Result<Layer, BuildError> {
+    let mut out = layer.clone();
+    out.descriptor.media_type = convert_layer_media_type(&layer.descriptor.media_type, family)
+        .ok_or_else(|| {
+            BuildError::Source(SourceError::UnsupportedLayer {
+                source_ref: match &layer.origin {
+                    LayerOrigin::Base { source, .. } => source.clone(),
+                    LayerOrigin::Built { name, .. } => name.clone(),
+                },
+                layer: layer.descriptor.digest.clone(),
+                media_type: layer.descriptor.media_type.clone(),
+            })
+        })?
+        .to_string();
+    Ok(out)
+}

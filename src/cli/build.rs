@@ -1,0 +1,99 @@
+//! `lambda-img build`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{GlobalArgs, print_data};
+use crate::build::{BuildOptions, build};
+use crate::image::MediaFamily;
+use crate::layer::DEFAULT_GZIP_LEVEL;
+use crate::report::json::BuildReport;
+use crate::rules::Limits;
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The function manifest.
+    #[arg(long, value_name = "PATH", default_value = "lambda-img.toml")]
+    pub manifest: PathBuf,
+    /// Where to write the image: oci:DIR[:TAG], docker-archive:FILE[:REPO:TAG] or
+    /// registry:REF. Repeat for several.
+    #[arg(
+        short,
+        long = "output",
+        value_name = "OUTPUT",
+        env = "LAMBDA_IMG_OUTPUT",
+        value_delimiter = ','
+    )]
+    pub outputs: Vec<String>,
+    /// Print a JSON report on stdout instead of the digest.
+    #[arg(long)]
+    pub json: bool,
+    /// Media types of the output (default: the base image's; OCI for scratch).
+    #[arg(long, value_enum, env = "LAMBDA_IMG_FORMAT")]
+    pub format: Option<Format>,
+    /// gzip level of new layers (1-9).
+    #[arg(long, default_value_t = DEFAULT_GZIP_LEVEL, env = "LAMBDA_IMG_GZIP_LEVEL",
+          value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub gzip_level: u32,
+    /// Compression threads (default: all cores). The output does not depend on it.
+    #[arg(short, long, env = "LAMBDA_IMG_JOBS")]
+    pub jobs: Option<usize>,
+    /// Time written on files, `created` and history (seconds since 1970).
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    pub source_date_epoch: Option<u64>,
+    /// Largest total uncompressed layer size, in bytes (Lambda: 10 GiB).
+    #[arg(long, value_name = "BYTES", env = "LAMBDA_IMG_MAX_UNCOMPRESSED")]
+    pub max_uncompressed_size: Option<u64>,
+    /// Largest serialized manifest, in bytes (default 25,400).
+    #[arg(long, value_name = "BYTES", env = "LAMBDA_IMG_MAX_MANIFEST")]
+    pub max_manifest_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Oci,
+    Docker,
+}
+
+pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
+    let reporter = global.reporter();
+    let cache = global.cache()?;
+    let mut limits = Limits::default();
+    if let Some(v) = args.max_uncompressed_size {
+        limits.max_uncompressed = v;
+    }
+    if let Some(v) = args.max_manifest_size {
+        limits.max_manifest_bytes = v;
+    }
+    let options = BuildOptions {
+        manifest_path: args.manifest,
+        outputs: args.outputs,
+        source_date_epoch: args.source_date_epoch,
+        limits,
+        gzip_level: args.gzip_level,
+        threads: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+            .max(1),
+        format: args.format.map(|f| match f {
+            Format::Oci => MediaFamily::Oci,
+            Format::Docker => MediaFamily::Docker,
+        }),
+        sink_options: Default::default(),
+        source_options: Default::default(),
+    };
+    if options.outputs.is_empty() {
+        crate::report::Reporter::warn(
+            &reporter,
+            "no --output given: the image is built and checked, then kept only in the cache",
+        );
+    }
+    let outcome = build(&options, &cache, &reporter)?;
+    if args.json {
+        let report = BuildReport::new(&outcome.image, &outcome.outputs, &outcome.findings);
+        print_data(&serde_json::to_string_pretty(&report)?)
+    } else {
+        print_data(&outcome.image.manifest_digest.to_string())
+    }
+}

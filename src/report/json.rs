@@ -1,0 +1,77 @@
+//! The JSON report printed by `build --json`. Field order is the order written;
+//! the schema is documented in README.md and only grows.
+
+use serde::Serialize;
+
+use crate::image::{Digest, Image, LayerOrigin};
+use crate::rules::Finding;
+use crate::sink::SinkReport;
+
+#[derive(Debug, Serialize)]
+pub struct BuildReport<'a> {
+    pub digest: &'a Digest,
+    pub media_type: &'static str,
+    pub manifest_size: usize,
+    pub config_digest: &'a Digest,
+    pub uncompressed_size: u64,
+    pub compressed_size: u64,
+    pub layers: Vec<LayerReport<'a>>,
+    pub outputs: &'a [SinkReport],
+    pub findings: &'a [Finding],
+}
+
+#[derive(Debug, Serialize)]
+pub struct LayerReport<'a> {
+    pub digest: &'a Digest,
+    pub diff_id: &'a Digest,
+    pub media_type: &'a str,
+    pub size: u64,
+    pub uncompressed_size: u64,
+    /// `base` for layers reused from the base image, `built` for ours.
+    pub origin: &'static str,
+    /// The layer's name in the manifest (`code`, a `[[layer]]` name); none for base layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    pub source: &'a str,
+    /// True when the compressed blob was taken from the layer cache.
+    pub cached: bool,
+}
+
+impl<'a> BuildReport<'a> {
+    pub fn new(image: &'a Image, outputs: &'a [SinkReport], findings: &'a [Finding]) -> Self {
+        let layers = image
+            .layers
+            .iter()
+            .map(|l| {
+                let (origin, name, source, cached) = match &l.origin {
+                    LayerOrigin::Base { source, .. } => ("base", None, source.as_str(), true),
+                    LayerOrigin::Built { name, source, cached } => {
+                        ("built", Some(name.as_str()), source.as_str(), *cached)
+                    }
+                };
+                LayerReport {
+                    digest: &l.descriptor.digest,
+                    diff_id: &l.diff_id,
+                    media_type: &l.descriptor.media_type,
+                    size: l.descriptor.size,
+                    uncompressed_size: l.uncompressed_size,
+                    origin,
+                    name,
+                    source,
+                    cached,
+                }
+            })
+            .collect();
+        BuildReport {
+            digest: &image.manifest_digest,
+            media_type: image.family.manifest(),
+            manifest_size: image.manifest.len(),
+            config_digest: &image.config_descriptor.digest,
+            uncompressed_size: image.uncompressed_size(),
+            compressed_size: image.layers.iter().map(|l| l.descriptor.size).sum(),
+            layers,
+            outputs,
+            findings,
+        }
+    }
+}
