@@ -54,21 +54,25 @@ pub fn gzip_header(level: u32) -> [u8; 10] {
 
 /// Compresses one block into `out` (cleared first): raw deflate primed with
 /// `dict`, ended with a sync flush.
-pub fn deflate_block(c: &mut Compress, dict: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), LayerError> {
+///
+/// A fresh compressor per block, never a reset one: zlib-rs's reset keeps the
+/// old window contents, and the match finder may look at bytes past the end
+/// of the input, so a reused compressor's output depends on which blocks it
+/// saw before, and so on the thread count. A new one starts zeroed.
+pub fn deflate_block(level: Compression, dict: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), LayerError> {
     let fail = |e: flate2::CompressError| LayerError::Compress { message: e.to_string() };
-    c.reset();
+    let mut c = Compress::new(level, false);
     if !dict.is_empty() {
         c.set_dictionary(dict).map_err(fail)?;
     }
     out.clear();
-    let start = c.total_in();
     loop {
         if out.capacity() - out.len() < 1024 {
             out.reserve(data.len() / 8 + 4096);
         }
-        let done = (c.total_in() - start) as usize;
+        let done = c.total_in() as usize;
         c.compress_vec(&data[done..], out, FlushCompress::Sync).map_err(fail)?;
-        let done = (c.total_in() - start) as usize;
+        let done = c.total_in() as usize;
         // Finished when all input is in and the flush left output space over.
         if done == data.len() && out.len() < out.capacity() {
             return Ok(());
@@ -266,7 +270,6 @@ pub fn parallel_gzip<W: Write + Send>(
 }
 
 fn compress_worker(level: Compression, jobs: &Mutex<Receiver<Job>>, done: SyncSender<Result<Done, LayerError>>) {
-    let mut c = Compress::new(level, false);
     loop {
         let job = match jobs.lock().map(|rx| rx.recv()) {
             Ok(Ok(job)) => job,
@@ -276,7 +279,7 @@ fn compress_worker(level: Compression, jobs: &Mutex<Receiver<Job>>, done: SyncSe
         let (dict, data) = job.input.split_at(job.dict_len);
         let mut crc = crc32fast::Hasher::new();
         crc.update(data);
-        let result = deflate_block(&mut c, dict, data, &mut job.out).map(|()| Done { job, crc });
+        let result = deflate_block(level, dict, data, &mut job.out).map(|()| Done { job, crc });
         if done.send(result).is_err() {
             return;
         }
