@@ -69,7 +69,10 @@ pub fn build_layer(
     // Another build sharing the cache may be compressing this layer right now.
     let _lock = cache.lock(&format!("layer-{key}")).map_err(cache_err)?;
     if let Some(rec) = lookup(cache, &key) {
-        reporter.detail(&format!("layer {}: built meanwhile by another process", spec.name));
+        reporter.detail(&format!(
+            "layer {}: built meanwhile by another process",
+            spec.name
+        ));
         return Ok(layer(&rec, true));
     }
 
@@ -133,8 +136,17 @@ fn compress_to_blob(
     let tmp = cache.temp_file().map_err(cache_err(&cache.root().join("tmp")))?;
     let tmp_path = tmp.path().to_path_buf();
     let out = BufWriter::with_capacity(1 << 20, tmp);
-    let (out, summary) = parallel_gzip(settings.gzip_level, settings.threads, out, &tmp_path, progress, produce)?;
-    let tmp = out.into_inner().map_err(|e| cache_err(&tmp_path)(e.into_error()))?;
+    let (out, summary) = parallel_gzip(
+        settings.gzip_level,
+        settings.threads,
+        out,
+        &tmp_path,
+        progress,
+        produce,
+    )?;
+    let tmp = out
+        .into_inner()
+        .map_err(|e| cache_err(&tmp_path)(e.into_error()))?;
     cache
         .commit_blob(tmp, &summary.compressed_digest)
         .map_err(cache_err(&tmp_path))?;

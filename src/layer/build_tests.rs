@@ -38,16 +38,30 @@ fn fixed_tree(root: &Path, file_perm: u32, dir_perm: u32, touch: Option<&str>) {
         fs::write(&p, body).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(file_perm)).unwrap();
         if let Some(date) = touch {
-            let st = std::process::Command::new("touch").args(["-d", date]).arg(&p).status().unwrap();
+            let st = std::process::Command::new("touch")
+                .args(["-d", date])
+                .arg(&p)
+                .status()
+                .unwrap();
             assert!(st.success());
         }
     }
     // Big enough to span several compression blocks, so the golden digest
     // covers dictionary priming and the joins between blocks.
-    let big: String = (0..80_000u32).map(|i| format!("{} ", i.wrapping_mul(2_654_435_761) % 9973)).collect();
+    let big: String = (0..80_000u32)
+        .map(|i| format!("{} ", i.wrapping_mul(2_654_435_761) % 9973))
+        .collect();
     fs::write(root.join("lib/data/big.txt"), big).unwrap();
-    fs::set_permissions(root.join("lib/data/big.txt"), fs::Permissions::from_mode(file_perm)).unwrap();
-    fs::set_permissions(root.join("bootstrap"), fs::Permissions::from_mode(file_perm | 0o100)).unwrap();
+    fs::set_permissions(
+        root.join("lib/data/big.txt"),
+        fs::Permissions::from_mode(file_perm),
+    )
+    .unwrap();
+    fs::set_permissions(
+        root.join("bootstrap"),
+        fs::Permissions::from_mode(file_perm | 0o100),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("lib/util.py", root.join("util.py")).unwrap();
     for d in ["lib", "lib/data"] {
         fs::set_permissions(root.join(d), fs::Permissions::from_mode(dir_perm)).unwrap();
@@ -85,7 +99,13 @@ fn golden_digest_of_a_fixed_tree() {
     let cache_dir = tempfile::tempdir().unwrap();
     fixed_tree(src.path(), 0o644, 0o755, None);
     let cache = Cache::open(cache_dir.path()).unwrap();
-    let layer = build_layer(&spec_for(src.path()), &settings(2), &cache, &crate::report::Silent).unwrap();
+    let layer = build_layer(
+        &spec_for(src.path()),
+        &settings(2),
+        &cache,
+        &crate::report::Silent,
+    )
+    .unwrap();
     assert_eq!(layer.descriptor.digest.to_string(), GOLDEN_DIGEST);
 }
 
@@ -163,9 +183,16 @@ fn second_build_is_a_cache_hit_that_reads_no_file() {
     assert_eq!(second.diff_id, first.diff_id);
     assert!(matches!(second.origin, LayerOrigin::Built { cached: true, .. }));
     let after = fs::metadata(blob).unwrap();
-    assert_eq!((before.ino(), before.mtime_nsec()), (after.ino(), after.mtime_nsec()), "blob rewritten");
+    assert_eq!(
+        (before.ino(), before.mtime_nsec()),
+        (after.ino(), after.mtime_nsec()),
+        "blob rewritten"
+    );
     let details = rec.0.lock().unwrap().join("\n");
-    assert!(details.contains("0 read to hash") && details.contains("cache hit"), "{details}");
+    assert!(
+        details.contains("0 read to hash") && details.contains("cache hit"),
+        "{details}"
+    );
 
     // A changed file is read again and gives a new layer.
     fs::write(src.path().join("lib/util.py"), "X = 2\n").unwrap();
@@ -235,6 +262,12 @@ fn golden_tree_spans_several_blocks() {
     fixed_tree(src.path(), 0o644, 0o755, None);
     let cd = tempfile::tempdir().unwrap();
     let cache = Cache::open(cd.path()).unwrap();
-    let layer = build_layer(&spec_for(src.path()), &settings(1), &cache, &crate::report::Silent).unwrap();
+    let layer = build_layer(
+        &spec_for(src.path()),
+        &settings(1),
+        &cache,
+        &crate::report::Silent,
+    )
+    .unwrap();
     assert!(layer.uncompressed_size > 2 * super::super::pgzip::BLOCK_SIZE as u64);
 }

@@ -153,7 +153,11 @@ pub fn content_digests(
     Ok((digests, read))
 }
 
-fn hash_files(entries: &[Entry], which: &[usize], threads: usize) -> Result<Vec<(usize, Digest)>, LayerError> {
+fn hash_files(
+    entries: &[Entry],
+    which: &[usize],
+    threads: usize,
+) -> Result<Vec<(usize, Digest)>, LayerError> {
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(which.len()));
     let first_error = Mutex::new(None);

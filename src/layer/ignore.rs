@@ -35,7 +35,10 @@ enum Tok {
     /// `?`: one character other than `/`.
     Quest,
     /// `[...]`: one character in (or, negated, not in) the ranges.
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
     /// `**` followed by more pattern: nothing, or anything ending in `/`.
     Dirs,
     /// `**` at the end: anything at all.
@@ -242,7 +245,8 @@ fn go(toks: &[Tok], text: &[char], p: usize, t: usize, memo: &mut [Option<bool>]
         Some(Tok::Lit(c)) => text.get(t) == Some(c) && go(toks, text, p + 1, t + 1, memo),
         Some(Tok::Quest) => text.get(t).is_some_and(|c| *c != '/') && go(toks, text, p + 1, t + 1, memo),
         Some(Tok::Class { negated, ranges }) => {
-            text.get(t).is_some_and(|c| ranges.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated)
+            text.get(t)
+                .is_some_and(|c| ranges.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated)
                 && go(toks, text, p + 1, t + 1, memo)
         }
         Some(Tok::Star) => {

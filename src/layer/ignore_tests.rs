@@ -12,11 +12,17 @@ fn documented_single_level_wildcards() {
     let m = ig("# comment\n*/temp*\n*/*/temp*\ntemp?\n");
     assert!(m.is_ignored("somedir/temporary.txt"));
     assert!(m.is_ignored("somedir/temp"));
-    assert!(m.is_ignored("somedir/temp/inner.txt"), "a matched directory takes its contents");
+    assert!(
+        m.is_ignored("somedir/temp/inner.txt"),
+        "a matched directory takes its contents"
+    );
     assert!(m.is_ignored("somedir/subdir/temporary.txt"));
     assert!(m.is_ignored("tempa"));
     assert!(m.is_ignored("tempb"));
-    assert!(!m.is_ignored("temporary.txt"), "*/temp* needs one directory level");
+    assert!(
+        !m.is_ignored("temporary.txt"),
+        "*/temp* needs one directory level"
+    );
     assert!(!m.is_ignored("tempab"));
     assert!(!m.is_ignored("a/b/c/temp.txt"), "*/*/temp* is exactly two levels");
     assert!(!m.is_ignored("# comment"));
@@ -34,7 +40,10 @@ fn double_star_matches_any_number_of_directories() {
     assert!(!m.is_ignored("x/a/b"));
     let m = ig("vendor/**\n");
     assert!(m.is_ignored("vendor/x/y"));
-    assert!(!m.is_ignored("vendor"), "`vendor/**` matches what is inside, not the directory");
+    assert!(
+        !m.is_ignored("vendor"),
+        "`vendor/**` matches what is inside, not the directory"
+    );
 }
 
 #[test]

@@ -59,8 +59,15 @@ pub fn gzip_header(level: u32) -> [u8; 10] {
 /// old window contents, and the match finder may look at bytes past the end
 /// of the input, so a reused compressor's output depends on which blocks it
 /// saw before, and so on the thread count. A new one starts zeroed.
-pub fn deflate_block(level: Compression, dict: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), LayerError> {
-    let fail = |e: flate2::CompressError| LayerError::Compress { message: e.to_string() };
+pub fn deflate_block(
+    level: Compression,
+    dict: &[u8],
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), LayerError> {
+    let fail = |e: flate2::CompressError| LayerError::Compress {
+        message: e.to_string(),
+    };
     let mut c = Compress::new(level, false);
     if !dict.is_empty() {
         c.set_dictionary(dict).map_err(fail)?;
@@ -71,7 +78,8 @@ pub fn deflate_block(level: Compression, dict: &[u8], data: &[u8], out: &mut Vec
             out.reserve(data.len() / 8 + 4096);
         }
         let done = c.total_in() as usize;
-        c.compress_vec(&data[done..], out, FlushCompress::Sync).map_err(fail)?;
+        c.compress_vec(&data[done..], out, FlushCompress::Sync)
+            .map_err(fail)?;
         let done = c.total_in() as usize;
         // Finished when all input is in and the flush left output space over.
         if done == data.len() && out.len() < out.capacity() {
@@ -147,7 +155,11 @@ impl BlockSink<'_> {
             out,
         };
         self.seq += 1;
-        self.jobs.as_ref().ok_or_else(closed)?.send(job).map_err(|_| closed())
+        self.jobs
+            .as_ref()
+            .ok_or_else(closed)?
+            .send(job)
+            .map_err(|_| closed())
     }
 
     /// Copies up to `n` bytes from `reader` straight into blocks; returns how
@@ -255,7 +267,9 @@ pub fn parallel_gzip<W: Write + Send>(
             block_size: BLOCK_SIZE,
         };
         let produced = produce(&mut sink).and_then(|()| {
-            sink.finish().map_err(|e| LayerError::Compress { message: e.to_string() })
+            sink.finish().map_err(|e| LayerError::Compress {
+                message: e.to_string(),
+            })
         });
         drop(sink);
         drop(pool_rx);
@@ -269,7 +283,11 @@ pub fn parallel_gzip<W: Write + Send>(
     })
 }
 
-fn compress_worker(level: Compression, jobs: &Mutex<Receiver<Job>>, done: SyncSender<Result<Done, LayerError>>) {
+fn compress_worker(
+    level: Compression,
+    jobs: &Mutex<Receiver<Job>>,
+    done: SyncSender<Result<Done, LayerError>>,
+) {
     loop {
         let job = match jobs.lock().map(|rx| rx.recv()) {
             Ok(Ok(job)) => job,

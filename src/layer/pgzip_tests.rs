@@ -7,14 +7,23 @@ use super::*;
 
 /// Compressible but not trivial data: words from a small pseudo-random generator.
 fn sample(len: usize) -> Vec<u8> {
-    let words: [&[u8]; 8] = [b"lambda ", b"layer ", b"gzip ", b"\x00\x01\x02", b"tar ", b"block\n", b"x", b"digest "];
+    let words: [&[u8]; 8] = [
+        b"lambda ",
+        b"layer ",
+        b"gzip ",
+        b"\x00\x01\x02",
+        b"tar ",
+        b"block\n",
+        b"x",
+        b"digest ",
+    ];
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        if state % 5 == 0 {
+        if state.is_multiple_of(5) {
             out.push((state >> 32) as u8);
         } else {
             out.extend_from_slice(words[(state % 8) as usize]);
@@ -44,7 +53,11 @@ fn reference(data: &[u8], level: u32) -> Vec<u8> {
     let mut out = gzip_header(level).to_vec();
     let mut block = Vec::new();
     for (i, chunk) in data.chunks(BLOCK_SIZE).enumerate() {
-        let dict = if i == 0 { &[][..] } else { &data[i * BLOCK_SIZE - DICT_SIZE..i * BLOCK_SIZE] };
+        let dict = if i == 0 {
+            &[][..]
+        } else {
+            &data[i * BLOCK_SIZE - DICT_SIZE..i * BLOCK_SIZE]
+        };
         deflate_block(Compression::new(level), dict, chunk, &mut block).unwrap();
         out.extend_from_slice(&block);
     }
@@ -64,7 +77,11 @@ fn output_does_not_depend_on_thread_count() {
     assert_eq!(one, four);
     assert_eq!(s1, s2);
     assert_eq!(s1, s4);
-    assert_eq!(one, reference(&data, 6), "workers reuse compressors; a fresh one must give the same bytes");
+    assert_eq!(
+        one,
+        reference(&data, 6),
+        "workers reuse compressors; a fresh one must give the same bytes"
+    );
     assert!(one.len() < data.len() / 2, "the data should compress");
 }
 
@@ -123,7 +140,11 @@ fn system_gzip_accepts_the_member() {
     let file = dir.path().join("x.gz");
     std::fs::write(&file, &bytes).unwrap();
     let t = Command::new("gzip").arg("-t").arg(&file).output().unwrap();
-    assert!(t.status.success(), "gzip -t: {}", String::from_utf8_lossy(&t.stderr));
+    assert!(
+        t.status.success(),
+        "gzip -t: {}",
+        String::from_utf8_lossy(&t.stderr)
+    );
     let out = Command::new("gunzip").arg("-c").arg(&file).output().unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, data);

@@ -197,7 +197,10 @@ fn walk_dir(input: &LayerInput, dest: &str, tree: &mut Tree) -> Result<(), Layer
     };
     let prune_ignored = !ignore.has_exceptions();
 
-    let mut it = walkdir::WalkDir::new(src).follow_links(false).min_depth(1).into_iter();
+    let mut it = walkdir::WalkDir::new(src)
+        .follow_links(false)
+        .min_depth(1)
+        .into_iter();
     while let Some(item) = it.next() {
         let item = item.map_err(|e| {
             let path = e.path().unwrap_or(src).to_path_buf();
@@ -295,7 +298,9 @@ fn symlink_target(link: &Path, rel: &str) -> Result<String, LayerError> {
     let target = fs::read_link(link).map_err(LayerError::io(link))?;
     let text = target
         .to_str()
-        .ok_or_else(|| LayerError::NonUtf8Path { path: link.to_path_buf() })?
+        .ok_or_else(|| LayerError::NonUtf8Path {
+            path: link.to_path_buf(),
+        })?
         .to_string();
     if target.is_absolute() {
         return Ok(text);

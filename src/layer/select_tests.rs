@@ -27,15 +27,33 @@ fn directory_goes_below_destination_with_every_ancestor() {
     let entries = select(&spec(vec![LayerInput::all(d.path(), "/var/task")])).unwrap();
     assert_eq!(
         paths(&entries),
-        ["var", "var/task", "var/task/app.py", "var/task/pkg", "var/task/pkg/mod.py"]
+        [
+            "var",
+            "var/task",
+            "var/task/app.py",
+            "var/task/pkg",
+            "var/task/pkg/mod.py"
+        ]
     );
-    assert!(entries.iter().filter(|e| e.kind == EntryKind::Dir).all(|e| e.mode == 0o755));
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Dir)
+            .all(|e| e.mode == 0o755)
+    );
 }
 
 #[test]
 fn include_exclude_and_ignore_file() {
     let d = tempfile::tempdir().unwrap();
-    for f in ["a.py", "b.txt", "pkg/c.py", "pkg/__pycache__/c.pyc", "__pycache__/r.pyc", "tests/t.py"] {
+    for f in [
+        "a.py",
+        "b.txt",
+        "pkg/c.py",
+        "pkg/__pycache__/c.pyc",
+        "__pycache__/r.pyc",
+        "tests/t.py",
+    ] {
         write(d.path(), f, "x");
     }
     write(d.path(), ".dockerignore", "__pycache__\n");
@@ -47,7 +65,14 @@ fn include_exclude_and_ignore_file() {
     // `__pycache__` in a .dockerignore matches only at the root.
     assert_eq!(
         paths(&entries),
-        ["t", "t/a.py", "t/pkg", "t/pkg/__pycache__", "t/pkg/__pycache__/c.pyc", "t/pkg/c.py"]
+        [
+            "t",
+            "t/a.py",
+            "t/pkg",
+            "t/pkg/__pycache__",
+            "t/pkg/__pycache__/c.pyc",
+            "t/pkg/c.py"
+        ]
     );
 }
 
@@ -59,8 +84,16 @@ fn single_file_inputs_and_later_inputs_win() {
     let mut boot = LayerInput::all(d.path().join("bootstrap"), "/var/runtime/");
     boot.file_mode = Some(0o755);
     let over = LayerInput::all(d.path().join("bootstrap"), "/t/run.sh");
-    let entries = select(&spec(vec![LayerInput::all(d.path().join("src"), "/t"), boot, over])).unwrap();
-    assert_eq!(paths(&entries), ["t", "t/run.sh", "var", "var/runtime", "var/runtime/bootstrap"]);
+    let entries = select(&spec(vec![
+        LayerInput::all(d.path().join("src"), "/t"),
+        boot,
+        over,
+    ]))
+    .unwrap();
+    assert_eq!(
+        paths(&entries),
+        ["t", "t/run.sh", "var", "var/runtime", "var/runtime/bootstrap"]
+    );
     let run = &entries[1];
     match &run.kind {
         EntryKind::File { source, .. } => assert!(source.ends_with("bootstrap")),
@@ -92,7 +125,12 @@ fn symlinks_inside_kept_escaping_ones_rejected() {
     symlink("/var/lang/bin/python3", d.path().join("tree/python")).unwrap();
     let entries = select(&spec(vec![LayerInput::all(d.path().join("tree"), "/t")])).unwrap();
     let link = entries.iter().find(|e| e.path == "t/lib/alias.so").unwrap();
-    assert_eq!(link.kind, EntryKind::Symlink { target: "real.so".into() });
+    assert_eq!(
+        link.kind,
+        EntryKind::Symlink {
+            target: "real.so".into()
+        }
+    );
     assert_eq!(link.mode, 0o777);
     assert!(entries.iter().any(|e| e.path == "t/python"));
 
@@ -111,7 +149,10 @@ fn fifo_is_an_error_naming_it_unless_excluded() {
     let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(st.success());
     let err = select(&spec(vec![LayerInput::all(d.path(), "/t")])).unwrap_err();
-    assert!(matches!(err, LayerError::UnsupportedFileType { ref path, .. } if path == &fifo), "{err}");
+    assert!(
+        matches!(err, LayerError::UnsupportedFileType { ref path, .. } if path == &fifo),
+        "{err}"
+    );
     let mut input = LayerInput::all(d.path(), "/t");
     input.exclude = vec!["pipe".into()];
     assert_eq!(paths(&select(&spec(vec![input])).unwrap()), ["t", "t/ok.txt"]);
@@ -126,5 +167,8 @@ fn missing_source_and_bad_destination() {
     assert!(matches!(err, LayerError::BadDestination { .. }), "{err}");
     let mut input = LayerInput::all(d.path(), "/t");
     input.include = vec!["a[".into()];
-    assert!(matches!(select(&spec(vec![input])), Err(LayerError::BadPattern { .. })));
+    assert!(matches!(
+        select(&spec(vec![input])),
+        Err(LayerError::BadPattern { .. })
+    ));
 }

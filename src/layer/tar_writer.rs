@@ -42,13 +42,17 @@ pub fn write_tar<W: Write>(entries: &[Entry], mtime: u64, out: W) -> Result<W, L
             EntryKind::Symlink { target } => {
                 header.set_entry_type(EntryType::Symlink);
                 header.set_size(0);
-                builder.append_link(&mut header, &entry.path, target).map_err(werr)?;
+                builder
+                    .append_link(&mut header, &entry.path, target)
+                    .map_err(werr)?;
             }
             EntryKind::File { source, stat } => {
                 header.set_entry_type(EntryType::Regular);
                 header.set_size(stat.size);
                 // Header now, contents below: read in big chunks, checked against the stat.
-                builder.append_data(&mut header, &entry.path, io::empty()).map_err(werr)?;
+                builder
+                    .append_data(&mut header, &entry.path, io::empty())
+                    .map_err(werr)?;
                 copy_file(source, stat, &mut buf, builder.get_mut())?;
             }
         }
@@ -60,7 +64,12 @@ pub fn write_tar<W: Write>(entries: &[Entry], mtime: u64, out: W) -> Result<W, L
 
 /// Copies exactly `stat.size` bytes of `source` plus the zero padding to a
 /// 512-byte boundary; a file that changed since it was selected is an error.
-fn copy_file(source: &std::path::Path, stat: &FileStat, buf: &mut [u8], out: &mut impl Write) -> Result<(), LayerError> {
+fn copy_file(
+    source: &std::path::Path,
+    stat: &FileStat,
+    buf: &mut [u8],
+    out: &mut impl Write,
+) -> Result<(), LayerError> {
     let changed = || LayerError::FileChanged {
         path: source.to_path_buf(),
     };
@@ -84,9 +93,10 @@ fn copy_file(source: &std::path::Path, stat: &FileStat, buf: &mut [u8], out: &mu
         return Err(changed());
     }
     let pad = (512 - stat.size % 512) % 512;
-    out.write_all(&[0u8; 512][..pad as usize]).map_err(|e| LayerError::Compress {
-        message: format!("writing {}: {e}", source.display()),
-    })?;
+    out.write_all(&[0u8; 512][..pad as usize])
+        .map_err(|e| LayerError::Compress {
+            message: format!("writing {}: {e}", source.display()),
+        })?;
     Ok(())
 }
 

@@ -49,7 +49,10 @@ fn headers_are_normalised_sorted_and_parents_first() {
         assert_eq!(gnu.atime, [0; 12]);
         assert_eq!(gnu.ctime, [0; 12]);
         let ty = h.entry_type();
-        assert!(matches!(ty, EntryType::Regular | EntryType::Directory | EntryType::Symlink), "{path}: {ty:?}");
+        assert!(
+            matches!(ty, EntryType::Regular | EntryType::Directory | EntryType::Symlink),
+            "{path}: {ty:?}"
+        );
         let mode = h.mode().unwrap();
         match ty {
             EntryType::Directory => {
@@ -74,16 +77,25 @@ fn headers_are_normalised_sorted_and_parents_first() {
         }
         let plain = path.trim_end_matches('/').to_string();
         if let Some((parent, _)) = plain.rsplit_once('/') {
-            assert!(seen.iter().any(|s| s == parent), "{plain} came before its parent {parent}");
+            assert!(
+                seen.iter().any(|s| s == parent),
+                "{plain} came before its parent {parent}"
+            );
         }
         if let Some(last) = seen.last() {
-            assert!(last.as_bytes() < plain.as_bytes(), "{last} then {plain}: not sorted");
+            assert!(
+                last.as_bytes() < plain.as_bytes(),
+                "{last} then {plain}: not sorted"
+            );
         }
         seen.push(plain);
     }
     assert_eq!(&seen[..2], ["var", "var/task"]);
     assert!(seen.iter().any(|p| p == "var/task/pkg/hard.py"));
-    assert!(seen.iter().any(|p| p.len() > 150), "the long name survives: {seen:?}");
+    assert!(
+        seen.iter().any(|p| p.len() > 150),
+        "the long name survives: {seen:?}"
+    );
 }
 
 #[test]

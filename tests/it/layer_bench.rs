@@ -6,6 +6,9 @@
 //! LAYER_BENCH_DIR=/some/tree LAYER_BENCH_THREADS=2 cargo test --release ...
 //! ```
 //!
+//! `LAYER_BENCH_UMOCI=0` skips the umoci comparison; `LAYER_BENCH_PHASES=0` skips the per-phase timings (which allocate
+//! nothing big, but take time), e.g. for a peak-RSS check on a 2 GB tree.
+//!
 //! Without `LAYER_BENCH_DIR` it copies files from /usr into a temp tree of
 //! `LAYER_BENCH_MB` (default 220) MB. Prints the cold build time and MB/s,
 //! the no-op rebuild time and the process's peak RSS; with `umoci` installed
@@ -48,7 +51,10 @@ fn fill_from_usr(dest: &Path, budget: u64) -> (u64, usize) {
 fn cpu_secs() -> f64 {
     let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<f64> = after.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
     // Fields 14 and 15 of the file (utime, stime) in clock ticks of 1/100 s.
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
@@ -59,7 +65,11 @@ impl Clock {
         Clock(Instant::now(), cpu_secs())
     }
     fn show(&self) -> String {
-        format!("{:.2} s wall, {:.2} s cpu", self.0.elapsed().as_secs_f64(), cpu_secs() - self.1)
+        format!(
+            "{:.2} s wall, {:.2} s cpu",
+            self.0.elapsed().as_secs_f64(),
+            cpu_secs() - self.1
+        )
     }
 }
 
@@ -75,13 +85,6 @@ fn peak_rss_kib() -> String {
 /// Times each phase on its own (in a scratch cache), to see where time goes.
 fn phases(spec: &LayerSpec, settings: &LayerSettings, cache: &Cache) {
     use lambda_img::layer::{cache_key, pgzip, select, tar_writer};
-    let buf = vec![7u8; 64 << 20];
-    let t = Clock::start();
-    let d = lambda_img::image::Digest::of(&buf);
-    eprintln!("  sha256 of 64 MiB in memory: {} ({})", t.show(), d.short());
-    let t = Clock::start();
-    let c = crc32fast::hash(&buf);
-    eprintln!("  crc32 of 64 MiB in memory: {} ({c})", t.show());
     let t = Clock::start();
     let entries = select::select(spec).unwrap();
     eprintln!("  select: {} ({} entries)", t.show(), entries.len());
@@ -119,7 +122,10 @@ fn layer_bench() {
     let src = match std::env::var("LAYER_BENCH_DIR") {
         Ok(d) => d.into(),
         Err(_) => {
-            let mb: u64 = std::env::var("LAYER_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(220);
+            let mb: u64 = std::env::var("LAYER_BENCH_MB")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(220);
             let dir = tmp.path().join("src");
             let (bytes, files) = fill_from_usr(&dir, mb << 20);
             eprintln!("tree: {files} files, {:.1} MB", bytes as f64 / 1e6);
@@ -140,7 +146,9 @@ fn layer_bench() {
     };
     std::thread::sleep(std::time::Duration::from_millis(200)); // past the stat index's racy window
     let cache = Cache::open(tmp.path().join("cache")).unwrap();
-    phases(&spec, &settings, &cache);
+    if std::env::var("LAYER_BENCH_PHASES").as_deref() != Ok("0") {
+        phases(&spec, &settings, &cache);
+    }
     let t = Clock::start();
     let layer = build_layer(&spec, &settings, &cache, &Silent).unwrap();
     let cold = t.0.elapsed().as_secs_f64();
@@ -158,9 +166,15 @@ fn layer_bench() {
     assert_eq!(again.descriptor, layer.descriptor);
     eprintln!("peak RSS of this test process: {}", peak_rss_kib());
 
-    if Command::new("umoci").arg("--version").output().is_ok() {
+    let want_umoci = std::env::var("LAYER_BENCH_UMOCI").as_deref() != Ok("0");
+    if want_umoci && Command::new("umoci").arg("--version").output().is_ok() {
         let oci = tmp.path().join("oci");
-        let ok = Command::new("umoci").args(["init", "--layout"]).arg(&oci).status().unwrap().success()
+        let ok = Command::new("umoci")
+            .args(["init", "--layout"])
+            .arg(&oci)
+            .status()
+            .unwrap()
+            .success()
             && Command::new("umoci")
                 .args(["new", "--image"])
                 .arg(format!("{}:x", oci.display()))
@@ -170,7 +184,10 @@ fn layer_bench() {
         assert!(ok);
         let t = Instant::now();
         let st = Command::new("/usr/bin/time")
-            .args(["-f", "umoci insert: %e s wall, %U s user, %S s sys, %M KiB peak RSS"])
+            .args([
+                "-f",
+                "umoci insert: %e s wall, %U s user, %S s sys, %M KiB peak RSS",
+            ])
             .args(["umoci", "insert", "--image"])
             .arg(format!("{}:x", oci.display()))
             .arg(&src)
@@ -178,6 +195,9 @@ fn layer_bench() {
             .status()
             .unwrap();
         assert!(st.success());
-        eprintln!("umoci insert of the same tree: {:.2} s", t.elapsed().as_secs_f64());
+        eprintln!(
+            "umoci insert of the same tree: {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
     }
 }

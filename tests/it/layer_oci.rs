@@ -45,9 +45,18 @@ fn layout(dir: &Path, layer: &Layer) {
         r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
         layer.diff_id
     );
-    let cfg = Descriptor::new(MediaFamily::Oci.config(), Digest::of(config.as_bytes()), config.len() as u64);
+    let cfg = Descriptor::new(
+        MediaFamily::Oci.config(),
+        Digest::of(config.as_bytes()),
+        config.len() as u64,
+    );
     fs::write(blobs.join(cfg.digest.hex()), &config).unwrap();
-    let manifest = write_manifest(MediaFamily::Oci, &cfg, std::slice::from_ref(&layer.descriptor), None);
+    let manifest = write_manifest(
+        MediaFamily::Oci,
+        &cfg,
+        std::slice::from_ref(&layer.descriptor),
+        None,
+    );
     let mdigest = Digest::of(&manifest);
     fs::write(blobs.join(mdigest.hex()), &manifest).unwrap();
     let mut m = Descriptor::new(MediaFamily::Oci.manifest(), mdigest, manifest.len() as u64);
@@ -77,27 +86,51 @@ fn built_layer_unpacks_with_umoci_and_copies_with_skopeo() {
 
     // skopeo checks each blob against its digest while copying.
     let copy = tmp.path().join("copy");
-    run_ok(Command::new("skopeo").arg("copy").arg(format!("oci:{}:latest", oci.display())).arg(format!(
-        "dir:{}",
-        copy.display()
-    )));
+    run_ok(
+        Command::new("skopeo")
+            .arg("copy")
+            .arg(format!("oci:{}:latest", oci.display()))
+            .arg(format!("dir:{}", copy.display())),
+    );
     assert!(copy.join(layer.descriptor.digest.hex()).is_file());
 
     let bundle = tmp.path().join("bundle");
-    run_ok(Command::new("umoci").arg("unpack").arg("--image").arg(format!("{}:latest", oci.display())).arg(&bundle));
+    run_ok(
+        Command::new("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:latest", oci.display()))
+            .arg(&bundle),
+    );
     let task = bundle.join("rootfs/var/task");
     assert_eq!(fs::read_to_string(task.join("app.py")).unwrap(), "print('hi')\n");
     // The hard-linked pair arrives as two independent regular files.
-    let (a, b) = (fs::metadata(task.join("app.py")).unwrap(), fs::metadata(task.join("pkg/same.py")).unwrap());
-    assert_eq!(fs::read_to_string(task.join("pkg/same.py")).unwrap(), "print('hi')\n");
+    let (a, b) = (
+        fs::metadata(task.join("app.py")).unwrap(),
+        fs::metadata(task.join("pkg/same.py")).unwrap(),
+    );
+    assert_eq!(
+        fs::read_to_string(task.join("pkg/same.py")).unwrap(),
+        "print('hi')\n"
+    );
     assert_ne!(a.ino(), b.ino());
     assert_eq!(a.mode() & 0o7777, 0o644);
     assert_eq!(fs::metadata(task.join("bin/run")).unwrap().mode() & 0o7777, 0o755);
     assert_eq!(fs::metadata(task.join("pkg")).unwrap().mode() & 0o7777, 0o755);
-    assert_eq!(fs::read_link(task.join("bin/mod.py")).unwrap().to_str(), Some("../pkg/mod.py"));
+    assert_eq!(
+        fs::read_link(task.join("bin/mod.py")).unwrap().to_str(),
+        Some("../pkg/mod.py")
+    );
     let long = task.join("d".repeat(90)).join(format!("{}.py", "f".repeat(120)));
-    assert_eq!(fs::read_to_string(long).unwrap(), "long\n", "GNU long names are read");
+    assert_eq!(
+        fs::read_to_string(long).unwrap(),
+        "long\n",
+        "GNU long names are read"
+    );
     let long_target = fs::read_link(task.join("longlink")).unwrap();
-    assert!(long_target.to_str().unwrap().ends_with(&"x".repeat(120)), "GNU long link names are read");
+    assert!(
+        long_target.to_str().unwrap().ends_with(&"x".repeat(120)),
+        "GNU long link names are read"
+    );
     assert_eq!(a.mtime(), lambda_img::layer::DEFAULT_MTIME as i64);
 }
