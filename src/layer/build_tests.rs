@@ -271,3 +271,29 @@ fn golden_tree_spans_several_blocks() {
     .unwrap();
     assert!(layer.uncompressed_size > 2 * super::super::pgzip::BLOCK_SIZE as u64);
 }
+
+#[test]
+fn concurrent_builds_of_one_layer_compress_it_once() {
+    let src = tempfile::tempdir().unwrap();
+    fixed_tree(src.path(), 0o644, 0o755, None);
+    let cd = tempfile::tempdir().unwrap();
+    let spec = spec_for(src.path());
+    let results: Vec<Layer> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    // Each thread opens the cache on its own, like separate processes.
+                    let cache = Cache::open(cd.path()).unwrap();
+                    build_layer(&spec, &settings(1), &cache, &crate::report::Silent).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let fresh = results
+        .iter()
+        .filter(|l| matches!(l.origin, LayerOrigin::Built { cached: false, .. }))
+        .count();
+    assert_eq!(fresh, 1, "exactly one build compresses; the others wait and reuse it");
+    assert!(results.iter().all(|l| l.descriptor == results[0].descriptor));
+}

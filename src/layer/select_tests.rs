@@ -172,3 +172,19 @@ fn missing_source_and_bad_destination() {
         Err(LayerError::BadPattern { .. })
     ));
 }
+
+#[test]
+fn ignore_exceptions_reach_into_ignored_directories() {
+    let d = tempfile::tempdir().unwrap();
+    for f in ["docs/a.md", "docs/keep/b.md", "src/x.py"] {
+        write(d.path(), f, "x");
+    }
+    write(d.path(), ".dockerignore", "docs\n!docs/keep\n.dockerignore\n");
+    let mut input = LayerInput::all(d.path(), "/t");
+    input.ignore_file = Some(d.path().join(".dockerignore"));
+    let entries = select(&spec(vec![input])).unwrap();
+    assert_eq!(
+        paths(&entries),
+        ["t", "t/docs", "t/docs/keep", "t/docs/keep/b.md", "t/src", "t/src/x.py"]
+    );
+}
