@@ -294,6 +294,9 @@ fn concurrent_builds_of_one_layer_compress_it_once() {
         .iter()
         .filter(|l| matches!(l.origin, LayerOrigin::Built { cached: false, .. }))
         .count();
-    assert_eq!(fresh, 1, "exactly one build compresses; the others wait and reuse it");
+    assert_eq!(
+        fresh, 1,
+        "exactly one build compresses; the others wait and reuse it"
+    );
     assert!(results.iter().all(|l| l.descriptor == results[0].descriptor));
 }

@@ -185,6 +185,13 @@ fn ignore_exceptions_reach_into_ignored_directories() {
     let entries = select(&spec(vec![input])).unwrap();
     assert_eq!(
         paths(&entries),
-        ["t", "t/docs", "t/docs/keep", "t/docs/keep/b.md", "t/src", "t/src/x.py"]
+        [
+            "t",
+            "t/docs",
+            "t/docs/keep",
+            "t/docs/keep/b.md",
+            "t/src",
+            "t/src/x.py"
+        ]
     );
 }
