@@ -160,3 +160,38 @@ fn a_failing_producer_fails_the_whole_run() {
     .unwrap_err();
     assert!(matches!(err, LayerError::FileChanged { .. }), "{err}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+    /// Any data, any cut into writes, any thread count: the member decodes to
+    /// the data and its bytes equal the one-thread bytes.
+    #[test]
+    fn any_stream_round_trips_identically(
+        seed in 0u64..1_000_000,
+        len in 0usize..(BLOCK_SIZE * 3),
+        threads in 1usize..5,
+        chunk in 1usize..70_000,
+    ) {
+        let mut data = sample(len);
+        for (i, b) in data.iter_mut().enumerate().step_by(97) {
+            *b ^= (seed >> (i % 48)) as u8;
+        }
+        let noop = |_: u64| {};
+        let run = |t: usize| {
+            parallel_gzip(6, t, Vec::new(), Path::new("mem"), &noop, |sink| {
+                for c in data.chunks(chunk) {
+                    sink.write_all(c).unwrap();
+                }
+                Ok(())
+            })
+            .unwrap()
+            .0
+        };
+        let bytes = run(threads);
+        proptest::prop_assert_eq!(&bytes, &run(1));
+        let mut back = Vec::new();
+        GzDecoder::new(&bytes[..]).read_to_end(&mut back).unwrap();
+        proptest::prop_assert_eq!(back, data);
+    }
+}
