@@ -91,6 +91,7 @@ fn blob_bytes(layer: &Layer) -> Vec<u8> {
 /// zlib-rs version or settings), the gzip framing or the tar layout. That breaks
 /// chunk reuse for every user's existing images; only accept it on purpose,
 /// and bump LAYER_FORMAT_VERSION with it.
+const GOLDEN_DIFF_ID: &str = "sha256:215b0f6c290d916d4dbc1852db3f80a39df67a8ef279e5c838f6c1e3ef359239";
 const GOLDEN_DIGEST: &str = "sha256:033370074b32c522126e94e6f969a916683433c2ac09ccfe16704fd4ee6067b3";
 
 #[test]
@@ -106,6 +107,9 @@ fn golden_digest_of_a_fixed_tree() {
         &crate::report::Silent,
     )
     .unwrap();
+    // Checked first: when only the blob digest moves, the compressor changed;
+    // when this moves too, the tar layout did.
+    assert_eq!(layer.diff_id.to_string(), GOLDEN_DIFF_ID);
     assert_eq!(layer.descriptor.digest.to_string(), GOLDEN_DIGEST);
 }
 
@@ -270,4 +274,33 @@ fn golden_tree_spans_several_blocks() {
     )
     .unwrap();
     assert!(layer.uncompressed_size > 2 * super::super::pgzip::BLOCK_SIZE as u64);
+}
+
+#[test]
+fn concurrent_builds_of_one_layer_compress_it_once() {
+    let src = tempfile::tempdir().unwrap();
+    fixed_tree(src.path(), 0o644, 0o755, None);
+    let cd = tempfile::tempdir().unwrap();
+    let spec = spec_for(src.path());
+    let results: Vec<Layer> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    // Each thread opens the cache on its own, like separate processes.
+                    let cache = Cache::open(cd.path()).unwrap();
+                    build_layer(&spec, &settings(1), &cache, &crate::report::Silent).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let fresh = results
+        .iter()
+        .filter(|l| matches!(l.origin, LayerOrigin::Built { cached: false, .. }))
+        .count();
+    assert_eq!(
+        fresh, 1,
+        "exactly one build compresses; the others wait and reuse it"
+    );
+    assert!(results.iter().all(|l| l.descriptor == results[0].descriptor));
 }

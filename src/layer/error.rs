@@ -11,7 +11,7 @@ pub enum LayerError {
 
     #[error(
         "symlink {link} points to {target}, outside the directory being copied: \
-         copy the target in instead, or make the link point inside the tree"
+         make it a relative link to a file inside the tree, or exclude it"
     )]
     SymlinkEscapes { link: PathBuf, target: PathBuf },
 

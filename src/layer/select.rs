@@ -6,9 +6,10 @@
 //!   component, `**` crosses any number) relative to the input's source; a glob
 //!   that matches a directory covers everything below it.
 //! - the ignore file uses `.dockerignore` rules (see [`DockerIgnore`]).
-//! - symlinks are not followed; a relative target that climbs out of the
-//!   input's source tree is an error. Absolute targets name paths in the image
-//!   (a venv's `python -> /var/lang/bin/python3`) and are kept as written.
+//! - symlinks are not followed and keep their target, which must stay inside
+//!   the input's source tree: a relative target that climbs out of it, or any
+//!   absolute target (it would point at a host path, or at whatever the image
+//!   has there), is an error naming the link, so nothing dangles silently.
 //! - a later input overwrites what an earlier one wrote at the same path; a
 //!   file written where a directory was replaces that directory's contents.
 
@@ -302,8 +303,12 @@ fn symlink_target(link: &Path, rel: &str) -> Result<String, LayerError> {
             path: link.to_path_buf(),
         })?
         .to_string();
+    let escapes = || LayerError::SymlinkEscapes {
+        link: link.to_path_buf(),
+        target: target.clone(),
+    };
     if target.is_absolute() {
-        return Ok(text);
+        return Err(escapes());
     }
     // Depth of the link's directory below the source root, then walk the target.
     let mut depth = rel.matches('/').count() as i64;
@@ -314,10 +319,7 @@ fn symlink_target(link: &Path, rel: &str) -> Result<String, LayerError> {
             _ => {}
         }
         if depth < 0 {
-            return Err(LayerError::SymlinkEscapes {
-                link: link.to_path_buf(),
-                target,
-            });
+            return Err(escapes());
         }
     }
     Ok(text)

@@ -122,7 +122,6 @@ fn symlinks_inside_kept_escaping_ones_rejected() {
     write(d.path(), "tree/lib/real.so", "x");
     symlink("real.so", d.path().join("tree/lib/alias.so")).unwrap();
     symlink("../lib/real.so", d.path().join("tree/lib/up.so")).unwrap();
-    symlink("/var/lang/bin/python3", d.path().join("tree/python")).unwrap();
     let entries = select(&spec(vec![LayerInput::all(d.path().join("tree"), "/t")])).unwrap();
     let link = entries.iter().find(|e| e.path == "t/lib/alias.so").unwrap();
     assert_eq!(
@@ -132,13 +131,19 @@ fn symlinks_inside_kept_escaping_ones_rejected() {
         }
     );
     assert_eq!(link.mode, 0o777);
-    assert!(entries.iter().any(|e| e.path == "t/python"));
+    assert!(entries.iter().any(|e| e.path == "t/lib/up.so"));
 
     symlink("../../secret", d.path().join("tree/lib/bad")).unwrap();
     let err = select(&spec(vec![LayerInput::all(d.path().join("tree"), "/t")])).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, LayerError::SymlinkEscapes { .. }), "{msg}");
     assert!(msg.contains("lib/bad") && msg.contains("../../secret"), "{msg}");
+    fs::remove_file(d.path().join("tree/lib/bad")).unwrap();
+
+    // An absolute target points outside the tree too.
+    symlink("/var/lang/bin/python3", d.path().join("tree/python")).unwrap();
+    let err = select(&spec(vec![LayerInput::all(d.path().join("tree"), "/t")])).unwrap_err();
+    assert!(matches!(err, LayerError::SymlinkEscapes { .. }), "{err}");
 }
 
 #[test]
@@ -171,4 +176,27 @@ fn missing_source_and_bad_destination() {
         select(&spec(vec![input])),
         Err(LayerError::BadPattern { .. })
     ));
+}
+
+#[test]
+fn ignore_exceptions_reach_into_ignored_directories() {
+    let d = tempfile::tempdir().unwrap();
+    for f in ["docs/a.md", "docs/keep/b.md", "src/x.py"] {
+        write(d.path(), f, "x");
+    }
+    write(d.path(), ".dockerignore", "docs\n!docs/keep\n.dockerignore\n");
+    let mut input = LayerInput::all(d.path(), "/t");
+    input.ignore_file = Some(d.path().join(".dockerignore"));
+    let entries = select(&spec(vec![input])).unwrap();
+    assert_eq!(
+        paths(&entries),
+        [
+            "t",
+            "t/docs",
+            "t/docs/keep",
+            "t/docs/keep/b.md",
+            "t/src",
+            "t/src/x.py"
+        ]
+    );
 }
