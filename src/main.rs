@@ -7,6 +7,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<lambda_img::cli::ExitStatus>().is_some() => ExitCode::from(
+            err.downcast_ref::<lambda_img::cli::ExitStatus>()
+                .map_or(1, |e| e.0),
+        ),
         Err(err) => {
             // The whole cause chain, outermost first: the user sees what failed
             // and why without a backtrace.

@@ -10,6 +10,7 @@ use crate::image::MediaFamily;
 use crate::layer::DEFAULT_GZIP_LEVEL;
 use crate::report::json::BuildReport;
 use crate::rules::Limits;
+use crate::sink::SinkOptions;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -42,12 +43,35 @@ pub struct BuildArgs {
     /// Time written on files, `created` and history (seconds since 1970).
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Accept a registry base that is not pinned by digest (not reproducible).
+    #[arg(long, env = "LAMBDA_IMG_ALLOW_UNPINNED")]
+    pub allow_unpinned: bool,
+}
+
+/// Limits that default to Lambda's and may be changed for other targets.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
     /// Largest total uncompressed layer size, in bytes (Lambda: 10 GiB).
     #[arg(long, value_name = "BYTES", env = "LAMBDA_IMG_MAX_UNCOMPRESSED")]
     pub max_uncompressed_size: Option<u64>,
     /// Largest serialized manifest, in bytes (default 25,400).
     #[arg(long, value_name = "BYTES", env = "LAMBDA_IMG_MAX_MANIFEST")]
     pub max_manifest_size: Option<u64>,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        let mut limits = Limits::default();
+        if let Some(v) = self.max_uncompressed_size {
+            limits.max_uncompressed = v;
+        }
+        if let Some(v) = self.max_manifest_size {
+            limits.max_manifest_bytes = v;
+        }
+        limits
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -59,13 +83,7 @@ pub enum Format {
 pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     let reporter = global.reporter();
     let cache = global.cache()?;
-    let mut limits = Limits::default();
-    if let Some(v) = args.max_uncompressed_size {
-        limits.max_uncompressed = v;
-    }
-    if let Some(v) = args.max_manifest_size {
-        limits.max_manifest_bytes = v;
-    }
+    let limits = args.limits.limits();
     let options = BuildOptions {
         manifest_path: args.manifest,
         outputs: args.outputs,
@@ -80,8 +98,10 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             Format::Oci => MediaFamily::Oci,
             Format::Docker => MediaFamily::Docker,
         }),
-        sink_options: Default::default(),
-        source_options: Default::default(),
+        sink_options: SinkOptions {
+            registry: global.registry_options()?,
+        },
+        source_options: global.source_options(args.allow_unpinned)?,
     };
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(

@@ -3,6 +3,10 @@
 //! one library operation; they hold no logic a library test would need.
 
 mod build;
+mod cache;
+mod check;
+mod login;
+mod pin;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,7 +14,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cache::Cache;
+use crate::registry::{Credentials, RegistryOptions};
 use crate::report::progress::{StderrReporter, Verbosity};
+use crate::source::SourceOptions;
 
 /// Build AWS Lambda container images without Docker.
 #[derive(Debug, Parser)]
@@ -36,13 +42,51 @@ pub struct GlobalArgs {
     /// The cache directory shared by builds on this machine.
     #[arg(long, global = true, env = "LAMBDA_IMG_CACHE", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// A registry spoken to over plain HTTP (loopback hosts always are). Repeat for several.
+    #[arg(
+        long = "insecure-registry",
+        global = true,
+        value_name = "HOST[:PORT]",
+        env = "LAMBDA_IMG_INSECURE_REGISTRY",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
+    /// User name for the registries this run talks to, instead of Docker's config.
+    #[arg(long, global = true, env = "LAMBDA_IMG_USERNAME", value_name = "USER")]
+    pub username: Option<String>,
+    /// Read the registry password (or token) from standard input.
+    #[arg(long, global = true)]
+    pub password_stdin: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build the image described by lambda-img.toml.
     Build(build::BuildArgs),
+    /// Check any image against every known Lambda deploy-time rejection.
+    Check(check::CheckArgs),
+    /// Show an image's config and layers, or how two images differ.
+    Inspect(check::InspectArgs),
+    /// Resolve the base image's tag and write its digest into lambda-img.toml.
+    Pin(pin::PinArgs),
+    /// Store credentials for a registry where docker would.
+    Login(login::LoginArgs),
+    /// Show the cache's size, or prune it.
+    Cache(cache::CacheArgs),
 }
+
+/// Ends the process with this status and no further message (the command
+/// already printed what the user needs, e.g. `check` findings).
+#[derive(Debug)]
+pub struct ExitStatus(pub u8);
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitStatus {}
 
 impl GlobalArgs {
     pub fn reporter(&self) -> StderrReporter {
@@ -60,6 +104,41 @@ impl GlobalArgs {
         let root = self.cache_dir.clone().unwrap_or_else(Cache::default_root);
         Ok(Cache::open(root)?)
     }
+
+    /// Registry settings from the flags; reads the password from stdin when asked.
+    pub fn registry_options(&self) -> anyhow::Result<RegistryOptions> {
+        let credentials = match (&self.username, self.password_stdin) {
+            (Some(user), true) => Some(Credentials::new(user.clone(), read_password_stdin()?)),
+            (Some(_), false) => {
+                anyhow::bail!("--username needs --password-stdin (the password is never a flag)")
+            }
+            (None, true) => anyhow::bail!("--password-stdin needs --username"),
+            (None, false) => None,
+        };
+        Ok(RegistryOptions {
+            insecure: self.insecure_registries.clone(),
+            credentials,
+            ..Default::default()
+        })
+    }
+
+    pub fn source_options(&self, allow_unpinned: bool) -> anyhow::Result<SourceOptions> {
+        Ok(SourceOptions {
+            allow_unpinned,
+            registry: self.registry_options()?,
+        })
+    }
+}
+
+/// The password from stdin, without its trailing newline; never echoed or logged.
+fn read_password_stdin() -> anyhow::Result<String> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+    let password = text.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        anyhow::bail!("--password-stdin read an empty password");
+    }
+    Ok(password)
 }
 
 /// Runs the parsed command line.
@@ -70,6 +149,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Build(args) => build::run(&cli.global, args),
+        Command::Check(args) => check::run_check(&cli.global, args),
+        Command::Inspect(args) => check::run_inspect(&cli.global, args),
+        Command::Pin(args) => pin::run(&cli.global, args),
+        Command::Login(args) => login::run(&cli.global, args),
+        Command::Cache(args) => cache::run(&cli.global, args),
     }
 }
 

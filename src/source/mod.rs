@@ -64,6 +64,13 @@ pub trait ImageSource {
     /// The reference as the user wrote it, for messages.
     fn describe(&self) -> String;
 
+    /// The media type of what the reference names before any platform is
+    /// picked (an index, a manifest list or a manifest), where the medium has
+    /// such a thing. `check` uses it: Lambda refuses a tag that names an index.
+    fn top_media_type(&self, _reporter: &dyn Reporter) -> Result<Option<String>, SourceError> {
+        Ok(None)
+    }
+
     /// Reads the image for `arch`, verifying every digest it is given.
     fn resolve(
         &self,

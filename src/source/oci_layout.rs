@@ -280,6 +280,18 @@ impl ImageSource for OciLayoutSource {
         self.reference.clone()
     }
 
+    fn top_media_type(&self, _reporter: &dyn Reporter) -> Result<Option<String>, SourceError> {
+        check_layout(&self.path)?;
+        let index_path = self.path.join("index.json");
+        let index_bytes = read_limited(&index_path, None, "index.json")?;
+        let what = format!("{} of {}", index_path.display(), self.reference);
+        match parse_document(&index_bytes, Some(OCI_INDEX), &what)? {
+            // Any architecture finds the tagged entry; its media type is what a tag names.
+            Document::Index(index) => Ok(Some(self.pick_entry(&index, Architecture::X86_64)?.media_type)),
+            Document::Manifest(_) => Ok(None),
+        }
+    }
+
     fn resolve(
         &self,
         arch: Architecture,

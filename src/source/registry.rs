@@ -36,6 +36,17 @@ impl ImageSource for RegistrySource {
         self.reference.to_string()
     }
 
+    fn top_media_type(&self, reporter: &dyn Reporter) -> Result<Option<String>, SourceError> {
+        let client = Client::new(&self.reference.registry, &self.options, reporter)?;
+        let top = client.get_manifest(&self.reference.repository, &self.reference.manifest_ref())?;
+        let what = format!("the manifest of {}", self.describe());
+        let declared = match parse_document(&top.bytes, top.media_type.as_deref(), &what)? {
+            Document::Index(index) => index.media_type.or(top.media_type),
+            Document::Manifest(m) => m.media_type.or(top.media_type),
+        };
+        Ok(declared)
+    }
+
     fn resolve(
         &self,
         arch: Architecture,

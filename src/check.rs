@@ -1,0 +1,107 @@
+//! The `check` and `inspect` operations on any image source: read the image
+//! the way Lambda would be given it, and report what Lambda would refuse.
+
+use serde::Serialize;
+
+use crate::cache::Cache;
+use crate::image::{Architecture, Digest, Image, MediaKind, classify};
+use crate::inspect::{ImageSummary, InspectError, LayerDiff};
+use crate::report::Reporter;
+use crate::rules::{CheckContext, CheckError, Finding, Limits, check_image, index_finding};
+use crate::source::{self, SourceError, SourceOptions};
+
+/// What to check and against which function.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Any base reference `build` accepts (`oci:`, `docker-archive:`, a registry reference).
+    pub source: String,
+    /// The function's architecture; for an index, the child to check (default x86_64).
+    pub arch: Option<Architecture>,
+    pub runtime: Option<String>,
+    pub handler: Option<String>,
+    pub limits: Limits,
+    pub source_options: SourceOptions,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckOutcome {
+    pub reference: String,
+    /// The digest of the single-platform manifest that was checked.
+    pub manifest_digest: Digest,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckOpError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    #[error(transparent)]
+    Inspect(#[from] InspectError),
+}
+
+/// Reads the image `options.source` names and runs every Lambda rule on it.
+pub fn check(
+    options: &CheckOptions,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<CheckOutcome, CheckOpError> {
+    let source = source::open(&options.source, &options.source_options)?;
+    let mut findings = Vec::new();
+    // A tag naming an index deploys nowhere, even when the right child exists:
+    // report it, then check the child Lambda would have needed.
+    if let Ok(Some(media_type)) = source.top_media_type(reporter)
+        && matches!(classify(&media_type), MediaKind::Index(_))
+    {
+        findings.push(index_finding(&options.source, &media_type));
+    }
+    let arch = options.arch.unwrap_or(Architecture::X86_64);
+    let image = source.resolve(arch, cache, reporter)?;
+    let context = CheckContext {
+        arch: options.arch,
+        runtime: options.runtime.clone(),
+        handler: options.handler.clone(),
+        limits: options.limits,
+    };
+    reporter.step(&format!("checking {} against Lambda's rules", source.describe()));
+    findings.extend(check_image(&image, &context)?);
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    Ok(CheckOutcome {
+        reference: source.describe(),
+        manifest_digest: image.manifest_digest,
+        findings,
+    })
+}
+
+/// Reads one image for `inspect`.
+pub fn read_image(
+    reference: &str,
+    arch: Architecture,
+    options: &SourceOptions,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<Image, CheckOpError> {
+    Ok(source::open(reference, options)?.resolve(arch, cache, reporter)?)
+}
+
+/// `inspect SOURCE [--diff OTHER]`: the summary of one image, and optionally
+/// how its layers differ from another's.
+pub fn inspect(
+    reference: &str,
+    other: Option<&str>,
+    arch: Architecture,
+    options: &SourceOptions,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<(ImageSummary, Option<LayerDiff>), CheckOpError> {
+    let summary = crate::inspect::summarize(&read_image(reference, arch, options, cache, reporter)?)?;
+    let diff = match other {
+        Some(other) => {
+            let b = crate::inspect::summarize(&read_image(other, arch, options, cache, reporter)?)?;
+            Some(crate::inspect::diff(&summary, &b))
+        }
+        None => None,
+    };
+    Ok((summary, diff))
+}

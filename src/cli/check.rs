@@ -1,0 +1,102 @@
+//! `lambda-img check` and `lambda-img inspect`.
+
+use clap::Args;
+
+use super::build::LimitArgs;
+use super::{ExitStatus, GlobalArgs, print_data};
+use crate::check::{CheckOptions, check, inspect};
+use crate::image::Architecture;
+use crate::inspect::{render_diff, render_table};
+use crate::rules::{has_errors, render_findings, summary};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The image: oci:DIR[:TAG], docker-archive:FILE or a registry reference.
+    pub source: String,
+    /// The function's architecture (for an index: the child to check; default x86_64).
+    #[arg(long, value_parser = parse_arch)]
+    pub arch: Option<Architecture>,
+    /// The function's runtime (e.g. python3.12), for the handler rule.
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// The function's handler (default: the image's CMD).
+    #[arg(long)]
+    pub handler: Option<String>,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image: oci:DIR[:TAG], docker-archive:FILE or a registry reference.
+    pub source: String,
+    /// Another image: show which layers and config fields differ.
+    #[arg(long, value_name = "OTHER")]
+    pub diff: Option<String>,
+    /// For an index: the child to show.
+    #[arg(long, value_parser = parse_arch, default_value = "x86_64")]
+    pub arch: Architecture,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn parse_arch(s: &str) -> Result<Architecture, String> {
+    Architecture::parse(s).ok_or_else(|| format!("unknown architecture {s:?}: use x86_64 or arm64"))
+}
+
+pub fn run_check(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<()> {
+    let reporter = global.reporter();
+    let cache = global.cache()?;
+    let options = CheckOptions {
+        source: args.source,
+        arch: args.arch,
+        runtime: args.runtime,
+        handler: args.handler,
+        limits: args.limits.limits(),
+        // Checking any image is fine; only builds insist on pinned bases.
+        source_options: global.source_options(true)?,
+    };
+    let outcome = check(&options, &cache, &reporter)?;
+    if args.json {
+        print_data(&serde_json::to_string_pretty(&outcome)?)?;
+    } else {
+        let mut text = format!("{}@{}\n", outcome.reference, outcome.manifest_digest);
+        text.push_str(&render_findings(&outcome.findings));
+        text.push_str(&summary(&outcome.findings));
+        print_data(text.trim_end())?;
+    }
+    if has_errors(&outcome.findings) {
+        return Err(ExitStatus(1).into());
+    }
+    Ok(())
+}
+
+pub fn run_inspect(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<()> {
+    let reporter = global.reporter();
+    let cache = global.cache()?;
+    let options = global.source_options(true)?;
+    let (summary, diff) = inspect(
+        &args.source,
+        args.diff.as_deref(),
+        args.arch,
+        &options,
+        &cache,
+        &reporter,
+    )?;
+    if args.json {
+        let value = match &diff {
+            Some(diff) => serde_json::json!({ "image": summary, "diff": diff }),
+            None => serde_json::to_value(&summary)?,
+        };
+        print_data(&serde_json::to_string_pretty(&value)?)
+    } else {
+        match &diff {
+            Some(diff) => print_data(render_diff(diff).trim_end()),
+            None => print_data(render_table(&summary).trim_end()),
+        }
+    }
+}
