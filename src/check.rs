@@ -66,7 +66,7 @@ pub fn check(
     };
     reporter.step(&format!("checking {} against Lambda's rules", source.describe()));
     findings.extend(check_image(&image, &context)?);
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(CheckOutcome {
         reference: source.describe(),
         manifest_digest: image.manifest_digest,
