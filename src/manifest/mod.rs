@@ -4,6 +4,7 @@
 //! them (collecting every problem, each at its `FILE:LINE:COL`) and resolves
 //! paths, `model` is what the rest of the program reads. See docs/manifest.md.
 
+mod deps;
 mod error;
 mod forms;
 mod model;
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 pub use error::{ManifestError, Problem, line_col};
 pub use forms::check_handler;
 pub use model::{
-    CodeModel, FunctionModel, ImageSettings, JAVA_MAJORS, LayerModel, NODE_MAJORS, PYTHON_MINORS, Runtime,
+    CodeModel, DependenciesModel, DependencySet, FunctionModel, MAX_DEPENDENCY_LAYERS, ImageSettings, JAVA_MAJORS, LayerModel, NODE_MAJORS, PYTHON_MINORS, Runtime,
     SourceKind, SourcePath,
 };
 pub use validate::{DEFAULT_CODE_DESTINATION, DEFAULT_IGNORE_FILE};
@@ -86,7 +87,7 @@ fn de_problem(e: &toml::de::Error, text: &str, file: &Path) -> Problem {
         let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let key = at.unwrap_or_else(|| field.to_string());
         let hint = match key.as_str() {
-            "dependencies" | "build" => {
+            "build" => {
                 format!("; the [{key}] section is not supported by this version of lambda-img")
             }
             _ => "; remove it or fix its spelling".to_string(),

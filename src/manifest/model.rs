@@ -152,6 +152,35 @@ pub struct ImageSettings {
     pub format: Option<MediaFamily>,
 }
 
+/// What the dependency layers are made from, by runtime family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DependencySet {
+    /// `pip install -r requirements` for the target platform.
+    Python { requirements: PathBuf },
+    /// `npm ci` of package.json + package-lock.json for the target platform.
+    Node { package_json: PathBuf, package_lock: PathBuf },
+    /// Jar files (directories are searched for `*.jar`), copied as they are.
+    Java { jars: Vec<SourcePath> },
+    /// A custom runtime's bootstrap executable.
+    Bootstrap { path: PathBuf },
+}
+
+/// `[dependencies]`, validated, defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DependenciesModel {
+    pub set: DependencySet,
+    /// Absolute image path the installed tree goes to (`/var/task`,
+    /// `/var/task/lib` for jars, `/var/runtime/bootstrap` for a bootstrap).
+    pub destination: String,
+    /// Number of dependency layers, 1..=[`MAX_DEPENDENCY_LAYERS`].
+    pub split: u32,
+}
+
+/// The most dependency layers `split` may ask for: every layer adds about 200
+/// bytes to the manifest (budget 25,400 bytes, so about 120 layers in all,
+/// base layers included) and overlay runtimes stop at 127 layers.
+pub const MAX_DEPENDENCY_LAYERS: u32 = 64;
+
 /// A validated `lambda-img.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionModel {
@@ -164,6 +193,8 @@ pub struct FunctionModel {
     pub layers: Vec<LayerModel>,
     pub code: CodeModel,
     pub image: ImageSettings,
+    /// `None`: no dependency layer (disabled, or no dependency files found).
+    pub dependencies: Option<DependenciesModel>,
     /// The manifest's directory, absolute and canonical: relative paths resolve here.
     pub project_dir: PathBuf,
     /// The manifest file as named to the user (used in messages).

@@ -5,9 +5,9 @@
 //! line and column of the offending value. `validate` turns these into the
 //! model.
 //!
-//! Room for later sections: `[dependencies]` (per-runtime dependency layers)
-//! and `[build]` (settings that flags and `LAMBDA_IMG_*` override) become new
-//! optional fields of [`ManifestFile`]; until then they are unknown keys.
+//! Room for a later section: `[build]` (settings that flags and
+//! `LAMBDA_IMG_*` override) becomes a new optional field of [`ManifestFile`];
+//! until then it is an unknown key.
 
 use std::fmt;
 
@@ -31,6 +31,34 @@ pub struct ManifestFile {
     pub code: Option<CodeTable>,
     #[serde(default)]
     pub image: Option<ImageTable>,
+    #[serde(default)]
+    pub dependencies: Option<DependenciesTable>,
+}
+
+/// `[dependencies]`: which keys apply depends on `function.runtime`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependenciesTable {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Python: a requirements file.
+    #[serde(default)]
+    pub requirements: Option<SpannedString>,
+    /// Node.js: package.json and its lock.
+    #[serde(default)]
+    pub package_json: Option<SpannedString>,
+    #[serde(default)]
+    pub package_lock: Option<SpannedString>,
+    /// Java: jar files or directories of jars.
+    #[serde(default)]
+    pub jars: Option<Spanned<Vec<SpannedString>>>,
+    /// Custom runtime: the bootstrap executable.
+    #[serde(default)]
+    pub bootstrap: Option<SpannedString>,
+    #[serde(default)]
+    pub destination: Option<SpannedString>,
+    #[serde(default)]
+    pub split: Option<Spanned<i64>>,
 }
 
 /// `[function]`

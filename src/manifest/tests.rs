@@ -147,6 +147,7 @@ fn full_manifest_gives_the_expected_model() {
             labels: BTreeMap::from([("team".into(), "payments".into())]),
             format: Some(MediaFamily::Docker),
         },
+        dependencies: None,
         project_dir: root.clone(),
         manifest_path: PathBuf::from("lambda-img.toml"),
     };
@@ -224,10 +225,10 @@ fn unknown_keys_are_named_with_their_table() {
         "layer[0].modes",
     );
     let p = one(
-        &format!("{HEAD}[dependencies]\nfile = \"requirements.txt\"\n"),
+        &format!("{HEAD}[build]\nfile = \"requirements.txt\"\n"),
         8,
         2,
-        "dependencies",
+        "build",
     );
     assert!(p.message.contains("not supported"), "{p}");
 }

@@ -18,15 +18,15 @@ pub const DEFAULT_CODE_DESTINATION: &str = "/var/task";
 /// The ignore file picked up from the project directory when `ignore_file` is unset.
 pub const DEFAULT_IGNORE_FILE: &str = ".dockerignore";
 
-struct Checker<'a> {
-    text: &'a str,
+pub(super) struct Checker<'a> {
+    pub(super) text: &'a str,
     file: &'a Path,
-    project_dir: &'a Path,
+    pub(super) project_dir: &'a Path,
     problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
-    fn report(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn report(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
         let (line, col) = line_col(self.text, span.start);
         self.problems.push(Problem {
             file: self.file.to_path_buf(),
@@ -38,7 +38,7 @@ impl Checker<'_> {
     }
 
     /// Resolves a source path and checks that it exists.
-    fn source(&mut self, s: &SpannedString, key: &str, owner: &str) -> Option<SourcePath> {
+    pub(super) fn source(&mut self, s: &SpannedString, key: &str, owner: &str) -> Option<SourcePath> {
         let raw = s.get_ref();
         if raw.is_empty() {
             self.report(
@@ -79,7 +79,7 @@ impl Checker<'_> {
     }
 
     /// Checks an absolute image path; `label` names it in the message.
-    fn image_path(&mut self, s: &SpannedString, key: &str, label: &str) -> String {
+    pub(super) fn image_path(&mut self, s: &SpannedString, key: &str, label: &str) -> String {
         if let Err(why) = forms::image_path(s.get_ref()) {
             self.report(s.span(), key, format!("{label} \"{}\" {why}", s.get_ref()));
         }
@@ -195,6 +195,7 @@ pub fn validate(
     let layers = check_layers(&mut c, &file.layers);
     let code = check_code(&mut c, file.code.as_ref());
     let image = check_image(&mut c, file.image.as_ref());
+    let dependencies = runtime.and_then(|rt| super::deps::check(&mut c, rt, file.dependencies.as_ref()));
 
     if !c.problems.is_empty() {
         let mut problems = c.problems;
@@ -210,6 +211,7 @@ pub fn validate(
         layers,
         code,
         image,
+        dependencies,
         project_dir: project_dir.to_path_buf(),
         manifest_path: manifest_path.to_path_buf(),
     })
