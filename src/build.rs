@@ -61,6 +61,8 @@ pub enum BuildError {
     Check(#[from] CheckError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error("dependencies: {0}")]
+    Deps(#[from] crate::deps::DepsError),
 }
 
 /// Builds the image described by `options.manifest_path` and writes it to every output.
@@ -159,8 +161,19 @@ fn assemble(
         .map(|l| to_family(l, family))
         .collect::<Result<_, _>>()?;
     let mut history = Vec::new();
+    // Dependency layers go between the user's layers and the code layer.
+    let mut deps = crate::deps::prepare(model, &settings, cache, reporter)?.into_iter();
+    let code_excludes = crate::deps::code_excludes(model);
     for spec in &plan.layers {
+        if spec.name == crate::plan::CODE_LAYER {
+            push_built(deps.by_ref(), model, &mut layers, &mut history);
+        }
         reporter.step(&format!("layer {}", spec.name));
+        let mut spec = spec.clone();
+        if spec.name == crate::plan::CODE_LAYER {
+            spec.inputs.iter_mut().for_each(|i| i.exclude.extend(code_excludes.iter().cloned()));
+        }
+        let spec = &spec;
         let mut layer = build_layer(spec, &settings, cache, reporter)?;
         // Describe inputs relative to the project: the history is part of the
         // config bytes, and a checkout path must not change the digest.
@@ -175,6 +188,7 @@ fn assemble(
         });
         layers.push(layer);
     }
+    push_built(deps, model, &mut layers, &mut history);
 
     let changes = ConfigChanges {
         architecture: plan.arch,
@@ -198,6 +212,25 @@ fn assemble(
         config_descriptor,
         layers,
     })
+}
+
+/// Appends layers built elsewhere (dependency layers) with their history entries.
+fn push_built(
+    built: impl Iterator<Item = Layer>,
+    model: &FunctionModel,
+    layers: &mut Vec<Layer>,
+    history: &mut Vec<HistoryEntry>,
+) {
+    for layer in built {
+        if let LayerOrigin::Built { name, source, .. } = &layer.origin {
+            history.push(HistoryEntry {
+                diff_id: layer.diff_id.clone(),
+                created_by: format!("lambda-img: {name} layer from {source}"),
+                comment: Some(format!("function {}", model.name)),
+            });
+        }
+        layers.push(layer);
+    }
 }
 
 /// `src → /var/task, assets → /opt/assets`, with paths relative to the project.

@@ -7,6 +7,7 @@
 pub mod build;
 pub mod cache;
 pub mod check;
+pub mod deps;
 pub mod cli;
 pub mod image;
 pub mod inspect;

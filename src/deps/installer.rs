@@ -1,0 +1,165 @@
+//! Running an installer (pip, npm) with a clean, explicit environment and
+//! capturing its output for errors and `--verbose`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::DepsError;
+use crate::report::Reporter;
+
+/// A located installer: the program, the arguments that come before the
+/// installer's own (`-m pip`), and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installer {
+    pub name: &'static str,
+    pub program: PathBuf,
+    pub prefix: Vec<String>,
+    pub version: String,
+}
+
+impl Installer {
+    /// `pip 23.2.1` — recorded with the layers it made.
+    pub fn id(&self) -> String {
+        format!("{} {}", self.name, self.version)
+    }
+}
+
+/// Variables that pass through to the installer: where the package index is,
+/// how to reach it (proxies, certificates), and which Python pyenv picks.
+/// Everything else (PIP_TARGET, PIP_USER, npm_config_global, PYTHONPATH, ...)
+/// is dropped, so a user's shell settings cannot change what gets installed.
+const PASS_THROUGH: &[&str] = &[
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_TRUSTED_HOST",
+    "PIP_CERT",
+    "PIP_CLIENT_CERT",
+    "PIP_DEFAULT_TIMEOUT",
+    "PIP_FIND_LINKS",
+    "PIP_NO_INDEX",
+    "NPM_CONFIG_REGISTRY",
+    "npm_config_registry",
+    "NPM_CONFIG_CAFILE",
+    "npm_config_cafile",
+    "PYENV_ROOT",
+    "PYENV_VERSION",
+];
+
+/// The first executable `name` on the user's PATH.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A command for `installer` with a cleared environment: PATH, a private HOME
+/// (no user config, no user caches), a fixed locale, and [`PASS_THROUGH`].
+pub fn clean_command(installer: &Installer, home: &Path) -> Command {
+    let mut cmd = Command::new(&installer.program);
+    cmd.args(&installer.prefix);
+    cmd.env_clear();
+    let path: OsString = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    cmd.env("PATH", path)
+        .env("HOME", home)
+        .env("TMPDIR", home)
+        .env("LANG", "C.UTF-8")
+        .env("LC_ALL", "C.UTF-8")
+        .env("PYENV_ROOT", pyenv_root());
+    for var in PASS_THROUGH {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    cmd.stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// pyenv's shims find their root through HOME, which the clean environment replaces.
+fn pyenv_root() -> OsString {
+    std::env::var_os("PYENV_ROOT").unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").unwrap_or_default();
+        Path::new(&home).join(".pyenv").into_os_string()
+    })
+}
+
+/// What an installer run printed.
+pub struct RunOutput {
+    pub success: bool,
+    pub status: String,
+    /// stdout then stderr.
+    pub text: String,
+}
+
+impl RunOutput {
+    /// The last `n` lines, for error messages.
+    pub fn tail(&self, n: usize) -> String {
+        let lines: Vec<&str> = self.text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+/// Runs `cmd`, handing each output line to `reporter.detail` (shown with --verbose).
+pub fn run(mut cmd: Command, reporter: &dyn Reporter) -> Result<RunOutput, DepsError> {
+    let program = PathBuf::from(cmd.get_program());
+    let out = cmd.output().map_err(|source| DepsError::Spawn { program, source })?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        reporter.detail(&format!("  | {line}"));
+    }
+    Ok(RunOutput {
+        success: out.status.success(),
+        status: out.status.to_string(),
+        text,
+    })
+}
+
+/// A printable form of `cmd` for error messages.
+pub fn describe(cmd: &Command) -> String {
+    let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
+    parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    parts.join(" ")
+}
+
+/// Whether installer output reads like a failure to reach the index.
+pub fn looks_like_network_failure(text: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "NewConnectionError",
+        "Failed to establish a new connection",
+        "Temporary failure in name resolution",
+        "Name or service not known",
+        "Max retries exceeded",
+        "ProxyError",
+        "Connection refused",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "Network is unreachable",
+        "SSLError",
+        "ENOTFOUND",
+        "ECONNREFUSED",
+        "ECONNRESET",
+        "ETIMEDOUT",
+        "EAI_AGAIN",
+        "ENETUNREACH",
+        "SELF_SIGNED_CERT",
+        "UNABLE_TO_GET_ISSUER_CERT",
+    ];
+    SIGNS.iter().any(|s| text.contains(s))
+}

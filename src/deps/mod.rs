@@ -1,0 +1,357 @@
+//! Dependency layers: the function's libraries installed for its platform
+//! (pip, npm), its jars, or its custom-runtime bootstrap, as layers that sit
+//! between the user's `[[layer]]`s and the code layer.
+//!
+//! An installed set is cached as a record `deps-v1/<key>.json` listing the
+//! layers it became. The key hashes the dependency files' contents, the
+//! runtime, the architecture, the destination, `split` and the layer
+//! settings; the record also names the installer version that made it. A
+//! build whose key has a record neither installs nor compresses anything; a
+//! record made by another installer version is rebuilt when that installer
+//! is found, and reused when no installer is on PATH at all (so a code-only
+//! rebuild never needs pip or npm). Installs run in a temp dir inside the
+//! cache; on any failure it is deleted and no record is written.
+
+mod bootstrap;
+mod error;
+mod installer;
+mod node;
+mod python;
+mod split;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+pub use bootstrap::check_elf;
+pub use error::DepsError;
+pub use installer::Installer;
+pub use python::platform_tag;
+pub use split::group_of;
+
+use crate::cache::Cache;
+use crate::image::{BlobLocation, Descriptor, Layer, LayerOrigin};
+use crate::layer::cache_key::LAYER_FORMAT_VERSION;
+use crate::layer::pgzip::BLOCK_SIZE;
+use crate::layer::{LayerInput, LayerRecord, LayerSettings, LayerSpec, build_layer};
+use crate::manifest::{DependencySet, FunctionModel, Runtime};
+use crate::report::Reporter;
+
+/// Records of installed dependency sets: key → layers.
+pub const DEPS_BUCKET: &str = "deps-v1";
+/// Bumped when the same inputs would give different layers (normalisation, grouping).
+pub const DEPS_FORMAT_VERSION: u32 = 1;
+/// Name of the dependency layer (`dependencies-K` when split).
+pub const DEPENDENCIES_LAYER: &str = "dependencies";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DepsRecord {
+    /// `pip 23.2.1`
+    installer: String,
+    layers: Vec<NamedRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct NamedRecord {
+    name: String,
+    #[serde(flatten)]
+    record: LayerRecord,
+}
+
+/// Makes (or finds in the cache) the dependency layers of `model`, in image order.
+pub fn prepare(
+    model: &FunctionModel,
+    settings: &LayerSettings,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Layer>, DepsError> {
+    let Some(deps) = &model.dependencies else {
+        return Ok(Vec::new());
+    };
+    let dest = deps.destination.as_str();
+    match &deps.set {
+        DependencySet::Java { jars } => {
+            let inputs = jars
+                .iter()
+                .map(|j| {
+                    let mut input = LayerInput::all(&j.path, format!("{}/", dest.trim_end_matches('/')));
+                    if j.kind == crate::manifest::SourceKind::Dir {
+                        input.destination = dest.to_string();
+                        input.include = vec!["**/*.jar".into()];
+                    }
+                    input
+                })
+                .collect();
+            simple_layer(model, inputs, settings, cache, reporter)
+        }
+        DependencySet::Bootstrap { path } => {
+            check_elf(path, model.architecture)?;
+            let mut input = LayerInput::all(path, dest);
+            input.file_mode = Some(0o755);
+            simple_layer(model, vec![input], settings, cache, reporter)
+        }
+        DependencySet::Python { requirements } => installed(model, &[requirements], settings, cache, reporter),
+        DependencySet::Node {
+            package_json,
+            package_lock,
+        } => installed(model, &[package_json, package_lock], settings, cache, reporter),
+    }
+}
+
+/// Globs the code layer should leave out because a dependency layer provides
+/// them: a local `node_modules` (host binaries, dev dependencies).
+pub fn code_excludes(model: &FunctionModel) -> Vec<String> {
+    match model.dependencies.as_ref().map(|d| &d.set) {
+        Some(DependencySet::Node { .. }) => vec!["node_modules".into(), "node_modules/**".into()],
+        _ => Vec::new(),
+    }
+}
+
+/// Jars and bootstraps: plain files, cached by the layer cache like any layer.
+fn simple_layer(
+    model: &FunctionModel,
+    inputs: Vec<LayerInput>,
+    settings: &LayerSettings,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Layer>, DepsError> {
+    let description = inputs
+        .iter()
+        .map(|i| format!("{} → {}", relative(&i.source, &model.project_dir), i.destination))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let spec = LayerSpec {
+        name: DEPENDENCIES_LAYER.into(),
+        inputs,
+    };
+    let mut layer = build_layer(&spec, settings, cache, reporter)?;
+    if let LayerOrigin::Built { source, .. } = &mut layer.origin {
+        *source = description;
+    }
+    Ok(vec![layer])
+}
+
+fn installed(
+    model: &FunctionModel,
+    files: &[&PathBuf],
+    settings: &LayerSettings,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Layer>, DepsError> {
+    let deps = model.dependencies.as_ref().expect("caller checked");
+    let mut contents = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(f).map_err(|source| DepsError::Read {
+            path: f.to_path_buf(),
+            source,
+        })?;
+        contents.push(bytes);
+    }
+    let (installer_name, probe) = match model.runtime {
+        Runtime::Python { .. } => ("pip", python::probe()),
+        _ => ("npm", node::probe()),
+    };
+    let key = {
+        let mut h = Sha256::new();
+        let mut field = |b: &[u8]| {
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        field(b"lambda-img deps");
+        field(&DEPS_FORMAT_VERSION.to_le_bytes());
+        field(&LAYER_FORMAT_VERSION.to_le_bytes());
+        field(model.runtime.to_string().as_bytes());
+        field(model.architecture.to_string().as_bytes());
+        field(installer_name.as_bytes());
+        field(deps.destination.as_bytes());
+        field(&deps.split.to_le_bytes());
+        field(settings.family.name().as_bytes());
+        field(&settings.mtime.to_le_bytes());
+        field(&settings.gzip_level.to_le_bytes());
+        field(&(BLOCK_SIZE as u64).to_le_bytes());
+        for c in &contents {
+            field(c);
+        }
+        hex::encode(h.finalize())
+    };
+    let description = format!(
+        "{} → {}",
+        files
+            .iter()
+            .map(|f| relative(f, &model.project_dir))
+            .collect::<Vec<_>>()
+            .join(" + "),
+        deps.destination
+    );
+    let hit = |rec: DepsRecord, why: &str| {
+        reporter.detail(&format!("dependencies: cache hit {key} ({}{why})", rec.installer));
+        to_layers(&rec, &description, settings, cache, true)
+    };
+    let usable = |rec: &DepsRecord| match &probe {
+        Some(i) if i.id() != rec.installer => {
+            reporter.detail(&format!(
+                "dependencies: installed by {}, now {}: installing again",
+                rec.installer,
+                i.id()
+            ));
+            false
+        }
+        _ => true,
+    };
+    if let Some(rec) = lookup(cache, &key).filter(usable) {
+        let why = if probe.is_none() {
+            format!("; {installer_name} is not on PATH, which a cached set does not need")
+        } else {
+            String::new()
+        };
+        return Ok(hit(rec, &why));
+    }
+    let first = files[0].to_path_buf();
+    let installer = probe.clone().ok_or_else(|| DepsError::InstallerMissing {
+        installer: installer_name,
+        file: first.clone(),
+        tried: if installer_name == "pip" {
+            "python3 -m pip, pip3".into()
+        } else {
+            "npm".into()
+        },
+        hint: if installer_name == "pip" {
+            "install pip (e.g. apt-get install python3-pip) or put the Python that has it on PATH"
+        } else {
+            "install Node.js with npm 10.2 or newer, or put it on PATH"
+        },
+    })?;
+    let cache_err = |source| DepsError::Cache {
+        path: cache.root().to_path_buf(),
+        source,
+    };
+    // Another build sharing the cache may be installing the same set right now.
+    let _lock = cache.lock(&format!("deps-{key}")).map_err(cache_err)?;
+    if let Some(rec) = lookup(cache, &key).filter(usable) {
+        return Ok(hit(rec, "; installed meanwhile by another build"));
+    }
+
+    let work = tempfile::Builder::new()
+        .prefix("deps-")
+        .tempdir_in(cache.root().join("tmp"))
+        .map_err(cache_err)?;
+    let home = work.path().join("home");
+    let staging = work.path().join("staging");
+    for d in [&home, &staging] {
+        std::fs::create_dir_all(d).map_err(cache_err)?;
+    }
+    let task = "dependencies";
+    reporter.task_start(task, &format!("installing {description} with {}", installer.id()), None);
+    let (tree, dest) = match (&deps.set, model.runtime) {
+        (DependencySet::Python { requirements }, Runtime::Python { minor }) => {
+            python::install(&installer, requirements, minor, model.architecture, &staging, &home, reporter)?;
+            python::normalise(&staging)?;
+            (staging.clone(), deps.destination.clone())
+        }
+        (
+            DependencySet::Node {
+                package_json,
+                package_lock,
+            },
+            _,
+        ) => {
+            node::install(&installer, package_json, package_lock, model.architecture, &staging, &home, reporter)?;
+            let nm = staging.join("node_modules");
+            if nm.is_dir() {
+                node::normalise(&nm)?;
+            }
+            (nm, format!("{}/node_modules", deps.destination.trim_end_matches('/')))
+        }
+        _ => unreachable!("installed() is called for python and nodejs only"),
+    };
+    let owners = match (tree.is_dir(), model.runtime) {
+        (false, _) => Default::default(),
+        (true, Runtime::Python { .. }) => python::owners(&tree)?,
+        (true, _) => node::owners(&tree)?,
+    };
+    let mut record = DepsRecord {
+        installer: installer.id(),
+        layers: Vec::new(),
+    };
+    for (k, globs) in split::groups(&owners, deps.split).into_iter().enumerate() {
+        if globs.is_empty() {
+            continue;
+        }
+        let name = if deps.split == 1 {
+            DEPENDENCIES_LAYER.to_string()
+        } else {
+            format!("{DEPENDENCIES_LAYER}-{}", k + 1)
+        };
+        let mut input = LayerInput::all(&tree, dest.clone());
+        if deps.split > 1 {
+            input.include = globs;
+        }
+        let spec = LayerSpec {
+            name: name.clone(),
+            inputs: vec![input],
+        };
+        let layer = build_layer(&spec, settings, cache, reporter)?;
+        record.layers.push(NamedRecord {
+            name,
+            record: LayerRecord {
+                digest: layer.descriptor.digest.clone(),
+                size: layer.descriptor.size,
+                diff_id: layer.diff_id.clone(),
+                uncompressed_size: layer.uncompressed_size,
+            },
+        });
+    }
+    cache.put_record(DEPS_BUCKET, &key, &record).map_err(cache_err)?;
+    reporter.task_done(
+        task,
+        &format!("dependencies: {} layer(s) from {}", record.layers.len(), installer.id()),
+    );
+    Ok(to_layers(&record, &description, settings, cache, false))
+}
+
+fn to_layers(
+    rec: &DepsRecord,
+    description: &str,
+    settings: &LayerSettings,
+    cache: &Cache,
+    cached: bool,
+) -> Vec<Layer> {
+    rec.layers
+        .iter()
+        .map(|l| Layer {
+            descriptor: Descriptor::new(settings.family.layer_gzip(), l.record.digest.clone(), l.record.size),
+            diff_id: l.record.diff_id.clone(),
+            uncompressed_size: l.record.uncompressed_size,
+            location: BlobLocation::File(cache.blob_path(&l.record.digest)),
+            origin: LayerOrigin::Built {
+                name: l.name.clone(),
+                source: description.to_string(),
+                cached,
+            },
+        })
+        .collect()
+}
+
+/// A record whose blobs are all present with the right sizes; a stale one is dropped.
+fn lookup(cache: &Cache, key: &str) -> Option<DepsRecord> {
+    let rec: DepsRecord = cache.get_record(DEPS_BUCKET, key)?;
+    let whole = rec.layers.iter().all(|l| {
+        std::fs::metadata(cache.blob_path(&l.record.digest)).is_ok_and(|m| m.len() == l.record.size)
+    });
+    if !whole {
+        cache.remove_record(DEPS_BUCKET, key);
+        return None;
+    }
+    Some(rec)
+}
+
+/// `path` relative to the project (for history and reports: a checkout path
+/// must not change the config's bytes).
+fn relative(path: &Path, project_dir: &Path) -> String {
+    match path.strip_prefix(project_dir) {
+        Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => path.display().to_string(),
+    }
+}

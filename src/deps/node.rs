@@ -1,0 +1,137 @@
+//! Node.js dependencies: `npm ci --omit=dev --os=linux --cpu=x64|arm64
+//! --ignore-scripts` in a staging copy of package.json + package-lock.json.
+//!
+//! `--ignore-scripts`: install scripts (node-gyp builds, postinstall
+//! downloads) would run on the build machine for the build machine's
+//! platform, and their output is neither reproducible nor fit for the
+//! function's architecture. Packages with native code ship prebuilt
+//! platform packages (`@scope/pkg-linux-arm64`), which `--os/--cpu` select.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use super::DepsError;
+use super::installer::{self, Installer, clean_command, find_on_path};
+use crate::image::Architecture;
+use crate::report::Reporter;
+
+/// npm's `--cpu` for a Lambda architecture.
+pub fn cpu(arch: Architecture) -> &'static str {
+    match arch {
+        Architecture::X86_64 => "x64",
+        Architecture::Arm64 => "arm64",
+    }
+}
+
+/// Finds `npm` on PATH and asks its version.
+pub fn probe() -> Option<Installer> {
+    let npm = find_on_path("npm")?;
+    let out = Command::new(&npm).arg("--version").output().ok()?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !version.is_empty()).then(|| Installer {
+        name: "npm",
+        program: npm,
+        prefix: Vec::new(),
+        version,
+    })
+}
+
+/// `--os`/`--cpu` arrived in npm 10.2.
+fn check_version(npm: &Installer) -> Result<(), DepsError> {
+    let mut parts = npm.version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < (10, 2) {
+        return Err(DepsError::InstallerTooOld {
+            installer: "npm",
+            version: npm.version.clone(),
+            need: "installing for another platform needs npm 10.2 or newer (--os/--cpu): upgrade npm (npm install -g npm@10)",
+        });
+    }
+    Ok(())
+}
+
+/// Installs the lock's production dependencies into `work/node_modules`.
+pub fn install(
+    npm: &Installer,
+    package_json: &Path,
+    package_lock: &Path,
+    arch: Architecture,
+    work: &Path,
+    home: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(), DepsError> {
+    check_version(npm)?;
+    for (from, name) in [(package_json, "package.json"), (package_lock, "package-lock.json")] {
+        fs::copy(from, work.join(name)).map_err(|source| DepsError::Read {
+            path: from.to_path_buf(),
+            source,
+        })?;
+    }
+    let mut cmd = clean_command(npm, home);
+    cmd.env("npm_config_cache", home.join("npm-cache"))
+        .env("npm_config_update_notifier", "false")
+        .env("npm_config_fund", "false")
+        .env("npm_config_audit", "false")
+        .args(["ci", "--omit=dev", "--os=linux", &format!("--cpu={}", cpu(arch))])
+        .args(["--ignore-scripts", "--no-audit", "--no-fund"])
+        .current_dir(work);
+    let command = installer::describe(&cmd);
+    let out = installer::run(cmd, reporter)?;
+    if out.success {
+        return Ok(());
+    }
+    let tail = out.tail(30);
+    if installer::looks_like_network_failure(&out.text) {
+        return Err(DepsError::Network {
+            installer: "npm",
+            file: package_lock.to_path_buf(),
+            output: tail,
+        });
+    }
+    Err(DepsError::InstallFailed {
+        command,
+        status: out.status,
+        file: package_lock.to_path_buf(),
+        output: tail,
+    })
+}
+
+/// Drops what npm writes that is not part of the packages: its hidden
+/// lockfile (`node_modules/.package-lock.json`, a cache of the install) and
+/// `.cache` directories.
+pub fn normalise(node_modules: &Path) -> Result<(), DepsError> {
+    let hidden = node_modules.join(".package-lock.json");
+    if hidden.exists() {
+        fs::remove_file(&hidden).map_err(|source| DepsError::Read { path: hidden, source })?;
+    }
+    let cache = node_modules.join(".cache");
+    if cache.exists() {
+        fs::remove_dir_all(&cache).map_err(|source| DepsError::Read { path: cache, source })?;
+    }
+    Ok(())
+}
+
+/// Top-level units of `node_modules` (`@scope/name` counts as one) and their owner (themselves).
+pub fn owners(node_modules: &Path) -> Result<BTreeMap<String, String>, DepsError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DepsError::Read { path, source }
+    };
+    let mut out = BTreeMap::new();
+    for entry in fs::read_dir(node_modules).map_err(io(node_modules))? {
+        let entry = entry.map_err(io(node_modules))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('@') && entry.path().is_dir() {
+            for sub in fs::read_dir(entry.path()).map_err(io(&entry.path()))? {
+                let sub = sub.map_err(io(&entry.path()))?;
+                let unit = format!("{name}/{}", sub.file_name().to_string_lossy());
+                out.insert(unit.clone(), unit);
+            }
+        } else {
+            out.insert(name.clone(), name);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,281 @@
+//! Python dependencies: `pip install --platform ... --only-binary=:all:
+//! --target STAGING -r requirements.txt` for the function's platform, then
+//! the staging tree made deterministic.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+
+use super::DepsError;
+use super::installer::{self, Installer, clean_command, find_on_path};
+use crate::image::Architecture;
+use crate::report::Reporter;
+
+/// pip's platform tag for a Lambda architecture.
+pub fn platform_tag(arch: Architecture) -> &'static str {
+    match arch {
+        Architecture::X86_64 => "manylinux2014_x86_64",
+        Architecture::Arm64 => "manylinux2014_aarch64",
+    }
+}
+
+/// Finds pip: `python3 -m pip` (the interpreter resolved to its real path, so
+/// the clean environment needs no shims), else `pip3`. `None` when neither works.
+pub fn probe() -> Option<Installer> {
+    if let Some(python) = find_on_path("python3") {
+        let out = Command::new(&python)
+            .args(["-c", "import sys, pip; print(sys.executable); print(pip.__version__)"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        if let (true, Some(exe), Some(version)) = (out.status.success(), lines.next(), lines.next()) {
+            return Some(Installer {
+                name: "pip",
+                program: exe.into(),
+                prefix: vec!["-m".into(), "pip".into()],
+                version: version.trim().to_string(),
+            });
+        }
+    }
+    let pip3 = find_on_path("pip3")?;
+    let out = Command::new(&pip3).arg("--version").output().ok()?;
+    // "pip 23.2.1 from /.../pip (python 3.11)"
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().nth(1)?.to_string();
+    out.status.success().then(|| Installer {
+        name: "pip",
+        program: pip3,
+        prefix: Vec::new(),
+        version,
+    })
+}
+
+/// Installs `requirements` into `staging` for CPython 3.`minor` on `arch`.
+pub fn install(
+    pip: &Installer,
+    requirements: &Path,
+    minor: u8,
+    arch: Architecture,
+    staging: &Path,
+    home: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(), DepsError> {
+    let platform = platform_tag(arch);
+    let mut cmd = clean_command(pip, home);
+    cmd.env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_INPUT", "1")
+        .env("PIP_ROOT_USER_ACTION", "ignore")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .args(["install", "--no-compile", "--no-warn-script-location", "--platform", platform])
+        .args(["--implementation", "cp", "--python-version", &format!("3.{minor}")])
+        .args(["--only-binary=:all:", "--target"])
+        .arg(staging)
+        .arg("-r")
+        .arg(requirements);
+    // pip resolves relative paths in the requirements file against its working directory.
+    if let Some(dir) = requirements.parent() {
+        cmd.current_dir(dir);
+    }
+    let command = installer::describe(&cmd);
+    let out = installer::run(cmd, reporter)?;
+    if out.success {
+        return Ok(());
+    }
+    let tail = out.tail(30);
+    if installer::looks_like_network_failure(&out.text) {
+        return Err(DepsError::Network {
+            installer: "pip",
+            file: requirements.to_path_buf(),
+            output: tail,
+        });
+    }
+    if let Some(package) = out
+        .text
+        .lines()
+        .find_map(|l| l.split("No matching distribution found for ").nth(1))
+    {
+        return Err(DepsError::NoWheel {
+            package: package.trim().to_string(),
+            platform: format!("{platform}, CPython 3.{minor}"),
+            file: requirements.to_path_buf(),
+            output: tail,
+        });
+    }
+    Err(DepsError::InstallFailed {
+        command,
+        status: out.status,
+        file: requirements.to_path_buf(),
+        output: tail,
+    })
+}
+
+/// Makes a pip `--target` tree deterministic and fit for the image:
+/// - `__pycache__`/`*.pyc` are dropped (compiled for the host's Python);
+/// - `direct_url.json` is dropped (it records the host path of a local install);
+/// - console scripts in `bin/` get `#!/usr/bin/env python3` instead of the
+///   host interpreter's path, and their RECORD rows get the new hash and size.
+///
+/// RECORD rows of dropped files are removed; the rest of RECORD (sorted by pip,
+/// hashes of wheel contents) and INSTALLER (`pip`) are deterministic already.
+pub fn normalise(staging: &Path) -> Result<(), DepsError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DepsError::Read { path, source }
+    };
+    let mut dropped = Vec::new();
+    let mut rewritten: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    let mut walk = walkdir::WalkDir::new(staging).min_depth(1).into_iter();
+    while let Some(item) = walk.next() {
+        let item = item.map_err(|e| DepsError::Read {
+            path: staging.to_path_buf(),
+            source: e.into(),
+        })?;
+        let rel = item.path().strip_prefix(staging).unwrap_or(item.path());
+        let rel_s = rel.to_string_lossy().into_owned();
+        let name = item.file_name().to_string_lossy();
+        if item.file_type().is_dir() && name == "__pycache__" {
+            walk.skip_current_dir();
+            fs::remove_dir_all(item.path()).map_err(io(item.path()))?;
+            dropped.push(format!("{rel_s}/"));
+        } else if item.file_type().is_file() && (name.ends_with(".pyc") || name == "direct_url.json") {
+            fs::remove_file(item.path()).map_err(io(item.path()))?;
+            dropped.push(rel_s);
+        } else if item.file_type().is_file() && rel.starts_with("bin") {
+            let bytes = fs::read(item.path()).map_err(io(item.path()))?;
+            if let Some(new) = fix_shebang(&bytes) {
+                fs::write(item.path(), &new).map_err(io(item.path()))?;
+                let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(&new));
+                rewritten.insert(rel_s, (format!("sha256={hash}"), new.len() as u64));
+            }
+        }
+    }
+    for entry in fs::read_dir(staging).map_err(io(staging))? {
+        let entry = entry.map_err(io(staging))?;
+        let record = entry.path().join("RECORD");
+        if entry.file_name().to_string_lossy().ends_with(".dist-info") && record.is_file() {
+            let text = fs::read_to_string(&record).map_err(io(&record))?;
+            let fixed = fix_record(&text, &dropped, &rewritten);
+            if fixed != text {
+                fs::write(&record, fixed).map_err(io(&record))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `#!/host/path/python3.11` → `#!/usr/bin/env python3`; `None` when not a Python shebang.
+fn fix_shebang(bytes: &[u8]) -> Option<Vec<u8>> {
+    let end = bytes.iter().position(|&b| b == b'\n')?;
+    let first = std::str::from_utf8(&bytes[..end]).ok()?;
+    let interp = first.strip_prefix("#!")?.split_whitespace().next()?;
+    let base = interp.rsplit('/').next()?;
+    if !base.starts_with("python") || first == "#!/usr/bin/env python3" {
+        return None;
+    }
+    let mut out = b"#!/usr/bin/env python3".to_vec();
+    out.extend_from_slice(&bytes[end..]);
+    Some(out)
+}
+
+/// RECORD rows are `path,hash,size`; paths are relative to the target dir
+/// (`../../bin/x` style paths do not occur with `--target`).
+fn fix_record(text: &str, dropped: &[String], rewritten: &BTreeMap<String, (String, u64)>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let path = line.split(',').next().unwrap_or("");
+        let is_dropped = dropped
+            .iter()
+            .any(|d| path == d || (d.ends_with('/') && path.starts_with(d.as_str())))
+            || path.contains("__pycache__/")
+            || path.ends_with(".pyc");
+        if is_dropped {
+            continue;
+        }
+        match rewritten.get(path) {
+            Some((hash, size)) => out.push_str(&format!("{path},{hash},{size}")),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Top-level entries of a pip target tree and the distribution that owns
+/// each (from the RECORD files), so `split` keeps a package's files together.
+pub fn owners(staging: &Path) -> Result<BTreeMap<String, String>, DepsError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DepsError::Read { path, source }
+    };
+    let mut owner_of = BTreeMap::new();
+    let mut names = Vec::new();
+    for entry in fs::read_dir(staging).map_err(io(staging))? {
+        names.push(entry.map_err(io(staging))?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    for name in &names {
+        let Some(stem) = name.strip_suffix(".dist-info") else { continue };
+        // `MarkupSafe-3.0.2` → `markupsafe`
+        let dist = stem.split('-').next().unwrap_or(stem).to_lowercase().replace(['-', '.'], "_");
+        let record = staging.join(name).join("RECORD");
+        if let Ok(text) = fs::read_to_string(&record) {
+            for line in text.lines() {
+                let top = line.split(',').next().unwrap_or("").split('/').next().unwrap_or("");
+                if !top.is_empty() && top != "bin" && !top.starts_with("..") {
+                    owner_of.entry(top.to_string()).or_insert_with(|| dist.clone());
+                }
+            }
+        }
+        owner_of.insert(name.clone(), dist);
+    }
+    Ok(names
+        .into_iter()
+        .map(|n| {
+            let owner = owner_of.get(&n).cloned().unwrap_or_else(|| n.clone());
+            (n, owner)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebangs_and_records_are_normalised() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        fs::create_dir_all(t.join("pkg/__pycache__")).unwrap();
+        fs::create_dir_all(t.join("pkg-1.0.dist-info")).unwrap();
+        fs::create_dir_all(t.join("bin")).unwrap();
+        fs::write(t.join("pkg/__init__.py"), "x = 1\n").unwrap();
+        fs::write(t.join("pkg/__pycache__/__init__.cpython-311.pyc"), "junk").unwrap();
+        fs::write(t.join("pkg-1.0.dist-info/direct_url.json"), "{\"url\": \"file:///home/me\"}").unwrap();
+        fs::write(t.join("bin/tool"), "#!/root/.pyenv/versions/3.11.7/bin/python3.11\nimport pkg\n").unwrap();
+        fs::write(
+            t.join("pkg-1.0.dist-info/RECORD"),
+            "../../bin/x,,\nbin/tool,sha256=old,10\npkg/__init__.py,sha256=abc,6\npkg/__pycache__/__init__.cpython-311.pyc,,\npkg-1.0.dist-info/direct_url.json,sha256=d,5\npkg-1.0.dist-info/RECORD,,\n",
+        )
+        .unwrap();
+        normalise(t).unwrap();
+        assert!(!t.join("pkg/__pycache__").exists());
+        assert!(!t.join("pkg-1.0.dist-info/direct_url.json").exists());
+        let tool = fs::read_to_string(t.join("bin/tool")).unwrap();
+        assert_eq!(tool, "#!/usr/bin/env python3\nimport pkg\n");
+        let record = fs::read_to_string(t.join("pkg-1.0.dist-info/RECORD")).unwrap();
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(tool.as_bytes()));
+        assert_eq!(
+            record,
+            format!("../../bin/x,,\nbin/tool,sha256={hash},{}\npkg/__init__.py,sha256=abc,6\npkg-1.0.dist-info/RECORD,,\n", tool.len())
+        );
+        let owners = owners(t).unwrap();
+        assert_eq!(owners["pkg"], "pkg");
+        assert_eq!(owners["pkg-1.0.dist-info"], "pkg");
+        assert_eq!(owners["bin"], "bin");
+    }
+}
