@@ -171,7 +171,9 @@ fn assemble(
         reporter.step(&format!("layer {}", spec.name));
         let mut spec = spec.clone();
         if spec.name == crate::plan::CODE_LAYER {
-            spec.inputs.iter_mut().for_each(|i| i.exclude.extend(code_excludes.iter().cloned()));
+            spec.inputs
+                .iter_mut()
+                .for_each(|i| i.exclude.extend(code_excludes.iter().cloned()));
         }
         let spec = &spec;
         let mut layer = build_layer(spec, &settings, cache, reporter)?;

@@ -7,8 +7,8 @@
 pub mod build;
 pub mod cache;
 pub mod check;
-pub mod deps;
 pub mod cli;
+pub mod deps;
 pub mod image;
 pub mod inspect;
 pub mod layer;

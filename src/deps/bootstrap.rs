@@ -92,7 +92,10 @@ mod tests {
         std::fs::write(&p, elf(EM_AARCH64)).unwrap();
         check_elf(&p, Architecture::Arm64).unwrap();
         let err = check_elf(&p, Architecture::X86_64).unwrap_err().to_string();
-        assert!(err.contains("bootstrap") && err.contains("EM_AARCH64") && err.contains("EM_X86_64"), "{err}");
+        assert!(
+            err.contains("bootstrap") && err.contains("EM_AARCH64") && err.contains("EM_X86_64"),
+            "{err}"
+        );
         std::fs::write(&p, "#!/bin/sh\necho hi\n").unwrap();
         let err = check_elf(&p, Architecture::X86_64).unwrap_err().to_string();
         assert!(err.contains("script"), "{err}");

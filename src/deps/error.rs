@@ -27,10 +27,11 @@ pub enum DepsError {
     },
 
     #[error(
-        "no wheel of `{package}` for {platform}: lambda-img installs binary wheels only (no builds on this machine for another platform); pin a version of `{package}` that publishes a wheel for {platform}, or drop it from {file}\n--- pip output (last lines)\n{output}"
+        "no wheel of `{package}` (`{requirement}`) for {platform}: lambda-img installs binary wheels only (no builds on this machine for another platform); pin a version of `{package}` that publishes a wheel for {platform}, or drop it from {file}\n--- pip output (last lines)\n{output}"
     )]
     NoWheel {
         package: String,
+        requirement: String,
         platform: String,
         file: PathBuf,
         output: String,

@@ -118,7 +118,9 @@ impl RunOutput {
 /// Runs `cmd`, handing each output line to `reporter.detail` (shown with --verbose).
 pub fn run(mut cmd: Command, reporter: &dyn Reporter) -> Result<RunOutput, DepsError> {
     let program = PathBuf::from(cmd.get_program());
-    let out = cmd.output().map_err(|source| DepsError::Spawn { program, source })?;
+    let out = cmd
+        .output()
+        .map_err(|source| DepsError::Spawn { program, source })?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     for line in text.lines().filter(|l| !l.trim().is_empty()) {

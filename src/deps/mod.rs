@@ -91,7 +91,9 @@ pub fn prepare(
             input.file_mode = Some(0o755);
             simple_layer(model, vec![input], settings, cache, reporter)
         }
-        DependencySet::Python { requirements } => installed(model, &[requirements], settings, cache, reporter),
+        DependencySet::Python { requirements } => {
+            installed(model, &[requirements], settings, cache, reporter)
+        }
         DependencySet::Node {
             package_json,
             package_lock,
@@ -242,10 +244,22 @@ fn installed(
         std::fs::create_dir_all(d).map_err(cache_err)?;
     }
     let task = "dependencies";
-    reporter.task_start(task, &format!("installing {description} with {}", installer.id()), None);
+    reporter.task_start(
+        task,
+        &format!("installing {description} with {}", installer.id()),
+        None,
+    );
     let (tree, dest) = match (&deps.set, model.runtime) {
         (DependencySet::Python { requirements }, Runtime::Python { minor }) => {
-            python::install(&installer, requirements, minor, model.architecture, &staging, &home, reporter)?;
+            python::install(
+                &installer,
+                requirements,
+                minor,
+                model.architecture,
+                &staging,
+                &home,
+                reporter,
+            )?;
             python::normalise(&staging)?;
             (staging.clone(), deps.destination.clone())
         }
@@ -256,12 +270,23 @@ fn installed(
             },
             _,
         ) => {
-            node::install(&installer, package_json, package_lock, model.architecture, &staging, &home, reporter)?;
+            node::install(
+                &installer,
+                package_json,
+                package_lock,
+                model.architecture,
+                &staging,
+                &home,
+                reporter,
+            )?;
             let nm = staging.join("node_modules");
             if nm.is_dir() {
                 node::normalise(&nm)?;
             }
-            (nm, format!("{}/node_modules", deps.destination.trim_end_matches('/')))
+            (
+                nm,
+                format!("{}/node_modules", deps.destination.trim_end_matches('/')),
+            )
         }
         _ => unreachable!("installed() is called for python and nodejs only"),
     };
@@ -305,7 +330,11 @@ fn installed(
     cache.put_record(DEPS_BUCKET, &key, &record).map_err(cache_err)?;
     reporter.task_done(
         task,
-        &format!("dependencies: {} layer(s) from {}", record.layers.len(), installer.id()),
+        &format!(
+            "dependencies: {} layer(s) from {}",
+            record.layers.len(),
+            installer.id()
+        ),
     );
     Ok(to_layers(&record, &description, settings, cache, false))
 }
@@ -320,7 +349,11 @@ fn to_layers(
     rec.layers
         .iter()
         .map(|l| Layer {
-            descriptor: Descriptor::new(settings.family.layer_gzip(), l.record.digest.clone(), l.record.size),
+            descriptor: Descriptor::new(
+                settings.family.layer_gzip(),
+                l.record.digest.clone(),
+                l.record.size,
+            ),
             diff_id: l.record.diff_id.clone(),
             uncompressed_size: l.record.uncompressed_size,
             location: BlobLocation::File(cache.blob_path(&l.record.digest)),

@@ -63,7 +63,10 @@ pub fn install(
     reporter: &dyn Reporter,
 ) -> Result<(), DepsError> {
     check_version(npm)?;
-    for (from, name) in [(package_json, "package.json"), (package_lock, "package-lock.json")] {
+    for (from, name) in [
+        (package_json, "package.json"),
+        (package_lock, "package-lock.json"),
+    ] {
         fs::copy(from, work.join(name)).map_err(|source| DepsError::Read {
             path: from.to_path_buf(),
             source,

@@ -28,7 +28,10 @@ pub fn platform_tag(arch: Architecture) -> &'static str {
 pub fn probe() -> Option<Installer> {
     if let Some(python) = find_on_path("python3") {
         let out = Command::new(&python)
-            .args(["-c", "import sys, pip; print(sys.executable); print(pip.__version__)"])
+            .args([
+                "-c",
+                "import sys, pip; print(sys.executable); print(pip.__version__)",
+            ])
             .output()
             .ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -71,8 +74,19 @@ pub fn install(
         .env("PIP_NO_INPUT", "1")
         .env("PIP_ROOT_USER_ACTION", "ignore")
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .args(["install", "--no-compile", "--no-warn-script-location", "--platform", platform])
-        .args(["--implementation", "cp", "--python-version", &format!("3.{minor}")])
+        .args([
+            "install",
+            "--no-compile",
+            "--no-warn-script-location",
+            "--platform",
+            platform,
+        ])
+        .args([
+            "--implementation",
+            "cp",
+            "--python-version",
+            &format!("3.{minor}"),
+        ])
         .args(["--only-binary=:all:", "--target"])
         .arg(staging)
         .arg("-r")
@@ -94,13 +108,19 @@ pub fn install(
             output: tail,
         });
     }
-    if let Some(package) = out
+    if let Some(requirement) = out
         .text
         .lines()
         .find_map(|l| l.split("No matching distribution found for ").nth(1))
     {
+        // `docopt==0.6.2` → `docopt`
+        let requirement = requirement.trim();
+        let end = requirement
+            .find(|c: char| "=<>!~;[ (@".contains(c))
+            .unwrap_or(requirement.len());
         return Err(DepsError::NoWheel {
-            package: package.trim().to_string(),
+            package: requirement[..end].to_string(),
+            requirement: requirement.to_string(),
             platform: format!("{platform}, CPython 3.{minor}"),
             file: requirements.to_path_buf(),
             output: tail,
@@ -215,17 +235,36 @@ pub fn owners(staging: &Path) -> Result<BTreeMap<String, String>, DepsError> {
     let mut owner_of = BTreeMap::new();
     let mut names = Vec::new();
     for entry in fs::read_dir(staging).map_err(io(staging))? {
-        names.push(entry.map_err(io(staging))?.file_name().to_string_lossy().into_owned());
+        names.push(
+            entry
+                .map_err(io(staging))?
+                .file_name()
+                .to_string_lossy()
+                .into_owned(),
+        );
     }
     names.sort();
     for name in &names {
-        let Some(stem) = name.strip_suffix(".dist-info") else { continue };
+        let Some(stem) = name.strip_suffix(".dist-info") else {
+            continue;
+        };
         // `MarkupSafe-3.0.2` → `markupsafe`
-        let dist = stem.split('-').next().unwrap_or(stem).to_lowercase().replace(['-', '.'], "_");
+        let dist = stem
+            .split('-')
+            .next()
+            .unwrap_or(stem)
+            .to_lowercase()
+            .replace(['-', '.'], "_");
         let record = staging.join(name).join("RECORD");
         if let Ok(text) = fs::read_to_string(&record) {
             for line in text.lines() {
-                let top = line.split(',').next().unwrap_or("").split('/').next().unwrap_or("");
+                let top = line
+                    .split(',')
+                    .next()
+                    .unwrap_or("")
+                    .split('/')
+                    .next()
+                    .unwrap_or("");
                 if !top.is_empty() && top != "bin" && !top.starts_with("..") {
                     owner_of.entry(top.to_string()).or_insert_with(|| dist.clone());
                 }
@@ -255,8 +294,16 @@ mod tests {
         fs::create_dir_all(t.join("bin")).unwrap();
         fs::write(t.join("pkg/__init__.py"), "x = 1\n").unwrap();
         fs::write(t.join("pkg/__pycache__/__init__.cpython-311.pyc"), "junk").unwrap();
-        fs::write(t.join("pkg-1.0.dist-info/direct_url.json"), "{\"url\": \"file:///home/me\"}").unwrap();
-        fs::write(t.join("bin/tool"), "#!/root/.pyenv/versions/3.11.7/bin/python3.11\nimport pkg\n").unwrap();
+        fs::write(
+            t.join("pkg-1.0.dist-info/direct_url.json"),
+            "{\"url\": \"file:///home/me\"}",
+        )
+        .unwrap();
+        fs::write(
+            t.join("bin/tool"),
+            "#!/root/.pyenv/versions/3.11.7/bin/python3.11\nimport pkg\n",
+        )
+        .unwrap();
         fs::write(
             t.join("pkg-1.0.dist-info/RECORD"),
             "../../bin/x,,\nbin/tool,sha256=old,10\npkg/__init__.py,sha256=abc,6\npkg/__pycache__/__init__.cpython-311.pyc,,\npkg-1.0.dist-info/direct_url.json,sha256=d,5\npkg-1.0.dist-info/RECORD,,\n",
@@ -271,7 +318,10 @@ mod tests {
         let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(tool.as_bytes()));
         assert_eq!(
             record,
-            format!("../../bin/x,,\nbin/tool,sha256={hash},{}\npkg/__init__.py,sha256=abc,6\npkg-1.0.dist-info/RECORD,,\n", tool.len())
+            format!(
+                "../../bin/x,,\nbin/tool,sha256={hash},{}\npkg/__init__.py,sha256=abc,6\npkg-1.0.dist-info/RECORD,,\n",
+                tool.len()
+            )
         );
         let owners = owners(t).unwrap();
         assert_eq!(owners["pkg"], "pkg");

@@ -39,7 +39,9 @@ mod tests {
         e.insert("numpy-2.0.dist-info".to_string(), "numpy".to_string());
         let g = groups(&e, 3);
         let numpy = group_of("numpy", 3);
-        assert!(g[numpy].contains(&"numpy".to_string()) && g[numpy].contains(&"numpy-2.0.dist-info".to_string()));
+        assert!(
+            g[numpy].contains(&"numpy".to_string()) && g[numpy].contains(&"numpy-2.0.dist-info".to_string())
+        );
         assert_eq!(g.iter().map(Vec::len).sum::<usize>(), 6);
         // Adding a package moves nobody else.
         e.insert("requests".to_string(), "requests".to_string());

@@ -14,7 +14,11 @@ pub const DEFAULT_JARS: &str = "target/dependency";
 pub const BOOTSTRAP_PATH: &str = "/var/runtime/bootstrap";
 
 /// Validates `[dependencies]` for `rt`. `None`: no dependency layer.
-pub(super) fn check(c: &mut Checker, rt: Runtime, t: Option<&DependenciesTable>) -> Option<DependenciesModel> {
+pub(super) fn check(
+    c: &mut Checker,
+    rt: Runtime,
+    t: Option<&DependenciesTable>,
+) -> Option<DependenciesModel> {
     if t.and_then(|t| t.enabled) == Some(false) {
         return None;
     }
@@ -50,7 +54,10 @@ pub(super) fn check(c: &mut Checker, rt: Runtime, t: Option<&DependenciesTable>)
                 format!("dependencies.{key}"),
                 format!(
                     "dependencies.{key} does not apply to runtime {rt}: it takes {}",
-                    fits.iter().map(|k| format!("dependencies.{k}")).collect::<Vec<_>>().join(", ")
+                    fits.iter()
+                        .map(|k| format!("dependencies.{k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
         }
@@ -73,8 +80,10 @@ pub(super) fn check(c: &mut Checker, rt: Runtime, t: Option<&DependenciesTable>)
         }
     };
     if split > 1
-        && let (Runtime::Java { .. } | Runtime::ProvidedAl2 | Runtime::ProvidedAl2023 | Runtime::None, Some(s)) =
-            (rt, &t.split)
+        && let (
+            Runtime::Java { .. } | Runtime::ProvidedAl2 | Runtime::ProvidedAl2023 | Runtime::None,
+            Some(s),
+        ) = (rt, &t.split)
     {
         c.report(
             s.span(),
@@ -95,14 +104,29 @@ pub(super) fn check(c: &mut Checker, rt: Runtime, t: Option<&DependenciesTable>)
 
     let set = match rt {
         Runtime::Python { .. } => {
-            let requirements = file(c, t.requirements.as_ref(), DEFAULT_REQUIREMENTS, "dependencies.requirements")?;
+            let requirements = file(
+                c,
+                t.requirements.as_ref(),
+                DEFAULT_REQUIREMENTS,
+                "dependencies.requirements",
+            )?;
             DependencySet::Python { requirements }
         }
         Runtime::Node { .. } => {
-            let package_json = file(c, t.package_json.as_ref(), DEFAULT_PACKAGE_JSON, "dependencies.package_json")?;
+            let package_json = file(
+                c,
+                t.package_json.as_ref(),
+                DEFAULT_PACKAGE_JSON,
+                "dependencies.package_json",
+            )?;
             let dir = package_json.parent().unwrap_or(Path::new("/")).to_path_buf();
             let package_lock = match &t.package_lock {
-                Some(_) => file(c, t.package_lock.as_ref(), DEFAULT_PACKAGE_LOCK, "dependencies.package_lock")?,
+                Some(_) => file(
+                    c,
+                    t.package_lock.as_ref(),
+                    DEFAULT_PACKAGE_LOCK,
+                    "dependencies.package_lock",
+                )?,
                 None => {
                     let lock = dir.join(DEFAULT_PACKAGE_LOCK);
                     if !lock.is_file() {
@@ -120,7 +144,10 @@ pub(super) fn check(c: &mut Checker, rt: Runtime, t: Option<&DependenciesTable>)
                     lock
                 }
             };
-            DependencySet::Node { package_json, package_lock }
+            DependencySet::Node {
+                package_json,
+                package_lock,
+            }
         }
         Runtime::Java { .. } => {
             let jars = match &t.jars {
@@ -153,7 +180,10 @@ pub(super) fn check(c: &mut Checker, rt: Runtime, t: Option<&DependenciesTable>)
                 c.report(
                     s.span(),
                     "dependencies.bootstrap",
-                    format!("dependencies.bootstrap \"{}\" is a directory: name the executable file", s.get_ref()),
+                    format!(
+                        "dependencies.bootstrap \"{}\" is a directory: name the executable file",
+                        s.get_ref()
+                    ),
                 );
                 return None;
             }
@@ -174,7 +204,11 @@ fn file(c: &mut Checker, given: Option<&SpannedString>, default: &str, key: &str
         Some(s) => {
             let src = c.source(s, key, key)?;
             if src.kind != SourceKind::File {
-                c.report(s.span(), key, format!("{key} \"{}\" is a directory: name the file", s.get_ref()));
+                c.report(
+                    s.span(),
+                    key,
+                    format!("{key} \"{}\" is a directory: name the file", s.get_ref()),
+                );
                 return None;
             }
             Some(src.path)

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 pub use error::{ManifestError, Problem, line_col};
 pub use forms::check_handler;
 pub use model::{
-    CodeModel, DependenciesModel, DependencySet, FunctionModel, MAX_DEPENDENCY_LAYERS, ImageSettings, JAVA_MAJORS, LayerModel, NODE_MAJORS, PYTHON_MINORS, Runtime,
-    SourceKind, SourcePath,
+    CodeModel, DependenciesModel, DependencySet, FunctionModel, ImageSettings, JAVA_MAJORS, LayerModel,
+    MAX_DEPENDENCY_LAYERS, NODE_MAJORS, PYTHON_MINORS, Runtime, SourceKind, SourcePath,
 };
 pub use validate::{DEFAULT_CODE_DESTINATION, DEFAULT_IGNORE_FILE};
 

@@ -158,7 +158,10 @@ pub enum DependencySet {
     /// `pip install -r requirements` for the target platform.
     Python { requirements: PathBuf },
     /// `npm ci` of package.json + package-lock.json for the target platform.
-    Node { package_json: PathBuf, package_lock: PathBuf },
+    Node {
+        package_json: PathBuf,
+        package_lock: PathBuf,
+    },
     /// Jar files (directories are searched for `*.jar`), copied as they are.
     Java { jars: Vec<SourcePath> },
     /// A custom runtime's bootstrap executable.
