@@ -9,4 +9,5 @@ mod registry_auth;
 mod registry_bench;
 mod registry_faults;
 mod rules;
+mod runtime;
 mod support;
