@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::podman::{Container, Podman};
 use crate::support::runtime_api::RuntimeApi;
-use crate::support::{require_tool, run_ok, stdout};
+use crate::support::{require_tool, run_ok};
 
 /// The README's example: a std-only custom runtime on scratch, built by
 /// rustc as a static binary, answers an invocation through the Runtime API.
