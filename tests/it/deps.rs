@@ -415,3 +415,74 @@ fn bootstrap_goes_to_var_runtime_and_its_machine_is_checked() {
         "{err}"
     );
 }
+
+/// A Python function on a Python base, its runtime client (`awslambdaric`)
+/// and a compiled dependency (`markupsafe`) installed by lambda-img from PyPI,
+/// runs under podman and answers an invocation through the Runtime API.
+#[test]
+fn python_function_with_awslambdaric_answers_an_invocation() {
+    use crate::support::podman::{Container, Podman};
+    use crate::support::python_base::{host_python, python_base};
+    use crate::support::runtime_api::RuntimeApi;
+
+    if !require_tool("podman") || !require_tool("ldd") || !require_tool("python3") {
+        return;
+    }
+    let Some(py) = host_python() else {
+        assert!(
+            !crate::support::in_ci(),
+            "CI needs /usr/bin/python3 with its stdlib"
+        );
+        eprintln!("!!! SKIPPING: no /usr/bin/python3 with a stdlib under /usr/lib");
+        return;
+    };
+    let base = python_base(&py);
+    let p = Project::new(
+        &format!(
+            r#"[function]
+name = "py-e2e"
+runtime = "python3.{minor}"
+handler = "app.handler"
+
+[base]
+image = "{base}"
+
+[code]
+exclude = ["requirements.txt"]
+
+[image]
+entrypoint = ["/usr/bin/python3", "-m", "awslambdaric"]
+workdir = "/var/task"
+env = {{ PYTHONPATH = "/var/task" }}
+"#,
+            minor = py.minor
+        ),
+        &[
+            ("requirements.txt", "awslambdaric\nmarkupsafe==3.0.2\n"),
+            (
+                "app.py",
+                "import markupsafe\nfrom markupsafe import _speedups\n\n\
+                 def handler(event, context):\n    return {\"escaped\": str(markupsafe.escape(event[\"name\"])), \"native\": _speedups.__file__.endswith(\".so\")}\n",
+            ),
+        ],
+    );
+    let archive = p.join("image.tar");
+    let o = p.build_ok(&[
+        "--json",
+        "--output",
+        &format!("docker-archive:{}:py-e2e:test", archive.display()),
+    ]);
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(names(&report).last().map(String::as_str), Some("code"));
+    assert_eq!(dep_layers(&report).len(), 1);
+
+    let podman = Podman::new();
+    podman.run_ok(&["load", "-i", archive.to_str().unwrap()]);
+    let api = RuntimeApi::start();
+    let container = Container::start(&podman, "localhost/py-e2e:test", &api, &[]);
+    let answer = api.invoke(r#"{"name":"<b>lambda</b>"}"#, std::time::Duration::from_secs(90));
+    let body = answer.unwrap_or_else(|e| panic!("{e}\n--- container logs\n{}", container.logs()));
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(v["escaped"], "&lt;b&gt;lambda&lt;/b&gt;", "{body}");
+    assert_eq!(v["native"], true, "markupsafe's compiled speedups loaded: {body}");
+}
