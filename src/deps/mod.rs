@@ -16,6 +16,7 @@ mod bootstrap;
 mod error;
 mod installer;
 mod node;
+mod probe_cache;
 mod python;
 mod split;
 
@@ -151,7 +152,13 @@ fn installed(
         contents.push(bytes);
     }
     let (installer_name, probe) = match model.runtime {
-        Runtime::Python { .. } => ("pip", python::probe()),
+        Runtime::Python { .. } => {
+            let on_path = installer::find_on_path("python3").or_else(|| installer::find_on_path("pip3"));
+            (
+                "pip",
+                probe_cache::probe_cached(cache, "pip", on_path, python::probe),
+            )
+        }
         _ => ("npm", node::probe()),
     };
     let key = {

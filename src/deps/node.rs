@@ -25,12 +25,29 @@ pub fn cpu(arch: Architecture) -> &'static str {
     }
 }
 
-/// Finds `npm` on PATH and asks its version.
+/// Finds `npm` on PATH. Its version comes from npm's own package.json
+/// (found from the real path of the `npm` script) without starting Node;
+/// `npm --version` when that layout is not recognised.
 pub fn probe() -> Option<Installer> {
     let npm = find_on_path("npm")?;
-    let out = Command::new(&npm).arg("--version").output().ok()?;
-    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && !version.is_empty()).then(|| Installer {
+    let from_package = std::fs::canonicalize(&npm).ok().and_then(|real| {
+        real.ancestors().skip(1).take(3).find_map(|dir| {
+            let text = fs::read_to_string(dir.join("package.json")).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            (v["name"] == "npm").then(|| v["version"].as_str().map(String::from))?
+        })
+    });
+    let version = match from_package {
+        Some(v) => v,
+        None => {
+            let out = Command::new(&npm).arg("--version").output().ok()?;
+            if !out.status.success() {
+                return None;
+            }
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        }
+    };
+    (!version.is_empty()).then(|| Installer {
         name: "npm",
         program: npm,
         prefix: Vec::new(),

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine as _;
@@ -24,25 +24,29 @@ pub fn platform_tag(arch: Architecture) -> &'static str {
 }
 
 /// Finds pip: `python3 -m pip` (the interpreter resolved to its real path, so
-/// the clean environment needs no shims), else `pip3`. `None` when neither works.
-pub fn probe() -> Option<Installer> {
+/// the clean environment needs no shims), else `pip3`. Returns the installer
+/// and a file inside pip's package that changes when pip is upgraded.
+pub fn probe() -> Option<(Installer, PathBuf)> {
     if let Some(python) = find_on_path("python3") {
         let out = Command::new(&python)
             .args([
                 "-c",
-                "import sys, pip; print(sys.executable); print(pip.__version__)",
+                "import sys, pip; print(sys.executable); print(pip.__version__); print(pip.__file__)",
             ])
             .output()
             .ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
-        if let (true, Some(exe), Some(version)) = (out.status.success(), lines.next(), lines.next()) {
-            return Some(Installer {
+        if let (true, Some(exe), Some(version), Some(file)) =
+            (out.status.success(), lines.next(), lines.next(), lines.next())
+        {
+            let installer = Installer {
                 name: "pip",
                 program: exe.into(),
                 prefix: vec!["-m".into(), "pip".into()],
                 version: version.trim().to_string(),
-            });
+            };
+            return Some((installer, PathBuf::from(file.trim())));
         }
     }
     let pip3 = find_on_path("pip3")?;
@@ -50,11 +54,20 @@ pub fn probe() -> Option<Installer> {
     // "pip 23.2.1 from /.../pip (python 3.11)"
     let text = String::from_utf8_lossy(&out.stdout);
     let version = text.split_whitespace().nth(1)?.to_string();
-    out.status.success().then(|| Installer {
-        name: "pip",
-        program: pip3,
-        prefix: Vec::new(),
-        version,
+    let witness = text
+        .split(" from ")
+        .nth(1)
+        .and_then(|r| r.split(" (python").next())
+        .map(|d| Path::new(d.trim()).join("__init__.py"))
+        .unwrap_or_else(|| pip3.clone());
+    out.status.success().then(|| {
+        let installer = Installer {
+            name: "pip",
+            program: pip3,
+            prefix: Vec::new(),
+            version,
+        };
+        (installer, witness)
     })
 }
 
