@@ -61,7 +61,7 @@ pub enum BuildError {
     Check(#[from] CheckError),
     #[error(transparent)]
     Sink(#[from] SinkError),
-    #[error("dependencies: {0}")]
+    #[error("cannot make the dependency layers")]
     Deps(#[from] crate::deps::DepsError),
 }
 

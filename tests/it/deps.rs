@@ -486,3 +486,71 @@ env = {{ PYTHONPATH = "/var/task" }}
     assert_eq!(v["escaped"], "&lt;b&gt;lambda&lt;/b&gt;", "{body}");
     assert_eq!(v["native"], true, "markupsafe's compiled speedups loaded: {body}");
 }
+
+#[test]
+fn an_unreachable_index_is_a_network_error_and_writes_nothing() {
+    let Some(p) = python_project("x86_64", REQUIREMENTS, "") else {
+        return;
+    };
+    let out = p.join("out");
+    // Proxy settings pass through the clean environment: point them at a closed port.
+    let o = crate::support::run_fail(
+        p.cmd(&["build", "--output", &format!("oci:{}", out.display())])
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env("PIP_DEFAULT_TIMEOUT", "2"),
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("could not reach its package index") && err.contains("requirements.txt"),
+        "{err}"
+    );
+    assert!(err.contains("pip output"), "installer output shown: {err}");
+    assert!(!out.exists());
+    assert_eq!(deps_records(&p), 0);
+}
+
+#[test]
+fn npm_selects_the_packages_of_the_target_cpu() {
+    if !require_tool("npm") {
+        return;
+    }
+    // esbuild ships its binary as optional per-platform packages.
+    let p = Project::new(
+        "[function]\nname = \"n\"\nruntime = \"nodejs20.x\"\nhandler = \"index.handler\"\narchitecture = \"arm64\"\n[base]\nimage = \"scratch\"\n[[layer]]\nname = \"interpreter\"\nsources = [\"fake/node\"]\ndestination = \"/usr/bin/node\"\nmode = \"0755\"\n[code]\nexclude = [\"fake/**\"]\n[image]\nentrypoint = [\"/usr/bin/node\"]\n",
+        &[
+            (
+                "package.json",
+                "{\"name\": \"fn\", \"version\": \"1.0.0\", \"dependencies\": {\"esbuild\": \"0.24.0\"}}\n",
+            ),
+            ("index.js", "exports.handler = async () => 1;\n"),
+            ("fake/node", "#!/bin/sh\n"),
+        ],
+    );
+    crate::support::run_ok(
+        std::process::Command::new("npm")
+            .args([
+                "install",
+                "--package-lock-only",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+            ])
+            .current_dir(p.path()),
+    );
+    let out = p.join("out");
+    let report = build_json(&p, &out);
+    let files = entries_of(&out, &dep_layers(&report)[0]);
+    assert!(
+        files.contains_key("var/task/node_modules/@esbuild/linux-arm64/bin/esbuild"),
+        "{:?}",
+        files
+            .keys()
+            .filter(|k| k.contains("@esbuild"))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        !files.keys().any(|k| k.contains("@esbuild/linux-x64")),
+        "host platform package installed"
+    );
+}
