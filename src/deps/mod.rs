@@ -33,7 +33,7 @@ pub use split::group_of;
 
 use crate::cache::Cache;
 use crate::image::{BlobLocation, Descriptor, Layer, LayerOrigin};
-use crate::layer::cache_key::LAYER_FORMAT_VERSION;
+use crate::layer::cache_key::{LAYER_FORMAT_VERSION, STAT_BUCKET, spec_identity};
 use crate::layer::pgzip::BLOCK_SIZE;
 use crate::layer::{LayerInput, LayerRecord, LayerSettings, LayerSpec, build_layer};
 use crate::manifest::{DependencySet, FunctionModel, Runtime};
@@ -324,6 +324,8 @@ fn installed(
             inputs: vec![input],
         };
         let layer = build_layer(&spec, settings, cache, reporter)?;
+        // The stat index of a staging dir that is about to be deleted is never read again.
+        cache.remove_record(STAT_BUCKET, &spec_identity(&spec));
         record.layers.push(NamedRecord {
             name,
             record: LayerRecord {

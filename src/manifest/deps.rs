@@ -219,3 +219,116 @@ fn file(c: &mut Checker, given: Option<&SpannedString>, default: &str, key: &str
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::manifest::{DependenciesModel, DependencySet, ManifestError, SourceKind, parse_str};
+
+    fn head(runtime: &str) -> String {
+        format!(
+            "[function]\nname = \"f\"\nruntime = \"{runtime}\"\nhandler = \"app.handler\"\n[base]\nimage = \"scratch\"\n[image]\nentrypoint = [\"/x\"]\n"
+        )
+    }
+
+    fn parse(
+        text: &str,
+        files: &[&str],
+    ) -> (
+        tempfile::TempDir,
+        Result<Option<DependenciesModel>, ManifestError>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        for f in files {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "x").unwrap();
+        }
+        let r = parse_str(text, Path::new("lambda-img.toml"), dir.path()).map(|m| m.dependencies);
+        (dir, r)
+    }
+
+    fn error(text: &str, files: &[&str]) -> String {
+        parse(text, files).1.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_follow_the_runtime_and_the_files_present() {
+        let (dir, m) = parse(&head("python3.12"), &["requirements.txt"]);
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(
+            m.unwrap(),
+            Some(DependenciesModel {
+                set: DependencySet::Python {
+                    requirements: root.join("requirements.txt")
+                },
+                destination: "/var/task".into(),
+                split: 1,
+            })
+        );
+        assert_eq!(
+            parse(&head("python3.12"), &[]).1.unwrap(),
+            None,
+            "no file, no layer"
+        );
+        let off = format!("{}[dependencies]\nenabled = false\n", head("python3.12"));
+        assert_eq!(parse(&off, &["requirements.txt"]).1.unwrap(), None);
+
+        let node = head("nodejs20.x").replace("app.handler", "index.handler");
+        let m = parse(&node, &["package.json", "package-lock.json"])
+            .1
+            .unwrap()
+            .unwrap();
+        assert!(matches!(m.set, DependencySet::Node { .. }));
+        let java = head("java21").replace("app.handler", "example.H::handle");
+        let m = parse(&java, &["target/dependency/a.jar"]).1.unwrap().unwrap();
+        let DependencySet::Java { jars } = &m.set else {
+            panic!()
+        };
+        assert_eq!(
+            (jars[0].kind, m.destination.as_str()),
+            (SourceKind::Dir, "/var/task/lib")
+        );
+        let custom = format!(
+            "{}[dependencies]\nbootstrap = \"bin/boot\"\n",
+            head("provided.al2023")
+        );
+        let m = parse(&custom, &["bin/boot"]).1.unwrap().unwrap();
+        assert_eq!(m.destination, "/var/runtime/bootstrap");
+    }
+
+    #[test]
+    fn mistakes_are_named_at_their_line() {
+        let node = head("nodejs20.x").replace("app.handler", "index.handler");
+        let err = error(&node, &["package.json"]);
+        assert!(
+            err.contains("package-lock.json") && err.contains("npm install --package-lock-only"),
+            "{err}"
+        );
+        let wrong = format!("{node}[dependencies]\nrequirements = \"r.txt\"\n");
+        let err = error(&wrong, &["package.json", "package-lock.json", "r.txt"]);
+        assert!(
+            err.contains("lambda-img.toml:10:") && err.contains("does not apply to runtime nodejs20.x"),
+            "{err}"
+        );
+        let missing = format!(
+            "{}[dependencies]\nrequirements = \"reqs/prod.txt\"\n",
+            head("python3.12")
+        );
+        let err = error(&missing, &[]);
+        assert!(
+            err.contains("lambda-img.toml:10:") && err.contains("reqs/prod.txt"),
+            "{err}"
+        );
+        let split = format!("{}[dependencies]\nsplit = 0\n", head("python3.12"));
+        assert!(error(&split, &["requirements.txt"]).contains("1 to 64"));
+        let arm = format!(
+            "{}[dependencies]\nbootstrap = \"boot\"\nsplit = 2\n",
+            head("provided.al2023")
+        );
+        assert!(error(&arm, &["boot"]).contains("python and nodejs runtimes only"));
+        let typo = format!("{}[dependencies]\nrequirement = \"r.txt\"\n", head("python3.12"));
+        assert!(error(&typo, &[]).contains("unknown key"));
+    }
+}

@@ -554,3 +554,43 @@ fn npm_selects_the_packages_of_the_target_cpu() {
         "host platform package installed"
     );
 }
+
+#[test]
+fn concurrent_builds_sharing_a_cache_install_once() {
+    let Some(a) = python_project("x86_64", REQUIREMENTS, "") else {
+        return;
+    };
+    let Some(b) = python_project("x86_64", REQUIREMENTS, "") else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let spawn = |p: &Project| {
+        crate::support::lambda_img(shared.path())
+            .arg("-C")
+            .arg(p.path())
+            .args(["build", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (ca, cb) = (spawn(&a), spawn(&b));
+    let (oa, ob) = (ca.wait_with_output().unwrap(), cb.wait_with_output().unwrap());
+    assert!(
+        oa.status.success() && ob.status.success(),
+        "{}{}",
+        stderr(&oa),
+        stderr(&ob)
+    );
+    let ra: Value = serde_json::from_slice(&oa.stdout).unwrap();
+    let rb: Value = serde_json::from_slice(&ob.stdout).unwrap();
+    let (da, db) = (&dep_layers(&ra)[0], &dep_layers(&rb)[0]);
+    assert_eq!(da["digest"], db["digest"]);
+    // The lock on the set's key: one build installed, the other waited and took its record.
+    let installed = [da, db].iter().filter(|l| l["cached"] == false).count();
+    assert_eq!(installed, 1, "{da} {db}");
+    assert_eq!(
+        std::fs::read_dir(shared.path().join("deps-v1")).unwrap().count(),
+        1
+    );
+}
