@@ -68,9 +68,9 @@ pub fn run(global: &GlobalArgs, args: InitArgs) -> anyhow::Result<()> {
     let reporter = global.reporter();
     let base = runtime.base();
     let next = if base.digest.is_some() {
-        "next: `lambda-img pin` (refreshes the base digest), then `make`"
+        "next: `make prepare` (dependencies and compiled code), `lambda-img pin` (refreshes the base digest), then `make`"
     } else {
-        "next: `lambda-img pin` (the base is not pinned yet; build refuses it until then), then `make`"
+        "next: `make prepare` (dependencies and compiled code), `lambda-img pin` (the base is not pinned yet; build refuses it until then), then `make`"
     };
     crate::report::Reporter::step(
         &reporter,
