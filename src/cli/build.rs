@@ -149,6 +149,18 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         let report = BuildReport::new(&outcome.image, &outcome.outputs, &outcome.findings);
         print_data(&serde_json::to_string_pretty(&report)?)
     } else {
-        print_data(&outcome.image.manifest_digest.to_string())
+        // Like ko: pushed images are printed as REF@sha256:..., one a line,
+        // ready for `aws lambda update-function-code --image-uri`; otherwise the digest.
+        let pushed: Vec<&str> = outcome
+            .outputs
+            .iter()
+            .filter(|o| o.output.starts_with("registry:"))
+            .filter_map(|o| o.reference.as_deref())
+            .collect();
+        if pushed.is_empty() {
+            print_data(&outcome.image.manifest_digest.to_string())
+        } else {
+            print_data(&pushed.join("\n"))
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
 mod build;
+mod cli_registry;
 mod layer_oci;
 mod media;
 mod registry;
@@ -9,4 +10,5 @@ mod registry_auth;
 mod registry_bench;
 mod registry_faults;
 mod rules;
+mod runtime;
 mod support;

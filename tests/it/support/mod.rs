@@ -6,6 +6,7 @@
 pub mod oci;
 pub mod podman;
 pub mod project;
+pub mod runtime_api;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use super::run_ok;
+use super::runtime_api::RuntimeApi;
+use super::{run_ok, stdout};
 
 pub struct Podman {
     dir: tempfile::TempDir,
@@ -46,5 +47,52 @@ impl Podman {
 
     pub fn run_ok(&self, args: &[&str]) -> Output {
         run_ok(&mut self.command(args))
+    }
+}
+
+/// A running container, removed when dropped (also when the test fails).
+pub struct Container<'a> {
+    podman: &'a Podman,
+    id: String,
+}
+
+impl<'a> Container<'a> {
+    /// `podman run -d --network host -e AWS_LAMBDA_RUNTIME_API=... IMAGE`.
+    pub fn start(podman: &'a Podman, image: &str, api: &RuntimeApi, env: &[(&str, &str)]) -> Container<'a> {
+        let mut args: Vec<String> = ["run", "-d", "--network", "host"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut all_env = vec![
+            ("AWS_LAMBDA_RUNTIME_API".to_string(), api.addr()),
+            ("AWS_LAMBDA_FUNCTION_NAME".to_string(), "test".to_string()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".to_string(), "128".to_string()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".to_string(), "$LATEST".to_string()),
+            ("AWS_REGION".to_string(), "us-east-1".to_string()),
+        ];
+        all_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        for (k, v) in all_env {
+            args.push("-e".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.push(image.to_string());
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let id = stdout(&podman.run_ok(&argv)).trim().to_string();
+        Container { podman, id }
+    }
+
+    pub fn logs(&self) -> String {
+        let out = self.podman.command(&["logs", &self.id]).output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        let _ = self.podman.command(&["rm", "-f", "-t", "0", &self.id]).output();
     }
 }
