@@ -2,6 +2,7 @@
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
 mod build;
+mod init;
 mod cli_registry;
 mod layer_oci;
 mod media;
