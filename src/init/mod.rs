@@ -201,12 +201,22 @@ fn placeholders(options: &InitOptions, name: &str) -> Vec<(&'static str, String)
         ("base", options.runtime.base().reference()),
         (
             "pip_platform",
-            if arm { "manylinux2014_aarch64" } else { "manylinux2014_x86_64" }.to_string(),
+            if arm {
+                "manylinux2014_aarch64"
+            } else {
+                "manylinux2014_x86_64"
+            }
+            .to_string(),
         ),
         ("npm_cpu", if arm { "arm64" } else { "x64" }.to_string()),
         (
             "rust_target",
-            if arm { "aarch64-unknown-linux-gnu" } else { "x86_64-unknown-linux-gnu" }.to_string(),
+            if arm {
+                "aarch64-unknown-linux-gnu"
+            } else {
+                "x86_64-unknown-linux-gnu"
+            }
+            .to_string(),
         ),
     ]
 }
@@ -229,7 +239,13 @@ fn default_name(dir: &Path) -> String {
         .unwrap_or_default();
     let cleaned: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(64)
         .collect();
     if cleaned.trim_matches('-').is_empty() {

@@ -42,7 +42,13 @@ fn init_writes_each_template_with_placeholders_filled_and_refuses_to_overwrite()
         let dir = tmp.path().join("my_fn");
         let out = init(&dir, &["--runtime", runtime]);
         let listed: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
-        for expected in ["lambda-img.toml", "Makefile", ".dockerignore", "buildspec.yml", ".gitignore"] {
+        for expected in [
+            "lambda-img.toml",
+            "Makefile",
+            ".dockerignore",
+            "buildspec.yml",
+            ".gitignore",
+        ] {
             assert!(
                 listed.contains(&dir.join(expected).display().to_string()),
                 "{runtime}: {expected} not listed in {listed:?}"
@@ -50,10 +56,16 @@ fn init_writes_each_template_with_placeholders_filled_and_refuses_to_overwrite()
         }
         for path in &listed {
             let text = std::fs::read_to_string(path).unwrap();
-            assert!(!text.contains("{{"), "{runtime}: unfilled placeholder in {path}:\n{text}");
+            assert!(
+                !text.contains("{{"),
+                "{runtime}: unfilled placeholder in {path}:\n{text}"
+            );
         }
         let toml = std::fs::read_to_string(dir.join("lambda-img.toml")).unwrap();
-        assert!(toml.contains("name = \"my_fn\""), "name from the directory:\n{toml}");
+        assert!(
+            toml.contains("name = \"my_fn\""),
+            "name from the directory:\n{toml}"
+        );
         assert!(toml.contains(&format!("runtime = \"{runtime}\"")));
         assert!(toml.contains("image = \"public.ecr.aws/lambda/"), "{toml}");
         let buildspec = std::fs::read_to_string(dir.join("buildspec.yml")).unwrap();
@@ -71,9 +83,16 @@ fn init_writes_each_template_with_placeholders_filled_and_refuses_to_overwrite()
         // A second init refuses, names the files, and changes nothing.
         std::fs::write(dir.join("Makefile"), "mine\n").unwrap();
         let cache = tempfile::tempdir().unwrap();
-        let refused = run_fail(lambda_img(cache.path()).args(["init", "--runtime", runtime]).arg(&dir));
+        let refused = run_fail(
+            lambda_img(cache.path())
+                .args(["init", "--runtime", runtime])
+                .arg(&dir),
+        );
         let err = stderr(&refused);
-        assert!(err.contains("lambda-img.toml") && err.contains("Makefile") && err.contains("--force"), "{err}");
+        assert!(
+            err.contains("lambda-img.toml") && err.contains("Makefile") && err.contains("--force"),
+            "{err}"
+        );
         assert_eq!(std::fs::read_to_string(dir.join("Makefile")).unwrap(), "mine\n");
         // --force rewrites it.
         init(&dir, &["--runtime", runtime, "--force"]);
@@ -91,9 +110,15 @@ fn init_arm64_targets_lambdas_arm_platform_in_every_installer() {
     ];
     for (runtime, file, needle) in cases {
         let dir = tmp.path().join(runtime);
-        init(&dir, &["--runtime", runtime, "--arch", "arm64", "--name", "armed"]);
+        init(
+            &dir,
+            &["--runtime", runtime, "--arch", "arm64", "--name", "armed"],
+        );
         let toml = std::fs::read_to_string(dir.join("lambda-img.toml")).unwrap();
-        assert!(toml.contains("architecture = \"arm64\"") && toml.contains("name = \"armed\""), "{toml}");
+        assert!(
+            toml.contains("architecture = \"arm64\"") && toml.contains("name = \"armed\""),
+            "{toml}"
+        );
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         assert!(text.contains(needle), "{runtime}: {file} lacks {needle}:\n{text}");
     }
@@ -102,9 +127,17 @@ fn init_arm64_targets_lambdas_arm_platform_in_every_installer() {
 #[test]
 fn init_refuses_an_invalid_function_name() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = run_fail(Command::new(bin()).args(["init", "--name", "no spaces"]).arg(tmp.path()));
+    let out = run_fail(
+        Command::new(bin())
+            .args(["init", "--name", "no spaces"])
+            .arg(tmp.path()),
+    );
     assert!(stderr(&out).contains("--name"), "{}", stderr(&out));
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing written");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
 }
 
 /// Scaffolds `runtime`, runs `make prepare`, points the base at a stand-in,
@@ -137,10 +170,17 @@ fn build_template(runtime: &str, tools: &[&str]) -> Option<(tempfile::TempDir, P
     };
     make("prepare");
     let pinned = stand_in::point_at(&dir.join("lambda-img.toml"), &registry, &cache);
-    assert!(pinned.contains(&format!("{}/{base}@sha256:", registry.host())), "{pinned}");
+    assert!(
+        pinned.contains(&format!("{}/{base}@sha256:", registry.host())),
+        "{pinned}"
+    );
     let out = make("image");
     let digest = stdout(&out).trim().lines().last().unwrap_or("").to_string();
-    assert!(digest.starts_with("sha256:"), "make image printed {:?}", stdout(&out));
+    assert!(
+        digest.starts_with("sha256:"),
+        "make image printed {:?}",
+        stdout(&out)
+    );
     let layout = tmp.path().join("out");
     let (m, _) = manifest(&layout, "v1");
     Some((tmp, layout, m))
@@ -158,16 +198,26 @@ fn find<'a>(entries: &'a [(String, u32, Vec<u8>)], path: &str) -> &'a (String, u
     entries
         .iter()
         .find(|(p, _, _)| p.trim_end_matches('/') == path)
-        .unwrap_or_else(|| panic!("{path} not in layer: {:?}", entries.iter().map(|e| &e.0).collect::<Vec<_>>()))
+        .unwrap_or_else(|| {
+            panic!(
+                "{path} not in layer: {:?}",
+                entries.iter().map(|e| &e.0).collect::<Vec<_>>()
+            )
+        })
 }
 
 #[test]
 fn python_template_builds_on_its_base() {
-    let Some((_tmp, layout, m)) = build_template("python3.12", &["pip3"]) else { return };
+    let Some((_tmp, layout, m)) = build_template("python3.12", &["pip3"]) else {
+        return;
+    };
     assert_eq!(m["layers"].as_array().unwrap().len(), 3, "base, packages, code");
     let cfg = config(&layout, "v1");
     assert_eq!(cfg["config"]["Cmd"], serde_json::json!(["app.lambda_handler"]));
-    assert_eq!(cfg["config"]["Entrypoint"], serde_json::json!(["/lambda-entrypoint.sh"]));
+    assert_eq!(
+        cfg["config"]["Entrypoint"],
+        serde_json::json!(["/lambda-entrypoint.sh"])
+    );
     let code = layer_paths(&layout, &m, 2);
     let app = find(&code, "var/task/app.py");
     assert!(String::from_utf8_lossy(&app.2).contains("def lambda_handler"));
@@ -175,30 +225,49 @@ fn python_template_builds_on_its_base() {
 
 #[test]
 fn nodejs_template_builds_on_its_base() {
-    let Some((_tmp, layout, m)) = build_template("nodejs20.x", &["npm"]) else { return };
-    assert_eq!(m["layers"].as_array().unwrap().len(), 3, "base, node-modules, code");
-    assert_eq!(config(&layout, "v1")["config"]["Cmd"], serde_json::json!(["index.handler"]));
+    let Some((_tmp, layout, m)) = build_template("nodejs20.x", &["npm"]) else {
+        return;
+    };
+    assert_eq!(
+        m["layers"].as_array().unwrap().len(),
+        3,
+        "base, node-modules, code"
+    );
+    assert_eq!(
+        config(&layout, "v1")["config"]["Cmd"],
+        serde_json::json!(["index.handler"])
+    );
     find(&layer_paths(&layout, &m, 2), "var/task/index.mjs");
     find(&layer_paths(&layout, &m, 1), "var/task/node_modules");
 }
 
 #[test]
 fn java_template_builds_on_its_base() {
-    let Some((_tmp, layout, m)) = build_template("java21", &["javac"]) else { return };
+    let Some((_tmp, layout, m)) = build_template("java21", &["javac"]) else {
+        return;
+    };
     assert_eq!(m["layers"].as_array().unwrap().len(), 3, "base, jars, code");
     assert_eq!(
         config(&layout, "v1")["config"]["Cmd"],
         serde_json::json!(["example.Handler::handleRequest"])
     );
-    let class = find(&layer_paths(&layout, &m, 2), "var/task/example/Handler.class").2.clone();
+    let class = find(&layer_paths(&layout, &m, 2), "var/task/example/Handler.class")
+        .2
+        .clone();
     assert_eq!(&class[..4], &[0xCA, 0xFE, 0xBA, 0xBE], "a class file");
     // lib/README.md is not a jar: the jars layer holds only its directory.
-    assert!(layer_paths(&layout, &m, 1).iter().all(|(p, _, _)| !p.ends_with(".md")));
+    assert!(
+        layer_paths(&layout, &m, 1)
+            .iter()
+            .all(|(p, _, _)| !p.ends_with(".md"))
+    );
 }
 
 #[test]
 fn provided_template_builds_a_static_bootstrap_on_its_base() {
-    let Some((_tmp, layout, m)) = build_template("provided.al2023", &["cargo"]) else { return };
+    let Some((_tmp, layout, m)) = build_template("provided.al2023", &["cargo"]) else {
+        return;
+    };
     assert_eq!(m["layers"].as_array().unwrap().len(), 2, "base, code");
     let code = layer_paths(&layout, &m, 1);
     let (_, mode, data) = find(&code, "var/runtime/bootstrap");

@@ -2,8 +2,10 @@
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
 mod build;
-mod init;
 mod cli_registry;
+mod cli_settings;
+mod examples;
+mod init;
 mod layer_oci;
 mod media;
 mod registry;
