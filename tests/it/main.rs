@@ -4,6 +4,7 @@
 mod build;
 mod cli_registry;
 mod cli_settings;
+mod codebuild;
 mod examples;
 mod init;
 mod layer_oci;
