@@ -275,3 +275,63 @@ fn write_atomic(path: &Path, bytes: &[u8], executable: bool) -> Result<(), InitE
     tmp.persist(path).map_err(|e| io(path)(e.error))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitute_fills_known_keys_and_leaves_others() {
+        let values = vec![("name", "orders".to_string())];
+        assert_eq!(
+            substitute("{{name}}/{{name}} {{other}}", &values),
+            "orders/orders {{other}}"
+        );
+    }
+
+    #[test]
+    fn default_name_is_the_directory_made_valid() {
+        assert_eq!(default_name(Path::new("/x/My Fn.v2")), "My-Fn-v2");
+        assert_eq!(default_name(Path::new("/x/...")), "function");
+        assert!(valid_name(&default_name(Path::new(&"a".repeat(100)))));
+    }
+
+    #[test]
+    fn every_template_placeholder_has_a_value() {
+        for runtime in TemplateRuntime::ALL {
+            for arch in [Architecture::X86_64, Architecture::Arm64] {
+                let options = InitOptions {
+                    dir: PathBuf::from("/p"),
+                    runtime,
+                    architecture: arch,
+                    name: None,
+                    force: false,
+                };
+                let values = placeholders(&options, "f");
+                for file in templates::files(runtime) {
+                    let text = substitute(file.contents, &values);
+                    assert!(!text.contains("{{"), "{runtime} {}: {text}", file.path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pinned_bases_are_well_formed_digests() {
+        for base in BASES {
+            if let Some(d) = base.digest {
+                let hex = d.strip_prefix("sha256:").expect("sha256");
+                assert_eq!(hex.len(), 64);
+                assert!(
+                    hex.chars()
+                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+                );
+            }
+            assert!(base.reference().starts_with("public.ecr.aws/lambda/"));
+        }
+        for runtime in TemplateRuntime::ALL {
+            assert_eq!(TemplateRuntime::parse(runtime.lambda_name()), Some(runtime));
+            runtime.base();
+        }
+    }
+}
