@@ -208,6 +208,7 @@ fn placeholders(options: &InitOptions, name: &str) -> Vec<(&'static str, String)
             }
             .to_string(),
         ),
+        ("toolchain", toolchain_step(options.runtime).to_string()),
         ("npm_cpu", if arm { "arm64" } else { "x64" }.to_string()),
         (
             "rust_target",
@@ -219,6 +220,19 @@ fn placeholders(options: &InitOptions, name: &str) -> Vec<(&'static str, String)
             .to_string(),
         ),
     ]
+}
+
+/// The buildspec's install step for the runtime's compiler or package manager:
+/// CodeBuild's standard images carry Python, Node.js and Java, not Rust.
+fn toolchain_step(runtime: TemplateRuntime) -> &'static str {
+    match runtime {
+        TemplateRuntime::Python312 => "python3 --version && pip3 --version",
+        TemplateRuntime::Nodejs20 => "node --version && npm --version",
+        TemplateRuntime::Java21 => "javac -version",
+        TemplateRuntime::ProvidedAl2023 => {
+            "command -v cargo || { curl -fsSL https://sh.rustup.rs | sh -s -- -y --profile minimal && . \"$HOME/.cargo/env\"; }"
+        }
+    }
 }
 
 /// Replaces every `{{key}}`; unknown keys are left as written.
