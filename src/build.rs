@@ -107,7 +107,7 @@ pub fn build(
         handler: model.handler.clone(),
         limits: options.limits,
     };
-    let findings = check_image(&image, &context)?;
+    let findings = checked_image(&image, &context, cache)?;
     if has_errors(&findings) {
         return Err(BuildError::Rules(findings));
     }
@@ -124,6 +124,49 @@ pub fn build(
         outputs,
         findings,
     })
+}
+
+/// What a cached check remembers: the rule id and message of each finding.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CheckRecord {
+    findings: Vec<(String, String)>,
+}
+
+const CHECKS_BUCKET: &str = "checks-v1";
+
+/// `check_image`, remembered in the cache: the findings are a function of the
+/// image's bytes (named by its manifest digest), the context and the rules,
+/// so an unchanged rebuild does not read its layers again.
+fn checked_image(image: &Image, context: &CheckContext, cache: &Cache) -> Result<Vec<Finding>, BuildError> {
+    let key = Digest::of(
+        serde_json::json!({
+            "manifest": image.manifest_digest,
+            "context": context,
+            "rules": env!("CARGO_PKG_VERSION"),
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    if let Some(record) = cache.get_record::<CheckRecord>(CHECKS_BUCKET, key.hex()) {
+        let restored: Option<Vec<Finding>> = record
+            .findings
+            .iter()
+            .map(|(id, message)| crate::rules::rule(id).map(|rule| Finding::new(rule, message.clone())))
+            .collect();
+        if let Some(findings) = restored {
+            return Ok(findings);
+        }
+    }
+    let findings = check_image(image, context)?;
+    let record = CheckRecord {
+        findings: findings
+            .iter()
+            .map(|f| (f.rule_id.to_string(), f.message.clone()))
+            .collect(),
+    };
+    // A failed write only costs a re-check next time.
+    let _ = cache.put_record(CHECKS_BUCKET, key.hex(), &record);
+    Ok(findings)
 }
 
 /// `path` made absolute against the current directory, resolving symlinks in

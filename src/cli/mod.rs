@@ -151,7 +151,11 @@ fn read_password_stdin() -> anyhow::Result<String> {
 }
 
 /// Runs the parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(mut cli: Cli) -> anyhow::Result<()> {
+    // Paths given relative to where the user stands stay so after `-C`.
+    if let Some(cache) = cli.global.cache_dir.take() {
+        cli.global.cache_dir = Some(std::path::absolute(&cache).unwrap_or(cache));
+    }
     if let Some(dir) = &cli.global.directory {
         std::env::set_current_dir(dir)
             .map_err(|e| anyhow::anyhow!("cannot change to directory {}: {e}", dir.display()))?;

@@ -150,7 +150,7 @@ impl Default for Limits {
 }
 
 /// What the caller knows about the function the image is for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct CheckContext {
     /// The function's architecture; `None` checks ELF binaries against the config's.
     pub arch: Option<Architecture>,
