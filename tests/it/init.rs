@@ -143,6 +143,14 @@ fn init_refuses_an_invalid_function_name() {
 /// Scaffolds `runtime`, runs `make prepare`, points the base at a stand-in,
 /// runs `make image`; returns the project and its OCI layout.
 fn build_template(runtime: &str, tools: &[&str]) -> Option<(tempfile::TempDir, PathBuf, Value)> {
+    build_template_for(runtime, "x86_64", tools)
+}
+
+fn build_template_for(
+    runtime: &str,
+    arch: &str,
+    tools: &[&str],
+) -> Option<(tempfile::TempDir, PathBuf, Value)> {
     for tool in ["make", "skopeo", "docker-registry"].iter().chain(tools) {
         if !require_tool(tool) {
             return None;
@@ -150,11 +158,11 @@ fn build_template(runtime: &str, tools: &[&str]) -> Option<(tempfile::TempDir, P
     }
     let registry = TestRegistry::start()?;
     let base = base_repository(runtime);
-    stand_in::publish(&registry, base);
+    stand_in::publish_for(&registry, base, arch);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("proj");
     let cache = tmp.path().join("cache");
-    init(&dir, &["--runtime", runtime, "--name", "tpl"]);
+    init(&dir, &["--runtime", runtime, "--name", "tpl", "--arch", arch]);
     let make = |target: &str| {
         let out_dir = tmp.path().join("out");
         let mut cmd = Command::new("make");
@@ -221,6 +229,14 @@ fn python_template_builds_on_its_base() {
     let code = layer_paths(&layout, &m, 2);
     let app = find(&code, "var/task/app.py");
     assert!(String::from_utf8_lossy(&app.2).contains("def lambda_handler"));
+}
+
+#[test]
+fn python_template_for_arm64_builds_an_arm64_image() {
+    let Some((_tmp, layout, _m)) = build_template_for("python3.12", "arm64", &["pip3"]) else {
+        return;
+    };
+    assert_eq!(config(&layout, "v1")["architecture"], "arm64");
 }
 
 #[test]

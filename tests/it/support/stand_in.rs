@@ -18,6 +18,11 @@ pub const AWS_HOST: &str = "public.ecr.aws/";
 /// returns its manifest digest. The stand-in's single layer holds an
 /// executable `/lambda-entrypoint.sh` and an empty `/var/runtime`.
 pub fn publish(registry: &TestRegistry, repository: &str) -> String {
+    publish_for(registry, repository, "x86_64")
+}
+
+/// As `publish`, for `arch` (`x86_64` or `arm64`, written to the config).
+pub fn publish_for(registry: &TestRegistry, repository: &str, arch: &str) -> String {
     let project = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let dir = project.path();
@@ -34,9 +39,11 @@ pub fn publish(registry: &TestRegistry, repository: &str) -> String {
     std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(
         dir.join("lambda-img.toml"),
-        r#"[function]
+        format!(
+            r#"[function]
 name = "stand-in"
 runtime = "none"
+architecture = "{arch}"
 
 [base]
 image = "scratch"
@@ -48,9 +55,10 @@ destination = "/"
 [image]
 entrypoint = ["/lambda-entrypoint.sh"]
 workdir = "/var/task"
-env = { LANG = "en_US.UTF-8", LAMBDA_TASK_ROOT = "/var/task", LAMBDA_RUNTIME_DIR = "/var/runtime" }
+env = {{ LANG = "en_US.UTF-8", LAMBDA_TASK_ROOT = "/var/task", LAMBDA_RUNTIME_DIR = "/var/runtime" }}
 format = "docker"
-"#,
+"#
+        ),
     )
     .unwrap();
     let out = run_ok(lambda_img(cache.path()).arg("-C").arg(dir).args([
