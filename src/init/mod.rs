@@ -196,6 +196,15 @@ fn placeholders(options: &InitOptions, name: &str) -> Vec<(&'static str, String)
     let arm = options.architecture == Architecture::Arm64;
     vec![
         ("name", name.to_string()),
+        // Cargo refuses package names that start with a digit.
+        (
+            "crate_name",
+            if name.starts_with(|c: char| c.is_ascii_digit()) {
+                format!("fn-{name}")
+            } else {
+                name.to_string()
+            },
+        ),
         ("arch", options.architecture.lambda_name().to_string()),
         ("runtime", options.runtime.lambda_name().to_string()),
         ("base", options.runtime.base().reference()),
