@@ -33,6 +33,9 @@ pub struct BuildOptions {
     pub threads: usize,
     /// Overrides the manifest's `image.format`.
     pub format: Option<MediaFamily>,
+    /// Labels from the command line or environment, set over the manifest's
+    /// `image.labels` (which are set over the base's).
+    pub labels: Vec<(String, String)>,
     pub sink_options: sink::SinkOptions,
     pub source_options: source::SourceOptions,
 }
@@ -72,6 +75,9 @@ pub fn build(
 ) -> Result<BuildOutcome, BuildError> {
     let model = crate::manifest::load(&options.manifest_path)?;
     let mut plan = plan(&model);
+    for (key, value) in &options.labels {
+        plan.config.labels.insert(key.clone(), value.clone());
+    }
     // Resolve every output before any work: a typo in the last one must not
     // cost a full build.
     let sinks: Vec<Box<dyn ImageSink>> = options

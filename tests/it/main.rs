@@ -3,6 +3,10 @@
 
 mod build;
 mod cli_registry;
+mod cli_settings;
+mod codebuild;
+mod examples;
+mod init;
 mod layer_oci;
 mod media;
 mod registry;
