@@ -14,7 +14,8 @@ use crate::manifest::{FunctionModel, ManifestError};
 use crate::plan::{BuildPlan, plan};
 use crate::report::Reporter;
 use crate::rules::{
-    CheckContext, CheckError, Finding, Limits, check_image, check_limits, has_errors, render_findings,
+    CheckContext, CheckError, Finding, LayerScan, Limits, ScanMemo, check_image_with, check_limits,
+    has_errors, render_findings,
 };
 use crate::sink::{self, ImageSink, SinkError, SinkReport};
 use crate::source::{self, SourceError};
@@ -32,6 +33,9 @@ pub struct BuildOptions {
     pub threads: usize,
     /// Overrides the manifest's `image.format`.
     pub format: Option<MediaFamily>,
+    /// Labels from the command line or environment, set over the manifest's
+    /// `image.labels` (which are set over the base's).
+    pub labels: Vec<(String, String)>,
     pub sink_options: sink::SinkOptions,
     pub source_options: source::SourceOptions,
 }
@@ -73,6 +77,9 @@ pub fn build(
 ) -> Result<BuildOutcome, BuildError> {
     let model = crate::manifest::load(&options.manifest_path)?;
     let mut plan = plan(&model);
+    for (key, value) in &options.labels {
+        plan.config.labels.insert(key.clone(), value.clone());
+    }
     // Resolve every output before any work: a typo in the last one must not
     // cost a full build.
     let sinks: Vec<Box<dyn ImageSink>> = options
@@ -129,6 +136,20 @@ struct CheckRecord {
 }
 
 const CHECKS_BUCKET: &str = "checks-v1";
+const SCANS_BUCKET: &str = "layer-scans-v1";
+
+/// Layer scans kept in the cache, so the rules read only layers they have not seen.
+struct CachedScans<'a>(&'a Cache);
+
+impl ScanMemo for CachedScans<'_> {
+    fn get(&self, key: &str) -> Option<LayerScan> {
+        self.0.get_record(SCANS_BUCKET, key)
+    }
+    fn put(&self, key: &str, scan: &LayerScan) {
+        // A failed write only costs a re-read next time.
+        let _ = self.0.put_record(SCANS_BUCKET, key, scan);
+    }
+}
 
 /// `check_image`, remembered in the cache: the findings are a function of the
 /// image's bytes (named by its manifest digest), the context and the rules,
@@ -153,7 +174,7 @@ fn checked_image(image: &Image, context: &CheckContext, cache: &Cache) -> Result
             return Ok(findings);
         }
     }
-    let findings = check_image(image, context)?;
+    let findings = check_image_with(image, context, Some(&CachedScans(cache)))?;
     let record = CheckRecord {
         findings: findings
             .iter()

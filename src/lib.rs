@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod deps;
 pub mod image;
+pub mod init;
 pub mod inspect;
 pub mod layer;
 pub mod manifest;

@@ -48,6 +48,24 @@ pub struct BuildArgs {
     /// Accept a registry base that is not pinned by digest (not reproducible).
     #[arg(long, env = "LAMBDA_IMG_ALLOW_UNPINNED")]
     pub allow_unpinned: bool,
+    /// A label set on the image over the manifest's `image.labels`, e.g.
+    /// `--label org.opencontainers.image.revision=$CODEBUILD_RESOLVED_SOURCE_VERSION`.
+    /// Repeat for several; LAMBDA_IMG_LABEL gives one when no flag is given.
+    #[arg(long = "label", value_name = "KEY=VALUE", env = "LAMBDA_IMG_LABEL",
+          value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Print the settings this build would use (flags over LAMBDA_IMG_*
+    /// variables over lambda-img.toml) as JSON, and exit without building.
+    #[arg(long)]
+    pub print_settings: bool,
+}
+
+/// `KEY=VALUE` with a non-empty key; the value may hold further `=`.
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
 }
 
 /// Limits that default to Lambda's and may be changed for other targets.
@@ -80,24 +98,41 @@ pub enum Format {
     Docker,
 }
 
+impl Format {
+    pub fn family(self) -> MediaFamily {
+        match self {
+            Format::Oci => MediaFamily::Oci,
+            Format::Docker => MediaFamily::Docker,
+        }
+    }
+}
+
+impl BuildArgs {
+    /// `--jobs`, else every core.
+    pub fn threads(&self) -> usize {
+        self.jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+            .max(1)
+    }
+}
+
 pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
+    if args.print_settings {
+        return super::settings::print(global, &args);
+    }
     let reporter = global.reporter();
     let cache = global.cache()?;
     let limits = args.limits.limits();
+    let threads = args.threads();
     let options = BuildOptions {
         manifest_path: args.manifest,
         outputs: args.outputs,
         source_date_epoch: args.source_date_epoch,
         limits,
         gzip_level: args.gzip_level,
-        threads: args
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-            .max(1),
-        format: args.format.map(|f| match f {
-            Format::Oci => MediaFamily::Oci,
-            Format::Docker => MediaFamily::Docker,
-        }),
+        threads,
+        format: args.format.map(Format::family),
+        labels: args.labels,
         sink_options: SinkOptions {
             registry: global.registry_options()?,
         },

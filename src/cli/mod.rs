@@ -5,8 +5,11 @@
 mod build;
 mod cache;
 mod check;
+mod completions;
+mod init;
 mod login;
 mod pin;
+mod settings;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -73,6 +76,12 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Show the cache's size, or prune it.
     Cache(cache::CacheArgs),
+    /// Write a starter function project (manifest, handler, Makefile, buildspec).
+    Init(init::InitArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff), or write one per command with --out-dir.
+    Man(completions::ManArgs),
 }
 
 /// Ends the process with this status and no further message (the command
@@ -158,6 +167,9 @@ pub fn run(mut cli: Cli) -> anyhow::Result<()> {
         Command::Pin(args) => pin::run(&cli.global, args),
         Command::Login(args) => login::run(&cli.global, args),
         Command::Cache(args) => cache::run(&cli.global, args),
+        Command::Init(args) => init::run(&cli.global, args),
+        Command::Completions(args) => completions::run_completions(args),
+        Command::Man(args) => completions::run_man(args),
     }
 }
 

@@ -44,7 +44,110 @@ impl Examples {
     }
 }
 
-pub(super) fn check_content(image: &Image, ctx: &CheckContext) -> Result<Vec<Finding>, CheckError> {
+/// What one layer's walk yields for the rules: its changes to the flattened
+/// view and its own hygiene findings (rule id, message). Serialisable so a
+/// caller can keep it (see [`ScanMemo`]) and not read an unchanged layer again.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct LayerScan {
+    delta: LayerDelta,
+    findings: Vec<(String, String)>,
+}
+
+/// Somewhere to keep layer scans between runs (the build keeps them in its
+/// cache). The rules stay pure: they only ask and tell through this trait.
+pub trait ScanMemo {
+    fn get(&self, key: &str) -> Option<LayerScan>;
+    fn put(&self, key: &str, scan: &LayerScan);
+}
+
+fn scan_key(
+    layer: &crate::image::Layer,
+    index: usize,
+    wanted: &HashSet<String>,
+    elf: &HashSet<String>,
+) -> String {
+    let mut wanted: Vec<&String> = wanted.iter().collect();
+    wanted.sort();
+    let mut elf: Vec<&String> = elf.iter().collect();
+    elf.sort();
+    let text = serde_json::json!({
+        "layer": layer.descriptor.digest,
+        "index": index,
+        "wanted": wanted,
+        "elf": elf,
+        "rules": env!("CARGO_PKG_VERSION"),
+    })
+    .to_string();
+    crate::image::Digest::of(text.as_bytes()).hex().to_string()
+}
+
+/// Streams one layer: hygiene findings and the layer's delta.
+fn scan_layer(
+    layer: &crate::image::Layer,
+    index: usize,
+    what: &str,
+    wanted: &HashSet<String>,
+    elf_paths: &HashSet<String>,
+) -> Result<LayerScan, CheckError> {
+    let mut delta = LayerDelta::default();
+    let mut dirs_seen: HashSet<String> = HashSet::new();
+    let mut hard_links = Examples::default();
+    let mut orphans = Examples::default();
+    walk_layer(layer, |entry, content| {
+        if entry.kind == EntryKind::Meta || entry.path.is_empty() {
+            return Ok(());
+        }
+        if entry.kind == EntryKind::HardLink {
+            hard_links.push(|| format!("/{} -> {}", entry.path, entry.link.as_deref().unwrap_or("")));
+        }
+        let dir = parent(&entry.path);
+        if !dir.is_empty() && !dirs_seen.contains(dir) {
+            orphans.push(|| format!("/{} (no /{dir}/ before it)", entry.path));
+        }
+        if entry.kind == EntryKind::Dir {
+            dirs_seen.insert(entry.path.clone());
+        }
+        let head = if entry.kind != EntryKind::File {
+            None
+        } else if wanted.contains(&entry.path) {
+            Some(read_head(content, super::handler::MAX_SOURCE)?.into_boxed_slice())
+        } else if entry.mode & 0o111 != 0 || elf_paths.contains(&entry.path) {
+            Some(read_head(content, ELF_HEAD)?.into_boxed_slice())
+        } else {
+            None
+        };
+        delta.add(entry, head, index);
+        Ok(())
+    })?;
+    let mut findings = Vec::new();
+    if hard_links.count > 0 {
+        findings.push((
+            HARD_LINK.id.to_string(),
+            format!(
+                "{what} has {}: {}",
+                hard_links.counted("hard-link entry", "hard-link entries"),
+                hard_links.list()
+            ),
+        ));
+    }
+    if orphans.count > 0 {
+        findings.push((
+            MISSING_PARENT.id.to_string(),
+            format!(
+                "{what} has {} whose parent directory has no earlier entry: {}",
+                orphans.counted("entry", "entries"),
+                orphans.list()
+            ),
+        ));
+    }
+    Ok(LayerScan { delta, findings })
+}
+
+pub(super) fn check_content(
+    image: &Image,
+    ctx: &CheckContext,
+    memo: Option<&dyn ScanMemo>,
+) -> Result<Vec<Finding>, CheckError> {
     let mut out = Vec::new();
     let Ok(config) = ImageConfig::parse(&image.config) else {
         return Ok(out); // check_limits reported it
@@ -63,65 +166,35 @@ pub(super) fn check_content(image: &Image, ctx: &CheckContext) -> Result<Vec<Fin
     let mut unreadable = Vec::new();
     for (index, layer) in image.layers.iter().enumerate() {
         let what = format!("layer {} {}", index + 1, layer.descriptor.digest.short());
-        let mut delta = LayerDelta::default();
-        let mut dirs_seen: HashSet<String> = HashSet::new();
-        let mut hard_links = Examples::default();
-        let mut orphans = Examples::default();
-        let walked = walk_layer(layer, |entry, content| {
-            if entry.kind == EntryKind::Meta || entry.path.is_empty() {
-                return Ok(());
+        // What a layer yields depends on its bytes, its place and which
+        // files the rules want the first bytes of: that is the memo's key.
+        let key = memo.map(|_| scan_key(layer, index, &wanted, &elf_paths));
+        let cached = match (memo, &key) {
+            (Some(memo), Some(key)) => memo.get(key),
+            _ => None,
+        };
+        let scan = match cached {
+            Some(scan) => scan,
+            None => match scan_layer(layer, index, &what, &wanted, &elf_paths) {
+                Ok(scan) => {
+                    if let (Some(memo), Some(key)) = (memo, &key) {
+                        memo.put(key, &scan);
+                    }
+                    scan
+                }
+                Err(CheckError::Unreadable { media_type, .. }) => {
+                    unreadable.push(format!("{what} ({media_type})"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        for (rule_id, message) in scan.findings {
+            if let Some(rule) = super::catalog::rule(&rule_id) {
+                out.push(Finding::new(rule, message));
             }
-            if entry.kind == EntryKind::HardLink {
-                hard_links.push(|| format!("/{} -> {}", entry.path, entry.link.as_deref().unwrap_or("")));
-            }
-            let dir = parent(&entry.path);
-            if !dir.is_empty() && !dirs_seen.contains(dir) {
-                orphans.push(|| format!("/{} (no /{dir}/ before it)", entry.path));
-            }
-            if entry.kind == EntryKind::Dir {
-                dirs_seen.insert(entry.path.clone());
-            }
-            let head = if entry.kind != EntryKind::File {
-                None
-            } else if wanted.contains(&entry.path) {
-                Some(read_head(content, super::handler::MAX_SOURCE)?.into_boxed_slice())
-            } else if entry.mode & 0o111 != 0 || elf_paths.contains(&entry.path) {
-                Some(read_head(content, ELF_HEAD)?.into_boxed_slice())
-            } else {
-                None
-            };
-            delta.add(entry, head, index);
-            Ok(())
-        });
-        match walked {
-            Ok(_) => {}
-            Err(CheckError::Unreadable { media_type, .. }) => {
-                unreadable.push(format!("{what} ({media_type})"));
-                continue;
-            }
-            Err(e) => return Err(e),
         }
-        if hard_links.count > 0 {
-            out.push(Finding::new(
-                &HARD_LINK,
-                format!(
-                    "{what} has {}: {}",
-                    hard_links.counted("hard-link entry", "hard-link entries"),
-                    hard_links.list()
-                ),
-            ));
-        }
-        if orphans.count > 0 {
-            out.push(Finding::new(
-                &MISSING_PARENT,
-                format!(
-                    "{what} has {} whose parent directory has no earlier entry: {}",
-                    orphans.counted("entry", "entries"),
-                    orphans.list()
-                ),
-            ));
-        }
-        view.apply(delta);
+        view.apply(scan.delta);
     }
     if !unreadable.is_empty() {
         out.push(Finding::new(

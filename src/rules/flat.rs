@@ -13,7 +13,7 @@ use crate::image::Image;
 pub use super::walk::EntryKind as NodeKind;
 
 /// One path of the flattened filesystem.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Node {
     pub kind: EntryKind,
     pub mode: u32,
@@ -28,7 +28,7 @@ pub struct Node {
 
 /// One layer's changes, collected while it streams and applied when it ends
 /// (an opaque whiteout may come after the entries of its own layer).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct LayerDelta {
     entries: Vec<(String, Node)>,
     whiteouts: Vec<String>,

@@ -18,7 +18,7 @@ use serde::Serialize;
 pub use catalog::{RULES, rule};
 pub use config::HistoryEntry;
 pub use config::ImageConfig;
-pub use content::elf_machine;
+pub use content::{LayerScan, ScanMemo, elf_machine};
 pub use flat::{FlatView, LayerDelta, Node, NodeKind, flatten};
 pub use limits::human_bytes;
 pub use limits::{check_limits, index_finding};
@@ -182,7 +182,17 @@ pub enum CheckError {
 /// layer once (never unpacked to disk; memory grows with the number of paths,
 /// not with layer bytes).
 pub fn check_image(image: &crate::image::Image, ctx: &CheckContext) -> Result<Vec<Finding>, CheckError> {
+    check_image_with(image, ctx, None)
+}
+
+/// [`check_image`], keeping each layer's scan in `memo`: a rebuild that
+/// changed only the code layer reads only that layer again.
+pub fn check_image_with(
+    image: &crate::image::Image,
+    ctx: &CheckContext,
+    memo: Option<&dyn ScanMemo>,
+) -> Result<Vec<Finding>, CheckError> {
     let mut findings = check_limits(image, &ctx.limits, ctx.arch);
-    findings.extend(content::check_content(image, ctx)?);
+    findings.extend(content::check_content(image, ctx, memo)?);
     Ok(findings)
 }

@@ -10,7 +10,7 @@ use super::CheckError;
 use crate::image::{BlobLocation, Compression, Layer, MediaKind, classify};
 
 /// What a tar entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     File,

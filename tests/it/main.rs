@@ -3,7 +3,11 @@
 
 mod build;
 mod cli_registry;
+mod cli_settings;
+mod codebuild;
 mod deps;
+mod examples;
+mod init;
 mod layer_oci;
 mod media;
 mod registry;

@@ -93,4 +93,5 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
 
 pub mod fault_proxy;
 pub mod registry;
+pub mod stand_in;
 pub mod token_server;

@@ -1,0 +1,55 @@
+//! `lambda-img completions SHELL` and `lambda-img man`: generated from the
+//! clap definition, so they never drift from the real flags.
+
+use clap::{Args, CommandFactory};
+
+use super::Cli;
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write a completion script for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write one page per command (lambda-img.1, lambda-img-build.1, ...) into
+    /// DIR instead of the main page to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<std::path::PathBuf>,
+}
+
+pub fn run_completions(args: CompletionsArgs) -> anyhow::Result<()> {
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "lambda-img", &mut out);
+    write_stdout(&out)
+}
+
+pub fn run_man(args: ManArgs) -> anyhow::Result<()> {
+    let cmd = Cli::command();
+    match args.out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            clap_mangen::generate_to(cmd, &dir)
+                .map_err(|e| anyhow::anyhow!("writing man pages to {}: {e}", dir.display()))?;
+            Ok(())
+        }
+        None => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut out)?;
+            write_stdout(&out)
+        }
+    }
+}
+
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

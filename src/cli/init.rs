@@ -1,0 +1,89 @@
+//! `lambda-img init`.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::{GlobalArgs, print_data};
+use crate::image::Architecture;
+use crate::init::{InitOptions, TemplateRuntime, scaffold};
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The project directory (created when missing).
+    #[arg(default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The Lambda runtime of the new function.
+    #[arg(long, value_enum, default_value = "python3.12")]
+    pub runtime: RuntimeArg,
+    /// The function's architecture.
+    #[arg(long = "arch", value_enum, default_value = "x86_64")]
+    pub arch: ArchArg,
+    /// The function name (default: the directory's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Overwrite files that exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RuntimeArg {
+    #[value(name = "python3.12")]
+    Python312,
+    #[value(name = "nodejs20.x")]
+    Nodejs20,
+    #[value(name = "java21")]
+    Java21,
+    #[value(name = "provided.al2023")]
+    ProvidedAl2023,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ArchArg {
+    #[value(name = "x86_64")]
+    X86_64,
+    #[value(name = "arm64")]
+    Arm64,
+}
+
+pub fn run(global: &GlobalArgs, args: InitArgs) -> anyhow::Result<()> {
+    let runtime = match args.runtime {
+        RuntimeArg::Python312 => TemplateRuntime::Python312,
+        RuntimeArg::Nodejs20 => TemplateRuntime::Nodejs20,
+        RuntimeArg::Java21 => TemplateRuntime::Java21,
+        RuntimeArg::ProvidedAl2023 => TemplateRuntime::ProvidedAl2023,
+    };
+    let architecture = match args.arch {
+        ArchArg::X86_64 => Architecture::X86_64,
+        ArchArg::Arm64 => Architecture::Arm64,
+    };
+    let written = scaffold(&InitOptions {
+        dir: args.dir.clone(),
+        runtime,
+        architecture,
+        name: args.name,
+        force: args.force,
+    })?;
+    let reporter = global.reporter();
+    let base = runtime.base();
+    let next = if base.digest.is_some() {
+        "next: `make prepare` (dependencies and compiled code), `lambda-img pin` (refreshes the base digest), then `make`"
+    } else {
+        "next: `make prepare` (dependencies and compiled code), `lambda-img pin` (the base is not pinned yet; build refuses it until then), then `make`"
+    };
+    crate::report::Reporter::step(
+        &reporter,
+        &format!(
+            "wrote a {runtime} function for {} in {}; {next}",
+            architecture.lambda_name(),
+            args.dir.display()
+        ),
+    );
+    // stdout: the files written, one per line (data, for scripts).
+    let list: Vec<String> = written
+        .iter()
+        .map(|p| args.dir.join(p).display().to_string())
+        .collect();
+    print_data(&list.join("\n"))
+}

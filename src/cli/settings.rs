@@ -1,0 +1,55 @@
+//! `lambda-img build --print-settings`: the settings a build would use, after
+//! flags (highest), `LAMBDA_IMG_*` environment variables (clap reads them when
+//! a flag is absent) and lambda-img.toml (lowest) are merged. Credentials are
+//! never printed: only whether a username was given.
+
+use serde_json::{Value, json};
+
+use super::build::BuildArgs;
+use super::{GlobalArgs, print_data};
+use crate::cache::Cache;
+use crate::layer::DEFAULT_MTIME;
+
+pub fn print(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
+    let model = crate::manifest::load(&args.manifest)?;
+    let plan = crate::plan::plan(&model);
+    let manifest_path = std::path::absolute(&args.manifest).unwrap_or_else(|_| args.manifest.clone());
+
+    // The same merge `build` does: flag/env over the manifest, then the base's family.
+    let (format, format_from) = match (args.format, plan.format) {
+        (Some(f), _) => (Some(f.family()), "flag or LAMBDA_IMG_FORMAT"),
+        (None, Some(f)) => (Some(f), "lambda-img.toml image.format"),
+        (None, None) => (None, "the base image's media types (OCI for scratch)"),
+    };
+    let mut labels = plan.config.labels.clone();
+    for (k, v) in &args.labels {
+        labels.insert(k.clone(), v.clone());
+    }
+    let limits = args.limits.limits();
+    let cache_dir = global.cache_dir.clone().unwrap_or_else(Cache::default_root);
+
+    let settings: Value = json!({
+        "manifest": manifest_path.display().to_string(),
+        "function": model.name,
+        "architecture": plan.arch.lambda_name(),
+        "base": plan.base,
+        "outputs": args.outputs,
+        "format": format,
+        "format_from": format_from,
+        "labels": labels,
+        "limits": {
+            "max_uncompressed_size": limits.max_uncompressed,
+            "max_manifest_size": limits.max_manifest_bytes,
+            "layer_warning": limits.layer_warning,
+            "layer_error": limits.layer_error,
+        },
+        "gzip_level": args.gzip_level,
+        "jobs": args.threads(),
+        "source_date_epoch": args.source_date_epoch.unwrap_or(DEFAULT_MTIME),
+        "allow_unpinned": args.allow_unpinned,
+        "cache_dir": cache_dir.display().to_string(),
+        "insecure_registries": global.insecure_registries,
+        "username_given": global.username.is_some(),
+    });
+    print_data(&serde_json::to_string_pretty(&settings)?)
+}

@@ -1,0 +1,360 @@
+//! `init`: writes a starter function project from the templates embedded in
+//! the binary (templates/<runtime>/), with placeholders filled in.
+//!
+//! Every file is checked before any is written, so a refusal (existing files
+//! without `force`) leaves the directory untouched; each file is written to a
+//! temporary file beside it and renamed into place.
+
+mod templates;
+
+pub use templates::{TemplateFile, files as template_files};
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::image::Architecture;
+
+/// The runtimes `init` has a template for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateRuntime {
+    Python312,
+    Nodejs20,
+    Java21,
+    ProvidedAl2023,
+}
+
+impl TemplateRuntime {
+    pub const ALL: [TemplateRuntime; 4] = [
+        TemplateRuntime::Python312,
+        TemplateRuntime::Nodejs20,
+        TemplateRuntime::Java21,
+        TemplateRuntime::ProvidedAl2023,
+    ];
+
+    /// Lambda's name for the runtime (`python3.12`), also the template's directory.
+    pub fn lambda_name(self) -> &'static str {
+        match self {
+            TemplateRuntime::Python312 => "python3.12",
+            TemplateRuntime::Nodejs20 => "nodejs20.x",
+            TemplateRuntime::Java21 => "java21",
+            TemplateRuntime::ProvidedAl2023 => "provided.al2023",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<TemplateRuntime> {
+        Self::ALL.into_iter().find(|r| r.lambda_name() == name)
+    }
+
+    /// The official AWS base image for this runtime.
+    pub fn base(self) -> &'static BaseImage {
+        BASES
+            .iter()
+            .find(|b| b.runtime == self)
+            .expect("every runtime has a base in BASES")
+    }
+}
+
+impl fmt::Display for TemplateRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.lambda_name())
+    }
+}
+
+/// An official base image and the digest `init` pins it to.
+#[derive(Debug, Clone, Copy)]
+pub struct BaseImage {
+    pub runtime: TemplateRuntime,
+    /// Repository without tag, e.g. `public.ecr.aws/lambda/python`.
+    pub repository: &'static str,
+    pub tag: &'static str,
+    /// Digest of the multi-architecture index behind the tag, when known.
+    pub digest: Option<&'static str>,
+}
+
+impl BaseImage {
+    /// `repository:tag@digest`, or `repository:tag` when no digest is known.
+    pub fn reference(&self) -> String {
+        match self.digest {
+            Some(d) => format!("{}:{}@{d}", self.repository, self.tag),
+            None => format!("{}:{}", self.repository, self.tag),
+        }
+    }
+}
+
+/// The bases `init` writes into lambda-img.toml.
+///
+/// Where the digests come from: this machine cannot reach ECR, so they were
+/// not resolved here. Each is an index digest of the tag as published on ECR
+/// Public and pinned by other public projects' Dockerfiles (`FROM
+/// public.ecr.aws/lambda/...@sha256:...`); AWS republishes these tags about
+/// weekly, so a digest here is real but not the newest. `lambda-img pin` in
+/// the new project resolves the tag again and writes today's digest; do it
+/// before the first build. No published digest of `nodejs:20` was found, so
+/// that template is written with the tag alone: `build` refuses it until
+/// `lambda-img pin` has pinned it (or `--allow-unpinned` is given).
+pub const BASES: &[BaseImage] = &[
+    BaseImage {
+        runtime: TemplateRuntime::Python312,
+        repository: "public.ecr.aws/lambda/python",
+        tag: "3.12",
+        digest: Some("sha256:0628ddc11919f85f4261517d356392dbbc6b3181568d87a376ae2e814464c230"),
+    },
+    BaseImage {
+        runtime: TemplateRuntime::Nodejs20,
+        repository: "public.ecr.aws/lambda/nodejs",
+        tag: "20",
+        digest: None,
+    },
+    BaseImage {
+        runtime: TemplateRuntime::Java21,
+        repository: "public.ecr.aws/lambda/java",
+        tag: "21",
+        digest: Some("sha256:1dac9793c19eba748139fa1b9c722b36242425b61936419dea33e3d122e6e336"),
+    },
+    BaseImage {
+        runtime: TemplateRuntime::ProvidedAl2023,
+        repository: "public.ecr.aws/lambda/provided",
+        tag: "al2023",
+        digest: Some("sha256:5f3ae3216e07bb3677cc4dfa0c7867973f7e536abb114d6b44a7b8c558824812"),
+    },
+];
+
+/// What `scaffold` writes.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The project directory (created when missing).
+    pub dir: PathBuf,
+    pub runtime: TemplateRuntime,
+    pub architecture: Architecture,
+    /// The function name; `None` takes the directory's name.
+    pub name: Option<String>,
+    /// Overwrite files that exist.
+    pub force: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(
+        "{dir}: these files exist and would be overwritten: {}; pass --force to overwrite them, or choose another directory",
+        .files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    Exists { dir: PathBuf, files: Vec<PathBuf> },
+    #[error(
+        "function name {name:?} is not valid: use 1 to 64 of A-Z a-z 0-9 - _ (pass --name to choose one)"
+    )]
+    InvalidName { name: String },
+    #[error("writing {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
+    move |source| InitError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes the template for `options.runtime` into `options.dir`; returns the
+/// paths written, relative to the directory, in template order.
+pub fn scaffold(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
+    let name = match &options.name {
+        Some(n) => n.clone(),
+        None => default_name(&options.dir),
+    };
+    if !valid_name(&name) {
+        return Err(InitError::InvalidName { name });
+    }
+    let files = templates::files(options.runtime);
+    let existing: Vec<PathBuf> = files
+        .iter()
+        .map(|f| PathBuf::from(f.path))
+        .filter(|rel| options.dir.join(rel).symlink_metadata().is_ok())
+        .collect();
+    if !existing.is_empty() && !options.force {
+        return Err(InitError::Exists {
+            dir: options.dir.clone(),
+            files: existing,
+        });
+    }
+    let values = placeholders(options, &name);
+    let mut written = Vec::with_capacity(files.len());
+    for file in files {
+        let path = options.dir.join(file.path);
+        let text = substitute(file.contents, &values);
+        write_atomic(&path, text.as_bytes(), file.executable)?;
+        written.push(PathBuf::from(file.path));
+    }
+    Ok(written)
+}
+
+/// The `{{key}}` values of a template.
+fn placeholders(options: &InitOptions, name: &str) -> Vec<(&'static str, String)> {
+    let arm = options.architecture == Architecture::Arm64;
+    vec![
+        ("name", name.to_string()),
+        // Cargo refuses package names that start with a digit.
+        (
+            "crate_name",
+            if name.starts_with(|c: char| c.is_ascii_digit()) {
+                format!("fn-{name}")
+            } else {
+                name.to_string()
+            },
+        ),
+        ("arch", options.architecture.lambda_name().to_string()),
+        ("runtime", options.runtime.lambda_name().to_string()),
+        ("base", options.runtime.base().reference()),
+        (
+            "pip_platform",
+            if arm {
+                "manylinux2014_aarch64"
+            } else {
+                "manylinux2014_x86_64"
+            }
+            .to_string(),
+        ),
+        ("toolchain", toolchain_step(options.runtime).to_string()),
+        ("npm_cpu", if arm { "arm64" } else { "x64" }.to_string()),
+        (
+            "rust_target",
+            if arm {
+                "aarch64-unknown-linux-gnu"
+            } else {
+                "x86_64-unknown-linux-gnu"
+            }
+            .to_string(),
+        ),
+    ]
+}
+
+/// The buildspec's install step for the runtime's compiler or package manager:
+/// CodeBuild's standard images carry Python, Node.js and Java, not Rust.
+fn toolchain_step(runtime: TemplateRuntime) -> &'static str {
+    match runtime {
+        TemplateRuntime::Python312 => "python3 --version && pip3 --version",
+        TemplateRuntime::Nodejs20 => "node --version && npm --version",
+        TemplateRuntime::Java21 => "javac -version",
+        TemplateRuntime::ProvidedAl2023 => {
+            "command -v cargo || { curl -fsSL https://sh.rustup.rs | sh -s -- -y --profile minimal && . \"$HOME/.cargo/env\"; }"
+        }
+    }
+}
+
+/// Replaces every `{{key}}`; unknown keys are left as written.
+pub fn substitute(text: &str, values: &[(&str, String)]) -> String {
+    let mut out = text.to_string();
+    for (key, value) in values {
+        out = out.replace(&format!("{{{{{key}}}}}"), value);
+    }
+    out
+}
+
+/// The directory's own name made into a valid function name.
+fn default_name(dir: &Path) -> String {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let raw = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cleaned: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if cleaned.trim_matches('-').is_empty() {
+        "function".to_string()
+    } else {
+        cleaned
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn write_atomic(path: &Path, bytes: &[u8], executable: bool) -> Result<(), InitError> {
+    use std::io::Write;
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(io(path))?;
+    tmp.write_all(bytes).map_err(io(path))?;
+    let mode = if executable { 0o755 } else { 0o644 };
+    tmp.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .map_err(io(path))?;
+    tmp.persist(path).map_err(|e| io(path)(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitute_fills_known_keys_and_leaves_others() {
+        let values = vec![("name", "orders".to_string())];
+        assert_eq!(
+            substitute("{{name}}/{{name}} {{other}}", &values),
+            "orders/orders {{other}}"
+        );
+    }
+
+    #[test]
+    fn default_name_is_the_directory_made_valid() {
+        assert_eq!(default_name(Path::new("/x/My Fn.v2")), "My-Fn-v2");
+        assert_eq!(default_name(Path::new("/x/...")), "function");
+        assert!(valid_name(&default_name(Path::new(&"a".repeat(100)))));
+    }
+
+    #[test]
+    fn every_template_placeholder_has_a_value() {
+        for runtime in TemplateRuntime::ALL {
+            for arch in [Architecture::X86_64, Architecture::Arm64] {
+                let options = InitOptions {
+                    dir: PathBuf::from("/p"),
+                    runtime,
+                    architecture: arch,
+                    name: None,
+                    force: false,
+                };
+                let values = placeholders(&options, "f");
+                for file in templates::files(runtime) {
+                    let text = substitute(file.contents, &values);
+                    assert!(!text.contains("{{"), "{runtime} {}: {text}", file.path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pinned_bases_are_well_formed_digests() {
+        for base in BASES {
+            if let Some(d) = base.digest {
+                let hex = d.strip_prefix("sha256:").expect("sha256");
+                assert_eq!(hex.len(), 64);
+                assert!(
+                    hex.chars()
+                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+                );
+            }
+            assert!(base.reference().starts_with("public.ecr.aws/lambda/"));
+        }
+        for runtime in TemplateRuntime::ALL {
+            assert_eq!(TemplateRuntime::parse(runtime.lambda_name()), Some(runtime));
+            runtime.base();
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Settings resolve flags over `LAMBDA_IMG_*` variables over lambda-img.toml,
+//! as `build --print-settings` shows; completions and man pages come from the
+//! CLI definition.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::project::Project;
+use crate::support::{bin, run_ok, stdout};
+
+fn project() -> Project {
+    let p = Project::new(
+        r#"[function]
+name = "settings"
+runtime = "provided.al2023"
+
+[base]
+image = "scratch"
+
+[code]
+sources = ["bootstrap"]
+destination = "/var/task/"
+
+[image]
+entrypoint = ["/var/task/bootstrap"]
+labels = { team = "from-manifest", keep = "manifest" }
+format = "docker"
+"#,
+        &[("bootstrap", "#!/bin/sh\n")],
+    );
+    let exec = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(p.join("bootstrap"), exec).unwrap();
+    p
+}
+
+fn settings(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let mut full = vec!["build", "--print-settings"];
+    full.extend_from_slice(args);
+    let mut cmd = p.cmd(&full);
+    for var in [
+        "LAMBDA_IMG_FORMAT",
+        "LAMBDA_IMG_LABEL",
+        "LAMBDA_IMG_GZIP_LEVEL",
+        "LAMBDA_IMG_OUTPUT",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    serde_json::from_str(&stdout(&run_ok(&mut cmd))).unwrap()
+}
+
+#[test]
+fn print_settings_shows_flags_over_environment_over_manifest() {
+    let p = project();
+    // Manifest only.
+    let s = settings(&p, &[], &[]);
+    assert_eq!(s["format"], "docker");
+    assert_eq!(s["labels"]["team"], "from-manifest");
+    assert_eq!(s["gzip_level"], 6);
+    assert_eq!(s["outputs"], serde_json::json!([]));
+    // Environment over the manifest.
+    let env = [
+        ("LAMBDA_IMG_FORMAT", "oci"),
+        ("LAMBDA_IMG_LABEL", "team=from-env"),
+        ("LAMBDA_IMG_GZIP_LEVEL", "3"),
+        ("LAMBDA_IMG_OUTPUT", "oci:env-out"),
+    ];
+    let s = settings(&p, &[], &env);
+    assert_eq!(s["format"], "oci");
+    assert_eq!(s["labels"]["team"], "from-env");
+    assert_eq!(
+        s["labels"]["keep"], "manifest",
+        "labels merge over the manifest's"
+    );
+    assert_eq!(s["gzip_level"], 3);
+    assert_eq!(s["outputs"], serde_json::json!(["oci:env-out"]));
+    // Flags over the environment.
+    let flags = [
+        "--format",
+        "docker",
+        "--label",
+        "team=from-flag",
+        "--gzip-level",
+        "9",
+        "--output",
+        "oci:flag-out",
+    ];
+    let s = settings(&p, &flags, &env);
+    assert_eq!(s["format"], "docker");
+    assert_eq!(s["labels"]["team"], "from-flag");
+    assert_eq!(s["gzip_level"], 9);
+    assert_eq!(s["outputs"], serde_json::json!(["oci:flag-out"]));
+    assert_eq!(s["cache_dir"], p.cache.path().display().to_string());
+    // Nothing was built: no output directory appeared.
+    assert!(!p.join("flag-out").exists() && !p.join("env-out").exists());
+}
+
+#[test]
+fn print_settings_never_prints_credentials() {
+    let p = project();
+    let mut cmd = p.cmd(&[
+        "--username",
+        "AWS",
+        "--password-stdin",
+        "build",
+        "--print-settings",
+    ]);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"s3cret-token\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(!text.contains("s3cret-token"), "{text}");
+    let s: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(s["username_given"], true);
+}
+
+#[test]
+fn build_label_flag_reaches_the_image_config() {
+    let p = project();
+    let out_dir = p.join("out");
+    p.build_ok(&[
+        "--label",
+        "org.opencontainers.image.revision=abc123",
+        "--label",
+        "team=flag",
+        "--output",
+        &format!("oci:{}", out_dir.display()),
+    ]);
+    let cfg = crate::support::oci::config(&out_dir, "latest");
+    let labels = &cfg["config"]["Labels"];
+    assert_eq!(labels["org.opencontainers.image.revision"], "abc123");
+    assert_eq!(labels["team"], "flag");
+    assert_eq!(labels["keep"], "manifest");
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_cli_definition() {
+    let generate = |args: &[&str]| stdout(&run_ok(Command::new(bin()).args(args)));
+    let bash = generate(&["completions", "bash"]);
+    assert!(bash.contains("complete") && bash.contains("lambda-img"), "{bash}");
+    assert!(bash.contains("--print-settings") && bash.contains("init"));
+    assert!(generate(&["completions", "zsh"]).starts_with("#compdef lambda-img"));
+    assert!(generate(&["completions", "fish"]).contains("complete -c lambda-img"));
+    let man = generate(&["man"]);
+    assert!(man.contains(".TH lambda-img 1"), "{man}");
+    assert!(man.contains("init") && man.contains("completions"));
+
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(Command::new(bin()).args(["man", "--out-dir"]).arg(dir.path()));
+    let build = std::fs::read_to_string(dir.path().join("lambda-img-build.1")).unwrap();
+    assert!(build.contains("print\\-settings"), "{build}");
+    assert!(dir.path().join("lambda-img-init.1").is_file());
+}
