@@ -255,7 +255,8 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_runtime_and_the_files_present() {
-        let (dir, m) = parse(&head("python3.12"), &["requirements.txt"]);
+        let with_table = |rt: &str| format!("{}[dependencies]\n", head(rt));
+        let (dir, m) = parse(&with_table("python3.12"), &["requirements.txt"]);
         let root = std::fs::canonicalize(dir.path()).unwrap();
         assert_eq!(
             m.unwrap(),
@@ -275,13 +276,13 @@ mod tests {
         let off = format!("{}[dependencies]\nenabled = false\n", head("python3.12"));
         assert_eq!(parse(&off, &["requirements.txt"]).1.unwrap(), None);
 
-        let node = head("nodejs20.x").replace("app.handler", "index.handler");
+        let node = with_table("nodejs20.x").replace("app.handler", "index.handler");
         let m = parse(&node, &["package.json", "package-lock.json"])
             .1
             .unwrap()
             .unwrap();
         assert!(matches!(m.set, DependencySet::Node { .. }));
-        let java = head("java21").replace("app.handler", "example.H::handle");
+        let java = with_table("java21").replace("app.handler", "example.H::handle");
         let m = parse(&java, &["target/dependency/a.jar"]).1.unwrap().unwrap();
         let DependencySet::Java { jars } = &m.set else {
             panic!()
@@ -301,7 +302,7 @@ mod tests {
     #[test]
     fn mistakes_are_named_at_their_line() {
         let node = head("nodejs20.x").replace("app.handler", "index.handler");
-        let err = error(&node, &["package.json"]);
+        let err = error(&format!("{node}[dependencies]\n"), &["package.json"]);
         assert!(
             err.contains("package-lock.json") && err.contains("npm install --package-lock-only"),
             "{err}"

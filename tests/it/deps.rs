@@ -39,6 +39,8 @@ exclude = ["fake/**", "requirements.txt"]
 
 [image]
 entrypoint = ["/usr/bin/python3", "-m", "awslambdaric"]
+
+[dependencies]
 {deps}
 "#
     );
@@ -257,7 +259,7 @@ fn missing_pip_is_a_clear_error_and_writes_nothing() {
 #[test]
 fn split_groups_packages_and_a_bump_changes_one_group() {
     let reqs = "markupsafe==3.0.2\nsix==1.17.0\nidna==3.10\ncertifi==2024.8.30\ncharset-normalizer==3.4.0\n";
-    let Some(p) = python_project("x86_64", reqs, "[dependencies]\nsplit = 3\n") else {
+    let Some(p) = python_project("x86_64", reqs, "split = 3\n") else {
         return;
     };
     let out = p.join("out");
@@ -304,7 +306,7 @@ fn split_groups_packages_and_a_bump_changes_one_group() {
 
 #[test]
 fn split_beyond_the_manifest_budget_is_refused() {
-    let Some(p) = python_project("x86_64", REQUIREMENTS, "[dependencies]\nsplit = 500\n") else {
+    let Some(p) = python_project("x86_64", REQUIREMENTS, "split = 500\n") else {
         return;
     };
     let err = stderr(&p.build_fail(&[]));
@@ -339,6 +341,8 @@ exclude = ["fake/**"]
 
 [image]
 entrypoint = ["/usr/bin/node"]
+
+[dependencies]
 "#,
         &[
             (
@@ -406,7 +410,7 @@ entrypoint = ["/usr/bin/node"]
 #[test]
 fn jars_go_to_var_task_lib() {
     let p = Project::new(
-        "[function]\nname = \"j\"\nruntime = \"java21\"\nhandler = \"example.Handler::handleRequest\"\n[base]\nimage = \"scratch\"\n[[layer]]\nname = \"jvm\"\nsources = [\"fake/java\"]\ndestination = \"/usr/bin/java\"\nmode = \"0755\"\n[code]\nsources = [\"classes\"]\n[image]\nentrypoint = [\"/usr/bin/java\"]\n",
+        "[function]\nname = \"j\"\nruntime = \"java21\"\nhandler = \"example.Handler::handleRequest\"\n[base]\nimage = \"scratch\"\n[[layer]]\nname = \"jvm\"\nsources = [\"fake/java\"]\ndestination = \"/usr/bin/java\"\nmode = \"0755\"\n[code]\nsources = [\"classes\"]\n[image]\nentrypoint = [\"/usr/bin/java\"]\n[dependencies]\n",
         &[
             ("target/dependency/a.jar", "jar a"),
             ("target/dependency/notes.txt", "not a jar"),
@@ -486,6 +490,8 @@ exclude = ["requirements.txt"]
 entrypoint = ["/usr/bin/python3", "-m", "awslambdaric"]
 workdir = "/var/task"
 env = {{ PYTHONPATH = "/var/task" }}
+
+[dependencies]
 "#,
             minor = py.minor
         ),
@@ -549,7 +555,7 @@ fn npm_selects_the_packages_of_the_target_cpu() {
     }
     // esbuild ships its binary as optional per-platform packages.
     let p = Project::new(
-        "[function]\nname = \"n\"\nruntime = \"nodejs20.x\"\nhandler = \"index.handler\"\narchitecture = \"arm64\"\n[base]\nimage = \"scratch\"\n[[layer]]\nname = \"interpreter\"\nsources = [\"fake/node\"]\ndestination = \"/usr/bin/node\"\nmode = \"0755\"\n[code]\nexclude = [\"fake/**\"]\n[image]\nentrypoint = [\"/usr/bin/node\"]\n",
+        "[function]\nname = \"n\"\nruntime = \"nodejs20.x\"\nhandler = \"index.handler\"\narchitecture = \"arm64\"\n[base]\nimage = \"scratch\"\n[[layer]]\nname = \"interpreter\"\nsources = [\"fake/node\"]\ndestination = \"/usr/bin/node\"\nmode = \"0755\"\n[code]\nexclude = [\"fake/**\"]\n[image]\nentrypoint = [\"/usr/bin/node\"]\n[dependencies]\n",
         &[
             (
                 "package.json",
