@@ -14,25 +14,20 @@ pub const DEFAULT_JARS: &str = "target/dependency";
 pub const BOOTSTRAP_PATH: &str = "/var/runtime/bootstrap";
 
 /// Validates `[dependencies]` for `rt`. `None`: no dependency layer.
+///
+/// Opt-in: without the table nothing is installed, so a project that ships
+/// its dependencies through a `[[layer]]` (filled by its own Makefile) is not
+/// surprised by a second, network-bound install. An empty `[dependencies]`
+/// table takes every default from the runtime.
 pub(super) fn check(
     c: &mut Checker,
     rt: Runtime,
     t: Option<&DependenciesTable>,
 ) -> Option<DependenciesModel> {
-    if t.and_then(|t| t.enabled) == Some(false) {
+    let t = t?;
+    if t.enabled == Some(false) {
         return None;
     }
-    let empty = DependenciesTable {
-        enabled: None,
-        requirements: None,
-        package_json: None,
-        package_lock: None,
-        jars: None,
-        bootstrap: None,
-        destination: None,
-        split: None,
-    };
-    let t = t.unwrap_or(&empty);
     // Keys that belong to another runtime are mistakes, not silent no-ops.
     let fits: &[&str] = match rt {
         Runtime::Python { .. } => &["requirements"],
@@ -269,9 +264,14 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&head("python3.12"), &[]).1.unwrap(),
+            parse(&with_table("python3.12"), &[]).1.unwrap(),
             None,
             "no file, no layer"
+        );
+        assert_eq!(
+            parse(&head("python3.12"), &["requirements.txt"]).1.unwrap(),
+            None,
+            "no table, no layer"
         );
         let off = format!("{}[dependencies]\nenabled = false\n", head("python3.12"));
         assert_eq!(parse(&off, &["requirements.txt"]).1.unwrap(), None);
