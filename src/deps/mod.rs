@@ -151,6 +151,13 @@ fn installed(
         })?;
         contents.push(bytes);
     }
+    if let Runtime::Python { .. } = model.runtime {
+        // Files the requirements file pulls in (`-r`, `-c`) are inputs too.
+        for (path, bytes) in python::included_files(files[0])? {
+            contents.push(path.into_bytes());
+            contents.push(bytes);
+        }
+    }
     let (installer_name, probe) = match model.runtime {
         Runtime::Python { .. } => {
             let on_path = installer::find_on_path("python3").or_else(|| installer::find_on_path("pip3"));

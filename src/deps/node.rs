@@ -155,3 +155,40 @@ pub fn owners(node_modules: &Path) -> Result<BTreeMap<String, String>, DepsError
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoped_packages_are_one_unit_and_npm_metadata_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let nm = dir.path();
+        for d in ["@aws/a", "@aws/b", "ms", ".bin", ".cache/x"] {
+            fs::create_dir_all(nm.join(d)).unwrap();
+        }
+        fs::write(nm.join(".package-lock.json"), "{}").unwrap();
+        normalise(nm).unwrap();
+        assert!(!nm.join(".package-lock.json").exists() && !nm.join(".cache").exists());
+        let units: Vec<String> = owners(nm).unwrap().into_keys().collect();
+        assert_eq!(units, [".bin", "@aws/a", "@aws/b", "ms"]);
+    }
+
+    #[test]
+    fn npm_before_10_2_is_refused() {
+        let npm = |v: &str| Installer {
+            name: "npm",
+            program: "npm".into(),
+            prefix: Vec::new(),
+            version: v.into(),
+        };
+        assert!(
+            check_version(&npm("9.2.0"))
+                .unwrap_err()
+                .to_string()
+                .contains("10.2")
+        );
+        check_version(&npm("10.2.0")).unwrap();
+        check_version(&npm("11.19.1")).unwrap();
+    }
+}

@@ -147,6 +147,47 @@ pub fn install(
     })
 }
 
+/// Files a requirements file includes with `-r`/`--requirement` and
+/// `-c`/`--constraint`, recursively, each with its contents (paths relative
+/// to the including file, as pip reads them). They change what is installed,
+/// so they are part of the cache key.
+pub fn included_files(requirements: &Path) -> Result<Vec<(String, Vec<u8>)>, DepsError> {
+    let mut out = Vec::new();
+    let mut todo = vec![requirements.to_path_buf()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(file) = todo.pop() {
+        if !seen.insert(file.clone()) {
+            continue;
+        }
+        let text = fs::read_to_string(&file).map_err(|source| DepsError::Read {
+            path: file.clone(),
+            source,
+        })?;
+        for line in text.lines() {
+            let line = line.trim();
+            let rest = ["-r", "--requirement", "-c", "--constraint"]
+                .iter()
+                .find_map(|flag| line.strip_prefix(flag))
+                .filter(|r| {
+                    r.starts_with([' ', '=', '\t']) || line.starts_with("-r") || line.starts_with("-c")
+                });
+            let Some(rest) = rest else { continue };
+            let name = rest.trim_start_matches(['=', ' ', '\t']).trim();
+            if name.is_empty() || name.contains("://") {
+                continue;
+            }
+            let path = file.parent().unwrap_or(Path::new(".")).join(name);
+            let bytes = fs::read(&path).map_err(|source| DepsError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            out.push((name.to_string(), bytes));
+            todo.push(path);
+        }
+    }
+    Ok(out)
+}
+
 /// Makes a pip `--target` tree deterministic and fit for the image:
 /// - `__pycache__`/`*.pyc` are dropped (compiled for the host's Python);
 /// - `direct_url.json` is dropped (it records the host path of a local install);
@@ -297,6 +338,33 @@ pub fn owners(staging: &Path) -> Result<BTreeMap<String, String>, DepsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn included_requirement_files_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        fs::create_dir_all(t.join("reqs")).unwrap();
+        fs::write(
+            t.join("requirements.txt"),
+            "six\n-r reqs/base.txt\n--constraint=c.txt\n",
+        )
+        .unwrap();
+        fs::write(t.join("reqs/base.txt"), "idna\n-r more.txt\n").unwrap();
+        fs::write(t.join("reqs/more.txt"), "certifi\n").unwrap();
+        fs::write(t.join("c.txt"), "idna==3.10\n").unwrap();
+        let mut names: Vec<String> = included_files(&t.join("requirements.txt"))
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["c.txt", "more.txt", "reqs/base.txt"]);
+        fs::write(t.join("requirements.txt"), "-r missing.txt\n").unwrap();
+        let err = included_files(&t.join("requirements.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.txt"), "{err}");
+    }
 
     #[test]
     fn shebangs_and_records_are_normalised() {
