@@ -78,6 +78,9 @@ fn push_pin_build_and_repush_through_the_cli() {
         stderr(&out)
     );
 
+    // --allow-unpinned builds it anyway (not reproducible, but sometimes wanted).
+    run_ok(&mut cmd(&app, dc, &["build", "--allow-unpinned"]));
+
     // `pin` writes the digest and keeps the comments.
     run_ok(&mut cmd(&app, dc, &["pin"]));
     let text = std::fs::read_to_string(app.join("lambda-img.toml")).unwrap();
