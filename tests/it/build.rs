@@ -453,3 +453,22 @@ fn cache_command_shows_size_and_prunes() {
     let out: Value = serde_json::from_slice(&p.build_ok(&["--json"]).stdout).unwrap();
     assert_eq!(out["layers"][0]["cached"], false);
 }
+
+/// The filesystem rules run at the end of every build too: an entrypoint
+/// that is not in the image stops the build before any output is written.
+#[test]
+fn a_rule_error_stops_the_build_before_any_output() {
+    let p = Project::new(
+        "[function]\nname = \"f\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"scratch\"\n\n[image]\nentrypoint = [\"/var/task/missing\"]\n",
+        &[("present.txt", "x\n")],
+    );
+    let out_dir = p.join("out");
+    let out = p.build_fail(&["--output", &format!("oci:{}", out_dir.display())]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("LI033") && err.contains("/var/task/missing"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was written"), "{err}");
+    assert!(!out_dir.exists());
+}

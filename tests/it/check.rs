@@ -99,3 +99,34 @@ fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// `inspect --diff` names the layers two builds share and the ones that changed.
+#[test]
+fn inspect_diff_shows_the_changed_code_layer() {
+    let manifest = "[function]\nname = \"f\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"scratch\"\n\n[[layer]]\nname = \"assets\"\nsources = [\"assets\"]\ndestination = \"/opt/assets\"\n\n[code]\nsources = [\"src\"]\n\n[image]\nentrypoint = [\"/var/task/run.sh\"]\n";
+    let p = Project::new(manifest, &[("assets/a.txt", "asset\n"), ("src/run.sh", "one\n")]);
+    std::fs::set_permissions(
+        p.join("src/run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let layout = p.join("out");
+    p.build_ok(&["--output", &format!("oci:{}:a", layout.display())]);
+    std::fs::write(p.join("src/run.sh"), "two\n").unwrap();
+    p.build_ok(&["--output", &format!("oci:{}:b", layout.display())]);
+
+    let a = format!("oci:{}:a", layout.display());
+    let b = format!("oci:{}:b", layout.display());
+    let out = run_ok(&mut p.cmd(&["inspect", "--json", &a, "--diff", &b]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let diff = &v["diff"];
+    assert_eq!(
+        diff["shared"].as_array().unwrap().len(),
+        1,
+        "the assets layer: {diff}"
+    );
+    assert_eq!(diff["only_a"].as_array().unwrap().len(), 1, "{diff}");
+    assert_eq!(diff["only_b"].as_array().unwrap().len(), 1, "{diff}");
+    let table = stdout(&run_ok(&mut p.cmd(&["inspect", &a, "--diff", &b])));
+    assert!(!table.trim().is_empty());
+}
