@@ -76,13 +76,16 @@ pub fn build_layer(
         return Ok(layer(&rec, true));
     }
 
+    // Progress counts tar bytes: a 512-byte header per entry, contents padded
+    // to 512, and the two end blocks. (Long names add a little more.)
     let total: u64 = entries
         .iter()
         .map(|e| match &e.kind {
-            super::select::EntryKind::File { stat, .. } => stat.size,
-            _ => 0,
+            super::select::EntryKind::File { stat, .. } => 512 + stat.size.div_ceil(512) * 512,
+            _ => 512,
         })
-        .sum();
+        .sum::<u64>()
+        + 1024;
     let task = format!("layer:{}", spec.name);
     reporter.task_start(&task, &format!("layer {}", spec.name), Some(total));
     let progress = |n: u64| reporter.task_progress(&task, n);

@@ -427,3 +427,48 @@ fn unwritable_output_is_a_clear_error() {
     let err = stderr(&out);
     assert!(err.contains("/proc/definitely/not/here"), "{err}");
 }
+
+#[test]
+fn cache_command_shows_size_and_prunes() {
+    let Some(p) = hello_project("") else { return };
+    p.build_ok(&[]);
+    let size = |p: &Project| -> Value {
+        serde_json::from_slice(&run_ok(&mut p.cmd(&["cache", "size", "--json"])).stdout).unwrap()
+    };
+    let before = size(&p);
+    assert!(before["blobs"].as_u64().unwrap() >= 1, "{before}");
+    assert!(
+        before["blob_bytes"].as_u64().unwrap() > 500_000,
+        "busybox is in a layer blob: {before}"
+    );
+    let dir = stdout(&run_ok(&mut p.cmd(&["cache", "dir"])));
+    assert_eq!(Path::new(dir.trim()), p.cache.path());
+
+    let refused = crate::support::run_fail(&mut p.cmd(&["cache", "prune"]));
+    assert!(stderr(&refused).contains("--all"), "{}", stderr(&refused));
+    run_ok(&mut p.cmd(&["cache", "prune", "--all"]));
+    let after = size(&p);
+    assert_eq!(after["blobs"], 0, "{after}");
+    // The next build fills it again and gives the same image.
+    let out: Value = serde_json::from_slice(&p.build_ok(&["--json"]).stdout).unwrap();
+    assert_eq!(out["layers"][0]["cached"], false);
+}
+
+/// The filesystem rules run at the end of every build too: an entrypoint
+/// that is not in the image stops the build before any output is written.
+#[test]
+fn a_rule_error_stops_the_build_before_any_output() {
+    let p = Project::new(
+        "[function]\nname = \"f\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"scratch\"\n\n[image]\nentrypoint = [\"/var/task/missing\"]\n",
+        &[("present.txt", "x\n")],
+    );
+    let out_dir = p.join("out");
+    let out = p.build_fail(&["--output", &format!("oci:{}", out_dir.display())]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("LI033") && err.contains("/var/task/missing"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was written"), "{err}");
+    assert!(!out_dir.exists());
+}

@@ -2,6 +2,7 @@
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
 mod build;
+mod check;
 mod cli_registry;
 mod cli_settings;
 mod codebuild;

@@ -316,3 +316,37 @@ fn two_processes_pulling_into_one_cache_fetch_each_blob_once() {
     }
     assert_eq!(std::fs::read_dir(cache.root().join("tmp")).unwrap().count(), 0);
 }
+
+/// A push that fails midway (the registry refuses a blob upload for good)
+/// leaves the tag on the previous image: the manifest only goes up last.
+#[test]
+fn a_failed_push_never_moves_the_tag() {
+    let Some(reg) = TestRegistry::start() else { return };
+    let (_d, cache) = new_cache();
+    let v1 = test_image(&cache, "amd64", b"version one");
+    push(&reg.host(), "fault/tag:live", &v1, opts()).unwrap();
+
+    let proxy = FaultProxy::start(reg.port);
+    let v2 = test_image(&cache, "amd64", b"version two, a different code layer");
+    proxy.add(Fault {
+        method: "POST",
+        path_contains: "/blobs/uploads/".into(),
+        times: 100,
+        kind: FaultKind::Status(503),
+    });
+    let err = push(&proxy.host(), "fault/tag:live", &v2, opts()).unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    assert_eq!(proxy.count("PUT", "/manifests/"), 0, "no manifest was sent");
+
+    let now = pull(
+        &format!("{}/fault/tag:live", reg.host()),
+        Architecture::X86_64,
+        &new_cache().1,
+        opts(),
+    )
+    .unwrap();
+    assert_eq!(
+        now.manifest_digest, v1.manifest_digest,
+        "the tag still names the first image"
+    );
+}
