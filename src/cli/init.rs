@@ -25,6 +25,13 @@ pub struct InitArgs {
     /// Overwrite files that exist.
     #[arg(long)]
     pub force: bool,
+    /// Name the base in this registry, a mirror of public.ecr.aws/lambda/* (e.g. an
+    /// ECR pull-through cache).
+    #[arg(long, value_name = "HOST[:PORT]", env = "LAMBDA_IMG_BASE_REGISTRY")]
+    pub base_registry: Option<String>,
+    /// Do not resolve the base's current digest; keep the one built into lambda-img.
+    #[arg(long)]
+    pub no_pin: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -58,17 +65,40 @@ pub fn run(global: &GlobalArgs, args: InitArgs) -> anyhow::Result<()> {
         ArchArg::X86_64 => Architecture::X86_64,
         ArchArg::Arm64 => Architecture::Arm64,
     };
-    let written = scaffold(&InitOptions {
+    let options = InitOptions {
         dir: args.dir.clone(),
         runtime,
         architecture,
         name: args.name,
         force: args.force,
-    })?;
+        base_registry: args.base_registry,
+    };
+    let written = scaffold(&options)?;
     let reporter = global.reporter();
-    let base = runtime.base();
-    let next = if base.digest.is_some() {
-        "next: `make prepare` (dependencies and compiled code), `lambda-img pin` (refreshes the base digest), then `make`"
+    // Pin to the tag's digest of today where the registry answers; the digest
+    // built into lambda-img is a fallback that ages (AWS republishes weekly).
+    let pinned = if args.no_pin {
+        false
+    } else {
+        let manifest = args.dir.join("lambda-img.toml");
+        match crate::pin::pin_base(&manifest, architecture, &global.registry_options()?, &reporter) {
+            Ok(outcome) => {
+                crate::report::Reporter::step(&reporter, &format!("base pinned: {}", outcome.after));
+                true
+            }
+            Err(e) => {
+                crate::report::Reporter::warn(
+                    &reporter,
+                    &format!(
+                        "could not resolve the base's current digest ({e}); run `lambda-img pin` when the registry is reachable"
+                    ),
+                );
+                false
+            }
+        }
+    };
+    let next = if pinned || runtime.base().digest.is_some() {
+        "next: `make prepare` (dependencies and compiled code), then `make`"
     } else {
         "next: `make prepare` (dependencies and compiled code), `lambda-img pin` (the base is not pinned yet; build refuses it until then), then `make`"
     };

@@ -17,13 +17,8 @@ pub struct PinArgs {
 pub fn run(global: &GlobalArgs, args: PinArgs) -> anyhow::Result<()> {
     let reporter = global.reporter();
     // The architecture decides which child of an index must exist.
-    let model = crate::manifest::load(&args.manifest)?;
-    let outcome = pin_base(
-        &args.manifest,
-        model.architecture,
-        &global.registry_options()?,
-        &reporter,
-    )?;
+    let arch = crate::manifest::read_architecture(&args.manifest)?;
+    let outcome = pin_base(&args.manifest, arch, &global.registry_options()?, &reporter)?;
     if outcome.changed {
         crate::report::Reporter::step(
             &reporter,

@@ -130,7 +130,24 @@ pub struct InitOptions {
     pub name: Option<String>,
     /// Overwrite files that exist.
     pub force: bool,
+    /// A registry that mirrors ECR Public's `lambda/*` repositories (an ECR
+    /// pull-through cache, a company mirror): the base is named there instead.
+    pub base_registry: Option<String>,
 }
+
+impl InitOptions {
+    /// The base reference the new lambda-img.toml names.
+    pub fn base_reference(&self) -> String {
+        let official = self.runtime.base().reference();
+        match &self.base_registry {
+            Some(host) => official.replacen(OFFICIAL_REGISTRY, host.trim_end_matches('/'), 1),
+            None => official,
+        }
+    }
+}
+
+/// Where AWS publishes the Lambda base images.
+pub const OFFICIAL_REGISTRY: &str = "public.ecr.aws";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -207,7 +224,7 @@ fn placeholders(options: &InitOptions, name: &str) -> Vec<(&'static str, String)
         ),
         ("arch", options.architecture.lambda_name().to_string()),
         ("runtime", options.runtime.lambda_name().to_string()),
-        ("base", options.runtime.base().reference()),
+        ("base", options.base_reference()),
         (
             "pip_platform",
             if arm {
@@ -329,6 +346,7 @@ mod tests {
                     architecture: arch,
                     name: None,
                     force: false,
+                    base_registry: None,
                 };
                 let values = placeholders(&options, "f");
                 for file in templates::files(runtime) {

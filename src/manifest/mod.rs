@@ -43,6 +43,36 @@ pub fn load(path: &Path) -> Result<FunctionModel, ManifestError> {
     parse_str(&text, path, &project_dir)
 }
 
+/// The function's architecture alone, read without validating the rest:
+/// `pin` needs it before the sources the manifest names exist (`make prepare`
+/// may create them after the base is pinned).
+pub fn read_architecture(path: &Path) -> Result<crate::image::Architecture, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file: schema::ManifestFile = toml::from_str(&text).map_err(|e| ManifestError::Invalid {
+        path: path.to_path_buf(),
+        problems: vec![de_problem(&e, &text, path)],
+    })?;
+    let name = file
+        .function
+        .architecture
+        .as_ref()
+        .map(|a| a.get_ref().as_str())
+        .unwrap_or("x86_64");
+    crate::image::Architecture::parse(name).ok_or_else(|| ManifestError::Invalid {
+        path: path.to_path_buf(),
+        problems: vec![Problem {
+            file: path.to_path_buf(),
+            line: 1,
+            col: 1,
+            key: Some("function.architecture".into()),
+            message: format!("function.architecture {name:?} is not x86_64 or arm64"),
+        }],
+    })
+}
+
 /// Parses and validates manifest text. `path_for_messages` names the file in
 /// problems; `project_dir` is where relative paths resolve (made absolute and
 /// canonical here when it exists).

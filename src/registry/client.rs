@@ -365,6 +365,13 @@ impl Client {
                         registry: self.registry.clone(),
                     });
                 }
+                // std reports a name the resolver does not know (EAI_NONAME)
+                // as an io error; retrying it only makes the user wait.
+                Err(ureq::Error::Io(e)) if unknown_host(&e) => {
+                    return Err(RegistryError::HostNotFound {
+                        registry: self.registry.clone(),
+                    });
+                }
                 Err(e) if retryable_error(&e) && !last => sleep(self.retry.delay(attempt, None)),
                 Err(e) => {
                     return Err(RegistryError::Unreachable {
@@ -457,4 +464,11 @@ pub(crate) fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// Whether an io error is the resolver saying the name does not exist (as
+/// opposed to "try again later", which stays retryable).
+fn unknown_host(e: &std::io::Error) -> bool {
+    let text = e.to_string();
+    text.contains("Name or service not known") || text.contains("No address associated with hostname")
 }

@@ -290,3 +290,47 @@ fn provided_template_builds_a_static_bootstrap_on_its_base() {
     assert_eq!(&data[..4], b"\x7fELF");
     assert_eq!(mode & 0o777, 0o755);
 }
+
+/// `init` pins the base to the tag's digest of today when the registry
+/// answers: here a mirror of ECR Public's `lambda/*` repositories (`--base-registry`,
+/// as an ECR pull-through cache would be), holding a stand-in for nodejs:20,
+/// the one template without a digest built in.
+#[test]
+fn init_pins_the_base_through_a_mirror() {
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let digest = stand_in::publish(&registry, "lambda/nodejs:20");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    let out = init(
+        &dir,
+        &["--runtime", "nodejs20.x", "--base-registry", &registry.host()],
+    );
+    let text = std::fs::read_to_string(dir.join("lambda-img.toml")).unwrap();
+    let want = format!("image = \"{}/lambda/nodejs:20@{digest}\"", registry.host());
+    assert!(
+        text.contains(&want),
+        "{want} not in\n{text}\n--- stderr\n{}",
+        stderr(&out)
+    );
+
+    // Unreachable (no mirror, no network to ECR here) or --no-pin: the
+    // built-in reference stays, with a warning that says what to do.
+    let offline = tmp.path().join("offline");
+    let out = init(
+        &offline,
+        &[
+            "--runtime",
+            "python3.12",
+            "--base-registry",
+            "unresolvable.invalid",
+        ],
+    );
+    assert!(stderr(&out).contains("lambda-img pin"), "{}", stderr(&out));
+    let text = std::fs::read_to_string(offline.join("lambda-img.toml")).unwrap();
+    assert!(
+        text.contains("unresolvable.invalid/lambda/python:3.12@sha256:"),
+        "{text}"
+    );
+}
