@@ -225,15 +225,6 @@ fn placeholders(options: &InitOptions, name: &str) -> Vec<(&'static str, String)
         ("arch", options.architecture.lambda_name().to_string()),
         ("runtime", options.runtime.lambda_name().to_string()),
         ("base", options.base_reference()),
-        (
-            "pip_platform",
-            if arm {
-                "manylinux2014_aarch64"
-            } else {
-                "manylinux2014_x86_64"
-            }
-            .to_string(),
-        ),
         ("toolchain", toolchain_step(options.runtime).to_string()),
         ("npm_cpu", if arm { "arm64" } else { "x64" }.to_string()),
         (

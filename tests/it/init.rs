@@ -104,7 +104,8 @@ fn init_writes_each_template_with_placeholders_filled_and_refuses_to_overwrite()
 fn init_arm64_targets_lambdas_arm_platform_in_every_installer() {
     let tmp = tempfile::tempdir().unwrap();
     let cases = [
-        ("python3.12", "Makefile", "manylinux2014_aarch64"),
+        // lambda-img installs Python packages itself, for the manifest's architecture.
+        ("python3.12", "lambda-img.toml", "[dependencies]"),
         ("nodejs20.x", "Makefile", "--cpu=arm64"),
         ("provided.al2023", "Makefile", "aarch64-unknown-linux-gnu"),
     ];
@@ -151,6 +152,16 @@ fn build_template_for(
     arch: &str,
     tools: &[&str],
 ) -> Option<(tempfile::TempDir, PathBuf, Value)> {
+    build_template_with(runtime, arch, tools, &|_| {})
+}
+
+/// As `build_template_for`, with `edit` run on the new project before it is built.
+fn build_template_with(
+    runtime: &str,
+    arch: &str,
+    tools: &[&str],
+    edit: &dyn Fn(&Path),
+) -> Option<(tempfile::TempDir, PathBuf, Value)> {
     for tool in ["make", "skopeo", "docker-registry"].iter().chain(tools) {
         if !require_tool(tool) {
             return None;
@@ -163,6 +174,7 @@ fn build_template_for(
     let dir = tmp.path().join("proj");
     let cache = tmp.path().join("cache");
     init(&dir, &["--runtime", runtime, "--name", "tpl", "--arch", arch]);
+    edit(&dir);
     let make = |target: &str| {
         let out_dir = tmp.path().join("out");
         let mut cmd = Command::new("make");
@@ -216,10 +228,22 @@ fn find<'a>(entries: &'a [(String, u32, Vec<u8>)], path: &str) -> &'a (String, u
 
 #[test]
 fn python_template_builds_on_its_base() {
-    let Some((_tmp, layout, m)) = build_template("python3.12", &["pip3"]) else {
+    // A package in requirements.txt: `lambda-img build` installs it itself.
+    let add_package = |dir: &Path| {
+        let req = dir.join("requirements.txt");
+        let text = std::fs::read_to_string(&req).unwrap();
+        std::fs::write(&req, format!("{text}six==1.16.0\n")).unwrap();
+    };
+    let Some((_tmp, layout, m)) = build_template_with("python3.12", "x86_64", &["pip3"], &add_package) else {
         return;
     };
-    assert_eq!(m["layers"].as_array().unwrap().len(), 3, "base, packages, code");
+    assert_eq!(
+        m["layers"].as_array().unwrap().len(),
+        3,
+        "base, dependencies, code"
+    );
+    let deps = layer_paths(&layout, &m, 1);
+    find(&deps, "var/task/six.py");
     let cfg = config(&layout, "v1");
     assert_eq!(cfg["config"]["Cmd"], serde_json::json!(["app.lambda_handler"]));
     assert_eq!(
