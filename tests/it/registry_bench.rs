@@ -4,20 +4,17 @@
 //! ratios; asserts what a re-push sends (timings are too noisy to assert on a
 //! shared machine).
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use lambda_img::cache::Cache;
-use lambda_img::image::{
-    BlobLocation, Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, write_index, write_manifest,
-};
+use lambda_img::image::{BlobLocation, Digest, Image, Layer, MediaFamily, write_index};
 use lambda_img::registry::{BlobAction, RegistryOptions, RetryPolicy};
 use lambda_img::report::Silent;
 use lambda_img::sink::{ImageSink, RegistrySink};
 
-use crate::support::registry::TestRegistry;
+use crate::support::registry::{TestRegistry, built_layer_at, image_of};
 use crate::support::{require_tool, run_ok};
 
 /// Incompressible bytes (xorshift), so the layer size is the transfer size.
@@ -33,59 +30,13 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+// Level 1 keeps the debug-build test quick; the bytes are noise anyway.
 fn layer(cache: &Cache, name: &str, path: &str, data: &[u8]) -> Layer {
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_path(path).unwrap();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_mtime(315_532_800);
-    h.set_cksum();
-    tar.append(&h, data).unwrap();
-    let raw = tar.into_inner().unwrap();
-    // Level 1 keeps the debug-build test quick; the bytes are noise anyway.
-    let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::new(1));
-    gz.write_all(&raw).unwrap();
-    let gz = gz.finish().unwrap();
-    let mut tmp = cache.temp_file().unwrap();
-    tmp.write_all(&gz).unwrap();
-    let digest = Digest::of(&gz);
-    let file = cache.commit_blob(tmp, &digest).unwrap();
-    Layer {
-        descriptor: Descriptor::new(MediaFamily::Oci.layer_gzip(), digest, gz.len() as u64),
-        diff_id: Digest::of(&raw),
-        uncompressed_size: raw.len() as u64,
-        location: BlobLocation::File(file),
-        origin: LayerOrigin::Built {
-            name: name.into(),
-            source: "bench".into(),
-            cached: false,
-        },
-    }
+    built_layer_at(cache, name, &[(path, data)], 1)
 }
 
 fn image(layers: Vec<Layer>) -> Image {
-    let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    }))
-    .unwrap();
-    let config_descriptor = Descriptor::new(
-        MediaFamily::Oci.config(),
-        Digest::of(&config),
-        config.len() as u64,
-    );
-    let descs: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
-    let manifest = write_manifest(MediaFamily::Oci, &config_descriptor, &descs, None);
-    Image {
-        family: MediaFamily::Oci,
-        manifest_digest: Digest::of(&manifest),
-        manifest,
-        config,
-        config_descriptor,
-        layers,
-    }
+    image_of(layers, "amd64", MediaFamily::Oci.config())
 }
 
 /// Writes `image` as an OCI layout tagged `bench`, for skopeo.

@@ -161,6 +161,11 @@ pub fn opts_with_config(dir: &Path) -> RegistryOptions {
 
 /// A gzip layer holding `files`: (compressed bytes, diff_id, uncompressed size).
 pub fn gz_layer(files: &[(&str, &[u8])]) -> (Vec<u8>, Digest, u64) {
+    gz_layer_at(files, 6)
+}
+
+/// As `gz_layer`, at gzip `level` (1 keeps big test layers quick in debug builds).
+pub fn gz_layer_at(files: &[(&str, &[u8])], level: u32) -> (Vec<u8>, Digest, u64) {
     let mut tar = tar::Builder::new(Vec::new());
     for (name, data) in files {
         let mut h = tar::Header::new_gnu();
@@ -172,7 +177,7 @@ pub fn gz_layer(files: &[(&str, &[u8])]) -> (Vec<u8>, Digest, u64) {
         tar.append(&h, *data).unwrap();
     }
     let raw = tar.into_inner().unwrap();
-    let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::new(6));
+    let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::new(level));
     gz.write_all(&raw).unwrap();
     (gz.finish().unwrap(), Digest::of(&raw), raw.len() as u64)
 }
@@ -184,7 +189,12 @@ pub fn commit(cache: &Cache, bytes: &[u8]) -> PathBuf {
 }
 
 pub fn built_layer(cache: &Cache, name: &str, files: &[(&str, &[u8])]) -> Layer {
-    let (gz, diff_id, size) = gz_layer(files);
+    built_layer_at(cache, name, files, 6)
+}
+
+/// As `built_layer`, at gzip `level`.
+pub fn built_layer_at(cache: &Cache, name: &str, files: &[(&str, &[u8])], level: u32) -> Layer {
+    let (gz, diff_id, size) = gz_layer_at(files, level);
     let path = commit(cache, &gz);
     Layer {
         descriptor: Descriptor::new(MediaFamily::Oci.layer_gzip(), Digest::of(&gz), gz.len() as u64),
