@@ -156,3 +156,57 @@ fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// `--format docker` writes a Docker V2.2 manifest with Docker media types
+/// only (never mixed), and the registry keeps exactly those bytes.
+#[test]
+fn docker_format_push_has_only_docker_media_types() {
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    if !require_tool("busybox") || !require_tool("skopeo") {
+        return;
+    }
+    let host = registry.host();
+    let docker_config = tempfile::tempdir().unwrap();
+    let p = project(&scratch_manifest(""), &[("x.txt", "x\n")], docker_config.path());
+    p.copy_in(Path::new("/bin/busybox"), "busybox");
+    let out = run_ok(&mut cmd(
+        &p,
+        docker_config.path(),
+        &[
+            "build",
+            "--format",
+            "docker",
+            "--json",
+            "--output",
+            &format!("registry:{host}/fmt/app:1"),
+        ],
+    ));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let raw = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{host}/fmt/app:1"),
+    ]));
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(&raw.stdout)),
+        report["digest"].as_str().unwrap()
+    );
+    let m: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        m["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.docker.container.image.v1+json"
+    );
+    for layer in m["layers"].as_array().unwrap() {
+        assert_eq!(
+            layer["mediaType"],
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
+    }
+}
