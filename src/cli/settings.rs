@@ -11,6 +11,9 @@ use crate::cache::Cache;
 use crate::layer::DEFAULT_MTIME;
 
 pub fn print(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
+    // Resolved like a build's: the flags are checked and a password given on
+    // stdin is read (then dropped), so scripts see the same behaviour.
+    let registry = global.registry_options()?;
     let model = crate::manifest::load(&args.manifest)?;
     let plan = crate::plan::plan(&model);
     let manifest_path = std::path::absolute(&args.manifest).unwrap_or_else(|_| args.manifest.clone());
@@ -49,7 +52,7 @@ pub fn print(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         "allow_unpinned": args.allow_unpinned,
         "cache_dir": cache_dir.display().to_string(),
         "insecure_registries": global.insecure_registries,
-        "username_given": global.username.is_some(),
+        "username_given": registry.credentials.is_some(),
     });
     print_data(&serde_json::to_string_pretty(&settings)?)
 }
