@@ -133,6 +133,27 @@ pub fn run(mut cmd: Command, reporter: &dyn Reporter) -> Result<RunOutput, DepsE
     })
 }
 
+impl RunOutput {
+    /// The error for a failed run: a network failure when the output reads
+    /// like one, otherwise the command, its status and the output's tail.
+    pub fn failure(&self, installer: &'static str, command: String, file: &Path) -> DepsError {
+        let output = self.tail(30);
+        if looks_like_network_failure(&self.text) {
+            return DepsError::Network {
+                installer,
+                file: file.to_path_buf(),
+                output,
+            };
+        }
+        DepsError::InstallFailed {
+            command,
+            status: self.status.clone(),
+            file: file.to_path_buf(),
+            output,
+        }
+    }
+}
+
 /// A printable form of `cmd` for error messages.
 pub fn describe(cmd: &Command) -> String {
     let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];

@@ -102,20 +102,7 @@ pub fn install(
     if out.success {
         return Ok(());
     }
-    let tail = out.tail(30);
-    if installer::looks_like_network_failure(&out.text) {
-        return Err(DepsError::Network {
-            installer: "npm",
-            file: package_lock.to_path_buf(),
-            output: tail,
-        });
-    }
-    Err(DepsError::InstallFailed {
-        command,
-        status: out.status,
-        file: package_lock.to_path_buf(),
-        output: tail,
-    })
+    Err(out.failure("npm", command, package_lock))
 }
 
 /// Drops what npm writes that is not part of the packages: its hidden

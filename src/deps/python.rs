@@ -113,13 +113,8 @@ pub fn install(
     if out.success {
         return Ok(());
     }
-    let tail = out.tail(30);
     if installer::looks_like_network_failure(&out.text) {
-        return Err(DepsError::Network {
-            installer: "pip",
-            file: requirements.to_path_buf(),
-            output: tail,
-        });
+        return Err(out.failure("pip", command, requirements));
     }
     if let Some(requirement) = out
         .text
@@ -136,15 +131,10 @@ pub fn install(
             requirement: requirement.to_string(),
             platform: format!("{platform}, CPython 3.{minor}"),
             file: requirements.to_path_buf(),
-            output: tail,
+            output: out.tail(30),
         });
     }
-    Err(DepsError::InstallFailed {
-        command,
-        status: out.status,
-        file: requirements.to_path_buf(),
-        output: tail,
-    })
+    Err(out.failure("pip", command, requirements))
 }
 
 /// Files a requirements file includes with `-r`/`--requirement` and

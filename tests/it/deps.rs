@@ -358,17 +358,7 @@ entrypoint = ["/usr/bin/node"]
             ("node_modules/stale/index.js", "host junk\n"),
         ],
     );
-    crate::support::run_ok(
-        std::process::Command::new("npm")
-            .args([
-                "install",
-                "--package-lock-only",
-                "--ignore-scripts",
-                "--no-audit",
-                "--no-fund",
-            ])
-            .current_dir(p.path()),
-    );
+    lock_packages(p.path());
     let out = p.join("out");
     let report = build_json(&p, &out);
     assert_eq!(names(&report), ["interpreter", "dependencies", "code"]);
@@ -565,17 +555,7 @@ fn npm_selects_the_packages_of_the_target_cpu() {
             ("fake/node", "#!/bin/sh\n"),
         ],
     );
-    crate::support::run_ok(
-        std::process::Command::new("npm")
-            .args([
-                "install",
-                "--package-lock-only",
-                "--ignore-scripts",
-                "--no-audit",
-                "--no-fund",
-            ])
-            .current_dir(p.path()),
-    );
+    lock_packages(p.path());
     let out = p.join("out");
     let report = build_json(&p, &out);
     let files = entries_of(&out, &dep_layers(&report)[0]);
@@ -630,5 +610,20 @@ fn concurrent_builds_sharing_a_cache_install_once() {
     assert_eq!(
         std::fs::read_dir(shared.path().join("deps-v1")).unwrap().count(),
         1
+    );
+}
+
+/// Writes package-lock.json for the package.json in `dir` with the real npm.
+fn lock_packages(dir: &std::path::Path) {
+    crate::support::run_ok(
+        std::process::Command::new("npm")
+            .args([
+                "install",
+                "--package-lock-only",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+            ])
+            .current_dir(dir),
     );
 }
