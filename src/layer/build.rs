@@ -35,6 +35,18 @@ pub fn build_layer(
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<Layer, LayerError> {
+    build_layer_observed(spec, settings, cache, reporter, &|_| {})
+}
+
+/// [`build_layer`], showing `observe` the uncompressed tar, block by block in
+/// order, when the layer is compressed (a layer found in the cache shows nothing).
+pub fn build_layer_observed(
+    spec: &LayerSpec,
+    settings: &LayerSettings,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+    observe: &(dyn Fn(&[u8]) + Sync),
+) -> Result<Layer, LayerError> {
     let entries = select(spec)?;
     let spec_id = spec_identity(spec);
     let (digests, read) = content_digests(&entries, cache, &spec_id, settings.threads)?;
@@ -88,8 +100,11 @@ pub fn build_layer(
         + 1024;
     let task = format!("layer:{}", spec.name);
     reporter.task_start(&task, &format!("layer {}", spec.name), Some(total));
-    let progress = |n: u64| reporter.task_progress(&task, n);
-    let rec = compress_to_blob(settings, cache, &progress, |sink| {
+    let on_block = |block: &[u8]| {
+        reporter.task_progress(&task, block.len() as u64);
+        observe(block);
+    };
+    let rec = compress_to_blob(settings, cache, &on_block, |sink| {
         write_tar(&entries, settings.mtime, sink).map(|_| ())
     })?;
     cache.put_record(LAYERS_BUCKET, &key, &rec).map_err(cache_err)?;
@@ -111,8 +126,7 @@ pub fn compress_into_cache(
     settings: &LayerSettings,
     cache: &Cache,
 ) -> Result<(Descriptor, Digest, u64), LayerError> {
-    let noop = |_: u64| {};
-    let rec = compress_to_blob(settings, cache, &noop, |sink| {
+    let rec = compress_to_blob(settings, cache, &|_| {}, |sink| {
         sink.fill_from(&mut reader, u64::MAX)
             .map(|_| ())
             .map_err(|source| LayerError::Io {
@@ -129,7 +143,7 @@ pub fn compress_into_cache(
 fn compress_to_blob(
     settings: &LayerSettings,
     cache: &Cache,
-    progress: &(dyn Fn(u64) + Sync),
+    on_block: &(dyn Fn(&[u8]) + Sync),
     produce: impl FnOnce(&mut super::pgzip::BlockSink) -> Result<(), LayerError>,
 ) -> Result<LayerRecord, LayerError> {
     let cache_err = |path: &Path| {
@@ -144,7 +158,7 @@ fn compress_to_blob(
         settings.threads,
         out,
         &tmp_path,
-        progress,
+        on_block,
         produce,
     )?;
     let tmp = out

@@ -29,7 +29,8 @@ use crate::image::Digest;
 
 /// Bumped whenever the bytes written for the same inputs change (tar layout,
 /// compressor framing): old cache entries then simply stop matching.
-pub const LAYER_FORMAT_VERSION: u32 = 2;
+/// 3: incompressible blocks are written stored (`layer::incompressible`).
+pub const LAYER_FORMAT_VERSION: u32 = 3;
 pub const STAT_BUCKET: &str = "layer-stat-v1";
 
 /// A file modified this soon after it was hashed could keep the same

@@ -9,12 +9,13 @@ mod build;
 pub mod cache_key;
 mod error;
 pub mod ignore;
+mod incompressible;
 pub mod pgzip;
 pub mod select;
 mod spec;
 pub mod tar_writer;
 
-pub use build::{LAYERS_BUCKET, LayerRecord, build_layer, compress_into_cache};
+pub use build::{LAYERS_BUCKET, LayerRecord, build_layer, build_layer_observed, compress_into_cache};
 pub use error::LayerError;
 pub use ignore::DockerIgnore;
 pub use spec::{DEFAULT_GZIP_LEVEL, DEFAULT_MTIME, LayerInput, LayerSettings, LayerSpec};

@@ -22,6 +22,7 @@ use flate2::{Compress, Compression, FlushCompress};
 use sha2::{Digest as _, Sha256};
 
 use super::LayerError;
+use super::incompressible::is_incompressible;
 use crate::image::Digest;
 
 /// Bytes of uncompressed stream per independently compressed block. Part of
@@ -69,9 +70,16 @@ pub fn deflate_block(
     let fail = |e: flate2::CompressError| LayerError::Compress {
         message: e.to_string(),
     };
+    // A block deflate cannot shrink is written stored at once instead of
+    // after a full, fruitless match search (see `incompressible`).
+    let level = if is_incompressible(dict, data) {
+        Compression::none()
+    } else {
+        level
+    };
     let mut c = Compress::new(level, false);
     let c = &mut c;
-    if !dict.is_empty() {
+    if !dict.is_empty() && level != Compression::none() {
         c.set_dictionary(dict).map_err(fail)?;
     }
     out.clear();
@@ -239,19 +247,20 @@ fn closed() -> io::Error {
 
 /// Runs `produce` on this thread, writing the stream into a [`BlockSink`],
 /// while `threads` workers compress and a writer thread writes the gzip
-/// member to `out` (named `out_path` in errors). `progress` gets the
-/// uncompressed bytes of each block as it is written.
+/// member to `out` (named `out_path` in errors). `on_block` sees each block
+/// of the uncompressed stream, in order, as its compressed bytes are written
+/// (for progress, or to read the stream a second way without a second pass).
 pub fn parallel_gzip<W: Write + Send>(
     level: u32,
     threads: usize,
     out: W,
     out_path: &Path,
-    progress: &(dyn Fn(u64) + Sync),
+    on_block: &(dyn Fn(&[u8]) + Sync),
     produce: impl FnOnce(&mut BlockSink) -> Result<(), LayerError>,
 ) -> Result<(W, GzipSummary), LayerError> {
     let compression = check_level(level)?;
     let workers = threads.max(1);
-    let pool_size = workers * 2 + 2;
+    let pool_size = workers * 4 + 4;
     let (pool_tx, pool_rx) = sync_channel::<Pair>(pool_size);
     for _ in 0..pool_size {
         let pair = (
@@ -271,7 +280,7 @@ pub fn parallel_gzip<W: Write + Send>(
             s.spawn(move || compress_worker(compression, job_rx, done_tx));
         }
         drop(done_tx);
-        let writer = s.spawn(move || write_member(level, done_rx, pool_tx, out, out_path, progress));
+        let writer = s.spawn(move || write_member(level, done_rx, pool_tx, out, out_path, on_block));
 
         let mut sink = BlockSink {
             pool: &pool_rx,
@@ -326,7 +335,7 @@ fn write_member<W: Write>(
     pool: SyncSender<Pair>,
     mut out: W,
     out_path: &Path,
-    progress: &(dyn Fn(u64) + Sync),
+    on_block: &(dyn Fn(&[u8]) + Sync),
 ) -> Result<(W, GzipSummary), LayerError> {
     let werr = |source| LayerError::Cache {
         path: out_path.to_path_buf(),
@@ -355,7 +364,7 @@ fn write_member<W: Write>(
             usize_total += data.len() as u64;
             crc.combine(&d.crc);
             emit(&d.job.out, &mut out)?;
-            progress(data.len() as u64);
+            on_block(data);
             let _ = pool.send((d.job.input, d.job.out));
             next += 1;
         }

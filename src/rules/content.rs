@@ -3,14 +3,15 @@
 //! ELF machine, permission and handler rules read that view.
 
 use std::collections::{BTreeSet, HashSet};
+use std::io::{self, Read};
 
 use super::catalog::*;
 use super::config::ImageConfig;
 use super::flat::{FlatView, LayerDelta, Node};
 use super::handler::{HandlerPlan, check_handler};
-use super::walk::{EntryKind, normalize, parent, read_head, walk_layer};
+use super::walk::{EntryKind, TarEntry, normalize, parent, read_head, walk_layer, walk_tar};
 use super::{CheckContext, CheckError, Finding};
-use crate::image::{Architecture, Image};
+use crate::image::{Architecture, Digest, Image};
 
 /// Bytes kept of executables: enough for the ELF header up to `e_machine`.
 const ELF_HEAD: usize = 20;
@@ -60,87 +61,175 @@ pub trait ScanMemo {
     fn put(&self, key: &str, scan: &LayerScan);
 }
 
-fn scan_key(
-    layer: &crate::image::Layer,
-    index: usize,
-    wanted: &HashSet<String>,
-    elf: &HashSet<String>,
-) -> String {
-    let mut wanted: Vec<&String> = wanted.iter().collect();
-    wanted.sort();
-    let mut elf: Vec<&String> = elf.iter().collect();
-    elf.sort();
-    let text = serde_json::json!({
-        "layer": layer.descriptor.digest,
-        "index": index,
-        "wanted": wanted,
-        "elf": elf,
-        "rules": env!("CARGO_PKG_VERSION"),
-    })
-    .to_string();
-    crate::image::Digest::of(text.as_bytes()).hex().to_string()
+/// Which files' first bytes the content rules need (the handler's candidate
+/// sources, the entrypoint program and every runtime `bootstrap`), read off an
+/// image config. A build makes one from its config before the layers exist, so
+/// it can scan each new layer's tar while it is being compressed
+/// ([`ScanPlan::scan_tar`]) and leave the scan in the memo for the rules.
+pub struct ScanPlan {
+    wanted: HashSet<String>,
+    elf_paths: HashSet<String>,
 }
 
-/// Streams one layer: hygiene findings and the layer's delta.
-fn scan_layer(
-    layer: &crate::image::Layer,
+impl ScanPlan {
+    /// `None` when the config does not parse (the limit rules report that).
+    pub fn new(config: &[u8], ctx: &CheckContext) -> Option<ScanPlan> {
+        let config = ImageConfig::parse(config).ok()?;
+        Some(ScanPlan::of(&config, &HandlerPlan::new(&config, ctx)))
+    }
+
+    fn of(config: &ImageConfig, handler: &HandlerPlan) -> ScanPlan {
+        let wanted: HashSet<String> = handler.wanted_files().into_iter().collect();
+        let mut elf_paths: HashSet<String> = HashSet::new();
+        if let Some(p) = config.program() {
+            elf_paths.insert(normalize(p));
+        }
+        for dir in runtime_dirs(config) {
+            elf_paths.insert(format!("{dir}/bootstrap"));
+        }
+        ScanPlan { wanted, elf_paths }
+    }
+
+    /// The memo key of the scan of layer `digest` at position `index`: what a
+    /// scan yields depends on the layer's bytes, its place and which files
+    /// the rules want the first bytes of.
+    fn key(&self, digest: &Digest, index: usize) -> String {
+        let mut wanted: Vec<&String> = self.wanted.iter().collect();
+        wanted.sort();
+        let mut elf: Vec<&String> = self.elf_paths.iter().collect();
+        elf.sort();
+        let text = serde_json::json!({
+            "layer": digest,
+            "index": index,
+            "wanted": wanted,
+            "elf": elf,
+            "rules": env!("CARGO_PKG_VERSION"),
+        })
+        .to_string();
+        Digest::of(text.as_bytes()).hex().to_string()
+    }
+
+    /// Scans an uncompressed layer tar read from `reader`, for the layer that
+    /// will sit at position `index`. Finish it with [`TarScan::remember`] once
+    /// the layer's digest is known.
+    pub fn scan_tar(&self, reader: impl Read, index: usize) -> io::Result<TarScan<'_>> {
+        let mut scanner = Scanner::new(self, index);
+        walk_tar(reader, |entry, content| scanner.visit(entry, content))?;
+        Ok(TarScan { scanner })
+    }
+}
+
+/// A finished scan of a layer's tar, waiting for the layer's digest.
+pub struct TarScan<'p> {
+    scanner: Scanner<'p>,
+}
+
+impl TarScan<'_> {
+    /// Puts the scan in `memo` as the scan of the layer with this compressed
+    /// `digest`, where the rules will find it instead of reading the layer.
+    pub fn remember(self, digest: &Digest, memo: &dyn ScanMemo) {
+        let key = self.scanner.plan.key(digest, self.scanner.index);
+        let what = layer_label(self.scanner.index, digest);
+        memo.put(&key, &self.scanner.finish(&what));
+    }
+}
+
+/// `layer 3 sha256:1234abcd…`, as findings name a layer.
+fn layer_label(index: usize, digest: &Digest) -> String {
+    format!("layer {} {}", index + 1, digest.short())
+}
+
+/// The state of one layer's scan: fed entry by entry, finished into a [`LayerScan`].
+struct Scanner<'p> {
+    plan: &'p ScanPlan,
     index: usize,
-    what: &str,
-    wanted: &HashSet<String>,
-    elf_paths: &HashSet<String>,
-) -> Result<LayerScan, CheckError> {
-    let mut delta = LayerDelta::default();
-    let mut dirs_seen: HashSet<String> = HashSet::new();
-    let mut hard_links = Examples::default();
-    let mut orphans = Examples::default();
-    walk_layer(layer, |entry, content| {
+    delta: LayerDelta,
+    dirs_seen: HashSet<String>,
+    hard_links: Examples,
+    orphans: Examples,
+}
+
+impl<'p> Scanner<'p> {
+    fn new(plan: &'p ScanPlan, index: usize) -> Scanner<'p> {
+        Scanner {
+            plan,
+            index,
+            delta: LayerDelta::default(),
+            dirs_seen: HashSet::new(),
+            hard_links: Examples::default(),
+            orphans: Examples::default(),
+        }
+    }
+
+    fn visit(&mut self, entry: &TarEntry, content: &mut dyn Read) -> io::Result<()> {
         if entry.kind == EntryKind::Meta || entry.path.is_empty() {
             return Ok(());
         }
         if entry.kind == EntryKind::HardLink {
-            hard_links.push(|| format!("/{} -> {}", entry.path, entry.link.as_deref().unwrap_or("")));
+            self.hard_links
+                .push(|| format!("/{} -> {}", entry.path, entry.link.as_deref().unwrap_or("")));
         }
         let dir = parent(&entry.path);
-        if !dir.is_empty() && !dirs_seen.contains(dir) {
-            orphans.push(|| format!("/{} (no /{dir}/ before it)", entry.path));
+        if !dir.is_empty() && !self.dirs_seen.contains(dir) {
+            self.orphans
+                .push(|| format!("/{} (no /{dir}/ before it)", entry.path));
         }
         if entry.kind == EntryKind::Dir {
-            dirs_seen.insert(entry.path.clone());
+            self.dirs_seen.insert(entry.path.clone());
         }
         let head = if entry.kind != EntryKind::File {
             None
-        } else if wanted.contains(&entry.path) {
+        } else if self.plan.wanted.contains(&entry.path) {
             Some(read_head(content, super::handler::MAX_SOURCE)?.into_boxed_slice())
-        } else if entry.mode & 0o111 != 0 || elf_paths.contains(&entry.path) {
+        } else if entry.mode & 0o111 != 0 || self.plan.elf_paths.contains(&entry.path) {
             Some(read_head(content, ELF_HEAD)?.into_boxed_slice())
         } else {
             None
         };
-        delta.add(entry, head, index);
+        self.delta.add(entry, head, self.index);
         Ok(())
-    })?;
-    let mut findings = Vec::new();
-    if hard_links.count > 0 {
-        findings.push((
-            HARD_LINK.id.to_string(),
-            format!(
-                "{what} has {}: {}",
-                hard_links.counted("hard-link entry", "hard-link entries"),
-                hard_links.list()
-            ),
-        ));
     }
-    if orphans.count > 0 {
-        findings.push((
-            MISSING_PARENT.id.to_string(),
-            format!(
-                "{what} has {} whose parent directory has no earlier entry: {}",
-                orphans.counted("entry", "entries"),
-                orphans.list()
-            ),
-        ));
+
+    /// The layer's delta and hygiene findings, naming the layer as `what`.
+    fn finish(self, what: &str) -> LayerScan {
+        let mut findings = Vec::new();
+        if self.hard_links.count > 0 {
+            findings.push((
+                HARD_LINK.id.to_string(),
+                format!(
+                    "{what} has {}: {}",
+                    self.hard_links.counted("hard-link entry", "hard-link entries"),
+                    self.hard_links.list()
+                ),
+            ));
+        }
+        if self.orphans.count > 0 {
+            findings.push((
+                MISSING_PARENT.id.to_string(),
+                format!(
+                    "{what} has {} whose parent directory has no earlier entry: {}",
+                    self.orphans.counted("entry", "entries"),
+                    self.orphans.list()
+                ),
+            ));
+        }
+        LayerScan {
+            delta: self.delta,
+            findings,
+        }
     }
-    Ok(LayerScan { delta, findings })
+}
+
+/// Streams one layer blob: hygiene findings and the layer's delta.
+fn scan_layer(
+    layer: &crate::image::Layer,
+    index: usize,
+    what: &str,
+    plan: &ScanPlan,
+) -> Result<LayerScan, CheckError> {
+    let mut scanner = Scanner::new(plan, index);
+    walk_layer(layer, |entry, content| scanner.visit(entry, content))?;
+    Ok(scanner.finish(what))
 }
 
 pub(super) fn check_content(
@@ -153,29 +242,20 @@ pub(super) fn check_content(
         return Ok(out); // check_limits reported it
     };
     let handler = HandlerPlan::new(&config, ctx);
-    let wanted: HashSet<String> = handler.wanted_files().into_iter().collect();
-    let mut elf_paths: HashSet<String> = HashSet::new();
-    if let Some(p) = config.program() {
-        elf_paths.insert(normalize(p));
-    }
-    for dir in runtime_dirs(&config) {
-        elf_paths.insert(format!("{dir}/bootstrap"));
-    }
+    let plan = ScanPlan::of(&config, &handler);
 
     let mut view = FlatView::default();
     let mut unreadable = Vec::new();
     for (index, layer) in image.layers.iter().enumerate() {
-        let what = format!("layer {} {}", index + 1, layer.descriptor.digest.short());
-        // What a layer yields depends on its bytes, its place and which
-        // files the rules want the first bytes of: that is the memo's key.
-        let key = memo.map(|_| scan_key(layer, index, &wanted, &elf_paths));
+        let what = layer_label(index, &layer.descriptor.digest);
+        let key = memo.map(|_| plan.key(&layer.descriptor.digest, index));
         let cached = match (memo, &key) {
             (Some(memo), Some(key)) => memo.get(key),
             _ => None,
         };
         let scan = match cached {
             Some(scan) => scan,
-            None => match scan_layer(layer, index, &what, &wanted, &elf_paths) {
+            None => match scan_layer(layer, index, &what, &plan) {
                 Ok(scan) => {
                     if let (Some(memo), Some(key)) = (memo, &key) {
                         memo.put(key, &scan);

@@ -18,7 +18,7 @@ use serde::Serialize;
 pub use catalog::{RULES, rule};
 pub use config::HistoryEntry;
 pub use config::ImageConfig;
-pub use content::{LayerScan, ScanMemo, elf_machine};
+pub use content::{LayerScan, ScanMemo, ScanPlan, TarScan, elf_machine};
 pub use flat::{FlatView, LayerDelta, Node, NodeKind, flatten};
 pub use limits::human_bytes;
 pub use limits::{check_limits, index_finding};

@@ -77,7 +77,7 @@ impl<R: Read> Read for Counting<R> {
 /// Layers that are not gzip or plain tar give [`CheckError::Unreadable`].
 pub fn walk_layer(
     layer: &Layer,
-    mut visit: impl FnMut(&TarEntry, &mut dyn Read) -> io::Result<()>,
+    visit: impl FnMut(&TarEntry, &mut dyn Read) -> io::Result<()>,
 ) -> Result<WalkStats, CheckError> {
     let BlobLocation::File(path) = &layer.location;
     let fail = |source| CheckError::Layer {
@@ -99,6 +99,14 @@ pub fn walk_layer(
         Compression::Gzip => Box::new(MultiGzDecoder::new(file)),
         _ => Box::new(file),
     };
+    walk_tar(reader, visit).map_err(fail)
+}
+
+/// [`walk_layer`] over an uncompressed tar stream.
+pub fn walk_tar(
+    reader: impl Read,
+    mut visit: impl FnMut(&TarEntry, &mut dyn Read) -> io::Result<()>,
+) -> io::Result<WalkStats> {
     let mut archive = tar::Archive::new(Counting {
         inner: reader,
         count: 0,
@@ -108,7 +116,7 @@ pub fn walk_layer(
     // Where the last entry's content ends in the tar stream.
     let mut content_end = 0u64;
     let mut failure = None;
-    for entry in archive.entries().map_err(fail)? {
+    for entry in archive.entries()? {
         let mut entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -128,8 +136,8 @@ pub fn walk_layer(
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => EntryKind::Meta,
             _ => EntryKind::Special,
         };
-        let mode = header.mode().map_err(fail)?;
-        let uid = header.uid().map_err(fail)?;
+        let mode = header.mode()?;
+        let uid = header.uid()?;
         let size = entry.size();
         let link = match kind {
             EntryKind::Symlink | EntryKind::HardLink => entry
@@ -146,7 +154,7 @@ pub fn walk_layer(
             link,
         };
         stats.entries += 1;
-        visit(&info, &mut entry).map_err(fail)?;
+        visit(&info, &mut entry)?;
     }
     let mut rest = archive.into_inner();
     if let Some(e) = failure {
@@ -155,11 +163,11 @@ pub fn walk_layer(
         // byte of content was read, so nothing is lost; anything else is a
         // broken layer.
         if !(rest.eof && rest.count >= content_end) {
-            return Err(fail(e));
+            return Err(e);
         }
     }
     // Read the end-of-archive padding too, so the count is the whole tar.
-    io::copy(&mut rest, &mut io::sink()).map_err(fail)?;
+    io::copy(&mut rest, &mut io::sink())?;
     stats.uncompressed_bytes = rest.count;
     Ok(stats)
 }

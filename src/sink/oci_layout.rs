@@ -142,12 +142,45 @@ impl OciLayoutSink {
             return Ok(());
         }
         let dest = self.blob_path(&d.digest);
+        if self.link_layer(layer, &dest)? {
+            return Ok(());
+        }
         let mut tmp = temp_beside(&dest).map_err(self.io_err(&dest))?;
         let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
         copy_verified(layer, &mut out)?;
         out.flush().map_err(self.io_err(&dest))?;
         drop(out);
         persist(tmp, &dest).map_err(self.io_err(&dest))
+    }
+}
+
+impl OciLayoutSink {
+    /// Hard-links the layer's blob into the layout when the cache and the
+    /// layout share a filesystem: no copy and no second fsync of a blob that
+    /// can be gigabytes. Blobs are content-addressed and nobody writes them in
+    /// place (we, skopeo and umoci all write a new file and rename), so sharing
+    /// the inode is safe; the blob is still read once to verify its digest, so
+    /// a damaged cache entry is never linked. Returns false when no link can
+    /// be made (another filesystem, a filesystem without hard links); the
+    /// caller then copies.
+    fn link_layer(&self, layer: &Layer, dest: &Path) -> Result<bool, SinkError> {
+        use std::os::unix::fs::PermissionsExt;
+        let BlobLocation::File(blob) = &layer.location;
+        copy_verified(layer, &mut io::sink())?;
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        let name = format!(".{}.tmp-", layer.descriptor.digest.hex());
+        let linked = tempfile::Builder::new()
+            .prefix(&name)
+            .make_in(dir, |path| fs::hard_link(blob, path));
+        let Ok(link) = linked else {
+            return Ok(false);
+        };
+        // Readable by every user, as a copied blob would be.
+        fs::set_permissions(link.path(), fs::Permissions::from_mode(0o644)).map_err(self.io_err(dest))?;
+        link.persist(dest)
+            .map_err(|e| e.error)
+            .map_err(self.io_err(dest))?;
+        Ok(true)
     }
 }
 

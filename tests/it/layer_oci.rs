@@ -134,3 +134,47 @@ fn built_layer_unpacks_with_umoci_and_copies_with_skopeo() {
     );
     assert_eq!(a.mtime(), lambda_img::layer::DEFAULT_MTIME as i64);
 }
+
+/// An OCI layout output on the cache's filesystem gets each layer as a hard
+/// link to the cache's blob (no copy of a blob that can be gigabytes), world
+/// readable; each blob is verified first, so a damaged cache entry fails the
+/// write instead of landing in the output.
+#[test]
+fn layout_outputs_link_cache_blobs_and_refuse_a_damaged_one() {
+    use lambda_img::sink::{self, SinkOptions};
+
+    let (_cache_dir, cache) = crate::support::registry::new_cache();
+    let image = crate::support::registry::test_image(&cache, "amd64", b"print(1)\n");
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("image");
+    let sink = sink::open(&format!("oci:{}", layout.display()), &SinkOptions::default()).unwrap();
+    sink.write(&image, &Silent).unwrap();
+    for layer in &image.layers {
+        let BlobLocation::File(cached) = &layer.location;
+        let copy = layout.join("blobs/sha256").join(layer.descriptor.digest.hex());
+        let (a, b) = (fs::metadata(cached).unwrap(), fs::metadata(&copy).unwrap());
+        assert_eq!(
+            (a.dev(), a.ino()),
+            (b.dev(), b.ino()),
+            "{} was copied, not linked",
+            copy.display()
+        );
+        assert_eq!(b.permissions().mode() & 0o777, 0o644);
+    }
+
+    let damaged = crate::support::registry::test_image(&cache, "amd64", b"print(2)\n");
+    let code = damaged.layers.last().unwrap();
+    let BlobLocation::File(blob) = &code.location;
+    let size = fs::metadata(blob).unwrap().len() as usize;
+    fs::write(blob, vec![b'x'; size]).unwrap();
+    let code_hex = code.descriptor.digest.hex().to_string();
+    let other = out.path().join("other");
+    let sink = sink::open(&format!("oci:{}", other.display()), &SinkOptions::default()).unwrap();
+    let err = sink.write(&damaged, &Silent).unwrap_err().to_string();
+    assert!(err.contains("digest"), "{err}");
+    assert!(!other.join("blobs/sha256").join(code_hex).exists());
+    assert!(
+        !other.join("index.json").exists(),
+        "a failed write must not name the image"
+    );
+}

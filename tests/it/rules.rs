@@ -7,4 +7,5 @@ mod fixture;
 mod inspect;
 mod layout;
 mod memory;
+mod scan;
 mod tools;
