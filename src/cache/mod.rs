@@ -31,6 +31,123 @@ pub enum CacheError {
     Io { path: PathBuf, source: io::Error },
 }
 
+/// Blobs this process committed (their bytes hashed on the way in), with the
+/// file's identity right after: see [`unchanged_since_commit`].
+static WRITTEN: std::sync::Mutex<std::collections::BTreeMap<PathBuf, (Digest, Stamp)>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// What identifies a file's content without reading it, within one process:
+/// any write or chmod moves its ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// Whether `path` is a blob this process committed as `digest` and nothing
+/// has touched since, so its bytes need no second read to be trusted (a
+/// layer just built is then linked into an output without hashing it again).
+/// File times move in clock ticks, so a write in the very tick of the commit
+/// would go unseen; nothing writes cache blobs in place (every writer renames
+/// a new file in), so this only has to catch damage done later.
+pub fn unchanged_since_commit(path: &Path, digest: &Digest) -> bool {
+    let written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+    match (written.get(path), fs::metadata(path)) {
+        (Some((d, stamp)), Ok(meta)) => d == digest && *stamp == Stamp::of(&meta),
+        _ => false,
+    }
+}
+
+/// A blob being written into the cache, its bytes handed to the disk as they
+/// come: the commit's fsync then waits only for the last few MiB instead of
+/// the whole blob (on a 93 MB layer that wait was 0.07 to 0.2 s at the end of
+/// every cold build).
+pub struct BlobFile {
+    tmp: NamedTempFile,
+    written: u64,
+    handed_over: u64,
+}
+
+/// How much is written before writeback of it starts.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+impl BlobFile {
+    pub fn new(tmp: NamedTempFile) -> BlobFile {
+        BlobFile {
+            tmp,
+            written: 0,
+            handed_over: 0,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// The temp file, for [`Cache::commit_blob`].
+    pub fn into_temp(self) -> NamedTempFile {
+        self.tmp
+    }
+}
+
+impl Write for BlobFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.tmp.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.handed_over >= WRITEBACK_STEP {
+            start_writeback(
+                self.tmp.as_file(),
+                self.handed_over,
+                self.written - self.handed_over,
+            );
+            self.handed_over = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tmp.flush()
+    }
+}
+
+/// Asks the kernel to start writing a range of `file` to disk, without
+/// waiting. Only a head start for the fsync that follows, so its result is
+/// not needed.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads its integer arguments; the fd is
+    // open for as long as `file` is borrowed.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
 /// A handle on the cache directory.
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -98,6 +215,10 @@ impl Cache {
         let dest = self.blob_path(digest);
         tmp.as_file().sync_data()?;
         tmp.persist(&dest).map_err(|e| e.error)?;
+        if let Ok(meta) = fs::metadata(&dest) {
+            let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+            written.insert(dest.clone(), (digest.clone(), Stamp::of(&meta)));
+        }
         Ok(dest)
     }
 
@@ -163,5 +284,36 @@ mod tests {
         assert_eq!(cache.get_record::<Vec<i32>>("t-v1", "k"), Some(vec![1, 2]));
         assert_eq!(cache.get_record::<Vec<i32>>("t-v1", "missing"), None);
         let _l = cache.lock("x").unwrap();
+    }
+
+    #[test]
+    fn a_committed_blob_is_trusted_until_anything_touches_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let commit = |bytes: &[u8]| {
+            let mut tmp = cache.temp_file().unwrap();
+            tmp.write_all(bytes).unwrap();
+            let d = Digest::of(bytes);
+            (cache.commit_blob(tmp, &d).unwrap(), d)
+        };
+        let (p, d) = commit(b"layer one");
+        assert!(unchanged_since_commit(&p, &d));
+        assert!(!unchanged_since_commit(&p, &Digest::of(b"another")));
+        // Same length, different bytes. File times move in clock ticks (a few
+        // ms): a write within the commit's own tick would go unseen, which is
+        // why this only guards against later changes.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        fs::write(&p, b"layer 1!!").unwrap();
+        assert!(!unchanged_since_commit(&p, &d));
+
+        let (p, d) = commit(b"layer two");
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(!unchanged_since_commit(&p, &d), "a chmod moves ctime");
+        // Never committed by this process.
+        let other = dir.path().join("elsewhere");
+        fs::write(&other, b"layer two").unwrap();
+        assert!(!unchanged_since_commit(&other, &d));
     }
 }

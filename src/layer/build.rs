@@ -12,7 +12,7 @@ use super::pgzip::parallel_gzip;
 use super::select::select;
 use super::tar_writer::write_tar;
 use super::{LayerError, LayerSettings, LayerSpec};
-use crate::cache::Cache;
+use crate::cache::{BlobFile, Cache};
 use crate::image::{BlobLocation, Descriptor, Digest, Layer, LayerOrigin};
 use crate::report::Reporter;
 
@@ -152,7 +152,7 @@ fn compress_to_blob(
     };
     let tmp = cache.temp_file().map_err(cache_err(&cache.root().join("tmp")))?;
     let tmp_path = tmp.path().to_path_buf();
-    let out = BufWriter::with_capacity(1 << 20, tmp);
+    let out = BufWriter::with_capacity(1 << 20, BlobFile::new(tmp));
     let (out, summary) = parallel_gzip(
         settings.gzip_level,
         settings.threads,
@@ -163,7 +163,8 @@ fn compress_to_blob(
     )?;
     let tmp = out
         .into_inner()
-        .map_err(|e| cache_err(&tmp_path)(e.into_error()))?;
+        .map_err(|e| cache_err(&tmp_path)(e.into_error()))?
+        .into_temp();
     cache
         .commit_blob(tmp, &summary.compressed_digest)
         .map_err(cache_err(&tmp_path))?;

@@ -159,14 +159,18 @@ impl OciLayoutSink {
     /// layout share a filesystem: no copy and no second fsync of a blob that
     /// can be gigabytes. Blobs are content-addressed and nobody writes them in
     /// place (we, skopeo and umoci all write a new file and rename), so sharing
-    /// the inode is safe; the blob is still read once to verify its digest, so
-    /// a damaged cache entry is never linked. Returns false when no link can
+    /// the inode is safe. The blob is read once to verify its digest, so a
+    /// damaged cache entry is never linked, unless this process wrote it and
+    /// nothing has touched it since (a layer this build just compressed and
+    /// hashed). Returns false when no link can
     /// be made (another filesystem, a filesystem without hard links); the
     /// caller then copies.
     fn link_layer(&self, layer: &Layer, dest: &Path) -> Result<bool, SinkError> {
         use std::os::unix::fs::PermissionsExt;
         let BlobLocation::File(blob) = &layer.location;
-        copy_verified(layer, &mut io::sink())?;
+        if !crate::cache::unchanged_since_commit(blob, &layer.descriptor.digest) {
+            copy_verified(layer, &mut io::sink())?;
+        }
         let dir = dest.parent().unwrap_or(Path::new("."));
         let name = format!(".{}.tmp-", layer.descriptor.digest.hex());
         let linked = tempfile::Builder::new()

@@ -59,13 +59,13 @@ fn print_settings_shows_flags_over_environment_over_manifest() {
     let s = settings(&p, &[], &[]);
     assert_eq!(s["format"], "docker");
     assert_eq!(s["labels"]["team"], "from-manifest");
-    assert_eq!(s["gzip_level"], 6);
+    assert_eq!(s["gzip_level"], 3, "the default level");
     assert_eq!(s["outputs"], serde_json::json!([]));
     // Environment over the manifest.
     let env = [
         ("LAMBDA_IMG_FORMAT", "oci"),
         ("LAMBDA_IMG_LABEL", "team=from-env"),
-        ("LAMBDA_IMG_GZIP_LEVEL", "3"),
+        ("LAMBDA_IMG_GZIP_LEVEL", "5"),
         ("LAMBDA_IMG_OUTPUT", "oci:env-out"),
     ];
     let s = settings(&p, &[], &env);
@@ -75,7 +75,7 @@ fn print_settings_shows_flags_over_environment_over_manifest() {
         s["labels"]["keep"], "manifest",
         "labels merge over the manifest's"
     );
-    assert_eq!(s["gzip_level"], 3);
+    assert_eq!(s["gzip_level"], 5);
     assert_eq!(s["outputs"], serde_json::json!(["oci:env-out"]));
     // Flags over the environment.
     let flags = [
