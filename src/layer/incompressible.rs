@@ -1,28 +1,34 @@
-//! Spotting blocks that deflate cannot shrink.
+//! Spotting the parts of a block that deflate cannot shrink.
 //!
 //! Already-compressed or random bytes (wheels' bundled archives, jars, images,
 //! stripped sections of native libraries) cost zlib its slowest path: it
 //! searches for matches at every position, finds none, and in the end writes
-//! the block stored anyway. On a dependency tree that is a third random bytes
-//! this was half of the build's CPU. Two cheap tests recognise such a block
-//! first, so it is written stored straight away:
+//! them stored anyway. On a dependency tree that is a third random bytes this
+//! was half of the build's CPU. So each block is judged in segments of
+//! [`SEGMENT`] bytes (a file's random part rarely fills whole blocks: its
+//! first and last blocks share bytes with its neighbours), and a segment is
+//! written stored straight away when
 //!
 //! - its byte histogram is nearly flat (order-0 entropy close to 8 bits), so
 //!   Huffman coding of literals has almost nothing to gain, and
 //! - a quick match search over the block and the 32 KiB window before it finds
-//!   (almost) no repeated 4-byte sequence, so LZ77 has nothing to gain either.
+//!   (almost) no repeated 4-byte sequence in it, so LZ77 has nothing to gain.
 //!
 //! The decision depends only on the block's bytes and its dictionary, never
 //! on the thread that makes it, so the output stays the same for any thread
-//! count. A block that passes both tests deflates to within about 1% of its
-//! size at best; zlib itself stores such blocks at every level.
+//! count. A segment that passes both tests deflates to within about 1.5% of
+//! its size at best; zlib itself stores such data at every level.
 
-/// Below this order-0 entropy (bits per byte) a block is left to deflate.
-/// Uniformly random 128 KiB blocks measure about 7.9986.
-const MIN_ENTROPY_BITS: f64 = 7.97;
-/// A block with more than this share of its bytes inside repeats is left to
-/// deflate (1 / 128, under 0.8%).
+/// The unit of the stored-or-deflated decision inside a block.
+pub const SEGMENT: usize = 16 * 1024;
+/// Below this order-0 entropy (bits per byte) a segment is left to deflate.
+/// Uniformly random segments measure about 7.98 (from 8 Ki samples).
+const MIN_ENTROPY_BITS: f64 = 7.95;
+/// A segment with more than this share of its bytes inside repeats is left
+/// to deflate (1 / 128, under 0.8%).
 const MAX_MATCHED_SHIFT: u32 = 7;
+/// Too short for a flat histogram to mean anything.
+const MIN_SEGMENT: usize = 4096;
 /// Repeats shorter than deflate can use profitably are not counted.
 const MIN_MATCH: usize = 4;
 /// deflate's window: a repeat further back than this cannot be coded.
@@ -32,18 +38,27 @@ const ANCHOR_BITS: u32 = 4;
 /// Anchor slots: more than a window's worth of anchors, so old ones last.
 const HASH_BITS: u32 = 12;
 
-/// Whether `data`, following `dict` in the stream, is not worth deflating.
-pub fn is_incompressible(dict: &[u8], data: &[u8]) -> bool {
-    // Too short for a flat histogram to mean anything.
-    if data.len() < 4096 {
-        return false;
+/// For each [`SEGMENT`] of `data` (the last one may be shorter), following
+/// `dict` in the stream: whether it is not worth deflating.
+pub fn incompressible_segments(dict: &[u8], data: &[u8]) -> Vec<bool> {
+    let flat: Vec<bool> = data
+        .chunks(SEGMENT)
+        .map(|s| s.len() >= MIN_SEGMENT && entropy_bits(s) >= MIN_ENTROPY_BITS)
+        .collect();
+    if !flat.contains(&true) {
+        return flat;
     }
-    entropy_bits(data) >= MIN_ENTROPY_BITS && !matched_bytes_exceed(dict, data)
+    let matched = matched_bytes(dict, data);
+    flat.iter()
+        .zip(data.chunks(SEGMENT))
+        .zip(matched)
+        .map(|((&flat, s), m)| flat && m <= s.len() >> MAX_MATCHED_SHIFT)
+        .collect()
 }
 
 /// Order-0 entropy of `data` in bits per byte, estimated from every other
-/// byte: half the work, and 64 Ki samples still put a random block near 7.997,
-/// far above the threshold. A block whose even and odd bytes differ in kind
+/// byte: half the work, and the 8 Ki samples of a random segment still put
+/// it near 7.98, clear of the threshold. A block whose even and odd bytes differ in kind
 /// only reaches the match search, which finds its repeats.
 fn entropy_bits(data: &[u8]) -> f64 {
     // Four tables break the dependency between neighbouring increments of
@@ -71,19 +86,18 @@ fn entropy_bits(data: &[u8]) -> f64 {
     n.log2() - sum / n
 }
 
-/// Whether more than 1/128 of `data` lies inside repeats within deflate's
-/// window (`dict` counts as history).
+/// How many bytes of each [`SEGMENT`] of `data` lie inside repeats of at
+/// least `MIN_MATCH` bytes within deflate's window (`dict` counts as history).
 ///
 /// Only anchor positions are looked up: those whose 4 bytes hash into one
-/// eighth of the hash space. Anchors depend on content, not position, so both
-/// copies of a repeat have the same ones, and a repeat of 16 bytes or more
-/// almost surely holds one; a found repeat is then extended both ways. The
-/// search misses some short repeats, which deflate gains little from anyway
-/// on data this flat. Looking up every position cost 4 to 10 ns a byte (a
-/// table that outgrows the L1 cache); anchors cost about one.
-fn matched_bytes_exceed(dict: &[u8], data: &[u8]) -> bool {
+/// sixteenth of the hash space. Anchors depend on content, not position, so
+/// both copies of a repeat have the same ones, and a repeat of 32 bytes or
+/// more almost surely holds one; a found repeat is then extended both ways.
+/// The search misses some short repeats, which deflate gains little from
+/// anyway on data this flat. Looking up every position cost 4 to 10 ns a byte
+/// (a table that outgrows the L1 cache); anchors cost about one.
+fn matched_bytes(dict: &[u8], data: &[u8]) -> Vec<usize> {
     let history = &dict[dict.len().saturating_sub(WINDOW)..];
-    let limit = data.len() >> MAX_MATCHED_SHIFT;
     // History and block side by side, in a buffer each thread keeps: a new
     // 160 KiB allocation per block is a fresh mapping and its page faults.
     thread_local!(static STREAM: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
@@ -91,16 +105,27 @@ fn matched_bytes_exceed(dict: &[u8], data: &[u8]) -> bool {
         stream.clear();
         stream.extend_from_slice(history);
         stream.extend_from_slice(data);
-        repeats_exceed(stream, history.len(), limit)
+        let mut matched = vec![0; data.len().div_ceil(SEGMENT)];
+        for_each_repeat(stream, history.len(), |from, to| {
+            // Bytes [from, to) of the block: credit each segment its share.
+            let mut at = from;
+            while at < to {
+                let seg = at / SEGMENT;
+                let end = to.min((seg + 1) * SEGMENT);
+                matched[seg] += end - at;
+                at = end;
+            }
+        });
+        matched
     })
 }
 
-/// Whether more than `limit` bytes of `stream[start..]` lie inside repeats.
-fn repeats_exceed(stream: &[u8], start: usize, limit: usize) -> bool {
+/// Calls `found(from, to)` with each repeat found in `stream[start..]`, as a
+/// range of positions counted from `start`, in order and without overlaps.
+fn for_each_repeat(stream: &[u8], start: usize, mut found: impl FnMut(usize, usize)) {
     // Slot value: position + 1, so 0 means empty.
     let mut table = [0u32; 1 << HASH_BITS];
-    let mut matched = 0usize;
-    // Bytes before this are inside a repeat already counted.
+    // Bytes before this are inside a repeat already reported.
     let mut floor = 0;
     // Anchors are found a run of positions at a time without branching (the
     // anchor test is a coin flip the branch predictor cannot learn), then
@@ -110,15 +135,14 @@ fn repeats_exceed(stream: &[u8], start: usize, limit: usize) -> bool {
     let mut run = 0;
     while run < positions {
         let end = (run + anchors.len()).min(positions);
-        let mut found = 0;
+        let mut found_anchors = 0;
         for (i, word) in stream[run..end + MIN_MATCH - 1].windows(MIN_MATCH).enumerate() {
-            anchors[found] = (run + i) as u32;
+            anchors[found_anchors] = (run + i) as u32;
             let h = mix(u32::from_le_bytes(word.try_into().expect("four bytes")));
-            found += usize::from(h >> (32 - ANCHOR_BITS) == 0);
+            found_anchors += usize::from(h >> (32 - ANCHOR_BITS) == 0);
         }
-        for &i in &anchors[..found] {
+        for &i in &anchors[..found_anchors] {
             let i = i as usize;
-            // Inside a repeat already counted.
             if i < floor {
                 continue;
             }
@@ -140,15 +164,11 @@ fn repeats_exceed(stream: &[u8], start: usize, limit: usize) -> bool {
                 .zip(stream[..c].iter().rev())
                 .take_while(|(x, y)| x == y)
                 .count();
-            matched += behind + ahead;
-            if matched > limit {
-                return true;
-            }
+            found(i - behind - start, i + ahead - start);
             floor = i + ahead;
         }
         run = end;
     }
-    false
 }
 
 /// A cheap mix of a 4-byte word: xor-shift, then a multiplicative hash. The
@@ -180,11 +200,15 @@ mod tests {
             .collect()
     }
 
+    fn stored(dict: &[u8], data: &[u8]) -> Vec<bool> {
+        incompressible_segments(dict, data)
+    }
+
     #[test]
-    fn random_bytes_are_incompressible() {
+    fn random_bytes_are_stored() {
         let data = random(128 * 1024, 7);
-        assert!(entropy_bits(&data) > 7.99);
-        assert!(is_incompressible(&random(32 * 1024, 9), &data));
+        assert!(data.chunks(SEGMENT).all(|s| entropy_bits(s) > 7.97));
+        assert_eq!(stored(&random(32 * 1024, 9), &data), vec![true; 8]);
     }
 
     #[test]
@@ -195,25 +219,32 @@ mod tests {
         let ramp: Vec<u8> = (0..=255u8).chain([0]).collect();
         let data: Vec<u8> = ramp.iter().copied().cycle().take(128 * 1024).collect();
         assert!(entropy_bits(&data) > 7.99);
-        assert!(!is_incompressible(&[], &data));
+        assert_eq!(stored(&[], &data), vec![false; 8]);
         // Structured runs of other periods: the match search must find
         // anchors in them (a plain multiplicative hash found none in ramps).
         for period in [256usize, 300, 509, 1000, 4093] {
             let run: Vec<u8> = (0..period).map(|i| (i * 7 + i / 256) as u8).collect();
             let data: Vec<u8> = run.iter().copied().cycle().take(128 * 1024).collect();
-            assert!(matched_bytes_exceed(&[], &data), "period {period}");
+            let matched = matched_bytes(&[], &data);
+            // Only the first period is new; the rest repeats it.
+            assert!(
+                matched.iter().all(|&m| m > SEGMENT * 3 / 4),
+                "period {period}: {matched:?}"
+            );
         }
     }
 
     #[test]
     fn repeats_of_the_dictionary_count() {
-        // The block repeats the 32 KiB before it: random on its own, but
-        // deflate codes it as one long series of matches.
+        // The block starts with the 32 KiB before it: random on its own, but
+        // deflate codes those two segments as one long series of matches.
         let dict = random(32 * 1024, 3);
         let mut data = dict.clone();
         data.extend(random(96 * 1024, 5));
-        assert!(is_incompressible(&[], &data[32 * 1024..]));
-        assert!(!is_incompressible(&dict, &data));
+        assert_eq!(stored(&[], &data), vec![true; 8]);
+        let mut expected = vec![false, false];
+        expected.extend([true; 6]);
+        assert_eq!(stored(&dict, &data), expected);
     }
 
     #[test]
@@ -224,13 +255,28 @@ mod tests {
             let at = 2048 + k * 3000;
             data.copy_within(at - 1024..at - 1024 + 64, at);
         }
-        assert!(!is_incompressible(&[], &data));
+        assert_eq!(stored(&[], &data), vec![false; 8]);
     }
 
     #[test]
-    fn text_and_short_blocks_are_left_to_deflate() {
+    fn only_the_random_part_of_a_mixed_block_is_stored() {
+        // A text file ending 40 KiB into the block, then a random one.
+        let mut data = b"def handler(event, context):\n    return event\n".repeat(900);
+        data.truncate(40 * 1024);
+        data.extend(random(88 * 1024, 13));
+        // Segment 2 (32-48 KiB) is half text: left to deflate.
+        assert_eq!(
+            stored(&[], &data),
+            vec![false, false, false, true, true, true, true, true]
+        );
+    }
+
+    #[test]
+    fn text_and_short_pieces_are_left_to_deflate() {
         let text = b"def handler(event, context):\n    return event\n".repeat(3000);
-        assert!(!is_incompressible(&[], &text));
-        assert!(!is_incompressible(&[], &random(2000, 1)));
+        assert!(stored(&[], &text).iter().all(|&s| !s));
+        assert_eq!(stored(&[], &random(2000, 1)), vec![false]);
+        // A short last segment is deflated, the full ones before it stored.
+        assert_eq!(stored(&[], &random(SEGMENT + 1000, 2)), vec![true, false]);
     }
 }

@@ -22,7 +22,7 @@ use flate2::{Compress, Compression, FlushCompress};
 use sha2::{Digest as _, Sha256};
 
 use super::LayerError;
-use super::incompressible::is_incompressible;
+use super::incompressible::{SEGMENT, incompressible_segments};
 use crate::image::Digest;
 
 /// Bytes of uncompressed stream per independently compressed block. Part of
@@ -56,7 +56,15 @@ pub fn gzip_header(level: u32) -> [u8; 10] {
 /// Compresses one block into `out` (cleared first): raw deflate primed with
 /// `dict`, ended with a sync flush.
 ///
-/// Each block gets a new compressor. zlib-rs's `reset()` (flate2 1.1.11,
+/// Parts deflate cannot shrink are written stored at once instead of after a
+/// full, fruitless match search (see `incompressible`). A block is compressed
+/// as runs of alike segments, each ended with a sync flush so the next starts
+/// byte-aligned, each deflated run primed with the 32 KiB before it: the
+/// pigz method again, inside the block. (Switching the level of one stream
+/// instead fails: flate2's zlib-rs `set_level` has no output buffer for the
+/// flush it needs.)
+///
+/// Each run gets a new compressor. zlib-rs's `reset()` (flate2 1.1.11,
 /// zlib-rs backend) leaves state behind that changes the next block's bytes
 /// on some inputs (executables, in our tests), so a reused compressor made a
 /// block's bytes depend on which block its thread compressed before. A new
@@ -67,30 +75,35 @@ pub fn deflate_block(
     data: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), LayerError> {
-    let fail = |e: flate2::CompressError| LayerError::Compress {
-        message: e.to_string(),
-    };
-    // A block deflate cannot shrink is written stored at once instead of
-    // after a full, fruitless match search (see `incompressible`).
-    let level = if is_incompressible(dict, data) {
-        Compression::none()
-    } else {
-        level
-    };
-    let mut c = Compress::new(level, false);
-    let c = &mut c;
-    if !dict.is_empty() && level != Compression::none() {
-        c.set_dictionary(dict).map_err(fail)?;
-    }
     out.clear();
     // Room for the worst case up front: zlib emits a second sync marker when a
     // flush ends exactly at the end of the output space, so a buffer that is
     // ever too small would make the bytes depend on its (recycled) capacity.
     out.reserve(deflate_bound(data.len()));
-    let start = c.total_in();
-    c.compress_vec(data, out, FlushCompress::Sync).map_err(fail)?;
-    let done = (c.total_in() - start) as usize;
-    if done != data.len() || out.capacity() - out.len() < 8 {
+    let stored = incompressible_segments(dict, data);
+    let mut history = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let seg = at / SEGMENT;
+        let kind = stored[seg];
+        let run = stored[seg..].iter().take_while(|&&k| k == kind).count();
+        let end = data.len().min((seg + run) * SEGMENT);
+        let (run_level, window) = if kind {
+            (Compression::none(), &[][..])
+        } else if at == 0 {
+            (level, dict)
+        } else if at >= DICT_SIZE {
+            (level, &data[at - DICT_SIZE..at])
+        } else {
+            history.clear();
+            history.extend_from_slice(&dict[dict.len().saturating_sub(DICT_SIZE - at)..]);
+            history.extend_from_slice(&data[..at]);
+            (level, &history[..])
+        };
+        deflate_run(run_level, window, &data[at..end], out)?;
+        at = end;
+    }
+    if out.capacity() - out.len() < 8 {
         return Err(LayerError::Compress {
             message: format!(
                 "deflate did not finish a {}-byte block within its bound; this is a bug",
@@ -101,11 +114,34 @@ pub fn deflate_block(
     Ok(())
 }
 
+/// Appends `data` to `out` as raw deflate primed with `window` and ended with
+/// a sync flush, from a new compressor.
+fn deflate_run(level: Compression, window: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), LayerError> {
+    let fail = |e: flate2::CompressError| LayerError::Compress {
+        message: e.to_string(),
+    };
+    let mut c = Compress::new(level, false);
+    if !window.is_empty() {
+        c.set_dictionary(window).map_err(fail)?;
+    }
+    c.compress_vec(data, out, FlushCompress::Sync).map_err(fail)?;
+    if c.total_in() as usize != data.len() {
+        return Err(LayerError::Compress {
+            message: format!(
+                "deflate did not finish a {}-byte run within its bound; this is a bug",
+                data.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// An upper bound on raw deflate output for `len` input bytes plus a sync
 /// flush: stored blocks cost 5 bytes per 16 KiB at worst; the margin covers
-/// the flush marker and the bit buffer with room to spare.
+/// the flush markers and bit buffers of its runs (at most one per segment)
+/// with room to spare.
 fn deflate_bound(len: usize) -> usize {
-    len + (len >> 11) + (len >> 14) + 64
+    len + (len >> 11) + (len >> 14) + 64 + 16 * (len / SEGMENT + 1)
 }
 
 fn check_level(level: u32) -> Result<Compression, LayerError> {

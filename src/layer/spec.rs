@@ -8,11 +8,14 @@ use crate::image::MediaFamily;
 /// 1980-01-01T00:00:00Z. Non-zero because some tools treat mtime 0 as "unset".
 pub const DEFAULT_MTIME: u64 = 315_532_800;
 
-/// gzip level of our layers; part of the layer cache key. 3 is zlib-rs's
-/// first level with lazy matching: on the benchmark tree its layer is 0.5%
-/// larger than level 6's (and smaller than umoci's), at under half the CPU
-/// (BENCHMARKS.md). `--gzip-level 6` or 9 trade build time for push size.
-pub const DEFAULT_GZIP_LEVEL: u32 = 3;
+/// gzip level of our layers; part of the layer cache key. zlib-rs's level 4
+/// (lazy matching, short chains): on the benchmark tree and on a real
+/// numpy/pandas/scipy install its layers are smaller than umoci's, and 0.1%
+/// (benchmark tree) to 2.3% (wheels) larger than level 6's for much less CPU
+/// (BENCHMARKS.md). Level 3 is faster still but 1% larger than umoci's on the
+/// wheels. `--gzip-level 6`
+/// or 9 trade build time for push size.
+pub const DEFAULT_GZIP_LEVEL: u32 = 4;
 
 /// One layer to build, in image order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -59,7 +59,7 @@ fn print_settings_shows_flags_over_environment_over_manifest() {
     let s = settings(&p, &[], &[]);
     assert_eq!(s["format"], "docker");
     assert_eq!(s["labels"]["team"], "from-manifest");
-    assert_eq!(s["gzip_level"], 3, "the default level");
+    assert_eq!(s["gzip_level"], 4, "the default level");
     assert_eq!(s["outputs"], serde_json::json!([]));
     // Environment over the manifest.
     let env = [
