@@ -28,7 +28,7 @@ use crate::cache::Cache;
 
 /// Bumped whenever the bytes written for the same inputs change (tar layout,
 /// compressor framing): old cache entries then simply stop matching.
-/// 3: incompressible blocks are written stored (`layer::incompressible`).
+/// 3: incompressible 16 KiB segments are written stored (`layer::incompressible`).
 pub const LAYER_FORMAT_VERSION: u32 = 3;
 pub const STAT_BUCKET: &str = "layer-stat-v2";
 

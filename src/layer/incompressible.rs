@@ -19,6 +19,9 @@
 //! count. A segment that passes both tests deflates to within about 1.5% of
 //! its size at best; zlib itself stores such data at every level.
 
+// Every constant here decides layer bytes: change one, and bump
+// `cache_key::LAYER_FORMAT_VERSION` and the golden digest with it.
+
 /// The unit of the stored-or-deflated decision inside a block.
 pub const SEGMENT: usize = 16 * 1024;
 /// Below this order-0 entropy (bits per byte) a segment is left to deflate.

@@ -28,6 +28,19 @@ const MAX_CONFIG: u64 = 32 << 20;
 /// Cache records mapping an uncompressed layer's diff_id to its gzipped blob.
 const GZIP_BUCKET: &str = "archive-gzip-v2";
 
+/// The record key of a gzipped docker-archive layer: its diff_id plus what
+/// decides the compressed bytes, so a lambda-img that compresses differently
+/// does not reuse another's blob (the image digest would then depend on the
+/// cache's history).
+fn gzip_key(diff_id: &Digest) -> String {
+    format!(
+        "{}-f{}-l{}",
+        diff_id.hex(),
+        crate::layer::cache_key::LAYER_FORMAT_VERSION,
+        crate::layer::DEFAULT_GZIP_LEVEL
+    )
+}
+
 /// An image inside a docker-archive tar file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DockerArchiveSource {
@@ -285,11 +298,11 @@ impl<R: Read> Read for Progress<'_, R> {
 
 /// A cached gzip blob for `diff_id`, when its record and blob are both there.
 fn cached_gzip(cache: &Cache, diff_id: &Digest) -> Option<GzipRecord> {
-    let record: GzipRecord = cache.get_record(GZIP_BUCKET, diff_id.hex())?;
+    let record: GzipRecord = cache.get_record(GZIP_BUCKET, &gzip_key(diff_id))?;
     match std::fs::metadata(cache.blob_path(&record.digest)) {
         Ok(m) if m.len() == record.size => Some(record),
         _ => {
-            cache.remove_record(GZIP_BUCKET, diff_id.hex());
+            cache.remove_record(GZIP_BUCKET, &gzip_key(diff_id));
             None
         }
     }
@@ -333,7 +346,7 @@ fn gzip_layer_into_cache(
         size: descriptor.size,
     };
     // A failed record write only costs a recompression next time.
-    let _ = cache.put_record(GZIP_BUCKET, diff_id.hex(), &record);
+    let _ = cache.put_record(GZIP_BUCKET, &gzip_key(diff_id), &record);
     Ok(record)
 }
 
