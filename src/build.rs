@@ -382,11 +382,7 @@ fn describe_inputs(spec: &crate::layer::LayerSpec, project_dir: &std::path::Path
     spec.inputs
         .iter()
         .map(|input| {
-            let rel = match input.source.strip_prefix(project_dir) {
-                Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
-                Ok(rel) => rel.display().to_string(),
-                Err(_) => input.source.display().to_string(),
-            };
+            let rel = crate::manifest::project_relative(&input.source, project_dir);
             format!("{rel} → {}", input.destination)
         })
         .collect::<Vec<_>>()

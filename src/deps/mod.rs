@@ -20,7 +20,7 @@ mod probe_cache;
 mod python;
 mod split;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -121,7 +121,13 @@ fn simple_layer(
 ) -> Result<Vec<Layer>, DepsError> {
     let description = inputs
         .iter()
-        .map(|i| format!("{} → {}", relative(&i.source, &model.project_dir), i.destination))
+        .map(|i| {
+            format!(
+                "{} → {}",
+                crate::manifest::project_relative(&i.source, &model.project_dir),
+                i.destination
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let spec = LayerSpec {
@@ -195,7 +201,7 @@ fn installed(
         "{} → {}",
         files
             .iter()
-            .map(|f| relative(f, &model.project_dir))
+            .map(|f| crate::manifest::project_relative(f, &model.project_dir))
             .collect::<Vec<_>>()
             .join(" + "),
         deps.destination
@@ -393,14 +399,4 @@ fn lookup(cache: &Cache, key: &str) -> Option<DepsRecord> {
         return None;
     }
     Some(rec)
-}
-
-/// `path` relative to the project (for history and reports: a checkout path
-/// must not change the config's bytes).
-fn relative(path: &Path, project_dir: &Path) -> String {
-    match path.strip_prefix(project_dir) {
-        Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
-        Ok(rel) => rel.display().to_string(),
-        Err(_) => path.display().to_string(),
-    }
 }

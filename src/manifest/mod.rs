@@ -93,6 +93,27 @@ pub fn parse_str(
     validate::validate(file, text, path_for_messages, &project_dir).map_err(invalid)
 }
 
+/// `path` as seen from the project directory, with `..` for a source beside
+/// the project (a monorepo's shared folder): history and reports are part of
+/// the config's bytes, so neither may name the checkout path.
+pub fn project_relative(path: &Path, project_dir: &Path) -> String {
+    let from: Vec<_> = project_dir.components().collect();
+    let to: Vec<_> = path.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in common..from.len() {
+        rel.push("..");
+    }
+    for c in &to[common..] {
+        rel.push(c);
+    }
+    if rel.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        rel.display().to_string()
+    }
+}
+
 /// Turns a toml/serde error into a positioned problem that names the key.
 fn de_problem(e: &toml::de::Error, text: &str, file: &Path) -> Problem {
     let span = e.span().unwrap_or(0..0);

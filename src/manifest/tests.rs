@@ -508,3 +508,25 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn paths_are_named_relative_to_the_project() {
+    use super::project_relative;
+    let project = Path::new("/work/repo/functions/hello");
+    assert_eq!(
+        project_relative(Path::new("/work/repo/functions/hello"), project),
+        "."
+    );
+    assert_eq!(
+        project_relative(Path::new("/work/repo/functions/hello/src"), project),
+        "src"
+    );
+    assert_eq!(
+        project_relative(Path::new("/work/repo/shared/common"), project),
+        "../../shared/common"
+    );
+    assert_eq!(
+        project_relative(Path::new("/opt/layer"), project),
+        "../../../../opt/layer"
+    );
+}

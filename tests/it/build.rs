@@ -183,6 +183,51 @@ fn same_inputs_give_the_same_digest_across_paths_times_and_umasks() {
     assert_ne!(da, dc);
 }
 
+/// A monorepo function takes a shared folder from beside its project
+/// (`../../shared`): the history names it relative to the project, so two
+/// checkouts at different paths still give one digest.
+#[test]
+fn a_source_beside_the_project_keeps_the_digest_independent_of_the_checkout() {
+    if !require_tool("busybox") {
+        return;
+    }
+    let build = |root: &Path| -> (String, Value) {
+        let func = root.join("functions/hello");
+        std::fs::create_dir_all(&func).unwrap();
+        std::fs::create_dir_all(root.join("shared")).unwrap();
+        std::fs::write(root.join("shared/common.txt"), "shared\n").unwrap();
+        let layer =
+            "[[layer]]\nname = \"shared\"\nsources = [\"../../shared\"]\ndestination = \"/opt/shared\"\n";
+        std::fs::write(func.join("lambda-img.toml"), scratch_manifest(layer)).unwrap();
+        std::fs::copy(BUSYBOX, func.join("busybox")).unwrap();
+        std::fs::set_permissions(func.join("busybox"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let out = root.join("out");
+        let built = run_ok(
+            crate::support::lambda_img(cache.path())
+                .arg("-C")
+                .arg(&func)
+                .args(["build", "--output"])
+                .arg(format!("oci:{}", out.display())),
+        );
+        (digest_line(&built), config(&out, "latest"))
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (da, config_a) = build(&a.path().join("one"));
+    let (db, _) = build(&b.path().join("somewhere/deeper"));
+    assert_eq!(da, db);
+    let created: Vec<&str> = config_a["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["created_by"].as_str())
+        .collect();
+    assert!(
+        created.iter().any(|c| c.contains("../../shared → /opt/shared")),
+        "{created:?}"
+    );
+}
+
 #[test]
 fn json_report_lists_layers_and_cache_hits() {
     let Some(p) = hello_project("") else { return };
