@@ -31,6 +31,8 @@ pub struct BuildOptions {
     pub limits: Limits,
     pub gzip_level: u32,
     pub threads: usize,
+    /// How long a dependency installer (pip, npm) may run before it is stopped.
+    pub install_timeout: std::time::Duration,
     /// Overrides the manifest's `image.format`.
     pub format: Option<MediaFamily>,
     /// Labels from the command line or environment, set over the manifest's
@@ -241,7 +243,8 @@ fn assemble(
     let scan_plan = ScanPlan::new(&preview, context);
     let mut history = Vec::new();
     // Dependency layers go between the user's layers and the code layer.
-    let mut deps = crate::deps::prepare(model, &settings, cache, reporter)?.into_iter();
+    let mut deps =
+        crate::deps::prepare(model, &settings, options.install_timeout, cache, reporter)?.into_iter();
     let code_excludes = crate::deps::code_excludes(model);
     for spec in &plan.layers {
         if spec.name == crate::plan::CODE_LAYER {

@@ -37,6 +37,10 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = DEFAULT_GZIP_LEVEL, env = "LAMBDA_IMG_GZIP_LEVEL",
           value_parser = clap::value_parser!(u32).range(1..=9))]
     pub gzip_level: u32,
+    /// Seconds a dependency installer (pip, npm) may run before it is stopped.
+    #[arg(long, default_value_t = 1200, env = "LAMBDA_IMG_INSTALL_TIMEOUT", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub install_timeout: u64,
     /// Compression threads (default: all cores). The output does not depend on it.
     #[arg(short, long, env = "LAMBDA_IMG_JOBS")]
     pub jobs: Option<usize>,
@@ -131,6 +135,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         limits,
         gzip_level: args.gzip_level,
         threads,
+        install_timeout: std::time::Duration::from_secs(args.install_timeout),
         format: args.format.map(Format::family),
         labels: args.labels,
         sink_options: SinkOptions {

@@ -47,6 +47,7 @@ pub fn print(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
             "layer_error": limits.layer_error,
         },
         "gzip_level": args.gzip_level,
+        "install_timeout_seconds": args.install_timeout,
         "jobs": args.threads(),
         "source_date_epoch": args.source_date_epoch.unwrap_or(DEFAULT_MTIME),
         "allow_unpinned": args.allow_unpinned,

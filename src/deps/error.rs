@@ -54,6 +54,16 @@ pub enum DepsError {
         output: String,
     },
 
+    #[error(
+        "`{command}` did not finish within {seconds} s while installing {file} and was stopped: check the network or the index, or allow more time with --install-timeout SECONDS (LAMBDA_IMG_INSTALL_TIMEOUT)\n--- output (last lines)\n{output}"
+    )]
+    TimedOut {
+        command: String,
+        seconds: u64,
+        file: PathBuf,
+        output: String,
+    },
+
     #[error("cannot run {program}: {source}")]
     Spawn { program: PathBuf, source: io::Error },
 

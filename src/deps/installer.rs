@@ -2,8 +2,11 @@
 //! capturing its output for errors and `--verbose`.
 
 use std::ffi::OsString;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use super::DepsError;
 use crate::report::Reporter;
@@ -69,6 +72,13 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// Where and for how long an installer runs: a private HOME (no user
+/// config, no user caches) and the time after which it is stopped.
+pub struct RunEnv<'a> {
+    pub home: &'a Path,
+    pub timeout: Duration,
+}
+
 /// A command for `installer` with a cleared environment: PATH, a private HOME
 /// (no user config, no user caches), a fixed locale, and [`PASS_THROUGH`].
 pub fn clean_command(installer: &Installer, home: &Path) -> Command {
@@ -115,22 +125,90 @@ impl RunOutput {
     }
 }
 
-/// Runs `cmd`, handing each output line to `reporter.detail` (shown with --verbose).
-pub fn run(mut cmd: Command, reporter: &dyn Reporter) -> Result<RunOutput, DepsError> {
+/// Runs `cmd` (installing `file`), handing each output line to
+/// `reporter.detail` (shown with --verbose). A run still going after
+/// `timeout` is stopped, with everything it started, and is an error: a hung
+/// index or a prompt must not hold a CI job until its own limit.
+pub fn run(
+    mut cmd: Command,
+    reporter: &dyn Reporter,
+    timeout: Duration,
+    file: &Path,
+) -> Result<RunOutput, DepsError> {
+    use std::os::unix::process::CommandExt;
     let program = PathBuf::from(cmd.get_program());
-    let out = cmd
-        .output()
+    let command = describe(&cmd);
+    // Its own process group, so a timeout also stops what it started (pip's
+    // build backends, npm's child processes).
+    cmd.process_group(0).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
         .map_err(|source| DepsError::Spawn { program, source })?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            let _ = tx.send(bytes);
+        });
+        rx
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|source| DepsError::Spawn {
+            program: PathBuf::from(&command),
+            source,
+        })? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            stop_group(child.id());
+            // Should the group kill fail, the installer itself still stops.
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // After a stop, a process that left the group could keep a pipe open:
+    // take what arrived and do not wait for the rest.
+    let collect = |rx: mpsc::Receiver<Vec<u8>>| match status {
+        Some(_) => rx.recv().unwrap_or_default(),
+        None => rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default(),
+    };
+    let mut text = String::from_utf8_lossy(&collect(stdout)).into_owned();
+    text.push_str(&String::from_utf8_lossy(&collect(stderr)));
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         reporter.detail(&format!("  | {line}"));
     }
-    Ok(RunOutput {
-        success: out.status.success(),
-        status: out.status.to_string(),
+    let out = RunOutput {
+        success: status.is_some_and(|s| s.success()),
+        status: status.map_or_else(|| "stopped".to_string(), |s| s.to_string()),
         text,
-    })
+    };
+    match status {
+        Some(_) => Ok(out),
+        None => Err(DepsError::TimedOut {
+            command,
+            seconds: timeout.as_secs(),
+            file: file.to_path_buf(),
+            output: out.tail(30),
+        }),
+    }
+}
+
+/// Kills process group `pgid` (the installer and everything it started).
+fn stop_group(pgid: u32) {
+    // SAFETY: kill only reads its integer arguments. The group is the child's
+    // own (process_group(0)), and the child has not been reaped yet, so the
+    // id cannot have been reused.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
+    }
 }
 
 impl RunOutput {

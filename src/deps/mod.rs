@@ -61,9 +61,11 @@ struct NamedRecord {
 }
 
 /// Makes (or finds in the cache) the dependency layers of `model`, in image order.
+/// An installer still running after `install_timeout` is stopped.
 pub fn prepare(
     model: &FunctionModel,
     settings: &LayerSettings,
+    install_timeout: std::time::Duration,
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Layer>, DepsError> {
@@ -93,12 +95,19 @@ pub fn prepare(
             simple_layer(model, vec![input], settings, cache, reporter)
         }
         DependencySet::Python { requirements } => {
-            installed(model, &[requirements], settings, cache, reporter)
+            installed(model, &[requirements], settings, install_timeout, cache, reporter)
         }
         DependencySet::Node {
             package_json,
             package_lock,
-        } => installed(model, &[package_json, package_lock], settings, cache, reporter),
+        } => installed(
+            model,
+            &[package_json, package_lock],
+            settings,
+            install_timeout,
+            cache,
+            reporter,
+        ),
     }
 }
 
@@ -145,6 +154,7 @@ fn installed(
     model: &FunctionModel,
     files: &[&PathBuf],
     settings: &LayerSettings,
+    install_timeout: std::time::Duration,
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Layer>, DepsError> {
@@ -259,6 +269,10 @@ fn installed(
         .tempdir_in(cache.root().join("tmp"))
         .map_err(cache_err)?;
     let home = work.path().join("home");
+    let run_env = installer::RunEnv {
+        home: &home,
+        timeout: install_timeout,
+    };
     let staging = work.path().join("staging");
     for d in [&home, &staging] {
         std::fs::create_dir_all(d).map_err(cache_err)?;
@@ -277,7 +291,7 @@ fn installed(
                 minor,
                 model.architecture,
                 &staging,
-                &home,
+                &run_env,
                 reporter,
             )?;
             python::normalise(&staging)?;
@@ -296,7 +310,7 @@ fn installed(
                 package_lock,
                 model.architecture,
                 &staging,
-                &home,
+                &run_env,
                 reporter,
             )?;
             let nm = staging.join("node_modules");

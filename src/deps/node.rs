@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::DepsError;
-use super::installer::{self, Installer, clean_command, find_on_path};
+use super::installer::{self, Installer, RunEnv, clean_command, find_on_path};
 use crate::image::Architecture;
 use crate::report::Reporter;
 
@@ -76,7 +76,7 @@ pub fn install(
     package_lock: &Path,
     arch: Architecture,
     work: &Path,
-    home: &Path,
+    env: &RunEnv,
     reporter: &dyn Reporter,
 ) -> Result<(), DepsError> {
     check_version(npm)?;
@@ -89,8 +89,8 @@ pub fn install(
             source,
         })?;
     }
-    let mut cmd = clean_command(npm, home);
-    cmd.env("npm_config_cache", home.join("npm-cache"))
+    let mut cmd = clean_command(npm, env.home);
+    cmd.env("npm_config_cache", env.home.join("npm-cache"))
         .env("npm_config_update_notifier", "false")
         .env("npm_config_fund", "false")
         .env("npm_config_audit", "false")
@@ -98,7 +98,7 @@ pub fn install(
         .args(["--ignore-scripts", "--no-audit", "--no-fund"])
         .current_dir(work);
     let command = installer::describe(&cmd);
-    let out = installer::run(cmd, reporter)?;
+    let out = installer::run(cmd, reporter, env.timeout, package_lock)?;
     if out.success {
         return Ok(());
     }

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
 use super::DepsError;
-use super::installer::{self, Installer, clean_command, find_on_path};
+use super::installer::{self, Installer, RunEnv, clean_command, find_on_path};
 use crate::image::Architecture;
 use crate::report::Reporter;
 
@@ -78,11 +78,11 @@ pub fn install(
     minor: u8,
     arch: Architecture,
     staging: &Path,
-    home: &Path,
+    env: &RunEnv,
     reporter: &dyn Reporter,
 ) -> Result<(), DepsError> {
     let platform = platform_tag(arch);
-    let mut cmd = clean_command(pip, home);
+    let mut cmd = clean_command(pip, env.home);
     cmd.env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .env("PIP_NO_INPUT", "1")
         .env("PIP_ROOT_USER_ACTION", "ignore")
@@ -109,7 +109,7 @@ pub fn install(
         cmd.current_dir(dir);
     }
     let command = installer::describe(&cmd);
-    let out = installer::run(cmd, reporter)?;
+    let out = installer::run(cmd, reporter, env.timeout, requirements)?;
     if out.success {
         return Ok(());
     }

@@ -60,12 +60,14 @@ fn print_settings_shows_flags_over_environment_over_manifest() {
     assert_eq!(s["format"], "docker");
     assert_eq!(s["labels"]["team"], "from-manifest");
     assert_eq!(s["gzip_level"], 4, "the default level");
+    assert_eq!(s["install_timeout_seconds"], 1200);
     assert_eq!(s["outputs"], serde_json::json!([]));
     // Environment over the manifest.
     let env = [
         ("LAMBDA_IMG_FORMAT", "oci"),
         ("LAMBDA_IMG_LABEL", "team=from-env"),
         ("LAMBDA_IMG_GZIP_LEVEL", "5"),
+        ("LAMBDA_IMG_INSTALL_TIMEOUT", "60"),
         ("LAMBDA_IMG_OUTPUT", "oci:env-out"),
     ];
     let s = settings(&p, &[], &env);
@@ -76,6 +78,7 @@ fn print_settings_shows_flags_over_environment_over_manifest() {
         "labels merge over the manifest's"
     );
     assert_eq!(s["gzip_level"], 5);
+    assert_eq!(s["install_timeout_seconds"], 60);
     assert_eq!(s["outputs"], serde_json::json!(["oci:env-out"]));
     // Flags over the environment.
     let flags = [

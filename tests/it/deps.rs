@@ -235,6 +235,73 @@ fn a_package_without_a_wheel_for_the_platform_is_named() {
     assert_eq!(deps_records(&p), 0, "no cache record after a failed install");
 }
 
+/// A pip that never finishes (a hung index, a prompt) is stopped after
+/// --install-timeout together with what it started; the build fails naming
+/// the command and the flag, and writes nothing.
+#[test]
+fn a_hung_installer_is_stopped_and_writes_nothing() {
+    let Some(p) = python_project("x86_64", REQUIREMENTS, "") else {
+        return;
+    };
+    // A stand-in python3 first on PATH: it answers the pip probe, then as
+    // "pip install" starts a child that would outlive it and hangs.
+    let bin = p.join("hung-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join("python3");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n\
+         if [ \"$1\" = -c ]; then echo \"$0\"; echo 24.0; echo \"$0\"; exit 0; fi\n\
+         sleep 300 &\n\
+         echo $! > \"$(dirname \"$0\")/child.pid\"\n\
+         echo Collecting markupsafe\n\
+         exec sleep 300\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+
+    let out = p.join("out");
+    let o = crate::support::run_fail(
+        p.cmd(&[
+            "build",
+            "--install-timeout",
+            "2",
+            "--output",
+            &format!("oci:{}", out.display()),
+        ])
+        .env("PATH", path),
+    );
+    let err = stderr(&o);
+    assert!(err.contains("did not finish within 2 s"), "{err}");
+    assert!(
+        err.contains("--install-timeout") && err.contains("requirements.txt"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Collecting markupsafe"),
+        "the output so far is shown: {err}"
+    );
+    assert!(!out.exists());
+    assert_eq!(deps_records(&p), 0);
+    // The child the installer started was stopped with it (a zombie waiting
+    // for init to reap it counts as stopped).
+    let child = std::fs::read_to_string(bin.join("child.pid")).unwrap();
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{}/stat", child.trim())).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+    };
+    assert!(
+        !running(),
+        "the installer's child {} is still running",
+        child.trim()
+    );
+}
+
 #[test]
 fn missing_pip_is_a_clear_error_and_writes_nothing() {
     let Some(p) = python_project("x86_64", REQUIREMENTS, "") else {
