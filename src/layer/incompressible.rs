@@ -61,8 +61,8 @@ pub fn incompressible_segments(dict: &[u8], data: &[u8]) -> Vec<bool> {
 
 /// Order-0 entropy of `data` in bits per byte, estimated from every other
 /// byte: half the work, and the 8 Ki samples of a random segment still put
-/// it near 7.98, clear of the threshold. A block whose even and odd bytes differ in kind
-/// only reaches the match search, which finds its repeats.
+/// it near 7.98, clear of the threshold. A segment whose even and odd bytes
+/// differ in kind only reaches the match search, which finds its repeats.
 fn entropy_bits(data: &[u8]) -> f64 {
     // Four tables break the dependency between neighbouring increments of
     // the same counter (a run of equal bytes), which otherwise stalls.
