@@ -97,10 +97,6 @@ impl BlobFile {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        self.tmp.path()
-    }
-
     /// The temp file, for [`Cache::commit_blob`].
     pub fn into_temp(self) -> NamedTempFile {
         self.tmp

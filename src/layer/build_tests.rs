@@ -54,15 +54,7 @@ fn fixed_tree(root: &Path, file_perm: u32, dir_perm: u32, touch: Option<&str>) {
     fs::write(root.join("lib/data/big.txt"), big).unwrap();
     // Pseudo-random bytes over more than a whole block: the golden digest
     // covers blocks written stored as incompressible too.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let noise: Vec<u8> = (0..400_000)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect();
+    let noise = crate::layer::test_noise(400_000, 0x9e37_79b9_7f4a_7c15);
     fs::write(root.join("lib/data/noise.bin"), noise).unwrap();
     for f in ["lib/data/big.txt", "lib/data/noise.bin"] {
         fs::set_permissions(root.join(f), fs::Permissions::from_mode(file_perm)).unwrap();

@@ -19,3 +19,17 @@ pub use build::{LAYERS_BUCKET, LayerRecord, build_layer, build_layer_observed, c
 pub use error::LayerError;
 pub use ignore::DockerIgnore;
 pub use spec::{DEFAULT_GZIP_LEVEL, DEFAULT_MTIME, LayerInput, LayerSettings, LayerSpec};
+
+/// Pseudo-random bytes for tests (xorshift64): no repeats, a flat histogram.
+#[cfg(test)]
+pub(crate) fn test_noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect()
+}

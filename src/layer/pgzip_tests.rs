@@ -4,6 +4,7 @@ use std::process::Command;
 use flate2::read::GzDecoder;
 
 use super::*;
+use crate::layer::test_noise as noise;
 
 /// Compressible but not trivial data: words from a small pseudo-random generator.
 fn sample(len: usize) -> Vec<u8> {
@@ -221,19 +222,6 @@ proptest::proptest! {
         GzDecoder::new(&bytes[..]).read_to_end(&mut back).unwrap();
         proptest::prop_assert_eq!(back, data);
     }
-}
-
-/// Pseudo-random bytes: no repeats, a flat histogram.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect()
 }
 
 #[test]

@@ -29,9 +29,27 @@ fn project(dir: &Path) {
         fs::write(p, body).unwrap();
     }
     fs::set_permissions(dir.join("bin/run"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::create_dir_all(dir.join("lib")).unwrap();
+    fs::write(dir.join("lib/native.so"), native_like()).unwrap();
     fs::hard_link(dir.join("app.py"), dir.join("pkg/same.py")).unwrap();
     symlink("../pkg/mod.py", dir.join("bin/mod.py")).unwrap();
     symlink(format!("{}/{}", long_dir, "x".repeat(120)), dir.join("longlink")).unwrap();
+}
+
+/// Text, then 200 KB of pseudo-random bytes, then text: the layer holds
+/// segments written stored beside deflated runs, inside one block and across
+/// blocks.
+fn native_like() -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut bytes = b"ELF-ish header text ".repeat(300);
+    bytes.extend((0..200_000).map(|_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 32) as u8
+    }));
+    bytes.extend(b"symbol table text ".repeat(3000));
+    bytes
 }
 
 /// Writes an OCI layout holding one image made of `layer`; returns its path.
@@ -104,6 +122,15 @@ fn built_layer_unpacks_with_umoci_and_copies_with_skopeo() {
     );
     let task = bundle.join("rootfs/var/task");
     assert_eq!(fs::read_to_string(task.join("app.py")).unwrap(), "print('hi')\n");
+    // Stored segments and deflated runs decode to the exact bytes (umoci's Go
+    // gzip reader); the random part cannot shrink, the text around it did.
+    assert_eq!(fs::read(task.join("lib/native.so")).unwrap(), native_like());
+    assert!(layer.descriptor.size > 200_000, "{}", layer.descriptor.size);
+    assert!(
+        layer.descriptor.size < 200_000 + 20_000,
+        "{}",
+        layer.descriptor.size
+    );
     // The hard-linked pair arrives as two independent regular files.
     let (a, b) = (
         fs::metadata(task.join("app.py")).unwrap(),
