@@ -112,6 +112,14 @@ pub enum RegistryError {
         what: String,
         detail: String,
     },
+    #[error(
+        "registry {registry} redirected {what} to another host, {other}, which asked for credentials (401): credentials for {registry} are sent only to {registry} and the token server it names, never to another host; if {other} is part of that registry, push to it by its own name, or fix the registry's Location/redirect configuration"
+    )]
+    ForeignAuth {
+        registry: String,
+        other: String,
+        what: String,
+    },
     #[error("registry {registry} has no {what}{detail}")]
     NotFound {
         registry: String,
