@@ -320,7 +320,7 @@ pub fn fetch_blob_to_cache(
             "cached blob {} is corrupt; deleting it and fetching it again",
             descriptor.digest
         ));
-        let _ = std::fs::remove_file(&path);
+        crate::cache::evict_corrupt_blob(&path);
     }
     client.download_blob(repository, descriptor, cache, reporter)
 }

@@ -8,6 +8,7 @@ mod cli_settings;
 mod codebuild;
 mod deps;
 mod examples;
+mod hardening_cache;
 mod hardening_creds;
 mod init;
 mod layer_oci;
