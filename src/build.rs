@@ -117,7 +117,7 @@ pub fn build(
         return Err(BuildError::Rules(findings));
     }
     for f in &findings {
-        reporter.warn(&format!("[{} {}] {}", f.rule_id, f.rule_name, f.message));
+        reporter.finding(&f.to_string());
     }
 
     let mut outputs = Vec::with_capacity(sinks.len());
