@@ -160,3 +160,55 @@ fn absolute_symlinks_are_stored_and_dangling_ones_warned_about() {
         "{err}"
     );
 }
+
+#[test]
+fn outputs_never_replace_inputs_and_are_refused_before_any_work() {
+    let Some(p) = busybox_project("", &[("notes.txt", "keep me\n"), ("src/app.txt", "a\n")]) else {
+        return;
+    };
+    let manifest_before = std::fs::read(p.join("lambda-img.toml")).unwrap();
+    let out = p.build_fail(&["--output", "docker-archive:lambda-img.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "output docker-archive:lambda-img.toml would replace the manifest {}",
+            p.path().canonicalize().unwrap().join("lambda-img.toml").display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("==> layer"), "refused before any work: {err}");
+    assert_eq!(std::fs::read(p.join("lambda-img.toml")).unwrap(), manifest_before);
+
+    // The project directory is the code layer's source.
+    let err = stderr(&p.build_fail(&["--output", &format!("oci:{}", p.path().display())]));
+    assert!(err.contains("would replace the manifest"), "{err}");
+    let err = stderr(&p.build_fail(&["--output", &format!("oci:{}", p.join("src").display())]));
+    assert!(err.contains("exists and is not an OCI image layout"), "{err}");
+
+    // An existing file that is not a docker-archive needs --force.
+    let err = stderr(&p.build_fail(&["--output", "docker-archive:notes.txt"]));
+    assert!(
+        err.contains("exists and is not a docker-archive (it is not a tar file)"),
+        "{err}"
+    );
+    assert!(err.contains("pass --force to replace it"), "{err}");
+    assert_eq!(std::fs::read_to_string(p.join("notes.txt")).unwrap(), "keep me\n");
+    let err = stderr(&p.build_fail(&["--output", "oci:notes.txt"]));
+    assert!(
+        err.contains("exists and is not an OCI image layout (it is a file)"),
+        "{err}"
+    );
+
+    // A docker-archive may replace the previous one; --force replaces the notes.
+    let archive = p.join("img.tar");
+    p.build_ok(&["--output", &format!("docker-archive:{}", archive.display())]);
+    p.build_ok(&["--output", &format!("docker-archive:{}", archive.display())]);
+    p.build_ok(&["--output", "docker-archive:notes.txt", "--force"]);
+    if require_tool("skopeo") {
+        run_ok(Command::new("skopeo").args([
+            "inspect",
+            &format!("docker-archive:{}", p.join("notes.txt").display()),
+        ]));
+    }
+}
