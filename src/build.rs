@@ -11,6 +11,7 @@ use crate::image::{
 };
 use crate::layer::{DEFAULT_MTIME, LayerError, LayerSettings, build_layer, build_layer_observed};
 use crate::manifest::{FunctionModel, ManifestError};
+use crate::overwrite::{LocalOutput, refuse_overwrites};
 use crate::plan::{BuildPlan, plan};
 use crate::report::Reporter;
 use crate::rules::{
@@ -40,6 +41,8 @@ pub struct BuildOptions {
     pub labels: Vec<(String, String)>,
     pub sink_options: sink::SinkOptions,
     pub source_options: source::SourceOptions,
+    /// Replace an existing file at a docker-archive output that is not one.
+    pub force: bool,
 }
 
 /// The built image and what was done with it.
@@ -67,6 +70,8 @@ pub enum BuildError {
     Check(#[from] CheckError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Overwrite(#[from] crate::overwrite::OverwriteError),
     #[error("cannot make the dependency layers")]
     Deps(#[from] crate::deps::DepsError),
 }
@@ -90,11 +95,32 @@ pub fn build(
         .map(|o| sink::open(o, &options.sink_options))
         .collect::<Result<_, _>>()?;
     // An output inside the project (`oci:out`) must not end up in the next build's code layer.
-    let local_outputs: Vec<PathBuf> = sinks
+    let local: Vec<(&str, PathBuf)> = options
+        .outputs
         .iter()
-        .filter_map(|s| s.local_path())
-        .map(absolute)
+        .zip(&sinks)
+        .filter_map(|(o, s)| Some((o.as_str(), absolute(s.local_path()?))))
         .collect();
+    let sources: Vec<(&str, &std::path::Path)> = plan
+        .layers
+        .iter()
+        .flat_map(|l| {
+            l.inputs
+                .iter()
+                .map(move |i| (l.name.as_str(), i.source.as_path()))
+        })
+        .collect();
+    let guarded: Vec<LocalOutput> = local
+        .iter()
+        .map(|(output, path)| LocalOutput { output, path })
+        .collect();
+    refuse_overwrites(
+        &guarded,
+        &absolute(options.manifest_path.clone()),
+        &sources,
+        options.force,
+    )?;
+    let local_outputs: Vec<PathBuf> = local.into_iter().map(|(_, p)| p).collect();
     plan.exclude_outputs(&local_outputs);
     let source = source::open(&plan.base, &options.source_options)?;
     let context = CheckContext {
@@ -117,7 +143,7 @@ pub fn build(
         return Err(BuildError::Rules(findings));
     }
     for f in &findings {
-        reporter.warn(&format!("[{} {}] {}", f.rule_id, f.rule_name, f.message));
+        reporter.finding(&f.to_string());
     }
 
     let mut outputs = Vec::with_capacity(sinks.len());

@@ -14,6 +14,7 @@ pub mod init;
 pub mod inspect;
 pub mod layer;
 pub mod manifest;
+pub mod overwrite;
 pub mod pin;
 pub mod plan;
 pub mod registry;

@@ -58,6 +58,10 @@ pub struct BuildArgs {
     #[arg(long = "label", value_name = "KEY=VALUE", env = "LAMBDA_IMG_LABEL",
           value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+    /// Replace an existing file at a docker-archive output even when it is not
+    /// a docker-archive (the manifest and sources are never replaced).
+    #[arg(long)]
+    pub force: bool,
     /// Print the settings this build would use (flags over LAMBDA_IMG_*
     /// variables over lambda-img.toml) as JSON, and exit without building.
     #[arg(long)]
@@ -142,6 +146,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             registry: global.registry_options()?,
         },
         source_options: global.source_options(args.allow_unpinned)?,
+        force: args.force,
     };
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(

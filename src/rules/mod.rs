@@ -11,6 +11,7 @@ mod content;
 mod flat;
 mod handler;
 mod limits;
+mod links;
 pub mod walk;
 
 use serde::Serialize;
@@ -18,6 +19,7 @@ use serde::Serialize;
 pub use catalog::{RULES, rule};
 pub use config::HistoryEntry;
 pub use config::ImageConfig;
+use content::Examples;
 pub use content::{LayerScan, ScanMemo, ScanPlan, TarScan, elf_machine};
 pub use flat::{FlatView, LayerDelta, Node, NodeKind, flatten};
 pub use limits::human_bytes;

@@ -6,6 +6,7 @@ mod check;
 mod cli_registry;
 mod cli_settings;
 mod codebuild;
+mod correctness;
 mod deps;
 mod examples;
 mod hardening_cache;
