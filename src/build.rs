@@ -40,12 +40,16 @@ pub struct BuildOptions {
     pub labels: Vec<(String, String)>,
     pub sink_options: sink::SinkOptions,
     pub source_options: source::SourceOptions,
+    /// `--arch`: overrides the manifest's `function.architecture` (one manifest, two builds).
+    pub arch: Option<crate::image::Architecture>,
 }
 
 /// The built image and what was done with it.
 #[derive(Debug)]
 pub struct BuildOutcome {
     pub image: Image,
+    /// The base as lambda-img.toml names it (canonical, even when fetched from a mirror).
+    pub base: String,
     pub outputs: Vec<SinkReport>,
     /// Warnings and infos from the rules (errors stop the build).
     pub findings: Vec<Finding>,
@@ -77,7 +81,10 @@ pub fn build(
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome, BuildError> {
-    let model = crate::manifest::load(&options.manifest_path)?;
+    let mut model = crate::manifest::load(&options.manifest_path)?;
+    if let Some(arch) = options.arch {
+        model.architecture = arch;
+    }
     let mut plan = plan(&model);
     for (key, value) in &options.labels {
         plan.config.labels.insert(key.clone(), value.clone());
@@ -126,6 +133,7 @@ pub fn build(
     }
     Ok(BuildOutcome {
         image,
+        base: plan.base.clone(),
         outputs,
         findings,
     })
