@@ -8,6 +8,7 @@ mod check;
 mod completions;
 mod init;
 mod login;
+mod man_sections;
 mod pin;
 mod settings;
 
