@@ -43,12 +43,16 @@ pub struct BuildOptions {
     pub source_options: source::SourceOptions,
     /// Replace an existing file at a docker-archive output that is not one.
     pub force: bool,
+    /// `--arch`: overrides the manifest's `function.architecture` (one manifest, two builds).
+    pub arch: Option<crate::image::Architecture>,
 }
 
 /// The built image and what was done with it.
 #[derive(Debug)]
 pub struct BuildOutcome {
     pub image: Image,
+    /// The base as lambda-img.toml names it (canonical, even when fetched from a mirror).
+    pub base: String,
     pub outputs: Vec<SinkReport>,
     /// Warnings and infos from the rules (errors stop the build).
     pub findings: Vec<Finding>,
@@ -82,7 +86,10 @@ pub fn build(
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome, BuildError> {
-    let model = crate::manifest::load(&options.manifest_path)?;
+    let mut model = crate::manifest::load(&options.manifest_path)?;
+    if let Some(arch) = options.arch {
+        model.architecture = arch;
+    }
     let mut plan = plan(&model);
     for (key, value) in &options.labels {
         plan.config.labels.insert(key.clone(), value.clone());
@@ -152,6 +159,7 @@ pub fn build(
     }
     Ok(BuildOutcome {
         image,
+        base: plan.base.clone(),
         outputs,
         findings,
     })

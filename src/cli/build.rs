@@ -8,7 +8,7 @@ use super::{GlobalArgs, print_data};
 use crate::build::{BuildOptions, build};
 use crate::image::MediaFamily;
 use crate::layer::DEFAULT_GZIP_LEVEL;
-use crate::report::json::BuildReport;
+use crate::report::metadata::{build_report, write_metadata_file};
 use crate::rules::Limits;
 use crate::sink::SinkOptions;
 
@@ -66,6 +66,15 @@ pub struct BuildArgs {
     /// variables over lambda-img.toml) as JSON, and exit without building.
     #[arg(long)]
     pub print_settings: bool,
+    /// Also write the JSON report to PATH, atomically (digest per output, pushed
+    /// REPO@sha256:... references, base, platform, config digest, layers): the
+    /// file a deploy step reads.
+    #[arg(long, value_name = "PATH", env = "LAMBDA_IMG_METADATA_FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// The function's architecture, over `function.architecture` (one manifest
+    /// built for both in a CI matrix).
+    #[arg(long, value_parser = super::check::parse_arch, env = "LAMBDA_IMG_ARCH")]
+    pub arch: Option<crate::image::Architecture>,
 }
 
 /// `KEY=VALUE` with a non-empty key; the value may hold further `=`.
@@ -147,6 +156,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         },
         source_options: global.source_options(args.allow_unpinned)?,
         force: args.force,
+        arch: args.arch,
     };
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(
@@ -155,8 +165,11 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         );
     }
     let outcome = build(&options, &cache, &reporter)?;
+    let report = build_report(&outcome.image, &outcome.base, &outcome.outputs, &outcome.findings);
+    if let Some(path) = &args.metadata_file {
+        write_metadata_file(path, &report)?;
+    }
     if args.json {
-        let report = BuildReport::new(&outcome.image, &outcome.outputs, &outcome.findings);
         print_data(&serde_json::to_string_pretty(&report)?)
     } else {
         // Like ko: pushed images are printed as REF@sha256:..., one a line,

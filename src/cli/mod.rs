@@ -8,6 +8,7 @@ mod check;
 mod completions;
 mod init;
 mod login;
+mod man_sections;
 mod pin;
 mod settings;
 
@@ -60,6 +61,18 @@ pub struct GlobalArgs {
     /// Read the registry password (or token) from standard input.
     #[arg(long, global = true)]
     pub password_stdin: bool,
+    /// Fetch base images named on registry FROM from the mirror TO instead (same
+    /// repository path, or under PREFIX/), by the same tag or digest, verified; the
+    /// manifest keeps the canonical name. For build, check, inspect, pin and init.
+    /// Repeat for several.
+    #[arg(
+        long = "registry-mirror",
+        global = true,
+        value_name = "FROM=TO[/PREFIX]",
+        env = "LAMBDA_IMG_REGISTRY_MIRRORS",
+        value_delimiter = ','
+    )]
+    pub registry_mirrors: Vec<crate::registry::RegistryMirror>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +140,7 @@ impl GlobalArgs {
         Ok(RegistryOptions {
             insecure: self.insecure_registries.clone(),
             credentials,
+            mirrors: self.registry_mirrors.clone(),
             ..Default::default()
         })
     }

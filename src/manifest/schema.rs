@@ -36,7 +36,7 @@ pub struct ManifestFile {
 }
 
 /// `[dependencies]`: which keys apply depends on `function.runtime`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DependenciesTable {
     #[serde(default)]

@@ -4,6 +4,7 @@
 //! that becomes progress bars, plain lines or nothing.
 
 pub mod json;
+pub mod metadata;
 pub mod progress;
 
 /// Progress and messages from library operations.
