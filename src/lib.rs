@@ -5,6 +5,7 @@
 //! (assembled image) → `rules` (Lambda's limits) → `sink` (outputs).
 
 pub mod build;
+pub mod build_all;
 pub mod cache;
 pub mod check;
 pub mod cli;

@@ -62,6 +62,13 @@ pub struct BuildArgs {
     /// variables over lambda-img.toml) as JSON, and exit without building.
     #[arg(long)]
     pub print_settings: bool,
+    /// Build every lambda-img.toml under DIR... (default `.`) with one shared
+    /// cache; `{function}` in each --output is replaced by the function's name.
+    #[arg(long)]
+    pub recursive: bool,
+    /// Directories searched with --recursive.
+    #[arg(value_name = "DIR", requires = "recursive")]
+    pub dirs: Vec<PathBuf>,
 }
 
 /// `KEY=VALUE` with a non-empty key; the value may hold further `=`.
@@ -148,6 +155,9 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             &reporter,
             "no --output given: the image is built and checked, then kept only in the cache",
         );
+    }
+    if args.recursive {
+        return super::build_recursive::run(&args.dirs, args.json, &options, &cache, &reporter);
     }
     let outcome = build(&options, &cache, &reporter)?;
     if args.json {

@@ -11,6 +11,7 @@ mod examples;
 mod init;
 mod layer_oci;
 mod media;
+mod patch;
 mod registry;
 mod registry_auth;
 mod registry_bench;
