@@ -84,7 +84,16 @@ fn base_lag(image: &Image, options: &SourceOptions, reporter: &dyn Reporter) -> 
     record.digest.as_ref()?;
     let reference = crate::registry::Reference::parse(&record.name).ok()?;
     reference.tag.as_ref()?;
-    match crate::registry::resolve_digest(&reference, &options.registry, reporter) {
+    // Advisory: one quick try, so checking offline is not held up by retries.
+    let registry = crate::registry::RegistryOptions {
+        retry: crate::registry::RetryPolicy {
+            attempts: 1,
+            ..Default::default()
+        },
+        timeout: options.registry.timeout.min(std::time::Duration::from_secs(10)),
+        ..options.registry.clone()
+    };
+    match crate::registry::resolve_digest(&reference, &registry, reporter) {
         Ok(current) => base_lag_finding(&record, &current),
         Err(e) => {
             reporter.detail(&format!("base {} not compared with its tag: {e}", record.name));

@@ -600,3 +600,94 @@ fn a_scratch_image_records_no_base() {
     let c = crate::support::oci::config(&out, "1");
     assert!(c["config"].get("Labels").is_none(), "{c:#}");
 }
+
+/// A base from another registry (as public.ecr.aws is to a private ECR):
+/// `build --recursive` uploads each base layer once, then mounts it into
+/// every other function's repository, and refuses outputs that would collide.
+#[test]
+fn a_fleet_on_a_base_from_another_registry_uploads_each_base_layer_once() {
+    let (Some(bases), Some(target)) = (TestRegistry::start(), TestRegistry::start()) else {
+        return;
+    };
+    if !require_tool("busybox") || !require_tool("skopeo") {
+        return;
+    }
+    let proxy = FaultProxy::start(target.port);
+    let docker_config = tempfile::tempdir().unwrap();
+    let dc = docker_config.path();
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path();
+    let base = Project::new(&scratch_manifest(""), &[("x.txt", "x\n")]);
+    base.copy_in(Path::new("/bin/busybox"), "busybox");
+    let base_ref = format!("{}/base/provided:al2023", bases.host());
+    run_ok(&mut cli(
+        cache,
+        dc,
+        base.path(),
+        &["build", "--output", &format!("registry:{base_ref}")],
+    ));
+
+    let mono = tempfile::tempdir().unwrap();
+    let root = mono.path();
+    for f in ["alpha", "beta", "gamma"] {
+        write_files(
+            root,
+            &[
+                (
+                    &format!("{f}/lambda-img.toml"),
+                    &format!(
+                        "[function]\nname = \"{f}\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"{base_ref}\"\n\n[code]\nsources = [\"src\"]\n"
+                    ),
+                ),
+                (&format!("{f}/src/handler.sh"), &format!("echo {f}\n")),
+            ],
+        );
+    }
+    run_ok(&mut cli(cache, dc, root, &["pin", "--recursive", "--quiet"]));
+
+    // One output for several functions would be overwritten by each: refused
+    // before anything is built.
+    let out = cli(cache, dc, root, &["build", "--recursive", "--output", "oci:out"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("{function}"), "{}", stderr(&out));
+    assert!(!root.join("out").exists());
+
+    let output = format!("registry:{}/{{function}}:1", proxy.host());
+    let out = run_ok(&mut cli(
+        cache,
+        dc,
+        root,
+        &["build", "--recursive", "--output", &output],
+    ));
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (line, f) in lines.iter().zip(["alpha", "beta", "gamma"]) {
+        assert!(
+            line.starts_with(&format!("{f} {}/{f}:1@sha256:", proxy.host())),
+            "{line}"
+        );
+    }
+    let (m, _) = skopeo(&bases.host(), "base/provided:al2023");
+    let log = proxy.log.lock().unwrap().clone();
+    for layer in m["layers"].as_array().unwrap() {
+        let hex = layer["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let uploads = log
+            .iter()
+            .filter(|(m, t, _)| m == "PUT" && t.contains(hex))
+            .count();
+        let mounts = log
+            .iter()
+            .filter(|(m, t, s)| m == "POST" && t.contains("mount=") && t.contains(hex) && *s == 201)
+            .count();
+        assert_eq!(
+            (uploads, mounts),
+            (1, 2),
+            "base layer {hex}: uploaded once, mounted twice"
+        );
+    }
+}
