@@ -2,9 +2,11 @@
 //! manifest → Lambda's rules → outputs. Every input is resolved and every
 //! output parsed before any work starts; nothing is written until the rules pass.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::cache::Cache;
+use crate::image::base_record::BaseRecord;
 use crate::image::config::{ConfigChanges, ConfigError, HistoryEntry, edit_config, rfc3339};
 use crate::image::{
     Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, convert_layer_media_type, write_manifest,
@@ -261,6 +263,21 @@ fn assemble(
         .iter()
         .map(|l| to_family(l, family))
         .collect::<Result<_, _>>()?;
+    // The base this image is built on: manifest annotations for OCI, config
+    // labels (under the manifest's own) for Docker V2.2.
+    let base_record = BaseRecord::for_base(&plan.base)
+        .map(|r| r.entries())
+        .unwrap_or_default();
+    let (annotations, labels) = match family {
+        MediaFamily::Oci => (base_record, plan.config.labels.clone()),
+        MediaFamily::Docker => (
+            BTreeMap::new(),
+            base_record
+                .into_iter()
+                .chain(plan.config.labels.clone())
+                .collect(),
+        ),
+    };
     let changes = |new_layers| ConfigChanges {
         architecture: plan.arch,
         created: rfc3339(epoch),
@@ -268,7 +285,7 @@ fn assemble(
         cmd: plan.config.cmd.as_deref(),
         workdir: plan.config.workdir.as_deref(),
         env: &plan.config.env,
-        labels: &plan.config.labels,
+        labels: &labels,
         new_layers,
     };
     // The config as it will be but for its layers, so the rules' scans of the
@@ -312,7 +329,7 @@ fn assemble(
     let config = edit_config(&base.config, &changes(&history))?;
     let config_descriptor = Descriptor::new(family.config(), Digest::of(&config), config.len() as u64);
     let layer_descriptors: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
-    let manifest = write_manifest(family, &config_descriptor, &layer_descriptors, None);
+    let manifest = write_manifest(family, &config_descriptor, &layer_descriptors, Some(&annotations));
     Ok(Image {
         family,
         manifest_digest: Digest::of(&manifest),

@@ -5,10 +5,12 @@
 //! (assembled image) → `rules` (Lambda's limits) → `sink` (outputs).
 
 pub mod build;
+pub mod build_all;
 pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod deps;
+pub mod discover;
 pub mod image;
 pub mod init;
 pub mod inspect;
@@ -18,6 +20,7 @@ pub mod overwrite;
 pub mod pin;
 pub mod plan;
 pub mod registry;
+pub mod repin;
 pub mod report;
 pub mod rules;
 pub mod sink;

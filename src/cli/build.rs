@@ -75,6 +75,13 @@ pub struct BuildArgs {
     /// built for both in a CI matrix).
     #[arg(long, value_parser = super::check::parse_arch, env = "LAMBDA_IMG_ARCH")]
     pub arch: Option<crate::image::Architecture>,
+    /// Build every lambda-img.toml under DIR... (default `.`) with one shared
+    /// cache; `{function}` in each --output is replaced by the function's name.
+    #[arg(long)]
+    pub recursive: bool,
+    /// Directories searched with --recursive.
+    #[arg(value_name = "DIR", requires = "recursive")]
+    pub dirs: Vec<PathBuf>,
 }
 
 /// `KEY=VALUE` with a non-empty key; the value may hold further `=`.
@@ -163,6 +170,9 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             &reporter,
             "no --output given: the image is built and checked, then kept only in the cache",
         );
+    }
+    if args.recursive {
+        return super::build_recursive::run(&args.dirs, args.json, &options, &cache, &reporter);
     }
     let outcome = build(&options, &cache, &reporter)?;
     let report = build_report(&outcome.image, &outcome.base, &outcome.outputs, &outcome.findings);

@@ -3,6 +3,7 @@
 //! one library operation; they hold no logic a library test would need.
 
 mod build;
+mod build_recursive;
 mod cache;
 mod check;
 mod completions;

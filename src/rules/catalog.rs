@@ -216,6 +216,14 @@ pub const CONTENT_NOT_CHECKED: Rule = Rule {
     fix: "fix the layer errors above, then check again",
     source: "lambda-img",
 };
+pub const BASE_LAGS: Rule = Rule {
+    id: "LI091",
+    name: "base-lags-tag",
+    severity: Severity::Warning,
+    summary: "the image records a base digest that its tag no longer names: the base has a newer build",
+    fix: "run `lambda-img pin --recursive` and rebuild (`lambda-img build --recursive`) to pick up the new base",
+    source: "lambda-img (AWS patches the OS and runtime of its base images under the same tags)",
+};
 
 /// Every rule, in id order.
 pub static RULES: &[Rule] = &[
@@ -245,6 +253,7 @@ pub static RULES: &[Rule] = &[
     IGNORED_CONFIG,
     CONFIG_INVALID,
     CONTENT_NOT_CHECKED,
+    BASE_LAGS,
 ];
 
 /// The rule with this id or name.

@@ -5,6 +5,7 @@
 //! [`check_image`] adds the filesystem rules, streaming each layer once.
 //! Neither prints: the caller renders the [`Finding`]s.
 
+mod base;
 pub mod catalog;
 mod config;
 mod content;
@@ -16,6 +17,7 @@ pub mod walk;
 
 use serde::Serialize;
 
+pub use base::base_lag_finding;
 pub use catalog::{RULES, rule};
 pub use config::HistoryEntry;
 pub use config::ImageConfig;

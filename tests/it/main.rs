@@ -14,6 +14,7 @@ mod hardening_creds;
 mod init;
 mod layer_oci;
 mod media;
+mod patch;
 mod registry;
 mod registry_auth;
 mod registry_bench;
