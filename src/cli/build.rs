@@ -146,6 +146,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     }
     let reporter = global.reporter();
     let cache = global.cache()?;
+    global.register_ecr_signin(&args.manifest, None)?;
     let limits = args.limits.limits();
     let threads = args.threads();
     let options = BuildOptions {
