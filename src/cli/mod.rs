@@ -60,6 +60,16 @@ pub struct GlobalArgs {
     /// Read the registry password (or token) from standard input.
     #[arg(long, global = true)]
     pub password_stdin: bool,
+    /// Give up on a stalled or trickling registry request (with its retries) after about this long.
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_IMG_REGISTRY_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = crate::registry::DEFAULT_REGISTRY_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub registry_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,7 +138,8 @@ impl GlobalArgs {
             insecure: self.insecure_registries.clone(),
             credentials,
             ..Default::default()
-        })
+        }
+        .with_registry_timeout(std::time::Duration::from_secs(self.registry_timeout)))
     }
 
     pub fn source_options(&self, allow_unpinned: bool) -> anyhow::Result<SourceOptions> {

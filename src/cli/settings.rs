@@ -54,6 +54,7 @@ pub fn print(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         "cache_dir": cache_dir.display().to_string(),
         "insecure_registries": global.insecure_registries,
         "username_given": registry.credentials.is_some(),
+        "registry_timeout_seconds": global.registry_timeout,
     });
     print_data(&serde_json::to_string_pretty(&settings)?)
 }

@@ -78,7 +78,8 @@ impl OciLayoutSink {
         lock.lock().map_err(self.io_err(&self.dir))?;
         let mut entries = Vec::new();
         if marker.is_file() {
-            let text = fs::read(&marker).map_err(self.io_err(&marker))?;
+            let text = crate::bounded_read::read_capped(&marker, crate::bounded_read::MAX_JSON, "oci-layout")
+                .map_err(|e| not(&format!("its oci-layout file cannot be read: {e}")))?;
             let version = serde_json::from_slice::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_string));
@@ -86,7 +87,12 @@ impl OciLayoutSink {
                 return Err(not("its oci-layout file does not say imageLayoutVersion 1.0.x"));
             }
             if index_path.exists() {
-                let bytes = fs::read(&index_path).map_err(self.io_err(&index_path))?;
+                let bytes = crate::bounded_read::read_capped(
+                    &index_path,
+                    crate::bounded_read::MAX_JSON,
+                    "index.json",
+                )
+                .map_err(|e| not(&format!("its index.json cannot be read: {e}")))?;
                 match parse_document(&bytes, Some(OCI_INDEX), &index_path.display().to_string()) {
                     Ok(Document::Index(index)) => entries = index.manifests,
                     Ok(Document::Manifest(_)) => return Err(not("its index.json is a manifest")),
