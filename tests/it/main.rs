@@ -10,6 +10,7 @@ mod deps;
 mod examples;
 mod hardening_cache;
 mod hardening_creds;
+mod hardening_layout;
 mod hardening_reads;
 mod init;
 mod layer_oci;

@@ -27,18 +27,22 @@ pub fn descriptor(media_type: &str, bytes: &[u8], digest: &str) -> Value {
 }
 
 /// An uncompressed tar holding `files` (entry name, contents); names are
-/// written raw, so `../x` or `/x` stay as given.
+/// written raw, so `../x` or `/x` stay as given; a name ending in `/` is a directory.
 pub fn raw_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, data) in files {
         let mut h = tar::Header::new_ustar();
         h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
         h.set_size(data.len() as u64);
-        h.set_mode(0o644);
+        h.set_mode(0o755);
         h.set_uid(0);
         h.set_gid(0);
         h.set_mtime(315_532_800);
-        h.set_entry_type(tar::EntryType::Regular);
+        h.set_entry_type(if name.ends_with('/') {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
         h.set_cksum();
         out.extend_from_slice(h.as_bytes());
         out.extend_from_slice(data);
