@@ -5,6 +5,7 @@
 //! (assembled image) → `rules` (Lambda's limits) → `sink` (outputs).
 
 pub mod aws;
+pub mod bounded_read;
 pub mod build;
 pub mod build_all;
 pub mod cache;

@@ -62,6 +62,10 @@ pub struct BuildArgs {
     /// a docker-archive (the manifest and sources are never replaced).
     #[arg(long)]
     pub force: bool,
+    /// Keep blobs of an OCI layout output that its index.json no longer reaches
+    /// (by default they are removed after the new index.json is written, like `umoci gc`).
+    #[arg(long)]
+    pub no_gc: bool,
     /// Print the settings this build would use (flags over LAMBDA_IMG_*
     /// variables over lambda-img.toml) as JSON, and exit without building.
     #[arg(long)]
@@ -161,6 +165,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         labels: args.labels,
         sink_options: SinkOptions {
             registry: global.registry_options()?,
+            keep_unreferenced: args.no_gc,
         },
         source_options: global.source_options(args.allow_unpinned)?,
         force: args.force,

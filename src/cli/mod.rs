@@ -84,6 +84,16 @@ pub struct GlobalArgs {
         value_delimiter = ','
     )]
     pub aws_auth: Vec<String>,
+    /// Give up on a stalled or trickling registry request (with its retries) after about this long.
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_IMG_REGISTRY_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = crate::registry::DEFAULT_REGISTRY_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub registry_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,7 +188,8 @@ impl GlobalArgs {
             credentials,
             mirrors: self.registry_mirrors.clone(),
             ..Default::default()
-        })
+        }
+        .with_registry_timeout(std::time::Duration::from_secs(self.registry_timeout)))
     }
 
     pub fn source_options(&self, allow_unpinned: bool) -> anyhow::Result<SourceOptions> {

@@ -12,6 +12,8 @@ mod deps;
 mod examples;
 mod hardening_cache;
 mod hardening_creds;
+mod hardening_layout;
+mod hardening_reads;
 mod init;
 mod layer_oci;
 mod media;
