@@ -16,7 +16,7 @@ use crate::plan::{BuildPlan, plan};
 use crate::report::Reporter;
 use crate::rules::{
     CheckContext, CheckError, Finding, LayerScan, Limits, ScanMemo, ScanPlan, check_image_with, check_limits,
-    has_errors, render_findings,
+    has_errors, human_bytes, render_findings,
 };
 use crate::sink::{self, ImageSink, SinkError, SinkReport};
 use crate::source::{self, SourceError};
@@ -248,6 +248,7 @@ fn assemble(
         threads: options.threads,
     };
 
+    refuse_oversized(&base.layers, plan, &options.limits)?;
     let mut layers: Vec<Layer> = base
         .layers
         .iter()
@@ -313,6 +314,43 @@ fn assemble(
         config_descriptor,
         layers,
     })
+}
+
+/// Refuses an image whose base layers and new layers' files already add up to
+/// more than the uncompressed limit, before anything is compressed: the size
+/// of each new layer's tar is known exactly from its file selection.
+fn refuse_oversized(base: &[Layer], plan: &BuildPlan, limits: &Limits) -> Result<(), BuildError> {
+    let mut sizes: Vec<(String, u64)> = Vec::new();
+    for spec in &plan.layers {
+        let entries = crate::layer::select::select(spec)?;
+        sizes.push((
+            format!("layer {}", spec.name),
+            crate::layer::tar_writer::tar_size(&entries),
+        ));
+    }
+    let base_total: u64 = base.iter().map(|l| l.uncompressed_size).sum();
+    let total = base_total + sizes.iter().map(|(_, s)| s).sum::<u64>();
+    if total <= limits.max_uncompressed {
+        return Ok(());
+    }
+    sizes.sort_by_key(|(_, s)| std::cmp::Reverse(*s));
+    let largest: Vec<String> = sizes
+        .iter()
+        .take(3)
+        .map(|(name, size)| format!("{name} {}", human_bytes(*size)))
+        .collect();
+    Err(BuildError::Rules(vec![Finding::new(
+        &crate::rules::catalog::IMAGE_TOO_LARGE,
+        format!(
+            "the base ({}) and the new layers' files add up to {} ({total} bytes) uncompressed, \
+             over the limit of {} ({} bytes), before anything was compressed; largest new: {}",
+            human_bytes(base_total),
+            human_bytes(total),
+            human_bytes(limits.max_uncompressed),
+            limits.max_uncompressed,
+            largest.join(", ")
+        ),
+    )]))
 }
 
 /// Builds a layer; when it is compressed, the rules' scan of it runs on the

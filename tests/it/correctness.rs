@@ -212,3 +212,32 @@ fn outputs_never_replace_inputs_and_are_refused_before_any_work() {
         ]));
     }
 }
+
+/// A sparse 10.1 GiB file: refused from its size alone, so nothing is read,
+/// compressed or cached (today's failure compressed it for 40 s first).
+#[test]
+fn an_image_over_10_gib_is_refused_before_compressing() {
+    let Some(p) = busybox_project("", &[]) else { return };
+    let big = std::fs::File::create(p.join("big.bin")).unwrap();
+    big.set_len(10_342 * 1024 * 1024).unwrap(); // 10.1 GiB
+    drop(big);
+    let out_dir = p.join("out");
+    let out = p.build_fail(&["--output", &format!("oci:{}", out_dir.display())]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "error[LI010 image-too-large]: the base (0 B) and the new layers' files add up to 10.1 GiB"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("over the limit of 10.0 GiB (10737418240 bytes), before anything was compressed; largest new: layer code 10.1 GiB"), "{err}");
+    assert!(!err.contains("==> layer code"), "{err}");
+    assert!(!out_dir.exists());
+    let blobs = walkdir::WalkDir::new(p.cache.path())
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.path().to_string_lossy().contains("blobs"))
+        .count();
+    assert_eq!(blobs, 0, "no layer was compressed into the cache");
+}
