@@ -50,6 +50,9 @@ pub struct BuildOptions {
 pub struct BuildOutcome {
     pub image: Image,
     pub outputs: Vec<SinkReport>,
+    /// The manifest digest each output holds, in `outputs` order: an OCI
+    /// layout holds an OCI manifest even for a Docker-media-type image.
+    pub output_digests: Vec<Digest>,
     /// Warnings and infos from the rules (errors stop the build).
     pub findings: Vec<Finding>,
 }
@@ -146,6 +149,8 @@ pub fn build(
         reporter.finding(&f.to_string());
     }
 
+    let output_digests: Vec<Digest> = options.outputs.iter().map(|o| held_digest(o, &image)).collect();
+    warn_if_digests_differ(&options.outputs, &output_digests, reporter);
     let mut outputs = Vec::with_capacity(sinks.len());
     for sink in &sinks {
         outputs.push(sink.write(&image, reporter)?);
@@ -153,8 +158,39 @@ pub fn build(
     Ok(BuildOutcome {
         image,
         outputs,
+        output_digests,
         findings,
     })
+}
+
+/// The digest of the manifest that `output` holds once written: skopeo and
+/// umoci skip Docker manifests in a layout, so an `oci:` output of a
+/// Docker-media-type image holds its OCI twin (same config and layers).
+fn held_digest(output: &str, image: &Image) -> Digest {
+    match output.starts_with("oci:").then(|| sink::as_oci(image)).flatten() {
+        Some(oci) => oci.manifest_digest,
+        None => image.manifest_digest.clone(),
+    }
+}
+
+/// One warning, before anything is written, when outputs will hold different
+/// manifests (each is then printed on its own line).
+fn warn_if_digests_differ(outputs: &[String], digests: &[Digest], reporter: &dyn Reporter) {
+    if digests.windows(2).all(|w| w[0] == w[1]) {
+        return;
+    }
+    let held: Vec<String> = outputs
+        .iter()
+        .zip(digests)
+        .map(|(o, d)| format!("{o} holds {d}"))
+        .collect();
+    reporter.warn(&format!(
+        "the image uses Docker media types, so the outputs hold different manifests \
+         (an OCI layout cannot hold a Docker manifest): {}; each output's digest is printed \
+         on its own line. For one digest everywhere, build with --format oci \
+         (or image.format = \"oci\"), or write only docker-archive and registry outputs",
+        held.join(", ")
+    ));
 }
 
 /// What a cached check remembers: the rule id and message of each finding.

@@ -156,21 +156,48 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     }
     let outcome = build(&options, &cache, &reporter)?;
     if args.json {
-        let report = BuildReport::new(&outcome.image, &outcome.outputs, &outcome.findings);
+        let report = BuildReport::new(
+            &outcome.image,
+            &outcome.outputs,
+            &outcome.output_digests,
+            &outcome.findings,
+        );
         print_data(&serde_json::to_string_pretty(&report)?)
     } else {
-        // Like ko: pushed images are printed as REF@sha256:..., one a line,
-        // ready for `aws lambda update-function-code --image-uri`; otherwise the digest.
-        let pushed: Vec<&str> = outcome
+        print_data(&digest_lines(&outcome))
+    }
+}
+
+/// What stdout carries: every digest printed is one an output holds. Like
+/// ko, pushed images are `REF@sha256:...`, one a line, ready for `aws lambda
+/// update-function-code --image-uri`; otherwise the one digest every output
+/// holds. When outputs hold different manifests (an OCI layout of a Docker
+/// image), one `OUTPUT@sha256:...` line per output.
+fn digest_lines(outcome: &crate::build::BuildOutcome) -> String {
+    let digests = &outcome.output_digests;
+    let differ = digests.windows(2).any(|w| w[0] != w[1]);
+    let line = |(o, d): (&crate::sink::SinkReport, &crate::image::Digest)| match &o.reference {
+        Some(r) if o.output.starts_with("registry:") => r.clone(),
+        _ => format!("{}@{d}", o.output),
+    };
+    if differ {
+        return outcome
             .outputs
             .iter()
-            .filter(|o| o.output.starts_with("registry:"))
-            .filter_map(|o| o.reference.as_deref())
-            .collect();
-        if pushed.is_empty() {
-            print_data(&outcome.image.manifest_digest.to_string())
-        } else {
-            print_data(&pushed.join("\n"))
-        }
+            .zip(digests)
+            .map(line)
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    let pushed: Vec<&str> = outcome
+        .outputs
+        .iter()
+        .filter(|o| o.output.starts_with("registry:"))
+        .filter_map(|o| o.reference.as_deref())
+        .collect();
+    match (pushed.is_empty(), digests.first()) {
+        (false, _) => pushed.join("\n"),
+        (true, Some(d)) => d.to_string(),
+        (true, None) => outcome.image.manifest_digest.to_string(),
     }
 }

@@ -241,3 +241,100 @@ fn an_image_over_10_gib_is_refused_before_compressing() {
         .count();
     assert_eq!(blobs, 0, "no layer was compressed into the cache");
 }
+
+fn skopeo_digest(image: &str) -> String {
+    let out = run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", image]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["Digest"].as_str().unwrap().to_string()
+}
+
+/// A Docker-media-type image (as every AWS base is) written to an OCI layout,
+/// a docker-archive and a registry: each printed digest is the one skopeo
+/// reads from that output.
+#[test]
+fn each_printed_digest_is_the_one_its_output_holds() {
+    let Some(registry) = crate::support::registry::TestRegistry::start() else {
+        return;
+    };
+    let Some(p) = busybox_project("format = \"docker\"\n", &[]) else {
+        return;
+    };
+    if !require_tool("skopeo") {
+        return;
+    }
+    let layout = p.join("out");
+    let archive = p.join("image.tar");
+    let pushed = format!("{}/fn/app:1", registry.host());
+    let outputs = [
+        format!("oci:{}:v1", layout.display()),
+        format!("docker-archive:{}", archive.display()),
+        format!("registry:{pushed}"),
+    ];
+    let docker_config = tempfile::tempdir().unwrap();
+    let mut cmd = p.cmd(&["build", "-o", &outputs[0], "-o", &outputs[1], "-o", &outputs[2]]);
+    cmd.env("DOCKER_CONFIG", docker_config.path());
+    let out = run_ok(&mut cmd);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "one line per output: {text}");
+    let oci_digest = lines[0]
+        .strip_prefix(&format!("{}@", outputs[0]))
+        .expect(lines[0]);
+    let archive_digest = lines[1]
+        .strip_prefix(&format!("{}@", outputs[1]))
+        .expect(lines[1]);
+    let pushed_digest = lines[2].strip_prefix(&format!("{pushed}@")).expect(lines[2]);
+    assert_ne!(oci_digest, pushed_digest);
+    assert_eq!(archive_digest, pushed_digest, "both hold the Docker manifest");
+    assert_eq!(skopeo_digest(&format!("oci:{}:v1", layout.display())), oci_digest);
+    assert_eq!(skopeo_digest(&format!("docker://{pushed}")), pushed_digest);
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("outputs hold different manifests").count(),
+        1,
+        "warned once: {err}"
+    );
+    assert!(err.contains("build with --format oci"), "{err}");
+
+    // --json: each output's digest; the archive's config is the image's.
+    let mut cmd = p.cmd(&[
+        "build",
+        "--json",
+        "-o",
+        &outputs[0],
+        "-o",
+        &outputs[1],
+        "-o",
+        &outputs[2],
+    ]);
+    cmd.env("DOCKER_CONFIG", docker_config.path());
+    let report: serde_json::Value = serde_json::from_slice(&run_ok(&mut cmd).stdout).unwrap();
+    let digests: Vec<&str> = (0..3)
+        .map(|i| report["outputs"][i]["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(digests, [oci_digest, archive_digest, pushed_digest]);
+    let config = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--config",
+        &format!("docker-archive:{}", archive.display()),
+    ]));
+    let config_digest = format!("sha256:{}", sha256_hex(&config.stdout));
+    assert_eq!(report["config_digest"], config_digest.as_str());
+
+    // With --format oci every output holds one manifest: one digest is printed.
+    let mut cmd = p.cmd(&["build", "--format", "oci", "-o", &outputs[0], "-o", &outputs[1]]);
+    cmd.env("DOCKER_CONFIG", docker_config.path());
+    let out = run_ok(&mut cmd);
+    let digest = stdout(&out).trim().to_string();
+    assert_eq!(skopeo_digest(&format!("oci:{}:v1", layout.display())), digest);
+    assert!(!stderr(&out).contains("different manifests"));
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
