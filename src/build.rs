@@ -15,8 +15,8 @@ use crate::overwrite::{LocalOutput, refuse_overwrites};
 use crate::plan::{BuildPlan, plan};
 use crate::report::Reporter;
 use crate::rules::{
-    CheckContext, CheckError, Finding, LayerScan, Limits, ScanMemo, ScanPlan, check_image_with, check_limits,
-    has_errors, human_bytes, render_findings,
+    CheckContext, CheckError, Finding, LayerScan, Limits, RulePolicy, ScanMemo, ScanPlan, check_image_with,
+    check_limits, has_errors, human_bytes, render_findings,
 };
 use crate::sink::{self, ImageSink, SinkError, SinkReport};
 use crate::source::{self, SourceError};
@@ -43,6 +43,8 @@ pub struct BuildOptions {
     pub source_options: source::SourceOptions,
     /// Replace an existing file at a docker-archive output that is not one.
     pub force: bool,
+    /// Rules tuned on the command line, over the manifest's `[check]`.
+    pub rules: RulePolicy,
 }
 
 /// The built image and what was done with it.
@@ -133,15 +135,25 @@ pub fn build(
         limits: options.limits,
     };
 
-    let image = assemble(&model, &plan, options, &context, source.as_ref(), cache, reporter)?;
+    let policy = RulePolicy::merged(&model.check, &options.rules);
+    let image = assemble(
+        &model,
+        &plan,
+        options,
+        &policy,
+        &context,
+        source.as_ref(),
+        cache,
+        reporter,
+    )?;
 
     // The cheap limits first, so an oversized image fails before its layers are read.
-    let limits = check_limits(&image, &options.limits, Some(plan.arch));
+    let limits = policy.apply(check_limits(&image, &options.limits, Some(plan.arch)));
     if has_errors(&limits) {
         return Err(BuildError::Rules(limits));
     }
     reporter.step("checking Lambda's rules");
-    let findings = checked_image(&image, &context, cache)?;
+    let findings = policy.apply(checked_image(&image, &context, cache)?);
     if has_errors(&findings) {
         return Err(BuildError::Rules(findings));
     }
@@ -264,10 +276,12 @@ fn absolute(path: PathBuf) -> PathBuf {
 }
 
 /// Resolves the base, builds the new layers and returns the new image value.
+#[allow(clippy::too_many_arguments)]
 fn assemble(
     model: &FunctionModel,
     plan: &BuildPlan,
     options: &BuildOptions,
+    policy: &RulePolicy,
     context: &CheckContext,
     source: &dyn source::ImageSource,
     cache: &Cache,
@@ -284,7 +298,12 @@ fn assemble(
         threads: options.threads,
     };
 
-    refuse_oversized(&base.layers, plan, &options.limits)?;
+    if let Some(finding) = oversized(&base.layers, plan, &options.limits)? {
+        let findings = policy.apply(vec![finding]);
+        if has_errors(&findings) {
+            return Err(BuildError::Rules(findings));
+        }
+    }
     let mut layers: Vec<Layer> = base
         .layers
         .iter()
@@ -352,10 +371,10 @@ fn assemble(
     })
 }
 
-/// Refuses an image whose base layers and new layers' files already add up to
+/// The finding for an image whose base layers and new layers' files already add up to
 /// more than the uncompressed limit, before anything is compressed: the size
 /// of each new layer's tar is known exactly from its file selection.
-fn refuse_oversized(base: &[Layer], plan: &BuildPlan, limits: &Limits) -> Result<(), BuildError> {
+fn oversized(base: &[Layer], plan: &BuildPlan, limits: &Limits) -> Result<Option<Finding>, BuildError> {
     let mut sizes: Vec<(String, u64)> = Vec::new();
     for spec in &plan.layers {
         let entries = crate::layer::select::select(spec)?;
@@ -367,7 +386,7 @@ fn refuse_oversized(base: &[Layer], plan: &BuildPlan, limits: &Limits) -> Result
     let base_total: u64 = base.iter().map(|l| l.uncompressed_size).sum();
     let total = base_total + sizes.iter().map(|(_, s)| s).sum::<u64>();
     if total <= limits.max_uncompressed {
-        return Ok(());
+        return Ok(None);
     }
     sizes.sort_by_key(|(_, s)| std::cmp::Reverse(*s));
     let largest: Vec<String> = sizes
@@ -375,7 +394,7 @@ fn refuse_oversized(base: &[Layer], plan: &BuildPlan, limits: &Limits) -> Result
         .take(3)
         .map(|(name, size)| format!("{name} {}", human_bytes(*size)))
         .collect();
-    Err(BuildError::Rules(vec![Finding::new(
+    Ok(Some(Finding::new(
         &crate::rules::catalog::IMAGE_TOO_LARGE,
         format!(
             "the base ({}) and the new layers' files add up to {} ({total} bytes) uncompressed, \
@@ -386,7 +405,7 @@ fn refuse_oversized(base: &[Layer], plan: &BuildPlan, limits: &Limits) -> Result
             limits.max_uncompressed,
             largest.join(", ")
         ),
-    )]))
+    )))
 }
 
 /// Builds a layer; when it is compressed, the rules' scan of it runs on the

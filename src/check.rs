@@ -7,7 +7,7 @@ use crate::cache::Cache;
 use crate::image::{Architecture, Digest, Image, MediaKind, classify};
 use crate::inspect::{ImageSummary, InspectError, LayerDiff};
 use crate::report::Reporter;
-use crate::rules::{CheckContext, CheckError, Finding, Limits, check_image, index_finding};
+use crate::rules::{CheckContext, CheckError, Finding, Limits, RulePolicy, check_image, index_finding};
 use crate::source::{self, SourceError, SourceOptions};
 
 /// What to check and against which function.
@@ -21,6 +21,8 @@ pub struct CheckOptions {
     pub handler: Option<String>,
     pub limits: Limits,
     pub source_options: SourceOptions,
+    /// Rules allowed, denied, strict (the manifest's `[check]` merged with flags).
+    pub rules: RulePolicy,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,6 +68,7 @@ pub fn check(
     };
     reporter.step(&format!("checking {} against Lambda's rules", source.describe()));
     findings.extend(check_image(&image, &context)?);
+    let mut findings = options.rules.apply(findings);
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(CheckOutcome {
         reference: source.describe(),

@@ -24,7 +24,8 @@ pub struct BuildArgs {
         long = "output",
         value_name = "OUTPUT",
         env = "LAMBDA_IMG_OUTPUT",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_output
     )]
     pub outputs: Vec<String>,
     /// Print a JSON report on stdout instead of the digest.
@@ -49,6 +50,8 @@ pub struct BuildArgs {
     pub source_date_epoch: Option<u64>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub rules: super::explain::RuleArgs,
     /// Accept a registry base that is not pinned by digest (not reproducible).
     #[arg(long, env = "LAMBDA_IMG_ALLOW_UNPINNED")]
     pub allow_unpinned: bool,
@@ -66,6 +69,14 @@ pub struct BuildArgs {
     /// variables over lambda-img.toml) as JSON, and exit without building.
     #[arg(long)]
     pub print_settings: bool,
+}
+
+/// An output spec as the sinks parse it, so a malformed one is a
+/// command-line mistake (exit status 2) found before anything runs.
+fn parse_output(text: &str) -> Result<String, String> {
+    crate::sink::open(text, &SinkOptions::default())
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// `KEY=VALUE` with a non-empty key; the value may hold further `=`.
@@ -147,6 +158,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         },
         source_options: global.source_options(args.allow_unpinned)?,
         force: args.force,
+        rules: args.rules.policy()?,
     };
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(

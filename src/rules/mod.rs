@@ -12,6 +12,7 @@ mod flat;
 mod handler;
 mod limits;
 mod links;
+pub mod policy;
 pub mod walk;
 
 use serde::Serialize;
@@ -24,6 +25,7 @@ pub use content::{LayerScan, ScanMemo, ScanPlan, TarScan, elf_machine};
 pub use flat::{FlatView, LayerDelta, Node, NodeKind, flatten};
 pub use limits::human_bytes;
 pub use limits::{check_limits, index_finding};
+pub use policy::{RulePolicy, rule_id};
 
 use crate::image::{Architecture, Digest};
 

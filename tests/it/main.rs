@@ -16,6 +16,7 @@ mod registry;
 mod registry_auth;
 mod registry_bench;
 mod registry_faults;
+mod rule_tuning;
 mod rules;
 mod runtime;
 mod support;
