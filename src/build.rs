@@ -13,6 +13,7 @@ use crate::layer::{DEFAULT_MTIME, LayerError, LayerSettings, build_layer, build_
 use crate::manifest::{FunctionModel, ManifestError};
 use crate::overwrite::{LocalOutput, refuse_overwrites};
 use crate::plan::{BuildPlan, plan};
+use crate::repair::RepairedLayer;
 use crate::report::Reporter;
 use crate::rules::{
     CheckContext, CheckError, Finding, LayerScan, Limits, RulePolicy, ScanMemo, ScanPlan, check_image_with,
@@ -45,6 +46,8 @@ pub struct BuildOptions {
     pub force: bool,
     /// Rules tuned on the command line, over the manifest's `[check]`.
     pub rules: RulePolicy,
+    /// `--repair-base`: as `[base] repair = true`.
+    pub repair_base: bool,
 }
 
 /// The built image and what was done with it.
@@ -55,6 +58,8 @@ pub struct BuildOutcome {
     /// The manifest digest each output holds, in `outputs` order: an OCI
     /// layout holds an OCI manifest even for a Docker-media-type image.
     pub output_digests: Vec<Digest>,
+    /// Base layers rewritten by `[base] repair` (empty when none were).
+    pub repaired: Vec<RepairedLayer>,
     /// Warnings and infos from the rules (errors stop the build).
     pub findings: Vec<Finding>,
 }
@@ -77,6 +82,8 @@ pub enum BuildError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Overwrite(#[from] crate::overwrite::OverwriteError),
+    #[error(transparent)]
+    Repair(#[from] crate::repair::RepairError),
     #[error("cannot make the dependency layers")]
     Deps(#[from] crate::deps::DepsError),
 }
@@ -136,7 +143,7 @@ pub fn build(
     };
 
     let policy = RulePolicy::merged(&model.check, &options.rules);
-    let image = assemble(
+    let (image, repaired) = assemble(
         &model,
         &plan,
         options,
@@ -171,6 +178,7 @@ pub fn build(
         image,
         outputs,
         output_digests,
+        repaired,
         findings,
     })
 }
@@ -286,9 +294,9 @@ fn assemble(
     source: &dyn source::ImageSource,
     cache: &Cache,
     reporter: &dyn Reporter,
-) -> Result<Image, BuildError> {
+) -> Result<(Image, Vec<RepairedLayer>), BuildError> {
     reporter.step(&format!("resolving base {}", source.describe()));
-    let base = source.resolve(plan.arch, cache, reporter)?;
+    let mut base = source.resolve(plan.arch, cache, reporter)?;
     let family = options.format.or(plan.format).unwrap_or(base.family);
     let epoch = options.source_date_epoch.unwrap_or(DEFAULT_MTIME);
     let settings = LayerSettings {
@@ -298,6 +306,11 @@ fn assemble(
         threads: options.threads,
     };
 
+    let repaired = if model.base_repair || options.repair_base {
+        repair_base(&mut base, &settings, cache, reporter)?
+    } else {
+        Vec::new()
+    };
     if let Some(finding) = oversized(&base.layers, plan, &options.limits)? {
         let findings = policy.apply(vec![finding]);
         if has_errors(&findings) {
@@ -361,14 +374,50 @@ fn assemble(
     let config_descriptor = Descriptor::new(family.config(), Digest::of(&config), config.len() as u64);
     let layer_descriptors: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
     let manifest = write_manifest(family, &config_descriptor, &layer_descriptors, None);
-    Ok(Image {
+    let image = Image {
         family,
         manifest_digest: Digest::of(&manifest),
         manifest,
         config,
         config_descriptor,
         layers,
-    })
+    };
+    Ok((image, repaired))
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `[base] repair`: rewrites the base layers that hold hard links or miss
+/// parent directories, and the base config's diff_ids and history with them.
+fn repair_base(
+    base: &mut Image,
+    settings: &LayerSettings,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<Vec<RepairedLayer>, BuildError> {
+    reporter.step("repairing base layers ([base] repair)");
+    let repaired = crate::repair::repair_base_layers(&mut base.layers, settings, cache)?;
+    if repaired.is_empty() {
+        reporter.detail("no base layer needed repair");
+        return Ok(repaired);
+    }
+    let diff_ids: Vec<Digest> = base.layers.iter().map(|l| l.diff_id.clone()).collect();
+    base.config = crate::repair::repaired_config(&base.config, &repaired, &diff_ids)
+        .map_err(|m| BuildError::Config(ConfigError::NotAnObject(m)))?;
+    for r in &repaired {
+        reporter.warn(&format!(
+            "base layer {} {} rewritten as {}: {} written as files, {} added; {} no longer shared with the base",
+            r.index + 1,
+            r.from.short(),
+            r.to.short(),
+            plural(r.hard_links, "hard link", "hard links"),
+            plural(r.parents_added, "parent directory", "parent directories"),
+            human_bytes(r.unshared_bytes)
+        ));
+    }
+    Ok(repaired)
 }
 
 /// The finding for an image whose base layers and new layers' files already add up to

@@ -18,6 +18,7 @@ pub mod overwrite;
 pub mod pin;
 pub mod plan;
 pub mod registry;
+pub mod repair;
 pub mod report;
 pub mod rules;
 pub mod sink;

@@ -61,6 +61,10 @@ pub struct BuildArgs {
     #[arg(long = "label", value_name = "KEY=VALUE", env = "LAMBDA_IMG_LABEL",
           value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+    /// Rewrite base layers that hold hard links or miss parent directories
+    /// (LI040, LI041) into new layers, as `[base] repair = true`.
+    #[arg(long)]
+    pub repair_base: bool,
     /// Replace an existing file at a docker-archive output even when it is not
     /// a docker-archive (the manifest and sources are never replaced).
     #[arg(long)]
@@ -159,6 +163,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         source_options: global.source_options(args.allow_unpinned)?,
         force: args.force,
         rules: args.rules.policy()?,
+        repair_base: args.repair_base,
     };
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(
@@ -168,12 +173,13 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     }
     let outcome = build(&options, &cache, &reporter)?;
     if args.json {
-        let report = BuildReport::new(
+        let mut report = BuildReport::new(
             &outcome.image,
             &outcome.outputs,
             &outcome.output_digests,
             &outcome.findings,
         );
+        report.repaired_base_layers = &outcome.repaired;
         print_data(&serde_json::to_string_pretty(&report)?)
     } else {
         print_data(&digest_lines(&outcome))

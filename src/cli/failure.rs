@@ -62,6 +62,10 @@ fn kind(err: &anyhow::Error, usage: bool) -> &'static str {
         Some(BuildError::Sink(_)) => "output",
         Some(BuildError::Overwrite(_)) => "output",
         Some(BuildError::Deps(_)) => "dependencies",
+        Some(BuildError::Repair(_)) => "base-repair",
+        // Variants added later still get a kind.
+        #[allow(unreachable_patterns)]
+        Some(_) => "build",
         None if err.downcast_ref::<crate::manifest::ManifestError>().is_some() => "manifest",
         None if err.downcast_ref::<crate::check::CheckOpError>().is_some() => "image",
         None => "error",

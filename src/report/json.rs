@@ -18,6 +18,9 @@ pub struct BuildReport<'a> {
     pub layers: Vec<LayerReport<'a>>,
     pub outputs: Vec<OutputReport<'a>>,
     pub findings: &'a [Finding],
+    /// Base layers rewritten by `[base] repair`, with what each costs.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub repaired_base_layers: &'a [crate::repair::RepairedLayer],
 }
 
 /// One output: what its sink reported, and the manifest digest it holds.
@@ -91,6 +94,7 @@ impl<'a> BuildReport<'a> {
             layers,
             outputs,
             findings,
+            repaired_base_layers: &[],
         }
     }
 }

@@ -269,8 +269,18 @@ pub(super) fn check_content(
                 Err(e) => return Err(e),
             },
         };
+        let from_base = matches!(layer.origin, crate::image::LayerOrigin::Base { .. });
         for (rule_id, message) in scan.findings {
             if let Some(rule) = super::catalog::rule(&rule_id) {
+                // A base image's layer cannot be fixed at its source by the user.
+                let repairable = rule.id == HARD_LINK.id || rule.id == MISSING_PARENT.id;
+                let message = if from_base && repairable {
+                    format!(
+                        "{message}; it is a base image layer: `[base] repair = true` (or `build --repair-base`) rewrites it"
+                    )
+                } else {
+                    message
+                };
                 out.push(Finding::new(rule, message));
             }
         }
