@@ -9,6 +9,7 @@ pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod deps;
+pub mod elf;
 pub mod image;
 pub mod init;
 pub mod inspect;

@@ -13,6 +13,7 @@ mod handler;
 mod limits;
 mod links;
 pub mod policy;
+mod programs;
 pub mod walk;
 
 use serde::Serialize;

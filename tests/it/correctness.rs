@@ -338,3 +338,41 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// The host's own `/bin/true` is a glibc binary: on scratch its loader is missing.
+#[test]
+fn a_glibc_binary_or_a_script_without_its_interpreter_on_scratch_is_refused() {
+    let p = Project::new(
+        "[function]\nname = \"f\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"scratch\"\n\n\
+         [image]\nentrypoint = [\"/var/task/true\"]\n",
+        &[],
+    );
+    p.copy_in(Path::new("/bin/true"), "true");
+    let err = stderr(&p.build_fail(&[]));
+    let loader = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
+        .into_iter()
+        .find(|l| err.contains(*l))
+        .unwrap_or_else(|| panic!("no loader named: {err}"));
+    assert!(
+        err.contains(&format!(
+            "error[LI046 elf-interpreter-missing]: entrypoint /var/task/true is a dynamically linked ELF binary \
+             whose loader {loader} (PT_INTERP) does not exist in the image"
+        )),
+        "{err}"
+    );
+
+    let p = Project::new(
+        "[function]\nname = \"f\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"scratch\"\n\n\
+         [image]\nentrypoint = [\"/var/task/run.sh\"]\n",
+        &[("run.sh", "#!/bin/sh\necho hi\n")],
+    );
+    std::fs::set_permissions(p.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let err = stderr(&p.build_fail(&[]));
+    assert!(
+        err.contains(
+            "error[LI045 script-interpreter-missing]: entrypoint /var/task/run.sh is a script whose interpreter \
+             /bin/sh (its #! line) does not exist in the image"
+        ),
+        "{err}"
+    );
+}
