@@ -54,11 +54,16 @@ pub fn run(
                 reports.push(FunctionReport {
                     function: b.function.as_deref(),
                     manifest: &b.manifest,
-                    report: Some(BuildReport::new(
-                        &outcome.image,
-                        &outcome.outputs,
-                        &outcome.findings,
-                    )),
+                    report: Some({
+                        let mut report = BuildReport::new(
+                            &outcome.image,
+                            &outcome.outputs,
+                            &outcome.output_digests,
+                            &outcome.findings,
+                        );
+                        report.repaired_base_layers = &outcome.repaired;
+                        report
+                    }),
                     error: None,
                 });
             }

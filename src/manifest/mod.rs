@@ -5,6 +5,7 @@
 //! paths, `model` is what the rest of the program reads. See docs/manifest.md.
 
 mod deploy;
+mod check_keys;
 mod deps;
 mod error;
 mod forms;
@@ -18,6 +19,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use deploy::{DeploySettings, alias_name, function_ref, read_deploy_settings, region_name};
+pub use check_keys::read_rule_policy;
 pub use error::{ManifestError, Problem, line_col};
 pub use forms::check_handler;
 pub use model::{

@@ -12,14 +12,23 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use super::json::BuildReport;
-use crate::image::Image;
+use crate::image::{Digest, Image};
+use crate::repair::RepairedLayer;
 use crate::rules::Finding;
 use crate::sink::SinkReport;
 
 /// The report of a build of `image` from `base` (as lambda-img.toml names it)
 /// written to `outputs`.
-pub fn build_report(image: &Image, base: &str, outputs: &[SinkReport], findings: &[Finding]) -> Value {
-    let report = BuildReport::new(image, outputs, findings);
+pub fn build_report(
+    image: &Image,
+    base: &str,
+    outputs: &[SinkReport],
+    output_digests: &[Digest],
+    repaired: &[RepairedLayer],
+    findings: &[Finding],
+) -> Value {
+    let mut report = BuildReport::new(image, outputs, output_digests, findings);
+    report.repaired_base_layers = repaired;
     let mut value = serde_json::to_value(&report).expect("the report serialises");
     let digest = image.manifest_digest.to_string();
     if let Some(list) = value.get_mut("outputs").and_then(Value::as_array_mut) {

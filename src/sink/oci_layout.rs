@@ -327,7 +327,8 @@ impl ImageSink for OciLayoutSink {
         reporter.step(&format!("writing {}", self.describe()));
         let converted = as_oci(image);
         if let Some(oci) = &converted {
-            reporter.warn(&format!(
+            // The build warned once for all outputs; this is the detail.
+            reporter.detail(&format!(
                 "{}: the image uses Docker media types; the layout gets an OCI manifest {} \
                  (same config and layers) instead of {}, since skopeo and umoci skip Docker manifests in a layout",
                 self.describe(),

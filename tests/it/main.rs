@@ -2,6 +2,7 @@
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
 mod aws_signin;
+mod base_repair;
 mod build;
 mod check;
 mod cli_registry;
@@ -22,6 +23,7 @@ mod registry;
 mod registry_auth;
 mod registry_bench;
 mod registry_faults;
+mod rule_tuning;
 mod rules;
 mod runtime;
 mod support;
