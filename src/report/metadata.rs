@@ -21,12 +21,11 @@ use crate::sink::SinkReport;
 pub fn build_report(image: &Image, base: &str, outputs: &[SinkReport], findings: &[Finding]) -> Value {
     let report = BuildReport::new(image, outputs, findings);
     let mut value = serde_json::to_value(&report).expect("the report serialises");
-    let digest = image.manifest_digest.to_string();
     if let Some(list) = value.get_mut("outputs").and_then(Value::as_array_mut) {
-        for output in list.iter_mut().filter_map(Value::as_object_mut) {
+        for (output, sink) in list.iter_mut().filter_map(Value::as_object_mut).zip(outputs) {
             output
                 .entry("digest")
-                .or_insert_with(|| Value::String(digest.clone()));
+                .or_insert_with(|| output_digest(image, sink));
         }
     }
     let pushed: Vec<&str> = outputs
@@ -39,6 +38,21 @@ pub fn build_report(image: &Image, base: &str, outputs: &[SinkReport], findings:
     object.insert("platform".into(), platform_value(image));
     object.insert("pushed".into(), json!(pushed));
     value
+}
+
+/// The manifest digest an output holds: the one its reference names (an OCI
+/// layout of a Docker-typed image holds a converted OCI manifest), `null` for
+/// a docker-archive (which stores no manifest), else the image's.
+fn output_digest(image: &Image, sink: &SinkReport) -> Value {
+    if let Some((_, digest)) = sink.reference.as_deref().and_then(|r| r.rsplit_once('@'))
+        && digest.starts_with("sha256:")
+    {
+        return Value::String(digest.to_string());
+    }
+    if sink.output.starts_with("docker-archive:") {
+        return Value::Null;
+    }
+    Value::String(image.manifest_digest.to_string())
 }
 
 /// `{ "name": ..., "digest": ... }`: the base's name without its digest, and

@@ -8,6 +8,7 @@ mod cli_settings;
 mod codebuild;
 mod deps;
 mod examples;
+mod getting_started;
 mod init;
 mod layer_oci;
 mod media;
