@@ -4,6 +4,7 @@
 //! specs) → `source` (the base image) + `layer` (new layers) → `build`
 //! (assembled image) → `rules` (Lambda's limits) → `sink` (outputs).
 
+pub mod atomic_file;
 pub mod build;
 pub mod cache;
 pub mod check;

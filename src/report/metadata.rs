@@ -87,27 +87,14 @@ pub struct MetadataWriteError {
 /// Writes `report` to `path` atomically (a temporary file beside it, renamed
 /// into place): a reader sees the previous file or the whole new one.
 pub fn write_metadata_file(path: &Path, report: &Value) -> Result<(), MetadataWriteError> {
-    use std::io::Write;
-    let err = |source| MetadataWriteError {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".lambda-img-metadata.")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    let mut text = serde_json::to_vec_pretty(report).map_err(|e| err(e.into()))?;
+    let mut text = serde_json::to_vec_pretty(report).expect("a JSON value serialises");
     text.push(b'\n');
-    tmp.write_all(&text).map_err(err)?;
-    tmp.as_file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    crate::atomic_file::write(path, &text, crate::atomic_file::Mode::Fixed(0o644)).map_err(|source| {
+        MetadataWriteError {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -298,7 +298,7 @@ fn metadata_file_matches_what_skopeo_reads_from_the_registry() {
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".lambda-img-metadata"))
+        .filter(|n| n.starts_with(".lambda-img-write"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 
