@@ -341,6 +341,62 @@ fn metadata_file_matches_what_skopeo_reads_from_the_registry() {
     );
     // The first layer is the stand-in's, fetched from the mirror.
     assert_eq!(file["layers"][0]["origin"], "base");
+
+    // inspect and check take the mirror too, and name the base canonically.
+    let canonical = format!("public.ecr.aws/lambda/provided:al2023@{base_digest}");
+    let mirror_flag = format!("public.ecr.aws={}", registry.host());
+    let inspected =
+        run_ok(lambda_img(&cache).args(["--registry-mirror", &mirror_flag, "inspect", "--json", &canonical]));
+    let inspected: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    assert_eq!(inspected["layers"].as_array().unwrap().len(), 1, "{inspected}");
+    let checked = run_ok(lambda_img(&cache).args(["--registry-mirror", &mirror_flag, "check", &canonical]));
+    assert!(stdout(&checked).starts_with(&canonical), "{}", stdout(&checked));
+}
+
+/// `build --arch` over `function.architecture`: one manifest, both images.
+#[test]
+fn build_arch_overrides_the_manifest() {
+    if !require_tool("skopeo") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let dir = tmp.path().join("fn");
+    crate::support::write_files(
+        &dir,
+        &[
+            ("root/hello", "hi\n"),
+            (
+                "lambda-img.toml",
+                "[function]\nname = \"a\"\nruntime = \"none\"\narchitecture = \"x86_64\"\n[base]\nimage = \"scratch\"\n[code]\nsources = [\"root\"]\ndestination = \"/\"\n[image]\nentrypoint = [\"/hello\"]\n",
+            ),
+        ],
+    );
+    std::fs::set_permissions(
+        dir.join("root/hello"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for (flag, want) in [(None, "amd64"), (Some("arm64"), "arm64")] {
+        let layout = tmp.path().join(want);
+        let mut cmd = lambda_img(&cache);
+        cmd.current_dir(&dir)
+            .args(["build", "--output", &format!("oci:{}:v1", layout.display())]);
+        if let Some(arch) = flag {
+            cmd.args(["--arch", arch]);
+        }
+        run_ok(&mut cmd);
+        let config = skopeo_json(&["inspect", "--config", &format!("oci:{}:v1", layout.display())]);
+        assert_eq!(config["architecture"], want);
+    }
+    let settings =
+        run_ok(
+            lambda_img(&cache)
+                .current_dir(&dir)
+                .args(["build", "--arch", "arm64", "--print-settings"]),
+        );
+    let settings: Value = serde_json::from_slice(&settings.stdout).unwrap();
+    assert_eq!(settings["architecture"], "arm64");
 }
 
 #[test]
