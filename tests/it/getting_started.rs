@@ -443,3 +443,80 @@ fn an_unreachable_base_says_what_to_do_and_names_the_request() {
         "{err}"
     );
 }
+
+/// A mirror under a PREFIX/ is asked for the same repository path and digest,
+/// and what it sends is verified: a blob with one byte changed (the fault
+/// proxy in front of the real registry) stops the build and writes nothing.
+#[test]
+fn a_mirror_under_a_prefix_is_verified_byte_for_byte() {
+    use crate::support::fault_proxy::{Fault, FaultKind, FaultProxy};
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let base_digest = stand_in::publish(&registry, "cache/lambda/provided:al2023");
+    let proxy = FaultProxy::start(registry.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let dir = tmp.path().join("fn");
+    crate::support::write_files(
+        &dir,
+        &[
+            ("bootstrap", "#!/bin/sh\necho hi\n"),
+            (
+                "lambda-img.toml",
+                &format!(
+                    "[function]\nname = \"m\"\nruntime = \"provided.al2023\"\n[base]\nimage = \"public.ecr.aws/lambda/provided:al2023@{base_digest}\"\n[code]\nsources = [\"bootstrap\"]\ndestination = \"/var/runtime/\"\n"
+                ),
+            ),
+        ],
+    );
+    std::fs::set_permissions(
+        dir.join("bootstrap"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    proxy.add(Fault {
+        method: "GET",
+        path_contains: "/blobs/sha256:".into(),
+        times: 100,
+        kind: FaultKind::Corrupt,
+    });
+    let mirror = format!("public.ecr.aws={}/cache", proxy.host());
+    let layout = tmp.path().join("out");
+    let build = |cache: &Path| {
+        let mut cmd = lambda_img(cache);
+        cmd.current_dir(&dir).args([
+            "--registry-mirror",
+            &mirror,
+            "build",
+            "--output",
+            &format!("oci:{}:v1", layout.display()),
+        ]);
+        cmd
+    };
+    let out = run_fail(&mut build(&cache));
+    let err = stderr(&out);
+    assert!(err.contains("digest") && err.contains("expected"), "{err}");
+    assert!(!layout.exists(), "nothing written");
+    assert!(
+        proxy.count(
+            "GET",
+            &format!("/v2/cache/lambda/provided/manifests/{base_digest}")
+        ) > 0,
+        "the mirror was asked under its prefix, by digest"
+    );
+
+    // An honest mirror: the same build succeeds, and the base keeps its name.
+    let honest = format!("public.ecr.aws={}/cache", registry.host());
+    let out = run_ok(lambda_img(&cache).current_dir(&dir).args([
+        "--registry-mirror",
+        &honest,
+        "build",
+        "--json",
+        "--output",
+        &format!("oci:{}:v1", layout.display()),
+    ]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["base"]["name"], "public.ecr.aws/lambda/provided:al2023");
+    assert_eq!(report["base"]["digest"], base_digest.as_str());
+}
