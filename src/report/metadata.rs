@@ -5,7 +5,8 @@
 //! commands (deploy) reuse [`build_report`].
 //!
 //! The value is [`BuildReport`] (field order kept) plus `base`, `platform`
-//! and `pushed`, and a `digest` on every output.
+//! and `pushed` (`REPO@sha256:…` per registry output), and a `digest` on
+//! every output.
 
 use std::path::{Path, PathBuf};
 
@@ -28,16 +29,31 @@ pub fn build_report(image: &Image, base: &str, outputs: &[SinkReport], findings:
                 .or_insert_with(|| output_digest(image, sink));
         }
     }
-    let pushed: Vec<&str> = outputs
+    let pushed: Vec<String> = outputs
         .iter()
         .filter(|o| o.output.starts_with("registry:"))
         .filter_map(|o| o.reference.as_deref())
+        .map(by_digest)
         .collect();
     let object = value.as_object_mut().expect("the report is an object");
     object.insert("base".into(), base_value(base));
     object.insert("platform".into(), platform_value(image));
     object.insert("pushed".into(), json!(pushed));
     value
+}
+
+/// `REPO@sha256:…` for `REPO:TAG@sha256:…`: what Lambda deploys, and what
+/// no later push to the tag can change.
+fn by_digest(reference: &str) -> String {
+    let Some((name, digest)) = reference.rsplit_once('@') else {
+        return reference.to_string();
+    };
+    let path_start = name.rfind('/').map_or(0, |i| i + 1);
+    let repo = match name[path_start..].rfind(':') {
+        Some(colon) => &name[..path_start + colon],
+        None => name,
+    };
+    format!("{repo}@{digest}")
 }
 
 /// The manifest digest an output holds: the one its reference names (an OCI
@@ -100,6 +116,19 @@ pub fn write_metadata_file(path: &Path, report: &Value) -> Result<(), MetadataWr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pushed_references_name_the_digest_without_the_tag() {
+        assert_eq!(
+            by_digest("127.0.0.1:5000/app:v1@sha256:ab"),
+            "127.0.0.1:5000/app@sha256:ab"
+        );
+        assert_eq!(
+            by_digest("127.0.0.1:5000/app@sha256:ab"),
+            "127.0.0.1:5000/app@sha256:ab"
+        );
+        assert_eq!(by_digest("reg/a/b:c"), "reg/a/b:c");
+    }
 
     #[test]
     fn base_name_and_digest_are_split() {

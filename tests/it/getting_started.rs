@@ -312,7 +312,16 @@ fn metadata_file_matches_what_skopeo_reads_from_the_registry() {
     ]));
     let digest = stdout(&digest).trim().to_string();
     assert_eq!(file["digest"], digest.as_str());
-    assert_eq!(file["pushed"], serde_json::json!([format!("{repo}:v1@{digest}")]));
+    assert_eq!(file["pushed"], serde_json::json!([format!("{repo}@{digest}")]));
+    // The pushed reference names the image skopeo reads.
+    let by_digest = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &format!("docker://{repo}@{digest}"),
+    ]));
+    assert_eq!(stdout(&by_digest).trim(), digest);
     assert_eq!(file["outputs"][0]["digest"], digest.as_str());
     // The layout holds the OCI form of the (Docker-typed) image: its own digest.
     let in_layout = run_ok(Command::new("skopeo").args([
