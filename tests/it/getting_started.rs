@@ -529,3 +529,92 @@ fn a_mirror_under_a_prefix_is_verified_byte_for_byte() {
     assert_eq!(report["base"]["name"], "public.ecr.aws/lambda/provided:al2023");
     assert_eq!(report["base"]["digest"], base_digest.as_str());
 }
+
+/// `pin --arch` over `function.architecture`: the tag names an index with an
+/// x86_64 child only (pushed with `skopeo copy --all`), so pinning an x86_64
+/// manifest works, and the same manifest pinned for arm64 is refused.
+#[test]
+fn pin_arch_overrides_the_manifest() {
+    if !require_tool("skopeo") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let child = stand_in::publish(&registry, "lambda/provided:single");
+    let tmp = tempfile::tempdir().unwrap();
+    // The child in a layout, then an index naming it, pushed as `:al2023`.
+    let layout = tmp.path().join("layout");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{}/lambda/provided@{child}", registry.host()),
+        &format!("oci:{}:single", layout.display()),
+    ]));
+    let raw = skopeo_json(&["inspect", "--raw", &format!("oci:{}:single", layout.display())]);
+    let index_path = layout.join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let mut entry = index["manifests"][0].clone();
+    entry.as_object_mut().unwrap().remove("annotations");
+    entry["mediaType"] = raw["mediaType"].clone();
+    entry["platform"] = serde_json::json!({"architecture": "amd64", "os": "linux"});
+    let wrapper = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry],
+    }))
+    .unwrap();
+    let wrapper_digest = lambda_img::image::Digest::of(&wrapper);
+    let hex = wrapper_digest
+        .to_string()
+        .trim_start_matches("sha256:")
+        .to_string();
+    std::fs::write(layout.join("blobs/sha256").join(&hex), &wrapper).unwrap();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": wrapper_digest.to_string(),
+            "size": wrapper.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }));
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", layout.display()),
+        &format!("docker://{}/lambda/provided:al2023", registry.host()),
+    ]));
+
+    let cache = tmp.path().join("cache");
+    let manifest = tmp.path().join("lambda-img.toml");
+    let text = "[function]\nname = \"p\"\nruntime = \"provided.al2023\"\narchitecture = \"x86_64\"\n[base]\nimage = \"public.ecr.aws/lambda/provided:al2023\"\n";
+    std::fs::write(&manifest, text).unwrap();
+    let mirror = format!("public.ecr.aws={}", registry.host());
+    let pin = |arch: Option<&str>| {
+        let mut cmd = lambda_img(&cache);
+        cmd.args(["--registry-mirror", &mirror, "pin", "--manifest"])
+            .arg(&manifest);
+        if let Some(a) = arch {
+            cmd.args(["--arch", a]);
+        }
+        cmd
+    };
+    let refused = run_fail(&mut pin(Some("arm64")));
+    assert!(stderr(&refused).contains("no image for linux/arm64"), "{}", stderr(&refused));
+    assert_eq!(
+        std::fs::read_to_string(&manifest).unwrap(),
+        text,
+        "nothing written"
+    );
+    run_ok(&mut pin(None));
+    assert!(
+        std::fs::read_to_string(&manifest).unwrap().contains(&format!(
+            "image = \"public.ecr.aws/lambda/provided:al2023@{wrapper_digest}\""
+        )),
+        "pinned to the index, canonical name kept"
+    );
+}
