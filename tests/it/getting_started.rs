@@ -604,7 +604,11 @@ fn pin_arch_overrides_the_manifest() {
         cmd
     };
     let refused = run_fail(&mut pin(Some("arm64")));
-    assert!(stderr(&refused).contains("no image for linux/arm64"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("no image for linux/arm64"),
+        "{}",
+        stderr(&refused)
+    );
     assert_eq!(
         std::fs::read_to_string(&manifest).unwrap(),
         text,
@@ -616,5 +620,35 @@ fn pin_arch_overrides_the_manifest() {
             "image = \"public.ecr.aws/lambda/provided:al2023@{wrapper_digest}\""
         )),
         "pinned to the index, canonical name kept"
+    );
+}
+
+/// Without npm on PATH, `init` writes the template's lockfile, and it is the
+/// same bytes npm writes for the starter (so `npm ci` accepts either).
+#[test]
+fn init_without_npm_writes_the_lock_npm_would() {
+    if !require_tool("npm") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let with_npm = tmp.path().join("a/my-function");
+    let without = tmp.path().join("b/my-function");
+    let out = run_ok(
+        lambda_img(&cache)
+            .args(["init", "--no-pin", "--runtime", "nodejs20.x"])
+            .arg(&with_npm),
+    );
+    assert!(stderr(&out).contains("written by npm"), "{}", stderr(&out));
+    let out = run_ok(
+        lambda_img(&cache)
+            .env("PATH", "/nonexistent")
+            .args(["init", "--no-pin", "--runtime", "nodejs20.x"])
+            .arg(&without),
+    );
+    assert!(stderr(&out).contains("npm is not on PATH"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(without.join("package-lock.json")).unwrap(),
+        std::fs::read_to_string(with_npm.join("package-lock.json")).unwrap()
     );
 }
