@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod bounded_read;
+pub mod atomic_file;
 pub mod build;
 pub mod build_all;
 pub mod cache;

@@ -100,12 +100,9 @@ impl RegistrySource {
     ) -> Result<Image, SourceError> {
         let source_ref = self.describe();
         let repo = &fetch.repository;
-        match fetch.registry == self.reference.registry {
-            true => reporter.step(&format!("resolving base {source_ref}")),
-            false => reporter.step(&format!(
-                "resolving base {source_ref} from the mirror {}",
-                fetch.registry
-            )),
+        reporter.step(&format!("resolving base {source_ref}"));
+        if fetch != &self.reference {
+            reporter.step(&format!("fetching it from the mirror, as {fetch}"));
         }
         let client = Client::new(&fetch.registry, &self.options, reporter)?;
         let top = client.get_manifest(repo, &self.reference.manifest_ref())?;

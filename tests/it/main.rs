@@ -15,6 +15,7 @@ mod hardening_cache;
 mod hardening_creds;
 mod hardening_layout;
 mod hardening_reads;
+mod getting_started;
 mod init;
 mod layer_oci;
 mod media;
