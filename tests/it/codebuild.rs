@@ -13,11 +13,11 @@ use crate::init::base_repository;
 use crate::support::registry::TestRegistry;
 use crate::support::{bin, lambda_img, require_tool, run_ok, stand_in, stdout};
 
-const PASSWORD: &str = "ecr-password-from-aws-cli";
+pub(crate) const PASSWORD: &str = "ecr-password-from-aws-cli";
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 /// Whether python3 can read YAML; skips loudly (fails in CI) otherwise.
-fn have_yaml() -> bool {
+pub(crate) fn have_yaml() -> bool {
     if !require_tool("python3") {
         return false;
     }
@@ -40,15 +40,22 @@ fn have_yaml() -> bool {
 
 /// Runs `buildspec`'s pre_build and build commands in `cwd` with `env`;
 /// returns the values of its `exported-variables` afterwards.
-fn run_buildspec(buildspec: &Path, cwd: &Path, env: &[(&str, String)]) -> BTreeMap<String, String> {
+pub(crate) fn run_buildspec(
+    buildspec: &Path,
+    cwd: &Path,
+    env: &[(&str, String)],
+) -> BTreeMap<String, String> {
     let work = tempfile::tempdir().unwrap();
-    // A stub `aws` that answers `ecr get-login-password` only, and `lambda-img`.
+    // A stub `aws` that answers `ecr get-login-password` and logs `lambda
+    // update-function-code` calls to $AWS_CALLS, and `lambda-img`.
     let stubs = work.path().join("bin");
     std::fs::create_dir(&stubs).unwrap();
     let aws = stubs.join("aws");
     std::fs::write(
         &aws,
-        format!("#!/bin/sh\n[ \"$1 $2\" = \"ecr get-login-password\" ] || exit 9\necho {PASSWORD}\n"),
+        format!(
+            "#!/bin/sh\nif [ \"$1 $2\" = \"lambda update-function-code\" ]; then echo \"$*\" >> \"${{AWS_CALLS:-/dev/null}}\"; exit 0; fi\n[ \"$1 $2\" = \"ecr get-login-password\" ] || exit 9\necho {PASSWORD}\n"
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&aws, std::fs::Permissions::from_mode(0o755)).unwrap();
