@@ -104,6 +104,22 @@ open({script:?}, "w").write("\n".join(lines) + "\n")
         .collect()
 }
 
+/// A repository checkout at `dir/repo` holding a copy of examples/monorepo
+/// (without its outputs); returns it and the example's own directory.
+pub(crate) fn monorepo_checkout(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let root = dir.join("repo");
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/monorepo");
+    run_ok(Command::new("mkdir").arg("-p").arg(root.join("examples")));
+    run_ok(
+        Command::new("cp")
+            .arg("-r")
+            .arg(&from)
+            .arg(root.join("examples/monorepo")),
+    );
+    let _ = std::fs::remove_dir_all(root.join("examples/monorepo/out"));
+    (root, from)
+}
+
 /// skopeo's view of the config of `reference`, with the test credentials.
 fn pushed_config(reference: &str) -> serde_json::Value {
     let out = run_ok(Command::new("skopeo").args([
@@ -186,17 +202,8 @@ fn monorepo_buildspec_pushes_every_function_and_exports_each_uri() {
     stand_in::publish(&bases, base_repository("python3.12"));
     // The buildspec runs from the repository root and builds examples/monorepo.
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("repo");
+    let (root, from) = monorepo_checkout(tmp.path());
     let cache = tmp.path().join("cache");
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/monorepo");
-    run_ok(Command::new("mkdir").arg("-p").arg(root.join("examples")));
-    run_ok(
-        Command::new("cp")
-            .arg("-r")
-            .arg(&from)
-            .arg(root.join("examples/monorepo")),
-    );
-    let _ = std::fs::remove_dir_all(root.join("examples/monorepo/out"));
     for f in ["orders", "payments", "notifications"] {
         let manifest = root.join(format!("examples/monorepo/functions/{f}/lambda-img.toml"));
         stand_in::point_at(&manifest, &bases, &cache);

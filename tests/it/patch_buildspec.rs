@@ -3,62 +3,14 @@
 //! while the bases are current; after a new base build under the same tag,
 //! every function re-pinned, rebuilt, pushed and deployed by digest.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Command;
 
-use crate::codebuild::{PASSWORD, have_yaml, run_buildspec};
+use crate::codebuild::{PASSWORD, have_yaml, monorepo_checkout, run_buildspec};
 use crate::init::base_repository;
 use crate::support::registry::TestRegistry;
-use crate::support::{lambda_img, require_tool, run_ok, stand_in};
+use crate::support::{require_tool, run_ok, stand_in};
 
 const FUNCTIONS: [&str; 3] = ["notifications", "orders", "payments"];
-
-/// A second build of the python stand-in under the same tag: a changed
-/// entrypoint layer and PATH/LD_LIBRARY_PATH, as AWS's patches bring.
-fn publish_patched_stand_in(registry: &TestRegistry, repository: &str) {
-    let project = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let dir = project.path();
-    for keep in ["root/var/runtime/.keep", "root/var/task/.keep"] {
-        std::fs::create_dir_all(dir.join(keep).parent().unwrap()).unwrap();
-        std::fs::write(dir.join(keep), "").unwrap();
-    }
-    let entry = dir.join("root/lambda-entrypoint.sh");
-    std::fs::write(
-        &entry,
-        "#!/bin/sh\n# patched stand-in\nexec /var/runtime/bootstrap \"$@\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(
-        dir.join("lambda-img.toml"),
-        r#"[function]
-name = "stand-in"
-runtime = "none"
-
-[base]
-image = "scratch"
-
-[code]
-sources = ["root"]
-destination = "/"
-
-[image]
-entrypoint = ["/lambda-entrypoint.sh"]
-workdir = "/var/task"
-env = { LANG = "en_US.UTF-8", PATH = "/var/lang/bin:/usr/bin:/bin", LD_LIBRARY_PATH = "/var/lang/lib:/lib64", LAMBDA_TASK_ROOT = "/var/task", LAMBDA_RUNTIME_DIR = "/var/runtime" }
-format = "docker"
-"#,
-    )
-    .unwrap();
-    run_ok(lambda_img(cache.path()).arg("-C").arg(dir).args([
-        "build",
-        "--quiet",
-        "--output",
-        &format!("registry:{}/{repository}", registry.host()),
-    ]));
-}
 
 #[test]
 fn the_scheduled_patch_buildspec_does_nothing_when_current_and_patches_every_function_when_a_base_moves() {
@@ -71,17 +23,8 @@ fn the_scheduled_patch_buildspec_does_nothing_when_current_and_patches_every_fun
     let repository = base_repository("python3.12");
     stand_in::publish(&bases, repository);
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("repo");
+    let (root, from) = monorepo_checkout(tmp.path());
     let cache = tmp.path().join("cache");
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/monorepo");
-    std::fs::create_dir_all(root.join("examples")).unwrap();
-    run_ok(
-        Command::new("cp")
-            .arg("-r")
-            .arg(&from)
-            .arg(root.join("examples/monorepo")),
-    );
-    let _ = std::fs::remove_dir_all(root.join("examples/monorepo/out"));
     let manifest = |f: &str| root.join(format!("examples/monorepo/functions/{f}/lambda-img.toml"));
     for f in FUNCTIONS {
         stand_in::point_at(&manifest(f), &bases, &cache);
@@ -108,7 +51,7 @@ fn the_scheduled_patch_buildspec_does_nothing_when_current_and_patches_every_fun
     );
 
     // A new build of the base under the same tag: every function moves.
-    publish_patched_stand_in(&bases, repository);
+    stand_in::publish_patched(&bases, repository);
     let exported = run_buildspec(&from.join("buildspec-patch.yml"), &root, &env);
     assert_eq!(exported["BASES_MOVED"], "3");
     let table = std::fs::read_to_string(root.join("pin-check.txt")).unwrap();
