@@ -121,7 +121,7 @@ pub(crate) fn monorepo_checkout(dir: &Path) -> (std::path::PathBuf, std::path::P
 }
 
 /// skopeo's view of the config of `reference`, with the test credentials.
-fn pushed_config(reference: &str) -> serde_json::Value {
+pub(crate) fn pushed_config(reference: &str) -> serde_json::Value {
     let out = run_ok(Command::new("skopeo").args([
         "inspect",
         "--config",

@@ -3,12 +3,10 @@
 //! while the bases are current; after a new base build under the same tag,
 //! every function re-pinned, rebuilt, pushed and deployed by digest.
 
-use std::process::Command;
-
-use crate::codebuild::{PASSWORD, have_yaml, monorepo_checkout, run_buildspec};
+use crate::codebuild::{PASSWORD, have_yaml, monorepo_checkout, pushed_config, run_buildspec};
 use crate::init::base_repository;
 use crate::support::registry::TestRegistry;
-use crate::support::{require_tool, run_ok, stand_in};
+use crate::support::{require_tool, stand_in};
 
 const FUNCTIONS: [&str; 3] = ["notifications", "orders", "payments"];
 
@@ -75,16 +73,8 @@ fn the_scheduled_patch_buildspec_does_nothing_when_current_and_patches_every_fun
             uri.starts_with(&format!("{}/{f}:patch-", ecr.host())) && uri.contains("@sha256:"),
             "{uri}"
         );
-        let out = run_ok(Command::new("skopeo").args([
-            "inspect",
-            "--config",
-            "--tls-verify=false",
-            "--creds",
-            &format!("AWS:{PASSWORD}"),
-            // skopeo takes a tag or a digest, not both.
-            &format!("docker://{}/{f}@{}", ecr.host(), uri.rsplit('@').next().unwrap()),
-        ]));
-        let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // skopeo takes a tag or a digest, not both.
+        let config = pushed_config(&format!("{}/{f}@{}", ecr.host(), uri.rsplit('@').next().unwrap()));
         let env = config["config"]["Env"].to_string();
         assert!(
             env.contains("LD_LIBRARY_PATH=/var/lang/lib:/lib64"),
