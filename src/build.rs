@@ -13,6 +13,7 @@ use crate::image::{
 };
 use crate::layer::{DEFAULT_MTIME, LayerError, LayerSettings, build_layer, build_layer_observed};
 use crate::manifest::{FunctionModel, ManifestError};
+use crate::overwrite::{LocalOutput, refuse_overwrites};
 use crate::plan::{BuildPlan, plan};
 use crate::report::Reporter;
 use crate::rules::{
@@ -42,12 +43,18 @@ pub struct BuildOptions {
     pub labels: Vec<(String, String)>,
     pub sink_options: sink::SinkOptions,
     pub source_options: source::SourceOptions,
+    /// Replace an existing file at a docker-archive output that is not one.
+    pub force: bool,
+    /// `--arch`: overrides the manifest's `function.architecture` (one manifest, two builds).
+    pub arch: Option<crate::image::Architecture>,
 }
 
 /// The built image and what was done with it.
 #[derive(Debug)]
 pub struct BuildOutcome {
     pub image: Image,
+    /// The base as lambda-img.toml names it (canonical, even when fetched from a mirror).
+    pub base: String,
     pub outputs: Vec<SinkReport>,
     /// Warnings and infos from the rules (errors stop the build).
     pub findings: Vec<Finding>,
@@ -69,6 +76,8 @@ pub enum BuildError {
     Check(#[from] CheckError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Overwrite(#[from] crate::overwrite::OverwriteError),
     #[error("cannot make the dependency layers")]
     Deps(#[from] crate::deps::DepsError),
 }
@@ -79,7 +88,10 @@ pub fn build(
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome, BuildError> {
-    let model = crate::manifest::load(&options.manifest_path)?;
+    let mut model = crate::manifest::load(&options.manifest_path)?;
+    if let Some(arch) = options.arch {
+        model.architecture = arch;
+    }
     let mut plan = plan(&model);
     for (key, value) in &options.labels {
         plan.config.labels.insert(key.clone(), value.clone());
@@ -92,11 +104,32 @@ pub fn build(
         .map(|o| sink::open(o, &options.sink_options))
         .collect::<Result<_, _>>()?;
     // An output inside the project (`oci:out`) must not end up in the next build's code layer.
-    let local_outputs: Vec<PathBuf> = sinks
+    let local: Vec<(&str, PathBuf)> = options
+        .outputs
         .iter()
-        .filter_map(|s| s.local_path())
-        .map(absolute)
+        .zip(&sinks)
+        .filter_map(|(o, s)| Some((o.as_str(), absolute(s.local_path()?))))
         .collect();
+    let sources: Vec<(&str, &std::path::Path)> = plan
+        .layers
+        .iter()
+        .flat_map(|l| {
+            l.inputs
+                .iter()
+                .map(move |i| (l.name.as_str(), i.source.as_path()))
+        })
+        .collect();
+    let guarded: Vec<LocalOutput> = local
+        .iter()
+        .map(|(output, path)| LocalOutput { output, path })
+        .collect();
+    refuse_overwrites(
+        &guarded,
+        &absolute(options.manifest_path.clone()),
+        &sources,
+        options.force,
+    )?;
+    let local_outputs: Vec<PathBuf> = local.into_iter().map(|(_, p)| p).collect();
     plan.exclude_outputs(&local_outputs);
     let source = source::open(&plan.base, &options.source_options)?;
     let context = CheckContext {
@@ -119,7 +152,7 @@ pub fn build(
         return Err(BuildError::Rules(findings));
     }
     for f in &findings {
-        reporter.warn(&format!("[{} {}] {}", f.rule_id, f.rule_name, f.message));
+        reporter.finding(&f.to_string());
     }
 
     let mut outputs = Vec::with_capacity(sinks.len());
@@ -128,6 +161,7 @@ pub fn build(
     }
     Ok(BuildOutcome {
         image,
+        base: plan.base.clone(),
         outputs,
         findings,
     })

@@ -4,6 +4,7 @@
 //! specs) → `source` (the base image) + `layer` (new layers) → `build`
 //! (assembled image) → `rules` (Lambda's limits) → `sink` (outputs).
 
+pub mod aws;
 pub mod build;
 pub mod build_all;
 pub mod cache;
@@ -16,6 +17,7 @@ pub mod init;
 pub mod inspect;
 pub mod layer;
 pub mod manifest;
+pub mod overwrite;
 pub mod pin;
 pub mod plan;
 pub mod registry;

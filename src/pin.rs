@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::image::{Architecture, Digest, Document, IndexView, parse_document};
-use crate::registry::{Client, Reference, RegistryError, RegistryOptions};
+use crate::registry::{Client, Reference, RegistryError, RegistryOptions, mirror};
 use crate::report::Reporter;
 use crate::source::{SourceError, select_platform};
 
@@ -128,9 +128,27 @@ pub fn resolve_tag(
     options: &RegistryOptions,
     reporter: &dyn Reporter,
 ) -> Result<ResolvedTag, PinError> {
-    reporter.step(&format!("resolving {}:{tag}", reference.name()));
-    let client = Client::new(&reference.registry, options, reporter)?;
-    let fetched = client.get_manifest(&reference.repository, tag)?;
+    // Through a `--registry-mirror` when one covers the registry: the tag is
+    // resolved there and the canonical name is written with its digest.
+    let routed = mirror::route(&options.mirrors, reference).map(|(r, _)| r);
+    let fetch = routed.as_ref().unwrap_or(reference);
+    match &routed {
+        Some(r) => reporter.step(&format!(
+            "resolving {}:{tag} from the mirror {}",
+            reference.name(),
+            r.registry
+        )),
+        None => reporter.step(&format!("resolving {}:{tag}", reference.name())),
+    }
+    let fetched = Client::new(&fetch.registry, options, reporter)
+        .and_then(|client| client.get_manifest(&fetch.repository, tag))
+        .map_err(|e| {
+            let detail = |d: &str| reporter.detail(d);
+            match mirror::explain(e, reference, routed.as_ref(), &options.insecure, &detail) {
+                Ok(other) => PinError::Registry(other),
+                Err(unreachable) => PinError::Source(SourceError::BaseUnreachable(unreachable)),
+            }
+        })?;
     let what = format!("the manifest of {}:{tag}", reference.name());
     let index = match parse_document(&fetched.bytes, fetched.media_type.as_deref(), &what)
         .map_err(SourceError::from)?

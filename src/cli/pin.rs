@@ -16,6 +16,9 @@ pub struct PinArgs {
     /// The function manifest whose `[base] image` is pinned.
     #[arg(long, value_name = "PATH", default_value = "lambda-img.toml")]
     pub manifest: PathBuf,
+    /// The architecture whose image the tag must have, over `function.architecture`.
+    #[arg(long, value_parser = super::check::parse_arch, env = "LAMBDA_IMG_ARCH")]
+    pub arch: Option<crate::image::Architecture>,
     /// Pin every lambda-img.toml under DIR... (default `.`; .git, node_modules,
     /// target, .lambda-img and caches are skipped). Each base tag is resolved once.
     #[arg(short, long, conflicts_with = "manifest")]
@@ -37,7 +40,10 @@ pub fn run(global: &GlobalArgs, args: PinArgs) -> anyhow::Result<()> {
         return run_many(global, &args, &reporter);
     }
     // The architecture decides which child of an index must exist.
-    let arch = crate::manifest::read_architecture(&args.manifest)?;
+    let arch = match args.arch {
+        Some(arch) => arch,
+        None => crate::manifest::read_architecture(&args.manifest)?,
+    };
     let outcome = pin_base(&args.manifest, arch, &global.registry_options()?, &reporter)?;
     if outcome.changed {
         crate::report::Reporter::step(

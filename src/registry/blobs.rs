@@ -179,9 +179,10 @@ impl Client {
         // A session can be spent by a failed PUT: one fresh session on failure.
         let first = self.upload(repository, digest, bytes, session);
         match first {
-            Err(RegistryError::Unauthorized { .. }) | Err(RegistryError::HostNotFound { .. }) | Ok(_) => {
-                first.map(|_| BlobAction::Uploaded)
-            }
+            Err(RegistryError::Unauthorized { .. })
+            | Err(RegistryError::ForeignAuth { .. })
+            | Err(RegistryError::HostNotFound { .. })
+            | Ok(_) => first.map(|_| BlobAction::Uploaded),
             Err(_) => self
                 .upload(repository, digest, bytes, None)
                 .map(|_| BlobAction::Uploaded),
@@ -319,7 +320,7 @@ pub fn fetch_blob_to_cache(
             "cached blob {} is corrupt; deleting it and fetching it again",
             descriptor.digest
         ));
-        let _ = std::fs::remove_file(&path);
+        crate::cache::evict_corrupt_blob(&path);
     }
     client.download_blob(repository, descriptor, cache, reporter)
 }

@@ -13,6 +13,7 @@ mod client;
 pub mod credentials;
 mod login;
 mod manifests;
+pub mod mirror;
 pub mod reference;
 mod retry;
 
@@ -24,6 +25,7 @@ pub use client::Client;
 pub use credentials::{CredentialStore, Credentials};
 pub use login::{LoginOptions, LoginOutcome, login};
 pub use manifests::{FetchedManifest, MANIFEST_ACCEPT, resolve_digest};
+pub use mirror::RegistryMirror;
 pub use reference::{Reference, ReferenceError};
 pub use retry::RetryPolicy;
 
@@ -47,6 +49,8 @@ pub struct RegistryOptions {
     pub timeout: Duration,
     /// Layers downloaded at once.
     pub parallel_downloads: usize,
+    /// `--registry-mirror` rules: where base images of a registry are fetched from.
+    pub mirrors: Vec<RegistryMirror>,
 }
 
 impl Default for RegistryOptions {
@@ -59,6 +63,7 @@ impl Default for RegistryOptions {
             helper_path: None,
             timeout: Duration::from_secs(60),
             parallel_downloads: 4,
+            mirrors: Vec::new(),
         }
     }
 }
@@ -111,6 +116,14 @@ pub enum RegistryError {
         registry: String,
         what: String,
         detail: String,
+    },
+    #[error(
+        "registry {registry} redirected {what} to another host, {other}, which asked for credentials (401): credentials for {registry} are sent only to {registry} and the token server it names, never to another host; if {other} is part of that registry, push to it by its own name, or fix the registry's Location/redirect configuration"
+    )]
+    ForeignAuth {
+        registry: String,
+        other: String,
+        what: String,
     },
     #[error("registry {registry} has no {what}{detail}")]
     NotFound {

@@ -12,6 +12,7 @@ mod content;
 mod flat;
 mod handler;
 mod limits;
+mod links;
 pub mod walk;
 
 use serde::Serialize;
@@ -20,6 +21,7 @@ pub use base::base_lag_finding;
 pub use catalog::{RULES, rule};
 pub use config::HistoryEntry;
 pub use config::ImageConfig;
+use content::Examples;
 pub use content::{LayerScan, ScanMemo, ScanPlan, TarScan, elf_machine};
 pub use flat::{FlatView, LayerDelta, Node, NodeKind, flatten};
 pub use limits::human_bytes;

@@ -90,6 +90,10 @@ pub enum SinkError {
         actual: String,
     },
     #[error(
+        "cached blob {path} does not hold the bytes of {expected} (damaged on disk): it was removed from the cache with the records naming it; build again to rebuild or fetch it"
+    )]
+    CorruptCacheBlob { path: PathBuf, expected: Digest },
+    #[error(
         "{path} exists but is not an OCI image layout ({reason}); write to a new or empty directory, or to an existing layout"
     )]
     NotALayout { path: PathBuf, reason: String },

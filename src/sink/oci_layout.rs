@@ -250,6 +250,12 @@ pub(crate) fn copy_verified(layer: &Layer, out: &mut impl Write) -> Result<(), S
         source,
     })?;
     let (_, (digest, size)) = hashing.finish();
+    if (size != d.size || digest != d.digest) && crate::cache::evict_corrupt_blob(path) {
+        return Err(SinkError::CorruptCacheBlob {
+            path: path.clone(),
+            expected: d.digest.clone(),
+        });
+    }
     if size != d.size {
         return Err(SinkError::BlobMismatch {
             path: path.clone(),
@@ -277,6 +283,12 @@ pub(crate) fn check_layer_files(image: &Image) -> Result<(), SinkError> {
             source,
         })?;
         if meta.len() != layer.descriptor.size {
+            if crate::cache::evict_corrupt_blob(path) {
+                return Err(SinkError::CorruptCacheBlob {
+                    path: path.clone(),
+                    expected: layer.descriptor.digest.clone(),
+                });
+            }
             return Err(SinkError::BlobMismatch {
                 path: path.clone(),
                 what: "size",

@@ -1,13 +1,17 @@
 //! One integration-test binary (ripgrep style): each module tests one area by
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
+mod aws_signin;
 mod build;
 mod check;
 mod cli_registry;
 mod cli_settings;
 mod codebuild;
+mod correctness;
 mod deps;
 mod examples;
+mod hardening_cache;
+mod hardening_creds;
 mod init;
 mod layer_oci;
 mod media;
