@@ -16,7 +16,7 @@ use crate::pin::{
     LOCAL_PREFIXES, PinError, ResolvedTag, base_image, resolve_tag, rewrite_base_image, split_prefix,
     write_atomic, written_form,
 };
-use crate::registry::{Reference, RegistryOptions};
+use crate::registry::{Reference, RegistryError, RegistryOptions};
 use crate::report::Reporter;
 
 /// What happened to one function's base.
@@ -87,9 +87,9 @@ pub fn repin(
     options: &RegistryOptions,
     reporter: &dyn Reporter,
 ) -> RepinReport {
-    // One answer per distinct tag, failures included: a registry that is down
-    // is not asked again for every function on it.
-    let mut tags: HashMap<String, Result<ResolvedTag, String>> = HashMap::new();
+    // One answer per distinct tag, failures included; and a registry that did
+    // not answer is not asked again (with its retries) for its other tags.
+    let mut tags = TagAnswers::default();
     let functions = manifests
         .iter()
         .map(|path| {
@@ -122,7 +122,7 @@ fn repin_one(
     check_only: bool,
     options: &RegistryOptions,
     reporter: &dyn Reporter,
-    tags: &mut HashMap<String, Result<ResolvedTag, String>>,
+    tags: &mut TagAnswers,
     row: &mut PinRow,
 ) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
@@ -146,10 +146,7 @@ fn repin_one(
     let tag_name = format!("{}:{tag}", reference.name());
     row.base_tag = Some(tag_name.clone());
     let arch = crate::manifest::read_architecture(path).map_err(|e| e.to_string())?;
-    let resolved = tags
-        .entry(tag_name.clone())
-        .or_insert_with(|| resolve_tag(&reference, &tag, options, reporter).map_err(|e| e.to_string()))
-        .clone()?;
+    let resolved = tags.resolve(&reference, &tag, options, reporter)?;
     resolved
         .check_platform(arch, &tag_name)
         .map_err(|e| e.to_string())?;
@@ -166,6 +163,44 @@ fn repin_one(
         row.written = true;
     }
     Ok(())
+}
+
+/// What each base tag named, asked once per tag, and the registries that did not answer.
+#[derive(Default)]
+struct TagAnswers {
+    tags: HashMap<String, Result<ResolvedTag, String>>,
+    down: HashMap<String, String>,
+}
+
+impl TagAnswers {
+    fn resolve(
+        &mut self,
+        reference: &Reference,
+        tag: &str,
+        options: &RegistryOptions,
+        reporter: &dyn Reporter,
+    ) -> Result<ResolvedTag, String> {
+        let key = format!("{}:{tag}", reference.name());
+        if let Some(answer) = self.tags.get(&key) {
+            return answer.clone();
+        }
+        if let Some(message) = self.down.get(&reference.registry) {
+            return Err(format!(
+                "not asked, as the registry did not answer before: {message}"
+            ));
+        }
+        let answer = resolve_tag(reference, tag, options, reporter).map_err(|e| {
+            if let PinError::Registry(
+                RegistryError::Unreachable { .. } | RegistryError::HostNotFound { .. },
+            ) = e
+            {
+                self.down.insert(reference.registry.clone(), e.to_string());
+            }
+            e.to_string()
+        });
+        self.tags.insert(key, answer.clone());
+        answer
+    }
 }
 
 /// `[function] name`, read leniently: a report row needs no valid manifest.
@@ -230,10 +265,15 @@ pub fn render_table(report: &RepinReport) -> String {
     }
     let moved = report.count(PinStatus::Moved);
     out.push(match (report.check, moved) {
-        (_, 0) => "every base is current".to_string(),
+        (_, 0) if report.count(PinStatus::Failed) == 0 => "every base is current".to_string(),
+        (_, 0) => "no base found lagging".to_string(),
         (true, n) => format!("{n} function(s) lag their base tag; nothing was written (--check)"),
         (false, n) => format!("{n} manifest(s) re-pinned: rebuild them (lambda-img build --recursive)"),
     });
+    let failed = report.count(PinStatus::Failed);
+    if failed > 0 {
+        out.push(format!("{failed} function(s) failed: see above"));
+    }
     out.join("\n")
 }
 
@@ -265,6 +305,7 @@ mod tests {
             write(tmp.path(), "b", &down),
             write(tmp.path(), "c", &format!("127.0.0.1:9/other@{d}")),
             write(tmp.path(), "d", &down),
+            write(tmp.path(), "e", &format!("127.0.0.1:9/lambda/base:2@{d}")),
         ];
         let before: Vec<String> = paths
             .iter()
@@ -282,8 +323,25 @@ mod tests {
                 PinStatus::Skipped,
                 PinStatus::Failed,
                 PinStatus::Skipped,
+                PinStatus::Failed,
                 PinStatus::Failed
             ]
+        );
+        // Another tag on the registry that did not answer is not asked.
+        let first = report.functions[1].message.clone().unwrap();
+        let other = report.functions[4].message.clone().unwrap();
+        assert_eq!(
+            other,
+            format!("not asked, as the registry did not answer before: {first}")
+        );
+        assert!(
+            report.functions[1]
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("127.0.0.1:9"),
+            "{:?}",
+            report.functions[1].message
         );
         assert_eq!(
             report.functions[1].base_tag.as_deref(),
@@ -297,7 +355,7 @@ mod tests {
         assert_eq!(before, after, "nothing is written for failed or skipped rows");
         let table = render_table(&report);
         assert!(
-            table.contains("failed") && table.contains("every base is current"),
+            table.contains("3 function(s) failed") && !table.contains("every base is current"),
             "{table}"
         );
     }

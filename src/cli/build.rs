@@ -88,7 +88,7 @@ pub struct BuildArgs {
     pub arch: Option<crate::image::Architecture>,
     /// Build every lambda-img.toml under DIR... (default `.`) with one shared
     /// cache; `{function}` in each --output is replaced by the function's name.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "manifest")]
     pub recursive: bool,
     /// Directories searched with --recursive.
     #[arg(value_name = "DIR", requires = "recursive")]

@@ -21,7 +21,7 @@ pub struct PinArgs {
     pub arch: Option<crate::image::Architecture>,
     /// Pin every lambda-img.toml under DIR... (default `.`; .git, node_modules,
     /// target, .lambda-img and caches are skipped). Each base tag is resolved once.
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "manifest")]
     pub recursive: bool,
     /// Write nothing; exit 3 when a base lags its tag, 0 when none does, 1 on errors.
     #[arg(long)]

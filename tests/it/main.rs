@@ -20,6 +20,7 @@ mod init;
 mod layer_oci;
 mod media;
 mod patch;
+mod patch_buildspec;
 mod registry;
 mod registry_auth;
 mod registry_bench;

@@ -322,6 +322,7 @@ fn a_moved_base_tag_is_found_repinned_and_rebuilt_across_the_monorepo() {
         .iter()
         .map(|m| std::fs::read_to_string(m).unwrap())
         .collect();
+    let mark_check = proxy.log.lock().unwrap().len();
     let out = cli(
         cache,
         dc,
@@ -331,6 +332,14 @@ fn a_moved_base_tag_is_found_repinned_and_rebuilt_across_the_monorepo() {
     .output()
     .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // Each distinct tag is asked for once, though two functions share python:3.12.
+    let asked = |tag: &str| {
+        proxy.log.lock().unwrap()[mark_check..]
+            .iter()
+            .filter(|(m, t, _)| (m == "GET" || m == "HEAD") && t.ends_with(&format!("/manifests/{tag}")))
+            .count()
+    };
+    assert_eq!((asked("3.12"), asked("al2023")), (1, 1));
     let check = json(&out);
     assert_eq!(
         statuses(&check),
@@ -690,4 +699,83 @@ fn a_fleet_on_a_base_from_another_registry_uploads_each_base_layer_once() {
             "base layer {hex}: uploaded once, mounted twice"
         );
     }
+}
+
+/// LI091 needs the registry: an image whose base registry is gone is checked
+/// as before (no warning, no long wait), and one whose base moved is warned about.
+#[test]
+fn check_warns_of_a_lagging_base_only_when_its_registry_answers() {
+    if !require_tool("busybox") {
+        return;
+    }
+    let docker_config = tempfile::tempdir().unwrap();
+    let dc = docker_config.path();
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path();
+    let app_dir = tempfile::tempdir().unwrap();
+    let layout = app_dir.path().join("out");
+    {
+        let Some(registry) = TestRegistry::start() else {
+            return;
+        };
+        let base = Project::new(&scratch_manifest(""), &[("x.txt", "x\n")]);
+        base.copy_in(Path::new("/bin/busybox"), "busybox");
+        let base_ref = format!("{}/base/provided:al2023", registry.host());
+        run_ok(&mut cli(
+            cache,
+            dc,
+            base.path(),
+            &["build", "--output", &format!("registry:{base_ref}")],
+        ));
+        write_files(
+            app_dir.path(),
+            &[
+                (
+                    "lambda-img.toml",
+                    &format!(
+                        "[function]\nname = \"app\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"{base_ref}\"\n\n[code]\nsources = [\"src\"]\n"
+                    ),
+                ),
+                ("src/handler.sh", "echo app\n"),
+            ],
+        );
+        run_ok(&mut cli(cache, dc, app_dir.path(), &["pin", "--quiet"]));
+        let oci = format!("oci:{}:1", layout.display());
+        run_ok(&mut cli(cache, dc, app_dir.path(), &["build", "--output", &oci]));
+        let lags = |out: &Output| {
+            json(out)["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["rule_id"] == "LI091")
+        };
+        assert!(!lags(&run_ok(&mut cli(
+            cache,
+            dc,
+            app_dir.path(),
+            &["check", "--json", &oci]
+        ))));
+        // The tag moves: the same layout now lags it.
+        std::fs::write(base.join("x.txt"), "x, patched\n").unwrap();
+        run_ok(&mut cli(
+            cache,
+            dc,
+            base.path(),
+            &["build", "--output", &format!("registry:{base_ref}")],
+        ));
+        let out = run_ok(&mut cli(cache, dc, app_dir.path(), &["check", "--json", &oci]));
+        assert!(lags(&out), "{}", String::from_utf8_lossy(&out.stdout));
+    }
+    // The registry is stopped: check still passes, without LI091.
+    let oci = format!("oci:{}:1", layout.display());
+    let out = run_ok(&mut cli(cache, dc, app_dir.path(), &["check", "--json", &oci]));
+    let findings = json(&out)["findings"].clone();
+    assert!(
+        !findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule_id"] == "LI091"),
+        "{findings:#}"
+    );
 }
