@@ -9,6 +9,7 @@ pub mod build;
 pub mod cache;
 pub mod check;
 pub mod cli;
+pub mod deploy;
 pub mod deps;
 pub mod image;
 pub mod init;

@@ -151,9 +151,18 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         );
     }
     let outcome = build(&options, &cache, &reporter)?;
+    let report = BuildReport::new(&outcome.image, &outcome.outputs, &outcome.findings);
+    let report_json = serde_json::to_string_pretty(&report)?;
+    let pushed = outcome.outputs.iter().any(|o| o.output.starts_with("registry:"));
+    if pushed {
+        // `deploy` without IMAGE deploys what this build pushed.
+        let project_dir = options.manifest_path.parent().unwrap_or(std::path::Path::new(""));
+        if let Err(e) = crate::deploy::last_build::record(project_dir, &report_json) {
+            crate::report::Reporter::warn(&reporter, &e.to_string());
+        }
+    }
     if args.json {
-        let report = BuildReport::new(&outcome.image, &outcome.outputs, &outcome.findings);
-        print_data(&serde_json::to_string_pretty(&report)?)
+        print_data(&report_json)
     } else {
         // Like ko: pushed images are printed as REF@sha256:..., one a line,
         // ready for `aws lambda update-function-code --image-uri`; otherwise the digest.

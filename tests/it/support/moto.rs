@@ -219,7 +219,12 @@ impl Moto {
             &format!("/2015-03-31/functions/{name}/aliases/{alias}"),
             None,
         );
-        (status == 200).then(|| body["FunctionVersion"].as_str().unwrap_or_default().to_string())
+        // moto answers GetAlias with 201.
+        assert!(
+            status < 300 || status == 404,
+            "GetAlias {name}/{alias}: {status} {body}"
+        );
+        (status < 300).then(|| body["FunctionVersion"].as_str().unwrap_or_default().to_string())
     }
 }
 

@@ -1,0 +1,205 @@
+//! `deploy` against moto's Lambda (via AWS_ENDPOINT_URL) with images pushed
+//! to the Distribution registry through ECR sign-in: by digest, the last
+//! build's image, publish, alias; and every refusal leaves the function as it was.
+
+use serde_json::Value;
+
+use crate::aws_signin::{SECRET_KEY, assert_no_secrets, aws_cmd, busybox_project};
+use crate::support::moto::{ACCOUNT, Moto, ecr_password, env_keys};
+use crate::support::project::Project;
+use crate::support::registry::TestRegistry;
+use crate::support::{require_tool, run_fail, run_ok, stderr, stdout};
+
+const REGION: &str = "us-east-1";
+
+struct Stage {
+    moto: Moto,
+    reg: TestRegistry,
+    home: tempfile::TempDir,
+    project: Project,
+}
+
+impl Stage {
+    fn start(manifest_extra: &str) -> Option<Stage> {
+        if !require_tool("busybox") || !require_tool("moto_server") {
+            return None;
+        }
+        let moto = Moto::start()?;
+        let reg = TestRegistry::start_basic("AWS", &ecr_password(ACCOUNT))?;
+        Some(Stage {
+            moto,
+            reg,
+            home: tempfile::tempdir().unwrap(),
+            project: busybox_project(manifest_extra),
+        })
+    }
+
+    /// `lambda-img ARGS` with env keys against moto, signing in to the test registry.
+    fn cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = aws_cmd(&self.project, &self.moto, self.home.path(), args);
+        env_keys(&mut c);
+        c.env("LAMBDA_IMG_AWS_AUTH", self.reg.host());
+        c
+    }
+
+    /// Builds and pushes `app:TAG`; the pushed `REF@sha256:...`.
+    fn push(&self, tag: &str) -> String {
+        let out = run_ok(&mut self.cmd(&[
+            "build",
+            "--output",
+            &format!("registry:{}/app:{tag}", self.reg.host()),
+        ]));
+        stdout(&out).trim().to_string()
+    }
+
+    fn image_uri(&self, function: &str) -> String {
+        self.moto.get_function(REGION, function)["Code"]["ImageUri"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+fn old_image(stage: &Stage) -> String {
+    format!("{}/app@sha256:{}", stage.reg.host(), "0".repeat(64))
+}
+
+#[test]
+fn deploy_by_digest_publishes_and_moves_an_alias() {
+    let Some(s) = Stage::start("") else { return };
+    let pushed = s.push("1");
+    let digest = pushed.rsplit_once('@').unwrap().1.to_string();
+    let expected = format!("{}/app@{digest}", s.reg.host());
+    s.moto
+        .create_image_function(REGION, "hello", &old_image(&s), "x86_64");
+
+    // No IMAGE: the image the last build pushed, recorded in the project.
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(s.project.join(".lambda-img/last-build.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["digest"], digest.as_str());
+    let out = run_ok(&mut s.cmd(&[
+        "deploy",
+        "--function",
+        "hello",
+        "--publish",
+        "--alias",
+        "live",
+        "--json",
+    ]));
+    assert_no_secrets(&out, &[SECRET_KEY, &ecr_password(ACCOUNT)]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["new_image"], expected.as_str());
+    assert_eq!(report["old_image"], old_image(&s).as_str());
+    assert_eq!(report["digest"], digest.as_str());
+    assert_eq!(report["version"], "1");
+    assert_eq!(report["alias"]["name"], "live");
+    assert_eq!(report["alias"]["version"], "1");
+    assert!(report["alias"]["previous_version"].is_null());
+    assert!(report["timings"]["total_seconds"].as_f64().is_some());
+    assert!(
+        stderr(&out).contains("LastUpdateStatus Successful"),
+        "{}",
+        stderr(&out)
+    );
+
+    // What Lambda (moto) now holds.
+    assert_eq!(s.image_uri("hello"), expected);
+    assert_eq!(s.moto.versions(REGION, "hello"), vec!["1".to_string()]);
+    assert_eq!(
+        s.moto.alias_version(REGION, "hello", "live").as_deref(),
+        Some("1")
+    );
+
+    // A second image by explicit digest, text output: ARN and version; the
+    // alias moves from 1 to 2.
+    let second = {
+        std::fs::write(s.project.join("data/x.txt"), "y\n").unwrap();
+        s.push("2")
+    };
+    let out = run_ok(&mut s.cmd(&["deploy", "--function", "hello", "--alias", "live", &second]));
+    let line = stdout(&out);
+    let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:hello");
+    assert_eq!(line.trim(), format!("{arn} 2"));
+    assert_eq!(
+        s.moto.alias_version(REGION, "hello", "live").as_deref(),
+        Some("2")
+    );
+    let second_uri = format!("{}/app@{}", s.reg.host(), second.rsplit_once('@').unwrap().1);
+    assert_eq!(s.image_uri("hello"), second_uri);
+
+    // Without --publish: $LATEST only, no new version.
+    let out = run_ok(&mut s.cmd(&["deploy", "--function", "hello", &pushed]));
+    assert_eq!(stdout(&out).trim(), format!("{arn} $LATEST"));
+    assert_eq!(s.moto.versions(REGION, "hello").len(), 2);
+}
+
+#[test]
+fn the_deploy_table_names_the_defaults() {
+    let Some(s) = Stage::start(
+        "[deploy]\nfunction = \"from-toml\"\nregion = \"us-east-1\"\nalias = \"prod\"\npublish = true\n",
+    ) else {
+        return;
+    };
+    s.push("1");
+    s.moto
+        .create_image_function(REGION, "from-toml", &old_image(&s), "x86_64");
+    let out = run_ok(&mut s.cmd(&["deploy"]));
+    assert!(
+        stdout(&out).trim().ends_with(":function:from-toml 1"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        s.moto.alias_version(REGION, "from-toml", "prod").as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
+fn refusals_before_lambda_change_nothing() {
+    let Some(s) = Stage::start("") else { return };
+    let pushed = s.push("1");
+    let old = old_image(&s);
+
+    // The function runs on arm64; the image is x86_64.
+    s.moto.create_image_function(REGION, "arm", &old, "arm64");
+    let out = run_fail(&mut s.cmd(&["deploy", "--function", "arm", &pushed]));
+    let err = stderr(&out);
+    assert!(err.contains("runs on arm64") && err.contains("LI022"), "{err}");
+    assert_eq!(s.image_uri("arm"), old);
+
+    // A zip function.
+    s.moto.create_zip_function(REGION, "zipped");
+    let out = run_fail(&mut s.cmd(&["deploy", "--function", "zipped", &pushed]));
+    assert!(
+        stderr(&out).contains("package type Zip, not Image"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The repository is in another region than the function.
+    s.moto.create_image_function(REGION, "hello", &old, "x86_64");
+    let digest = pushed.rsplit_once('@').unwrap().1;
+    let elsewhere = format!("{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/app@{digest}");
+    let out = run_fail(&mut s.cmd(&["deploy", "--function", "hello", &elsewhere]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("in eu-west-1, but function hello is in us-east-1"),
+        "{err}"
+    );
+    assert_eq!(s.image_uri("hello"), old);
+
+    // A missing function, and a tag instead of a digest.
+    let out = run_fail(&mut s.cmd(&["deploy", "--function", "nope", &pushed]));
+    assert!(
+        stderr(&out).contains("function nope was not found in us-east-1"),
+        "{}",
+        stderr(&out)
+    );
+    let tagged = format!("{}/app:1", s.reg.host());
+    let out = run_fail(&mut s.cmd(&["deploy", "--function", "hello", &tagged]));
+    assert!(stderr(&out).contains("not pinned by digest"), "{}", stderr(&out));
+    assert_eq!(s.image_uri("hello"), old);
+    assert!(s.moto.versions(REGION, "hello").is_empty());
+}
