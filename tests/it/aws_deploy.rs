@@ -203,3 +203,158 @@ fn refusals_before_lambda_change_nothing() {
     assert_eq!(s.image_uri("hello"), old);
     assert!(s.moto.versions(REGION, "hello").is_empty());
 }
+
+/// The RevisionId the proxy reports for a function that then changes.
+const STALE_REVISION: &str = "3f1c0a52-revision-read-by-deploy";
+
+/// What the proxy in front of moto's Lambda does (moto's functions have no
+/// RevisionId and every update succeeds, so these two Lambda behaviours are
+/// played in front of it).
+#[derive(Clone, Copy, PartialEq)]
+enum LambdaFault {
+    /// GetFunction reports [`STALE_REVISION`]; the function then changes, so
+    /// an update carrying it is refused with 412, as Lambda does.
+    ConcurrentChange,
+    /// After the update, GetFunction reports InProgress once, then Failed with this code.
+    UpdateFails(&'static str),
+}
+
+struct LambdaProxy {
+    server: crate::support::fault_proxy::Server,
+    /// RevisionIds sent with UpdateFunctionCode.
+    sent_revisions: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl LambdaProxy {
+    fn start(moto_port: u16, fault: LambdaFault) -> LambdaProxy {
+        use crate::support::fault_proxy::{Response, Server, forward, read_request, write_response};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let sent: Arc<Mutex<Vec<String>>> = Arc::default();
+        let gets_after_update = Arc::new(AtomicUsize::new(usize::MAX));
+        let sent2 = sent.clone();
+        let server = Server::start(Arc::new(move |stream| {
+            let Some(req) = read_request(&stream) else { return };
+            let is_update = req.method == "PUT" && req.path().ends_with("/code");
+            if is_update {
+                let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+                sent2
+                    .lock()
+                    .unwrap()
+                    .push(body["RevisionId"].as_str().unwrap_or("").to_string());
+                if fault == LambdaFault::ConcurrentChange {
+                    let resp = Response::new(
+                        412,
+                        r#"{"Type":"User","message":"The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id"}"#,
+                    )
+                    .with_header("x-amzn-ErrorType", "PreconditionFailedException")
+                    .with_header("Content-Type", "application/json");
+                    return write_response(stream, &resp, None);
+                }
+                gets_after_update.store(0, Ordering::SeqCst);
+            }
+            let Ok(mut resp) = forward(moto_port, &req) else {
+                return write_response(stream, &Response::new(502, "moto down"), None);
+            };
+            if fault == LambdaFault::ConcurrentChange && req.method == "GET" {
+                let mut v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+                if v["Configuration"].is_object() {
+                    v["Configuration"]["RevisionId"] = STALE_REVISION.into();
+                    resp.body = serde_json::to_vec(&v).unwrap();
+                }
+            }
+            if let LambdaFault::UpdateFails(code) = fault
+                && req.method == "GET"
+                && !is_update
+            {
+                let n = gets_after_update.fetch_add(1, Ordering::SeqCst);
+                if n != usize::MAX && n < usize::MAX - 1 {
+                    let mut v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+                    let (status, reason) = if n == 0 {
+                        ("InProgress", Value::Null)
+                    } else {
+                        (
+                            "Failed",
+                            Value::from("The entrypoint /var/task/busybox cannot be run"),
+                        )
+                    };
+                    v["Configuration"]["LastUpdateStatus"] = status.into();
+                    if status == "Failed" {
+                        v["Configuration"]["LastUpdateStatusReasonCode"] = code.into();
+                        v["Configuration"]["LastUpdateStatusReason"] = reason;
+                    }
+                    resp.body = serde_json::to_vec(&v).unwrap();
+                }
+            }
+            write_response(stream, &resp, None)
+        }));
+        LambdaProxy {
+            server,
+            sent_revisions: sent,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.server.host())
+    }
+}
+
+#[test]
+fn a_stale_revision_is_refused_and_changes_nothing() {
+    let Some(s) = Stage::start("") else { return };
+    let pushed = s.push("1");
+    let old = old_image(&s);
+    s.moto.create_image_function(REGION, "hello", &old, "x86_64");
+    let revision = STALE_REVISION.to_string();
+    let proxy = LambdaProxy::start(s.moto.port, LambdaFault::ConcurrentChange);
+    // Only Lambda goes through the proxy: the per-service endpoint variable.
+    let mut c = s.cmd(&["deploy", "--function", "hello", "--publish", &pushed]);
+    c.env("AWS_ENDPOINT_URL_LAMBDA", proxy.endpoint());
+    let out = run_fail(&mut c);
+    let err = stderr(&out);
+    assert!(
+        err.contains("changed since it was read") && err.contains(&revision),
+        "{err}"
+    );
+    assert_eq!(*proxy.sent_revisions.lock().unwrap(), vec![revision]);
+    assert_eq!(s.image_uri("hello"), old);
+    assert!(s.moto.versions(REGION, "hello").is_empty());
+}
+
+#[test]
+fn a_failed_update_is_explained_with_the_check_rules() {
+    let Some(s) = Stage::start("") else { return };
+    let pushed = s.push("1");
+    s.moto
+        .create_image_function(REGION, "hello", &old_image(&s), "x86_64");
+    let proxy = LambdaProxy::start(
+        s.moto.port,
+        LambdaFault::UpdateFails("FunctionError.InvalidEntryPoint"),
+    );
+    let mut c = s.cmd(&[
+        "deploy",
+        "--function",
+        "hello",
+        "--publish",
+        "--alias",
+        "live",
+        &pushed,
+    ]);
+    c.env("AWS_ENDPOINT_URL_LAMBDA", proxy.endpoint());
+    let out = run_fail(&mut c);
+    let err = stderr(&out);
+    assert!(err.contains("LastUpdateStatus InProgress"), "{err}");
+    assert!(
+        err.contains(
+            "Lambda: FunctionError.InvalidEntryPoint: The entrypoint /var/task/busybox cannot be run"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("LI033 entrypoint-missing") && err.contains("LI034 entrypoint-not-executable"),
+        "{err}"
+    );
+    // Nothing was published and no alias was made after the failure.
+    assert!(s.moto.versions(REGION, "hello").is_empty());
+    assert_eq!(s.moto.alias_version(REGION, "hello", "live"), None);
+}
