@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_lambda::config::http::HttpResponse;
 use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use super::AwsError;
@@ -74,19 +75,44 @@ impl AwsSession {
 /// Maps an SDK error to ours: AWS's code and message for a service error; for
 /// a failure before an answer, the error chain (which names the credential
 /// provider that failed, never a secret it holds).
-pub(crate) fn sdk_error<E, R>(service: &'static str, operation: &'static str, err: SdkError<E, R>) -> AwsError
+pub(crate) fn sdk_error<E>(
+    service: &'static str,
+    operation: &'static str,
+    err: SdkError<E, HttpResponse>,
+) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     match err {
         SdkError::ServiceError(ctx) => {
             let e = ctx.err();
+            let raw = ctx.raw();
+            let status = raw.status().as_u16();
+            // An answer the service's protocol cannot parse (a proxy's, or
+            // the query-protocol XML some front ends send): its `<Code>`.
+            let body = raw
+                .body()
+                .bytes()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            let code = e
+                .code()
+                .map(str::to_string)
+                .or_else(|| xml_field(&body, "Code"))
+                .unwrap_or_else(|| match status {
+                    401 | 403 => "AccessDenied".to_string(),
+                    s => format!("HTTP{s}"),
+                });
+            let message = e
+                .message()
+                .map(str::to_string)
+                .or_else(|| xml_field(&body, "Message"))
+                .unwrap_or_else(|| format!("HTTP status {status}"));
             AwsError::Api {
                 service,
                 operation,
-                code: e.code().unwrap_or("UnknownError").to_string(),
-                message: e.message().unwrap_or("no message").to_string(),
+                code,
+                message,
             }
         }
         other => {
@@ -109,6 +135,14 @@ where
             }
         }
     }
+}
+
+/// `<name>value</name>` from an XML error body.
+fn xml_field(body: &str, name: &str) -> Option<String> {
+    let start = body.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = body[start..].find(&format!("</{name}>"))? + start;
+    let value = body[start..end].trim();
+    (!value.is_empty()).then(|| value.to_string())
 }
 
 /// The SDK's error chain can run to several hundred characters of nested

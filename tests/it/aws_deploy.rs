@@ -217,6 +217,8 @@ enum LambdaFault {
     ConcurrentChange,
     /// After the update, GetFunction reports InProgress once, then Failed with this code.
     UpdateFails(&'static str),
+    /// UpdateFunctionCode is refused with 403 AccessDeniedException.
+    AccessDenied,
 }
 
 struct LambdaProxy {
@@ -248,6 +250,15 @@ impl LambdaProxy {
                         r#"{"Type":"User","message":"The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id"}"#,
                     )
                     .with_header("x-amzn-ErrorType", "PreconditionFailedException")
+                    .with_header("Content-Type", "application/json");
+                    return write_response(stream, &resp, None);
+                }
+                if fault == LambdaFault::AccessDenied {
+                    let resp = Response::new(
+                        403,
+                        r#"{"Type":"User","Message":"User: arn:aws:iam::123456789012:user/ci is not authorized to perform: lambda:UpdateFunctionCode on resource: arn:aws:lambda:us-east-1:123456789012:function:hello"}"#,
+                    )
+                    .with_header("x-amzn-ErrorType", "AccessDeniedException")
                     .with_header("Content-Type", "application/json");
                     return write_response(stream, &resp, None);
                 }
@@ -357,4 +368,48 @@ fn a_failed_update_is_explained_with_the_check_rules() {
     // Nothing was published and no alias was made after the failure.
     assert!(s.moto.versions(REGION, "hello").is_empty());
     assert_eq!(s.moto.alias_version(REGION, "hello", "live"), None);
+}
+
+#[test]
+fn access_denied_is_clear_and_changes_nothing() {
+    let Some(s) = Stage::start("") else { return };
+    let pushed = s.push("1");
+    let old = old_image(&s);
+    s.moto.create_image_function(REGION, "hello", &old, "x86_64");
+
+    // ECR, by moto's own IAM enforcement: a user without
+    // ecr:GetAuthorizationToken cannot sign in, so the check's pull fails.
+    let (key, secret) = s.moto.user_with_policy("reader", &["lambda:GetFunction"]);
+    s.moto.enforce_iam(true);
+    let mut c = s.cmd(&[
+        "build",
+        "--output",
+        &format!("registry:{}/app:denied", s.reg.host()),
+    ]);
+    c.env("AWS_ACCESS_KEY_ID", &key)
+        .env("AWS_SECRET_ACCESS_KEY", &secret);
+    let out = c.output().unwrap();
+    s.moto.enforce_iam(false);
+    assert!(!out.status.success(), "pushed without ecr:GetAuthorizationToken");
+    let err = stderr(&out);
+    assert!(
+        err.contains("ECR sign-in for") && err.contains("GetAuthorizationToken failed: AccessDenied"),
+        "{err}"
+    );
+    assert_no_secrets(&out, &[&secret]);
+
+    // Lambda: moto cannot check signatures of Lambda's REST calls (botocore's
+    // are refused too), so the AccessDeniedException is played in front of it.
+    let proxy = LambdaProxy::start(s.moto.port, LambdaFault::AccessDenied);
+    let mut c = s.cmd(&["deploy", "--function", "hello", "--publish", &pushed]);
+    c.env("AWS_ENDPOINT_URL_LAMBDA", proxy.endpoint());
+    let out = run_fail(&mut c);
+    let err = stderr(&out);
+    assert!(
+        err.contains("access denied for UpdateFunctionCode on function hello")
+            && err.contains("not authorized to perform: lambda:UpdateFunctionCode"),
+        "{err}"
+    );
+    assert_eq!(s.image_uri("hello"), old);
+    assert!(s.moto.versions(REGION, "hello").is_empty());
 }

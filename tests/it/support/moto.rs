@@ -228,6 +228,61 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Turns moto's IAM enforcement on (every later call is authenticated
+    /// and authorised against IAM policies) or off again.
+    pub fn enforce_iam(&self, on: bool) {
+        let mut resp = self
+            .agent
+            .post(format!("{}/moto-api/reset-auth", self.endpoint()))
+            .send(if on { "0" } else { "inf" })
+            .unwrap();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        assert!(resp.status().is_success(), "reset-auth: {text}");
+    }
+
+    /// An IAM user allowed exactly `actions` on everything; its access key id and secret.
+    pub fn user_with_policy(&self, name: &str, actions: &[&str]) -> (String, String) {
+        self.query(
+            "iam",
+            &[
+                ("Action", "CreateUser"),
+                ("Version", "2010-05-08"),
+                ("UserName", name),
+            ],
+        );
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+        })
+        .to_string();
+        self.query(
+            "iam",
+            &[
+                ("Action", "PutUserPolicy"),
+                ("Version", "2010-05-08"),
+                ("UserName", name),
+                ("PolicyName", "deploy"),
+                ("PolicyDocument", &policy),
+            ],
+        );
+        let xml = self.query(
+            "iam",
+            &[
+                ("Action", "CreateAccessKey"),
+                ("Version", "2010-05-08"),
+                ("UserName", name),
+            ],
+        );
+        let tag = |t: &str| {
+            let start = xml.find(&format!("<{t}>")).unwrap() + t.len() + 2;
+            let end = xml[start..].find(&format!("</{t}>")).unwrap() + start;
+            xml[start..end].to_string()
+        };
+        (tag("AccessKeyId"), tag("SecretAccessKey"))
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
