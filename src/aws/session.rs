@@ -55,7 +55,7 @@ impl AwsSession {
     }
 
     /// `region`, else the session's; an error naming the ways to set one.
-    pub(crate) fn region_or_default(&self, region: Option<&str>) -> Result<String, AwsError> {
+    pub fn region_or_default(&self, region: Option<&str>) -> Result<String, AwsError> {
         region
             .map(str::to_string)
             .or_else(|| self.default_region())

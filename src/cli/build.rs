@@ -62,6 +62,8 @@ pub struct BuildArgs {
     /// variables over lambda-img.toml) as JSON, and exit without building.
     #[arg(long)]
     pub print_settings: bool,
+    #[command(flatten)]
+    pub aws: super::deploy::BuildDeployArgs,
 }
 
 /// `KEY=VALUE` with a non-empty key; the value may hold further `=`.
@@ -126,7 +128,8 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     }
     let reporter = global.reporter();
     let cache = global.cache()?;
-    global.register_ecr_signin(&args.manifest, None)?;
+    global.register_ecr_signin(&args.manifest, args.aws.flags.region.as_deref())?;
+    let deploy_settings = super::deploy::before_build(global, &args.aws, &args.outputs, &args.manifest)?;
     let limits = args.limits.limits();
     let threads = args.threads();
     let options = BuildOptions {
@@ -152,13 +155,38 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     }
     let outcome = build(&options, &cache, &reporter)?;
     let report = BuildReport::new(&outcome.image, &outcome.outputs, &outcome.findings);
-    let report_json = serde_json::to_string_pretty(&report)?;
+    let mut report_json = serde_json::to_string_pretty(&report)?;
     let pushed = outcome.outputs.iter().any(|o| o.output.starts_with("registry:"));
     if pushed {
         // `deploy` without IMAGE deploys what this build pushed.
         let project_dir = options.manifest_path.parent().unwrap_or(std::path::Path::new(""));
         if let Err(e) = crate::deploy::last_build::record(project_dir, &report_json) {
             crate::report::Reporter::warn(&reporter, &e.to_string());
+        }
+    }
+    if args.aws.deploy {
+        let image = outcome
+            .outputs
+            .iter()
+            .filter(|o| o.output.starts_with("registry:"))
+            .find_map(|o| o.reference.as_deref())
+            .unwrap_or_default();
+        let deployed = super::deploy::after_build(
+            global,
+            &args.aws,
+            deploy_settings.as_ref(),
+            &options.manifest_path,
+            &args.limits,
+            image,
+        )?;
+        if args.json {
+            // The build report grows a `deploy` member.
+            let mut value: serde_json::Value = serde_json::from_str(&report_json)?;
+            value["deploy"] = serde_json::to_value(&deployed)?;
+            report_json = serde_json::to_string_pretty(&value)?;
+        } else {
+            print_data(image)?;
+            return print_data(&super::deploy::text(&deployed));
         }
     }
     if args.json {

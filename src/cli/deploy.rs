@@ -134,3 +134,65 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
         print_data(&text(&outcome))
     }
 }
+
+/// `build`'s ECR and deploy flags.
+#[derive(Debug, Clone, Args)]
+pub struct BuildDeployArgs {
+    /// Create a missing ECR repository before pushing to it.
+    #[arg(long)]
+    pub create_repository: bool,
+    /// With --create-repository: scan images on push.
+    #[arg(long, requires = "create_repository")]
+    pub scan_on_push: bool,
+    /// With --create-repository: make tags immutable.
+    #[arg(long, requires = "create_repository")]
+    pub immutable_tags: bool,
+    /// After pushing, deploy the pushed image to the function (see `lambda-img deploy`).
+    #[arg(long)]
+    pub deploy: bool,
+    #[command(flatten)]
+    pub flags: DeployFlags,
+}
+
+/// Before a build: refuse `--deploy` without a registry output, and make
+/// sure the ECR repositories pushed to exist (or create them).
+pub fn before_build(
+    global: &GlobalArgs,
+    args: &BuildDeployArgs,
+    outputs: &[String],
+    manifest: &Path,
+) -> anyhow::Result<Option<DeploySettings>> {
+    if args.deploy && !outputs.iter().any(|o| o.starts_with("registry:")) {
+        anyhow::bail!("build --deploy needs a registry output to deploy from: add --output registry:REF");
+    }
+    let settings = read_deploy_settings(manifest)?;
+    let mut aws_auth = global.aws_auth.clone();
+    if let Some(s) = &settings {
+        aws_auth.extend(s.aws_auth.iter().cloned());
+    }
+    let targets = crate::deploy::repository::ecr_targets(outputs, &aws_auth);
+    if !targets.is_empty() {
+        let reporter = global.reporter();
+        let session = AwsSession::load(args.flags.region.as_deref())?;
+        let create = args.create_repository.then_some(crate::aws::RepositoryOptions {
+            scan_on_push: args.scan_on_push,
+            immutable_tags: args.immutable_tags,
+        });
+        crate::deploy::repository::ensure_repositories(&session, &targets, create, &reporter)?;
+    }
+    Ok(settings)
+}
+
+/// After a build that pushed `image`: deploy it.
+pub fn after_build(
+    global: &GlobalArgs,
+    args: &BuildDeployArgs,
+    settings: Option<&DeploySettings>,
+    manifest: &Path,
+    limits: &LimitArgs,
+    image: &str,
+) -> anyhow::Result<DeployOutcome> {
+    let mut options = options(global, &args.flags, settings, manifest, limits)?;
+    options.image = Some(image.to_string());
+    run_options(global, &options)
+}

@@ -7,6 +7,7 @@
 
 pub mod last_build;
 mod reasons;
+pub mod repository;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -46,6 +46,7 @@ impl Stage {
     fn push(&self, tag: &str) -> String {
         let out = run_ok(&mut self.cmd(&[
             "build",
+            "--create-repository",
             "--output",
             &format!("registry:{}/app:{tag}", self.reg.host()),
         ]));
@@ -412,4 +413,55 @@ fn access_denied_is_clear_and_changes_nothing() {
     );
     assert_eq!(s.image_uri("hello"), old);
     assert!(s.moto.versions(REGION, "hello").is_empty());
+}
+
+#[test]
+fn build_deploy_creates_the_repository_pushes_and_deploys_in_one_step() {
+    let Some(s) = Stage::start("") else { return };
+    s.moto
+        .create_image_function(REGION, "hello", &old_image(&s), "x86_64");
+    let output = format!("registry:{}/team/fresh:1", s.reg.host());
+
+    // A missing repository is refused before any upload, naming the flag.
+    let out = run_fail(&mut s.cmd(&["build", "--output", &output, "--deploy", "--function", "hello"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("ECR repository team/fresh does not exist") && err.contains("--create-repository"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
+    assert!(!s.project.join(".lambda-img/last-build.json").exists());
+    assert_eq!(s.image_uri("hello"), old_image(&s));
+
+    let out = run_ok(&mut s.cmd(&[
+        "build",
+        "--output",
+        &output,
+        "--create-repository",
+        "--scan-on-push",
+        "--immutable-tags",
+        "--deploy",
+        "--function",
+        "hello",
+        "--publish",
+        "--json",
+    ]));
+    assert_no_secrets(&out, &[SECRET_KEY, &ecr_password(ACCOUNT)]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let digest = report["digest"].as_str().unwrap();
+    let expected = format!("{}/team/fresh@{digest}", s.reg.host());
+    assert_eq!(report["deploy"]["new_image"], expected.as_str());
+    assert_eq!(report["deploy"]["version"], "1");
+    assert_eq!(s.image_uri("hello"), expected);
+    let repo = s.moto.ecr_repository(REGION, "team/fresh");
+    assert_eq!(repo["imageScanningConfiguration"]["scanOnPush"], true);
+    assert_eq!(repo["imageTagMutability"], "IMMUTABLE");
+
+    // --deploy without a registry output is refused up front.
+    let out = run_fail(&mut s.cmd(&["build", "--output", "oci:./out", "--deploy"]));
+    assert!(
+        stderr(&out).contains("--deploy needs a registry output"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -45,6 +45,7 @@ fn push_args(reg: &TestRegistry, tag: &str) -> Vec<String> {
         format!("registry:{}/app:{tag}", reg.host()),
         "--aws-auth".into(),
         reg.host(),
+        "--create-repository".into(),
     ]
 }
 

@@ -191,6 +191,25 @@ impl Moto {
         body
     }
 
+    /// ECR's description of a repository (JSON 1.1 protocol).
+    pub fn ecr_repository(&self, region: &str, name: &str) -> Value {
+        let mut resp = self
+            .agent
+            .post(format!("{}/", self.endpoint()))
+            .header("Authorization", Self::auth(region, "ecr"))
+            .header(
+                "X-Amz-Target",
+                "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
+            )
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .send(serde_json::json!({"repositoryNames": [name]}).to_string())
+            .unwrap();
+        let text = resp.body_mut().read_to_string().unwrap();
+        assert!(resp.status().is_success(), "DescribeRepositories {name}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["repositories"][0].clone()
+    }
+
     /// Published version numbers (without `$LATEST`).
     pub fn versions(&self, region: &str, name: &str) -> Vec<String> {
         let (_, body) = self.lambda(
