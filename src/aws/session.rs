@@ -148,11 +148,30 @@ fn xml_field(body: &str, name: &str) -> Option<String> {
 /// The SDK's error chain can run to several hundred characters of nested
 /// context; keep it to one readable line.
 fn trim_chain(message: &str) -> String {
-    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    // A failed `credential_process` has its stderr quoted: it may hold a secret.
+    if let Some(at) = one_line.find("Stderr:") {
+        one_line.truncate(at);
+        one_line.push_str("(its stderr is not shown: it may hold a secret)");
+    }
     if one_line.chars().count() > 600 {
         let cut: String = one_line.chars().take(600).collect();
         format!("{cut}…")
     } else {
         one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_process_stderr_is_not_repeated() {
+        let text = trim_chain(
+            "failed to load credentials: external process exited with code 1. Stderr: token=hunter2\n (ProviderError)",
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("exited with code 1"), "{text}");
     }
 }

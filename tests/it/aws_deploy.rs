@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::aws_signin::{SECRET_KEY, assert_no_secrets, aws_cmd, busybox_project};
+use crate::aws_signin::{SECRET_KEY, assert_no_secrets, assert_no_secrets_in, aws_cmd, busybox_project};
 use crate::support::moto::{ACCOUNT, Moto, ecr_password, env_keys};
 use crate::support::project::Project;
 use crate::support::registry::TestRegistry;
@@ -133,6 +133,11 @@ fn deploy_by_digest_publishes_and_moves_an_alias() {
     let out = run_ok(&mut s.cmd(&["deploy", "--function", "hello", &pushed]));
     assert_eq!(stdout(&out).trim(), format!("{arn} $LATEST"));
     assert_eq!(s.moto.versions(REGION, "hello").len(), 2);
+
+    // Neither the cache nor the project's records hold a secret.
+    let secrets = [SECRET_KEY, &ecr_password(ACCOUNT)];
+    assert_no_secrets_in(s.project.cache.path(), &secrets);
+    assert_no_secrets_in(s.project.path(), &secrets);
 }
 
 #[test]

@@ -38,6 +38,23 @@ pub fn assert_no_secrets(out: &Output, secrets: &[&str]) {
     }
 }
 
+/// No file under `dir` (the cache, the project's records) holds a secret.
+pub fn assert_no_secrets_in(dir: &Path, secrets: &[&str]) {
+    for entry in walkdir::WalkDir::new(dir).into_iter().filter_map(Result::ok) {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        for s in secrets {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{} holds a secret",
+                entry.path().display()
+            );
+        }
+    }
+}
+
 fn push_args(reg: &TestRegistry, tag: &str) -> Vec<String> {
     vec![
         "build".into(),
@@ -204,4 +221,32 @@ fn profiles_credential_process_assumed_roles_and_web_identity_sign_in() {
         assert_no_secrets(&out, &all);
     }
     assert!(marker.exists(), "credential_process was not run");
+
+    // A credential_process that fails: named in the error, its stderr (which
+    // may hold a secret) not repeated.
+    let failing = h.join("fail.sh");
+    std::fs::write(
+        &failing,
+        "#!/bin/sh\necho 'partial-secret-never-printed' >&2\nexit 3\n",
+    )
+    .unwrap();
+    run_ok(Command::new("chmod").arg("755").arg(&failing));
+    let config = std::fs::read_to_string(h.join("aws-config")).unwrap();
+    std::fs::write(
+        h.join("aws-config"),
+        format!(
+            "{config}\n[profile broken]\nregion = us-east-1\ncredential_process = {}\n",
+            failing.display()
+        ),
+    )
+    .unwrap();
+    let Some(reg) = TestRegistry::start_basic("AWS", &ecr_password(ACCOUNT)) else {
+        return;
+    };
+    let args = push_args(&reg, "broken");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_fail(aws_cmd(&p, &moto, h, &args).env("AWS_PROFILE", "broken"));
+    let err = stderr(&out);
+    assert!(err.contains("exited with") && err.contains("not shown"), "{err}");
+    assert_no_secrets(&out, &["partial-secret-never-printed"]);
 }
