@@ -6,7 +6,7 @@ use std::future::Future;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_lambda::config::http::HttpResponse;
-use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 
 use super::AwsError;
 
@@ -116,7 +116,7 @@ where
             }
         }
         other => {
-            let message = DisplayErrorContext(&other).to_string();
+            let message = error_chain(&other);
             let lower = message.to_lowercase();
             if lower.contains("credentials")
                 && (lower.contains("no providers")
@@ -135,6 +135,21 @@ where
             }
         }
     }
+}
+
+/// Each error's own words down the `source()` chain, joined with `: `
+/// (the SDK's `DisplayErrorContext` appends a Debug dump of raw responses).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
 }
 
 /// `<name>value</name>` from an XML error body.

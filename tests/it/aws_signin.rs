@@ -136,7 +136,7 @@ fn env_keys_sign_in_and_push_and_docker_config_still_wins() {
 type Flow<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
 #[test]
-fn profiles_credential_process_assumed_roles_and_web_identity_sign_in() {
+fn profiles_credential_process_roles_web_identity_imds_and_container_sign_in() {
     if !tools() {
         return;
     }
@@ -177,7 +177,12 @@ fn profiles_credential_process_assumed_roles_and_web_identity_sign_in() {
     let p = busybox_project("");
 
     // (profile or variables, the account whose registry password moto derives)
-    let flows: [Flow; 4] = [
+    // moto's IMDSv2 token answer lacks the TTL header the SDK requires (real
+    // IMDS sends it): a proxy in front of moto adds it.
+    let imds_proxy = imds_ttl_proxy(moto.port);
+    let imds = format!("http://{}", imds_proxy.host());
+    let container_uri = format!("{imds}/latest/meta-data/iam/security-credentials/default-role");
+    let flows: [Flow; 6] = [
         ("profile", &[("AWS_PROFILE", "dev")], ACCOUNT),
         ("credential_process", &[("AWS_PROFILE", "proc")], ACCOUNT),
         // AssumeRole through moto's STS: the role's account signs in.
@@ -195,6 +200,24 @@ fn profiles_credential_process_assumed_roles_and_web_identity_sign_in() {
             ],
             "777788889999",
         ),
+        // moto serves instance metadata too: IMDSv2 (token, then role
+        // credentials), and the same credentials document for the container provider.
+        (
+            "IMDSv2",
+            &[
+                ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds),
+                ("AWS_REGION", "us-east-1"),
+            ],
+            ACCOUNT,
+        ),
+        (
+            "container credentials",
+            &[
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container_uri),
+                ("AWS_REGION", "us-east-1"),
+            ],
+            ACCOUNT,
+        ),
     ];
     for (i, (what, vars, account)) in flows.iter().enumerate() {
         let password = ecr_password(account);
@@ -207,6 +230,9 @@ fn profiles_credential_process_assumed_roles_and_web_identity_sign_in() {
         c.envs(vars.iter().copied());
         if *what == "web identity" {
             c.env("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file);
+        }
+        if *what == "IMDSv2" {
+            c.env_remove("AWS_EC2_METADATA_DISABLED");
         }
         let out = c.output().unwrap();
         assert!(
@@ -249,4 +275,22 @@ fn profiles_credential_process_assumed_roles_and_web_identity_sign_in() {
     let err = stderr(&out);
     assert!(err.contains("exited with") && err.contains("not shown"), "{err}");
     assert_no_secrets(&out, &["partial-secret-never-printed"]);
+}
+
+/// Forwards to moto, adding `x-aws-ec2-metadata-token-ttl-seconds` to IMDSv2 token answers.
+fn imds_ttl_proxy(moto_port: u16) -> crate::support::fault_proxy::Server {
+    use crate::support::fault_proxy::{Response, Server, forward, read_request, write_response};
+    Server::start(std::sync::Arc::new(move |stream| {
+        let Some(req) = read_request(&stream) else { return };
+        match forward(moto_port, &req) {
+            Ok(mut resp) => {
+                if req.method == "PUT" && req.path() == "/latest/api/token" {
+                    resp.headers
+                        .push(("x-aws-ec2-metadata-token-ttl-seconds".into(), "21600".into()));
+                }
+                write_response(stream, &resp, None)
+            }
+            Err(_) => write_response(stream, &Response::new(502, "moto down"), None),
+        }
+    }))
 }
