@@ -196,6 +196,12 @@ fn refusals_before_lambda_change_nothing() {
     );
     assert_eq!(s.image_uri("hello"), old);
 
+    // An image `check` refuses (here: a manifest over a lowered size budget, LI011).
+    let out = run_fail(&mut s.cmd(&["deploy", "--function", "hello", "--max-manifest-size", "100", &pushed]));
+    let err = stderr(&out);
+    assert!(err.contains("fails `lambda-img check`") && err.contains("LI011"), "{err}");
+    assert_eq!(s.image_uri("hello"), old);
+
     // A missing function, and a tag instead of a digest.
     let out = run_fail(&mut s.cmd(&["deploy", "--function", "nope", &pushed]));
     assert!(
