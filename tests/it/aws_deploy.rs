@@ -65,6 +65,16 @@ fn old_image(stage: &Stage) -> String {
     format!("{}/app@sha256:{}", stage.reg.host(), "0".repeat(64))
 }
 
+/// A stage with `app:1` pushed and an x86_64 image function `hello` on an
+/// older image; the pushed reference and that older image.
+fn hello_stage() -> Option<(Stage, String, String)> {
+    let s = Stage::start("")?;
+    let pushed = s.push("1");
+    let old = old_image(&s);
+    s.moto.create_image_function(REGION, "hello", &old, "x86_64");
+    Some((s, pushed, old))
+}
+
 #[test]
 fn deploy_by_digest_publishes_and_moves_an_alias() {
     let Some(s) = Stage::start("") else { return };
@@ -197,9 +207,19 @@ fn refusals_before_lambda_change_nothing() {
     assert_eq!(s.image_uri("hello"), old);
 
     // An image `check` refuses (here: a manifest over a lowered size budget, LI011).
-    let out = run_fail(&mut s.cmd(&["deploy", "--function", "hello", "--max-manifest-size", "100", &pushed]));
+    let out = run_fail(&mut s.cmd(&[
+        "deploy",
+        "--function",
+        "hello",
+        "--max-manifest-size",
+        "100",
+        &pushed,
+    ]));
     let err = stderr(&out);
-    assert!(err.contains("fails `lambda-img check`") && err.contains("LI011"), "{err}");
+    assert!(
+        err.contains("fails `lambda-img check`") && err.contains("LI011"),
+        "{err}"
+    );
     assert_eq!(s.image_uri("hello"), old);
 
     // A missing function, and a tag instead of a digest.
@@ -324,10 +344,9 @@ impl LambdaProxy {
 
 #[test]
 fn a_stale_revision_is_refused_and_changes_nothing() {
-    let Some(s) = Stage::start("") else { return };
-    let pushed = s.push("1");
-    let old = old_image(&s);
-    s.moto.create_image_function(REGION, "hello", &old, "x86_64");
+    let Some((s, pushed, old)) = hello_stage() else {
+        return;
+    };
     let revision = STALE_REVISION.to_string();
     let proxy = LambdaProxy::start(s.moto.port, LambdaFault::ConcurrentChange);
     // Only Lambda goes through the proxy: the per-service endpoint variable.
@@ -346,10 +365,9 @@ fn a_stale_revision_is_refused_and_changes_nothing() {
 
 #[test]
 fn a_failed_update_is_explained_with_the_check_rules() {
-    let Some(s) = Stage::start("") else { return };
-    let pushed = s.push("1");
-    s.moto
-        .create_image_function(REGION, "hello", &old_image(&s), "x86_64");
+    let Some((s, pushed, _)) = hello_stage() else {
+        return;
+    };
     let proxy = LambdaProxy::start(
         s.moto.port,
         LambdaFault::UpdateFails("FunctionError.InvalidEntryPoint"),
@@ -384,10 +402,9 @@ fn a_failed_update_is_explained_with_the_check_rules() {
 
 #[test]
 fn access_denied_is_clear_and_changes_nothing() {
-    let Some(s) = Stage::start("") else { return };
-    let pushed = s.push("1");
-    let old = old_image(&s);
-    s.moto.create_image_function(REGION, "hello", &old, "x86_64");
+    let Some((s, pushed, old)) = hello_stage() else {
+        return;
+    };
 
     // ECR, by moto's own IAM enforcement: a user without
     // ecr:GetAuthorizationToken cannot sign in, so the check's pull fails.

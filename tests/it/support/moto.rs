@@ -147,39 +147,33 @@ impl Moto {
 
     /// An image function pointing at `image_uri`.
     pub fn create_image_function(&self, region: &str, name: &str, image_uri: &str, arch: &str) -> Value {
-        let role = self.create_role(&format!("{name}-role"));
-        let (status, body) = self.lambda(
+        self.create_function(
             region,
-            "POST",
-            "/2015-03-31/functions",
-            Some(serde_json::json!({
-                "FunctionName": name,
-                "Role": role,
-                "PackageType": "Image",
-                "Code": {"ImageUri": image_uri},
-                "Architectures": [arch],
-            })),
-        );
-        assert!(status < 300, "CreateFunction {name}: {status} {body}");
-        body
+            name,
+            serde_json::json!({"PackageType": "Image", "Code": {"ImageUri": image_uri}, "Architectures": [arch]}),
+        )
     }
 
     /// A zip function (an empty archive: moto does not unpack it).
     pub fn create_zip_function(&self, region: &str, name: &str) -> Value {
-        let role = self.create_role(&format!("{name}-role"));
         let empty_zip = "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==";
-        let (status, body) = self.lambda(
+        self.create_function(
             region,
-            "POST",
-            "/2015-03-31/functions",
-            Some(serde_json::json!({
-                "FunctionName": name,
-                "Role": role,
-                "Runtime": "python3.12",
-                "Handler": "app.handler",
-                "Code": {"ZipFile": empty_zip},
-            })),
-        );
+            name,
+            serde_json::json!({"Runtime": "python3.12", "Handler": "app.handler", "Code": {"ZipFile": empty_zip}}),
+        )
+    }
+
+    /// `CreateFunction` with a role of its own and `fields` added to the request.
+    fn create_function(&self, region: &str, name: &str, fields: Value) -> Value {
+        let mut request = serde_json::json!({
+            "FunctionName": name,
+            "Role": self.create_role(&format!("{name}-role")),
+        });
+        for (k, v) in fields.as_object().unwrap() {
+            request[k] = v.clone();
+        }
+        let (status, body) = self.lambda(region, "POST", "/2015-03-31/functions", Some(request));
         assert!(status < 300, "CreateFunction {name}: {status} {body}");
         body
     }
