@@ -60,8 +60,9 @@ pub fn ecr_targets(outputs: &[String], aws_auth: &[String]) -> Vec<EcrTarget> {
 }
 
 /// Makes sure each target repository exists, creating it when `create` is given.
-/// A caller who may not describe repositories is warned and the push goes on
-/// (the registry will say if the repository is missing).
+/// Without `create`, a question AWS does not answer (no credentials: Docker's
+/// config may still hold a password; no ecr:DescribeRepositories) only warns,
+/// and the push goes on (the registry says if the repository is missing).
 pub fn ensure_repositories(
     session: &AwsSession,
     targets: &[EcrTarget],
@@ -72,7 +73,7 @@ pub fn ensure_repositories(
         let region = t.region.as_deref();
         let exists = match session.repository_exists(region, &t.repository) {
             Ok(e) => e,
-            Err(e) if create.is_none() && is_denied(&e) => {
+            Err(e) if create.is_none() => {
                 reporter.warn(&format!(
                     "cannot check that ECR repository {} exists ({e}); pushing anyway",
                     t.repository
@@ -100,10 +101,6 @@ pub fn ensure_repositories(
             })?;
     }
     Ok(())
-}
-
-fn is_denied(e: &AwsError) -> bool {
-    matches!(e.code(), Some(c) if c.contains("AccessDenied") || c == "UnauthorizedOperation")
 }
 
 #[cfg(test)]
