@@ -12,6 +12,7 @@ pub mod build_all;
 pub mod cache;
 pub mod check;
 pub mod cli;
+pub mod deploy;
 pub mod deps;
 pub mod discover;
 pub mod elf;

@@ -9,6 +9,7 @@ mod check;
 mod completions;
 mod explain;
 pub mod failure;
+mod deploy;
 mod init;
 mod login;
 mod man_sections;
@@ -110,6 +111,8 @@ pub enum Command {
     Pin(pin::PinArgs),
     /// Store credentials for a registry where docker would.
     Login(login::LoginArgs),
+    /// Point a Lambda function at a pushed image by digest; optionally publish and move an alias.
+    Deploy(deploy::DeployArgs),
     /// Show the cache's size, or prune it.
     Cache(cache::CacheArgs),
     /// Write a starter function project (manifest, handler, Makefile, buildspec).
@@ -256,6 +259,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => check::run_inspect(&cli.global, args),
         Command::Pin(args) => pin::run(&cli.global, args),
         Command::Login(args) => login::run(&cli.global, args),
+        Command::Deploy(args) => deploy::run(&cli.global, args),
         Command::Cache(args) => cache::run(&cli.global, args),
         Command::Init(args) => init::run(&cli.global, args),
         Command::Completions(args) => completions::run_completions(args),
