@@ -6,6 +6,7 @@
 
 mod deps;
 mod error;
+mod execution;
 mod forms;
 mod model;
 pub mod schema;
@@ -19,8 +20,9 @@ use std::path::{Path, PathBuf};
 pub use error::{ManifestError, Problem, line_col};
 pub use forms::check_handler;
 pub use model::{
-    CodeModel, DependenciesModel, DependencySet, FunctionModel, ImageSettings, JAVA_MAJORS, LayerModel,
-    MAX_DEPENDENCY_LAYERS, NODE_MAJORS, PYTHON_MINORS, Runtime, SourceKind, SourcePath,
+    CodeModel, DependenciesModel, DependencySet, ExecutionSettings, FunctionModel, ImageSettings,
+    JAVA_MAJORS, LayerModel, MAX_DEPENDENCY_LAYERS, NODE_MAJORS, PYTHON_MINORS, Runtime, SourceKind,
+    SourcePath,
 };
 pub use validate::{DEFAULT_CODE_DESTINATION, DEFAULT_IGNORE_FILE};
 

@@ -148,6 +148,7 @@ fn full_manifest_gives_the_expected_model() {
             format: Some(MediaFamily::Docker),
         },
         dependencies: None,
+        execution: Default::default(),
         project_dir: root.clone(),
         manifest_path: PathBuf::from("lambda-img.toml"),
     };

@@ -196,6 +196,7 @@ pub fn validate(
     let code = check_code(&mut c, file.code.as_ref());
     let image = check_image(&mut c, file.image.as_ref());
     let dependencies = runtime.and_then(|rt| super::deps::check(&mut c, rt, file.dependencies.as_ref()));
+    let execution = super::execution::check(&mut c, &file.function);
 
     if !c.problems.is_empty() {
         let mut problems = c.problems;
@@ -212,6 +213,7 @@ pub fn validate(
         code,
         image,
         dependencies,
+        execution,
         project_dir: project_dir.to_path_buf(),
         manifest_path: manifest_path.to_path_buf(),
     })

@@ -1,0 +1,1 @@
+//! Environments shared by callers (filled in below).

@@ -1,0 +1,1 @@
+//! The invoke endpoint of `run --serve` (filled in below).
