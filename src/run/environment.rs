@@ -102,9 +102,6 @@ impl Environment {
         let settings = self.spec.settings.clone();
         let logs = self.logs.clone();
         logs.line(&format!("START RequestId: {request_id} Version: $LATEST"));
-        let live = self.start()?;
-        let first = !live.invoked;
-        live.invoked = true;
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload,
@@ -115,14 +112,39 @@ impl Environment {
             cognito_identity: None,
         };
         let started = Instant::now();
-        let (result, duration) = live.api.invoke(invocation, INIT_LIMIT);
-        let init = if first { live.api.init_duration() } else { None };
-        let memory_kib = live.sandbox.peak_memory_kib();
-        drain(&live.logs);
+        let (result, duration, init, memory_kib) = loop {
+            let live = self.start()?;
+            let first = !live.invoked;
+            live.invoked = true;
+            let (result, duration) = live.api.invoke(invocation.clone(), INIT_LIMIT);
+            let init = if first { live.api.init_duration() } else { None };
+            let memory_kib = live.sandbox.peak_memory_kib();
+            drain(&live.logs);
+            // A warm environment whose process ended between events (a
+            // runtime may exit after a failed answer) is replaced, and the
+            // event goes to the fresh one, as Lambda does.
+            if !first
+                && matches!(
+                    result,
+                    Err(Failure::Exited {
+                        during_invoke: false,
+                        ..
+                    })
+                )
+            {
+                self.stop();
+                continue;
+            }
+            break (result, duration, init, memory_kib);
+        };
         let id = &request_id;
         let (status, body, restart) = match result {
             Ok(Outcome::Response { body, .. }) => (InvokeStatus::Success, body, false),
-            Ok(Outcome::Error { error_type, body }) => (InvokeStatus::Error(error_type), body, false),
+            Ok(Outcome::Error { error_type, body }) => {
+                // The header says how it failed (`Unhandled`); the body's own type is what callers see.
+                let error_type = body_error_type(&body).unwrap_or(error_type);
+                (InvokeStatus::Error(error_type), body, false)
+            }
             Err(Failure::Timeout { during_init }) => {
                 let secs = if during_init {
                     INIT_LIMIT.as_secs()
@@ -135,7 +157,10 @@ impl Environment {
                 let body = error_body("Sandbox.Timedout", &format!("RequestId: {id} Error: {message}"));
                 (InvokeStatus::Timeout, body, true)
             }
-            Err(Failure::InitError { error_type, body }) => (InvokeStatus::InitError(error_type), body, true),
+            Err(Failure::InitError { error_type, body }) => {
+                let error_type = body_error_type(&body).unwrap_or(error_type);
+                (InvokeStatus::InitError(error_type), body, true)
+            }
             Err(Failure::Exited {
                 during_invoke,
                 status,
@@ -178,6 +203,14 @@ impl Drop for Environment {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn body_error_type(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v["errorType"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .map(String::from)
 }
 
 /// `exit status 1` or `signal: killed`, as Lambda's errors say it.

@@ -16,5 +16,6 @@ mod registry_auth;
 mod registry_bench;
 mod registry_faults;
 mod rules;
+mod run;
 mod runtime;
 mod support;

@@ -1,0 +1,448 @@
+//! `lambda-img run`: real runtime clients (awslambdaric, a std-only custom
+//! runtime, busybox) answering events in lambda-img's own sandbox, with
+//! Lambda's failure semantics; podman gives the same answers.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::support::project::Project;
+use crate::support::{require_tool, run_ok, stderr, stdout};
+
+/// The `--json` records on stdout, one per line.
+fn records(out: &Output) -> Vec<Value> {
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{}", stderr(out))))
+        .collect()
+}
+
+/// The README's std-only custom runtime on scratch, its bootstrap built by rustc.
+pub fn hello_scratch() -> Option<Project> {
+    if !require_tool("rustc") {
+        return None;
+    }
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-scratch");
+    let manifest = std::fs::read_to_string(example.join("lambda-img.toml")).unwrap();
+    let source = std::fs::read_to_string(example.join("bootstrap.rs")).unwrap();
+    let p = Project::new(&manifest, &[("bootstrap.rs", &source)]);
+    std::fs::create_dir(p.join("build")).unwrap();
+    run_ok(Command::new("rustc").current_dir(p.path()).args([
+        "--edition",
+        "2021",
+        "-O",
+        "-C",
+        "target-feature=+crt-static",
+        "-o",
+        "build/bootstrap",
+        "bootstrap.rs",
+    ]));
+    Some(p)
+}
+
+/// The Python function of these tests: one handler whose event says what to do.
+const APP_PY: &str = r#"import os, time
+if os.environ.get("FAIL_INIT"):
+    raise RuntimeError("init failed on purpose")
+import markupsafe
+from markupsafe import _speedups
+CALLS = 0
+
+def handler(event, context):
+    global CALLS
+    CALLS += 1
+    a = event.get("action")
+    if a == "echo":
+        print("echo called", flush=True)
+        return {"calls": CALLS, "uid": os.getuid(), "request_id": context.aws_request_id,
+                "function": context.function_name, "memory": context.memory_limit_in_mb,
+                "remaining_ok": 0 < context.get_remaining_time_in_millis() <= 2000,
+                "escaped": str(markupsafe.escape("<b>")), "native": _speedups.__file__.endswith(".so"),
+                "cwd": os.getcwd(), "greeting": os.environ.get("GREETING")}
+    if a == "fail":
+        raise ValueError("bad input")
+    if a == "sleep":
+        time.sleep(event["seconds"])
+        return "woke"
+    if a == "crash":
+        os._exit(3)
+    if a == "big":
+        return "x" * (7 * 1024 * 1024)
+    if a == "write":
+        out = {}
+        for path in ["/var/task/new.txt", "/new.txt", "/tmp/new.txt"]:
+            try:
+                with open(path, "w") as f:
+                    f.write("x")
+                out[path] = "written"
+            except OSError as e:
+                out[path] = e.strerror
+        return out
+    return {"unknown": a}
+"#;
+
+/// A Python function on the host-Python base with awslambdaric and a
+/// compiled wheel (markupsafe) installed from PyPI.
+fn python_project() -> Option<Project> {
+    use crate::support::python_base::{host_python, python_base};
+    if !require_tool("ldd") || !require_tool("python3") {
+        return None;
+    }
+    let Some(py) = host_python() else {
+        assert!(
+            !crate::support::in_ci(),
+            "CI needs /usr/bin/python3 with its stdlib"
+        );
+        eprintln!("!!! SKIPPING: no /usr/bin/python3 with a stdlib under /usr/lib");
+        return None;
+    };
+    let base = python_base(&py);
+    let manifest = format!(
+        r#"[function]
+name = "py-run"
+runtime = "python3.{minor}"
+handler = "app.handler"
+timeout = 2
+environment = {{ GREETING = "from the manifest" }}
+
+[base]
+image = "{base}"
+
+[code]
+exclude = ["requirements.txt"]
+
+[image]
+entrypoint = ["/usr/bin/python3", "-m", "awslambdaric"]
+cmd = ["app.handler"]
+workdir = "/var/task"
+env = {{ PYTHONPATH = "/var/task" }}
+
+[dependencies]
+"#,
+        minor = py.minor
+    );
+    let p = Project::new(
+        &manifest,
+        &[
+            ("requirements.txt", "awslambdaric\nmarkupsafe==3.0.2\n"),
+            ("app.py", APP_PY),
+        ],
+    );
+    Some(p)
+}
+
+fn action(a: &str) -> String {
+    format!(r#"{{"action":"{a}"}}"#)
+}
+
+fn run_events(p: &Project, extra: &[&str], events: &[String]) -> Output {
+    let mut args = vec!["run", "--json"];
+    args.extend_from_slice(extra);
+    for e in events {
+        args.push("--event");
+        args.push(e);
+    }
+    p.cmd(&args).output().unwrap()
+}
+
+/// Every failure Lambda knows, in one warm environment and the fresh ones
+/// that follow a timeout and a crash.
+#[test]
+fn python_function_fails_as_lambda_does_and_recovers() {
+    let Some(p) = python_project() else { return };
+    let events = [
+        action("echo"),
+        action("fail"),
+        r#"{"action":"sleep","seconds":30}"#.to_string(),
+        action("echo"),
+        action("crash"),
+        action("echo"),
+        action("big"),
+        action("write"),
+    ];
+    let out = run_events(&p, &[], &events);
+    let log = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed invoke makes the status 1\n{log}"
+    );
+    let r = records(&out);
+    assert_eq!(r.len(), events.len(), "{log}");
+
+    let echo = &r[0]["response"];
+    assert_eq!(r[0]["status"], "success", "{log}");
+    assert_eq!(echo["calls"], 1);
+    assert_eq!(echo["uid"], 993, "Lambda's user");
+    assert_eq!(echo["request_id"], r[0]["requestId"]);
+    assert_eq!(echo["function"], "py-run");
+    assert_eq!(
+        echo["memory"], "128",
+        "awslambdaric hands the variable over as a string"
+    );
+    assert_eq!(
+        echo["remaining_ok"], true,
+        "the deadline header follows timeout = 2: {echo}"
+    );
+    assert_eq!(echo["escaped"], "&lt;b&gt;");
+    assert_eq!(echo["native"], true, "the compiled wheel loaded");
+    assert_eq!(echo["cwd"], "/var/task");
+    assert_eq!(echo["greeting"], "from the manifest");
+    assert!(r[0]["initDurationMs"].as_f64().unwrap() > 0.0);
+    assert!(
+        log.contains("echo called"),
+        "the function's output reaches stderr: {log}"
+    );
+    assert!(log.contains(&format!(
+        "REPORT RequestId: {}\tDuration: ",
+        r[0]["requestId"].as_str().unwrap()
+    )));
+
+    assert_eq!(r[1]["status"], "error");
+    assert_eq!(r[1]["errorType"], "ValueError");
+    assert_eq!(r[1]["error"]["errorType"], "ValueError");
+    assert_eq!(r[1]["error"]["errorMessage"], "bad input");
+    assert!(r[1]["error"]["stackTrace"].is_array(), "{}", r[1]);
+
+    assert_eq!(r[2]["status"], "timeout");
+    let message = r[2]["error"]["errorMessage"].as_str().unwrap();
+    assert!(
+        message.ends_with("Task timed out after 2.00 seconds"),
+        "{message}"
+    );
+    assert_eq!(r[2]["error"]["errorType"], "Sandbox.Timedout");
+
+    assert_eq!(r[3]["status"], "success", "{log}");
+    assert_eq!(
+        r[3]["response"]["calls"], 1,
+        "a fresh environment after the timeout"
+    );
+    assert!(r[3]["initDurationMs"].is_number(), "init ran again");
+
+    assert_eq!(r[4]["status"], "crash");
+    assert_eq!(r[4]["error"]["errorType"], "Runtime.ExitError");
+    assert!(
+        r[4]["error"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Runtime exited with error: exit status 3"),
+        "{}",
+        r[4]
+    );
+    assert_eq!(
+        r[5]["response"]["calls"], 1,
+        "a fresh environment after the crash"
+    );
+
+    assert_eq!(r[6]["status"], "error");
+    assert_eq!(r[6]["errorType"], "Function.ResponseSizeTooLarge");
+    assert!(
+        r[6]["error"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("6291556 bytes")
+    );
+
+    let w = &r[7]["response"];
+    assert_eq!(r[7]["status"], "success", "{}\n{log}", r[7]);
+    assert_eq!(w["/var/task/new.txt"], "Read-only file system", "{w}");
+    assert_eq!(w["/new.txt"], "Read-only file system", "{w}");
+    assert_eq!(w["/tmp/new.txt"], "written", "{w}");
+}
+
+/// An exception at import is Lambda's init error, for each event (init runs again).
+#[test]
+fn python_init_error_is_reported_and_init_runs_again() {
+    let Some(p) = python_project() else { return };
+    let out = run_events(&p, &["--env", "FAIL_INIT=1"], &[action("echo"), action("echo")]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    let r = records(&out);
+    assert_eq!(r.len(), 2, "{log}");
+    for rec in &r {
+        assert_eq!(rec["status"], "init_error", "{rec}\n{log}");
+        assert_eq!(
+            rec["errorType"], rec["error"]["errorType"],
+            "the type the runtime posted: {rec}"
+        );
+        let msg = rec["error"]["errorMessage"].as_str().unwrap_or_default();
+        assert!(msg.contains("init failed on purpose"), "{rec}");
+    }
+    assert!(log.contains("init failed on purpose"), "{log}");
+}
+
+/// hello-scratch answers the same events through `run` as through podman
+/// with the tests' Runtime API.
+#[test]
+fn hello_scratch_answers_through_run_as_through_podman() {
+    use crate::support::podman::{Container, Podman};
+    use crate::support::runtime_api::RuntimeApi;
+    let Some(p) = hello_scratch() else { return };
+    let events = [r#"{"name":"world"}"#.to_string(), "{}".to_string()];
+    let mut args = vec!["run"];
+    for e in &events {
+        args.extend(["--event", e.as_str()]);
+    }
+    let out = run_ok(&mut p.cmd(&args));
+    let ours: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    assert_eq!(
+        ours,
+        [
+            r#"{"greeting":"hello from lambda-img","event_bytes":16}"#,
+            r#"{"greeting":"hello from lambda-img","event_bytes":2}"#
+        ]
+    );
+    let log = stderr(&out);
+    assert_eq!(log.matches("REPORT RequestId: ").count(), 2, "{log}");
+    assert_eq!(
+        log.matches("Init Duration: ").count(),
+        1,
+        "one warm environment: {log}"
+    );
+
+    if !require_tool("podman") {
+        return;
+    }
+    let archive = p.join("image.tar");
+    p.build_ok(&[
+        "--output",
+        &format!("docker-archive:{}:hello-run:test", archive.display()),
+    ]);
+    let podman = Podman::new();
+    podman.run_ok(&["load", "-i", archive.to_str().unwrap()]);
+    let api = RuntimeApi::start();
+    let container = Container::start(&podman, "localhost/hello-run:test", &api, &[]);
+    for (event, expected) in events.iter().zip(&ours) {
+        let answer = api.invoke(event, std::time::Duration::from_secs(60));
+        let body = answer.unwrap_or_else(|e| panic!("{e}\n{}", container.logs()));
+        assert_eq!(&body, expected);
+    }
+}
+
+/// A busybox image built by lambda-img into `dir/layout`, plus a layer that
+/// umoci adds with a root-only (0600) secret: returns `oci:DIR:secret`.
+fn busybox_image(dir: &Path) -> Option<String> {
+    if !require_tool("busybox") || !require_tool("umoci") {
+        return None;
+    }
+    let p = Project::new(&crate::support::project::scratch_manifest(""), &[]);
+    p.copy_in(Path::new("/bin/busybox"), "busybox");
+    std::fs::set_permissions(p.join("busybox"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let layout = dir.join("layout");
+    p.build_ok(&["--output", &format!("oci:{}:base", layout.display())]);
+    let bundle = dir.join("bundle");
+    let layout_s = layout.display().to_string();
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image", &format!("{layout_s}:base")])
+            .arg(&bundle),
+    );
+    let secret = bundle.join("rootfs/etc/secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("token"), "s3cr3t\n").unwrap();
+    std::fs::set_permissions(secret.join("token"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    run_ok(
+        Command::new("umoci")
+            .args(["repack", "--image", &format!("{layout_s}:secret")])
+            .arg(&bundle),
+    );
+    std::fs::remove_dir_all(&bundle).unwrap();
+    Some(format!("oci:{layout_s}:secret"))
+}
+
+const LOOK_AROUND: &str = "id -u; cat /etc/secret/token || echo secret-denied; \
+    echo x > /var/task/x 2>/dev/null || echo task-read-only; echo y > /tmp/y && echo tmp-ok; \
+    echo $$; cat /tmp/mounted/hello.txt; echo z > /tmp/mounted/z 2>/dev/null || echo mount-read-only";
+
+fn look_around(cmd: &mut Command) -> String {
+    let out = run_ok(cmd);
+    stdout(&out)
+}
+
+fn assert_lambda_like(text: &str) {
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "993",
+            "secret-denied",
+            "task-read-only",
+            "tmp-ok",
+            "2",
+            "mounted!",
+            "mount-read-only"
+        ],
+        "uid 993, root-only file unreadable, read-only root, writable /tmp, own PID namespace \
+         (PID 1 is the sandbox's init), read-only mount"
+    );
+}
+
+/// `--entrypoint` runs a shell in the function's environment, as root on the
+/// host, of an image given as SOURCE.
+#[test]
+fn entrypoint_shell_sees_lambdas_environment() {
+    let work = tempfile::tempdir().unwrap();
+    let Some(image) = busybox_image(work.path()) else {
+        return;
+    };
+    std::fs::create_dir(work.path().join("host")).unwrap();
+    std::fs::write(work.path().join("host/hello.txt"), "mounted!\n").unwrap();
+    let mount = format!("{}:/tmp/mounted", work.path().join("host").display());
+    let cache = tempfile::tempdir().unwrap();
+    let text = look_around(crate::support::lambda_img(cache.path()).args([
+        "run",
+        &image,
+        "--mount",
+        &mount,
+        "--entrypoint",
+        "/var/task/busybox",
+        "--",
+        "sh",
+        "-c",
+        LOOK_AROUND,
+    ]));
+    assert_lambda_like(&text);
+}
+
+/// The same as an unprivileged user: user namespaces map uid 993 to the caller.
+#[test]
+fn entrypoint_shell_as_a_non_root_user() {
+    if !require_tool("setpriv") {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("!!! SKIPPING: the test switches to uid 65534 and needs root to do so");
+        return;
+    }
+    // Everything the user needs, in a place it may read and write.
+    let work = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let Some(image) = busybox_image(work.path()) else {
+        return;
+    };
+    std::fs::create_dir(work.path().join("host")).unwrap();
+    std::fs::write(work.path().join("host/hello.txt"), "mounted!\n").unwrap();
+    run_ok(Command::new("chown").args(["-R", "65534:65534"]).arg(work.path()));
+    let mount = format!("{}:/tmp/mounted", work.path().join("host").display());
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(crate::support::bin())
+        .env("LAMBDA_IMG_CACHE", work.path().join("cache"))
+        .env("HOME", work.path())
+        .args([
+            "run",
+            &image,
+            "--mount",
+            &mount,
+            "--entrypoint",
+            "/var/task/busybox",
+            "--",
+            "sh",
+            "-c",
+            LOOK_AROUND,
+        ]);
+    assert_lambda_like(&look_around(&mut cmd));
+}
