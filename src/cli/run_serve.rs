@@ -1,12 +1,34 @@
-//! `lambda-img run --serve` (filled in below).
+//! `lambda-img run --serve`: the invoke endpoint in front of the environments.
 
 use std::sync::Arc;
 
+use super::print_data;
+use crate::run::report::report_lines;
+use crate::run::{EnvironmentSpec, LogSink, pool::Pool};
+
 pub fn serve(
-    _spec: crate::run::EnvironmentSpec,
-    _listen: &str,
-    _concurrency: usize,
-    _logs: Arc<dyn crate::run::LogSink>,
+    spec: EnvironmentSpec,
+    listen: &str,
+    concurrency: usize,
+    logs: Arc<dyn LogSink>,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("--serve is not available yet")
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e} (choose another with --listen ADDR)"))?;
+    let addr = listener.local_addr()?;
+    let on_record = {
+        let logs = logs.clone();
+        Arc::new(move |r: &crate::run::InvokeRecord| {
+            for line in report_lines(r) {
+                logs.line(&line);
+            }
+        })
+    };
+    let pool = Arc::new(Pool::start(spec, concurrency, logs.clone(), on_record));
+    logs.line(&format!(
+        "serving {concurrency} environment(s); invoke with: curl -d '{{}}' http://{addr}/2015-03-31/functions/function/invocations"
+    ));
+    // The address on stdout (data: with --listen 127.0.0.1:0 it names the port).
+    print_data(&format!("http://{addr}"))?;
+    crate::runtime_api::invoke::serve(listener, pool);
+    Ok(())
 }
