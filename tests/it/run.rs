@@ -601,3 +601,86 @@ fn serve_answers_curl_queues_requests_and_runs_async_events() {
         "three environments were inside at once: {answers:?}"
     );
 }
+
+/// `[function]` keys, then flags over them, reach the function's
+/// environment; credentials only with --aws-credentials.
+#[test]
+fn settings_from_the_manifest_and_flags_reach_the_function() {
+    if !require_tool("busybox") {
+        return;
+    }
+    let manifest = r#"[function]
+name = "settings"
+runtime = "provided.al2023"
+architecture = "x86_64"
+memory = 256
+timeout = 10
+ephemeral_storage = 600
+environment = { FROM_MANIFEST = "m", OVERRIDDEN = "manifest" }
+
+[base]
+image = "scratch"
+
+[image]
+entrypoint = ["/var/task/busybox"]
+"#;
+    let p = Project::new(manifest, &[("vars.env", "# a comment\nFROM_FILE=f\nexport EXPORTED=yes\n")]);
+    p.copy_in(Path::new("/bin/busybox"), "busybox");
+    std::fs::set_permissions(p.join("busybox"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = "env; busybox df -m /tmp | busybox tail -1";
+    let look = |extra: &[&str]| {
+        let mut args = vec!["run", "--env-file", "vars.env"];
+        args.extend_from_slice(extra);
+        args.extend(["--entrypoint", "/var/task/busybox", "--", "sh", "-c", script]);
+        let out = run_ok(
+            p.cmd(&args)
+                .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+                .env("AWS_SECRET_ACCESS_KEY", "example-secret-value"),
+        );
+        (stdout(&out), stderr(&out))
+    };
+    let (env, log) = look(&["--memory", "512", "--env", "OVERRIDDEN=flag"]);
+    for line in [
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512",
+        "AWS_LAMBDA_FUNCTION_NAME=settings",
+        "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/settings",
+        "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+        "LAMBDA_TASK_ROOT=/var/task",
+        "FROM_MANIFEST=m",
+        "OVERRIDDEN=flag",
+        "FROM_FILE=f",
+        "EXPORTED=yes",
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} missing in\n{env}");
+    }
+    assert!(env.lines().any(|l| l.starts_with("AWS_LAMBDA_RUNTIME_API=127.0.0.1:")), "{env}");
+    assert!(!env.contains("AWS_SECRET_ACCESS_KEY"), "no credentials unless asked: {env}");
+    assert!(!log.contains("example-secret-value"));
+    let tmp = env.lines().last().unwrap();
+    assert!(tmp.split_whitespace().nth(1) == Some("600"), "/tmp is 600 MB: {tmp}");
+
+    let (env, log) = look(&["--aws-credentials"]);
+    assert!(env.lines().any(|l| l == "AWS_SECRET_ACCESS_KEY=example-secret-value"), "{env}");
+    assert!(env.lines().any(|l| l == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256"), "the manifest's memory: {env}");
+    assert!(!log.contains("example-secret-value"), "never in lambda-img's own output: {log}");
+
+    // Usage errors: status 2 and a message naming the problem.
+    for (args, needle) in [
+        (vec!["run", "--memory", "64"], "--memory 64 is outside Lambda's range 128 to 10240"),
+        (vec!["run", "--event", "{not json"], "is neither a file nor JSON"),
+        (vec!["run", "--mount", "/tmp:/var/task/x"], "must be a path under /tmp"),
+    ] {
+        let out = p.cmd(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{}", stderr(&out));
+    }
+    std::fs::write(p.join("lambda-img.toml"), manifest.replace("memory = 256", "memory = 64")).unwrap();
+    let out = p.cmd(&["run"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("lambda-img.toml:5:10") && stderr(&out).contains("use 128 to 10240"),
+        "{}",
+        stderr(&out)
+    );
+}
