@@ -80,9 +80,21 @@ pub struct RunArgs {
     /// AWS_REGION for the function (default: this shell's AWS_REGION, else us-east-1).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+    /// Where the function runs: lambda-img's own Linux namespaces, or a
+    /// container engine (for machines without namespaces) against the same
+    /// in-process Runtime API.
+    #[arg(long, value_enum, default_value = "native")]
+    pub engine: EngineArg,
     /// Accept a registry base that is not pinned by digest (building without SOURCE).
     #[arg(long)]
     pub allow_unpinned: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineArg {
+    Native,
+    Podman,
+    Docker,
 }
 
 fn parse_env(text: &str) -> Result<(String, String), String> {
@@ -288,14 +300,23 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
     let settings = settings(&args, resolved.model.as_ref())?;
     let cache = global.cache()?;
     let reporter = global.reporter();
-    let image = crate::run::prepare(&resolved.image, &cache, &reporter)?;
+    let native = args.engine == EngineArg::Native;
+    let image = crate::run::prepare(&resolved.image, native, &cache, &reporter)?;
+    let engine = match args.engine {
+        EngineArg::Native => crate::sandbox::Engine::Native,
+        EngineArg::Podman => load_into_engine("podman", &resolved.image, &reporter)?,
+        EngineArg::Docker => load_into_engine("docker", &resolved.image, &reporter)?,
+    };
+    if native && let Some(rootfs) = &image.rootfs {
+        crate::sandbox::probe(&rootfs.path)?;
+    }
     let command = args.entrypoint.as_ref().map(|e| {
         std::iter::once(e.clone())
             .chain(args.args.iter().cloned())
             .collect()
     });
     let is_entrypoint = command.is_some();
-    let spec = crate::run::environment_spec(&image, settings, binds, command)?;
+    let spec = crate::run::environment_spec(&image, settings, binds, command, engine)?;
     if is_entrypoint {
         return run_entrypoint(&spec, args.interactive);
     }
@@ -330,6 +351,30 @@ fn print_record(record: &InvokeRecord, json: bool, logs: &dyn LogSink) -> anyhow
     }
 }
 
+/// Writes the image as a docker-archive and loads it into the engine.
+fn load_into_engine(
+    program: &str,
+    image: &crate::image::Image,
+    reporter: &dyn crate::report::Reporter,
+) -> anyhow::Result<crate::sandbox::Engine> {
+    let dir = tempfile::tempdir()?;
+    let name = format!("localhost/lambda-img-run:{}", image.manifest_digest.short());
+    let archive = dir.path().join("image.tar");
+    let sink = crate::sink::open(
+        &format!("docker-archive:{}:{name}", archive.display()),
+        &crate::sink::SinkOptions::default(),
+    )?;
+    sink.write(image, reporter)?;
+    reporter.step(&format!("loading the image into {program}"));
+    let image = crate::sandbox::podman::load(program, &archive, &name)?;
+    Ok(crate::sandbox::Engine::Container(
+        crate::sandbox::podman::EngineRun {
+            program: program.to_string(),
+            image,
+        },
+    ))
+}
+
 /// `--entrypoint`: the program runs in the function's sandbox with this
 /// terminal, and its exit status becomes ours.
 fn run_entrypoint(spec: &crate::run::EnvironmentSpec, interactive: bool) -> anyhow::Result<()> {
@@ -343,7 +388,8 @@ fn run_entrypoint(spec: &crate::run::EnvironmentSpec, interactive: bool) -> anyh
     } else {
         std::process::Stdio::null()
     };
-    let running = crate::sandbox::Sandbox::spawn(
+    let running = crate::sandbox::Sandbox::spawn_in(
+        &spec.engine,
         &sandbox,
         stdin,
         std::process::Stdio::inherit(),

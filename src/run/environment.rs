@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::function::{FunctionSettings, ImageRunConfig, environment, timestamp_now};
 use super::{InvokeRecord, InvokeStatus, LogSink};
 use crate::runtime_api::{Failure, Invocation, Outcome, RuntimeApi, error_body, ids};
-use crate::sandbox::{EXEC_FAILED, Sandbox, SandboxError, SandboxSpec};
+use crate::sandbox::{EXEC_FAILED, Engine, Sandbox, SandboxError, SandboxSpec};
 
 /// Lambda's limit on the init phase of an on-demand function.
 const INIT_LIMIT: Duration = Duration::from_secs(10);
@@ -23,6 +23,7 @@ pub struct EnvironmentSpec {
     pub sandbox: SandboxSpec,
     pub image: ImageRunConfig,
     pub settings: FunctionSettings,
+    pub engine: Engine,
 }
 
 struct Live {
@@ -69,7 +70,14 @@ impl Environment {
                 let api = api.clone();
                 move |status: std::process::ExitStatus| api.process_exited(describe_exit(status))
             };
-            let sandbox = Sandbox::spawn(&sandbox, Stdio::null(), writer.into(), writer2.into(), on_exit)?;
+            let sandbox = Sandbox::spawn_in(
+                &self.spec.engine,
+                &sandbox,
+                Stdio::null(),
+                writer.into(),
+                writer2.into(),
+                on_exit,
+            )?;
             let reader = Arc::new(reader);
             let muted = Arc::new(std::sync::atomic::AtomicBool::new(false));
             pump_logs(reader.clone(), self.logs.clone(), muted.clone());

@@ -92,18 +92,28 @@ pub enum RunError {
     Mount(String, String),
 }
 
-/// An image ready to run: its root filesystem and the config Lambda reads.
+/// An image ready to run: its root filesystem (none for a container
+/// engine, which unpacks the image itself) and the config Lambda reads.
 #[derive(Debug, Clone)]
 pub struct RunImage {
-    pub rootfs: Rootfs,
+    pub rootfs: Option<Rootfs>,
     pub config: ImageRunConfig,
 }
 
-/// Materializes `image` for running as Lambda's user.
-pub fn prepare(image: &Image, cache: &Cache, reporter: &dyn Reporter) -> Result<RunImage, RunError> {
+/// Reads the config Lambda honours and, when `materialize`, materializes
+/// `image` for running as Lambda's user.
+pub fn prepare(
+    image: &Image,
+    materialize: bool,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<RunImage, RunError> {
     let config = ImageRunConfig::from_config(&image.config_json().unwrap_or_default());
     if let Some(arch) = config.arch() {
         check_arch(arch)?;
+    }
+    if !materialize {
+        return Ok(RunImage { rootfs: None, config });
     }
     let rootfs =
         crate::rootfs::materialize(&image.layers, Ownership::for_user(LAMBDA_UID, LAMBDA_UID), cache)?;
@@ -113,7 +123,10 @@ pub fn prepare(image: &Image, cache: &Cache, reporter: &dyn Reporter) -> Result<
             rootfs.layers_applied
         ));
     }
-    Ok(RunImage { rootfs, config })
+    Ok(RunImage {
+        rootfs: Some(rootfs),
+        config,
+    })
 }
 
 /// A foreign image runs only when binfmt_misc hands its binaries to qemu.
@@ -175,13 +188,14 @@ pub fn environment_spec(
     settings: FunctionSettings,
     binds: Vec<Bind>,
     command: Option<Vec<String>>,
+    engine: crate::sandbox::Engine,
 ) -> Result<EnvironmentSpec, RunError> {
     let argv = command.unwrap_or_else(|| image.config.command());
     if argv.is_empty() {
         return Err(RunError::NoCommand);
     }
     let sandbox = SandboxSpec {
-        root: image.rootfs.path.clone(),
+        root: image.rootfs.as_ref().map(|r| r.path.clone()).unwrap_or_default(),
         writable_root: false,
         uid: LAMBDA_UID,
         gid: LAMBDA_UID,
@@ -196,6 +210,7 @@ pub fn environment_spec(
         sandbox,
         image: image.config.clone(),
         settings,
+        engine,
     })
 }
 

@@ -22,6 +22,7 @@
 //! tmpfs) and installs that need root over a writable root (`[system]`).
 
 mod init;
+pub mod podman;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -82,11 +83,20 @@ pub enum SandboxError {
     Unavailable { reason: String },
 }
 
+/// Where a sandbox runs: lambda-img's own namespaces, or a container engine.
+#[derive(Debug, Clone)]
+pub enum Engine {
+    Native,
+    Container(podman::EngineRun),
+}
+
 /// A running sandbox. Dropping it kills everything in it.
 pub struct Sandbox {
     pid: u32,
     pidfd: OwnedFd,
     waiter: Option<std::thread::JoinHandle<()>>,
+    /// A container to remove when stopping, and its env file (kept until then).
+    container: Option<(podman::EngineRun, String, tempfile::NamedTempFile)>,
 }
 
 impl Sandbox {
@@ -99,12 +109,34 @@ impl Sandbox {
         stderr: Stdio,
         on_exit: impl FnOnce(ExitStatus) + Send + 'static,
     ) -> Result<Sandbox, SandboxError> {
-        let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
-        let json = serde_json::to_string(spec).expect("spec serializes");
-        let mut child: Child = Command::new(exe)
-            .arg(INIT_ARG)
-            .env_clear()
-            .env(SPEC_VAR, json)
+        Sandbox::spawn_in(&Engine::Native, spec, stdin, stdout, stderr, on_exit)
+    }
+
+    /// [`Sandbox::spawn`] in `engine`.
+    pub fn spawn_in(
+        engine: &Engine,
+        spec: &SandboxSpec,
+        stdin: Stdio,
+        stdout: Stdio,
+        stderr: Stdio,
+        on_exit: impl FnOnce(ExitStatus) + Send + 'static,
+    ) -> Result<Sandbox, SandboxError> {
+        let (mut command, container) = match engine {
+            Engine::Native => {
+                let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
+                let json = serde_json::to_string(spec).expect("spec serializes");
+                let mut cmd = Command::new(exe);
+                cmd.arg(INIT_ARG).env_clear().env(SPEC_VAR, json);
+                (cmd, None)
+            }
+            Engine::Container(run) => {
+                let name = podman::container_name();
+                let mut env_file = tempfile::NamedTempFile::new().map_err(SandboxError::Spawn)?;
+                let cmd = podman::command(run, spec, &name, &mut env_file).map_err(SandboxError::Spawn)?;
+                (cmd, Some((run.clone(), name, env_file)))
+            }
+        };
+        let mut child: Child = command
             .stdin(stdin)
             .stdout(stdout)
             .stderr(stderr)
@@ -130,6 +162,7 @@ impl Sandbox {
             pid,
             pidfd,
             waiter: Some(waiter),
+            container,
         })
     }
 
@@ -158,6 +191,9 @@ impl Sandbox {
     }
 
     fn stop_inner(&mut self) {
+        if let Some((run, name, _)) = self.container.take() {
+            podman::remove(&run, &name);
+        }
         self.kill();
         if let Some(w) = self.waiter.take() {
             let _ = w.join();

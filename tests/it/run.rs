@@ -624,7 +624,10 @@ image = "scratch"
 [image]
 entrypoint = ["/var/task/busybox"]
 "#;
-    let p = Project::new(manifest, &[("vars.env", "# a comment\nFROM_FILE=f\nexport EXPORTED=yes\n")]);
+    let p = Project::new(
+        manifest,
+        &[("vars.env", "# a comment\nFROM_FILE=f\nexport EXPORTED=yes\n")],
+    );
     p.copy_in(Path::new("/bin/busybox"), "busybox");
     std::fs::set_permissions(p.join("busybox"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let script = "env; busybox df -m /tmp | busybox tail -1";
@@ -654,28 +657,58 @@ entrypoint = ["/var/task/busybox"]
     ] {
         assert!(env.lines().any(|l| l == line), "{line} missing in\n{env}");
     }
-    assert!(env.lines().any(|l| l.starts_with("AWS_LAMBDA_RUNTIME_API=127.0.0.1:")), "{env}");
-    assert!(!env.contains("AWS_SECRET_ACCESS_KEY"), "no credentials unless asked: {env}");
+    assert!(
+        env.lines()
+            .any(|l| l.starts_with("AWS_LAMBDA_RUNTIME_API=127.0.0.1:")),
+        "{env}"
+    );
+    assert!(
+        !env.contains("AWS_SECRET_ACCESS_KEY"),
+        "no credentials unless asked: {env}"
+    );
     assert!(!log.contains("example-secret-value"));
     let tmp = env.lines().last().unwrap();
-    assert!(tmp.split_whitespace().nth(1) == Some("600"), "/tmp is 600 MB: {tmp}");
+    assert!(
+        tmp.split_whitespace().nth(1) == Some("600"),
+        "/tmp is 600 MB: {tmp}"
+    );
 
     let (env, log) = look(&["--aws-credentials"]);
-    assert!(env.lines().any(|l| l == "AWS_SECRET_ACCESS_KEY=example-secret-value"), "{env}");
-    assert!(env.lines().any(|l| l == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256"), "the manifest's memory: {env}");
-    assert!(!log.contains("example-secret-value"), "never in lambda-img's own output: {log}");
+    assert!(
+        env.lines()
+            .any(|l| l == "AWS_SECRET_ACCESS_KEY=example-secret-value"),
+        "{env}"
+    );
+    assert!(
+        env.lines().any(|l| l == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256"),
+        "the manifest's memory: {env}"
+    );
+    assert!(
+        !log.contains("example-secret-value"),
+        "never in lambda-img's own output: {log}"
+    );
 
     // Usage errors: status 2 and a message naming the problem.
     for (args, needle) in [
-        (vec!["run", "--memory", "64"], "--memory 64 is outside Lambda's range 128 to 10240"),
+        (
+            vec!["run", "--memory", "64"],
+            "--memory 64 is outside Lambda's range 128 to 10240",
+        ),
         (vec!["run", "--event", "{not json"], "is neither a file nor JSON"),
-        (vec!["run", "--mount", "/tmp:/var/task/x"], "must be a path under /tmp"),
+        (
+            vec!["run", "--mount", "/tmp:/var/task/x"],
+            "must be a path under /tmp",
+        ),
     ] {
         let out = p.cmd(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(needle), "{}", stderr(&out));
     }
-    std::fs::write(p.join("lambda-img.toml"), manifest.replace("memory = 256", "memory = 64")).unwrap();
+    std::fs::write(
+        p.join("lambda-img.toml"),
+        manifest.replace("memory = 256", "memory = 64"),
+    )
+    .unwrap();
     let out = p.cmd(&["run"]).output().unwrap();
     assert!(!out.status.success());
     assert!(
@@ -683,4 +716,43 @@ entrypoint = ["/var/task/busybox"]
         "{}",
         stderr(&out)
     );
+}
+
+/// `--engine podman`: the same image in podman, against lambda-img's own
+/// Runtime API, gives the same answers as the native sandbox.
+#[test]
+fn podman_engine_answers_like_the_native_sandbox() {
+    if !require_tool("podman") {
+        return;
+    }
+    let Some(p) = hello_scratch() else { return };
+    let podman = crate::support::podman::Podman::new();
+    let invoke = |engine: &str| {
+        let mut cmd = p.cmd(&[
+            "run",
+            "--json",
+            "--engine",
+            engine,
+            "--event",
+            r#"{"name":"world"}"#,
+            "--event",
+            "{}",
+        ]);
+        cmd.envs(podman.env());
+        let out = run_ok(&mut cmd);
+        let r = records(&out);
+        assert_eq!(r.len(), 2, "{}", stderr(&out));
+        assert_eq!(
+            stderr(&out).matches("Init Duration").count(),
+            1,
+            "one warm container: {}",
+            stderr(&out)
+        );
+        r.into_iter().map(|r| r["response"].clone()).collect::<Vec<_>>()
+    };
+    let native = invoke("native");
+    assert_eq!(native[0]["event_bytes"], 16);
+    assert_eq!(invoke("podman"), native);
+    let left = podman.run_ok(&["ps", "-aq"]);
+    assert_eq!(stdout(&left).trim(), "", "no container is left behind");
 }
