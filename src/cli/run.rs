@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// in-process Runtime API.
     #[arg(long, value_enum, default_value = "native")]
     pub engine: EngineArg,
+    /// With --serve: rebuild when a source of the manifest changes; the next
+    /// event runs in an environment of the new image.
+    #[arg(long)]
+    pub watch: bool,
     /// Accept a registry base that is not pinned by digest (building without SOURCE).
     #[arg(long)]
     pub allow_unpinned: bool,
@@ -296,36 +300,29 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
     } else {
         read_events(&args)?
     };
-    let resolved = resolve_image(global, &args)?;
-    let settings = settings(&args, resolved.model.as_ref())?;
-    let cache = global.cache()?;
-    let reporter = global.reporter();
-    let native = args.engine == EngineArg::Native;
-    let image = crate::run::prepare(&resolved.image, native, &cache, &reporter)?;
-    let engine = match args.engine {
-        EngineArg::Native => crate::sandbox::Engine::Native,
-        EngineArg::Podman => load_into_engine("podman", &resolved.image, &reporter)?,
-        EngineArg::Docker => load_into_engine("docker", &resolved.image, &reporter)?,
-    };
-    if native && let Some(rootfs) = &image.rootfs {
-        crate::sandbox::probe(&rootfs.path)?;
+    if args.watch && (!args.serve || args.source.is_some()) {
+        return Err(usage(
+            "--watch rebuilds the project in the current directory: use it with --serve and no SOURCE",
+        ));
     }
-    let command = args.entrypoint.as_ref().map(|e| {
-        std::iter::once(e.clone())
-            .chain(args.args.iter().cloned())
-            .collect()
-    });
-    let is_entrypoint = command.is_some();
-    let spec = crate::run::environment_spec(&image, settings, binds, command, engine)?;
+    let is_entrypoint = args.entrypoint.is_some();
+    let spec = environment_for(global, &args, &binds)?;
     if is_entrypoint {
         return run_entrypoint(&spec, args.interactive);
     }
     if args.serve {
+        let logs: Arc<dyn LogSink> = Arc::new(StderrLogs);
+        let mut rebuild = || environment_for(global, &args, &binds);
+        let watch = args
+            .watch
+            .then_some(&mut rebuild as &mut dyn FnMut() -> anyhow::Result<crate::run::EnvironmentSpec>);
         return super::run_serve::serve(
             spec,
             &args.listen,
             args.concurrency as usize,
-            Arc::new(StderrLogs),
+            logs,
+            &args.manifest,
+            watch,
         );
     }
     let logs: Arc<dyn LogSink> = Arc::new(StderrLogs);
@@ -349,6 +346,41 @@ fn print_record(record: &InvokeRecord, json: bool, logs: &dyn LogSink) -> anyhow
     } else {
         print_data(&body_line(&record.body))
     }
+}
+
+/// Resolves (building when there is no SOURCE) and prepares the image, and
+/// the environment its invocations start from.
+fn environment_for(
+    global: &GlobalArgs,
+    args: &RunArgs,
+    binds: &[crate::sandbox::Bind],
+) -> anyhow::Result<crate::run::EnvironmentSpec> {
+    let resolved = resolve_image(global, args)?;
+    let settings = settings(args, resolved.model.as_ref())?;
+    let cache = global.cache()?;
+    let reporter = global.reporter();
+    let native = args.engine == EngineArg::Native;
+    let image = crate::run::prepare(&resolved.image, native, &cache, &reporter)?;
+    let engine = match args.engine {
+        EngineArg::Native => crate::sandbox::Engine::Native,
+        EngineArg::Podman => load_into_engine("podman", &resolved.image, &reporter)?,
+        EngineArg::Docker => load_into_engine("docker", &resolved.image, &reporter)?,
+    };
+    if native && let Some(rootfs) = &image.rootfs {
+        crate::sandbox::probe(&rootfs.path)?;
+    }
+    let command = args.entrypoint.as_ref().map(|e| {
+        std::iter::once(e.clone())
+            .chain(args.args.iter().cloned())
+            .collect()
+    });
+    Ok(crate::run::environment_spec(
+        &image,
+        settings,
+        binds.to_vec(),
+        command,
+        engine,
+    )?)
 }
 
 /// Writes the image as a docker-archive and loads it into the engine.

@@ -6,6 +6,7 @@ mod environment;
 pub mod function;
 pub mod pool;
 pub mod report;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -25,6 +25,8 @@ struct Queue {
 /// N environments and a queue in front of them.
 pub struct Pool {
     queue: Arc<Queue>,
+    /// The spec new environments start from, and its generation.
+    spec: Arc<Mutex<(u64, EnvironmentSpec)>>,
 }
 
 impl Pool {
@@ -37,14 +39,17 @@ impl Pool {
         on_record: Arc<dyn Fn(&InvokeRecord) + Send + Sync>,
     ) -> Pool {
         let queue = Arc::new(Queue::default());
+        let current = Arc::new(Mutex::new((0u64, spec)));
         for _ in 0..size.max(1) {
             let queue = queue.clone();
-            let spec = spec.clone();
+            let current = current.clone();
             let logs = logs.clone();
             let on_record = on_record.clone();
             // The environment lives on this thread: its sandbox is spawned
             // from here and dies with the thread (a parent-death signal).
             std::thread::spawn(move || {
+                let spec_now = || current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let (mut generation, spec) = spec_now();
                 let mut env = Environment::new(spec, logs.clone());
                 loop {
                     let job = {
@@ -56,6 +61,13 @@ impl Pool {
                             jobs = queue.ready.wait(jobs).unwrap_or_else(|e| e.into_inner());
                         }
                     };
+                    // A rebuilt image (`--watch`): the old environment is
+                    // stopped and the event goes to one of the new image.
+                    let (g, spec) = spec_now();
+                    if g != generation {
+                        generation = g;
+                        env = Environment::new(spec, logs.clone());
+                    }
                     let record = match env.invoke(job.payload, job.client_context) {
                         Ok(r) => r,
                         Err(e) => {
@@ -70,7 +82,14 @@ impl Pool {
                 }
             });
         }
-        Pool { queue }
+        Pool { queue, spec: current }
+    }
+
+    /// Environments started from now on (including the replacements of
+    /// running ones, at their next event) use `spec`.
+    pub fn update(&self, spec: EnvironmentSpec) {
+        let mut current = self.spec.lock().unwrap_or_else(|e| e.into_inner());
+        *current = (current.0 + 1, spec);
     }
 
     fn submit(&self, job: Job) {

@@ -756,3 +756,35 @@ fn podman_engine_answers_like_the_native_sandbox() {
     let left = podman.run_ok(&["ps", "-aq"]);
     assert_eq!(stdout(&left).trim(), "", "no container is left behind");
 }
+
+/// `--serve --watch`: a code change is rebuilt (only its layer is
+/// materialized again) and the next event runs the new code.
+#[test]
+fn watch_picks_up_a_code_change() {
+    if !require_tool("curl") {
+        return;
+    }
+    let Some(p) = python_project() else { return };
+    let server = Server::start(&p, &["--watch"]);
+    let (code, body) = curl(&server.invocations("function"), &action("echo"), &[]);
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("version"), "{body}");
+    let changed = APP_PY.replace(
+        r#""greeting": os.environ.get("GREETING")}"#,
+        r#""greeting": os.environ.get("GREETING"), "version": 2}"#,
+    );
+    assert_ne!(changed, APP_PY);
+    std::fs::write(p.join("app.py"), changed).unwrap();
+    // Wait (bounded) for the rebuild; what is asserted is the new answer, not a time.
+    let mut last = String::new();
+    for _ in 0..240 {
+        let (code, body) = curl(&server.invocations("function"), &action("echo"), &[]);
+        assert_eq!(code, 200, "{body}");
+        if body.contains("\"version\": 2") || body.contains("\"version\":2") {
+            return;
+        }
+        last = body;
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    panic!("the change was never served; last answer: {last}");
+}
