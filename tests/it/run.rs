@@ -788,3 +788,42 @@ fn watch_picks_up_a_code_change() {
     }
     panic!("the change was never served; last answer: {last}");
 }
+
+/// An arm64 image on this x86_64 machine: it runs through qemu when
+/// binfmt_misc has qemu-aarch64 registered, else the error names the package.
+#[test]
+fn a_foreign_image_needs_qemu_and_says_so() {
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("!!! SKIPPING: written for an x86_64 host");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let Some(image) = busybox_image(work.path()) else { return };
+    let layout = image.trim_start_matches("oci:").trim_end_matches(":secret");
+    run_ok(Command::new("umoci").args([
+        "config",
+        "--architecture",
+        "arm64",
+        "--image",
+        &format!("{layout}:secret"),
+        "--tag",
+        "arm64",
+    ]));
+    let cache = tempfile::tempdir().unwrap();
+    let out = crate::support::lambda_img(cache.path())
+        .args(["run", &format!("oci:{layout}:arm64"), "--entrypoint", "/var/task/busybox", "--", "true"])
+        .output()
+        .unwrap();
+    let registered = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+        .is_ok_and(|e| e.starts_with("enabled") && e.contains("flags: ") && e.contains('F'));
+    if registered {
+        assert!(out.status.success(), "{}", stderr(&out));
+    } else {
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(
+            err.contains("linux/arm64") && err.contains("qemu-aarch64-static") && err.contains("qemu-user-static"),
+            "{err}"
+        );
+    }
+}
