@@ -20,6 +20,9 @@
 mod extract;
 mod tree;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::{Path, PathBuf};
 
 pub use extract::{DirModes, apply_layer};

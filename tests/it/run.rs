@@ -798,7 +798,9 @@ fn a_foreign_image_needs_qemu_and_says_so() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let Some(image) = busybox_image(work.path()) else { return };
+    let Some(image) = busybox_image(work.path()) else {
+        return;
+    };
     let layout = image.trim_start_matches("oci:").trim_end_matches(":secret");
     run_ok(Command::new("umoci").args([
         "config",
@@ -811,7 +813,14 @@ fn a_foreign_image_needs_qemu_and_says_so() {
     ]));
     let cache = tempfile::tempdir().unwrap();
     let out = crate::support::lambda_img(cache.path())
-        .args(["run", &format!("oci:{layout}:arm64"), "--entrypoint", "/var/task/busybox", "--", "true"])
+        .args([
+            "run",
+            &format!("oci:{layout}:arm64"),
+            "--entrypoint",
+            "/var/task/busybox",
+            "--",
+            "true",
+        ])
         .output()
         .unwrap();
     let registered = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
@@ -822,8 +831,37 @@ fn a_foreign_image_needs_qemu_and_says_so() {
         assert!(!out.status.success());
         let err = stderr(&out);
         assert!(
-            err.contains("linux/arm64") && err.contains("qemu-aarch64-static") && err.contains("qemu-user-static"),
+            err.contains("linux/arm64")
+                && err.contains("qemu-aarch64-static")
+                && err.contains("qemu-user-static"),
             "{err}"
         );
+    }
+}
+
+/// The Rust example (`lambda_runtime` 1.x, built by its Makefile) answers
+/// events through `run`, with the request ids lambda-img's Runtime API gave.
+#[test]
+fn rust_example_answers_through_run() {
+    if !require_tool("make") || !require_tool("cargo") {
+        return;
+    }
+    let (tmp, dir) = crate::examples::copy_example("rust");
+    let cache = tmp.path().join("cache");
+    crate::examples::make(&dir, &cache, &["prepare"]);
+    let out = run_ok(crate::support::lambda_img(&cache).arg("-C").arg(&dir).args([
+        "run",
+        "--json",
+        "--event",
+        r#"{"name":"lambda"}"#,
+        "--event",
+        "{}",
+    ]));
+    let r = records(&out);
+    assert_eq!(r.len(), 2, "{}", stderr(&out));
+    assert_eq!(r[0]["response"]["greeting"], "hello, lambda");
+    assert_eq!(r[1]["response"]["greeting"], "hello, world");
+    for rec in &r {
+        assert_eq!(rec["response"]["request_id"], rec["requestId"], "{rec}");
     }
 }
