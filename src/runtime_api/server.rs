@@ -370,3 +370,116 @@ fn error_json(error_type: &str, body: Vec<u8>) -> Vec<u8> {
         error_body(error_type, String::from_utf8_lossy(&body).trim())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! curl (a real HTTP client) plays the runtime here, for what no runtime
+    //! client in the test images does: streamed answers, wrong ids, oversize bodies.
+
+    use super::*;
+
+    fn curl_available() -> bool {
+        let found = std::process::Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_ok();
+        if !found {
+            assert!(std::env::var("CI").is_err(), "CI needs curl");
+            eprintln!("!!! SKIPPING: curl is not installed");
+        }
+        found
+    }
+
+    fn curl(args: &[&str]) -> String {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-i"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn invocation(id: &str) -> Invocation {
+        Invocation {
+            request_id: id.into(),
+            payload: br#"{"k":1}"#.to_vec(),
+            timeout: Duration::from_secs(30),
+            function_arn: "arn:aws:lambda:us-east-1:012345678912:function:f".into(),
+            trace_id: "Root=1-0-0".into(),
+            client_context: Some(r#"{"custom":{"a":"b"}}"#.into()),
+            cognito_identity: None,
+        }
+    }
+
+    #[test]
+    fn a_streamed_answer_a_wrong_id_and_an_oversize_body() {
+        if !curl_available() {
+            return;
+        }
+        let api = Arc::new(RuntimeApi::start().unwrap());
+        let base = format!("http://{}/2018-06-01/runtime/invocation", api.addr());
+        let invoker = {
+            let api = api.clone();
+            std::thread::spawn(move || {
+                let first = api.invoke(invocation("id-1"), Duration::from_secs(30)).0;
+                let second = api.invoke(invocation("id-2"), Duration::from_secs(30)).0;
+                (first, second)
+            })
+        };
+        let next = curl(&[&format!("{base}/next")]);
+        assert!(next.contains("Lambda-Runtime-Aws-Request-Id: id-1"), "{next}");
+        assert!(
+            next.contains("Lambda-Runtime-Client-Context: {\"custom\":{\"a\":\"b\"}}"),
+            "{next}"
+        );
+        assert!(next.contains("Lambda-Runtime-Deadline-Ms: "), "{next}");
+        assert!(next.ends_with(r#"{"k":1}"#), "{next}");
+        let wrong = curl(&["-d", "{}", &format!("{base}/id-9/response")]);
+        assert!(
+            wrong.starts_with("HTTP/1.1 400") && wrong.contains("InvalidRequestID"),
+            "{wrong}"
+        );
+        let streamed = curl(&[
+            "-H",
+            "Lambda-Runtime-Function-Response-Mode: streaming",
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            "part one, part two",
+            &format!("{base}/id-1/response"),
+        ]);
+        assert!(streamed.starts_with("HTTP/1.1 202"), "{streamed}");
+
+        let next = curl(&[&format!("{base}/next")]);
+        assert!(next.contains("Lambda-Runtime-Aws-Request-Id: id-2"), "{next}");
+        let big = "x".repeat(crate::runtime_api::MAX_PAYLOAD + 1);
+        let path = std::env::temp_dir().join(format!("lambda-img-big-{}", std::process::id()));
+        std::fs::write(&path, big).unwrap();
+        let refused = curl(&[
+            "--data-binary",
+            &format!("@{}", path.display()),
+            &format!("{base}/id-2/response"),
+        ]);
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            refused.starts_with("HTTP/1.1 413") && refused.contains("RequestEntityTooLarge"),
+            "{refused}"
+        );
+
+        let (first, second) = invoker.join().unwrap();
+        assert_eq!(
+            first,
+            Ok(Outcome::Response {
+                body: b"part one, part two".to_vec(),
+                streamed: true
+            })
+        );
+        match second {
+            Ok(Outcome::Error { error_type, body }) => {
+                assert_eq!(error_type, "Function.ResponseSizeTooLarge");
+                assert!(String::from_utf8_lossy(&body).contains("6291556 bytes"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
