@@ -223,8 +223,9 @@ fn children(pid: u32) -> Option<Vec<u32>> {
     Some(text.split_whitespace().filter_map(|p| p.parse().ok()).collect())
 }
 
-/// Says why namespaces cannot be used, when they cannot: a sandbox that
-/// prints `ok` is started and waited for.
+/// Says why namespaces cannot be used, when they cannot: the sandbox's init
+/// is started far enough to create them (about a millisecond), and its
+/// complaint is the reason.
 pub fn probe(root: &std::path::Path) -> Result<(), SandboxError> {
     let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
     let spec = SandboxSpec {
@@ -234,7 +235,7 @@ pub fn probe(root: &std::path::Path) -> Result<(), SandboxError> {
         gid: 0,
         tmp_size_mb: None,
         binds: Vec::new(),
-        argv: vec![String::from("/proc/self/exe-does-not-exist")],
+        argv: Vec::new(),
         env: Vec::new(),
         cwd: "/".into(),
         hostname: "probe".into(),

@@ -81,6 +81,8 @@ def handler(event, context):
             except OSError as e:
                 out[path] = e.strerror
         return out
+    if a == "pure":
+        return {"escaped": str(markupsafe.escape(event.get("name", ""))), "native": _speedups.__file__.endswith(".so")}
     if a == "count":
         time.sleep(0.2)
         return {"env": ENV_ID, "calls": CALLS}
@@ -863,5 +865,43 @@ fn rust_example_answers_through_run() {
     assert_eq!(r[1]["response"]["greeting"], "hello, world");
     for rec in &r {
         assert_eq!(rec["response"]["request_id"], rec["requestId"], "{rec}");
+    }
+}
+
+/// The Python function answers the same events through `run` as through
+/// podman with the tests' Runtime API.
+#[test]
+fn python_function_answers_through_run_as_through_podman() {
+    use crate::support::podman::{Container, Podman};
+    use crate::support::runtime_api::RuntimeApi;
+    if !require_tool("podman") {
+        return;
+    }
+    let Some(p) = python_project() else { return };
+    let events = [
+        r#"{"action":"pure","name":"<b>lambda</b>"}"#.to_string(),
+        action("pure"),
+    ];
+    let out = run_events(&p, &[], &events);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours: Vec<Value> = records(&out).into_iter().map(|r| r["response"].clone()).collect();
+    assert_eq!(ours[0]["escaped"], "&lt;b&gt;lambda&lt;/b&gt;");
+    assert_eq!(ours[0]["native"], true);
+
+    let archive = p.join("image.tar");
+    p.build_ok(&[
+        "--output",
+        &format!("docker-archive:{}:py-run:test", archive.display()),
+    ]);
+    let podman = Podman::new();
+    podman.run_ok(&["load", "-i", archive.to_str().unwrap()]);
+    let api = RuntimeApi::start();
+    let container = Container::start(&podman, "localhost/py-run:test", &api, &[]);
+    for (event, expected) in events.iter().zip(&ours) {
+        let body = api
+            .invoke(event, std::time::Duration::from_secs(90))
+            .unwrap_or_else(|e| panic!("{e}\n{}", container.logs()));
+        let theirs: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(&theirs, expected);
     }
 }
