@@ -33,6 +33,8 @@ struct Live {
     /// Set when the environment is stopped: what a killed process still
     /// writes (a runtime's complaint that its API went away) is not the function's.
     muted: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when the program went over the memory size and was killed.
+    out_of_memory: Arc<std::sync::atomic::AtomicBool>,
     invoked: bool,
 }
 
@@ -81,11 +83,20 @@ impl Environment {
             let reader = Arc::new(reader);
             let muted = Arc::new(std::sync::atomic::AtomicBool::new(false));
             pump_logs(reader.clone(), self.logs.clone(), muted.clone());
+            let out_of_memory = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let limit_kib = u64::from(self.spec.settings.memory_mb) * 1024;
+            watch_memory(
+                sandbox.memory_probe(),
+                limit_kib,
+                muted.clone(),
+                out_of_memory.clone(),
+            );
             self.live = Some(Live {
                 api,
                 sandbox,
                 logs: reader,
                 muted,
+                out_of_memory,
                 invoked: false,
             });
         }
@@ -120,7 +131,7 @@ impl Environment {
             cognito_identity: None,
         };
         let started = Instant::now();
-        let (result, duration, init, memory_kib) = loop {
+        let (result, duration, init, memory_kib, out_of_memory) = loop {
             let live = self.start()?;
             let first = !live.invoked;
             live.invoked = true;
@@ -143,7 +154,8 @@ impl Environment {
                 self.stop();
                 continue;
             }
-            break (result, duration, init, memory_kib);
+            let oom = live.out_of_memory.load(std::sync::atomic::Ordering::SeqCst);
+            break (result, duration, init, memory_kib, oom);
         };
         let id = &request_id;
         let (status, body, restart) = match result {
@@ -173,7 +185,9 @@ impl Environment {
                 during_invoke,
                 status,
             }) => {
-                let kind = if !during_invoke && status == format!("exit status {EXEC_FAILED}") {
+                let kind = if out_of_memory {
+                    "Runtime.OutOfMemory"
+                } else if !during_invoke && status == format!("exit status {EXEC_FAILED}") {
                     "Runtime.InvalidEntrypoint"
                 } else {
                     "Runtime.ExitError"
@@ -236,6 +250,28 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
         return format!("signal: {name}");
     }
     format!("exit status {}", status.code().unwrap_or(-1))
+}
+
+/// Lambda stops a function that uses more than its memory size: the
+/// program's resident memory is read every few milliseconds (there is no
+/// cgroup to ask the kernel to enforce it).
+fn watch_memory(
+    probe: crate::sandbox::MemoryProbe,
+    limit_kib: u64,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+    out_of_memory: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        while !stopped.load(Ordering::SeqCst) {
+            if probe.read("VmRSS").is_some_and(|rss| rss > limit_kib) {
+                out_of_memory.store(true, Ordering::SeqCst);
+                probe.kill_program();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
 }
 
 /// Passes the function's output on, one line at a time, prefixed with the

@@ -202,13 +202,41 @@ impl Sandbox {
 
     /// Peak resident memory of the program, in KiB (its `VmHWM`), while it runs.
     pub fn peak_memory_kib(&self) -> Option<u64> {
-        let init = children(self.pid)?.into_iter().next()?;
-        let program = children(init)?.into_iter().next()?;
-        let status = std::fs::read_to_string(format!("/proc/{program}/status")).ok()?;
+        self.memory_probe().read("VmHWM")
+    }
+
+    /// A handle for watching the program's memory from another thread.
+    pub fn memory_probe(&self) -> MemoryProbe {
+        MemoryProbe { init: self.pid }
+    }
+}
+
+/// Reads the memory of a sandbox's program (found below its init by pid).
+pub struct MemoryProbe {
+    init: u32,
+}
+
+impl MemoryProbe {
+    fn program(&self) -> Option<u32> {
+        let pid_one = children(self.init)?.into_iter().next()?;
+        children(pid_one)?.into_iter().next()
+    }
+
+    /// A `/proc/PID/status` figure in KiB (`VmRSS`, `VmHWM`).
+    pub fn read(&self, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.program()?)).ok()?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Kills the program (its sandbox then ends with it).
+    pub fn kill_program(&self) {
+        if let Some(pid) = self.program() {
+            // SAFETY: a signal to a pid just read from /proc.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
     }
 }
 

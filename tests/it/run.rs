@@ -81,6 +81,9 @@ def handler(event, context):
             except OSError as e:
                 out[path] = e.strerror
         return out
+    if a == "hog":
+        hog = b"x" * (300 * 1024 * 1024)
+        return len(hog)
     if a == "pure":
         return {"escaped": str(markupsafe.escape(event.get("name", ""))), "native": _speedups.__file__.endswith(".so")}
     if a == "count":
@@ -176,6 +179,8 @@ fn python_function_fails_as_lambda_does_and_recovers() {
         action("echo"),
         action("big"),
         action("write"),
+        action("hog"),
+        action("echo"),
     ];
     let out = run_events(&p, &[], &events);
     let log = stderr(&out);
@@ -265,6 +270,19 @@ fn python_function_fails_as_lambda_does_and_recovers() {
     assert_eq!(w["/var/task/new.txt"], "Read-only file system", "{w}");
     assert_eq!(w["/new.txt"], "Read-only file system", "{w}");
     assert_eq!(w["/tmp/new.txt"], "written", "{w}");
+
+    assert_eq!(r[8]["status"], "crash", "300 MB in a 128 MB function: {}", r[8]);
+    assert_eq!(r[8]["errorType"], "Runtime.OutOfMemory");
+    assert!(
+        r[8]["error"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Runtime exited with error: signal: killed")
+    );
+    assert_eq!(
+        r[9]["response"]["calls"], 1,
+        "a fresh environment after running out of memory"
+    );
 }
 
 /// An exception at import is Lambda's init error, for each event (init runs again).
