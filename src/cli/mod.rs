@@ -14,6 +14,8 @@ mod init;
 mod login;
 mod man_sections;
 mod pin;
+mod run;
+mod run_serve;
 mod settings;
 
 use std::io::Write;
@@ -117,6 +119,8 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// Write a starter function project (manifest, handler, Makefile, buildspec).
     Init(init::InitArgs),
+    /// Invoke the function locally with Lambda's semantics (no Docker, no daemon).
+    Run(Box<run::RunArgs>),
     /// Print a shell completion script (bash, zsh, fish, ...).
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff), or write one per command with --out-dir.
@@ -262,6 +266,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<()> {
         Command::Deploy(args) => deploy::run(&cli.global, args),
         Command::Cache(args) => cache::run(&cli.global, args),
         Command::Init(args) => init::run(&cli.global, args),
+        Command::Run(args) => run::run(&cli.global, *args),
         Command::Completions(args) => completions::run_completions(args),
         Command::Man(args) => completions::run_man(args),
         Command::Explain(args) => explain::run_explain(args),

@@ -8,6 +8,7 @@ mod deploy;
 mod check_keys;
 mod deps;
 mod error;
+mod execution;
 mod forms;
 mod model;
 pub mod schema;
@@ -23,8 +24,9 @@ pub use check_keys::read_rule_policy;
 pub use error::{ManifestError, Problem, line_col};
 pub use forms::check_handler;
 pub use model::{
-    CodeModel, DependenciesModel, DependencySet, FunctionModel, ImageSettings, JAVA_MAJORS, LayerModel,
-    MAX_DEPENDENCY_LAYERS, NODE_MAJORS, PYTHON_MINORS, Runtime, SourceKind, SourcePath,
+    CodeModel, DependenciesModel, DependencySet, ExecutionSettings, FunctionModel, ImageSettings,
+    JAVA_MAJORS, LayerModel, MAX_DEPENDENCY_LAYERS, NODE_MAJORS, PYTHON_MINORS, Runtime, SourceKind,
+    SourcePath,
 };
 pub use validate::{DEFAULT_CODE_DESTINATION, DEFAULT_IGNORE_FILE};
 

@@ -28,5 +28,6 @@ mod registry_bench;
 mod registry_faults;
 mod rule_tuning;
 mod rules;
+mod run;
 mod runtime;
 mod support;
