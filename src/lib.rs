@@ -4,9 +4,9 @@
 //! specs) → `source` (the base image) + `layer` (new layers) → `build`
 //! (assembled image) → `rules` (Lambda's limits) → `sink` (outputs).
 
+pub mod atomic_file;
 pub mod aws;
 pub mod bounded_read;
-pub mod atomic_file;
 pub mod build;
 pub mod build_all;
 pub mod cache;
@@ -25,8 +25,8 @@ pub mod overwrite;
 pub mod pin;
 pub mod plan;
 pub mod registry;
-pub mod repin;
 pub mod repair;
+pub mod repin;
 pub mod report;
 pub mod rootfs;
 pub mod rules;

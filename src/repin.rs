@@ -190,9 +190,12 @@ impl TagAnswers {
             ));
         }
         let answer = resolve_tag(reference, tag, options, reporter).map_err(|e| {
+            // Through `mirror::explain`, an unreachable registry arrives as
+            // the base-unreachable advice; both mean the host did not answer.
             if let PinError::Registry(
                 RegistryError::Unreachable { .. } | RegistryError::HostNotFound { .. },
-            ) = e
+            )
+            | PinError::Source(crate::source::SourceError::BaseUnreachable(_)) = e
             {
                 self.down.insert(reference.registry.clone(), e.to_string());
             }

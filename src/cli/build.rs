@@ -216,7 +216,9 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     if pushed {
         // `deploy` without IMAGE deploys what this build pushed.
         let project_dir = options.manifest_path.parent().unwrap_or(std::path::Path::new(""));
-        if let Err(e) = crate::deploy::last_build::record(project_dir, &serde_json::to_string_pretty(&report)?) {
+        if let Err(e) =
+            crate::deploy::last_build::record(project_dir, &serde_json::to_string_pretty(&report)?)
+        {
             crate::report::Reporter::warn(&reporter, &e.to_string());
         }
     }
