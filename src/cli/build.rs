@@ -139,6 +139,51 @@ impl BuildArgs {
     }
 }
 
+/// Why the manifest file cannot be read, said before the build starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestFileError {
+    #[error(
+        "no lambda-img.toml here ({dir}): run `lambda-img init` to write one, or pass -C DIR or --manifest PATH"
+    )]
+    Missing { dir: String },
+    #[error("{path} is not UTF-8 text (invalid byte at offset {offset}): save it as UTF-8")]
+    NotUtf8 { path: String, offset: usize },
+    #[error("cannot read {path}: permission denied; make it readable (chmod u+r {path}) or run as its owner")]
+    Permission { path: String },
+}
+
+/// The manifest exists, is readable and is UTF-8; anything else is said
+/// plainly (a missing one suggests `lambda-img init`).
+pub fn check_manifest_file(path: &std::path::Path) -> Result<(), ManifestFileError> {
+    match std::fs::read(path) {
+        Ok(bytes) => match std::str::from_utf8(&bytes) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(ManifestFileError::NotUtf8 {
+                path: path.display().to_string(),
+                offset: e.valid_up_to(),
+            }),
+        },
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && path.ends_with(crate::manifest::MANIFEST_FILE_NAME) =>
+        {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            Err(ManifestFileError::Missing {
+                dir: dir.display().to_string(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(ManifestFileError::Permission {
+            path: path.display().to_string(),
+        }),
+        // Other errors are reported by the manifest loader with its own hint.
+        Err(_) => Ok(()),
+    }
+}
+
 pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     if args.print_settings {
         return super::settings::print(global, &args);
@@ -171,6 +216,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             "no --output given: the image is built and checked, then kept only in the cache",
         );
     }
+    check_manifest_file(&options.manifest_path)?;
     let outcome = build(&options, &cache, &reporter)?;
     if args.json {
         let mut report = BuildReport::new(

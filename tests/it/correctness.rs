@@ -366,7 +366,11 @@ fn a_glibc_binary_or_a_script_without_its_interpreter_on_scratch_is_refused() {
          [image]\nentrypoint = [\"/var/task/run.sh\"]\n",
         &[("run.sh", "#!/bin/sh\necho hi\n")],
     );
-    std::fs::set_permissions(p.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        p.join("run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let err = stderr(&p.build_fail(&[]));
     assert!(
         err.contains(

@@ -13,6 +13,7 @@ mod examples;
 mod init;
 mod layer_oci;
 mod media;
+mod messages;
 mod registry;
 mod registry_auth;
 mod registry_bench;
