@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use crate::cache::Cache;
 use crate::image::config::{ConfigChanges, ConfigError, HistoryEntry, edit_config, rfc3339};
 use crate::image::{
-    Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, convert_layer_media_type, write_manifest,
+    BlobLocation, Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, convert_layer_media_type,
+    write_manifest,
 };
 use crate::layer::{DEFAULT_MTIME, LayerError, LayerSettings, build_layer, build_layer_observed};
 use crate::manifest::{FunctionModel, ManifestError};
@@ -58,6 +59,9 @@ pub struct BuildOutcome {
     /// The manifest digest each output holds, in `outputs` order: an OCI
     /// layout holds an OCI manifest even for a Docker-media-type image.
     pub output_digests: Vec<Digest>,
+    /// Base layers whose blob this run fetched (pulled, or recompressed from a
+    /// docker-archive): not `cached` in the report.
+    pub fetched_base_layers: Vec<Digest>,
     /// Base layers rewritten by `[base] repair` (empty when none were).
     pub repaired: Vec<RepairedLayer>,
     /// Warnings and infos from the rules (errors stop the build).
@@ -143,6 +147,8 @@ pub fn build(
     };
 
     let policy = RulePolicy::merged(&model.check, &options.rules);
+    // Filesystem time stamps lag the clock by up to a tick: a little slack.
+    let started = std::time::SystemTime::now() - std::time::Duration::from_millis(20);
     let (image, repaired) = assemble(
         &model,
         &plan,
@@ -175,12 +181,34 @@ pub fn build(
         outputs.push(sink.write(&image, reporter)?);
     }
     Ok(BuildOutcome {
+        fetched_base_layers: fetched_since(&image, cache, started),
         image,
         outputs,
         output_digests,
         repaired,
         findings,
     })
+}
+
+/// The base layers whose blob this run put in the cache (pulled, or
+/// recompressed from a docker-archive): the report does not call them cached.
+/// A cache blob's birth time says when it arrived (a later use touches only
+/// its mtime); a blob in a local layout was never fetched. Where the
+/// filesystem keeps no birth time, a layer counts as cached.
+fn fetched_since(image: &Image, cache: &Cache, started: std::time::SystemTime) -> Vec<Digest> {
+    image
+        .layers
+        .iter()
+        .filter(|l| matches!(l.origin, LayerOrigin::Base { .. }))
+        .filter(|l| {
+            let BlobLocation::File(path) = &l.location;
+            path.starts_with(cache.root())
+                && std::fs::metadata(path)
+                    .and_then(|m| m.created())
+                    .is_ok_and(|t| t >= started)
+        })
+        .map(|l| l.descriptor.digest.clone())
+        .collect()
 }
 
 /// The digest of the manifest that `output` holds once written: skopeo and

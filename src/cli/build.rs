@@ -226,6 +226,11 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             &outcome.findings,
         );
         report.repaired_base_layers = &outcome.repaired;
+        for layer in &mut report.layers {
+            if outcome.fetched_base_layers.contains(layer.digest) {
+                layer.cached = false;
+            }
+        }
         print_data(&serde_json::to_string_pretty(&report)?)
     } else {
         print_data(&digest_lines(&outcome))

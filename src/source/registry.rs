@@ -55,7 +55,7 @@ impl ImageSource for RegistrySource {
     ) -> Result<Image, SourceError> {
         let source_ref = self.describe();
         let repo = &self.reference.repository;
-        reporter.step(&format!("resolving base {source_ref}"));
+        reporter.step(&format!("reading {source_ref}"));
         let client = Client::new(&self.reference.registry, &self.options, reporter)?;
         let top = client.get_manifest(repo, &self.reference.manifest_ref())?;
         let what = format!("the manifest of {source_ref}");

@@ -208,3 +208,53 @@ fn help_and_man_page_document_the_exit_status() {
         "{man}"
     );
 }
+
+/// `cached: true` only for layers neither pulled nor built in this run.
+#[test]
+fn cached_is_false_for_base_layers_pulled_and_layers_built_in_this_run() {
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    if !require_tool("busybox") {
+        return;
+    }
+    let host = registry.host();
+    let base = Project::new(&scratch_manifest(""), &[]);
+    base.copy_in(Path::new("/bin/busybox"), "busybox");
+    let out = crate::support::run_ok(&mut base.cmd(&["build", "-o", &format!("registry:{host}/c/base:1")]));
+    let pushed = stdout(&out).trim().to_string();
+    let app = Project::new(
+        &format!(
+            "[function]\nname = \"app\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"{pushed}\"\n\n\
+             [code]\nsources = [\"x.txt\"]\n"
+        ),
+        &[("x.txt", "x\n")],
+    );
+    let cached = |report: &serde_json::Value| -> Vec<(String, bool)> {
+        report["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["origin"].as_str().unwrap().to_string(),
+                    l["cached"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let first: serde_json::Value =
+        serde_json::from_slice(&crate::support::run_ok(&mut app.cmd(&["build", "--json"])).stdout).unwrap();
+    assert_eq!(
+        cached(&first),
+        [("base".into(), false), ("built".into(), false)],
+        "pulled and built"
+    );
+    let second: serde_json::Value =
+        serde_json::from_slice(&crate::support::run_ok(&mut app.cmd(&["build", "--json"])).stdout).unwrap();
+    assert_eq!(
+        cached(&second),
+        [("base".into(), true), ("built".into(), true)],
+        "both from the cache"
+    );
+}
