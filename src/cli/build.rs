@@ -25,7 +25,8 @@ pub struct BuildArgs {
         value_name = "OUTPUT",
         env = "LAMBDA_IMG_OUTPUT",
         value_delimiter = ',',
-        value_parser = parse_output
+        hide_possible_values = true,
+        value_parser = super::completions::Hinted { hints: output_kinds, parse: parse_output }
     )]
     pub outputs: Vec<String>,
     /// Print a JSON report on stdout instead of the digest.
@@ -73,6 +74,11 @@ pub struct BuildArgs {
     /// variables over lambda-img.toml) as JSON, and exit without building.
     #[arg(long)]
     pub print_settings: bool,
+}
+
+/// What shell completion offers for `--output`.
+fn output_kinds() -> Vec<&'static str> {
+    vec!["oci:", "docker-archive:", "registry:"]
 }
 
 /// An output spec as the sinks parse it, so a malformed one is a

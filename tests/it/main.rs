@@ -7,6 +7,7 @@ mod check;
 mod cli_registry;
 mod cli_settings;
 mod codebuild;
+mod completions;
 mod correctness;
 mod deps;
 mod examples;
