@@ -258,3 +258,41 @@ fn cached_is_false_for_base_layers_pulled_and_layers_built_in_this_run() {
         "both from the cache"
     );
 }
+
+/// Root reads everything, so the build runs as `nobody` (setpriv, a real
+/// util-linux tool) over a project whose one file it may not read.
+#[test]
+fn an_unreadable_source_says_what_to_do() {
+    use std::os::unix::fs::PermissionsExt;
+    if !require_tool("setpriv") || !require_tool("busybox") {
+        return;
+    }
+    let p = Project::new(&scratch_manifest(""), &[("secret.txt", "x\n")]);
+    p.copy_in(Path::new("/bin/busybox"), "busybox");
+    let open =
+        |path: &Path, mode| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    open(p.path(), 0o755);
+    open(&p.join("lambda-img.toml"), 0o644);
+    open(&p.join("busybox"), 0o755);
+    open(&p.join("secret.txt"), 0o000);
+    open(p.cache.path(), 0o777);
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(crate::support::bin())
+        .arg("-C")
+        .arg(p.path())
+        .arg("build")
+        .env("LAMBDA_IMG_CACHE", p.cache.path())
+        .env("HOME", p.cache.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot read {}: permission denied; make it readable by this user (chmod u+r, or a+rX for a directory) or exclude it",
+            p.join("secret.txt").display()
+        )),
+        "{err}"
+    );
+}
