@@ -243,8 +243,11 @@ fn cached_is_false_for_base_layers_pulled_and_layers_built_in_this_run() {
             })
             .collect()
     };
-    let first: serde_json::Value =
-        serde_json::from_slice(&crate::support::run_ok(&mut app.cmd(&["build", "--json"])).stdout).unwrap();
+    let out = crate::support::run_ok(&mut app.cmd(&["build", "--json"]));
+    let err = stderr(&out);
+    assert_eq!(err.matches("==> resolving base").count(), 1, "said once: {err}");
+    assert!(!err.contains("caused by"), "{err}");
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         cached(&first),
         [("base".into(), false), ("built".into(), false)],
