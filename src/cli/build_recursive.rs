@@ -9,7 +9,7 @@ use crate::build::BuildOptions;
 use crate::build_all::build_all;
 use crate::cache::Cache;
 use crate::report::Reporter;
-use crate::report::json::BuildReport;
+use crate::report::metadata::build_report;
 
 /// One function in the JSON report: its build report, or why it failed.
 #[derive(Serialize)]
@@ -17,7 +17,7 @@ struct FunctionReport<'a> {
     function: Option<&'a str>,
     manifest: &'a std::path::Path,
     #[serde(skip_serializing_if = "Option::is_none")]
-    report: Option<BuildReport<'a>>,
+    report: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -54,16 +54,8 @@ pub fn run(
                 reports.push(FunctionReport {
                     function: b.function.as_deref(),
                     manifest: &b.manifest,
-                    report: Some({
-                        let mut report = BuildReport::new(
-                            &outcome.image,
-                            &outcome.outputs,
-                            &outcome.output_digests,
-                            &outcome.findings,
-                        );
-                        report.repaired_base_layers = &outcome.repaired;
-                        report
-                    }),
+                    // The same report `build --json` prints for one function.
+                    report: Some(build_report(&outcome.report_facts())),
                     error: None,
                 });
             }
