@@ -8,7 +8,7 @@ use super::{GlobalArgs, print_data};
 use crate::build::{BuildOptions, build};
 use crate::image::MediaFamily;
 use crate::layer::DEFAULT_GZIP_LEVEL;
-use crate::report::json::BuildReport;
+use crate::report::metadata::{build_report, write_metadata_file};
 use crate::rules::Limits;
 use crate::sink::SinkOptions;
 
@@ -62,10 +62,30 @@ pub struct BuildArgs {
     /// (by default they are removed after the new index.json is written, like `umoci gc`).
     #[arg(long)]
     pub no_gc: bool,
+    /// Replace an existing file at a docker-archive output even when it is not
+    /// a docker-archive (the manifest and sources are never replaced).
+    #[arg(long)]
+    pub force: bool,
     /// Print the settings this build would use (flags over LAMBDA_IMG_*
     /// variables over lambda-img.toml) as JSON, and exit without building.
     #[arg(long)]
     pub print_settings: bool,
+    /// Also write the JSON report to PATH, atomically (digest per output, pushed
+    /// REPO@sha256:... references, base, platform, config digest, layers): the
+    /// file a deploy step reads.
+    #[arg(long, value_name = "PATH", env = "LAMBDA_IMG_METADATA_FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// The function's architecture, over `function.architecture` (one manifest
+    /// built for both in a CI matrix).
+    #[arg(long, value_parser = super::check::parse_arch, env = "LAMBDA_IMG_ARCH")]
+    pub arch: Option<crate::image::Architecture>,
+    /// Build every lambda-img.toml under DIR... (default `.`) with one shared
+    /// cache; `{function}` in each --output is replaced by the function's name.
+    #[arg(long)]
+    pub recursive: bool,
+    /// Directories searched with --recursive.
+    #[arg(value_name = "DIR", requires = "recursive")]
+    pub dirs: Vec<PathBuf>,
 }
 
 /// `KEY=VALUE` with a non-empty key; the value may hold further `=`.
@@ -130,6 +150,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     }
     let reporter = global.reporter();
     let cache = global.cache()?;
+    global.register_ecr_signin(&args.manifest, None)?;
     let limits = args.limits.limits();
     let threads = args.threads();
     let options = BuildOptions {
@@ -147,6 +168,8 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             keep_unreferenced: args.no_gc,
         },
         source_options: global.source_options(args.allow_unpinned)?,
+        force: args.force,
+        arch: args.arch,
     };
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(
@@ -154,9 +177,15 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             "no --output given: the image is built and checked, then kept only in the cache",
         );
     }
+    if args.recursive {
+        return super::build_recursive::run(&args.dirs, args.json, &options, &cache, &reporter);
+    }
     let outcome = build(&options, &cache, &reporter)?;
+    let report = build_report(&outcome.image, &outcome.base, &outcome.outputs, &outcome.findings);
+    if let Some(path) = &args.metadata_file {
+        write_metadata_file(path, &report)?;
+    }
     if args.json {
-        let report = BuildReport::new(&outcome.image, &outcome.outputs, &outcome.findings);
         print_data(&serde_json::to_string_pretty(&report)?)
     } else {
         // Like ko: pushed images are printed as REF@sha256:..., one a line,

@@ -33,15 +33,31 @@ pub fn run_man(args: ManArgs) -> anyhow::Result<()> {
         Some(dir) => {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-            clap_mangen::generate_to(cmd, &dir)
+            clap_mangen::generate_to(cmd.clone(), &dir)
                 .map_err(|e| anyhow::anyhow!("writing man pages to {}: {e}", dir.display()))?;
+            let main = dir.join("lambda-img.1");
+            let page = std::fs::read_to_string(&main)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", main.display()))?;
+            std::fs::write(&main, with_extra_sections(&page, &cmd))
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", main.display()))?;
             Ok(())
         }
         None => {
             let mut out = Vec::new();
-            clap_mangen::Man::new(cmd).render(&mut out)?;
-            write_stdout(&out)
+            clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+            let page = String::from_utf8_lossy(&out);
+            write_stdout(with_extra_sections(&page, &cmd).as_bytes())
         }
+    }
+}
+
+/// The main page with EXIT STATUS, ENVIRONMENT, FILES and EXAMPLES before
+/// VERSION (where man pages usually have them), or at the end.
+fn with_extra_sections(page: &str, cmd: &clap::Command) -> String {
+    let extra = super::man_sections::render(cmd);
+    match page.find("\n.SH VERSION") {
+        Some(at) => format!("{}\n{}{}", &page[..at], extra, &page[at + 1..]),
+        None => format!("{page}{extra}"),
     }
 }
 

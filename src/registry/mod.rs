@@ -13,6 +13,7 @@ mod client;
 pub mod credentials;
 mod login;
 mod manifests;
+pub mod mirror;
 pub mod reference;
 mod retry;
 
@@ -24,6 +25,7 @@ pub use client::Client;
 pub use credentials::{CredentialStore, Credentials};
 pub use login::{LoginOptions, LoginOutcome, login};
 pub use manifests::{FetchedManifest, MANIFEST_ACCEPT, resolve_digest};
+pub use mirror::RegistryMirror;
 pub use reference::{Reference, ReferenceError};
 pub use retry::RetryPolicy;
 
@@ -56,6 +58,8 @@ pub struct RegistryOptions {
     pub min_rate: u64,
     /// Layers downloaded at once.
     pub parallel_downloads: usize,
+    /// `--registry-mirror` rules: where base images of a registry are fetched from.
+    pub mirrors: Vec<RegistryMirror>,
 }
 
 impl Default for RegistryOptions {
@@ -70,6 +74,7 @@ impl Default for RegistryOptions {
             deadline: DEFAULT_REGISTRY_TIMEOUT,
             min_rate: 10 * 1024,
             parallel_downloads: 4,
+            mirrors: Vec::new(),
         }
     }
 }

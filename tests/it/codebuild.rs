@@ -130,7 +130,6 @@ fn template_buildspec_logs_in_pushes_labels_and_hands_over_the_digest() {
             .args(["init", "--runtime", "python3.12", "--name", "orders"])
             .arg(&dir),
     );
-    run_ok(Command::new("make").current_dir(&dir).arg("-s").arg("prepare"));
     stand_in::point_at(&dir.join("lambda-img.toml"), &bases, &cache);
 
     let repo = format!("{}/orders", ecr.host());

@@ -62,7 +62,13 @@ fn build_on_stand_in(name: &str, runtime: &str) -> Option<(tempfile::TempDir, Pa
     stand_in::publish(&registry, base_repository(runtime));
     let (tmp, dir) = copy_example(name);
     let cache = tmp.path().join("cache");
-    make(&dir, &cache, &["prepare"]);
+    // Only the examples that compile something have a prepare step.
+    if std::fs::read_to_string(dir.join("Makefile"))
+        .unwrap()
+        .contains("\nprepare:")
+    {
+        make(&dir, &cache, &["prepare"]);
+    }
     stand_in::point_at(&dir.join("lambda-img.toml"), &registry, &cache);
     let layout = tmp.path().join("layout");
     make(
