@@ -296,7 +296,7 @@ fn checked_image(image: &Image, context: &CheckContext, cache: &Cache) -> Result
         serde_json::json!({
             "manifest": image.manifest_digest,
             "context": context,
-            "rules": env!("CARGO_PKG_VERSION"),
+            "rules": crate::rules::catalog::catalog_key(),
         })
         .to_string()
         .as_bytes(),

@@ -184,6 +184,9 @@ fn lookup_docker(
     Ok(None)
 }
 
+/// The most a credential helper's stdout or stderr is read.
+const HELPER_OUTPUT_CAP: u64 = 1 << 20;
+
 /// Runs `docker-credential-NAME get` with the server on stdin. A helper that
 /// knows nothing of the server answers "credentials not found": that is `None`.
 pub fn run_helper(
@@ -282,14 +285,16 @@ fn run_helper_action(
     }
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
+    // A helper's answer is a small JSON document: what lies past the cap is
+    // not read (a helper that keeps writing blocks and meets the timeout).
     let out_thread = std::thread::spawn(move || {
         let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
+        let _ = (&mut stdout).take(HELPER_OUTPUT_CAP).read_to_end(&mut v);
         v
     });
     let err_thread = std::thread::spawn(move || {
         let mut v = Vec::new();
-        let _ = stderr.read_to_end(&mut v);
+        let _ = (&mut stderr).take(HELPER_OUTPUT_CAP).read_to_end(&mut v);
         v
     });
     let start = Instant::now();

@@ -152,6 +152,14 @@ pub const MISSING_PARENT: Rule = Rule {
     fix: "write every ancestor directory before its children in each layer",
     source: FIELD_TAR,
 };
+pub const UNSAFE_ENTRY_NAME: Rule = Rule {
+    id: "LI042",
+    name: "unsafe-entry-name",
+    severity: Severity::Error,
+    summary: "a layer has entries whose names are absolute or contain `..`, which an unpacker may write outside the image root",
+    fix: "rebuild the layer with relative names below the root (tar -C ROOT .), or use another base image",
+    source: "OCI image spec: layer changesets use relative paths; CVE-2019-14271 and tar path-traversal advisories",
+};
 pub const DIRECTORY_REPLACED: Rule = Rule {
     id: "LI043",
     name: "directory-replaced",
@@ -261,6 +269,7 @@ pub static RULES: &[Rule] = &[
     ENTRYPOINT_NOT_EXECUTABLE,
     HARD_LINK,
     MISSING_PARENT,
+    UNSAFE_ENTRY_NAME,
     DIRECTORY_REPLACED,
     DANGLING_SYMLINK,
     SCRIPT_INTERPRETER_MISSING,
@@ -273,6 +282,13 @@ pub static RULES: &[Rule] = &[
     CONTENT_NOT_CHECKED,
     BASE_LAGS,
 ];
+
+/// What remembered findings depend on besides the image: the version and the
+/// set of rules, so a new rule is never hidden by a scan kept from before it.
+pub fn catalog_key() -> String {
+    let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+    format!("{} {}", env!("CARGO_PKG_VERSION"), ids.join(","))
+}
 
 /// The rule with this id or name.
 pub fn rule(id_or_name: &str) -> Option<&'static Rule> {

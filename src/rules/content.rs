@@ -103,7 +103,7 @@ impl ScanPlan {
             "index": index,
             "wanted": wanted,
             "elf": elf,
-            "rules": env!("CARGO_PKG_VERSION"),
+            "rules": catalog_key(),
         })
         .to_string();
         Digest::of(text.as_bytes()).hex().to_string()
@@ -147,6 +147,7 @@ struct Scanner<'p> {
     dirs_seen: HashSet<String>,
     hard_links: Examples,
     orphans: Examples,
+    escaping: Examples,
 }
 
 impl<'p> Scanner<'p> {
@@ -158,12 +159,16 @@ impl<'p> Scanner<'p> {
             dirs_seen: HashSet::new(),
             hard_links: Examples::default(),
             orphans: Examples::default(),
+            escaping: Examples::default(),
         }
     }
 
     fn visit(&mut self, entry: &TarEntry, content: &mut dyn Read) -> io::Result<()> {
         if entry.kind == EntryKind::Meta || entry.path.is_empty() {
             return Ok(());
+        }
+        if entry.escapes_root {
+            self.escaping.push(|| format!("/{}", entry.path));
         }
         if entry.kind == EntryKind::HardLink {
             self.hard_links
@@ -196,6 +201,16 @@ impl<'p> Scanner<'p> {
     /// The layer's delta and hygiene findings, naming the layer as `what`.
     fn finish(self, what: &str) -> LayerScan {
         let mut findings = Vec::new();
+        if self.escaping.count > 0 {
+            findings.push((
+                UNSAFE_ENTRY_NAME.id.to_string(),
+                format!(
+                    "{what} has {} named with an absolute path or a `..` component: {}",
+                    self.escaping.counted("entry", "entries"),
+                    self.escaping.list()
+                ),
+            ));
+        }
         if self.hard_links.count > 0 {
             findings.push((
                 HARD_LINK.id.to_string(),

@@ -239,6 +239,7 @@ mod tests {
             uid: 0,
             size: 0,
             link: link.map(str::to_string),
+            escapes_root: false,
         }
     }
 

@@ -74,6 +74,7 @@ mod tests {
             uid: 0,
             size: 0,
             link: link.map(str::to_string),
+            escapes_root: false,
         };
         d.add(&entry, None, 0);
     }

@@ -18,6 +18,7 @@ mod hardening_cache;
 mod hardening_creds;
 mod hardening_layout;
 mod hardening_reads;
+mod hardening_rules;
 mod init;
 mod layer_oci;
 mod media;
