@@ -2,15 +2,18 @@
 //! manifest → Lambda's rules → outputs. Every input is resolved and every
 //! output parsed before any work starts; nothing is written until the rules pass.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::cache::Cache;
+use crate::image::base_record::BaseRecord;
 use crate::image::config::{ConfigChanges, ConfigError, HistoryEntry, edit_config, rfc3339};
 use crate::image::{
     Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, convert_layer_media_type, write_manifest,
 };
 use crate::layer::{DEFAULT_MTIME, LayerError, LayerSettings, build_layer, build_layer_observed};
 use crate::manifest::{FunctionModel, ManifestError};
+use crate::overwrite::{LocalOutput, refuse_overwrites};
 use crate::plan::{BuildPlan, plan};
 use crate::report::Reporter;
 use crate::rules::{
@@ -40,6 +43,8 @@ pub struct BuildOptions {
     pub labels: Vec<(String, String)>,
     pub sink_options: sink::SinkOptions,
     pub source_options: source::SourceOptions,
+    /// Replace an existing file at a docker-archive output that is not one.
+    pub force: bool,
     /// `--arch`: overrides the manifest's `function.architecture` (one manifest, two builds).
     pub arch: Option<crate::image::Architecture>,
 }
@@ -71,6 +76,8 @@ pub enum BuildError {
     Check(#[from] CheckError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Overwrite(#[from] crate::overwrite::OverwriteError),
     #[error("cannot make the dependency layers")]
     Deps(#[from] crate::deps::DepsError),
 }
@@ -97,11 +104,32 @@ pub fn build(
         .map(|o| sink::open(o, &options.sink_options))
         .collect::<Result<_, _>>()?;
     // An output inside the project (`oci:out`) must not end up in the next build's code layer.
-    let local_outputs: Vec<PathBuf> = sinks
+    let local: Vec<(&str, PathBuf)> = options
+        .outputs
         .iter()
-        .filter_map(|s| s.local_path())
-        .map(absolute)
+        .zip(&sinks)
+        .filter_map(|(o, s)| Some((o.as_str(), absolute(s.local_path()?))))
         .collect();
+    let sources: Vec<(&str, &std::path::Path)> = plan
+        .layers
+        .iter()
+        .flat_map(|l| {
+            l.inputs
+                .iter()
+                .map(move |i| (l.name.as_str(), i.source.as_path()))
+        })
+        .collect();
+    let guarded: Vec<LocalOutput> = local
+        .iter()
+        .map(|(output, path)| LocalOutput { output, path })
+        .collect();
+    refuse_overwrites(
+        &guarded,
+        &absolute(options.manifest_path.clone()),
+        &sources,
+        options.force,
+    )?;
+    let local_outputs: Vec<PathBuf> = local.into_iter().map(|(_, p)| p).collect();
     plan.exclude_outputs(&local_outputs);
     let source = source::open(&plan.base, &options.source_options)?;
     let context = CheckContext {
@@ -124,7 +152,7 @@ pub fn build(
         return Err(BuildError::Rules(findings));
     }
     for f in &findings {
-        reporter.warn(&format!("[{} {}] {}", f.rule_id, f.rule_name, f.message));
+        reporter.finding(&f.to_string());
     }
 
     let mut outputs = Vec::with_capacity(sinks.len());
@@ -235,6 +263,21 @@ fn assemble(
         .iter()
         .map(|l| to_family(l, family))
         .collect::<Result<_, _>>()?;
+    // The base this image is built on: manifest annotations for OCI, config
+    // labels (under the manifest's own) for Docker V2.2.
+    let base_record = BaseRecord::for_base(&plan.base)
+        .map(|r| r.entries())
+        .unwrap_or_default();
+    let (annotations, labels) = match family {
+        MediaFamily::Oci => (base_record, plan.config.labels.clone()),
+        MediaFamily::Docker => (
+            BTreeMap::new(),
+            base_record
+                .into_iter()
+                .chain(plan.config.labels.clone())
+                .collect(),
+        ),
+    };
     let changes = |new_layers| ConfigChanges {
         architecture: plan.arch,
         created: rfc3339(epoch),
@@ -242,7 +285,7 @@ fn assemble(
         cmd: plan.config.cmd.as_deref(),
         workdir: plan.config.workdir.as_deref(),
         env: &plan.config.env,
-        labels: &plan.config.labels,
+        labels: &labels,
         new_layers,
     };
     // The config as it will be but for its layers, so the rules' scans of the
@@ -286,7 +329,7 @@ fn assemble(
     let config = edit_config(&base.config, &changes(&history))?;
     let config_descriptor = Descriptor::new(family.config(), Digest::of(&config), config.len() as u64);
     let layer_descriptors: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
-    let manifest = write_manifest(family, &config_descriptor, &layer_descriptors, None);
+    let manifest = write_manifest(family, &config_descriptor, &layer_descriptors, Some(&annotations));
     Ok(Image {
         family,
         manifest_digest: Digest::of(&manifest),

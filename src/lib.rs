@@ -5,19 +5,25 @@
 //! (assembled image) → `rules` (Lambda's limits) → `sink` (outputs).
 
 pub mod atomic_file;
+pub mod aws;
+pub mod bounded_read;
 pub mod build;
+pub mod build_all;
 pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod deps;
+pub mod discover;
 pub mod image;
 pub mod init;
 pub mod inspect;
 pub mod layer;
 pub mod manifest;
+pub mod overwrite;
 pub mod pin;
 pub mod plan;
 pub mod registry;
+pub mod repin;
 pub mod report;
 pub mod rules;
 pub mod sink;

@@ -58,6 +58,14 @@ pub struct BuildArgs {
     #[arg(long = "label", value_name = "KEY=VALUE", env = "LAMBDA_IMG_LABEL",
           value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+    /// Replace an existing file at a docker-archive output even when it is not
+    /// a docker-archive (the manifest and sources are never replaced).
+    #[arg(long)]
+    pub force: bool,
+    /// Keep blobs of an OCI layout output that its index.json no longer reaches
+    /// (by default they are removed after the new index.json is written, like `umoci gc`).
+    #[arg(long)]
+    pub no_gc: bool,
     /// Print the settings this build would use (flags over LAMBDA_IMG_*
     /// variables over lambda-img.toml) as JSON, and exit without building.
     #[arg(long)]
@@ -71,6 +79,13 @@ pub struct BuildArgs {
     /// built for both in a CI matrix).
     #[arg(long, value_parser = super::check::parse_arch, env = "LAMBDA_IMG_ARCH")]
     pub arch: Option<crate::image::Architecture>,
+    /// Build every lambda-img.toml under DIR... (default `.`) with one shared
+    /// cache; `{function}` in each --output is replaced by the function's name.
+    #[arg(long)]
+    pub recursive: bool,
+    /// Directories searched with --recursive.
+    #[arg(value_name = "DIR", requires = "recursive")]
+    pub dirs: Vec<PathBuf>,
 }
 
 /// `KEY=VALUE` with a non-empty key; the value may hold further `=`.
@@ -135,6 +150,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     }
     let reporter = global.reporter();
     let cache = global.cache()?;
+    global.register_ecr_signin(&args.manifest, None)?;
     let limits = args.limits.limits();
     let threads = args.threads();
     let options = BuildOptions {
@@ -149,8 +165,10 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         labels: args.labels,
         sink_options: SinkOptions {
             registry: global.registry_options()?,
+            keep_unreferenced: args.no_gc,
         },
         source_options: global.source_options(args.allow_unpinned)?,
+        force: args.force,
         arch: args.arch,
     };
     if options.outputs.is_empty() {
@@ -158,6 +176,9 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             &reporter,
             "no --output given: the image is built and checked, then kept only in the cache",
         );
+    }
+    if args.recursive {
+        return super::build_recursive::run(&args.dirs, args.json, &options, &cache, &reporter);
     }
     let outcome = build(&options, &cache, &reporter)?;
     let report = build_report(&outcome.image, &outcome.base, &outcome.outputs, &outcome.findings);

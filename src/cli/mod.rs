@@ -3,6 +3,7 @@
 //! one library operation; they hold no logic a library test would need.
 
 mod build;
+mod build_recursive;
 mod cache;
 mod check;
 mod completions;
@@ -73,6 +74,26 @@ pub struct GlobalArgs {
         value_delimiter = ','
     )]
     pub registry_mirrors: Vec<crate::registry::RegistryMirror>,
+    /// Sign in to HOST[:PORT] with ECR's GetAuthorizationToken when Docker's
+    /// config has nothing for it, like an ECR host (VPC endpoints, proxies).
+    #[arg(
+        long = "aws-auth",
+        global = true,
+        value_name = "HOST[:PORT]",
+        env = "LAMBDA_IMG_AWS_AUTH",
+        value_delimiter = ','
+    )]
+    pub aws_auth: Vec<String>,
+    /// Give up on a stalled or trickling registry request (with its retries) after about this long.
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_IMG_REGISTRY_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = crate::registry::DEFAULT_REGISTRY_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub registry_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,8 +148,33 @@ impl GlobalArgs {
         Ok(Cache::open(root)?)
     }
 
+    /// Registers ECR sign-in for this process: ECR hosts, `--aws-auth` hosts
+    /// and `[registry] aws_auth` of `manifest`. The first call wins, so a
+    /// command with `--manifest` or `--region` calls this before
+    /// [`registry_options`](Self::registry_options).
+    pub fn register_ecr_signin(
+        &self,
+        manifest: &std::path::Path,
+        region: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut hosts = self.aws_auth.clone();
+        if let Some(settings) = crate::manifest::read_deploy_settings(manifest)? {
+            hosts.extend(settings.aws_auth);
+        }
+        let signin = crate::aws::EcrSignIn::new(hosts, region.map(str::to_string));
+        crate::registry::credentials::set_fallback(Box::new(signin));
+        Ok(())
+    }
+
     /// Registry settings from the flags; reads the password from stdin when asked.
     pub fn registry_options(&self) -> anyhow::Result<RegistryOptions> {
+        // A broken manifest here is reported by the command that reads it;
+        // sign-in then goes on with the flag's hosts.
+        let manifest = std::path::Path::new(crate::manifest::MANIFEST_FILE_NAME);
+        if self.register_ecr_signin(manifest, None).is_err() {
+            let signin = crate::aws::EcrSignIn::new(self.aws_auth.clone(), None);
+            crate::registry::credentials::set_fallback(Box::new(signin));
+        }
         let credentials = match (&self.username, self.password_stdin) {
             (Some(user), true) => Some(Credentials::new(user.clone(), read_password_stdin()?)),
             (Some(_), false) => {
@@ -142,7 +188,8 @@ impl GlobalArgs {
             credentials,
             mirrors: self.registry_mirrors.clone(),
             ..Default::default()
-        })
+        }
+        .with_registry_timeout(std::time::Duration::from_secs(self.registry_timeout)))
     }
 
     pub fn source_options(&self, allow_unpinned: bool) -> anyhow::Result<SourceOptions> {

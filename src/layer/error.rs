@@ -10,10 +10,17 @@ pub enum LayerError {
     MissingSource { path: PathBuf },
 
     #[error(
-        "symlink {link} points to {target}, outside the directory being copied: \
-         make it a relative link to a file inside the tree, or exclude it"
+        "{path} would be written as /{image_path}, but a name starting with `.wh.` is a whiteout \
+         marker: every unpacker (umoci, containerd, Lambda) deletes the lower layers' file of that \
+         name instead of storing it. Rename it or exclude it"
     )]
-    SymlinkEscapes { link: PathBuf, target: PathBuf },
+    WhiteoutName { path: PathBuf, image_path: String },
+
+    #[error(
+        "symlink {link} points to {target}, which climbs above the image root: \
+         make it a link that stays inside the image, or exclude it"
+    )]
+    SymlinkAboveRoot { link: PathBuf, target: PathBuf },
 
     #[error("{path} is a {kind}, which cannot go into an image layer: exclude it")]
     UnsupportedFileType { path: PathBuf, kind: &'static str },

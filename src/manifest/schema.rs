@@ -33,6 +33,34 @@ pub struct ManifestFile {
     pub image: Option<ImageTable>,
     #[serde(default)]
     pub dependencies: Option<DependenciesTable>,
+    #[serde(default)]
+    pub deploy: Option<DeployTable>,
+    #[serde(default)]
+    pub registry: Option<RegistryTable>,
+}
+
+/// `[deploy]`: defaults of `lambda-img deploy` and `build --deploy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployTable {
+    #[serde(default)]
+    pub function: Option<SpannedString>,
+    #[serde(default)]
+    pub region: Option<SpannedString>,
+    #[serde(default)]
+    pub alias: Option<SpannedString>,
+    #[serde(default)]
+    pub publish: Option<bool>,
+}
+
+/// `[registry]`: how registries are signed in to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryTable {
+    /// Hosts (`host[:port]`) signed in to with ECR's `GetAuthorizationToken`
+    /// although they are not of ECR's form (VPC endpoints, proxies).
+    #[serde(default)]
+    pub aws_auth: Option<Vec<SpannedString>>,
 }
 
 /// `[dependencies]`: which keys apply depends on `function.runtime`.

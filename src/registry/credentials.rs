@@ -7,6 +7,7 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -84,9 +85,36 @@ fn key_host(key: &str) -> &str {
 /// How long a credential helper may take before it is killed.
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A source asked when Docker's config has nothing for a registry (ECR
+/// sign-in: `aws::EcrSignIn`, registered by the CLI, so this module knows
+/// nothing of AWS). `Ok(None)`: not a registry it signs in to.
+pub trait FallbackCredentials: Send + Sync {
+    fn credentials(&self, registry: &str) -> Result<Option<Credentials>, RegistryError>;
+}
+
+static FALLBACK: OnceLock<Box<dyn FallbackCredentials>> = OnceLock::new();
+
+/// Registers the process's fallback; the first registration wins.
+pub fn set_fallback(fallback: Box<dyn FallbackCredentials>) {
+    let _ = FALLBACK.set(fallback);
+}
+
 /// Finds credentials for `registry` the way docker does: `credHelpers[registry]`,
-/// else `credsStore`, else `auths`. `None` means anonymous.
+/// else `credsStore`, else `auths`; then the registered fallback. `None`
+/// means anonymous.
 pub fn lookup(
+    registry: &str,
+    config_dir: Option<&Path>,
+    helper_path: Option<&OsStr>,
+    reporter: &dyn Reporter,
+) -> Result<Option<Credentials>, RegistryError> {
+    match lookup_docker(registry, config_dir, helper_path, reporter)? {
+        Some(found) => Ok(Some(found)),
+        None => FALLBACK.get().map_or(Ok(None), |f| f.credentials(registry)),
+    }
+}
+
+fn lookup_docker(
     registry: &str,
     config_dir: Option<&Path>,
     helper_path: Option<&OsStr>,
@@ -97,7 +125,11 @@ pub fn lookup(
         None => return Ok(None),
     };
     let path = dir.join("config.json");
-    let bytes = match std::fs::read(&path) {
+    let bytes = match crate::bounded_read::read_capped(
+        &path,
+        crate::bounded_read::MAX_JSON,
+        "Docker's config.json",
+    ) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(RegistryError::Io { path, source }),
@@ -310,7 +342,8 @@ pub fn store_like_docker(
     helper_path: Option<&OsStr>,
 ) -> Result<CredentialStore, RegistryError> {
     let path = config_dir.join("config.json");
-    if let Ok(bytes) = std::fs::read(&path)
+    if let Ok(bytes) =
+        crate::bounded_read::read_capped(&path, crate::bounded_read::MAX_JSON, "Docker's config.json")
         && let Ok(config) = serde_json::from_slice::<serde_json::Value>(&bytes)
         && let Some(helper) = configured_helper(&config, registry)
     {
@@ -329,7 +362,11 @@ pub fn store(registry: &str, creds: &Credentials, config_dir: &Path) -> Result<P
         source,
     };
     std::fs::create_dir_all(config_dir).map_err(io)?;
-    let mut config: serde_json::Value = match std::fs::read(&path) {
+    let mut config: serde_json::Value = match crate::bounded_read::read_capped(
+        &path,
+        crate::bounded_read::MAX_JSON,
+        "Docker's config.json",
+    ) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| RegistryError::Credentials {
             message: format!("{} is not valid JSON ({e}); fix or remove it", path.display()),
         })?,

@@ -21,6 +21,11 @@ pub trait Reporter: Send + Sync {
     fn warn(&self, message: &str);
     /// Detail shown only in verbose mode (installer output, cache decisions).
     fn detail(&self, _message: &str) {}
+    /// A rule finding, already rendered with its severity (`warning[LI044 ...]: ...`)
+    /// exactly as `check` prints it; shown even with `--quiet`.
+    fn finding(&self, rendered: &str) {
+        self.warn(rendered)
+    }
 }
 
 /// A reporter that drops everything (tests, `--quiet`).

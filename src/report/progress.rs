@@ -117,6 +117,17 @@ impl Reporter for StderrReporter {
         }
     }
 
+    fn finding(&self, rendered: &str) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.println(rendered);
+            }
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{rendered}");
+            }
+        }
+    }
+
     fn detail(&self, message: &str) {
         if self.verbosity == Verbosity::Verbose {
             self.line(&format!("    {message}"));

@@ -152,6 +152,22 @@ pub const MISSING_PARENT: Rule = Rule {
     fix: "write every ancestor directory before its children in each layer",
     source: FIELD_TAR,
 };
+pub const DIRECTORY_REPLACED: Rule = Rule {
+    id: "LI043",
+    name: "directory-replaced",
+    severity: Severity::Error,
+    summary: "a layer replaces a directory of a lower layer with a file or symlink, hiding everything below it",
+    fix: "write the file inside the directory instead (e.g. `[[layer]] destination = \"/var/task/\"`), or rename it",
+    source: "podman/runc: `workdir \"/var/task\" exists but is not a directory`; OCI image spec: changesets",
+};
+pub const DANGLING_SYMLINK: Rule = Rule {
+    id: "LI044",
+    name: "dangling-symlink",
+    severity: Severity::Warning,
+    summary: "a symbolic link's target does not exist in the final image (base and every layer)",
+    fix: "add the target to a layer, fix the link, or exclude it; targets under /proc, /sys, /dev, /run and /tmp are not checked",
+    source: "lambda-img: links are stored, never followed, and resolve inside the image at run time",
+};
 pub const UNREADABLE_FILE: Rule = Rule {
     id: "LI050",
     name: "unreadable-file",
@@ -200,6 +216,14 @@ pub const CONTENT_NOT_CHECKED: Rule = Rule {
     fix: "fix the layer errors above, then check again",
     source: "lambda-img",
 };
+pub const BASE_LAGS: Rule = Rule {
+    id: "LI091",
+    name: "base-lags-tag",
+    severity: Severity::Warning,
+    summary: "the image records a base digest that its tag no longer names: the base has a newer build",
+    fix: "run `lambda-img pin --recursive` and rebuild (`lambda-img build --recursive`) to pick up the new base",
+    source: "lambda-img (AWS patches the OS and runtime of its base images under the same tags)",
+};
 
 /// Every rule, in id order.
 pub static RULES: &[Rule] = &[
@@ -221,12 +245,15 @@ pub static RULES: &[Rule] = &[
     ENTRYPOINT_NOT_EXECUTABLE,
     HARD_LINK,
     MISSING_PARENT,
+    DIRECTORY_REPLACED,
+    DANGLING_SYMLINK,
     UNREADABLE_FILE,
     UNENTERABLE_DIR,
     HANDLER_NOT_FOUND,
     IGNORED_CONFIG,
     CONFIG_INVALID,
     CONTENT_NOT_CHECKED,
+    BASE_LAGS,
 ];
 
 /// The rule with this id or name.

@@ -20,23 +20,23 @@ const EXAMPLES: usize = 5;
 
 /// Up to [`EXAMPLES`] items and a count, for one-line messages.
 #[derive(Default)]
-struct Examples {
-    count: usize,
+pub(super) struct Examples {
+    pub(super) count: usize,
     items: Vec<String>,
 }
 
 impl Examples {
-    fn push(&mut self, item: impl FnOnce() -> String) {
+    pub(super) fn push(&mut self, item: impl FnOnce() -> String) {
         self.count += 1;
         if self.items.len() < EXAMPLES {
             self.items.push(item());
         }
     }
     /// `1 file` / `3 files`.
-    fn counted(&self, one: &str, many: &str) -> String {
+    pub(super) fn counted(&self, one: &str, many: &str) -> String {
         format!("{} {}", self.count, if self.count == 1 { one } else { many })
     }
-    fn list(&self) -> String {
+    pub(super) fn list(&self) -> String {
         let mut s = self.items.join(", ");
         if self.count > self.items.len() {
             s.push_str(&format!(" and {} more", self.count - self.items.len()));
@@ -274,7 +274,20 @@ pub(super) fn check_content(
                 out.push(Finding::new(rule, message));
             }
         }
-        view.apply(scan.delta);
+        let mut replaced = Examples::default();
+        for path in view.apply(scan.delta) {
+            replaced.push(|| format!("/{path}"));
+        }
+        if replaced.count > 0 {
+            out.push(Finding::new(
+                &DIRECTORY_REPLACED,
+                format!(
+                    "{what} replaces {} of a lower layer with a non-directory: {}",
+                    replaced.counted("directory", "directories"),
+                    replaced.list()
+                ),
+            ));
+        }
     }
     if !unreadable.is_empty() {
         out.push(Finding::new(
@@ -301,6 +314,7 @@ pub(super) fn check_content(
         }
     }
     check_permissions(&view, &config, &mut out);
+    out.extend(super::links::check_dangling(&view));
     out.extend(check_handler(&handler, &view));
     Ok(out)
 }

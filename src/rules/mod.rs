@@ -5,19 +5,23 @@
 //! [`check_image`] adds the filesystem rules, streaming each layer once.
 //! Neither prints: the caller renders the [`Finding`]s.
 
+mod base;
 pub mod catalog;
 mod config;
 mod content;
 mod flat;
 mod handler;
 mod limits;
+mod links;
 pub mod walk;
 
 use serde::Serialize;
 
+pub use base::base_lag_finding;
 pub use catalog::{RULES, rule};
 pub use config::HistoryEntry;
 pub use config::ImageConfig;
+use content::Examples;
 pub use content::{LayerScan, ScanMemo, ScanPlan, TarScan, elf_machine};
 pub use flat::{FlatView, LayerDelta, Node, NodeKind, flatten};
 pub use limits::human_bytes;

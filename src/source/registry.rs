@@ -134,10 +134,22 @@ impl RegistrySource {
             }
         };
         check_media_types(&manifest.config, &manifest.layers, &source_ref)?;
+        let max = crate::bounded_read::MAX_CONFIG;
+        if manifest.config.size > max {
+            return Err(SourceError::Invalid {
+                source_ref,
+                message: format!(
+                    "its config {} is {} bytes by its descriptor, more than the {max}-byte limit for an image config; refused before downloading it",
+                    manifest.config.digest, manifest.config.size
+                ),
+            });
+        }
         let config_path = fetch_blob_to_cache(&client, repo, &manifest.config, cache, reporter)?;
-        let config = std::fs::read(&config_path).map_err(|source| SourceError::Io {
-            path: config_path.clone(),
-            source,
+        let config = crate::bounded_read::read_capped(&config_path, max, "the config").map_err(|source| {
+            SourceError::Io {
+                path: config_path.clone(),
+                source,
+            }
         })?;
         fetch_layers(
             &client,
