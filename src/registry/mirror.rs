@@ -315,9 +315,12 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} not in {text}");
         }
-        assert_eq!(
-            seen.borrow().as_str(),
-            "failed request: GET https://public.ecr.aws/v2/lambda/nodejs/manifests/20: registry public.ecr.aws did not answer for manifest lambda/nodejs:20 after 3 attempt(s): timed out; if it is slow rather than down, raise --registry-timeout SECONDS (LAMBDA_IMG_REGISTRY_TIMEOUT)"
+        assert!(
+            seen.borrow().starts_with(
+                "failed request: GET https://public.ecr.aws/v2/lambda/nodejs/manifests/20: registry public.ecr.aws did not answer for manifest lambda/nodejs:20 after 3 attempt(s): timed out"
+            ),
+            "{}",
+            seen.borrow()
         );
         let refused = RegistryError::NotFound {
             registry: "r".into(),
