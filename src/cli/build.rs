@@ -173,7 +173,8 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         );
     }
     if args.recursive {
-        return super::build_recursive::run(&args.dirs, args.json, &options, &cache, &reporter);
+        let metadata = args.metadata_file.as_deref();
+        return super::build_recursive::run(&args.dirs, args.json, metadata, &options, &cache, &reporter);
     }
     let outcome = build(&options, &cache, &reporter)?;
     let report = build_report(&outcome.image, &outcome.base, &outcome.outputs, &outcome.findings);

@@ -9,24 +9,27 @@ use crate::build::BuildOptions;
 use crate::build_all::build_all;
 use crate::cache::Cache;
 use crate::report::Reporter;
-use crate::report::json::BuildReport;
+use crate::report::metadata::{build_report, write_metadata_file};
 
 /// One function in the JSON report: its build report, or why it failed.
 #[derive(Serialize)]
 struct FunctionReport<'a> {
     function: Option<&'a str>,
     manifest: &'a std::path::Path,
+    /// What `build --json` prints for this function alone.
     #[serde(skip_serializing_if = "Option::is_none")]
-    report: Option<BuildReport<'a>>,
+    report: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
 /// Builds every function found under `dirs`; prints `function REF@digest`
-/// lines (or the JSON array) on stdout and each failure on stderr.
+/// lines (or the JSON array) on stdout and each failure on stderr. The
+/// `--metadata-file` gets the JSON array.
 pub fn run(
     dirs: &[PathBuf],
     json: bool,
+    metadata_file: Option<&std::path::Path>,
     options: &BuildOptions,
     cache: &Cache,
     reporter: &dyn Reporter,
@@ -54,8 +57,9 @@ pub fn run(
                 reports.push(FunctionReport {
                     function: b.function.as_deref(),
                     manifest: &b.manifest,
-                    report: Some(BuildReport::new(
+                    report: Some(build_report(
                         &outcome.image,
+                        &outcome.base,
                         &outcome.outputs,
                         &outcome.findings,
                     )),
@@ -73,6 +77,9 @@ pub fn run(
                 });
             }
         }
+    }
+    if let Some(path) = metadata_file {
+        write_metadata_file(path, &serde_json::to_value(&reports)?)?;
     }
     if json {
         print_data(&serde_json::to_string_pretty(&reports)?)?;
