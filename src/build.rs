@@ -15,10 +15,11 @@ use crate::layer::{DEFAULT_MTIME, LayerError, LayerSettings, build_layer, build_
 use crate::manifest::{FunctionModel, ManifestError};
 use crate::overwrite::{LocalOutput, refuse_overwrites};
 use crate::plan::{BuildPlan, plan};
+use crate::repair::RepairedLayer;
 use crate::report::Reporter;
 use crate::rules::{
-    CheckContext, CheckError, Finding, LayerScan, Limits, ScanMemo, ScanPlan, check_image_with, check_limits,
-    has_errors, render_findings,
+    CheckContext, CheckError, Finding, LayerScan, Limits, RulePolicy, ScanMemo, ScanPlan, check_image_with,
+    check_limits, has_errors, human_bytes, render_findings,
 };
 use crate::sink::{self, ImageSink, SinkError, SinkReport};
 use crate::source::{self, SourceError};
@@ -47,6 +48,10 @@ pub struct BuildOptions {
     pub force: bool,
     /// `--arch`: overrides the manifest's `function.architecture` (one manifest, two builds).
     pub arch: Option<crate::image::Architecture>,
+    /// Rules tuned on the command line, over the manifest's `[check]`.
+    pub rules: RulePolicy,
+    /// `--repair-base`: as `[base] repair = true`.
+    pub repair_base: bool,
 }
 
 /// The built image and what was done with it.
@@ -56,6 +61,11 @@ pub struct BuildOutcome {
     /// The base as lambda-img.toml names it (canonical, even when fetched from a mirror).
     pub base: String,
     pub outputs: Vec<SinkReport>,
+    /// The manifest digest each output holds, in `outputs` order: an OCI
+    /// layout holds an OCI manifest even for a Docker-media-type image.
+    pub output_digests: Vec<Digest>,
+    /// Base layers rewritten by `[base] repair` (empty when none were).
+    pub repaired: Vec<RepairedLayer>,
     /// Warnings and infos from the rules (errors stop the build).
     pub findings: Vec<Finding>,
 }
@@ -78,6 +88,8 @@ pub enum BuildError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Overwrite(#[from] crate::overwrite::OverwriteError),
+    #[error(transparent)]
+    Repair(#[from] crate::repair::RepairError),
     #[error("cannot make the dependency layers")]
     Deps(#[from] crate::deps::DepsError),
 }
@@ -139,15 +151,25 @@ pub fn build(
         limits: options.limits,
     };
 
-    let image = assemble(&model, &plan, options, &context, source.as_ref(), cache, reporter)?;
+    let policy = RulePolicy::merged(&model.check, &options.rules);
+    let (image, repaired) = assemble(
+        &model,
+        &plan,
+        options,
+        &policy,
+        &context,
+        source.as_ref(),
+        cache,
+        reporter,
+    )?;
 
     // The cheap limits first, so an oversized image fails before its layers are read.
-    let limits = check_limits(&image, &options.limits, Some(plan.arch));
+    let limits = policy.apply(check_limits(&image, &options.limits, Some(plan.arch)));
     if has_errors(&limits) {
         return Err(BuildError::Rules(limits));
     }
     reporter.step("checking Lambda's rules");
-    let findings = checked_image(&image, &context, cache)?;
+    let findings = policy.apply(checked_image(&image, &context, cache)?);
     if has_errors(&findings) {
         return Err(BuildError::Rules(findings));
     }
@@ -155,6 +177,8 @@ pub fn build(
         reporter.finding(&f.to_string());
     }
 
+    let output_digests: Vec<Digest> = options.outputs.iter().map(|o| held_digest(o, &image)).collect();
+    warn_if_digests_differ(&options.outputs, &output_digests, reporter);
     let mut outputs = Vec::with_capacity(sinks.len());
     for sink in &sinks {
         outputs.push(sink.write(&image, reporter)?);
@@ -163,8 +187,40 @@ pub fn build(
         image,
         base: plan.base.clone(),
         outputs,
+        output_digests,
+        repaired,
         findings,
     })
+}
+
+/// The digest of the manifest that `output` holds once written: skopeo and
+/// umoci skip Docker manifests in a layout, so an `oci:` output of a
+/// Docker-media-type image holds its OCI twin (same config and layers).
+fn held_digest(output: &str, image: &Image) -> Digest {
+    match output.starts_with("oci:").then(|| sink::as_oci(image)).flatten() {
+        Some(oci) => oci.manifest_digest,
+        None => image.manifest_digest.clone(),
+    }
+}
+
+/// One warning, before anything is written, when outputs will hold different
+/// manifests (each is then printed on its own line).
+fn warn_if_digests_differ(outputs: &[String], digests: &[Digest], reporter: &dyn Reporter) {
+    if digests.windows(2).all(|w| w[0] == w[1]) {
+        return;
+    }
+    let held: Vec<String> = outputs
+        .iter()
+        .zip(digests)
+        .map(|(o, d)| format!("{o} holds {d}"))
+        .collect();
+    reporter.warn(&format!(
+        "the image uses Docker media types, so the outputs hold different manifests \
+         (an OCI layout cannot hold a Docker manifest): {}; each output's digest is printed \
+         on its own line. For one digest everywhere, build with --format oci \
+         (or image.format = \"oci\"), or write only docker-archive and registry outputs",
+        held.join(", ")
+    ));
 }
 
 /// What a cached check remembers: the rule id and message of each finding.
@@ -238,17 +294,19 @@ fn absolute(path: PathBuf) -> PathBuf {
 }
 
 /// Resolves the base, builds the new layers and returns the new image value.
+#[allow(clippy::too_many_arguments)]
 fn assemble(
     model: &FunctionModel,
     plan: &BuildPlan,
     options: &BuildOptions,
+    policy: &RulePolicy,
     context: &CheckContext,
     source: &dyn source::ImageSource,
     cache: &Cache,
     reporter: &dyn Reporter,
-) -> Result<Image, BuildError> {
+) -> Result<(Image, Vec<RepairedLayer>), BuildError> {
     reporter.step(&format!("resolving base {}", source.describe()));
-    let base = source.resolve(plan.arch, cache, reporter)?;
+    let mut base = source.resolve(plan.arch, cache, reporter)?;
     let family = options.format.or(plan.format).unwrap_or(base.family);
     let epoch = options.source_date_epoch.unwrap_or(DEFAULT_MTIME);
     let settings = LayerSettings {
@@ -258,6 +316,17 @@ fn assemble(
         threads: options.threads,
     };
 
+    let repaired = if model.base_repair || options.repair_base {
+        repair_base(&mut base, &settings, cache, reporter)?
+    } else {
+        Vec::new()
+    };
+    if let Some(finding) = oversized(&base.layers, plan, &options.limits)? {
+        let findings = policy.apply(vec![finding]);
+        if has_errors(&findings) {
+            return Err(BuildError::Rules(findings));
+        }
+    }
     let mut layers: Vec<Layer> = base
         .layers
         .iter()
@@ -330,14 +399,87 @@ fn assemble(
     let config_descriptor = Descriptor::new(family.config(), Digest::of(&config), config.len() as u64);
     let layer_descriptors: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
     let manifest = write_manifest(family, &config_descriptor, &layer_descriptors, Some(&annotations));
-    Ok(Image {
+    let image = Image {
         family,
         manifest_digest: Digest::of(&manifest),
         manifest,
         config,
         config_descriptor,
         layers,
-    })
+    };
+    Ok((image, repaired))
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `[base] repair`: rewrites the base layers that hold hard links or miss
+/// parent directories, and the base config's diff_ids and history with them.
+fn repair_base(
+    base: &mut Image,
+    settings: &LayerSettings,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<Vec<RepairedLayer>, BuildError> {
+    reporter.step("repairing base layers ([base] repair)");
+    let repaired = crate::repair::repair_base_layers(&mut base.layers, settings, cache)?;
+    if repaired.is_empty() {
+        reporter.detail("no base layer needed repair");
+        return Ok(repaired);
+    }
+    let diff_ids: Vec<Digest> = base.layers.iter().map(|l| l.diff_id.clone()).collect();
+    base.config = crate::repair::repaired_config(&base.config, &repaired, &diff_ids)
+        .map_err(|m| BuildError::Config(ConfigError::NotAnObject(m)))?;
+    for r in &repaired {
+        reporter.warn(&format!(
+            "base layer {} {} rewritten as {}: {} written as files, {} added; {} no longer shared with the base",
+            r.index + 1,
+            r.from.short(),
+            r.to.short(),
+            plural(r.hard_links, "hard link", "hard links"),
+            plural(r.parents_added, "parent directory", "parent directories"),
+            human_bytes(r.unshared_bytes)
+        ));
+    }
+    Ok(repaired)
+}
+
+/// The finding for an image whose base layers and new layers' files already add up to
+/// more than the uncompressed limit, before anything is compressed: the size
+/// of each new layer's tar is known exactly from its file selection.
+fn oversized(base: &[Layer], plan: &BuildPlan, limits: &Limits) -> Result<Option<Finding>, BuildError> {
+    let mut sizes: Vec<(String, u64)> = Vec::new();
+    for spec in &plan.layers {
+        let entries = crate::layer::select::select(spec)?;
+        sizes.push((
+            format!("layer {}", spec.name),
+            crate::layer::tar_writer::tar_size(&entries),
+        ));
+    }
+    let base_total: u64 = base.iter().map(|l| l.uncompressed_size).sum();
+    let total = base_total + sizes.iter().map(|(_, s)| s).sum::<u64>();
+    if total <= limits.max_uncompressed {
+        return Ok(None);
+    }
+    sizes.sort_by_key(|(_, s)| std::cmp::Reverse(*s));
+    let largest: Vec<String> = sizes
+        .iter()
+        .take(3)
+        .map(|(name, size)| format!("{name} {}", human_bytes(*size)))
+        .collect();
+    Ok(Some(Finding::new(
+        &crate::rules::catalog::IMAGE_TOO_LARGE,
+        format!(
+            "the base ({}) and the new layers' files add up to {} ({total} bytes) uncompressed, \
+             over the limit of {} ({} bytes), before anything was compressed; largest new: {}",
+            human_bytes(base_total),
+            human_bytes(total),
+            human_bytes(limits.max_uncompressed),
+            limits.max_uncompressed,
+            largest.join(", ")
+        ),
+    )))
 }
 
 /// Builds a layer; when it is compressed, the rules' scan of it runs on the

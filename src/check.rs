@@ -8,7 +8,9 @@ use crate::image::base_record::BaseRecord;
 use crate::image::{Architecture, Digest, Image, MediaKind, classify};
 use crate::inspect::{ImageSummary, InspectError, LayerDiff};
 use crate::report::Reporter;
-use crate::rules::{CheckContext, CheckError, Finding, Limits, base_lag_finding, check_image, index_finding};
+use crate::rules::{
+    CheckContext, CheckError, Finding, Limits, RulePolicy, base_lag_finding, check_image, index_finding,
+};
 use crate::source::{self, SourceError, SourceOptions};
 
 /// What to check and against which function.
@@ -22,6 +24,8 @@ pub struct CheckOptions {
     pub handler: Option<String>,
     pub limits: Limits,
     pub source_options: SourceOptions,
+    /// Rules allowed, denied, strict (the manifest's `[check]` merged with flags).
+    pub rules: RulePolicy,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,6 +72,7 @@ pub fn check(
     reporter.step(&format!("checking {} against Lambda's rules", source.describe()));
     findings.extend(check_image(&image, &context)?);
     findings.extend(base_lag(&image, &options.source_options, reporter));
+    let mut findings = options.rules.apply(findings);
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(CheckOutcome {
         reference: source.describe(),

@@ -4,7 +4,9 @@
 //! specs) → `source` (the base image) + `layer` (new layers) → `build`
 //! (assembled image) → `rules` (Lambda's limits) → `sink` (outputs).
 
+pub mod atomic_file;
 pub mod aws;
+pub mod bounded_read;
 pub mod build;
 pub mod build_all;
 pub mod cache;
@@ -12,6 +14,7 @@ pub mod check;
 pub mod cli;
 pub mod deps;
 pub mod discover;
+pub mod elf;
 pub mod image;
 pub mod init;
 pub mod inspect;
@@ -21,6 +24,7 @@ pub mod overwrite;
 pub mod pin;
 pub mod plan;
 pub mod registry;
+pub mod repair;
 pub mod repin;
 pub mod report;
 pub mod rules;

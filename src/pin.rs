@@ -214,25 +214,12 @@ pub fn rewrite_base_image(text: &str, new_value: &str, path: &Path) -> Result<St
 }
 
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PinError> {
-    let err = |source| PinError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".lambda-img.toml.")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    use std::io::Write;
-    tmp.write_all(bytes).map_err(err)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
-    }
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    crate::atomic_file::write(path, bytes, crate::atomic_file::Mode::KeepExisting).map_err(|source| {
+        PinError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -153,6 +153,27 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
+/// The blob directories of the caches this process opened (resolved).
+static OPENED: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Whether `path` is a blob of a cache this process opened, as a regular file
+/// (not a symlink) readable by all (as [`Cache::commit_blob`] leaves them): what
+/// an output may hard-link without sharing anyone else's inode or changing a mode.
+pub fn is_own_blob(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.file_type().is_file() || meta.permissions().mode() & 0o7777 != 0o644 {
+        return false;
+    }
+    let Some(dir) = path.parent().and_then(|d| fs::canonicalize(d).ok()) else {
+        return false;
+    };
+    OPENED.lock().unwrap_or_else(|e| e.into_inner()).contains(&dir)
+}
+
 /// Removes the cache blob at `path`, found not to hold the bytes its name
 /// promises, and every record that names it, so the next build fetches or
 /// rebuilds it instead of failing on the same entry again. Returns whether
@@ -251,6 +272,9 @@ impl Cache {
             })?;
         }
         ownership::check_cache_tree(&root, follow_root)?;
+        if let Ok(real) = fs::canonicalize(root.join("blobs-v1/sha256")) {
+            OPENED.lock().unwrap_or_else(|e| e.into_inner()).insert(real);
+        }
         let cache = Cache { root };
         cache.remove_stale_temp_files();
         Ok(cache)
@@ -311,8 +335,12 @@ impl Cache {
     /// Moves a completely written temp file into place as the blob `digest`.
     /// The caller has verified the digest. When another build got there first
     /// the existing entry is kept (same digest, same bytes).
+    /// Blobs are 0644 inside the private cache directory, so an output can
+    /// hard-link one without changing its mode.
     pub fn commit_blob(&self, tmp: NamedTempFile, digest: &Digest) -> io::Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
         let dest = self.blob_path(digest);
+        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
         tmp.as_file().sync_data()?;
         tmp.persist(&dest).map_err(|e| e.error)?;
         if let Ok(meta) = fs::metadata(&dest) {

@@ -24,7 +24,8 @@ pub struct BuildArgs {
         long = "output",
         value_name = "OUTPUT",
         env = "LAMBDA_IMG_OUTPUT",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_output
     )]
     pub outputs: Vec<String>,
     /// Print a JSON report on stdout instead of the digest.
@@ -49,6 +50,8 @@ pub struct BuildArgs {
     pub source_date_epoch: Option<u64>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub rules: super::explain::RuleArgs,
     /// Accept a registry base that is not pinned by digest (not reproducible).
     #[arg(long, env = "LAMBDA_IMG_ALLOW_UNPINNED")]
     pub allow_unpinned: bool,
@@ -58,10 +61,18 @@ pub struct BuildArgs {
     #[arg(long = "label", value_name = "KEY=VALUE", env = "LAMBDA_IMG_LABEL",
           value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+    /// Rewrite base layers that hold hard links or miss parent directories
+    /// (LI040, LI041) into new layers, as `[base] repair = true`.
+    #[arg(long)]
+    pub repair_base: bool,
     /// Replace an existing file at a docker-archive output even when it is not
     /// a docker-archive (the manifest and sources are never replaced).
     #[arg(long)]
     pub force: bool,
+    /// Keep blobs of an OCI layout output that its index.json no longer reaches
+    /// (by default they are removed after the new index.json is written, like `umoci gc`).
+    #[arg(long)]
+    pub no_gc: bool,
     /// Print the settings this build would use (flags over LAMBDA_IMG_*
     /// variables over lambda-img.toml) as JSON, and exit without building.
     #[arg(long)]
@@ -82,6 +93,16 @@ pub struct BuildArgs {
     /// Directories searched with --recursive.
     #[arg(value_name = "DIR", requires = "recursive")]
     pub dirs: Vec<PathBuf>,
+}
+
+/// An output spec as the sinks parse it, so a malformed one is a
+/// command-line mistake (exit status 2) found before anything runs.
+fn parse_output(text: &str) -> Result<String, String> {
+    // `{function}` (for --recursive) is checked as a name it will become.
+    let example = text.replace(crate::build_all::FUNCTION_PLACEHOLDER, "function");
+    crate::sink::open(&example, &SinkOptions::default())
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// `KEY=VALUE` with a non-empty key; the value may hold further `=`.
@@ -161,10 +182,13 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         labels: args.labels,
         sink_options: SinkOptions {
             registry: global.registry_options()?,
+            keep_unreferenced: args.no_gc,
         },
         source_options: global.source_options(args.allow_unpinned)?,
         force: args.force,
         arch: args.arch,
+        rules: args.rules.policy()?,
+        repair_base: args.repair_base,
     };
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(
@@ -177,25 +201,54 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         return super::build_recursive::run(&args.dirs, args.json, metadata, &options, &cache, &reporter);
     }
     let outcome = build(&options, &cache, &reporter)?;
-    let report = build_report(&outcome.image, &outcome.base, &outcome.outputs, &outcome.findings);
+    let report = build_report(
+        &outcome.image,
+        &outcome.base,
+        &outcome.outputs,
+        &outcome.output_digests,
+        &outcome.repaired,
+        &outcome.findings,
+    );
     if let Some(path) = &args.metadata_file {
         write_metadata_file(path, &report)?;
     }
     if args.json {
         print_data(&serde_json::to_string_pretty(&report)?)
     } else {
-        // Like ko: pushed images are printed as REF@sha256:..., one a line,
-        // ready for `aws lambda update-function-code --image-uri`; otherwise the digest.
-        let pushed: Vec<&str> = outcome
+        print_data(&digest_lines(&outcome))
+    }
+}
+
+/// What stdout carries: every digest printed is one an output holds. Like
+/// ko, pushed images are `REF@sha256:...`, one a line, ready for `aws lambda
+/// update-function-code --image-uri`; otherwise the one digest every output
+/// holds. When outputs hold different manifests (an OCI layout of a Docker
+/// image), one `OUTPUT@sha256:...` line per output.
+fn digest_lines(outcome: &crate::build::BuildOutcome) -> String {
+    let digests = &outcome.output_digests;
+    let differ = digests.windows(2).any(|w| w[0] != w[1]);
+    let line = |(o, d): (&crate::sink::SinkReport, &crate::image::Digest)| match &o.reference {
+        Some(r) if o.output.starts_with("registry:") => r.clone(),
+        _ => format!("{}@{d}", o.output),
+    };
+    if differ {
+        return outcome
             .outputs
             .iter()
-            .filter(|o| o.output.starts_with("registry:"))
-            .filter_map(|o| o.reference.as_deref())
-            .collect();
-        if pushed.is_empty() {
-            print_data(&outcome.image.manifest_digest.to_string())
-        } else {
-            print_data(&pushed.join("\n"))
-        }
+            .zip(digests)
+            .map(line)
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    let pushed: Vec<&str> = outcome
+        .outputs
+        .iter()
+        .filter(|o| o.output.starts_with("registry:"))
+        .filter_map(|o| o.reference.as_deref())
+        .collect();
+    match (pushed.is_empty(), digests.first()) {
+        (false, _) => pushed.join("\n"),
+        (true, Some(d)) => d.to_string(),
+        (true, None) => outcome.image.manifest_digest.to_string(),
     }
 }

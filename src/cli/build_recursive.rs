@@ -61,6 +61,8 @@ pub fn run(
                         &outcome.image,
                         &outcome.base,
                         &outcome.outputs,
+                        &outcome.output_digests,
+                        &outcome.repaired,
                         &outcome.findings,
                     )),
                     error: None,

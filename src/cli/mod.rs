@@ -7,6 +7,8 @@ mod build_recursive;
 mod cache;
 mod check;
 mod completions;
+mod explain;
+pub mod failure;
 mod init;
 mod login;
 mod man_sections;
@@ -84,6 +86,16 @@ pub struct GlobalArgs {
         value_delimiter = ','
     )]
     pub aws_auth: Vec<String>,
+    /// Give up on a stalled or trickling registry request (with its retries) after about this long.
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_IMG_REGISTRY_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = crate::registry::DEFAULT_REGISTRY_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub registry_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +118,8 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff), or write one per command with --out-dir.
     Man(completions::ManArgs),
+    /// Print a rule's full text: what it checks, how to fix it, where the fact comes from.
+    Explain(explain::ExplainArgs),
 }
 
 /// Ends the process with this status and no further message (the command
@@ -120,6 +134,19 @@ impl std::fmt::Display for ExitStatus {
 }
 
 impl std::error::Error for ExitStatus {}
+
+/// A command-line mistake found after parsing (two flags that clash, a
+/// malformed output): printed like clap's own errors, exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 impl GlobalArgs {
     pub fn reporter(&self) -> StderrReporter {
@@ -178,7 +205,8 @@ impl GlobalArgs {
             credentials,
             mirrors: self.registry_mirrors.clone(),
             ..Default::default()
-        })
+        }
+        .with_registry_timeout(std::time::Duration::from_secs(self.registry_timeout)))
     }
 
     pub fn source_options(&self, allow_unpinned: bool) -> anyhow::Result<SourceOptions> {
@@ -198,6 +226,18 @@ fn read_password_stdin() -> anyhow::Result<String> {
         anyhow::bail!("--password-stdin read an empty password");
     }
     Ok(password)
+}
+
+impl Cli {
+    /// Whether the command asked for JSON on stdout (then a failure is JSON too).
+    pub fn wants_json(&self) -> bool {
+        match &self.command {
+            Command::Build(a) => a.json,
+            Command::Check(a) => a.json,
+            Command::Inspect(a) => a.json,
+            _ => false,
+        }
+    }
 }
 
 /// Runs the parsed command line.
@@ -220,6 +260,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => init::run(&cli.global, args),
         Command::Completions(args) => completions::run_completions(args),
         Command::Man(args) => completions::run_man(args),
+        Command::Explain(args) => explain::run_explain(args),
     }
 }
 

@@ -59,6 +59,7 @@ pub fn print(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         "registry_mirrors": global.registry_mirrors.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "metadata_file": args.metadata_file,
         "username_given": registry.credentials.is_some(),
+        "registry_timeout_seconds": global.registry_timeout,
     });
     print_data(&serde_json::to_string_pretty(&settings)?)
 }

@@ -348,17 +348,10 @@ fn valid_name(name: &str) -> bool {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], executable: bool) -> Result<(), InitError> {
-    use std::io::Write;
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(io(path))?;
-    tmp.write_all(bytes).map_err(io(path))?;
     let mode = if executable { 0o755 } else { 0o644 };
-    tmp.as_file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
-        .map_err(io(path))?;
-    tmp.persist(path).map_err(|e| io(path)(e.error))?;
-    Ok(())
+    crate::atomic_file::write(path, bytes, crate::atomic_file::Mode::Fixed(mode)).map_err(io(path))
 }
 
 #[cfg(test)]

@@ -31,6 +31,9 @@ pub fn write_lockfile(dir: &Path, npm: &Path, template_lock: &str) -> LockWriter
             "--loglevel=error",
         ])
         .current_dir(dir)
+        // No version check against the registry: with no dependencies to
+        // resolve, this runs without the network.
+        .env("NPM_CONFIG_UPDATE_NOTIFIER", "false")
         .stdin(Stdio::null())
         .output();
     let reason = match out {

@@ -198,6 +198,10 @@ pub struct FunctionModel {
     pub image: ImageSettings,
     /// `None`: no dependency layer (disabled, or no dependency files found).
     pub dependencies: Option<DependenciesModel>,
+    /// `[check]`: rules allowed, denied, strict.
+    pub check: crate::rules::RulePolicy,
+    /// `[base] repair`: rewrite base layers with hard links or missing parents.
+    pub base_repair: bool,
     /// The manifest's directory, absolute and canonical: relative paths resolve here.
     pub project_dir: PathBuf,
     /// The manifest file as named to the user (used in messages).

@@ -37,6 +37,20 @@ pub struct ManifestFile {
     pub deploy: Option<DeployTable>,
     #[serde(default)]
     pub registry: Option<RegistryTable>,
+    #[serde(default)]
+    pub check: Option<CheckTable>,
+}
+
+/// `[check]`: rules tuned for this function (see `rules::policy`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckTable {
+    #[serde(default)]
+    pub allow: Vec<SpannedString>,
+    #[serde(default)]
+    pub deny: Vec<SpannedString>,
+    #[serde(default)]
+    pub strict: Option<bool>,
 }
 
 /// `[deploy]`: defaults of `lambda-img deploy` and `build --deploy`.
@@ -106,6 +120,9 @@ pub struct FunctionTable {
 #[serde(deny_unknown_fields)]
 pub struct BaseTable {
     pub image: SpannedString,
+    /// Rewrite base layers that break a repairable rule (hard links, missing parents).
+    #[serde(default)]
+    pub repair: Option<bool>,
 }
 
 /// One `[[layer]]`.

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 use ureq::http::{self, Method, Response};
 
@@ -23,6 +24,27 @@ pub struct Client {
     retry: RetryPolicy,
     insecure: Vec<String>,
     auth: Mutex<AuthState>,
+    pub(crate) limits: TransferLimits,
+}
+
+/// How long transfers may take: see [`RegistryOptions`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TransferLimits {
+    pub idle: Duration,
+    pub deadline: Duration,
+    pub min_rate: u64,
+}
+
+impl TransferLimits {
+    /// What the limits are, for an error saying what was tried.
+    pub fn describe(&self) -> String {
+        format!(
+            "each attempt allowed {} s without progress and at least {} bytes/s, attempts stop after {} s",
+            self.idle.as_secs_f64(),
+            self.min_rate,
+            self.deadline.as_secs_f64()
+        )
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -50,6 +72,8 @@ pub(crate) struct Req<'a> {
     pub body: ReqBody<'a>,
     pub scopes: Vec<String>,
     pub what: String,
+    /// The caller streams the answer's body (a blob) and bounds it itself.
+    pub streamed: bool,
 }
 
 impl<'a> Req<'a> {
@@ -61,7 +85,12 @@ impl<'a> Req<'a> {
             body: ReqBody::Empty,
             scopes,
             what: what.into(),
+            streamed: false,
         }
+    }
+    pub fn streamed(mut self) -> Self {
+        self.streamed = true;
+        self
     }
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
@@ -126,6 +155,11 @@ impl Client {
             retry: options.retry.clone(),
             insecure: options.insecure.clone(),
             auth: Mutex::new(AuthState::default()),
+            limits: TransferLimits {
+                idle: options.timeout,
+                deadline: options.deadline,
+                min_rate: options.min_rate,
+            },
         }
     }
 
@@ -370,13 +404,36 @@ impl Client {
             b = b.header("authorization", a);
         }
         match req.body {
-            ReqBody::Empty => self.agent.run(b.body(())?),
-            ReqBody::Bytes(bytes) => self.agent.run(b.body(bytes)?),
+            ReqBody::Empty => self.agent.run(self.bounded(b.body(())?, 0, req.streamed)),
+            ReqBody::Bytes(bytes) => {
+                let len = bytes.len() as u64;
+                self.agent.run(self.bounded(b.body(bytes)?, len, req.streamed))
+            }
             ReqBody::File(path) => {
                 let file = std::fs::File::open(path)?;
-                self.agent.run(b.body(file)?)
+                let len = file.metadata()?.len();
+                self.agent.run(self.bounded(b.body(file)?, len, req.streamed))
             }
         }
+    }
+
+    /// Gives one attempt its time limits: sending `body_len` bytes may take the
+    /// idle timeout plus what the minimum rate allows, and a response body
+    /// read whole (anything but a streamed blob, whose reader enforces the
+    /// rate itself) must arrive within the idle timeout.
+    fn bounded<S: ureq::AsSendBody>(
+        &self,
+        r: http::Request<S>,
+        body_len: u64,
+        streamed: bool,
+    ) -> http::Request<S> {
+        let l = &self.limits;
+        let send = l.idle + Duration::from_secs_f64(body_len as f64 / l.min_rate.max(1) as f64);
+        self.agent
+            .configure_request(r)
+            .timeout_send_body(Some(send))
+            .timeout_recv_body(if streamed { None } else { Some(l.idle) })
+            .build()
     }
 
     /// Runs `f` until it gives a non-transient answer or the tries run out.
@@ -386,8 +443,10 @@ impl Client {
         mut f: impl FnMut() -> Result<Response<ureq::Body>, ureq::Error>,
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let attempts = self.retry.attempts.max(1);
+        let started = Instant::now();
         for attempt in 0..attempts {
-            let last = attempt + 1 == attempts;
+            // No new attempt once the request's deadline has passed.
+            let last = attempt + 1 == attempts || started.elapsed() >= self.limits.deadline;
             match f() {
                 Ok(resp) if retryable_status(resp.status().as_u16()) => {
                     if last {
@@ -420,7 +479,7 @@ impl Client {
                         registry: self.registry.clone(),
                         what: what.to_string(),
                         attempts: attempt + 1,
-                        message: e.to_string(),
+                        message: format!("{e} ({})", self.limits.describe()),
                     });
                 }
             }

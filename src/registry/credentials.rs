@@ -125,7 +125,11 @@ fn lookup_docker(
         None => return Ok(None),
     };
     let path = dir.join("config.json");
-    let bytes = match std::fs::read(&path) {
+    let bytes = match crate::bounded_read::read_capped(
+        &path,
+        crate::bounded_read::MAX_JSON,
+        "Docker's config.json",
+    ) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(RegistryError::Io { path, source }),
@@ -338,7 +342,8 @@ pub fn store_like_docker(
     helper_path: Option<&OsStr>,
 ) -> Result<CredentialStore, RegistryError> {
     let path = config_dir.join("config.json");
-    if let Ok(bytes) = std::fs::read(&path)
+    if let Ok(bytes) =
+        crate::bounded_read::read_capped(&path, crate::bounded_read::MAX_JSON, "Docker's config.json")
         && let Ok(config) = serde_json::from_slice::<serde_json::Value>(&bytes)
         && let Some(helper) = configured_helper(&config, registry)
     {
@@ -357,7 +362,11 @@ pub fn store(registry: &str, creds: &Credentials, config_dir: &Path) -> Result<P
         source,
     };
     std::fs::create_dir_all(config_dir).map_err(io)?;
-    let mut config: serde_json::Value = match std::fs::read(&path) {
+    let mut config: serde_json::Value = match crate::bounded_read::read_capped(
+        &path,
+        crate::bounded_read::MAX_JSON,
+        "Docker's config.json",
+    ) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| RegistryError::Credentials {
             message: format!("{} is not valid JSON ({e}); fix or remove it", path.display()),
         })?,

@@ -5,40 +5,79 @@
 //! commands (deploy) reuse [`build_report`].
 //!
 //! The value is [`BuildReport`] (field order kept) plus `base`, `platform`
-//! and `pushed`, and a `digest` on every output.
+//! and `pushed` (`REPO@sha256:…` per registry output), and a `digest` on
+//! every output.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
 use super::json::BuildReport;
-use crate::image::Image;
+use crate::image::{Digest, Image};
+use crate::repair::RepairedLayer;
 use crate::rules::Finding;
 use crate::sink::SinkReport;
 
 /// The report of a build of `image` from `base` (as lambda-img.toml names it)
 /// written to `outputs`.
-pub fn build_report(image: &Image, base: &str, outputs: &[SinkReport], findings: &[Finding]) -> Value {
-    let report = BuildReport::new(image, outputs, findings);
+pub fn build_report(
+    image: &Image,
+    base: &str,
+    outputs: &[SinkReport],
+    output_digests: &[Digest],
+    repaired: &[RepairedLayer],
+    findings: &[Finding],
+) -> Value {
+    let mut report = BuildReport::new(image, outputs, output_digests, findings);
+    report.repaired_base_layers = repaired;
     let mut value = serde_json::to_value(&report).expect("the report serialises");
-    let digest = image.manifest_digest.to_string();
     if let Some(list) = value.get_mut("outputs").and_then(Value::as_array_mut) {
-        for output in list.iter_mut().filter_map(Value::as_object_mut) {
+        for (output, sink) in list.iter_mut().filter_map(Value::as_object_mut).zip(outputs) {
             output
                 .entry("digest")
-                .or_insert_with(|| Value::String(digest.clone()));
+                .or_insert_with(|| output_digest(image, sink));
         }
     }
-    let pushed: Vec<&str> = outputs
+    let pushed: Vec<String> = outputs
         .iter()
         .filter(|o| o.output.starts_with("registry:"))
         .filter_map(|o| o.reference.as_deref())
+        .map(by_digest)
         .collect();
     let object = value.as_object_mut().expect("the report is an object");
     object.insert("base".into(), base_value(base));
     object.insert("platform".into(), platform_value(image));
     object.insert("pushed".into(), json!(pushed));
     value
+}
+
+/// `REPO@sha256:…` for `REPO:TAG@sha256:…`: what Lambda deploys, and what
+/// no later push to the tag can change.
+fn by_digest(reference: &str) -> String {
+    let Some((name, digest)) = reference.rsplit_once('@') else {
+        return reference.to_string();
+    };
+    let path_start = name.rfind('/').map_or(0, |i| i + 1);
+    let repo = match name[path_start..].rfind(':') {
+        Some(colon) => &name[..path_start + colon],
+        None => name,
+    };
+    format!("{repo}@{digest}")
+}
+
+/// The manifest digest an output holds: the one its reference names (an OCI
+/// layout of a Docker-typed image holds a converted OCI manifest), `null` for
+/// a docker-archive (which stores no manifest), else the image's.
+fn output_digest(image: &Image, sink: &SinkReport) -> Value {
+    if let Some((_, digest)) = sink.reference.as_deref().and_then(|r| r.rsplit_once('@'))
+        && digest.starts_with("sha256:")
+    {
+        return Value::String(digest.to_string());
+    }
+    if sink.output.starts_with("docker-archive:") {
+        return Value::Null;
+    }
+    Value::String(image.manifest_digest.to_string())
 }
 
 /// `{ "name": ..., "digest": ... }`: the base's name without its digest, and
@@ -73,32 +112,32 @@ pub struct MetadataWriteError {
 /// Writes `report` to `path` atomically (a temporary file beside it, renamed
 /// into place): a reader sees the previous file or the whole new one.
 pub fn write_metadata_file(path: &Path, report: &Value) -> Result<(), MetadataWriteError> {
-    use std::io::Write;
-    let err = |source| MetadataWriteError {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".lambda-img-metadata.")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    let mut text = serde_json::to_vec_pretty(report).map_err(|e| err(e.into()))?;
+    let mut text = serde_json::to_vec_pretty(report).expect("a JSON value serialises");
     text.push(b'\n');
-    tmp.write_all(&text).map_err(err)?;
-    tmp.as_file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    crate::atomic_file::write(path, &text, crate::atomic_file::Mode::Fixed(0o644)).map_err(|source| {
+        MetadataWriteError {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pushed_references_name_the_digest_without_the_tag() {
+        assert_eq!(
+            by_digest("127.0.0.1:5000/app:v1@sha256:ab"),
+            "127.0.0.1:5000/app@sha256:ab"
+        );
+        assert_eq!(
+            by_digest("127.0.0.1:5000/app@sha256:ab"),
+            "127.0.0.1:5000/app@sha256:ab"
+        );
+        assert_eq!(by_digest("reg/a/b:c"), "reg/a/b:c");
+    }
 
     #[test]
     fn base_name_and_digest_are_split() {

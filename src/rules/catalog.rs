@@ -168,6 +168,22 @@ pub const DANGLING_SYMLINK: Rule = Rule {
     fix: "add the target to a layer, fix the link, or exclude it; targets under /proc, /sys, /dev, /run and /tmp are not checked",
     source: "lambda-img: links are stored, never followed, and resolve inside the image at run time",
 };
+pub const SCRIPT_INTERPRETER_MISSING: Rule = Rule {
+    id: "LI045",
+    name: "script-interpreter-missing",
+    severity: Severity::Error,
+    summary: "a #! script entrypoint or bootstrap names an interpreter that does not exist in the image",
+    fix: "add the interpreter to the image, or change the #! line to one the image has (e.g. #!/bin/sh)",
+    source: "Linux execve(2): ENOENT when the #! interpreter is missing; Lambda reports Runtime.InvalidEntrypoint",
+};
+pub const ELF_INTERPRETER_MISSING: Rule = Rule {
+    id: "LI046",
+    name: "elf-interpreter-missing",
+    severity: Severity::Error,
+    summary: "a dynamically linked ELF entrypoint or bootstrap needs a loader (PT_INTERP) the image lacks, e.g. a glibc binary on scratch",
+    fix: "link the program statically (musl, CGO_ENABLED=0), or build on a base that has its C library",
+    source: "Linux execve(2): ENOENT when the PT_INTERP loader is missing; Lambda reports Runtime.InvalidEntrypoint",
+};
 pub const UNREADABLE_FILE: Rule = Rule {
     id: "LI050",
     name: "unreadable-file",
@@ -247,6 +263,8 @@ pub static RULES: &[Rule] = &[
     MISSING_PARENT,
     DIRECTORY_REPLACED,
     DANGLING_SYMLINK,
+    SCRIPT_INTERPRETER_MISSING,
+    ELF_INTERPRETER_MISSING,
     UNREADABLE_FILE,
     UNENTERABLE_DIR,
     HANDLER_NOT_FOUND,

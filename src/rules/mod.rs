@@ -13,6 +13,8 @@ mod flat;
 mod handler;
 mod limits;
 mod links;
+pub mod policy;
+mod programs;
 pub mod walk;
 
 use serde::Serialize;
@@ -26,6 +28,7 @@ pub use content::{LayerScan, ScanMemo, ScanPlan, TarScan, elf_machine};
 pub use flat::{FlatView, LayerDelta, Node, NodeKind, flatten};
 pub use limits::human_bytes;
 pub use limits::{check_limits, index_finding};
+pub use policy::{RulePolicy, rule_id};
 
 use crate::image::{Architecture, Digest};
 

@@ -100,12 +100,9 @@ impl RegistrySource {
     ) -> Result<Image, SourceError> {
         let source_ref = self.describe();
         let repo = &fetch.repository;
-        match fetch.registry == self.reference.registry {
-            true => reporter.step(&format!("resolving base {source_ref}")),
-            false => reporter.step(&format!(
-                "resolving base {source_ref} from the mirror {}",
-                fetch.registry
-            )),
+        reporter.step(&format!("resolving base {source_ref}"));
+        if fetch != &self.reference {
+            reporter.step(&format!("fetching it from the mirror, as {fetch}"));
         }
         let client = Client::new(&fetch.registry, &self.options, reporter)?;
         let top = client.get_manifest(repo, &self.reference.manifest_ref())?;
@@ -137,10 +134,22 @@ impl RegistrySource {
             }
         };
         check_media_types(&manifest.config, &manifest.layers, &source_ref)?;
+        let max = crate::bounded_read::MAX_CONFIG;
+        if manifest.config.size > max {
+            return Err(SourceError::Invalid {
+                source_ref,
+                message: format!(
+                    "its config {} is {} bytes by its descriptor, more than the {max}-byte limit for an image config; refused before downloading it",
+                    manifest.config.digest, manifest.config.size
+                ),
+            });
+        }
         let config_path = fetch_blob_to_cache(&client, repo, &manifest.config, cache, reporter)?;
-        let config = std::fs::read(&config_path).map_err(|source| SourceError::Io {
-            path: config_path.clone(),
-            source,
+        let config = crate::bounded_read::read_capped(&config_path, max, "the config").map_err(|source| {
+            SourceError::Io {
+                path: config_path.clone(),
+                source,
+            }
         })?;
         fetch_layers(
             &client,

@@ -212,3 +212,171 @@ fn outputs_never_replace_inputs_and_are_refused_before_any_work() {
         ]));
     }
 }
+
+/// A sparse 10.1 GiB file: refused from its size alone, so nothing is read,
+/// compressed or cached (today's failure compressed it for 40 s first).
+#[test]
+fn an_image_over_10_gib_is_refused_before_compressing() {
+    let Some(p) = busybox_project("", &[]) else { return };
+    let big = std::fs::File::create(p.join("big.bin")).unwrap();
+    big.set_len(10_342 * 1024 * 1024).unwrap(); // 10.1 GiB
+    drop(big);
+    let out_dir = p.join("out");
+    let out = p.build_fail(&["--output", &format!("oci:{}", out_dir.display())]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "error[LI010 image-too-large]: the base (0 B) and the new layers' files add up to 10.1 GiB"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("over the limit of 10.0 GiB (10737418240 bytes), before anything was compressed; largest new: layer code 10.1 GiB"), "{err}");
+    assert!(!err.contains("==> layer code"), "{err}");
+    assert!(!out_dir.exists());
+    let blobs = walkdir::WalkDir::new(p.cache.path())
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.path().to_string_lossy().contains("blobs"))
+        .count();
+    assert_eq!(blobs, 0, "no layer was compressed into the cache");
+}
+
+fn skopeo_digest(image: &str) -> String {
+    let out = run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", image]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["Digest"].as_str().unwrap().to_string()
+}
+
+/// A Docker-media-type image (as every AWS base is) written to an OCI layout,
+/// a docker-archive and a registry: each printed digest is the one skopeo
+/// reads from that output.
+#[test]
+fn each_printed_digest_is_the_one_its_output_holds() {
+    let Some(registry) = crate::support::registry::TestRegistry::start() else {
+        return;
+    };
+    let Some(p) = busybox_project("format = \"docker\"\n", &[]) else {
+        return;
+    };
+    if !require_tool("skopeo") {
+        return;
+    }
+    let layout = p.join("out");
+    let archive = p.join("image.tar");
+    let pushed = format!("{}/fn/app:1", registry.host());
+    let outputs = [
+        format!("oci:{}:v1", layout.display()),
+        format!("docker-archive:{}", archive.display()),
+        format!("registry:{pushed}"),
+    ];
+    let docker_config = tempfile::tempdir().unwrap();
+    let mut cmd = p.cmd(&["build", "-o", &outputs[0], "-o", &outputs[1], "-o", &outputs[2]]);
+    cmd.env("DOCKER_CONFIG", docker_config.path());
+    let out = run_ok(&mut cmd);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "one line per output: {text}");
+    let oci_digest = lines[0]
+        .strip_prefix(&format!("{}@", outputs[0]))
+        .expect(lines[0]);
+    let archive_digest = lines[1]
+        .strip_prefix(&format!("{}@", outputs[1]))
+        .expect(lines[1]);
+    let pushed_digest = lines[2].strip_prefix(&format!("{pushed}@")).expect(lines[2]);
+    assert_ne!(oci_digest, pushed_digest);
+    assert_eq!(archive_digest, pushed_digest, "both hold the Docker manifest");
+    assert_eq!(skopeo_digest(&format!("oci:{}:v1", layout.display())), oci_digest);
+    assert_eq!(skopeo_digest(&format!("docker://{pushed}")), pushed_digest);
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("outputs hold different manifests").count(),
+        1,
+        "warned once: {err}"
+    );
+    assert!(err.contains("build with --format oci"), "{err}");
+
+    // --json: each output's digest; the archive's config is the image's.
+    let mut cmd = p.cmd(&[
+        "build",
+        "--json",
+        "-o",
+        &outputs[0],
+        "-o",
+        &outputs[1],
+        "-o",
+        &outputs[2],
+    ]);
+    cmd.env("DOCKER_CONFIG", docker_config.path());
+    let report: serde_json::Value = serde_json::from_slice(&run_ok(&mut cmd).stdout).unwrap();
+    let digests: Vec<&str> = (0..3)
+        .map(|i| report["outputs"][i]["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(digests, [oci_digest, archive_digest, pushed_digest]);
+    let config = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--config",
+        &format!("docker-archive:{}", archive.display()),
+    ]));
+    let config_digest = format!("sha256:{}", sha256_hex(&config.stdout));
+    assert_eq!(report["config_digest"], config_digest.as_str());
+
+    // With --format oci every output holds one manifest: one digest is printed.
+    let mut cmd = p.cmd(&["build", "--format", "oci", "-o", &outputs[0], "-o", &outputs[1]]);
+    cmd.env("DOCKER_CONFIG", docker_config.path());
+    let out = run_ok(&mut cmd);
+    let digest = stdout(&out).trim().to_string();
+    assert_eq!(skopeo_digest(&format!("oci:{}:v1", layout.display())), digest);
+    assert!(!stderr(&out).contains("different manifests"));
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The host's own `/bin/true` is a glibc binary: on scratch its loader is missing.
+#[test]
+fn a_glibc_binary_or_a_script_without_its_interpreter_on_scratch_is_refused() {
+    let p = Project::new(
+        "[function]\nname = \"f\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"scratch\"\n\n\
+         [image]\nentrypoint = [\"/var/task/true\"]\n",
+        &[],
+    );
+    p.copy_in(Path::new("/bin/true"), "true");
+    let err = stderr(&p.build_fail(&[]));
+    let loader = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
+        .into_iter()
+        .find(|l| err.contains(*l))
+        .unwrap_or_else(|| panic!("no loader named: {err}"));
+    assert!(
+        err.contains(&format!(
+            "error[LI046 elf-interpreter-missing]: entrypoint /var/task/true is a dynamically linked ELF binary \
+             whose loader {loader} (PT_INTERP) does not exist in the image"
+        )),
+        "{err}"
+    );
+
+    let p = Project::new(
+        "[function]\nname = \"f\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"scratch\"\n\n\
+         [image]\nentrypoint = [\"/var/task/run.sh\"]\n",
+        &[("run.sh", "#!/bin/sh\necho hi\n")],
+    );
+    std::fs::set_permissions(
+        p.join("run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let err = stderr(&p.build_fail(&[]));
+    assert!(
+        err.contains(
+            "error[LI045 script-interpreter-missing]: entrypoint /var/task/run.sh is a script whose interpreter \
+             /bin/sh (its #! line) does not exist in the image"
+        ),
+        "{err}"
+    );
+}

@@ -2,6 +2,7 @@
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
 mod aws_signin;
+mod base_repair;
 mod build;
 mod check;
 mod cli_registry;
@@ -10,8 +11,11 @@ mod codebuild;
 mod correctness;
 mod deps;
 mod examples;
+mod getting_started;
 mod hardening_cache;
 mod hardening_creds;
+mod hardening_layout;
+mod hardening_reads;
 mod init;
 mod layer_oci;
 mod media;
@@ -21,6 +25,7 @@ mod registry;
 mod registry_auth;
 mod registry_bench;
 mod registry_faults;
+mod rule_tuning;
 mod rules;
 mod runtime;
 mod support;

@@ -48,6 +48,8 @@ fn umoci_function(work: &Path) -> std::path::PathBuf {
         b"#!/bin/sh\nexec python3 -m awslambdaric \"$@\"\n",
         0o755,
     );
+    // The script's interpreter (LI045 otherwise): an x86_64 ELF stand-in.
+    write(&root.join("bin/sh"), &super::fixture::elf(62), 0o755);
     run_ok(Command::new("umoci").arg("init").arg("--layout").arg(&layout));
     let image = format!("{}:fn", layout.display());
     run_ok(Command::new("umoci").args(["new", "--image", &image]));

@@ -50,6 +50,10 @@ fn publish_build(registry: &TestRegistry, repository: &str, arch: &str, patched:
     )
     .unwrap();
     std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The entrypoint's `#!` interpreter must be in the image (LI045): a static busybox.
+    std::fs::create_dir_all(dir.join("root/bin")).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("root/bin/sh"))
+        .expect("the stand-in needs /bin/busybox (busybox-static) as its /bin/sh");
     std::fs::write(
         dir.join("lambda-img.toml"),
         format!(
