@@ -5,7 +5,8 @@
 use std::future::Future;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::config::http::HttpResponse;
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 
 use super::AwsError;
 
@@ -54,7 +55,7 @@ impl AwsSession {
     }
 
     /// `region`, else the session's; an error naming the ways to set one.
-    pub(crate) fn region_or_default(&self, region: Option<&str>) -> Result<String, AwsError> {
+    pub fn region_or_default(&self, region: Option<&str>) -> Result<String, AwsError> {
         region
             .map(str::to_string)
             .or_else(|| self.default_region())
@@ -74,23 +75,48 @@ impl AwsSession {
 /// Maps an SDK error to ours: AWS's code and message for a service error; for
 /// a failure before an answer, the error chain (which names the credential
 /// provider that failed, never a secret it holds).
-pub(crate) fn sdk_error<E, R>(service: &'static str, operation: &'static str, err: SdkError<E, R>) -> AwsError
+pub(crate) fn sdk_error<E>(
+    service: &'static str,
+    operation: &'static str,
+    err: SdkError<E, HttpResponse>,
+) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     match err {
         SdkError::ServiceError(ctx) => {
             let e = ctx.err();
+            let raw = ctx.raw();
+            let status = raw.status().as_u16();
+            // An answer the service's protocol cannot parse (a proxy's, or
+            // the query-protocol XML some front ends send): its `<Code>`.
+            let body = raw
+                .body()
+                .bytes()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            let code = e
+                .code()
+                .map(str::to_string)
+                .or_else(|| xml_field(&body, "Code"))
+                .unwrap_or_else(|| match status {
+                    401 | 403 => "AccessDenied".to_string(),
+                    s => format!("HTTP{s}"),
+                });
+            let message = e
+                .message()
+                .map(str::to_string)
+                .or_else(|| xml_field(&body, "Message"))
+                .unwrap_or_else(|| format!("HTTP status {status}"));
             AwsError::Api {
                 service,
                 operation,
-                code: e.code().unwrap_or("UnknownError").to_string(),
-                message: e.message().unwrap_or("no message").to_string(),
+                code,
+                message,
             }
         }
         other => {
-            let message = DisplayErrorContext(&other).to_string();
+            let message = error_chain(&other);
             let lower = message.to_lowercase();
             if lower.contains("credentials")
                 && (lower.contains("no providers")
@@ -111,14 +137,56 @@ where
     }
 }
 
+/// Each error's own words down the `source()` chain, joined with `: `
+/// (the SDK's `DisplayErrorContext` appends a Debug dump of raw responses).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// `<name>value</name>` from an XML error body.
+fn xml_field(body: &str, name: &str) -> Option<String> {
+    let start = body.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = body[start..].find(&format!("</{name}>"))? + start;
+    let value = body[start..end].trim();
+    (!value.is_empty()).then(|| value.to_string())
+}
+
 /// The SDK's error chain can run to several hundred characters of nested
 /// context; keep it to one readable line.
 fn trim_chain(message: &str) -> String {
-    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    // A failed `credential_process` has its stderr quoted: it may hold a secret.
+    if let Some(at) = one_line.find("Stderr:") {
+        one_line.truncate(at);
+        one_line.push_str("(its stderr is not shown: it may hold a secret)");
+    }
     if one_line.chars().count() > 600 {
         let cut: String = one_line.chars().take(600).collect();
         format!("{cut}…")
     } else {
         one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_process_stderr_is_not_repeated() {
+        let text = trim_chain(
+            "failed to load credentials: external process exited with code 1. Stderr: token=hunter2\n (ProviderError)",
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("exited with code 1"), "{text}");
     }
 }

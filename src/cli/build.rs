@@ -93,6 +93,8 @@ pub struct BuildArgs {
     /// Directories searched with --recursive.
     #[arg(value_name = "DIR", requires = "recursive")]
     pub dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub aws: super::deploy::BuildDeployArgs,
 }
 
 /// An output spec as the sinks parse it, so a malformed one is a
@@ -167,7 +169,8 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     }
     let reporter = global.reporter();
     let cache = global.cache()?;
-    global.register_ecr_signin(&args.manifest, None)?;
+    global.register_ecr_signin(&args.manifest, args.aws.flags.region.as_deref())?;
+    let deploy_settings = super::deploy::before_build(global, &args.aws, &args.outputs, &args.manifest)?;
     let limits = args.limits.limits();
     let threads = args.threads();
     let options = BuildOptions {
@@ -201,7 +204,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         return super::build_recursive::run(&args.dirs, args.json, metadata, &options, &cache, &reporter);
     }
     let outcome = build(&options, &cache, &reporter)?;
-    let report = build_report(
+    let mut report = build_report(
         &outcome.image,
         &outcome.base,
         &outcome.outputs,
@@ -211,6 +214,37 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     );
     if let Some(path) = &args.metadata_file {
         write_metadata_file(path, &report)?;
+    }
+    let pushed = outcome.outputs.iter().any(|o| o.output.starts_with("registry:"));
+    if pushed {
+        // `deploy` without IMAGE deploys what this build pushed.
+        let project_dir = options.manifest_path.parent().unwrap_or(std::path::Path::new(""));
+        if let Err(e) = crate::deploy::last_build::record(project_dir, &serde_json::to_string_pretty(&report)?) {
+            crate::report::Reporter::warn(&reporter, &e.to_string());
+        }
+    }
+    if args.aws.deploy {
+        let image = outcome
+            .outputs
+            .iter()
+            .filter(|o| o.output.starts_with("registry:"))
+            .find_map(|o| o.reference.as_deref())
+            .unwrap_or_default();
+        let deployed = super::deploy::after_build(
+            global,
+            &args.aws,
+            deploy_settings.as_ref(),
+            &options.manifest_path,
+            &args.limits,
+            image,
+        )?;
+        if args.json {
+            // The build report grows a `deploy` member.
+            report["deploy"] = serde_json::to_value(&deployed)?;
+        } else {
+            print_data(image)?;
+            return print_data(&super::deploy::text(&deployed));
+        }
     }
     if args.json {
         print_data(&serde_json::to_string_pretty(&report)?)

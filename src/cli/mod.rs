@@ -9,10 +9,13 @@ mod check;
 mod completions;
 mod explain;
 pub mod failure;
+mod deploy;
 mod init;
 mod login;
 mod man_sections;
 mod pin;
+mod run;
+mod run_serve;
 mod settings;
 
 use std::io::Write;
@@ -110,10 +113,14 @@ pub enum Command {
     Pin(pin::PinArgs),
     /// Store credentials for a registry where docker would.
     Login(login::LoginArgs),
+    /// Point a Lambda function at a pushed image by digest; optionally publish and move an alias.
+    Deploy(deploy::DeployArgs),
     /// Show the cache's size, or prune it.
     Cache(cache::CacheArgs),
     /// Write a starter function project (manifest, handler, Makefile, buildspec).
     Init(init::InitArgs),
+    /// Invoke the function locally with Lambda's semantics (no Docker, no daemon).
+    Run(Box<run::RunArgs>),
     /// Print a shell completion script (bash, zsh, fish, ...).
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff), or write one per command with --out-dir.
@@ -256,8 +263,10 @@ pub fn run(mut cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => check::run_inspect(&cli.global, args),
         Command::Pin(args) => pin::run(&cli.global, args),
         Command::Login(args) => login::run(&cli.global, args),
+        Command::Deploy(args) => deploy::run(&cli.global, args),
         Command::Cache(args) => cache::run(&cli.global, args),
         Command::Init(args) => init::run(&cli.global, args),
+        Command::Run(args) => run::run(&cli.global, *args),
         Command::Completions(args) => completions::run_completions(args),
         Command::Man(args) => completions::run_man(args),
         Command::Explain(args) => explain::run_explain(args),

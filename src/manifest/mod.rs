@@ -8,6 +8,7 @@ mod check_keys;
 mod deploy;
 mod deps;
 mod error;
+mod execution;
 mod forms;
 mod model;
 pub mod schema;
@@ -23,8 +24,9 @@ pub use deploy::{DeploySettings, alias_name, function_ref, read_deploy_settings,
 pub use error::{ManifestError, Problem, line_col};
 pub use forms::check_handler;
 pub use model::{
-    CodeModel, DependenciesModel, DependencySet, FunctionModel, ImageSettings, JAVA_MAJORS, LayerModel,
-    MAX_DEPENDENCY_LAYERS, NODE_MAJORS, PYTHON_MINORS, Runtime, SourceKind, SourcePath,
+    CodeModel, DependenciesModel, DependencySet, ExecutionSettings, FunctionModel, ImageSettings,
+    JAVA_MAJORS, LayerModel, MAX_DEPENDENCY_LAYERS, NODE_MAJORS, PYTHON_MINORS, Runtime, SourceKind,
+    SourcePath,
 };
 pub use validate::{DEFAULT_CODE_DESTINATION, DEFAULT_IGNORE_FILE};
 

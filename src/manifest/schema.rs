@@ -113,6 +113,15 @@ pub struct FunctionTable {
     pub handler: Option<SpannedString>,
     #[serde(default)]
     pub architecture: Option<SpannedString>,
+    /// For `run`: memory in MB, timeout in seconds, /tmp in MB, variables.
+    #[serde(default)]
+    pub memory: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub ephemeral_storage: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub environment: OrderedStrings,
 }
 
 /// `[base]`

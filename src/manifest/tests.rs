@@ -160,6 +160,7 @@ fn full_manifest_gives_the_expected_model() {
             strict: true,
         },
         base_repair: true,
+        execution: Default::default(),
         project_dir: root.clone(),
         manifest_path: PathBuf::from("lambda-img.toml"),
     };

@@ -210,6 +210,7 @@ pub fn validate(
     let image = check_image(&mut c, file.image.as_ref());
     let dependencies = runtime.and_then(|rt| super::deps::check(&mut c, rt, file.dependencies.as_ref()));
     let check = super::check_keys::check_rules(&mut c, file.check.as_ref());
+    let execution = super::execution::check(&mut c, &file.function);
 
     if !c.problems.is_empty() {
         let mut problems = c.problems;
@@ -228,6 +229,7 @@ pub fn validate(
         dependencies,
         check,
         base_repair: file.base.repair.unwrap_or(false),
+        execution,
         project_dir: project_dir.to_path_buf(),
         manifest_path: manifest_path.to_path_buf(),
     })

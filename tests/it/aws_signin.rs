@@ -38,6 +38,23 @@ pub fn assert_no_secrets(out: &Output, secrets: &[&str]) {
     }
 }
 
+/// No file under `dir` (the cache, the project's records) holds a secret.
+pub fn assert_no_secrets_in(dir: &Path, secrets: &[&str]) {
+    for entry in walkdir::WalkDir::new(dir).into_iter().filter_map(Result::ok) {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        for s in secrets {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{} holds a secret",
+                entry.path().display()
+            );
+        }
+    }
+}
+
 fn push_args(reg: &TestRegistry, tag: &str) -> Vec<String> {
     vec![
         "build".into(),
@@ -45,6 +62,7 @@ fn push_args(reg: &TestRegistry, tag: &str) -> Vec<String> {
         format!("registry:{}/app:{tag}", reg.host()),
         "--aws-auth".into(),
         reg.host(),
+        "--create-repository".into(),
     ]
 }
 
@@ -118,7 +136,7 @@ fn env_keys_sign_in_and_push_and_docker_config_still_wins() {
 type Flow<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
 #[test]
-fn profiles_credential_process_assumed_roles_and_web_identity_sign_in() {
+fn profiles_credential_process_roles_web_identity_imds_and_container_sign_in() {
     if !tools() {
         return;
     }
@@ -159,7 +177,12 @@ fn profiles_credential_process_assumed_roles_and_web_identity_sign_in() {
     let p = busybox_project("");
 
     // (profile or variables, the account whose registry password moto derives)
-    let flows: [Flow; 4] = [
+    // moto's IMDSv2 token answer lacks the TTL header the SDK requires (real
+    // IMDS sends it): a proxy in front of moto adds it.
+    let imds_proxy = imds_ttl_proxy(moto.port);
+    let imds = format!("http://{}", imds_proxy.host());
+    let container_uri = format!("{imds}/latest/meta-data/iam/security-credentials/default-role");
+    let flows: [Flow; 6] = [
         ("profile", &[("AWS_PROFILE", "dev")], ACCOUNT),
         ("credential_process", &[("AWS_PROFILE", "proc")], ACCOUNT),
         // AssumeRole through moto's STS: the role's account signs in.
@@ -177,6 +200,24 @@ fn profiles_credential_process_assumed_roles_and_web_identity_sign_in() {
             ],
             "777788889999",
         ),
+        // moto serves instance metadata too: IMDSv2 (token, then role
+        // credentials), and the same credentials document for the container provider.
+        (
+            "IMDSv2",
+            &[
+                ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds),
+                ("AWS_REGION", "us-east-1"),
+            ],
+            ACCOUNT,
+        ),
+        (
+            "container credentials",
+            &[
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container_uri),
+                ("AWS_REGION", "us-east-1"),
+            ],
+            ACCOUNT,
+        ),
     ];
     for (i, (what, vars, account)) in flows.iter().enumerate() {
         let password = ecr_password(account);
@@ -189,6 +230,9 @@ fn profiles_credential_process_assumed_roles_and_web_identity_sign_in() {
         c.envs(vars.iter().copied());
         if *what == "web identity" {
             c.env("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file);
+        }
+        if *what == "IMDSv2" {
+            c.env_remove("AWS_EC2_METADATA_DISABLED");
         }
         let out = c.output().unwrap();
         assert!(
@@ -203,4 +247,50 @@ fn profiles_credential_process_assumed_roles_and_web_identity_sign_in() {
         assert_no_secrets(&out, &all);
     }
     assert!(marker.exists(), "credential_process was not run");
+
+    // A credential_process that fails: named in the error, its stderr (which
+    // may hold a secret) not repeated.
+    let failing = h.join("fail.sh");
+    std::fs::write(
+        &failing,
+        "#!/bin/sh\necho 'partial-secret-never-printed' >&2\nexit 3\n",
+    )
+    .unwrap();
+    run_ok(Command::new("chmod").arg("755").arg(&failing));
+    let config = std::fs::read_to_string(h.join("aws-config")).unwrap();
+    std::fs::write(
+        h.join("aws-config"),
+        format!(
+            "{config}\n[profile broken]\nregion = us-east-1\ncredential_process = {}\n",
+            failing.display()
+        ),
+    )
+    .unwrap();
+    let Some(reg) = TestRegistry::start_basic("AWS", &ecr_password(ACCOUNT)) else {
+        return;
+    };
+    let args = push_args(&reg, "broken");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_fail(aws_cmd(&p, &moto, h, &args).env("AWS_PROFILE", "broken"));
+    let err = stderr(&out);
+    assert!(err.contains("exited with") && err.contains("not shown"), "{err}");
+    assert_no_secrets(&out, &["partial-secret-never-printed"]);
+}
+
+/// Forwards to moto, adding `x-aws-ec2-metadata-token-ttl-seconds` to IMDSv2 token answers.
+fn imds_ttl_proxy(moto_port: u16) -> crate::support::fault_proxy::Server {
+    use crate::support::fault_proxy::{Response, Server, forward, read_request, write_response};
+    Server::start(std::sync::Arc::new(move |stream| {
+        let Some(req) = read_request(&stream) else { return };
+        match forward(moto_port, &req) {
+            Ok(mut resp) => {
+                if req.method == "PUT" && req.path() == "/latest/api/token" {
+                    resp.headers
+                        .push(("x-aws-ec2-metadata-token-ttl-seconds".into(), "21600".into()));
+                }
+                write_response(stream, &resp, None)
+            }
+            Err(_) => write_response(stream, &Response::new(502, "moto down"), None),
+        }
+    }))
 }

@@ -19,7 +19,7 @@ use crate::support::runtime_api::RuntimeApi;
 use crate::support::{bin, require_tool, run_ok, stand_in};
 
 /// A copy of examples/`name` in a temp dir, without build products.
-fn copy_example(name: &str) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn copy_example(name: &str) -> (tempfile::TempDir, PathBuf) {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
     let tmp = tempfile::tempdir().unwrap();
     let to = tmp.path().join(name);
@@ -39,7 +39,7 @@ fn copy_example(name: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// `make -s TARGET` in `dir` with the test's binary and cache.
-fn make(dir: &Path, cache: &Path, args: &[&str]) -> Output {
+pub(crate) fn make(dir: &Path, cache: &Path, args: &[&str]) -> Output {
     let mut cmd = Command::new("make");
     cmd.current_dir(dir)
         .arg("-s")

@@ -1,6 +1,7 @@
 //! One integration-test binary (ripgrep style): each module tests one area by
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
+mod aws_deploy;
 mod aws_signin;
 mod base_repair;
 mod build;
@@ -27,5 +28,6 @@ mod registry_bench;
 mod registry_faults;
 mod rule_tuning;
 mod rules;
+mod run;
 mod runtime;
 mod support;

@@ -147,39 +147,33 @@ impl Moto {
 
     /// An image function pointing at `image_uri`.
     pub fn create_image_function(&self, region: &str, name: &str, image_uri: &str, arch: &str) -> Value {
-        let role = self.create_role(&format!("{name}-role"));
-        let (status, body) = self.lambda(
+        self.create_function(
             region,
-            "POST",
-            "/2015-03-31/functions",
-            Some(serde_json::json!({
-                "FunctionName": name,
-                "Role": role,
-                "PackageType": "Image",
-                "Code": {"ImageUri": image_uri},
-                "Architectures": [arch],
-            })),
-        );
-        assert!(status < 300, "CreateFunction {name}: {status} {body}");
-        body
+            name,
+            serde_json::json!({"PackageType": "Image", "Code": {"ImageUri": image_uri}, "Architectures": [arch]}),
+        )
     }
 
     /// A zip function (an empty archive: moto does not unpack it).
     pub fn create_zip_function(&self, region: &str, name: &str) -> Value {
-        let role = self.create_role(&format!("{name}-role"));
         let empty_zip = "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==";
-        let (status, body) = self.lambda(
+        self.create_function(
             region,
-            "POST",
-            "/2015-03-31/functions",
-            Some(serde_json::json!({
-                "FunctionName": name,
-                "Role": role,
-                "Runtime": "python3.12",
-                "Handler": "app.handler",
-                "Code": {"ZipFile": empty_zip},
-            })),
-        );
+            name,
+            serde_json::json!({"Runtime": "python3.12", "Handler": "app.handler", "Code": {"ZipFile": empty_zip}}),
+        )
+    }
+
+    /// `CreateFunction` with a role of its own and `fields` added to the request.
+    fn create_function(&self, region: &str, name: &str, fields: Value) -> Value {
+        let mut request = serde_json::json!({
+            "FunctionName": name,
+            "Role": self.create_role(&format!("{name}-role")),
+        });
+        for (k, v) in fields.as_object().unwrap() {
+            request[k] = v.clone();
+        }
+        let (status, body) = self.lambda(region, "POST", "/2015-03-31/functions", Some(request));
         assert!(status < 300, "CreateFunction {name}: {status} {body}");
         body
     }
@@ -189,6 +183,25 @@ impl Moto {
         let (status, body) = self.lambda(region, "GET", &format!("/2015-03-31/functions/{name}"), None);
         assert_eq!(status, 200, "GetFunction {name}: {body}");
         body
+    }
+
+    /// ECR's description of a repository (JSON 1.1 protocol).
+    pub fn ecr_repository(&self, region: &str, name: &str) -> Value {
+        let mut resp = self
+            .agent
+            .post(format!("{}/", self.endpoint()))
+            .header("Authorization", Self::auth(region, "ecr"))
+            .header(
+                "X-Amz-Target",
+                "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
+            )
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .send(serde_json::json!({"repositoryNames": [name]}).to_string())
+            .unwrap();
+        let text = resp.body_mut().read_to_string().unwrap();
+        assert!(resp.status().is_success(), "DescribeRepositories {name}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["repositories"][0].clone()
     }
 
     /// Published version numbers (without `$LATEST`).
@@ -219,7 +232,67 @@ impl Moto {
             &format!("/2015-03-31/functions/{name}/aliases/{alias}"),
             None,
         );
-        (status == 200).then(|| body["FunctionVersion"].as_str().unwrap_or_default().to_string())
+        // moto answers GetAlias with 201.
+        assert!(
+            status < 300 || status == 404,
+            "GetAlias {name}/{alias}: {status} {body}"
+        );
+        (status < 300).then(|| body["FunctionVersion"].as_str().unwrap_or_default().to_string())
+    }
+}
+
+impl Moto {
+    /// Turns moto's IAM enforcement on (every later call is authenticated
+    /// and authorised against IAM policies) or off again.
+    pub fn enforce_iam(&self, on: bool) {
+        let mut resp = self
+            .agent
+            .post(format!("{}/moto-api/reset-auth", self.endpoint()))
+            .send(if on { "0" } else { "inf" })
+            .unwrap();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        assert!(resp.status().is_success(), "reset-auth: {text}");
+    }
+
+    /// An IAM user allowed exactly `actions` on everything; its access key id and secret.
+    pub fn user_with_policy(&self, name: &str, actions: &[&str]) -> (String, String) {
+        self.query(
+            "iam",
+            &[
+                ("Action", "CreateUser"),
+                ("Version", "2010-05-08"),
+                ("UserName", name),
+            ],
+        );
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+        })
+        .to_string();
+        self.query(
+            "iam",
+            &[
+                ("Action", "PutUserPolicy"),
+                ("Version", "2010-05-08"),
+                ("UserName", name),
+                ("PolicyName", "deploy"),
+                ("PolicyDocument", &policy),
+            ],
+        );
+        let xml = self.query(
+            "iam",
+            &[
+                ("Action", "CreateAccessKey"),
+                ("Version", "2010-05-08"),
+                ("UserName", name),
+            ],
+        );
+        let tag = |t: &str| {
+            let start = xml.find(&format!("<{t}>")).unwrap() + t.len() + 2;
+            let end = xml[start..].find(&format!("</{t}>")).unwrap() + start;
+            xml[start..end].to_string()
+        };
+        (tag("AccessKeyId"), tag("SecretAccessKey"))
     }
 }
 
