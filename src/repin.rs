@@ -130,7 +130,7 @@ fn repin_one(
     row: &mut PinRow,
 ) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
-    row.function = function_name(&text);
+    row.function = crate::discover::function_name(&text);
     let before = base_image(&text, path).map_err(|e| e.to_string())?;
     let (prefix, rest) = split_prefix(&before);
     if LOCAL_PREFIXES.iter().any(|p| rest.starts_with(p)) {
@@ -212,12 +212,6 @@ impl TagAnswers {
         self.tags.insert(key, answer.clone());
         answer
     }
-}
-
-/// `[function] name`, read leniently: a report row needs no valid manifest.
-fn function_name(text: &str) -> Option<String> {
-    let doc: toml_edit::DocumentMut = text.parse().ok()?;
-    doc.get("function")?.get("name")?.as_str().map(str::to_string)
 }
 
 /// The human table: one row per function, digests shortened, reasons below.

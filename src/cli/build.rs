@@ -170,7 +170,11 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     let reporter = global.reporter();
     let cache = global.cache()?;
     global.register_ecr_signin(&args.manifest, args.aws.flags.region.as_deref())?;
-    let deploy_settings = super::deploy::before_build(global, &args.aws, &args.outputs, &args.manifest)?;
+    // --recursive prepares each function's deploy itself, with its own outputs.
+    let deploy_settings = match args.recursive {
+        true => None,
+        false => super::deploy::before_build(global, &args.aws, &args.outputs, &args.manifest)?,
+    };
     let limits = args.limits.limits();
     let threads = args.threads();
     let options = BuildOptions {
@@ -200,8 +204,14 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         );
     }
     if args.recursive {
-        let metadata = args.metadata_file.as_deref();
-        return super::build_recursive::run(&args.dirs, args.json, metadata, &options, &cache, &reporter);
+        let recursive = super::build_recursive::RecursiveArgs {
+            dirs: &args.dirs,
+            json: args.json,
+            metadata_file: args.metadata_file.as_deref(),
+            aws: &args.aws,
+            limits: &args.limits,
+        };
+        return super::build_recursive::run(global, recursive, &options, &cache, &reporter);
     }
     let outcome = build(&options, &cache, &reporter)?;
     let mut report = build_report(
@@ -219,7 +229,9 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     if pushed {
         // `deploy` without IMAGE deploys what this build pushed.
         let project_dir = options.manifest_path.parent().unwrap_or(std::path::Path::new(""));
-        if let Err(e) = crate::deploy::last_build::record(project_dir, &serde_json::to_string_pretty(&report)?) {
+        if let Err(e) =
+            crate::deploy::last_build::record(project_dir, &serde_json::to_string_pretty(&report)?)
+        {
             crate::report::Reporter::warn(&reporter, &e.to_string());
         }
     }

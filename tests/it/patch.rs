@@ -669,6 +669,25 @@ fn a_fleet_on_a_base_from_another_registry_uploads_each_base_layer_once() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("{function}"), "{}", stderr(&out));
     assert!(!root.join("out").exists());
+    // Two functions of one name would push to one repository: refused too.
+    let dup = root.join("zeta/lambda-img.toml");
+    std::fs::create_dir_all(dup.parent().unwrap()).unwrap();
+    std::fs::copy(root.join("alpha/lambda-img.toml"), &dup).unwrap();
+    let out = cli(
+        cache,
+        dc,
+        root,
+        &["build", "--recursive", "--output", "oci:out/{function}"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("both name their function \"alpha\""),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(root.join("zeta")).unwrap();
 
     let output = format!("registry:{}/{{function}}:1", proxy.host());
     let out = run_ok(&mut cli(
