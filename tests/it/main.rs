@@ -22,6 +22,7 @@ mod layer_oci;
 mod media;
 mod patch;
 mod patch_buildspec;
+mod patch_deploy;
 mod registry;
 mod registry_auth;
 mod registry_bench;
