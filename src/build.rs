@@ -9,7 +9,8 @@ use crate::cache::Cache;
 use crate::image::base_record::BaseRecord;
 use crate::image::config::{ConfigChanges, ConfigError, HistoryEntry, edit_config, rfc3339};
 use crate::image::{
-    Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, convert_layer_media_type, write_manifest,
+    BlobLocation, Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, convert_layer_media_type,
+    write_manifest,
 };
 use crate::layer::{DEFAULT_MTIME, LayerError, LayerSettings, build_layer, build_layer_observed};
 use crate::manifest::{FunctionModel, ManifestError};
@@ -64,10 +65,28 @@ pub struct BuildOutcome {
     /// The manifest digest each output holds, in `outputs` order: an OCI
     /// layout holds an OCI manifest even for a Docker-media-type image.
     pub output_digests: Vec<Digest>,
+    /// Base layers whose blob this run fetched (pulled, or recompressed from a
+    /// docker-archive): not `cached` in the report.
+    pub fetched_base_layers: Vec<Digest>,
     /// Base layers rewritten by `[base] repair` (empty when none were).
     pub repaired: Vec<RepairedLayer>,
     /// Warnings and infos from the rules (errors stop the build).
     pub findings: Vec<Finding>,
+}
+
+impl BuildOutcome {
+    /// The parts of the build report (`--json`, `--metadata-file`).
+    pub fn report_facts(&self) -> crate::report::metadata::BuildFacts<'_> {
+        crate::report::metadata::BuildFacts {
+            image: &self.image,
+            base: &self.base,
+            outputs: &self.outputs,
+            output_digests: &self.output_digests,
+            repaired: &self.repaired,
+            fetched_base_layers: &self.fetched_base_layers,
+            findings: &self.findings,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +171,8 @@ pub fn build(
     };
 
     let policy = RulePolicy::merged(&model.check, &options.rules);
+    // Filesystem time stamps lag the clock by up to a tick: a little slack.
+    let started = std::time::SystemTime::now() - std::time::Duration::from_millis(20);
     let (image, repaired) = assemble(
         &model,
         &plan,
@@ -184,6 +205,7 @@ pub fn build(
         outputs.push(sink.write(&image, reporter)?);
     }
     Ok(BuildOutcome {
+        fetched_base_layers: fetched_since(&image, cache, started),
         image,
         base: plan.base.clone(),
         outputs,
@@ -191,6 +213,27 @@ pub fn build(
         repaired,
         findings,
     })
+}
+
+/// The base layers whose blob this run put in the cache (pulled, or
+/// recompressed from a docker-archive): the report does not call them cached.
+/// A cache blob's birth time says when it arrived (a later use touches only
+/// its mtime); a blob in a local layout was never fetched. Where the
+/// filesystem keeps no birth time, a layer counts as cached.
+fn fetched_since(image: &Image, cache: &Cache, started: std::time::SystemTime) -> Vec<Digest> {
+    image
+        .layers
+        .iter()
+        .filter(|l| matches!(l.origin, LayerOrigin::Base { .. }))
+        .filter(|l| {
+            let BlobLocation::File(path) = &l.location;
+            path.starts_with(cache.root())
+                && std::fs::metadata(path)
+                    .and_then(|m| m.created())
+                    .is_ok_and(|t| t >= started)
+        })
+        .map(|l| l.descriptor.digest.clone())
+        .collect()
 }
 
 /// The digest of the manifest that `output` holds once written: skopeo and

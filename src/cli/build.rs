@@ -25,7 +25,8 @@ pub struct BuildArgs {
         value_name = "OUTPUT",
         env = "LAMBDA_IMG_OUTPUT",
         value_delimiter = ',',
-        value_parser = parse_output
+        hide_possible_values = true,
+        value_parser = super::completions::Hinted { hints: output_kinds, parse: parse_output }
     )]
     pub outputs: Vec<String>,
     /// Print a JSON report on stdout instead of the digest.
@@ -97,6 +98,11 @@ pub struct BuildArgs {
     pub aws: super::deploy::BuildDeployArgs,
 }
 
+/// What shell completion offers for `--output`.
+fn output_kinds() -> Vec<&'static str> {
+    vec!["oci:", "docker-archive:", "registry:"]
+}
+
 /// An output spec as the sinks parse it, so a malformed one is a
 /// command-line mistake (exit status 2) found before anything runs.
 fn parse_output(text: &str) -> Result<String, String> {
@@ -163,6 +169,51 @@ impl BuildArgs {
     }
 }
 
+/// Why the manifest file cannot be read, said before the build starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestFileError {
+    #[error(
+        "no lambda-img.toml here ({dir}): run `lambda-img init` to write one, or pass -C DIR or --manifest PATH"
+    )]
+    Missing { dir: String },
+    #[error("{path} is not UTF-8 text (invalid byte at offset {offset}): save it as UTF-8")]
+    NotUtf8 { path: String, offset: usize },
+    #[error("cannot read {path}: permission denied; make it readable (chmod u+r {path}) or run as its owner")]
+    Permission { path: String },
+}
+
+/// The manifest exists, is readable and is UTF-8; anything else is said
+/// plainly (a missing one suggests `lambda-img init`).
+pub fn check_manifest_file(path: &std::path::Path) -> Result<(), ManifestFileError> {
+    match std::fs::read(path) {
+        Ok(bytes) => match std::str::from_utf8(&bytes) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(ManifestFileError::NotUtf8 {
+                path: path.display().to_string(),
+                offset: e.valid_up_to(),
+            }),
+        },
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && path.ends_with(crate::manifest::MANIFEST_FILE_NAME) =>
+        {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            Err(ManifestFileError::Missing {
+                dir: dir.display().to_string(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(ManifestFileError::Permission {
+            path: path.display().to_string(),
+        }),
+        // Other errors are reported by the manifest loader with its own hint.
+        Err(_) => Ok(()),
+    }
+}
+
 pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     if args.print_settings {
         return super::settings::print(global, &args);
@@ -213,15 +264,9 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         };
         return super::build_recursive::run(global, recursive, &options, &cache, &reporter);
     }
+    check_manifest_file(&options.manifest_path)?;
     let outcome = build(&options, &cache, &reporter)?;
-    let mut report = build_report(
-        &outcome.image,
-        &outcome.base,
-        &outcome.outputs,
-        &outcome.output_digests,
-        &outcome.repaired,
-        &outcome.findings,
-    );
+    let mut report = build_report(&outcome.report_facts());
     if let Some(path) = &args.metadata_file {
         write_metadata_file(path, &report)?;
     }

@@ -111,14 +111,8 @@ fn build_one(
     global.register_ecr_signin(manifest, args.aws.flags.region.as_deref())?;
     let settings = super::deploy::before_build(global, args.aws, &member.options.outputs, manifest)?;
     let outcome = build(&member.options, cache, reporter)?;
-    let mut report = build_report(
-        &outcome.image,
-        &outcome.base,
-        &outcome.outputs,
-        &outcome.output_digests,
-        &outcome.repaired,
-        &outcome.findings,
-    );
+    // The same report `build --json` prints for one function.
+    let mut report = build_report(&outcome.report_facts());
     let pushed: Vec<&str> = outcome
         .outputs
         .iter()

@@ -25,7 +25,8 @@ pub struct CheckArgs {
     #[arg(long, value_parser = parse_arch)]
     pub arch: Option<Architecture>,
     /// The function's runtime (e.g. python3.12), for the handler rule.
-    #[arg(long)]
+    #[arg(long, hide_possible_values = true,
+          value_parser = super::completions::Hinted { hints: runtime_names, parse: |s| Ok(s.to_string()) })]
     pub runtime: Option<String>,
     /// The function's handler (default: the image's CMD).
     #[arg(long)]
@@ -55,6 +56,19 @@ pub struct InspectArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What shell completion offers for `--runtime`: the runtimes lambda-img knows.
+fn runtime_names() -> Vec<&'static str> {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            crate::manifest::Runtime::known_names()
+                .into_iter()
+                .map(|n| &*Box::leak(n.into_boxed_str()))
+                .collect()
+        })
+        .clone()
 }
 
 pub fn parse_arch(s: &str) -> Result<Architecture, String> {

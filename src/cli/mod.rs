@@ -2,7 +2,7 @@
 //! resolve flags, environment and defaults into an options struct and call
 //! one library operation; they hold no logic a library test would need.
 
-mod build;
+pub mod build;
 mod build_recursive;
 mod cache;
 mod check;
@@ -30,13 +30,17 @@ use crate::source::SourceOptions;
 
 /// Build AWS Lambda container images without Docker.
 #[derive(Debug, Parser)]
-#[command(name = "lambda-img", version, about, long_about = None)]
+#[command(name = "lambda-img", version, about, long_about = None, after_help = EXIT_STATUS)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// Shown by `--help` and in the man page.
+pub const EXIT_STATUS: &str = "Exit status: 0 success, 1 the build or a rule failed, 2 a command-line mistake \
+(an unknown flag, a malformed --output, flags that clash).";
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
@@ -202,9 +206,12 @@ impl GlobalArgs {
         let credentials = match (&self.username, self.password_stdin) {
             (Some(user), true) => Some(Credentials::new(user.clone(), read_password_stdin()?)),
             (Some(_), false) => {
-                anyhow::bail!("--username needs --password-stdin (the password is never a flag)")
+                return Err(UsageError(
+                    "--username needs --password-stdin (the password is never a flag)".into(),
+                )
+                .into());
             }
-            (None, true) => anyhow::bail!("--password-stdin needs --username"),
+            (None, true) => return Err(UsageError("--password-stdin needs --username".into()).into()),
             (None, false) => None,
         };
         Ok(RegistryOptions {
@@ -224,15 +231,21 @@ impl GlobalArgs {
     }
 }
 
-/// The password from stdin, without its trailing newline; never echoed or logged.
+/// The password from stdin, without its trailing newline; never echoed or
+/// logged. Read once per process: a build asks for registry settings for its
+/// base and for its outputs, and stdin has only one password to give.
 fn read_password_stdin() -> anyhow::Result<String> {
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
-    let password = text.trim_end_matches(['\n', '\r']).to_string();
-    if password.is_empty() {
-        anyhow::bail!("--password-stdin read an empty password");
-    }
-    Ok(password)
+    static PASSWORD: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    let read = PASSWORD.get_or_init(|| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| e.to_string())?;
+        let password = text.trim_end_matches(['\n', '\r']).to_string();
+        if password.is_empty() {
+            return Err("--password-stdin read an empty password".to_string());
+        }
+        Ok(password)
+    });
+    read.clone().map_err(|e| anyhow::anyhow!(e))
 }
 
 impl Cli {

@@ -190,10 +190,10 @@ fn hash_files(
                     match hash_file(source, &mut buf) {
                         Ok(d) => results.lock().unwrap().push((i, d)),
                         Err(e) => {
-                            first_error.lock().unwrap().get_or_insert(LayerError::Io {
-                                path: source.clone(),
-                                source: e,
-                            });
+                            first_error
+                                .lock()
+                                .unwrap()
+                                .get_or_insert(LayerError::from_io(source.clone(), e));
                             next.store(which.len(), Ordering::Relaxed);
                             return;
                         }

@@ -28,6 +28,11 @@ pub enum LayerError {
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 
+    #[error(
+        "cannot read {path}: permission denied; make it readable by this user (chmod u+r, or a+rX for a directory) or exclude it"
+    )]
+    PermissionDenied { path: PathBuf },
+
     #[error("invalid pattern {pattern:?} in {file}: {reason}")]
     BadPattern {
         pattern: String,
@@ -53,8 +58,17 @@ pub enum LayerError {
 }
 
 impl LayerError {
+    /// An I/O error on `path`; a permission error says what to do.
+    pub(crate) fn from_io(path: PathBuf, source: io::Error) -> LayerError {
+        if source.kind() == io::ErrorKind::PermissionDenied {
+            LayerError::PermissionDenied { path }
+        } else {
+            LayerError::Io { path, source }
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> LayerError {
         let path = path.into();
-        move |source| LayerError::Io { path, source }
+        move |source| LayerError::from_io(path, source)
     }
 }

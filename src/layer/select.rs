@@ -156,10 +156,7 @@ fn select_input(input: &LayerInput, tree: &mut Tree) -> Result<(), LayerError> {
     let src = &input.source;
     let meta = fs::metadata(src).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LayerError::MissingSource { path: src.clone() },
-        _ => LayerError::Io {
-            path: src.clone(),
-            source: e,
-        },
+        _ => LayerError::from_io(src.clone(), e),
     })?;
     let dest = image_path(&input.destination)?;
     if meta.is_file() {
@@ -208,10 +205,7 @@ fn walk_dir(input: &LayerInput, dest: &str, tree: &mut Tree) -> Result<(), Layer
     while let Some(item) = it.next() {
         let item = item.map_err(|e| {
             let path = e.path().unwrap_or(src).to_path_buf();
-            LayerError::Io {
-                path,
-                source: e.into(),
-            }
+            LayerError::from_io(path, e.into())
         })?;
         let rel = item
             .path()
@@ -239,10 +233,9 @@ fn walk_dir(input: &LayerInput, dest: &str, tree: &mut Tree) -> Result<(), Layer
         }
         let path = join(dest, rel);
         refuse_whiteout(item.path(), &path)?;
-        let meta = item.metadata().map_err(|e| LayerError::Io {
-            path: item.path().to_path_buf(),
-            source: e.into(),
-        })?;
+        let meta = item
+            .metadata()
+            .map_err(|e| LayerError::from_io(item.path().to_path_buf(), e.into()))?;
         let entry = if ft.is_dir() {
             dir_entry(&path)
         } else if ft.is_file() {

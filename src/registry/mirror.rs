@@ -317,7 +317,7 @@ mod tests {
         }
         assert_eq!(
             seen.borrow().as_str(),
-            "failed request: GET https://public.ecr.aws/v2/lambda/nodejs/manifests/20: registry public.ecr.aws did not answer for manifest lambda/nodejs:20 after 3 attempt(s): timed out"
+            "failed request: GET https://public.ecr.aws/v2/lambda/nodejs/manifests/20: registry public.ecr.aws did not answer for manifest lambda/nodejs:20 after 3 attempt(s): timed out; if it is slow rather than down, raise --registry-timeout SECONDS (LAMBDA_IMG_REGISTRY_TIMEOUT)"
         );
         let refused = RegistryError::NotFound {
             registry: "r".into(),

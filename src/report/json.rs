@@ -44,7 +44,8 @@ pub struct LayerReport<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<&'a str>,
     pub source: &'a str,
-    /// True when the compressed blob was taken from the layer cache.
+    /// True only for a layer neither pulled nor built in this run (a base
+    /// layer already in the cache or a local layout, a built layer found in the cache).
     pub cached: bool,
 }
 

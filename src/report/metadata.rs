@@ -18,18 +18,38 @@ use crate::repair::RepairedLayer;
 use crate::rules::Finding;
 use crate::sink::SinkReport;
 
-/// The report of a build of `image` from `base` (as lambda-img.toml names it)
-/// written to `outputs`.
-pub fn build_report(
-    image: &Image,
-    base: &str,
-    outputs: &[SinkReport],
-    output_digests: &[Digest],
-    repaired: &[RepairedLayer],
-    findings: &[Finding],
-) -> Value {
+/// What a build report is made of: a build's outcome, field by field.
+pub struct BuildFacts<'a> {
+    pub image: &'a Image,
+    /// The base as lambda-img.toml names it (canonical, even through a mirror).
+    pub base: &'a str,
+    pub outputs: &'a [SinkReport],
+    /// The manifest digest each output holds, in `outputs` order.
+    pub output_digests: &'a [Digest],
+    pub repaired: &'a [RepairedLayer],
+    /// Base layers pulled in this run: not `cached`.
+    pub fetched_base_layers: &'a [Digest],
+    pub findings: &'a [Finding],
+}
+
+/// The report of a build.
+pub fn build_report(facts: &BuildFacts) -> Value {
+    let BuildFacts {
+        image,
+        base,
+        outputs,
+        output_digests,
+        repaired,
+        fetched_base_layers,
+        findings,
+    } = *facts;
     let mut report = BuildReport::new(image, outputs, output_digests, findings);
     report.repaired_base_layers = repaired;
+    for layer in &mut report.layers {
+        if fetched_base_layers.contains(layer.digest) {
+            layer.cached = false;
+        }
+    }
     let mut value = serde_json::to_value(&report).expect("the report serialises");
     if let Some(list) = value.get_mut("outputs").and_then(Value::as_array_mut) {
         for (output, sink) in list.iter_mut().filter_map(Value::as_object_mut).zip(outputs) {

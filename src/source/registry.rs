@@ -100,7 +100,7 @@ impl RegistrySource {
     ) -> Result<Image, SourceError> {
         let source_ref = self.describe();
         let repo = &fetch.repository;
-        reporter.step(&format!("resolving base {source_ref}"));
+        reporter.step(&format!("reading {source_ref}"));
         if fetch != &self.reference {
             reporter.step(&format!("fetching it from the mirror, as {fetch}"));
         }

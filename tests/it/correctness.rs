@@ -54,18 +54,30 @@ fn a_whiteout_named_source_file_is_an_error_naming_it() {
 
 #[test]
 fn a_lone_code_file_goes_inside_var_task() {
-    let Some(p) = busybox_project("[code]\nsources = [\"busybox\"]\n", &[]) else {
+    let extra = "workdir = \"/var/task\"\n[code]\nsources = [\"busybox\"]\n";
+    let Some(p) = busybox_project(extra, &[]) else {
         return;
     };
-    if !require_tool("umoci") {
+    if !require_tool("umoci") || !require_tool("podman") {
         return;
     }
     let layout = p.join("out");
-    p.build_ok(&["--output", &format!("oci:{}:t", layout.display())]);
+    let archive = p.join("image.tar");
+    p.build_ok(&[
+        "--output",
+        &format!("oci:{}:t", layout.display()),
+        "--output",
+        &format!("docker-archive:{}:localhost/lone:v1", archive.display()),
+    ]);
     let tmp = tempfile::tempdir().unwrap();
     let rootfs = unpack(&layout, "t", tmp.path());
     assert!(rootfs.join("var/task").is_dir(), "/var/task stays a directory");
     assert!(rootfs.join("var/task/busybox").is_file());
+    // podman starts it in its workdir (it refused a /var/task that was a file).
+    let podman = crate::support::podman::Podman::new();
+    podman.run_ok(&["load", "-i", archive.to_str().unwrap()]);
+    let out = podman.run_ok(&["run", "--rm", "--network", "none", "localhost/lone:v1", "pwd"]);
+    assert_eq!(stdout(&out).trim(), "/var/task");
 }
 
 #[test]
