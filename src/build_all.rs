@@ -1,15 +1,14 @@
-//! `build --recursive`: every function of a monorepo built in turn with one
-//! shared cache, as after `pin --recursive` moved their bases. Each output
-//! names its function with `{function}` (`registry:ECR/{function}:TAG`), so
-//! one command line serves every function. One function's failure does not
-//! stop the others; the caller reports each.
+//! `build --recursive`: the build options of every function of a monorepo,
+//! built in turn with one shared cache after `pin --recursive` moved their
+//! bases. Each output names its function with `{function}`
+//! (`registry:ECR/{function}:TAG`), so one command line serves every
+//! function. The caller builds each (and deploys it, with `--deploy`); one
+//! function's failure does not stop the others.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::build::{BuildError, BuildOptions, BuildOutcome, build};
-use crate::cache::Cache;
-use crate::report::Reporter;
+use crate::build::BuildOptions;
 
 /// Replaced in each `--output` by the function's name.
 pub const FUNCTION_PLACEHOLDER: &str = "{function}";
@@ -28,23 +27,21 @@ pub enum BuildAllError {
     },
 }
 
-/// One function's build.
-#[derive(Debug)]
-pub struct FunctionBuild {
+/// One function of the fleet, with its own build options.
+#[derive(Debug, Clone)]
+pub struct FleetMember {
     pub manifest: PathBuf,
-    /// `None` when the manifest could not be read.
+    /// `None` when the manifest names none (its build then fails first
+    /// thing, with the manifest's own error).
     pub function: Option<String>,
-    pub result: Result<BuildOutcome, BuildError>,
+    /// `template` with this manifest and `{function}` replaced in the outputs.
+    pub options: BuildOptions,
 }
 
-/// Builds every manifest with `template`'s settings, `{function}` in its
-/// outputs replaced. Every output is checked before the first build starts.
-pub fn build_all(
-    manifests: &[PathBuf],
-    template: &BuildOptions,
-    cache: &Cache,
-    reporter: &dyn Reporter,
-) -> Result<Vec<FunctionBuild>, BuildAllError> {
+/// The build options of every manifest: `template`'s settings, `{function}`
+/// in the outputs replaced. Refuses, before anything is built, outputs that
+/// several functions would write.
+pub fn plan_fleet(manifests: &[PathBuf], template: &BuildOptions) -> Result<Vec<FleetMember>, BuildAllError> {
     if manifests.len() > 1
         && let Some(output) = template
             .outputs
@@ -55,11 +52,13 @@ pub fn build_all(
             output: output.clone(),
         });
     }
-    // A manifest that does not load is built anyway: its build fails first
-    // thing, with the manifest's own error.
     let names: Vec<Option<String>> = manifests
         .iter()
-        .map(|m| crate::manifest::load(m).ok().map(|model| model.name))
+        .map(|m| {
+            std::fs::read_to_string(m)
+                .ok()
+                .and_then(|t| crate::discover::function_name(&t))
+        })
         .collect();
     let mut seen: BTreeMap<&str, &PathBuf> = BTreeMap::new();
     for (name, manifest) in names.iter().zip(manifests) {
@@ -78,7 +77,6 @@ pub fn build_all(
         .zip(manifests)
         .map(|(function, manifest)| {
             let name = function.as_deref().unwrap_or("unnamed");
-            reporter.step(&format!("building {name} ({})", manifest.display()));
             let options = BuildOptions {
                 manifest_path: manifest.clone(),
                 outputs: template
@@ -88,10 +86,10 @@ pub fn build_all(
                     .collect(),
                 ..template.clone()
             };
-            FunctionBuild {
+            FleetMember {
                 manifest: manifest.clone(),
-                result: build(&options, cache, reporter),
                 function,
+                options,
             }
         })
         .collect())

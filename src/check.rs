@@ -98,7 +98,9 @@ fn base_lag(image: &Image, options: &SourceOptions, reporter: &dyn Reporter) -> 
         timeout: options.registry.timeout.min(std::time::Duration::from_secs(10)),
         ..options.registry.clone()
     };
-    match crate::registry::resolve_digest(&reference, &registry, reporter) {
+    // Through a `--registry-mirror` when one covers the base's registry, as `pin` asks.
+    let routed = crate::registry::mirror::route(&registry.mirrors, &reference).map(|(r, _)| r);
+    match crate::registry::resolve_digest(routed.as_ref().unwrap_or(&reference), &registry, reporter) {
         Ok(current) => base_lag_finding(&record, &current),
         Err(e) => {
             reporter.detail(&format!("base {} not compared with its tag: {e}", record.name));

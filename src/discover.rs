@@ -78,6 +78,13 @@ pub fn find_manifests(roots: &[PathBuf]) -> Result<Vec<PathBuf>, DiscoverError> 
     Ok(out)
 }
 
+/// `[function] name` of the manifest text, read leniently: reports and
+/// output names need it even when the rest of the manifest is broken.
+pub fn function_name(text: &str) -> Option<String> {
+    let doc: toml_edit::DocumentMut = text.parse().ok()?;
+    doc.get("function")?.get("name")?.as_str().map(str::to_string)
+}
+
 /// True for a directory the walk does not enter.
 fn skipped(dir: &Path) -> bool {
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");

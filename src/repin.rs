@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::image::Digest;
+use crate::image::{Architecture, Digest};
 use crate::pin::{
     LOCAL_PREFIXES, PinError, ResolvedTag, base_image, resolve_tag, rewrite_base_image, split_prefix,
     write_atomic, written_form,
 };
-use crate::registry::{Reference, RegistryError, RegistryOptions};
+use crate::registry::{Reference, RegistryOptions};
 use crate::report::Reporter;
+use crate::source::SourceError;
 
 /// What happened to one function's base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,10 +81,12 @@ impl RepinReport {
 }
 
 /// Resolves the base of every manifest in `manifests` and, unless
-/// `check_only`, rewrites each manifest whose base moved.
+/// `check_only`, rewrites each manifest whose base moved. An index must have
+/// an image for `arch`, else for each manifest's own architecture.
 pub fn repin(
     manifests: &[PathBuf],
     check_only: bool,
+    arch: Option<Architecture>,
     options: &RegistryOptions,
     reporter: &dyn Reporter,
 ) -> RepinReport {
@@ -103,7 +106,7 @@ pub fn repin(
                 written: false,
                 message: None,
             };
-            if let Err(message) = repin_one(path, check_only, options, reporter, &mut tags, &mut row) {
+            if let Err(message) = repin_one(path, check_only, arch, options, reporter, &mut tags, &mut row) {
                 row.status = PinStatus::Failed;
                 row.message = Some(message);
             }
@@ -120,13 +123,14 @@ pub fn repin(
 fn repin_one(
     path: &Path,
     check_only: bool,
+    arch: Option<Architecture>,
     options: &RegistryOptions,
     reporter: &dyn Reporter,
     tags: &mut TagAnswers,
     row: &mut PinRow,
 ) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
-    row.function = function_name(&text);
+    row.function = crate::discover::function_name(&text);
     let before = base_image(&text, path).map_err(|e| e.to_string())?;
     let (prefix, rest) = split_prefix(&before);
     if LOCAL_PREFIXES.iter().any(|p| rest.starts_with(p)) {
@@ -145,7 +149,10 @@ fn repin_one(
     };
     let tag_name = format!("{}:{tag}", reference.name());
     row.base_tag = Some(tag_name.clone());
-    let arch = crate::manifest::read_architecture(path).map_err(|e| e.to_string())?;
+    let arch = match arch {
+        Some(arch) => arch,
+        None => crate::manifest::read_architecture(path).map_err(|e| e.to_string())?,
+    };
     let resolved = tags.resolve(&reference, &tag, options, reporter)?;
     resolved
         .check_platform(arch, &tag_name)
@@ -165,7 +172,8 @@ fn repin_one(
     Ok(())
 }
 
-/// What each base tag named, asked once per tag, and the registries that did not answer.
+/// What each base tag named, asked once per tag, and the registries that did
+/// not answer (with the first tag they did not answer for).
 #[derive(Default)]
 struct TagAnswers {
     tags: HashMap<String, Result<ResolvedTag, String>>,
@@ -184,32 +192,26 @@ impl TagAnswers {
         if let Some(answer) = self.tags.get(&key) {
             return answer.clone();
         }
-        if let Some(message) = self.down.get(&reference.registry) {
+        if let Some(first) = self.down.get(&reference.registry) {
             return Err(format!(
-                "not asked, as the registry did not answer before: {message}"
+                "not asked: registry {} did not answer for {first} (see its row)",
+                reference.registry
             ));
         }
         let answer = resolve_tag(reference, tag, options, reporter).map_err(|e| {
-            // Through `mirror::explain`, an unreachable registry arrives as
-            // the base-unreachable advice; both mean the host did not answer.
-            if let PinError::Registry(
-                RegistryError::Unreachable { .. } | RegistryError::HostNotFound { .. },
-            )
-            | PinError::Source(crate::source::SourceError::BaseUnreachable(_)) = e
-            {
-                self.down.insert(reference.registry.clone(), e.to_string());
+            let unreachable = match &e {
+                PinError::Source(SourceError::BaseUnreachable(_)) => true,
+                PinError::Registry(e) => crate::registry::mirror::is_unreachable(e),
+                _ => false,
+            };
+            if unreachable {
+                self.down.insert(reference.registry.clone(), key.clone());
             }
             e.to_string()
         });
         self.tags.insert(key, answer.clone());
         answer
     }
-}
-
-/// `[function] name`, read leniently: a report row needs no valid manifest.
-fn function_name(text: &str) -> Option<String> {
-    let doc: toml_edit::DocumentMut = text.parse().ok()?;
-    doc.get("function")?.get("name")?.as_str().map(str::to_string)
 }
 
 /// The human table: one row per function, digests shortened, reasons below.
@@ -318,7 +320,7 @@ mod tests {
             retry: crate::registry::RetryPolicy::quick(),
             ..RegistryOptions::default()
         };
-        let report = repin(&paths, false, &options, &crate::report::Silent);
+        let report = repin(&paths, false, None, &options, &crate::report::Silent);
         let statuses: Vec<PinStatus> = report.functions.iter().map(|r| r.status).collect();
         assert_eq!(
             statuses,
@@ -331,11 +333,11 @@ mod tests {
             ]
         );
         // Another tag on the registry that did not answer is not asked.
-        let first = report.functions[1].message.clone().unwrap();
-        let other = report.functions[4].message.clone().unwrap();
         assert_eq!(
-            other,
-            format!("not asked, as the registry did not answer before: {first}")
+            report.functions[4].message.as_deref(),
+            Some(
+                "not asked: registry 127.0.0.1:9 did not answer for 127.0.0.1:9/lambda/base:1 (see its row)"
+            )
         );
         assert!(
             report.functions[1]

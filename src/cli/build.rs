@@ -106,7 +106,9 @@ fn output_kinds() -> Vec<&'static str> {
 /// An output spec as the sinks parse it, so a malformed one is a
 /// command-line mistake (exit status 2) found before anything runs.
 fn parse_output(text: &str) -> Result<String, String> {
-    crate::sink::open(text, &SinkOptions::default())
+    // `{function}` (for --recursive) is checked as a name it will become.
+    let example = text.replace(crate::build_all::FUNCTION_PLACEHOLDER, "function");
+    crate::sink::open(&example, &SinkOptions::default())
         .map(|_| text.to_string())
         .map_err(|e| e.to_string())
 }
@@ -219,7 +221,11 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     let reporter = global.reporter();
     let cache = global.cache()?;
     global.register_ecr_signin(&args.manifest, args.aws.flags.region.as_deref())?;
-    let deploy_settings = super::deploy::before_build(global, &args.aws, &args.outputs, &args.manifest)?;
+    // --recursive prepares each function's deploy itself, with its own outputs.
+    let deploy_settings = match args.recursive {
+        true => None,
+        false => super::deploy::before_build(global, &args.aws, &args.outputs, &args.manifest)?,
+    };
     let limits = args.limits.limits();
     let threads = args.threads();
     let options = BuildOptions {
@@ -249,7 +255,14 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         );
     }
     if args.recursive {
-        return super::build_recursive::run(&args.dirs, args.json, &options, &cache, &reporter);
+        let recursive = super::build_recursive::RecursiveArgs {
+            dirs: &args.dirs,
+            json: args.json,
+            metadata_file: args.metadata_file.as_deref(),
+            aws: &args.aws,
+            limits: &args.limits,
+        };
+        return super::build_recursive::run(global, recursive, &options, &cache, &reporter);
     }
     check_manifest_file(&options.manifest_path)?;
     let outcome = build(&options, &cache, &reporter)?;

@@ -75,7 +75,13 @@ fn run_many(
     } else {
         vec![args.manifest.clone()]
     };
-    let report = repin(&manifests, args.check, &global.registry_options()?, reporter);
+    let report = repin(
+        &manifests,
+        args.check,
+        args.arch,
+        &global.registry_options()?,
+        reporter,
+    );
     // The table is the command's answer, so it is shown even under --quiet.
     eprintln!("{}", render_table(&report));
     if args.json {

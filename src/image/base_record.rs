@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Digest, Image, ManifestView, MediaFamily};
+use super::{Digest, Image, ManifestView};
 use crate::registry::Reference;
 
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
@@ -59,15 +59,17 @@ impl BaseRecord {
         out
     }
 
-    /// Reads the record from where `family` keeps it, if the image has one.
+    /// Reads the record from the manifest's annotations, else the config's
+    /// labels: a Docker image written to an OCI layout gets an OCI manifest
+    /// but keeps its config, and so its labels.
     pub fn read(image: &Image) -> Option<BaseRecord> {
-        let entries: BTreeMap<String, String> = match image.family {
-            MediaFamily::Oci => {
-                serde_json::from_slice::<ManifestView>(&image.manifest)
-                    .ok()?
-                    .annotations?
-            }
-            MediaFamily::Docker => {
+        let annotations = serde_json::from_slice::<ManifestView>(&image.manifest)
+            .ok()
+            .and_then(|m| m.annotations)
+            .filter(|a| a.contains_key(BASE_NAME));
+        let entries = match annotations {
+            Some(a) => a,
+            None => {
                 let config: serde_json::Value = serde_json::from_slice(&image.config).ok()?;
                 let labels = config.get("config")?.get("Labels")?.as_object()?;
                 labels

@@ -25,6 +25,7 @@ mod media;
 mod messages;
 mod patch;
 mod patch_buildspec;
+mod patch_deploy;
 mod registry;
 mod registry_auth;
 mod registry_bench;

@@ -31,6 +31,12 @@ architecture = "x86_64"
 image = "scratch"
 
 [[layer]]
+name = "shell"
+sources = ["sh"]
+destination = "/bin/sh"
+mode = "0755"
+
+[[layer]]
 name = "interpreter"
 sources = ["python3"]
 destination = "/usr/bin/python3"
@@ -170,6 +176,7 @@ fn a_moved_base_tag_is_found_repinned_and_rebuilt_across_the_monorepo() {
             ("share/NOTICE", "base\n"),
         ],
     );
+    py.copy_in(Path::new("/bin/busybox"), "sh");
     run_ok(&mut cli(
         cache,
         dc,
@@ -662,6 +669,25 @@ fn a_fleet_on_a_base_from_another_registry_uploads_each_base_layer_once() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("{function}"), "{}", stderr(&out));
     assert!(!root.join("out").exists());
+    // Two functions of one name would push to one repository: refused too.
+    let dup = root.join("zeta/lambda-img.toml");
+    std::fs::create_dir_all(dup.parent().unwrap()).unwrap();
+    std::fs::copy(root.join("alpha/lambda-img.toml"), &dup).unwrap();
+    let out = cli(
+        cache,
+        dc,
+        root,
+        &["build", "--recursive", "--output", "oci:out/{function}"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("both name their function \"alpha\""),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(root.join("zeta")).unwrap();
 
     let output = format!("registry:{}/{{function}}:1", proxy.host());
     let out = run_ok(&mut cli(
@@ -741,7 +767,20 @@ fn check_warns_of_a_lagging_base_only_when_its_registry_answers() {
         );
         run_ok(&mut cli(cache, dc, app_dir.path(), &["pin", "--quiet"]));
         let oci = format!("oci:{}:1", layout.display());
-        run_ok(&mut cli(cache, dc, app_dir.path(), &["build", "--output", &oci]));
+        // Docker media types into an OCI layout: the layout's manifest is OCI,
+        // the record is in the config's labels, and both are read.
+        run_ok(&mut cli(
+            cache,
+            dc,
+            app_dir.path(),
+            &["build", "--format", "docker", "--output", &oci],
+        ));
+        let out = run_ok(&mut cli(cache, dc, app_dir.path(), &["inspect", &oci]));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&format!("base          {base_ref}@sha256:")),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let lags = |out: &Output| {
             json(out)["findings"]
                 .as_array()
