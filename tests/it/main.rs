@@ -3,6 +3,7 @@
 
 mod aws_signin;
 mod build;
+mod build_flags;
 mod check;
 mod cli_registry;
 mod cli_settings;
