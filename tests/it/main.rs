@@ -5,6 +5,7 @@ mod aws_deploy;
 mod aws_signin;
 mod base_repair;
 mod build;
+mod build_flags;
 mod check;
 mod cli_registry;
 mod cli_settings;
