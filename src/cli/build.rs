@@ -220,6 +220,12 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     }
     let reporter = global.reporter();
     let cache = global.cache()?;
+    // Said plainly before anything else reads the manifest (sign-in and
+    // deploy settings do).
+    global.check_credential_flags()?;
+    if !args.recursive {
+        check_manifest_file(&args.manifest)?;
+    }
     global.register_ecr_signin(&args.manifest, args.aws.flags.region.as_deref())?;
     // --recursive prepares each function's deploy itself, with its own outputs.
     let deploy_settings = match args.recursive {
@@ -264,7 +270,6 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         };
         return super::build_recursive::run(global, recursive, &options, &cache, &reporter);
     }
-    check_manifest_file(&options.manifest_path)?;
     let outcome = build(&options, &cache, &reporter)?;
     let mut report = build_report(&outcome.report_facts());
     if let Some(path) = &args.metadata_file {

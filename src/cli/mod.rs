@@ -194,6 +194,18 @@ impl GlobalArgs {
         Ok(())
     }
 
+    /// `--username` and `--password-stdin` come together: a usage mistake
+    /// otherwise, found before any file is read.
+    pub fn check_credential_flags(&self) -> Result<(), UsageError> {
+        match (&self.username, self.password_stdin) {
+            (Some(_), false) => Err(UsageError(
+                "--username needs --password-stdin (the password is never a flag)".into(),
+            )),
+            (None, true) => Err(UsageError("--password-stdin needs --username".into())),
+            _ => Ok(()),
+        }
+    }
+
     /// Registry settings from the flags; reads the password from stdin when asked.
     pub fn registry_options(&self) -> anyhow::Result<RegistryOptions> {
         // A broken manifest here is reported by the command that reads it;
@@ -203,16 +215,10 @@ impl GlobalArgs {
             let signin = crate::aws::EcrSignIn::new(self.aws_auth.clone(), None);
             crate::registry::credentials::set_fallback(Box::new(signin));
         }
-        let credentials = match (&self.username, self.password_stdin) {
-            (Some(user), true) => Some(Credentials::new(user.clone(), read_password_stdin()?)),
-            (Some(_), false) => {
-                return Err(UsageError(
-                    "--username needs --password-stdin (the password is never a flag)".into(),
-                )
-                .into());
-            }
-            (None, true) => return Err(UsageError("--password-stdin needs --username".into()).into()),
-            (None, false) => None,
+        self.check_credential_flags()?;
+        let credentials = match &self.username {
+            Some(user) => Some(Credentials::new(user.clone(), read_password_stdin()?)),
+            None => None,
         };
         Ok(RegistryOptions {
             insecure: self.insecure_registries.clone(),

@@ -278,7 +278,10 @@ fn an_unreadable_source_says_what_to_do() {
     open(&p.join("lambda-img.toml"), 0o644);
     open(&p.join("busybox"), 0o755);
     open(&p.join("secret.txt"), 0o000);
-    open(p.cache.path(), 0o777);
+    // The cache must belong to the user who builds (it refuses one owned by
+    // another user or open to others), so it is handed to that user.
+    std::os::unix::fs::chown(p.cache.path(), Some(65534), Some(65534)).unwrap();
+    open(p.cache.path(), 0o700);
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(crate::support::bin())
