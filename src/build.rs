@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::cache::Cache;
-use crate::image::base_record::BaseRecord;
 use crate::image::config::{ConfigChanges, ConfigError, HistoryEntry, edit_config, rfc3339};
 use crate::image::{
     BlobLocation, Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, convert_layer_media_type,
@@ -76,8 +75,8 @@ pub struct BuildOutcome {
 
 impl BuildOutcome {
     /// The parts of the build report (`--json`, `--metadata-file`).
-    pub fn report_facts(&self) -> crate::report::metadata::BuildFacts<'_> {
-        crate::report::metadata::BuildFacts {
+    pub fn report_facts(&self) -> crate::build_report::metadata::BuildFacts<'_> {
+        crate::build_report::metadata::BuildFacts {
             image: &self.image,
             base: &self.base,
             outputs: &self.outputs,
@@ -377,7 +376,7 @@ fn assemble(
         .collect::<Result<_, _>>()?;
     // The base this image is built on: manifest annotations for OCI, config
     // labels (under the manifest's own) for Docker V2.2.
-    let base_record = BaseRecord::for_base(&plan.base)
+    let base_record = crate::registry::reference::base_record_for(&plan.base)
         .map(|r| r.entries())
         .unwrap_or_default();
     let (annotations, labels) = match family {

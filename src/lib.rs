@@ -9,6 +9,7 @@ pub mod aws;
 pub mod bounded_read;
 pub mod build;
 pub mod build_all;
+pub mod build_report;
 pub mod cache;
 pub mod check;
 pub mod cli;

@@ -6,9 +6,9 @@ use clap::Args;
 
 use super::{GlobalArgs, print_data};
 use crate::build::{BuildOptions, build};
+use crate::build_report::metadata::{build_report, write_metadata_file};
 use crate::image::MediaFamily;
 use crate::layer::DEFAULT_GZIP_LEVEL;
-use crate::report::metadata::{build_report, write_metadata_file};
 use crate::rules::Limits;
 use crate::sink::SinkOptions;
 

@@ -10,9 +10,9 @@ use super::deploy::BuildDeployArgs;
 use super::{ExitStatus, GlobalArgs, print_data};
 use crate::build::{BuildOptions, build};
 use crate::build_all::{FleetMember, plan_fleet};
+use crate::build_report::metadata::{build_report, write_metadata_file};
 use crate::cache::Cache;
 use crate::report::Reporter;
-use crate::report::metadata::{build_report, write_metadata_file};
 
 /// What `build --recursive` was asked besides the build options.
 pub struct RecursiveArgs<'a> {

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Digest, Image, ManifestView};
-use crate::registry::Reference;
 
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
 pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
@@ -28,28 +27,6 @@ pub struct BaseRecord {
 }
 
 impl BaseRecord {
-    /// The record for a base written as `reference` in lambda-img.toml, or
-    /// `None` when it is not a registry reference (scratch, `oci:`, `docker-archive:`).
-    pub fn for_base(reference: &str) -> Option<BaseRecord> {
-        if reference == "scratch" || reference.starts_with("oci:") || reference.starts_with("docker-archive:")
-        {
-            return None;
-        }
-        let name = reference
-            .strip_prefix("registry:")
-            .or_else(|| reference.strip_prefix("docker://"))
-            .unwrap_or(reference);
-        let parsed = Reference::parse(name).ok()?;
-        let name = match &parsed.tag {
-            Some(tag) => format!("{}:{tag}", parsed.name()),
-            None => parsed.name(),
-        };
-        Some(BaseRecord {
-            name,
-            digest: parsed.digest,
-        })
-    }
-
     /// The keys and values to write.
     pub fn entries(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::from([(BASE_NAME.to_string(), self.name.clone())]);
@@ -81,25 +58,5 @@ impl BaseRecord {
         let name = entries.get(BASE_NAME)?.clone();
         let digest = entries.get(BASE_DIGEST).and_then(|d| d.parse().ok());
         Some(BaseRecord { name, digest })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn registry_bases_are_recorded_and_local_ones_are_not() {
-        let d = Digest::of(b"base");
-        let r = BaseRecord::for_base(&format!("registry:python:3.12@{d}")).unwrap();
-        assert_eq!(r.name, "docker.io/library/python:3.12");
-        assert_eq!(r.digest, Some(d.clone()));
-        assert_eq!(r.entries()[BASE_DIGEST], d.to_string());
-        let unpinned = BaseRecord::for_base("127.0.0.1:5000/lambda/base:1").unwrap();
-        assert_eq!(unpinned.name, "127.0.0.1:5000/lambda/base:1");
-        assert_eq!(unpinned.entries().len(), 1, "no digest to record");
-        for local in ["scratch", "oci:out:1", "docker-archive:x.tar"] {
-            assert_eq!(BaseRecord::for_base(local), None, "{local}");
-        }
     }
 }

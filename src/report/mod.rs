@@ -3,8 +3,6 @@
 //! Library operations take a `&dyn Reporter`; only the binary decides whether
 //! that becomes progress bars, plain lines or nothing.
 
-pub mod json;
-pub mod metadata;
 pub mod progress;
 
 /// Progress and messages from library operations.

@@ -1,6 +1,7 @@
 //! One integration-test binary (ripgrep style): each module tests one area by
 //! running the real `lambda-img` binary and checking its outputs with real tools.
 
+mod architecture;
 mod aws_deploy;
 mod aws_signin;
 mod base_repair;
