@@ -17,5 +17,7 @@ mod registry_bench;
 mod registry_faults;
 mod rules;
 mod run;
+mod run_env;
+mod run_serve;
 mod runtime;
 mod support;
