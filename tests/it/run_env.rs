@@ -13,6 +13,29 @@ const LOOK_AROUND: &str = "id -u; cat /etc/secret/token || echo secret-denied; \
     echo x > /var/task/x 2>/dev/null || echo task-read-only; echo y > /tmp/y && echo tmp-ok; \
     echo $$; cat /tmp/mounted/hello.txt; echo z > /tmp/mounted/z 2>/dev/null || echo mount-read-only";
 
+/// A host folder with `hello.txt` under `dir`; returns its `--mount` value.
+fn host_folder(dir: &Path) -> String {
+    std::fs::create_dir(dir.join("host")).unwrap();
+    std::fs::write(dir.join("host/hello.txt"), "mounted!\n").unwrap();
+    format!("{}:/tmp/mounted", dir.join("host").display())
+}
+
+/// `run IMAGE --mount MOUNT --entrypoint busybox -- sh -c LOOK_AROUND`.
+fn shell_args<'a>(image: &'a str, mount: &'a str) -> [&'a str; 10] {
+    [
+        "run",
+        image,
+        "--mount",
+        mount,
+        "--entrypoint",
+        "/var/task/busybox",
+        "--",
+        "sh",
+        "-c",
+        LOOK_AROUND,
+    ]
+}
+
 fn look_around(cmd: &mut Command) -> String {
     let out = run_ok(cmd);
     stdout(&out)
@@ -44,22 +67,9 @@ fn entrypoint_shell_sees_lambdas_environment() {
     let Some(image) = busybox_image(work.path()) else {
         return;
     };
-    std::fs::create_dir(work.path().join("host")).unwrap();
-    std::fs::write(work.path().join("host/hello.txt"), "mounted!\n").unwrap();
-    let mount = format!("{}:/tmp/mounted", work.path().join("host").display());
+    let mount = host_folder(work.path());
     let cache = tempfile::tempdir().unwrap();
-    let text = look_around(crate::support::lambda_img(cache.path()).args([
-        "run",
-        &image,
-        "--mount",
-        &mount,
-        "--entrypoint",
-        "/var/task/busybox",
-        "--",
-        "sh",
-        "-c",
-        LOOK_AROUND,
-    ]));
+    let text = look_around(crate::support::lambda_img(cache.path()).args(shell_args(&image, &mount)));
     assert_lambda_like(&text);
 }
 
@@ -80,27 +90,14 @@ fn entrypoint_shell_as_a_non_root_user() {
     let Some(image) = busybox_image(work.path()) else {
         return;
     };
-    std::fs::create_dir(work.path().join("host")).unwrap();
-    std::fs::write(work.path().join("host/hello.txt"), "mounted!\n").unwrap();
+    let mount = host_folder(work.path());
     run_ok(Command::new("chown").args(["-R", "65534:65534"]).arg(work.path()));
-    let mount = format!("{}:/tmp/mounted", work.path().join("host").display());
     let mut cmd = Command::new("setpriv");
     cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(crate::support::bin())
         .env("LAMBDA_IMG_CACHE", work.path().join("cache"))
         .env("HOME", work.path())
-        .args([
-            "run",
-            &image,
-            "--mount",
-            &mount,
-            "--entrypoint",
-            "/var/task/busybox",
-            "--",
-            "sh",
-            "-c",
-            LOOK_AROUND,
-        ]);
+        .args(shell_args(&image, &mount));
     assert_lambda_like(&look_around(&mut cmd));
 }
 
