@@ -91,10 +91,13 @@ fn entrypoint_shell_as_a_non_root_user() {
         return;
     };
     let mount = host_folder(work.path());
+    // A copy of the binary the user can reach whatever the checkout's permissions.
+    let bin = work.path().join("lambda-img");
+    std::fs::copy(crate::support::bin(), &bin).unwrap();
     run_ok(Command::new("chown").args(["-R", "65534:65534"]).arg(work.path()));
     let mut cmd = Command::new("setpriv");
     cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(crate::support::bin())
+        .arg(&bin)
         .env("LAMBDA_IMG_CACHE", work.path().join("cache"))
         .env("HOME", work.path())
         .args(shell_args(&image, &mount));
