@@ -368,8 +368,8 @@ fn environment_for(
     let image = crate::run::prepare(&resolved.image, native, &cache, &reporter)?;
     let engine = match args.engine {
         EngineArg::Native => crate::sandbox::Engine::Native,
-        EngineArg::Podman => load_into_engine("podman", &resolved.image, &reporter)?,
-        EngineArg::Docker => load_into_engine("docker", &resolved.image, &reporter)?,
+        EngineArg::Podman => crate::run::load_into_engine("podman", &resolved.image, &reporter)?,
+        EngineArg::Docker => crate::run::load_into_engine("docker", &resolved.image, &reporter)?,
     };
     if native && let Some(rootfs) = &image.rootfs {
         crate::sandbox::probe(&rootfs.path)?;
@@ -388,55 +388,11 @@ fn environment_for(
     )?)
 }
 
-/// Writes the image as a docker-archive and loads it into the engine.
-fn load_into_engine(
-    program: &str,
-    image: &crate::image::Image,
-    reporter: &dyn crate::report::Reporter,
-) -> anyhow::Result<crate::sandbox::Engine> {
-    let dir = tempfile::tempdir()?;
-    let name = format!("localhost/lambda-img-run:{}", image.manifest_digest.short());
-    let archive = dir.path().join("image.tar");
-    let sink = crate::sink::open(
-        &format!("docker-archive:{}:{name}", archive.display()),
-        &crate::sink::SinkOptions::default(),
-    )?;
-    sink.write(image, reporter)?;
-    reporter.step(&format!("loading the image into {program}"));
-    let image = crate::sandbox::podman::load(program, &archive, &name)?;
-    Ok(crate::sandbox::Engine::Container(
-        crate::sandbox::podman::EngineRun {
-            program: program.to_string(),
-            image,
-        },
-    ))
-}
-
 /// `--entrypoint`: the program runs in the function's sandbox with this
 /// terminal, and its exit status becomes ours.
 fn run_entrypoint(spec: &crate::run::EnvironmentSpec, interactive: bool) -> anyhow::Result<()> {
     use std::os::unix::process::ExitStatusExt;
-    let api = crate::runtime_api::RuntimeApi::start()?;
-    let mut sandbox = spec.sandbox.clone();
-    sandbox.env = crate::run::function::environment(&spec.image, &spec.settings, &api.addr());
-    let (done, exited) = std::sync::mpsc::channel();
-    let stdin = if interactive {
-        std::process::Stdio::inherit()
-    } else {
-        std::process::Stdio::null()
-    };
-    let running = crate::sandbox::Sandbox::spawn_in(
-        &spec.engine,
-        &sandbox,
-        stdin,
-        std::process::Stdio::inherit(),
-        std::process::Stdio::inherit(),
-        move |status| {
-            let _ = done.send(status);
-        },
-    )?;
-    let status = exited.recv()?;
-    drop(running);
+    let status = crate::run::run_program(spec, interactive)?;
     match status.code() {
         Some(0) => Ok(()),
         Some(code) => Err(ExitStatus(code.clamp(1, 255) as u8).into()),

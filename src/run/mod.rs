@@ -91,6 +91,10 @@ pub enum RunError {
     },
     #[error("--mount {0}: {1}")]
     Mount(String, String),
+    #[error("cannot write the image for the container engine: {0}")]
+    Sink(#[from] crate::sink::SinkError),
+    #[error("{0}")]
+    Engine(#[source] std::io::Error),
 }
 
 /// An image ready to run: its root filesystem (none for a container
@@ -218,4 +222,62 @@ pub fn environment_spec(
 /// The project's image built into the cache only (like `cargo run`).
 pub fn project_dir_manifest(dir: Option<&std::path::Path>) -> PathBuf {
     dir.map_or_else(|| PathBuf::from("lambda-img.toml"), |d| d.join("lambda-img.toml"))
+}
+
+/// Writes the image as a docker-archive and loads it into a container
+/// engine (`podman`, `docker`), for `--engine`.
+pub fn load_into_engine(
+    program: &str,
+    image: &Image,
+    reporter: &dyn Reporter,
+) -> Result<crate::sandbox::Engine, RunError> {
+    let dir = tempfile::tempdir().map_err(RunError::Engine)?;
+    let name = format!("localhost/lambda-img-run:{}", image.manifest_digest.short());
+    let archive = dir.path().join("image.tar");
+    let sink = crate::sink::open(
+        &format!("docker-archive:{}:{name}", archive.display()),
+        &crate::sink::SinkOptions::default(),
+    )?;
+    sink.write(image, reporter)?;
+    reporter.step(&format!("loading the image into {program}"));
+    let image = crate::sandbox::podman::load(program, &archive, &name).map_err(RunError::Engine)?;
+    Ok(crate::sandbox::Engine::Container(
+        crate::sandbox::podman::EngineRun {
+            program: program.to_string(),
+            image,
+        },
+    ))
+}
+
+/// `--entrypoint`: runs the spec's program in its environment with this
+/// process's stdout and stderr (and stdin when `interactive`), bypassing
+/// the Runtime API (which is served all the same, for a runtime started by
+/// hand), and returns its exit status.
+pub fn run_program(spec: &EnvironmentSpec, interactive: bool) -> Result<std::process::ExitStatus, RunError> {
+    use std::process::Stdio;
+    let api = crate::runtime_api::RuntimeApi::start().map_err(EnvironmentError::Api)?;
+    let mut sandbox = spec.sandbox.clone();
+    sandbox.env = function::environment(&spec.image, &spec.settings, &api.addr());
+    let (done, exited) = std::sync::mpsc::channel();
+    let stdin = if interactive {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
+    let running = crate::sandbox::Sandbox::spawn_in(
+        &spec.engine,
+        &sandbox,
+        stdin,
+        Stdio::inherit(),
+        Stdio::inherit(),
+        move |status| {
+            let _ = done.send(status);
+        },
+    )
+    .map_err(EnvironmentError::from)?;
+    let status = exited
+        .recv()
+        .map_err(|_| RunError::Engine(std::io::Error::other("the sandbox ended without a status")))?;
+    drop(running);
+    Ok(status)
 }

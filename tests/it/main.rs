@@ -35,5 +35,7 @@ mod registry_faults;
 mod rule_tuning;
 mod rules;
 mod run;
+mod run_env;
+mod run_serve;
 mod runtime;
 mod support;

@@ -12,7 +12,7 @@ use crate::support::project::Project;
 use crate::support::{require_tool, run_ok, stderr, stdout};
 
 /// The `--json` records on stdout, one per line.
-fn records(out: &Output) -> Vec<Value> {
+pub(crate) fn records(out: &Output) -> Vec<Value> {
     stdout(out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{}", stderr(out))))
@@ -20,7 +20,7 @@ fn records(out: &Output) -> Vec<Value> {
 }
 
 /// The README's std-only custom runtime on scratch, its bootstrap built by rustc.
-pub fn hello_scratch() -> Option<Project> {
+pub(crate) fn hello_scratch() -> Option<Project> {
     if !require_tool("rustc") {
         return None;
     }
@@ -43,7 +43,7 @@ pub fn hello_scratch() -> Option<Project> {
 }
 
 /// The Python function of these tests: one handler whose event says what to do.
-const APP_PY: &str = r#"import os, time
+pub(crate) const APP_PY: &str = r#"import os, time
 ENV_ID = os.urandom(8).hex()
 if os.environ.get("FAIL_INIT"):
     raise RuntimeError("init failed on purpose")
@@ -103,7 +103,7 @@ def handler(event, context):
 
 /// A Python function on the host-Python base with awslambdaric and a
 /// compiled wheel (markupsafe) installed from PyPI.
-fn python_project() -> Option<Project> {
+pub(crate) fn python_project() -> Option<Project> {
     use crate::support::python_base::{host_python, python_base};
     if !require_tool("ldd") || !require_tool("python3") {
         return None;
@@ -151,11 +151,11 @@ env = {{ PYTHONPATH = "/var/task" }}
     Some(p)
 }
 
-fn action(a: &str) -> String {
+pub(crate) fn action(a: &str) -> String {
     format!(r#"{{"action":"{a}"}}"#)
 }
 
-fn run_events(p: &Project, extra: &[&str], events: &[String]) -> Output {
+pub(crate) fn run_events(p: &Project, extra: &[&str], events: &[String]) -> Output {
     let mut args = vec!["run", "--json"];
     args.extend_from_slice(extra);
     for e in events {
@@ -356,7 +356,7 @@ fn hello_scratch_answers_through_run_as_through_podman() {
 
 /// A busybox image built by lambda-img into `dir/layout`, plus a layer that
 /// umoci adds with a root-only (0600) secret: returns `oci:DIR:secret`.
-fn busybox_image(dir: &Path) -> Option<String> {
+pub(crate) fn busybox_image(dir: &Path) -> Option<String> {
     if !require_tool("busybox") || !require_tool("umoci") {
         return None;
     }
@@ -383,359 +383,6 @@ fn busybox_image(dir: &Path) -> Option<String> {
     );
     std::fs::remove_dir_all(&bundle).unwrap();
     Some(format!("oci:{layout_s}:secret"))
-}
-
-const LOOK_AROUND: &str = "id -u; cat /etc/secret/token || echo secret-denied; \
-    echo x > /var/task/x 2>/dev/null || echo task-read-only; echo y > /tmp/y && echo tmp-ok; \
-    echo $$; cat /tmp/mounted/hello.txt; echo z > /tmp/mounted/z 2>/dev/null || echo mount-read-only";
-
-fn look_around(cmd: &mut Command) -> String {
-    let out = run_ok(cmd);
-    stdout(&out)
-}
-
-fn assert_lambda_like(text: &str) {
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(
-        lines,
-        [
-            "993",
-            "secret-denied",
-            "task-read-only",
-            "tmp-ok",
-            "2",
-            "mounted!",
-            "mount-read-only"
-        ],
-        "uid 993, root-only file unreadable, read-only root, writable /tmp, own PID namespace \
-         (PID 1 is the sandbox's init), read-only mount"
-    );
-}
-
-/// `--entrypoint` runs a shell in the function's environment, as root on the
-/// host, of an image given as SOURCE.
-#[test]
-fn entrypoint_shell_sees_lambdas_environment() {
-    let work = tempfile::tempdir().unwrap();
-    let Some(image) = busybox_image(work.path()) else {
-        return;
-    };
-    std::fs::create_dir(work.path().join("host")).unwrap();
-    std::fs::write(work.path().join("host/hello.txt"), "mounted!\n").unwrap();
-    let mount = format!("{}:/tmp/mounted", work.path().join("host").display());
-    let cache = tempfile::tempdir().unwrap();
-    let text = look_around(crate::support::lambda_img(cache.path()).args([
-        "run",
-        &image,
-        "--mount",
-        &mount,
-        "--entrypoint",
-        "/var/task/busybox",
-        "--",
-        "sh",
-        "-c",
-        LOOK_AROUND,
-    ]));
-    assert_lambda_like(&text);
-}
-
-/// The same as an unprivileged user: user namespaces map uid 993 to the caller.
-#[test]
-fn entrypoint_shell_as_a_non_root_user() {
-    if !require_tool("setpriv") {
-        return;
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("!!! SKIPPING: the test switches to uid 65534 and needs root to do so");
-        return;
-    }
-    // Everything the user needs, in a place it may read and write.
-    let work = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let Some(image) = busybox_image(work.path()) else {
-        return;
-    };
-    std::fs::create_dir(work.path().join("host")).unwrap();
-    std::fs::write(work.path().join("host/hello.txt"), "mounted!\n").unwrap();
-    run_ok(Command::new("chown").args(["-R", "65534:65534"]).arg(work.path()));
-    let mount = format!("{}:/tmp/mounted", work.path().join("host").display());
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(crate::support::bin())
-        .env("LAMBDA_IMG_CACHE", work.path().join("cache"))
-        .env("HOME", work.path())
-        .args([
-            "run",
-            &image,
-            "--mount",
-            &mount,
-            "--entrypoint",
-            "/var/task/busybox",
-            "--",
-            "sh",
-            "-c",
-            LOOK_AROUND,
-        ]);
-    assert_lambda_like(&look_around(&mut cmd));
-}
-
-/// `run --serve` in the background, stopped by PID when dropped.
-struct Server {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Server {
-    fn start(p: &Project, extra: &[&str]) -> Server {
-        use std::io::BufRead;
-        let mut args = vec!["run", "--serve", "--listen", "127.0.0.1:0"];
-        args.extend_from_slice(extra);
-        let mut child = p
-            .cmd(&args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
-        Server { child, url }
-    }
-
-    fn invocations(&self, name: &str) -> String {
-        format!("{}/2015-03-31/functions/{name}/invocations", self.url)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `curl` POSTs `body`; returns the status code and the body.
-fn curl(url: &str, body: &str, headers: &[&str]) -> (u16, String) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-w", "\n%{http_code}", "-d", body]);
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
-    let out = run_ok(cmd.arg(url));
-    let text = stdout(&out);
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), body.to_string())
-}
-
-/// The emulator's endpoint with curl: a synchronous invoke, an asynchronous
-/// one (202, then it runs), three concurrent requests queued for the one
-/// environment, and `--concurrency 3` running three environments at once.
-#[test]
-fn serve_answers_curl_queues_requests_and_runs_async_events() {
-    if !require_tool("curl") {
-        return;
-    }
-    let Some(p) = python_project() else { return };
-    let shared = tempfile::tempdir().unwrap();
-    // Writable by the function's uid 993.
-    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let mount = format!("{}:/tmp/shared:rw", shared.path().display());
-    {
-        let server = Server::start(&p, &["--mount", &mount]);
-        let (code, body) = curl(&server.invocations("function"), &action("echo"), &[]);
-        assert_eq!(code, 200, "{body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(v["uid"], 993);
-
-        let (code, body) = curl(
-            &server.invocations("py-run"),
-            r#"{"action":"touch","name":"async"}"#,
-            &["X-Amz-Invocation-Type: Event"],
-        );
-        assert_eq!(
-            (code, body.as_str()),
-            (202, ""),
-            "an Event invoke is accepted at once"
-        );
-
-        let (code, body) = curl(&server.invocations("function"), &action("fail"), &[]);
-        assert_eq!(code, 200);
-        assert!(
-            body.contains("\"errorType\": \"ValueError\"") || body.contains("\"errorType\":\"ValueError\""),
-            "{body}"
-        );
-
-        let answers: Vec<Value> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..3)
-                .map(|_| s.spawn(|| curl(&server.invocations("function"), &action("count"), &[])))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    let (code, body) = h.join().unwrap();
-                    assert_eq!(
-                        code, 200,
-                        "a concurrent request queues instead of failing: {body}"
-                    );
-                    serde_json::from_str(&body).unwrap()
-                })
-                .collect()
-        });
-        let envs: std::collections::BTreeSet<&str> =
-            answers.iter().map(|a| a["env"].as_str().unwrap()).collect();
-        assert_eq!(envs.len(), 1, "one environment served them in turn: {answers:?}");
-        let mut calls: Vec<u64> = answers.iter().map(|a| a["calls"].as_u64().unwrap()).collect();
-        calls.sort();
-        assert_eq!(
-            calls.windows(2).filter(|w| w[1] == w[0] + 1).count(),
-            2,
-            "{calls:?}"
-        );
-        // The async event ran (it was queued before these).
-        assert!(shared.path().join("async").exists(), "the Event invocation ran");
-    }
-    std::fs::remove_file(shared.path().join("async")).unwrap();
-    let server = Server::start(&p, &["--mount", &mount, "--concurrency", "3", "--timeout", "60"]);
-    let answers: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..3)
-            .map(|_| {
-                s.spawn(|| {
-                    curl(
-                        &server.invocations("function"),
-                        r#"{"action":"barrier","n":3}"#,
-                        &[],
-                    )
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap().1).collect()
-    });
-    let distinct: std::collections::BTreeSet<&String> = answers.iter().collect();
-    assert_eq!(
-        distinct.len(),
-        3,
-        "three environments were inside at once: {answers:?}"
-    );
-}
-
-/// `[function]` keys, then flags over them, reach the function's
-/// environment; credentials only with --aws-credentials.
-#[test]
-fn settings_from_the_manifest_and_flags_reach_the_function() {
-    if !require_tool("busybox") {
-        return;
-    }
-    let manifest = r#"[function]
-name = "settings"
-runtime = "provided.al2023"
-architecture = "x86_64"
-memory = 256
-timeout = 10
-ephemeral_storage = 600
-environment = { FROM_MANIFEST = "m", OVERRIDDEN = "manifest" }
-
-[base]
-image = "scratch"
-
-[image]
-entrypoint = ["/var/task/busybox"]
-"#;
-    let p = Project::new(
-        manifest,
-        &[("vars.env", "# a comment\nFROM_FILE=f\nexport EXPORTED=yes\n")],
-    );
-    p.copy_in(Path::new("/bin/busybox"), "busybox");
-    std::fs::set_permissions(p.join("busybox"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let script = "env; busybox df -m /tmp | busybox tail -1";
-    let look = |extra: &[&str]| {
-        let mut args = vec!["run", "--env-file", "vars.env"];
-        args.extend_from_slice(extra);
-        args.extend(["--entrypoint", "/var/task/busybox", "--", "sh", "-c", script]);
-        let out = run_ok(
-            p.cmd(&args)
-                .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
-                .env("AWS_SECRET_ACCESS_KEY", "example-secret-value"),
-        );
-        (stdout(&out), stderr(&out))
-    };
-    let (env, log) = look(&["--memory", "512", "--env", "OVERRIDDEN=flag"]);
-    for line in [
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512",
-        "AWS_LAMBDA_FUNCTION_NAME=settings",
-        "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-        "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/settings",
-        "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
-        "LAMBDA_TASK_ROOT=/var/task",
-        "FROM_MANIFEST=m",
-        "OVERRIDDEN=flag",
-        "FROM_FILE=f",
-        "EXPORTED=yes",
-    ] {
-        assert!(env.lines().any(|l| l == line), "{line} missing in\n{env}");
-    }
-    assert!(
-        env.lines()
-            .any(|l| l.starts_with("AWS_LAMBDA_RUNTIME_API=127.0.0.1:")),
-        "{env}"
-    );
-    assert!(
-        !env.contains("AWS_SECRET_ACCESS_KEY"),
-        "no credentials unless asked: {env}"
-    );
-    assert!(!log.contains("example-secret-value"));
-    let tmp = env.lines().last().unwrap();
-    assert!(
-        tmp.split_whitespace().nth(1) == Some("600"),
-        "/tmp is 600 MB: {tmp}"
-    );
-
-    let (env, log) = look(&["--aws-credentials"]);
-    assert!(
-        env.lines()
-            .any(|l| l == "AWS_SECRET_ACCESS_KEY=example-secret-value"),
-        "{env}"
-    );
-    assert!(
-        env.lines().any(|l| l == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256"),
-        "the manifest's memory: {env}"
-    );
-    assert!(
-        !log.contains("example-secret-value"),
-        "never in lambda-img's own output: {log}"
-    );
-
-    // Usage errors: status 2 and a message naming the problem.
-    for (args, needle) in [
-        (
-            vec!["run", "--memory", "64"],
-            "--memory 64 is outside Lambda's range 128 to 10240",
-        ),
-        (vec!["run", "--event", "{not json"], "is neither a file nor JSON"),
-        (
-            vec!["run", "--mount", "/tmp:/var/task/x"],
-            "must be a path under /tmp",
-        ),
-    ] {
-        let out = p.cmd(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(needle), "{}", stderr(&out));
-    }
-    std::fs::write(
-        p.join("lambda-img.toml"),
-        manifest.replace("memory = 256", "memory = 64"),
-    )
-    .unwrap();
-    let out = p.cmd(&["run"]).output().unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("lambda-img.toml:5:10") && stderr(&out).contains("use 128 to 10240"),
-        "{}",
-        stderr(&out)
-    );
 }
 
 /// `--engine podman`: the same image in podman, against lambda-img's own
@@ -775,88 +422,6 @@ fn podman_engine_answers_like_the_native_sandbox() {
     assert_eq!(invoke("podman"), native);
     let left = podman.run_ok(&["ps", "-aq"]);
     assert_eq!(stdout(&left).trim(), "", "no container is left behind");
-}
-
-/// `--serve --watch`: a code change is rebuilt (only its layer is
-/// materialized again) and the next event runs the new code.
-#[test]
-fn watch_picks_up_a_code_change() {
-    if !require_tool("curl") {
-        return;
-    }
-    let Some(p) = python_project() else { return };
-    let server = Server::start(&p, &["--watch"]);
-    let (code, body) = curl(&server.invocations("function"), &action("echo"), &[]);
-    assert_eq!(code, 200, "{body}");
-    assert!(!body.contains("version"), "{body}");
-    let changed = APP_PY.replace(
-        r#""greeting": os.environ.get("GREETING")}"#,
-        r#""greeting": os.environ.get("GREETING"), "version": 2}"#,
-    );
-    assert_ne!(changed, APP_PY);
-    std::fs::write(p.join("app.py"), changed).unwrap();
-    // Wait (bounded) for the rebuild; what is asserted is the new answer, not a time.
-    let mut last = String::new();
-    for _ in 0..240 {
-        let (code, body) = curl(&server.invocations("function"), &action("echo"), &[]);
-        assert_eq!(code, 200, "{body}");
-        if body.contains("\"version\": 2") || body.contains("\"version\":2") {
-            return;
-        }
-        last = body;
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-    panic!("the change was never served; last answer: {last}");
-}
-
-/// An arm64 image on this x86_64 machine: it runs through qemu when
-/// binfmt_misc has qemu-aarch64 registered, else the error names the package.
-#[test]
-fn a_foreign_image_needs_qemu_and_says_so() {
-    if std::env::consts::ARCH != "x86_64" {
-        eprintln!("!!! SKIPPING: written for an x86_64 host");
-        return;
-    }
-    let work = tempfile::tempdir().unwrap();
-    let Some(image) = busybox_image(work.path()) else {
-        return;
-    };
-    let layout = image.trim_start_matches("oci:").trim_end_matches(":secret");
-    run_ok(Command::new("umoci").args([
-        "config",
-        "--architecture",
-        "arm64",
-        "--image",
-        &format!("{layout}:secret"),
-        "--tag",
-        "arm64",
-    ]));
-    let cache = tempfile::tempdir().unwrap();
-    let out = crate::support::lambda_img(cache.path())
-        .args([
-            "run",
-            &format!("oci:{layout}:arm64"),
-            "--entrypoint",
-            "/var/task/busybox",
-            "--",
-            "true",
-        ])
-        .output()
-        .unwrap();
-    let registered = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
-        .is_ok_and(|e| e.starts_with("enabled") && e.contains("flags: ") && e.contains('F'));
-    if registered {
-        assert!(out.status.success(), "{}", stderr(&out));
-    } else {
-        assert!(!out.status.success());
-        let err = stderr(&out);
-        assert!(
-            err.contains("linux/arm64")
-                && err.contains("qemu-aarch64-static")
-                && err.contains("qemu-user-static"),
-            "{err}"
-        );
-    }
 }
 
 /// The Rust example (`lambda_runtime` 1.x, built by its Makefile) answers
