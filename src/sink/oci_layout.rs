@@ -255,7 +255,7 @@ pub(crate) fn copy_verified(layer: &Layer, out: &mut impl Write) -> Result<(), S
         path: path.clone(),
         source,
     };
-    let file = File::open(path).map_err(read_err)?;
+    let file = crate::bounded_read::open_regular(path).map_err(read_err)?;
     let mut hashing = HashingWriter::new(out);
     // One byte past the size, so a longer file is noticed rather than cut.
     let mut reader = BufReader::with_capacity(1 << 20, file).take(d.size + 1);

@@ -65,7 +65,21 @@ impl ImageSink for RegistrySink {
             let mount_from = mount_from.or(seen.as_deref());
             let task = format!("push-{}", d.digest.short());
             reporter.task_start(&task, &format!("pushing {}", d.digest.short()), Some(d.size));
-            let action = client.push_blob(repo, &d.digest, BlobBytes::File(path), mount_from)?;
+            let action = match client.push_blob(repo, &d.digest, BlobBytes::File(path), mount_from) {
+                Ok(action) => action,
+                // The registry refused the bytes (DIGEST_INVALID): when they are a
+                // damaged cache blob, it is evicted so the next build rebuilds it.
+                Err(e @ RegistryError::Status { status: 400, .. }) => {
+                    if !blob_matches(path, &d.digest) && crate::cache::evict_corrupt_blob(path) {
+                        return Err(SinkError::CorruptCacheBlob {
+                            path: path.clone(),
+                            expected: d.digest.clone(),
+                        });
+                    }
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            };
             remember_push(&r.registry, &d.digest, repo);
             reporter.task_progress(&task, d.size);
             reporter.task_done(&task, &format!("{} {}", action_word(action), d.digest.short()));
@@ -132,4 +146,11 @@ fn manifest_media_type(image: &Image) -> String {
         .ok()
         .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string))
         .unwrap_or_else(|| image.family.manifest().to_string())
+}
+
+/// Whether the file at `path` hashes to `digest`.
+fn blob_matches(path: &std::path::Path, digest: &Digest) -> bool {
+    std::fs::File::open(path)
+        .and_then(|f| Digest::of_reader(std::io::BufReader::with_capacity(1 << 20, f)))
+        .is_ok_and(|(d, _)| &d == digest)
 }

@@ -195,3 +195,37 @@ fn temp_files_of_a_killed_build_are_removed_by_the_next_build() {
     assert!(other.exists());
     drop(holder);
 }
+
+#[test]
+fn a_corrupt_cached_layer_refused_by_the_registry_is_evicted() {
+    let Some(p) = project() else { return };
+    let Some(reg) = crate::support::registry::TestRegistry::start() else {
+        return;
+    };
+    let out = format!("registry:{}/evict/app:1", reg.host());
+    let first = stdout(&run_ok(&mut p.cmd(&["build", "--output", &out])));
+    let digest = first.trim().rsplit('@').next().unwrap().to_string();
+    let blobs = p.cache.path().join("blobs-v1/sha256");
+    // The code layer: the biggest blob this build wrote.
+    let blob = fs::read_dir(&blobs)
+        .unwrap()
+        .flatten()
+        .max_by_key(|e| e.metadata().unwrap().len())
+        .unwrap()
+        .path();
+    let mut bytes = fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    fs::write(&blob, &bytes).unwrap();
+
+    // A fresh repository, so the registry does not already hold the layer.
+    let out = format!("registry:{}/evict/other:1", reg.host());
+    let err = stderr(&run_fail(&mut p.cmd(&["build", "--output", &out])));
+    assert!(err.contains("removed from the cache"), "{err}");
+    assert!(!blob.exists(), "the corrupt blob was evicted");
+    let again = stdout(&run_ok(&mut p.cmd(&["build", "--output", &out])));
+    assert!(
+        again.contains(&digest),
+        "the rebuilt image is the first one: {again} vs {first}"
+    );
+}
