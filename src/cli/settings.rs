@@ -55,5 +55,7 @@ pub fn print(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         "insecure_registries": global.insecure_registries,
         "username_given": registry.credentials.is_some(),
     });
+    let mut settings = settings;
+    settings["deploy"] = super::deploy::print_settings(global, &args.aws, &args.manifest)?;
     print_data(&serde_json::to_string_pretty(&settings)?)
 }

@@ -509,3 +509,22 @@ fn build_deploy_creates_the_repository_pushes_and_deploys_in_one_step() {
         stderr(&out)
     );
 }
+
+#[test]
+fn print_settings_show_the_deploy_defaults_under_the_flags() {
+    let p = Project::new(
+        &crate::support::project::scratch_manifest(
+            "[deploy]\nfunction = \"orders\"\nregion = \"us-east-1\"\nalias = \"live\"\n[registry]\naws_auth = [\"vpce.example\"]\n",
+        ),
+        &[],
+    );
+    let out = run_ok(&mut p.cmd(&["build", "--print-settings", "--region", "eu-west-1", "--deploy"]));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let d = &v["deploy"];
+    assert_eq!(d["enabled"], true);
+    assert_eq!(d["function"], "orders");
+    assert_eq!(d["region"], "eu-west-1");
+    assert_eq!(d["alias"], "live");
+    assert_eq!(d["publish"], true);
+    assert_eq!(d["aws_auth"], serde_json::json!(["vpce.example"]));
+}
