@@ -2,20 +2,24 @@
 //! manifest → Lambda's rules → outputs. Every input is resolved and every
 //! output parsed before any work starts; nothing is written until the rules pass.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::cache::Cache;
 use crate::image::config::{ConfigChanges, ConfigError, HistoryEntry, edit_config, rfc3339};
 use crate::image::{
-    Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, convert_layer_media_type, write_manifest,
+    BlobLocation, Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, convert_layer_media_type,
+    write_manifest,
 };
 use crate::layer::{DEFAULT_MTIME, LayerError, LayerSettings, build_layer, build_layer_observed};
 use crate::manifest::{FunctionModel, ManifestError};
+use crate::overwrite::{LocalOutput, refuse_overwrites};
 use crate::plan::{BuildPlan, plan};
+use crate::repair::RepairedLayer;
 use crate::report::Reporter;
 use crate::rules::{
-    CheckContext, CheckError, Finding, LayerScan, Limits, ScanMemo, ScanPlan, check_image_with, check_limits,
-    has_errors, render_findings,
+    CheckContext, CheckError, Finding, LayerScan, Limits, RulePolicy, ScanMemo, ScanPlan, check_image_with,
+    check_limits, has_errors, human_bytes, render_findings,
 };
 use crate::sink::{self, ImageSink, SinkError, SinkReport};
 use crate::source::{self, SourceError};
@@ -40,15 +44,48 @@ pub struct BuildOptions {
     pub labels: Vec<(String, String)>,
     pub sink_options: sink::SinkOptions,
     pub source_options: source::SourceOptions,
+    /// Replace an existing file at a docker-archive output that is not one.
+    pub force: bool,
+    /// `--arch`: overrides the manifest's `function.architecture` (one manifest, two builds).
+    pub arch: Option<crate::image::Architecture>,
+    /// Rules tuned on the command line, over the manifest's `[check]`.
+    pub rules: RulePolicy,
+    /// `--repair-base`: as `[base] repair = true`.
+    pub repair_base: bool,
 }
 
 /// The built image and what was done with it.
 #[derive(Debug)]
 pub struct BuildOutcome {
     pub image: Image,
+    /// The base as lambda-img.toml names it (canonical, even when fetched from a mirror).
+    pub base: String,
     pub outputs: Vec<SinkReport>,
+    /// The manifest digest each output holds, in `outputs` order: an OCI
+    /// layout holds an OCI manifest even for a Docker-media-type image.
+    pub output_digests: Vec<Digest>,
+    /// Base layers whose blob this run fetched (pulled, or recompressed from a
+    /// docker-archive): not `cached` in the report.
+    pub fetched_base_layers: Vec<Digest>,
+    /// Base layers rewritten by `[base] repair` (empty when none were).
+    pub repaired: Vec<RepairedLayer>,
     /// Warnings and infos from the rules (errors stop the build).
     pub findings: Vec<Finding>,
+}
+
+impl BuildOutcome {
+    /// The parts of the build report (`--json`, `--metadata-file`).
+    pub fn report_facts(&self) -> crate::build_report::metadata::BuildFacts<'_> {
+        crate::build_report::metadata::BuildFacts {
+            image: &self.image,
+            base: &self.base,
+            outputs: &self.outputs,
+            output_digests: &self.output_digests,
+            repaired: &self.repaired,
+            fetched_base_layers: &self.fetched_base_layers,
+            findings: &self.findings,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +104,10 @@ pub enum BuildError {
     Check(#[from] CheckError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Overwrite(#[from] crate::overwrite::OverwriteError),
+    #[error(transparent)]
+    Repair(#[from] crate::repair::RepairError),
     #[error("cannot make the dependency layers")]
     Deps(#[from] crate::deps::DepsError),
 }
@@ -77,7 +118,10 @@ pub fn build(
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome, BuildError> {
-    let model = crate::manifest::load(&options.manifest_path)?;
+    let mut model = crate::manifest::load(&options.manifest_path)?;
+    if let Some(arch) = options.arch {
+        model.architecture = arch;
+    }
     let mut plan = plan(&model);
     for (key, value) in &options.labels {
         plan.config.labels.insert(key.clone(), value.clone());
@@ -90,11 +134,32 @@ pub fn build(
         .map(|o| sink::open(o, &options.sink_options))
         .collect::<Result<_, _>>()?;
     // An output inside the project (`oci:out`) must not end up in the next build's code layer.
-    let local_outputs: Vec<PathBuf> = sinks
+    let local: Vec<(&str, PathBuf)> = options
+        .outputs
         .iter()
-        .filter_map(|s| s.local_path())
-        .map(absolute)
+        .zip(&sinks)
+        .filter_map(|(o, s)| Some((o.as_str(), absolute(s.local_path()?))))
         .collect();
+    let sources: Vec<(&str, &std::path::Path)> = plan
+        .layers
+        .iter()
+        .flat_map(|l| {
+            l.inputs
+                .iter()
+                .map(move |i| (l.name.as_str(), i.source.as_path()))
+        })
+        .collect();
+    let guarded: Vec<LocalOutput> = local
+        .iter()
+        .map(|(output, path)| LocalOutput { output, path })
+        .collect();
+    refuse_overwrites(
+        &guarded,
+        &absolute(options.manifest_path.clone()),
+        &sources,
+        options.force,
+    )?;
+    let local_outputs: Vec<PathBuf> = local.into_iter().map(|(_, p)| p).collect();
     plan.exclude_outputs(&local_outputs);
     let source = source::open(&plan.base, &options.source_options)?;
     let context = CheckContext {
@@ -104,31 +169,100 @@ pub fn build(
         limits: options.limits,
     };
 
-    let image = assemble(&model, &plan, options, &context, source.as_ref(), cache, reporter)?;
+    let policy = RulePolicy::merged(&model.check, &options.rules);
+    // Filesystem time stamps lag the clock by up to a tick: a little slack.
+    let started = std::time::SystemTime::now() - std::time::Duration::from_millis(20);
+    let (image, repaired) = assemble(
+        &model,
+        &plan,
+        options,
+        &policy,
+        &context,
+        source.as_ref(),
+        cache,
+        reporter,
+    )?;
 
     // The cheap limits first, so an oversized image fails before its layers are read.
-    let limits = check_limits(&image, &options.limits, Some(plan.arch));
+    let limits = policy.apply(check_limits(&image, &options.limits, Some(plan.arch)));
     if has_errors(&limits) {
         return Err(BuildError::Rules(limits));
     }
     reporter.step("checking Lambda's rules");
-    let findings = checked_image(&image, &context, cache)?;
+    let findings = policy.apply(checked_image(&image, &context, cache)?);
     if has_errors(&findings) {
         return Err(BuildError::Rules(findings));
     }
     for f in &findings {
-        reporter.warn(&format!("[{} {}] {}", f.rule_id, f.rule_name, f.message));
+        reporter.finding(&f.to_string());
     }
 
+    let output_digests: Vec<Digest> = options.outputs.iter().map(|o| held_digest(o, &image)).collect();
+    warn_if_digests_differ(&options.outputs, &output_digests, reporter);
     let mut outputs = Vec::with_capacity(sinks.len());
     for sink in &sinks {
         outputs.push(sink.write(&image, reporter)?);
     }
     Ok(BuildOutcome {
+        fetched_base_layers: fetched_since(&image, cache, started),
         image,
+        base: plan.base.clone(),
         outputs,
+        output_digests,
+        repaired,
         findings,
     })
+}
+
+/// The base layers whose blob this run put in the cache (pulled, or
+/// recompressed from a docker-archive): the report does not call them cached.
+/// A cache blob's birth time says when it arrived (a later use touches only
+/// its mtime); a blob in a local layout was never fetched. Where the
+/// filesystem keeps no birth time, a layer counts as cached.
+fn fetched_since(image: &Image, cache: &Cache, started: std::time::SystemTime) -> Vec<Digest> {
+    image
+        .layers
+        .iter()
+        .filter(|l| matches!(l.origin, LayerOrigin::Base { .. }))
+        .filter(|l| {
+            let BlobLocation::File(path) = &l.location;
+            path.starts_with(cache.root())
+                && std::fs::metadata(path)
+                    .and_then(|m| m.created())
+                    .is_ok_and(|t| t >= started)
+        })
+        .map(|l| l.descriptor.digest.clone())
+        .collect()
+}
+
+/// The digest of the manifest that `output` holds once written: skopeo and
+/// umoci skip Docker manifests in a layout, so an `oci:` output of a
+/// Docker-media-type image holds its OCI twin (same config and layers).
+fn held_digest(output: &str, image: &Image) -> Digest {
+    match output.starts_with("oci:").then(|| sink::as_oci(image)).flatten() {
+        Some(oci) => oci.manifest_digest,
+        None => image.manifest_digest.clone(),
+    }
+}
+
+/// One warning, before anything is written, when outputs will hold different
+/// manifests (each is then printed on its own line).
+fn warn_if_digests_differ(outputs: &[String], digests: &[Digest], reporter: &dyn Reporter) {
+    if digests.windows(2).all(|w| w[0] == w[1]) {
+        return;
+    }
+    let held: Vec<String> = outputs
+        .iter()
+        .zip(digests)
+        .map(|(o, d)| format!("{o} holds {d}"))
+        .collect();
+    reporter.warn(&format!(
+        "the image uses Docker media types, so the outputs hold different manifests \
+         (an OCI layout cannot hold a Docker manifest): {}; each output's digest is printed \
+         on its own line. For one digest everywhere, build with --format oci \
+         (or image.format = \"oci\"), or write only docker-archive and registry outputs",
+        held.join(", ")
+    ));
 }
 
 /// What a cached check remembers: the rule id and message of each finding.
@@ -161,7 +295,7 @@ fn checked_image(image: &Image, context: &CheckContext, cache: &Cache) -> Result
         serde_json::json!({
             "manifest": image.manifest_digest,
             "context": context,
-            "rules": env!("CARGO_PKG_VERSION"),
+            "rules": crate::rules::catalog::catalog_key(),
         })
         .to_string()
         .as_bytes(),
@@ -202,17 +336,19 @@ fn absolute(path: PathBuf) -> PathBuf {
 }
 
 /// Resolves the base, builds the new layers and returns the new image value.
+#[allow(clippy::too_many_arguments)]
 fn assemble(
     model: &FunctionModel,
     plan: &BuildPlan,
     options: &BuildOptions,
+    policy: &RulePolicy,
     context: &CheckContext,
     source: &dyn source::ImageSource,
     cache: &Cache,
     reporter: &dyn Reporter,
-) -> Result<Image, BuildError> {
+) -> Result<(Image, Vec<RepairedLayer>), BuildError> {
     reporter.step(&format!("resolving base {}", source.describe()));
-    let base = source.resolve(plan.arch, cache, reporter)?;
+    let mut base = source.resolve(plan.arch, cache, reporter)?;
     let family = options.format.or(plan.format).unwrap_or(base.family);
     let epoch = options.source_date_epoch.unwrap_or(DEFAULT_MTIME);
     let settings = LayerSettings {
@@ -222,11 +358,37 @@ fn assemble(
         threads: options.threads,
     };
 
+    let repaired = if model.base_repair || options.repair_base {
+        repair_base(&mut base, &settings, cache, reporter)?
+    } else {
+        Vec::new()
+    };
+    if let Some(finding) = oversized(&base.layers, plan, &options.limits)? {
+        let findings = policy.apply(vec![finding]);
+        if has_errors(&findings) {
+            return Err(BuildError::Rules(findings));
+        }
+    }
     let mut layers: Vec<Layer> = base
         .layers
         .iter()
         .map(|l| to_family(l, family))
         .collect::<Result<_, _>>()?;
+    // The base this image is built on: manifest annotations for OCI, config
+    // labels (under the manifest's own) for Docker V2.2.
+    let base_record = crate::registry::reference::base_record_for(&plan.base)
+        .map(|r| r.entries())
+        .unwrap_or_default();
+    let (annotations, labels) = match family {
+        MediaFamily::Oci => (base_record, plan.config.labels.clone()),
+        MediaFamily::Docker => (
+            BTreeMap::new(),
+            base_record
+                .into_iter()
+                .chain(plan.config.labels.clone())
+                .collect(),
+        ),
+    };
     let changes = |new_layers| ConfigChanges {
         architecture: plan.arch,
         created: rfc3339(epoch),
@@ -234,7 +396,7 @@ fn assemble(
         cmd: plan.config.cmd.as_deref(),
         workdir: plan.config.workdir.as_deref(),
         env: &plan.config.env,
-        labels: &plan.config.labels,
+        labels: &labels,
         new_layers,
     };
     // The config as it will be but for its layers, so the rules' scans of the
@@ -278,15 +440,88 @@ fn assemble(
     let config = edit_config(&base.config, &changes(&history))?;
     let config_descriptor = Descriptor::new(family.config(), Digest::of(&config), config.len() as u64);
     let layer_descriptors: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
-    let manifest = write_manifest(family, &config_descriptor, &layer_descriptors, None);
-    Ok(Image {
+    let manifest = write_manifest(family, &config_descriptor, &layer_descriptors, Some(&annotations));
+    let image = Image {
         family,
         manifest_digest: Digest::of(&manifest),
         manifest,
         config,
         config_descriptor,
         layers,
-    })
+    };
+    Ok((image, repaired))
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `[base] repair`: rewrites the base layers that hold hard links or miss
+/// parent directories, and the base config's diff_ids and history with them.
+fn repair_base(
+    base: &mut Image,
+    settings: &LayerSettings,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<Vec<RepairedLayer>, BuildError> {
+    reporter.step("repairing base layers ([base] repair)");
+    let repaired = crate::repair::repair_base_layers(&mut base.layers, settings, cache)?;
+    if repaired.is_empty() {
+        reporter.detail("no base layer needed repair");
+        return Ok(repaired);
+    }
+    let diff_ids: Vec<Digest> = base.layers.iter().map(|l| l.diff_id.clone()).collect();
+    base.config = crate::repair::repaired_config(&base.config, &repaired, &diff_ids)
+        .map_err(|m| BuildError::Config(ConfigError::NotAnObject(m)))?;
+    for r in &repaired {
+        reporter.warn(&format!(
+            "base layer {} {} rewritten as {}: {} written as files, {} added; {} no longer shared with the base",
+            r.index + 1,
+            r.from.short(),
+            r.to.short(),
+            plural(r.hard_links, "hard link", "hard links"),
+            plural(r.parents_added, "parent directory", "parent directories"),
+            human_bytes(r.unshared_bytes)
+        ));
+    }
+    Ok(repaired)
+}
+
+/// The finding for an image whose base layers and new layers' files already add up to
+/// more than the uncompressed limit, before anything is compressed: the size
+/// of each new layer's tar is known exactly from its file selection.
+fn oversized(base: &[Layer], plan: &BuildPlan, limits: &Limits) -> Result<Option<Finding>, BuildError> {
+    let mut sizes: Vec<(String, u64)> = Vec::new();
+    for spec in &plan.layers {
+        let entries = crate::layer::select::select(spec)?;
+        sizes.push((
+            format!("layer {}", spec.name),
+            crate::layer::tar_writer::tar_size(&entries),
+        ));
+    }
+    let base_total: u64 = base.iter().map(|l| l.uncompressed_size).sum();
+    let total = base_total + sizes.iter().map(|(_, s)| s).sum::<u64>();
+    if total <= limits.max_uncompressed {
+        return Ok(None);
+    }
+    sizes.sort_by_key(|(_, s)| std::cmp::Reverse(*s));
+    let largest: Vec<String> = sizes
+        .iter()
+        .take(3)
+        .map(|(name, size)| format!("{name} {}", human_bytes(*size)))
+        .collect();
+    Ok(Some(Finding::new(
+        &crate::rules::catalog::IMAGE_TOO_LARGE,
+        format!(
+            "the base ({}) and the new layers' files add up to {} ({total} bytes) uncompressed, \
+             over the limit of {} ({} bytes), before anything was compressed; largest new: {}",
+            human_bytes(base_total),
+            human_bytes(total),
+            human_bytes(limits.max_uncompressed),
+            limits.max_uncompressed,
+            largest.join(", ")
+        ),
+    )))
 }
 
 /// Builds a layer; when it is compressed, the rules' scan of it runs on the

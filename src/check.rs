@@ -4,10 +4,13 @@
 use serde::Serialize;
 
 use crate::cache::Cache;
+use crate::image::base_record::BaseRecord;
 use crate::image::{Architecture, Digest, Image, MediaKind, classify};
 use crate::inspect::{ImageSummary, InspectError, LayerDiff};
 use crate::report::Reporter;
-use crate::rules::{CheckContext, CheckError, Finding, Limits, check_image, index_finding};
+use crate::rules::{
+    CheckContext, CheckError, Finding, Limits, RulePolicy, base_lag_finding, check_image, index_finding,
+};
 use crate::source::{self, SourceError, SourceOptions};
 
 /// What to check and against which function.
@@ -21,6 +24,8 @@ pub struct CheckOptions {
     pub handler: Option<String>,
     pub limits: Limits,
     pub source_options: SourceOptions,
+    /// Rules allowed, denied, strict (the manifest's `[check]` merged with flags).
+    pub rules: RulePolicy,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,12 +71,42 @@ pub fn check(
     };
     reporter.step(&format!("checking {} against Lambda's rules", source.describe()));
     findings.extend(check_image(&image, &context)?);
+    findings.extend(base_lag(&image, &options.source_options, reporter));
+    let mut findings = options.rules.apply(findings);
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(CheckOutcome {
         reference: source.describe(),
         manifest_digest: image.manifest_digest,
         findings,
     })
+}
+
+/// LI091 for an image that records its base: asks the base's registry what
+/// the tag names now. An unreachable registry is no finding (the image may be
+/// checked offline); it is said in the progress output.
+fn base_lag(image: &Image, options: &SourceOptions, reporter: &dyn Reporter) -> Option<Finding> {
+    let record = BaseRecord::read(image)?;
+    record.digest.as_ref()?;
+    let reference = crate::registry::Reference::parse(&record.name).ok()?;
+    reference.tag.as_ref()?;
+    // Advisory: one quick try, so checking offline is not held up by retries.
+    let registry = crate::registry::RegistryOptions {
+        retry: crate::registry::RetryPolicy {
+            attempts: 1,
+            ..Default::default()
+        },
+        timeout: options.registry.timeout.min(std::time::Duration::from_secs(10)),
+        ..options.registry.clone()
+    };
+    // Through a `--registry-mirror` when one covers the base's registry, as `pin` asks.
+    let routed = crate::registry::mirror::route(&registry.mirrors, &reference).map(|(r, _)| r);
+    match crate::registry::resolve_digest(routed.as_ref().unwrap_or(&reference), &registry, reporter) {
+        Ok(current) => base_lag_finding(&record, &current),
+        Err(e) => {
+            reporter.detail(&format!("base {} not compared with its tag: {e}", record.name));
+            None
+        }
+    }
 }
 
 /// Reads one image for `inspect`.

@@ -4,22 +4,35 @@
 //! specs) → `source` (the base image) + `layer` (new layers) → `build`
 //! (assembled image) → `rules` (Lambda's limits) → `sink` (outputs).
 
+pub mod atomic_file;
 pub mod aws;
+pub mod bounded_read;
 pub mod build;
+pub mod build_all;
+pub mod build_report;
 pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod deploy;
 pub mod deps;
+pub mod discover;
+pub mod elf;
 pub mod image;
 pub mod init;
 pub mod inspect;
 pub mod layer;
 pub mod manifest;
+pub mod overwrite;
 pub mod pin;
 pub mod plan;
 pub mod registry;
+pub mod repair;
+pub mod repin;
 pub mod report;
+pub mod rootfs;
 pub mod rules;
+pub mod run;
+pub mod runtime_api;
+pub mod sandbox;
 pub mod sink;
 pub mod source;

@@ -4,15 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::image::{Architecture, Digest, Document, parse_document};
-use crate::registry::{Client, Reference, RegistryError, RegistryOptions};
+use crate::image::{Architecture, Digest, Document, IndexView, parse_document};
+use crate::registry::{Client, Reference, RegistryError, RegistryOptions, mirror};
 use crate::report::Reporter;
 use crate::source::{SourceError, select_platform};
 
 /// Prefixes a base value may carry to say "this is a registry reference".
 const REGISTRY_PREFIXES: [&str; 2] = ["registry:", "docker://"];
 /// Prefixes of local sources, which have nothing to pin.
-const LOCAL_PREFIXES: [&str; 4] = ["oci:", "oci-layout:", "docker-archive:", "scratch"];
+pub(crate) const LOCAL_PREFIXES: [&str; 4] = ["oci:", "oci-layout:", "docker-archive:", "scratch"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
@@ -81,21 +81,15 @@ pub fn pin_base(
             },
         )));
     };
-    reporter.step(&format!("resolving {}:{tag}", reference.name()));
-    let client = Client::new(&reference.registry, options, reporter)?;
-    let fetched = client.get_manifest(&reference.repository, &tag)?;
-    let what = format!("the manifest of {}", reference);
-    if let Document::Index(index) =
-        parse_document(&fetched.bytes, fetched.media_type.as_deref(), &what).map_err(SourceError::from)?
-    {
-        select_platform(&index, arch, &reference.to_string())?;
-    }
-    let after = format!("{prefix}{}", written_form(rest, &fetched.digest));
+    let resolved = resolve_tag(&reference, &tag, options, reporter)?;
+    resolved.check_platform(arch, &reference.to_string())?;
+    let digest = resolved.digest;
+    let after = format!("{prefix}{}", written_form(rest, &digest));
     if after == before {
         return Ok(PinOutcome {
             before,
             after,
-            digest: fetched.digest,
+            digest,
             changed: false,
         });
     }
@@ -104,19 +98,78 @@ pub fn pin_base(
     Ok(PinOutcome {
         before,
         after,
-        digest: fetched.digest,
+        digest,
         changed: true,
+    })
+}
+
+/// What a base tag names now: the digest `pin` writes (the index's, for a
+/// multi-platform base) and the index itself, to check the function's platform.
+#[derive(Debug, Clone)]
+pub struct ResolvedTag {
+    pub digest: Digest,
+    pub index: Option<IndexView>,
+}
+
+impl ResolvedTag {
+    /// An index must have a child for `arch`; a single manifest is taken as it is.
+    pub fn check_platform(&self, arch: Architecture, source_ref: &str) -> Result<(), PinError> {
+        if let Some(index) = &self.index {
+            select_platform(index, arch, source_ref)?;
+        }
+        Ok(())
+    }
+}
+
+/// Asks the registry what `tag` of `reference`'s repository names now.
+pub fn resolve_tag(
+    reference: &Reference,
+    tag: &str,
+    options: &RegistryOptions,
+    reporter: &dyn Reporter,
+) -> Result<ResolvedTag, PinError> {
+    // Through a `--registry-mirror` when one covers the registry: the tag is
+    // resolved there and the canonical name is written with its digest.
+    let routed = mirror::route(&options.mirrors, reference).map(|(r, _)| r);
+    let fetch = routed.as_ref().unwrap_or(reference);
+    match &routed {
+        Some(r) => reporter.step(&format!(
+            "resolving {}:{tag} from the mirror {}",
+            reference.name(),
+            r.registry
+        )),
+        None => reporter.step(&format!("resolving {}:{tag}", reference.name())),
+    }
+    let fetched = Client::new(&fetch.registry, options, reporter)
+        .and_then(|client| client.get_manifest(&fetch.repository, tag))
+        .map_err(|e| {
+            let detail = |d: &str| reporter.detail(d);
+            match mirror::explain(e, reference, routed.as_ref(), &options.insecure, &detail) {
+                Ok(other) => PinError::Registry(other),
+                Err(unreachable) => PinError::Source(SourceError::BaseUnreachable(unreachable)),
+            }
+        })?;
+    let what = format!("the manifest of {}:{tag}", reference.name());
+    let index = match parse_document(&fetched.bytes, fetched.media_type.as_deref(), &what)
+        .map_err(SourceError::from)?
+    {
+        Document::Index(index) => Some(index),
+        Document::Manifest(_) => None,
+    };
+    Ok(ResolvedTag {
+        digest: fetched.digest,
+        index,
     })
 }
 
 /// The user's text with its digest replaced: keeps how they wrote the name
 /// (`python:3.12`, not `docker.io/library/python:3.12`).
-fn written_form(rest: &str, digest: &Digest) -> String {
+pub(crate) fn written_form(rest: &str, digest: &Digest) -> String {
     let name = rest.split('@').next().unwrap_or(rest);
     format!("{name}@{digest}")
 }
 
-fn split_prefix(value: &str) -> (&str, &str) {
+pub(crate) fn split_prefix(value: &str) -> (&str, &str) {
     for p in REGISTRY_PREFIXES {
         if let Some(rest) = value.strip_prefix(p) {
             return (p, rest);
@@ -125,7 +178,7 @@ fn split_prefix(value: &str) -> (&str, &str) {
     ("", value)
 }
 
-fn base_image(text: &str, path: &Path) -> Result<String, PinError> {
+pub(crate) fn base_image(text: &str, path: &Path) -> Result<String, PinError> {
     let doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| PinError::Toml {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -160,26 +213,13 @@ pub fn rewrite_base_image(text: &str, new_value: &str, path: &Path) -> Result<St
     Ok(doc.to_string())
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PinError> {
-    let err = |source| PinError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".lambda-img.toml.")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    use std::io::Write;
-    tmp.write_all(bytes).map_err(err)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
-    }
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PinError> {
+    crate::atomic_file::write(path, bytes, crate::atomic_file::Mode::KeepExisting).map_err(|source| {
+        PinError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]

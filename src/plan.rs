@@ -87,7 +87,7 @@ pub fn plan(model: &FunctionModel) -> BuildPlan {
                 }
                 LayerInput {
                     source: s.path.clone(),
-                    destination: destination_for(s, &code.destination, code.sources.len()),
+                    destination: code_destination(s, &code.destination),
                     include: code.include.clone(),
                     exclude,
                     ignore_file: code.ignore_file.clone(),
@@ -140,6 +140,18 @@ impl BuildPlan {
 /// file source is written at the destination unless it ends with `/`.
 fn destination_for(source: &SourcePath, destination: &str, count: usize) -> String {
     if source.kind == SourceKind::File && count > 1 && !destination.ends_with('/') {
+        format!("{destination}/")
+    } else {
+        destination.to_string()
+    }
+}
+
+/// `[code]` always has directory semantics: its destination is the function's
+/// directory (`/var/task`), so a file source goes inside it. Written at the
+/// destination itself, `sources = ["app.py"]` would replace `/var/task` with a
+/// file and hide every dependency layer below it.
+fn code_destination(source: &SourcePath, destination: &str) -> String {
+    if source.kind == SourceKind::File && !destination.ends_with('/') {
         format!("{destination}/")
     } else {
         destination.to_string()
@@ -318,6 +330,19 @@ mod tests {
                 Some(vec!["/var/runtime/bootstrap".to_string()])
             );
         });
+    }
+
+    #[test]
+    fn a_lone_code_file_goes_inside_the_destination() {
+        with_project(
+            &format!("{HEAD}[code]\nsources = [\"config.json\"]\n"),
+            |_, plan| {
+                assert_eq!(plan.layers[0].inputs[0].destination, "/var/task/");
+                let layer = crate::layer::select::select(&plan.layers[0]).unwrap();
+                let paths: Vec<&str> = layer.iter().map(|e| e.path.as_str()).collect();
+                assert_eq!(paths, ["var", "var/task", "var/task/config.json"]);
+            },
+        );
     }
 
     #[test]

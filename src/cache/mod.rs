@@ -13,6 +13,7 @@
 //! Every write goes to `tmp/` first and is renamed into place, so a reader sees
 //! a whole entry or none, and a crash leaves at most a stray temp file.
 
+mod ownership;
 pub mod prune;
 
 use std::fs::{self, File};
@@ -29,7 +30,15 @@ use crate::image::Digest;
 pub enum CacheError {
     #[error("cannot use cache directory {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("refusing to use cache directory {path}: {problem}; {fix}")]
+    Unsafe {
+        path: PathBuf,
+        problem: String,
+        fix: String,
+    },
 }
+
+pub use ownership::current_uid;
 
 /// Blobs this process committed (their bytes hashed on the way in), with the
 /// file's identity right after: see [`unchanged_since_commit`].
@@ -144,6 +153,78 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
+/// The blob directories of the caches this process opened (resolved).
+static OPENED: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Whether `path` is a blob of a cache this process opened, as a regular file
+/// (not a symlink) readable by all (as [`Cache::commit_blob`] leaves them): what
+/// an output may hard-link without sharing anyone else's inode or changing a mode.
+pub fn is_own_blob(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.file_type().is_file() || meta.permissions().mode() & 0o7777 != 0o644 {
+        return false;
+    }
+    let Some(dir) = path.parent().and_then(|d| fs::canonicalize(d).ok()) else {
+        return false;
+    };
+    OPENED.lock().unwrap_or_else(|e| e.into_inner()).contains(&dir)
+}
+
+/// Removes the cache blob at `path`, found not to hold the bytes its name
+/// promises, and every record that names it, so the next build fetches or
+/// rebuilds it instead of failing on the same entry again. Returns whether
+/// `path` was a cache blob (anything else is left alone).
+pub fn evict_corrupt_blob(path: &Path) -> bool {
+    let Some(hex) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let algo = path.parent();
+    let bucket = algo.and_then(Path::parent);
+    let is_blob = algo.and_then(Path::file_name).is_some_and(|n| n == "sha256")
+        && bucket.and_then(Path::file_name).is_some_and(|n| n == "blobs-v1");
+    let Some(root) = bucket.and_then(Path::parent).filter(|_| is_blob) else {
+        return false;
+    };
+    let _ = fs::remove_file(path);
+    let Ok(buckets) = fs::read_dir(root) else {
+        return true;
+    };
+    for bucket in buckets.flatten() {
+        let name = bucket.file_name().to_string_lossy().into_owned();
+        if name.starts_with("blobs-") || !name.contains("-v") {
+            continue;
+        }
+        let Ok(records) = fs::read_dir(bucket.path()) else {
+            continue;
+        };
+        for record in records.flatten() {
+            let p = record.path();
+            let small = record
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.len() <= MAX_RECORD);
+            if small && fs::read(&p).is_ok_and(|b| contains(&b, hex.as_bytes())) {
+                let _ = fs::remove_file(&p);
+            }
+        }
+    }
+    true
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Records above this are not read (our biggest, a file-stat index of a large
+/// tree, stays far below); a bigger one is treated as a miss.
+pub const MAX_RECORD: u64 = 64 << 20;
+
+/// How old a temp file must be before it may be judged abandoned.
+const TEMP_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A handle on the cache directory.
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -157,7 +238,8 @@ pub struct CacheLock {
 }
 
 impl Cache {
-    /// `$LAMBDA_IMG_CACHE`, else `$XDG_CACHE_HOME/lambda-img`, else `~/.cache/lambda-img`.
+    /// `$LAMBDA_IMG_CACHE`, else `$XDG_CACHE_HOME/lambda-img`, else
+    /// `~/.cache/lambda-img`, else a per-user `$TMPDIR/lambda-img-$UID`.
     pub fn default_root() -> PathBuf {
         if let Some(dir) = std::env::var_os("LAMBDA_IMG_CACHE").filter(|v| !v.is_empty()) {
             return PathBuf::from(dir);
@@ -167,21 +249,63 @@ impl Cache {
         }
         match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
             Some(home) => PathBuf::from(home).join(".cache").join("lambda-img"),
-            None => std::env::temp_dir().join("lambda-img-cache"),
+            None => ownership::per_user_temp_root(),
         }
     }
 
-    /// Opens (creating when needed) the cache at `root`.
+    /// Opens (creating when needed, mode 0700) the cache at `root`, after
+    /// checking nobody but the current user can write it, and removes temp
+    /// files that killed builds left behind.
     pub fn open(root: impl Into<PathBuf>) -> Result<Cache, CacheError> {
         let root = root.into();
+        // The shared temp fallback is where a planted link or directory would be.
+        let follow_root = root != ownership::per_user_temp_root();
+        // The root is checked before anything is created inside it.
+        if fs::symlink_metadata(&root).is_ok() {
+            ownership::check_private_dir(&root, follow_root)?;
+        }
         for sub in ["blobs-v1/sha256", "tmp", "locks"] {
             let p = root.join(sub);
-            fs::create_dir_all(&p).map_err(|source| CacheError::Io {
+            ownership::create_private_dir(&p).map_err(|source| CacheError::Io {
                 path: p.clone(),
                 source,
             })?;
         }
-        Ok(Cache { root })
+        ownership::check_cache_tree(&root, follow_root)?;
+        if let Ok(real) = fs::canonicalize(root.join("blobs-v1/sha256")) {
+            OPENED.lock().unwrap_or_else(|e| e.into_inner()).insert(real);
+        }
+        let cache = Cache { root };
+        cache.remove_stale_temp_files();
+        Ok(cache)
+    }
+
+    /// Removes `tmp/w-*` files no live process holds: every writer keeps a
+    /// shared lock on its temp file from creation (see [`Cache::temp_file`]),
+    /// so one that can be locked exclusively belongs to a build that died.
+    /// Files younger than a moment are left alone: their writer may not
+    /// have taken its lock yet.
+    fn remove_stale_temp_files(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
+        let young = std::time::SystemTime::now() - TEMP_LOCK_GRACE;
+        for entry in entries.flatten() {
+            if !entry.file_name().to_string_lossy().starts_with("w-") {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() || meta.modified().is_ok_and(|m| m > young) {
+                continue;
+            }
+            let Ok(file) = File::open(&path) else { continue };
+            if file.try_lock().is_ok() {
+                let _ = fs::remove_file(&path);
+            }
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -198,17 +322,25 @@ impl Cache {
     }
 
     /// A new temp file inside the cache (same filesystem, so it can be renamed into place).
+    /// It is held under a shared lock while open, so the next build can tell
+    /// it from one a killed build left behind.
     pub fn temp_file(&self) -> io::Result<NamedTempFile> {
-        tempfile::Builder::new()
+        let tmp = tempfile::Builder::new()
             .prefix("w-")
-            .tempfile_in(self.root.join("tmp"))
+            .tempfile_in(self.root.join("tmp"))?;
+        tmp.as_file().lock_shared()?;
+        Ok(tmp)
     }
 
     /// Moves a completely written temp file into place as the blob `digest`.
     /// The caller has verified the digest. When another build got there first
     /// the existing entry is kept (same digest, same bytes).
+    /// Blobs are 0644 inside the private cache directory, so an output can
+    /// hard-link one without changing its mode.
     pub fn commit_blob(&self, tmp: NamedTempFile, digest: &Digest) -> io::Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
         let dest = self.blob_path(digest);
+        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
         tmp.as_file().sync_data()?;
         tmp.persist(&dest).map_err(|e| e.error)?;
         if let Ok(meta) = fs::metadata(&dest) {
@@ -225,14 +357,22 @@ impl Cache {
     /// Reads a JSON record; a missing or unreadable record is `None` (a cache
     /// miss, never an error: the caller rebuilds it).
     pub fn get_record<T: DeserializeOwned>(&self, bucket: &str, key: &str) -> Option<T> {
-        let bytes = fs::read(self.record_path(bucket, key)).ok()?;
+        let file = File::open(self.record_path(bucket, key)).ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(file, MAX_RECORD + 1), &mut bytes).ok()?;
+        if bytes.len() as u64 > MAX_RECORD {
+            return None;
+        }
         serde_json::from_slice(&bytes).ok()
     }
 
     /// Writes a JSON record atomically.
     pub fn put_record<T: Serialize>(&self, bucket: &str, key: &str, value: &T) -> io::Result<()> {
         let dir = self.root.join(bucket);
-        fs::create_dir_all(&dir)?;
+        ownership::create_private_dir(&dir)?;
         let mut tmp = self.temp_file()?;
         // One write of the whole record: serde_json writes in small pieces,
         // which unbuffered costs a syscall each (200 ms for a 5k-file index).

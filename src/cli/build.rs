@@ -6,9 +6,9 @@ use clap::Args;
 
 use super::{GlobalArgs, print_data};
 use crate::build::{BuildOptions, build};
+use crate::build_report::metadata::{build_report, write_metadata_file};
 use crate::image::MediaFamily;
 use crate::layer::DEFAULT_GZIP_LEVEL;
-use crate::report::json::BuildReport;
 use crate::rules::Limits;
 use crate::sink::SinkOptions;
 
@@ -24,7 +24,9 @@ pub struct BuildArgs {
         long = "output",
         value_name = "OUTPUT",
         env = "LAMBDA_IMG_OUTPUT",
-        value_delimiter = ','
+        value_delimiter = ',',
+        hide_possible_values = true,
+        value_parser = super::completions::Hinted { hints: output_kinds, parse: parse_output }
     )]
     pub outputs: Vec<String>,
     /// Print a JSON report on stdout instead of the digest.
@@ -49,6 +51,8 @@ pub struct BuildArgs {
     pub source_date_epoch: Option<u64>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub rules: super::explain::RuleArgs,
     /// Accept a registry base that is not pinned by digest (not reproducible).
     #[arg(long, env = "LAMBDA_IMG_ALLOW_UNPINNED")]
     pub allow_unpinned: bool,
@@ -58,12 +62,55 @@ pub struct BuildArgs {
     #[arg(long = "label", value_name = "KEY=VALUE", env = "LAMBDA_IMG_LABEL",
           value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+    /// Rewrite base layers that hold hard links or miss parent directories
+    /// (LI040, LI041) into new layers, as `[base] repair = true`.
+    #[arg(long)]
+    pub repair_base: bool,
+    /// Replace an existing file at a docker-archive output even when it is not
+    /// a docker-archive (the manifest and sources are never replaced).
+    #[arg(long)]
+    pub force: bool,
+    /// Keep blobs of an OCI layout output that its index.json no longer reaches
+    /// (by default they are removed after the new index.json is written, like `umoci gc`).
+    #[arg(long)]
+    pub no_gc: bool,
     /// Print the settings this build would use (flags over LAMBDA_IMG_*
     /// variables over lambda-img.toml) as JSON, and exit without building.
     #[arg(long)]
     pub print_settings: bool,
+    /// Also write the JSON report to PATH, atomically (digest per output, pushed
+    /// REPO@sha256:... references, base, platform, config digest, layers): the
+    /// file a deploy step reads.
+    #[arg(long, value_name = "PATH", env = "LAMBDA_IMG_METADATA_FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// The function's architecture, over `function.architecture` (one manifest
+    /// built for both in a CI matrix).
+    #[arg(long, value_parser = super::check::parse_arch, env = "LAMBDA_IMG_ARCH")]
+    pub arch: Option<crate::image::Architecture>,
+    /// Build every lambda-img.toml under DIR... (default `.`) with one shared
+    /// cache; `{function}` in each --output is replaced by the function's name.
+    #[arg(long, conflicts_with = "manifest")]
+    pub recursive: bool,
+    /// Directories searched with --recursive.
+    #[arg(value_name = "DIR", requires = "recursive")]
+    pub dirs: Vec<PathBuf>,
     #[command(flatten)]
     pub aws: super::deploy::BuildDeployArgs,
+}
+
+/// What shell completion offers for `--output`.
+fn output_kinds() -> Vec<&'static str> {
+    vec!["oci:", "docker-archive:", "registry:"]
+}
+
+/// An output spec as the sinks parse it, so a malformed one is a
+/// command-line mistake (exit status 2) found before anything runs.
+fn parse_output(text: &str) -> Result<String, String> {
+    // `{function}` (for --recursive) is checked as a name it will become.
+    let example = text.replace(crate::build_all::FUNCTION_PLACEHOLDER, "function");
+    crate::sink::open(&example, &SinkOptions::default())
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// `KEY=VALUE` with a non-empty key; the value may hold further `=`.
@@ -122,14 +169,69 @@ impl BuildArgs {
     }
 }
 
+/// Why the manifest file cannot be read, said before the build starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestFileError {
+    #[error(
+        "no lambda-img.toml here ({dir}): run `lambda-img init` to write one, or pass -C DIR or --manifest PATH"
+    )]
+    Missing { dir: String },
+    #[error("{path} is not UTF-8 text (invalid byte at offset {offset}): save it as UTF-8")]
+    NotUtf8 { path: String, offset: usize },
+    #[error("cannot read {path}: permission denied; make it readable (chmod u+r {path}) or run as its owner")]
+    Permission { path: String },
+}
+
+/// The manifest exists, is readable and is UTF-8; anything else is said
+/// plainly (a missing one suggests `lambda-img init`).
+pub fn check_manifest_file(path: &std::path::Path) -> Result<(), ManifestFileError> {
+    match std::fs::read(path) {
+        Ok(bytes) => match std::str::from_utf8(&bytes) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(ManifestFileError::NotUtf8 {
+                path: path.display().to_string(),
+                offset: e.valid_up_to(),
+            }),
+        },
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && path.ends_with(crate::manifest::MANIFEST_FILE_NAME) =>
+        {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            Err(ManifestFileError::Missing {
+                dir: dir.display().to_string(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(ManifestFileError::Permission {
+            path: path.display().to_string(),
+        }),
+        // Other errors are reported by the manifest loader with its own hint.
+        Err(_) => Ok(()),
+    }
+}
+
 pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     if args.print_settings {
         return super::settings::print(global, &args);
     }
     let reporter = global.reporter();
     let cache = global.cache()?;
+    // Said plainly before anything else reads the manifest (sign-in and
+    // deploy settings do).
+    global.check_credential_flags()?;
+    if !args.recursive {
+        check_manifest_file(&args.manifest)?;
+    }
     global.register_ecr_signin(&args.manifest, args.aws.flags.region.as_deref())?;
-    let deploy_settings = super::deploy::before_build(global, &args.aws, &args.outputs, &args.manifest)?;
+    // --recursive prepares each function's deploy itself, with its own outputs.
+    let deploy_settings = match args.recursive {
+        true => None,
+        false => super::deploy::before_build(global, &args.aws, &args.outputs, &args.manifest)?,
+    };
     let limits = args.limits.limits();
     let threads = args.threads();
     let options = BuildOptions {
@@ -144,8 +246,13 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         labels: args.labels,
         sink_options: SinkOptions {
             registry: global.registry_options()?,
+            keep_unreferenced: args.no_gc,
         },
         source_options: global.source_options(args.allow_unpinned)?,
+        force: args.force,
+        arch: args.arch,
+        rules: args.rules.policy()?,
+        repair_base: args.repair_base,
     };
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(
@@ -153,14 +260,28 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             "no --output given: the image is built and checked, then kept only in the cache",
         );
     }
+    if args.recursive {
+        let recursive = super::build_recursive::RecursiveArgs {
+            dirs: &args.dirs,
+            json: args.json,
+            metadata_file: args.metadata_file.as_deref(),
+            aws: &args.aws,
+            limits: &args.limits,
+        };
+        return super::build_recursive::run(global, recursive, &options, &cache, &reporter);
+    }
     let outcome = build(&options, &cache, &reporter)?;
-    let report = BuildReport::new(&outcome.image, &outcome.outputs, &outcome.findings);
-    let mut report_json = serde_json::to_string_pretty(&report)?;
+    let mut report = build_report(&outcome.report_facts());
+    if let Some(path) = &args.metadata_file {
+        write_metadata_file(path, &report)?;
+    }
     let pushed = outcome.outputs.iter().any(|o| o.output.starts_with("registry:"));
     if pushed {
         // `deploy` without IMAGE deploys what this build pushed.
         let project_dir = options.manifest_path.parent().unwrap_or(std::path::Path::new(""));
-        if let Err(e) = crate::deploy::last_build::record(project_dir, &report_json) {
+        if let Err(e) =
+            crate::deploy::last_build::record(project_dir, &serde_json::to_string_pretty(&report)?)
+        {
             crate::report::Reporter::warn(&reporter, &e.to_string());
         }
     }
@@ -181,29 +302,49 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         )?;
         if args.json {
             // The build report grows a `deploy` member.
-            let mut value: serde_json::Value = serde_json::from_str(&report_json)?;
-            value["deploy"] = serde_json::to_value(&deployed)?;
-            report_json = serde_json::to_string_pretty(&value)?;
+            report["deploy"] = serde_json::to_value(&deployed)?;
         } else {
             print_data(image)?;
             return print_data(&super::deploy::text(&deployed));
         }
     }
     if args.json {
-        print_data(&report_json)
+        print_data(&serde_json::to_string_pretty(&report)?)
     } else {
-        // Like ko: pushed images are printed as REF@sha256:..., one a line,
-        // ready for `aws lambda update-function-code --image-uri`; otherwise the digest.
-        let pushed: Vec<&str> = outcome
+        print_data(&digest_lines(&outcome))
+    }
+}
+
+/// What stdout carries: every digest printed is one an output holds. Like
+/// ko, pushed images are `REF@sha256:...`, one a line, ready for `aws lambda
+/// update-function-code --image-uri`; otherwise the one digest every output
+/// holds. When outputs hold different manifests (an OCI layout of a Docker
+/// image), one `OUTPUT@sha256:...` line per output.
+fn digest_lines(outcome: &crate::build::BuildOutcome) -> String {
+    let digests = &outcome.output_digests;
+    let differ = digests.windows(2).any(|w| w[0] != w[1]);
+    let line = |(o, d): (&crate::sink::SinkReport, &crate::image::Digest)| match &o.reference {
+        Some(r) if o.output.starts_with("registry:") => r.clone(),
+        _ => format!("{}@{d}", o.output),
+    };
+    if differ {
+        return outcome
             .outputs
             .iter()
-            .filter(|o| o.output.starts_with("registry:"))
-            .filter_map(|o| o.reference.as_deref())
-            .collect();
-        if pushed.is_empty() {
-            print_data(&outcome.image.manifest_digest.to_string())
-        } else {
-            print_data(&pushed.join("\n"))
-        }
+            .zip(digests)
+            .map(line)
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    let pushed: Vec<&str> = outcome
+        .outputs
+        .iter()
+        .filter(|o| o.output.starts_with("registry:"))
+        .filter_map(|o| o.reference.as_deref())
+        .collect();
+    match (pushed.is_empty(), digests.first()) {
+        (false, _) => pushed.join("\n"),
+        (true, Some(d)) => d.to_string(),
+        (true, None) => outcome.image.manifest_digest.to_string(),
     }
 }

@@ -3,21 +3,30 @@
 use clap::Args;
 
 use super::build::LimitArgs;
+use super::explain::RuleArgs;
 use super::{ExitStatus, GlobalArgs, print_data};
 use crate::check::{CheckOptions, check, inspect};
 use crate::image::Architecture;
 use crate::inspect::{render_diff, render_table};
-use crate::rules::{has_errors, render_findings, summary};
+use crate::rules::{RulePolicy, has_errors, render_findings, summary};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The image: oci:DIR[:TAG], docker-archive:FILE or a registry reference.
-    pub source: String,
+    #[arg(required_unless_present_any = ["list_rules", "explain"])]
+    pub source: Option<String>,
+    /// Print every rule id, its default severity and one line of why, and exit.
+    #[arg(long)]
+    pub list_rules: bool,
+    /// Print one rule's full text (as `lambda-img explain RULE`) and exit.
+    #[arg(long, value_name = "RULE", value_parser = crate::rules::rule_id)]
+    pub explain: Option<&'static str>,
     /// The function's architecture (for an index: the child to check; default x86_64).
     #[arg(long, value_parser = parse_arch)]
     pub arch: Option<Architecture>,
     /// The function's runtime (e.g. python3.12), for the handler rule.
-    #[arg(long)]
+    #[arg(long, hide_possible_values = true,
+          value_parser = super::completions::Hinted { hints: runtime_names, parse: |s| Ok(s.to_string()) })]
     pub runtime: Option<String>,
     /// The function's handler (default: the image's CMD).
     #[arg(long)]
@@ -27,6 +36,11 @@ pub struct CheckArgs {
     pub json: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// The manifest whose [check] allow/deny apply (default: ./lambda-img.toml when present).
+    #[arg(long, value_name = "PATH")]
+    pub manifest: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -44,15 +58,45 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
+/// What shell completion offers for `--runtime`: the runtimes lambda-img knows.
+fn runtime_names() -> Vec<&'static str> {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            crate::manifest::Runtime::known_names()
+                .into_iter()
+                .map(|n| &*Box::leak(n.into_boxed_str()))
+                .collect()
+        })
+        .clone()
+}
+
 pub fn parse_arch(s: &str) -> Result<Architecture, String> {
     Architecture::parse(s).ok_or_else(|| format!("unknown architecture {s:?}: use x86_64 or arm64"))
 }
 
 pub fn run_check(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<()> {
+    if args.list_rules {
+        return super::explain::print_rules(args.json);
+    }
+    if let Some(id) = args.explain {
+        return super::explain::run_explain(super::explain::ExplainArgs { rule: id });
+    }
+    let flags = args.rules.policy()?;
+    // A project's [check] applies to `check` run in it, as it does to `build`.
+    let manifest = args.manifest.clone().or_else(|| {
+        let default = std::path::PathBuf::from(crate::manifest::MANIFEST_FILE_NAME);
+        default.is_file().then_some(default)
+    });
+    let rules = match &manifest {
+        Some(path) => RulePolicy::merged(&crate::manifest::read_rule_policy(path)?, &flags),
+        None => flags,
+    };
     let reporter = global.reporter();
     let cache = global.cache()?;
     let options = CheckOptions {
-        source: args.source,
+        source: args.source.expect("clap requires it"),
+        rules,
         arch: args.arch,
         runtime: args.runtime,
         handler: args.handler,

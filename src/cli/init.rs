@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 
 use super::{GlobalArgs, print_data};
 use crate::image::Architecture;
-use crate::init::{InitOptions, TemplateRuntime, scaffold};
+use crate::init::{InitOptions, LockWriter, TemplateRuntime, scaffold};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -75,6 +75,17 @@ pub fn run(global: &GlobalArgs, args: InitArgs) -> anyhow::Result<()> {
     };
     let written = scaffold(&options)?;
     let reporter = global.reporter();
+    match crate::init::lock_node_dependencies(&options) {
+        Some(LockWriter::Npm) => crate::report::Reporter::step(
+            &reporter,
+            "package-lock.json written by npm install --package-lock-only",
+        ),
+        Some(LockWriter::Template { reason }) => crate::report::Reporter::step(
+            &reporter,
+            &format!("package-lock.json written from the template ({reason})"),
+        ),
+        None => {}
+    }
     // Pin to the tag's digest of today where the registry answers; the digest
     // built into lambda-img is a fallback that ages (AWS republishes weekly).
     let pinned = if args.no_pin {
@@ -97,10 +108,16 @@ pub fn run(global: &GlobalArgs, args: InitArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let next = if pinned || runtime.base().digest.is_some() {
-        "next: `make prepare` (dependencies and compiled code), then `make`"
-    } else {
-        "next: `make prepare` (dependencies and compiled code), `lambda-img pin` (the base is not pinned yet; build refuses it until then), then `make`"
+    let compiles = matches!(runtime, TemplateRuntime::Java21 | TemplateRuntime::ProvidedAl2023);
+    let next = match (
+        pinned || runtime.base().digest_for(architecture).is_some(),
+        compiles,
+    ) {
+        (true, true) => "next: `make` (compiles, then builds the image)",
+        (true, false) => "next: `make` (lambda-img installs the dependencies and builds the image)",
+        (false, _) => {
+            "next: `lambda-img pin` (the base is not pinned yet; build refuses it until then), then `make`"
+        }
     };
     crate::report::Reporter::step(
         &reporter,

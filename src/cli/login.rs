@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::{GlobalArgs, print_data};
-use crate::registry::{LoginOptions, login};
+use crate::registry::{CredentialStore, LoginOptions, login};
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
@@ -14,10 +14,12 @@ pub struct LoginArgs {
 pub fn run(global: &GlobalArgs, args: LoginArgs) -> anyhow::Result<()> {
     let mut options = global.registry_options()?;
     let Some(credentials) = options.credentials.take() else {
-        anyhow::bail!(
+        return Err(super::UsageError(
             "login needs --username and --password-stdin, e.g. \
              `aws ecr get-login-password | lambda-img login --username AWS --password-stdin REGISTRY`"
-        );
+                .into(),
+        )
+        .into());
     };
     let outcome = login(&LoginOptions {
         registry: args.registry,
@@ -25,11 +27,15 @@ pub fn run(global: &GlobalArgs, args: LoginArgs) -> anyhow::Result<()> {
         docker_config_dir: None,
         registry_options: options,
     })?;
+    let stored_in = match &outcome.stored_in {
+        CredentialStore::ConfigFile(path) => path.display().to_string(),
+        CredentialStore::Helper(name) => format!("the credential helper docker-credential-{name}"),
+    };
     crate::report::Reporter::step(
         &global.reporter(),
         &format!(
-            "logged in to {}; credentials stored in {:?}",
-            outcome.registry, outcome.stored_in
+            "logged in to {}; credentials stored in {stored_in}",
+            outcome.registry
         ),
     );
     print_data(&outcome.registry)

@@ -2,14 +2,20 @@
 //! resolve flags, environment and defaults into an options struct and call
 //! one library operation; they hold no logic a library test would need.
 
-mod build;
+pub mod build;
+mod build_recursive;
 mod cache;
 mod check;
 mod completions;
 mod deploy;
+mod explain;
+pub mod failure;
 mod init;
 mod login;
+mod man_sections;
 mod pin;
+mod run;
+mod run_serve;
 mod settings;
 
 use std::io::Write;
@@ -24,13 +30,17 @@ use crate::source::SourceOptions;
 
 /// Build AWS Lambda container images without Docker.
 #[derive(Debug, Parser)]
-#[command(name = "lambda-img", version, about, long_about = None)]
+#[command(name = "lambda-img", version, about, long_about = None, after_help = EXIT_STATUS)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// Shown by `--help` and in the man page.
+pub const EXIT_STATUS: &str = "Exit status: 0 success, 1 the build or a rule failed, 2 a command-line mistake \
+(an unknown flag, a malformed --output, flags that clash).";
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
@@ -61,6 +71,18 @@ pub struct GlobalArgs {
     /// Read the registry password (or token) from standard input.
     #[arg(long, global = true)]
     pub password_stdin: bool,
+    /// Fetch base images named on registry FROM from the mirror TO instead (same
+    /// repository path, or under PREFIX/), by the same tag or digest, verified; the
+    /// manifest keeps the canonical name. For build, check, inspect, pin and init.
+    /// Repeat for several.
+    #[arg(
+        long = "registry-mirror",
+        global = true,
+        value_name = "FROM=TO[/PREFIX]",
+        env = "LAMBDA_IMG_REGISTRY_MIRRORS",
+        value_delimiter = ','
+    )]
+    pub registry_mirrors: Vec<crate::registry::RegistryMirror>,
     /// Sign in to HOST[:PORT] with ECR's GetAuthorizationToken when Docker's
     /// config has nothing for it, like an ECR host (VPC endpoints, proxies).
     #[arg(
@@ -71,6 +93,16 @@ pub struct GlobalArgs {
         value_delimiter = ','
     )]
     pub aws_auth: Vec<String>,
+    /// Give up on a stalled or trickling registry request (with its retries) after about this long.
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_IMG_REGISTRY_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = crate::registry::DEFAULT_REGISTRY_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub registry_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,10 +123,14 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// Write a starter function project (manifest, handler, Makefile, buildspec).
     Init(init::InitArgs),
+    /// Invoke the function locally with Lambda's semantics (no Docker, no daemon).
+    Run(Box<run::RunArgs>),
     /// Print a shell completion script (bash, zsh, fish, ...).
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff), or write one per command with --out-dir.
     Man(completions::ManArgs),
+    /// Print a rule's full text: what it checks, how to fix it, where the fact comes from.
+    Explain(explain::ExplainArgs),
 }
 
 /// Ends the process with this status and no further message (the command
@@ -109,6 +145,19 @@ impl std::fmt::Display for ExitStatus {
 }
 
 impl std::error::Error for ExitStatus {}
+
+/// A command-line mistake found after parsing (two flags that clash, a
+/// malformed output): printed like clap's own errors, exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 impl GlobalArgs {
     pub fn reporter(&self) -> StderrReporter {
@@ -145,6 +194,18 @@ impl GlobalArgs {
         Ok(())
     }
 
+    /// `--username` and `--password-stdin` come together: a usage mistake
+    /// otherwise, found before any file is read.
+    pub fn check_credential_flags(&self) -> Result<(), UsageError> {
+        match (&self.username, self.password_stdin) {
+            (Some(_), false) => Err(UsageError(
+                "--username needs --password-stdin (the password is never a flag)".into(),
+            )),
+            (None, true) => Err(UsageError("--password-stdin needs --username".into())),
+            _ => Ok(()),
+        }
+    }
+
     /// Registry settings from the flags; reads the password from stdin when asked.
     pub fn registry_options(&self) -> anyhow::Result<RegistryOptions> {
         // A broken manifest here is reported by the command that reads it;
@@ -154,19 +215,18 @@ impl GlobalArgs {
             let signin = crate::aws::EcrSignIn::new(self.aws_auth.clone(), None);
             crate::registry::credentials::set_fallback(Box::new(signin));
         }
-        let credentials = match (&self.username, self.password_stdin) {
-            (Some(user), true) => Some(Credentials::new(user.clone(), read_password_stdin()?)),
-            (Some(_), false) => {
-                anyhow::bail!("--username needs --password-stdin (the password is never a flag)")
-            }
-            (None, true) => anyhow::bail!("--password-stdin needs --username"),
-            (None, false) => None,
+        self.check_credential_flags()?;
+        let credentials = match &self.username {
+            Some(user) => Some(Credentials::new(user.clone(), read_password_stdin()?)),
+            None => None,
         };
         Ok(RegistryOptions {
             insecure: self.insecure_registries.clone(),
             credentials,
+            mirrors: self.registry_mirrors.clone(),
             ..Default::default()
-        })
+        }
+        .with_registry_timeout(std::time::Duration::from_secs(self.registry_timeout)))
     }
 
     pub fn source_options(&self, allow_unpinned: bool) -> anyhow::Result<SourceOptions> {
@@ -177,15 +237,33 @@ impl GlobalArgs {
     }
 }
 
-/// The password from stdin, without its trailing newline; never echoed or logged.
+/// The password from stdin, without its trailing newline; never echoed or
+/// logged. Read once per process: a build asks for registry settings for its
+/// base and for its outputs, and stdin has only one password to give.
 fn read_password_stdin() -> anyhow::Result<String> {
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
-    let password = text.trim_end_matches(['\n', '\r']).to_string();
-    if password.is_empty() {
-        anyhow::bail!("--password-stdin read an empty password");
+    static PASSWORD: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    let read = PASSWORD.get_or_init(|| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| e.to_string())?;
+        let password = text.trim_end_matches(['\n', '\r']).to_string();
+        if password.is_empty() {
+            return Err("--password-stdin read an empty password".to_string());
+        }
+        Ok(password)
+    });
+    read.clone().map_err(|e| anyhow::anyhow!(e))
+}
+
+impl Cli {
+    /// Whether the command asked for JSON on stdout (then a failure is JSON too).
+    pub fn wants_json(&self) -> bool {
+        match &self.command {
+            Command::Build(a) => a.json,
+            Command::Check(a) => a.json,
+            Command::Inspect(a) => a.json,
+            _ => false,
+        }
     }
-    Ok(password)
 }
 
 /// Runs the parsed command line.
@@ -207,8 +285,10 @@ pub fn run(mut cli: Cli) -> anyhow::Result<()> {
         Command::Deploy(args) => deploy::run(&cli.global, args),
         Command::Cache(args) => cache::run(&cli.global, args),
         Command::Init(args) => init::run(&cli.global, args),
+        Command::Run(args) => run::run(&cli.global, *args),
         Command::Completions(args) => completions::run_completions(args),
         Command::Man(args) => completions::run_man(args),
+        Command::Explain(args) => explain::run_explain(args),
     }
 }
 

@@ -14,7 +14,10 @@ pub fn print(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
     // Resolved like a build's: the flags are checked and a password given on
     // stdin is read (then dropped), so scripts see the same behaviour.
     let registry = global.registry_options()?;
-    let model = crate::manifest::load(&args.manifest)?;
+    let mut model = crate::manifest::load(&args.manifest)?;
+    if let Some(arch) = args.arch {
+        model.architecture = arch;
+    }
     let plan = crate::plan::plan(&model);
     let manifest_path = std::path::absolute(&args.manifest).unwrap_or_else(|_| args.manifest.clone());
 
@@ -53,7 +56,10 @@ pub fn print(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         "allow_unpinned": args.allow_unpinned,
         "cache_dir": cache_dir.display().to_string(),
         "insecure_registries": global.insecure_registries,
+        "registry_mirrors": global.registry_mirrors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "metadata_file": args.metadata_file,
         "username_given": registry.credentials.is_some(),
+        "registry_timeout_seconds": global.registry_timeout,
     });
     let mut settings = settings;
     settings["deploy"] = super::deploy::print_settings(global, &args.aws, &args.manifest)?;

@@ -368,6 +368,7 @@ fn check_image(
             handler: None,
             limits: options.limits,
             source_options: options.source_options.clone(),
+            rules: Default::default(),
         },
         cache,
         reporter,

@@ -5,20 +5,8 @@ use std::io::Read;
 use std::path::Path;
 
 use super::DepsError;
+use crate::elf::{EM_AARCH64, EM_X86_64, ElfProblem, machine_name};
 use crate::image::Architecture;
-
-const EM_X86_64: u16 = 62;
-const EM_AARCH64: u16 = 183;
-
-fn machine_name(m: u16) -> String {
-    match m {
-        EM_X86_64 => "x86_64 (EM_X86_64)".into(),
-        EM_AARCH64 => "arm64 (EM_AARCH64)".into(),
-        3 => "i386 (EM_386)".into(),
-        40 => "arm (EM_ARM)".into(),
-        other => format!("ELF machine {other}"),
-    }
-}
 
 /// Checks that `path` is an ELF file whose `e_machine` fits `arch`.
 pub fn check_elf(path: &Path, arch: Architecture) -> Result<(), DepsError> {
@@ -35,17 +23,16 @@ pub fn check_elf(path: &Path, arch: Architecture) -> Result<(), DepsError> {
         path: path.to_path_buf(),
         why: why.to_string(),
     };
-    if n < 20 || &head[..4] != b"\x7fELF" {
-        return Err(not_elf(if head.starts_with(b"#!") {
-            "it is a script; Lambda runs it, but lambda-img cannot check its architecture, so ship it in [[layer]] with mode = \"0755\""
-        } else {
-            "no ELF header"
-        }));
-    }
-    let machine = match head[5] {
-        1 => u16::from_le_bytes([head[18], head[19]]),
-        2 => u16::from_be_bytes([head[18], head[19]]),
-        _ => return Err(not_elf("unknown ELF byte order")),
+    let machine = match crate::elf::parse(&head[..n]) {
+        Ok(h) => h.machine,
+        Err(ElfProblem::NotElf) => {
+            return Err(not_elf(if head.starts_with(b"#!") {
+                "it is a script; Lambda runs it, but lambda-img cannot check its architecture, so ship it in [[layer]] with mode = \"0755\""
+            } else {
+                "no ELF header"
+            }));
+        }
+        Err(ElfProblem::UnknownByteOrder) => return Err(not_elf("unknown ELF byte order")),
     };
     let expected = match arch {
         Architecture::X86_64 => EM_X86_64,

@@ -198,7 +198,7 @@ fn installed(
         field(installer_name.as_bytes());
         field(deps.destination.as_bytes());
         field(&deps.split.to_le_bytes());
-        field(settings.family.name().as_bytes());
+        // No media family: it changes the layers' media type, not their bytes.
         field(&settings.mtime.to_le_bytes());
         field(&settings.gzip_level.to_le_bytes());
         field(&(BLOCK_SIZE as u64).to_le_bytes());

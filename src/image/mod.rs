@@ -4,6 +4,7 @@
 //! produce one, the build returns a new one, sinks write one. Manifest and
 //! config are held as the exact bytes whose digests they carry.
 
+pub mod base_record;
 pub mod config;
 mod descriptor;
 mod digest;

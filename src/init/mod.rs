@@ -5,8 +5,10 @@
 //! without `force`) leaves the directory untouched; each file is written to a
 //! temporary file beside it and renamed into place.
 
+mod node_lock;
 mod templates;
 
+pub use node_lock::LockWriter;
 pub use templates::{TemplateFile, files as template_files};
 
 use std::fmt;
@@ -67,55 +69,78 @@ pub struct BaseImage {
     /// Repository without tag, e.g. `public.ecr.aws/lambda/python`.
     pub repository: &'static str,
     pub tag: &'static str,
-    /// Digest of the multi-architecture index behind the tag, when known.
+    /// The digest the tag had when it was recorded (see [`BASES`]).
     pub digest: Option<&'static str>,
+    /// `None`: `digest` names the multi-architecture index. `Some(arch)`: it
+    /// names that architecture's image only, so it is written for that
+    /// architecture alone (another gets the tag, to be pinned).
+    pub single_platform: Option<Architecture>,
 }
 
 impl BaseImage {
-    /// `repository:tag@digest`, or `repository:tag` when no digest is known.
-    pub fn reference(&self) -> String {
-        match self.digest {
+    /// `repository:tag@digest` for `arch` when a digest fits it, else `repository:tag`.
+    pub fn reference_for(&self, arch: Architecture) -> String {
+        match self.digest_for(arch) {
             Some(d) => format!("{}:{}@{d}", self.repository, self.tag),
             None => format!("{}:{}", self.repository, self.tag),
         }
     }
+
+    /// The built-in digest, when it has an image for `arch`.
+    pub fn digest_for(&self, arch: Architecture) -> Option<&'static str> {
+        match self.single_platform {
+            Some(only) if only != arch => None,
+            _ => self.digest,
+        }
+    }
 }
 
-/// The bases `init` writes into lambda-img.toml.
+/// The bases `init` writes into lambda-img.toml, and how each digest was
+/// obtained. This machine cannot reach ECR, so none was resolved here; each
+/// is the digest of the tag as published on ECR Public and written down by
+/// other public projects:
 ///
-/// Where the digests come from: this machine cannot reach ECR, so they were
-/// not resolved here. Each is an index digest of the tag as published on ECR
-/// Public and pinned by other public projects' Dockerfiles (`FROM
-/// public.ecr.aws/lambda/...@sha256:...`); AWS republishes these tags about
-/// weekly, so a digest here is real but not the newest. `lambda-img pin` in
-/// the new project resolves the tag again and writes today's digest; do it
-/// before the first build. No published digest of `nodejs:20` was found, so
-/// that template is written with the tag alone: `build` refuses it until
-/// `lambda-img pin` has pinned it (or `--allow-unpinned` is given).
+/// - python:3.12, java:21, provided:al2023: the multi-architecture index, as
+///   pinned in public Dockerfiles (`FROM public.ecr.aws/lambda/...@sha256:...`,
+///   which docker resolves to the index digest).
+/// - nodejs:20: `sha256:b1d950b9...`, the `Docker-Content-Digest` ECR Public
+///   answered for `GET /v2/lambda/nodejs/manifests/20` asked with only the
+///   Docker V2.2 manifest media type accepted (a public project's
+///   `get-lambda-bootstrap-digest.sh`). A registry asked that way answers
+///   with the x86_64 image, not the index, so it is written for x86_64 only;
+///   an arm64 project gets the tag and `init` (or `lambda-img pin`) pins it.
+///
+/// AWS republishes these tags about weekly, so a digest here is real but not
+/// the newest: `init` resolves the tag again when the registry (or a
+/// `--registry-mirror`) answers, and `lambda-img pin` moves it at any time.
 pub const BASES: &[BaseImage] = &[
     BaseImage {
         runtime: TemplateRuntime::Python312,
         repository: "public.ecr.aws/lambda/python",
         tag: "3.12",
         digest: Some("sha256:0628ddc11919f85f4261517d356392dbbc6b3181568d87a376ae2e814464c230"),
+        single_platform: None,
     },
     BaseImage {
         runtime: TemplateRuntime::Nodejs20,
         repository: "public.ecr.aws/lambda/nodejs",
         tag: "20",
-        digest: None,
+        digest: Some("sha256:b1d950b97aaedc054c6c9c5409c98cf5c8f29de370a6f344113e1aeeaa441707"),
+        single_platform: Some(Architecture::X86_64),
     },
     BaseImage {
         runtime: TemplateRuntime::Java21,
         repository: "public.ecr.aws/lambda/java",
         tag: "21",
         digest: Some("sha256:1dac9793c19eba748139fa1b9c722b36242425b61936419dea33e3d122e6e336"),
+        single_platform: None,
     },
     BaseImage {
         runtime: TemplateRuntime::ProvidedAl2023,
         repository: "public.ecr.aws/lambda/provided",
         tag: "al2023",
         digest: Some("sha256:5f3ae3216e07bb3677cc4dfa0c7867973f7e536abb114d6b44a7b8c558824812"),
+        single_platform: None,
     },
 ];
 
@@ -138,7 +163,7 @@ pub struct InitOptions {
 impl InitOptions {
     /// The base reference the new lambda-img.toml names.
     pub fn base_reference(&self) -> String {
-        let official = self.runtime.base().reference();
+        let official = self.runtime.base().reference_for(self.architecture);
         match &self.base_registry {
             Some(host) => official.replacen(OFFICIAL_REGISTRY, host.trim_end_matches('/'), 1),
             None => official,
@@ -208,6 +233,25 @@ pub fn scaffold(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
     Ok(written)
 }
 
+/// For the Node starter: lets npm (when on PATH) write package-lock.json over
+/// the template's; `None` for other runtimes. Call after [`scaffold`].
+pub fn lock_node_dependencies(options: &InitOptions) -> Option<LockWriter> {
+    if options.runtime != TemplateRuntime::Nodejs20 {
+        return None;
+    }
+    let name = options.name.clone().unwrap_or_else(|| default_name(&options.dir));
+    let template = templates::files(options.runtime)
+        .into_iter()
+        .find(|f| f.path == "package-lock.json")
+        .map(|f| substitute(f.contents, &placeholders(options, &name)))?;
+    Some(match node_lock::find_npm() {
+        Some(npm) => node_lock::write_lockfile(&options.dir, &npm, &template),
+        None => LockWriter::Template {
+            reason: "npm is not on PATH".into(),
+        },
+    })
+}
+
 /// The `{{key}}` values of a template.
 fn placeholders(options: &InitOptions, name: &str) -> Vec<(&'static str, String)> {
     let arm = options.architecture == Architecture::Arm64;
@@ -225,6 +269,7 @@ fn placeholders(options: &InitOptions, name: &str) -> Vec<(&'static str, String)
         ("arch", options.architecture.lambda_name().to_string()),
         ("runtime", options.runtime.lambda_name().to_string()),
         ("base", options.base_reference()),
+        ("prepare_step", prepare_step(options.runtime).to_string()),
         ("toolchain", toolchain_step(options.runtime).to_string()),
         ("npm_cpu", if arm { "arm64" } else { "x64" }.to_string()),
         (
@@ -240,15 +285,24 @@ fn placeholders(options: &InitOptions, name: &str) -> Vec<(&'static str, String)
 }
 
 /// The buildspec's install step for the runtime's compiler or package manager:
-/// CodeBuild's standard images carry Python, Node.js and Java, not Rust.
+/// CodeBuild's standard images carry Python, Node.js and Java; Rust comes with
+/// lambda-img's own install step.
 fn toolchain_step(runtime: TemplateRuntime) -> &'static str {
     match runtime {
         TemplateRuntime::Python312 => "python3 --version && pip3 --version",
         TemplateRuntime::Nodejs20 => "node --version && npm --version",
         TemplateRuntime::Java21 => "javac -version",
-        TemplateRuntime::ProvidedAl2023 => {
-            "command -v cargo || { curl -fsSL https://sh.rustup.rs | sh -s -- -y --profile minimal && . \"$HOME/.cargo/env\"; }"
-        }
+        // Rust is installed by the step that installs lambda-img.
+        TemplateRuntime::ProvidedAl2023 => "cargo --version && rustc --version",
+    }
+}
+
+/// The buildspec's compile step (with its YAML indentation and newline), for
+/// the runtimes that compile something; dependencies need none.
+fn prepare_step(runtime: TemplateRuntime) -> &'static str {
+    match runtime {
+        TemplateRuntime::Java21 | TemplateRuntime::ProvidedAl2023 => "      - make prepare\n",
+        TemplateRuntime::Python312 | TemplateRuntime::Nodejs20 => "",
     }
 }
 
@@ -294,17 +348,10 @@ fn valid_name(name: &str) -> bool {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], executable: bool) -> Result<(), InitError> {
-    use std::io::Write;
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(io(path))?;
-    tmp.write_all(bytes).map_err(io(path))?;
     let mode = if executable { 0o755 } else { 0o644 };
-    tmp.as_file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
-        .map_err(io(path))?;
-    tmp.persist(path).map_err(|e| io(path)(e.error))?;
-    Ok(())
+    crate::atomic_file::write(path, bytes, crate::atomic_file::Mode::Fixed(mode)).map_err(io(path))
 }
 
 #[cfg(test)]
@@ -359,7 +406,14 @@ mod tests {
                         .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
                 );
             }
-            assert!(base.reference().starts_with("public.ecr.aws/lambda/"));
+            for arch in [Architecture::X86_64, Architecture::Arm64] {
+                assert!(base.reference_for(arch).starts_with("public.ecr.aws/lambda/"));
+            }
+            assert!(
+                base.digest.is_some(),
+                "{}: every runtime init offers has a digest",
+                base.runtime
+            );
         }
         for runtime in TemplateRuntime::ALL {
             assert_eq!(TemplateRuntime::parse(runtime.lambda_name()), Some(runtime));

@@ -40,6 +40,7 @@ const NODE: &[TemplateFile] = &[
     file!("lambda-img.toml", "nodejs20.x/lambda-img.toml"),
     file!("src/index.mjs", "nodejs20.x/src/index.mjs"),
     file!("package.json", "nodejs20.x/package.json"),
+    file!("package-lock.json", "nodejs20.x/package-lock.json"),
     file!(".dockerignore", "nodejs20.x/dockerignore"),
     file!("Makefile", "nodejs20.x/Makefile"),
 ];

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 pub use render::{render_diff, render_table};
 
+use crate::image::base_record::BaseRecord;
 use crate::image::{Digest, Image};
 use crate::rules::walk::{EntryKind, walk_layer};
 use crate::rules::{CheckError, HistoryEntry, ImageConfig};
@@ -50,6 +51,8 @@ pub struct ImageSummary {
     pub layers: Vec<LayerSummary>,
     pub compressed_size: u64,
     pub uncompressed_size: u64,
+    /// The base the image records (`org.opencontainers.image.base.*`), if any.
+    pub base: Option<BaseRecord>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +123,7 @@ pub fn summarize(image: &Image) -> Result<ImageSummary, InspectError> {
         uncompressed_size: image.uncompressed_size(),
         config,
         layers,
+        base: BaseRecord::read(image),
     })
 }
 

@@ -47,6 +47,10 @@ pub fn render_table(s: &ImageSummary) -> String {
         ),
     };
     let _ = writeln!(out, "platform      {platform}");
+    if let Some(base) = &s.base {
+        let digest = base.digest.as_ref().map(|d| format!("@{d}")).unwrap_or_default();
+        let _ = writeln!(out, "base          {}{digest}", base.name);
+    }
     if let Some(created) = &c.created {
         let _ = writeln!(out, "created       {created}");
     }

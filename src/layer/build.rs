@@ -112,7 +112,10 @@ pub fn build_layer_observed(
         &task,
         &format!(
             "layer {}: {} ({} compressed, {} uncompressed)",
-            spec.name, rec.digest, rec.size, rec.uncompressed_size
+            spec.name,
+            rec.digest,
+            crate::rules::human_bytes(rec.size),
+            crate::rules::human_bytes(rec.uncompressed_size)
         ),
     );
     Ok(layer(&rec, false))

@@ -2,7 +2,7 @@
 //! unchanged files skip reading them.
 //!
 //! The key is the sha256 of a canonical encoding of everything that decides
-//! the layer's bytes: format version, media family, mtime, gzip level, block
+//! the layer's bytes: format version, mtime, gzip level, block
 //! size, and for each entry in order its image path, type, mode, size,
 //! symlink target and content sha256. Two trees with the same key produce the
 //! same blob, wherever they live on disk.
@@ -93,7 +93,8 @@ pub fn layer_key(entries: &[Entry], digests: &[Option<ContentHash>], settings: &
     let mut h = Sha256::new();
     field(&mut h, b"lambda-img layer");
     field(&mut h, &LAYER_FORMAT_VERSION.to_le_bytes());
-    field(&mut h, settings.family.name().as_bytes());
+    // No media family: it names the blob's media type, not its bytes, so an
+    // image whose new base moved from Docker to OCI types reuses its layers.
     field(&mut h, &settings.mtime.to_le_bytes());
     field(&mut h, &settings.gzip_level.to_le_bytes());
     field(&mut h, &(BLOCK_SIZE as u64).to_le_bytes());
@@ -189,10 +190,10 @@ fn hash_files(
                     match hash_file(source, &mut buf) {
                         Ok(d) => results.lock().unwrap().push((i, d)),
                         Err(e) => {
-                            first_error.lock().unwrap().get_or_insert(LayerError::Io {
-                                path: source.clone(),
-                                source: e,
-                            });
+                            first_error
+                                .lock()
+                                .unwrap()
+                                .get_or_insert(LayerError::from_io(source.clone(), e));
                             next.store(which.len(), Ordering::Relaxed);
                             return;
                         }

@@ -10,16 +10,28 @@ pub enum LayerError {
     MissingSource { path: PathBuf },
 
     #[error(
-        "symlink {link} points to {target}, outside the directory being copied: \
-         make it a relative link to a file inside the tree, or exclude it"
+        "{path} would be written as /{image_path}, but a name starting with `.wh.` is a whiteout \
+         marker: every unpacker (umoci, containerd, Lambda) deletes the lower layers' file of that \
+         name instead of storing it. Rename it or exclude it"
     )]
-    SymlinkEscapes { link: PathBuf, target: PathBuf },
+    WhiteoutName { path: PathBuf, image_path: String },
+
+    #[error(
+        "symlink {link} points to {target}, which climbs above the image root: \
+         make it a link that stays inside the image, or exclude it"
+    )]
+    SymlinkAboveRoot { link: PathBuf, target: PathBuf },
 
     #[error("{path} is a {kind}, which cannot go into an image layer: exclude it")]
     UnsupportedFileType { path: PathBuf, kind: &'static str },
 
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+
+    #[error(
+        "cannot read {path}: permission denied; make it readable by this user (chmod u+r, or a+rX for a directory) or exclude it"
+    )]
+    PermissionDenied { path: PathBuf },
 
     #[error("invalid pattern {pattern:?} in {file}: {reason}")]
     BadPattern {
@@ -46,8 +58,17 @@ pub enum LayerError {
 }
 
 impl LayerError {
+    /// An I/O error on `path`; a permission error says what to do.
+    pub(crate) fn from_io(path: PathBuf, source: io::Error) -> LayerError {
+        if source.kind() == io::ErrorKind::PermissionDenied {
+            LayerError::PermissionDenied { path }
+        } else {
+            LayerError::Io { path, source }
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> LayerError {
         let path = path.into();
-        move |source| LayerError::Io { path, source }
+        move |source| LayerError::from_io(path, source)
     }
 }

@@ -6,10 +6,12 @@
 //!   component, `**` crosses any number) relative to the input's source; a glob
 //!   that matches a directory covers everything below it.
 //! - the ignore file uses `.dockerignore` rules (see [`DockerIgnore`]).
-//! - symlinks are not followed and keep their target, which must stay inside
-//!   the input's source tree: a relative target that climbs out of it, or any
-//!   absolute target (it would point at a host path, or at whatever the image
-//!   has there), is an error naming the link, so nothing dangles silently.
+//! - symlinks are stored, never followed, and keep their target as written:
+//!   an absolute target resolves inside the image at run time (never on the
+//!   build machine), like umoci and Docker store it. Only a relative target
+//!   that climbs above the image root is an error naming the link. A target
+//!   missing from the final image is the rules' concern (LI044).
+//! - a name starting with `.wh.` is an error: unpackers treat it as a whiteout.
 //! - a later input overwrites what an earlier one wrote at the same path; a
 //!   file written where a directory was replaces that directory's contents.
 
@@ -154,10 +156,7 @@ fn select_input(input: &LayerInput, tree: &mut Tree) -> Result<(), LayerError> {
     let src = &input.source;
     let meta = fs::metadata(src).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LayerError::MissingSource { path: src.clone() },
-        _ => LayerError::Io {
-            path: src.clone(),
-            source: e,
-        },
+        _ => LayerError::from_io(src.clone(), e),
     })?;
     let dest = image_path(&input.destination)?;
     if meta.is_file() {
@@ -170,6 +169,7 @@ fn select_input(input: &LayerInput, tree: &mut Tree) -> Result<(), LayerError> {
         } else {
             dest
         };
+        refuse_whiteout(src, &path)?;
         tree.insert(Entry {
             path,
             mode: file_mode(&meta, input.file_mode),
@@ -205,10 +205,7 @@ fn walk_dir(input: &LayerInput, dest: &str, tree: &mut Tree) -> Result<(), Layer
     while let Some(item) = it.next() {
         let item = item.map_err(|e| {
             let path = e.path().unwrap_or(src).to_path_buf();
-            LayerError::Io {
-                path,
-                source: e.into(),
-            }
+            LayerError::from_io(path, e.into())
         })?;
         let rel = item
             .path()
@@ -235,10 +232,10 @@ fn walk_dir(input: &LayerInput, dest: &str, tree: &mut Tree) -> Result<(), Layer
             continue; // directories are still walked: their files may match
         }
         let path = join(dest, rel);
-        let meta = item.metadata().map_err(|e| LayerError::Io {
-            path: item.path().to_path_buf(),
-            source: e.into(),
-        })?;
+        refuse_whiteout(item.path(), &path)?;
+        let meta = item
+            .metadata()
+            .map_err(|e| LayerError::from_io(item.path().to_path_buf(), e.into()))?;
         let entry = if ft.is_dir() {
             dir_entry(&path)
         } else if ft.is_file() {
@@ -251,7 +248,7 @@ fn walk_dir(input: &LayerInput, dest: &str, tree: &mut Tree) -> Result<(), Layer
                 },
             }
         } else if ft.is_symlink() {
-            let target = symlink_target(item.path(), rel)?;
+            let target = symlink_target(item.path(), &path)?;
             Entry {
                 path,
                 mode: SYMLINK_MODE,
@@ -294,8 +291,22 @@ fn glob_set(patterns: &[String], origin: &str) -> Result<Option<GlobSet>, LayerE
     })
 }
 
-/// Reads a link's target and checks that a relative one stays inside the tree.
-fn symlink_target(link: &Path, rel: &str) -> Result<String, LayerError> {
+/// A whiteout marker name (`.wh.NAME`, `.wh..wh..opq`) would delete lower
+/// layers' files instead of being stored.
+fn refuse_whiteout(source: &Path, image_path: &str) -> Result<(), LayerError> {
+    let name = image_path.rsplit('/').next().unwrap_or(image_path);
+    if name.starts_with(".wh.") {
+        return Err(LayerError::WhiteoutName {
+            path: source.to_path_buf(),
+            image_path: image_path.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Reads a link's target; a relative one must not climb above the image root
+/// from the link's place in the image (`image_path`).
+fn symlink_target(link: &Path, image_path: &str) -> Result<String, LayerError> {
     let target = fs::read_link(link).map_err(LayerError::io(link))?;
     let text = target
         .to_str()
@@ -303,15 +314,11 @@ fn symlink_target(link: &Path, rel: &str) -> Result<String, LayerError> {
             path: link.to_path_buf(),
         })?
         .to_string();
-    let escapes = || LayerError::SymlinkEscapes {
-        link: link.to_path_buf(),
-        target: target.clone(),
-    };
     if target.is_absolute() {
-        return Err(escapes());
+        return Ok(text);
     }
-    // Depth of the link's directory below the source root, then walk the target.
-    let mut depth = rel.matches('/').count() as i64;
+    // Depth of the link's directory below the image root, then walk the target.
+    let mut depth = image_path.matches('/').count() as i64;
     for c in target.components() {
         match c {
             Component::ParentDir => depth -= 1,
@@ -319,7 +326,10 @@ fn symlink_target(link: &Path, rel: &str) -> Result<String, LayerError> {
             _ => {}
         }
         if depth < 0 {
-            return Err(escapes());
+            return Err(LayerError::SymlinkAboveRoot {
+                link: link.to_path_buf(),
+                target: target.clone(),
+            });
         }
     }
     Ok(text)

@@ -117,33 +117,71 @@ fn a_file_replaces_an_earlier_directory_tree() {
 }
 
 #[test]
-fn symlinks_inside_kept_escaping_ones_rejected() {
+fn symlinks_are_stored_as_written_unless_they_climb_above_the_image_root() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "tree/lib/real.so", "x");
     symlink("real.so", d.path().join("tree/lib/alias.so")).unwrap();
     symlink("../lib/real.so", d.path().join("tree/lib/up.so")).unwrap();
+    // Out of the source tree but inside the image (/t/lib/../../etc = /etc).
+    symlink("../../etc/hosts", d.path().join("tree/lib/hosts")).unwrap();
+    // Absolute: resolved inside the image at run time (pip's sitecustomize.py).
+    symlink("/etc/python3.11/sitecustomize.py", d.path().join("tree/site.py")).unwrap();
     let entries = select(&spec(vec![LayerInput::all(d.path().join("tree"), "/t")])).unwrap();
-    let link = entries.iter().find(|e| e.path == "t/lib/alias.so").unwrap();
-    assert_eq!(
-        link.kind,
-        EntryKind::Symlink {
-            target: "real.so".into()
-        }
+    let target = |path: &str| match &entries.iter().find(|e| e.path == path).unwrap().kind {
+        EntryKind::Symlink { target } => target.clone(),
+        other => panic!("{path} is {other:?}"),
+    };
+    assert_eq!(target("t/lib/alias.so"), "real.so");
+    assert_eq!(target("t/lib/up.so"), "../lib/real.so");
+    assert_eq!(target("t/lib/hosts"), "../../etc/hosts");
+    assert_eq!(target("t/site.py"), "/etc/python3.11/sitecustomize.py");
+    assert!(
+        entries
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::Symlink { .. }))
+            .all(|e| e.mode == 0o777)
     );
-    assert_eq!(link.mode, 0o777);
-    assert!(entries.iter().any(|e| e.path == "t/lib/up.so"));
 
-    symlink("../../secret", d.path().join("tree/lib/bad")).unwrap();
+    // /t/lib/../../../x climbs above `/`.
+    symlink("../../../secret", d.path().join("tree/lib/bad")).unwrap();
     let err = select(&spec(vec![LayerInput::all(d.path().join("tree"), "/t")])).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, LayerError::SymlinkEscapes { .. }), "{msg}");
-    assert!(msg.contains("lib/bad") && msg.contains("../../secret"), "{msg}");
-    fs::remove_file(d.path().join("tree/lib/bad")).unwrap();
+    assert!(matches!(err, LayerError::SymlinkAboveRoot { .. }), "{msg}");
+    assert!(
+        msg.contains("lib/bad") && msg.contains("../../../secret"),
+        "{msg}"
+    );
+    assert!(msg.contains("climbs above the image root"), "{msg}");
+}
 
-    // An absolute target points outside the tree too.
-    symlink("/var/lang/bin/python3", d.path().join("tree/python")).unwrap();
-    let err = select(&spec(vec![LayerInput::all(d.path().join("tree"), "/t")])).unwrap_err();
-    assert!(matches!(err, LayerError::SymlinkEscapes { .. }), "{err}");
+#[test]
+fn whiteout_names_are_refused_naming_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "tree/etc/.wh.os-release", "");
+    let err = select(&spec(vec![LayerInput::all(d.path().join("tree"), "/")])).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, LayerError::WhiteoutName { .. }), "{msg}");
+    assert!(
+        msg.contains("tree/etc/.wh.os-release") && msg.contains("/etc/.wh.os-release"),
+        "{msg}"
+    );
+    assert!(msg.contains("whiteout"), "{msg}");
+
+    // Opaque markers and whiteout-named directories, and a file source.
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "tree/a/.wh..wh..opq", "");
+    assert!(matches!(
+        select(&spec(vec![LayerInput::all(d.path().join("tree"), "/x")])),
+        Err(LayerError::WhiteoutName { .. })
+    ));
+    let mut excluded = LayerInput::all(d.path().join("tree"), "/x");
+    excluded.exclude = vec!["**/.wh.*".into()];
+    assert_eq!(paths(&select(&spec(vec![excluded])).unwrap()), ["x", "x/a"]);
+    write(d.path(), ".wh.lone", "");
+    assert!(matches!(
+        select(&spec(vec![LayerInput::all(d.path().join(".wh.lone"), "/opt/")])),
+        Err(LayerError::WhiteoutName { .. })
+    ));
 }
 
 #[test]

@@ -62,6 +62,30 @@ pub fn write_tar<W: Write>(entries: &[Entry], mtime: u64, out: W) -> Result<W, L
     })
 }
 
+/// The exact length of the tar [`write_tar`] writes for `entries`, from the
+/// selection alone (sizes and framing, nothing read): a 512-byte header per
+/// entry, contents padded to 512, a GNU long-name entry for a name or link
+/// target over 100 bytes, and the two end blocks. Lets a build refuse an
+/// oversized image before compressing anything.
+pub fn tar_size(entries: &[Entry]) -> u64 {
+    let long = |len: usize| {
+        if len > 100 {
+            512 + (len as u64 + 1).div_ceil(512) * 512
+        } else {
+            0
+        }
+    };
+    let body: u64 = entries
+        .iter()
+        .map(|e| match &e.kind {
+            EntryKind::Dir => 512 + long(e.path.len() + 1),
+            EntryKind::Symlink { target } => 512 + long(e.path.len()) + long(target.len()),
+            EntryKind::File { stat, .. } => 512 + long(e.path.len()) + stat.size.div_ceil(512) * 512,
+        })
+        .sum();
+    body + 1024
+}
+
 /// Copies exactly `stat.size` bytes of `source` plus the zero padding to a
 /// 512-byte boundary; a file that changed since it was selected is an error.
 fn copy_file(

@@ -135,3 +135,29 @@ fn a_file_that_shrinks_is_an_error() {
     let err = write_tar(&entries, 1, Vec::new()).unwrap_err();
     assert!(matches!(err, LayerError::FileChanged { .. }), "{err}");
 }
+
+#[test]
+fn tar_size_predicts_the_written_length_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    tree(d.path());
+    for n in [98, 99, 100, 101, 102, 200, 511, 512] {
+        fs::write(d.path().join("x".repeat(n.min(250))), vec![1u8; n]).unwrap();
+    }
+    // Image paths of 99, 100 and 101 bytes (`var/task/` is 9), files and dirs.
+    for n in [90, 91, 92] {
+        fs::write(d.path().join("y".repeat(n)), "y").unwrap();
+        fs::create_dir_all(d.path().join("z".repeat(n))).unwrap();
+    }
+    symlink("t".repeat(100), d.path().join("target-100")).unwrap();
+    symlink("t".repeat(101), d.path().join("target-101")).unwrap();
+    symlink("t".repeat(120), d.path().join("long-target")).unwrap();
+    let deep = d.path().join("a".repeat(90)).join("b".repeat(8));
+    fs::create_dir_all(&deep).unwrap();
+    let spec = LayerSpec {
+        name: "t".into(),
+        inputs: vec![LayerInput::all(d.path(), "/var/task")],
+    };
+    let entries = select(&spec).unwrap();
+    let written = write_tar(&entries, 315_532_800, Vec::new()).unwrap();
+    assert_eq!(tar_size(&entries), written.len() as u64);
+}

@@ -15,16 +15,24 @@ pub const BOOTSTRAP_PATH: &str = "/var/runtime/bootstrap";
 
 /// Validates `[dependencies]` for `rt`. `None`: no dependency layer.
 ///
-/// Opt-in: without the table nothing is installed, so a project that ships
-/// its dependencies through a `[[layer]]` (filled by its own Makefile) is not
-/// surprised by a second, network-bound install. An empty `[dependencies]`
-/// table takes every default from the runtime.
+/// On by default: without the table, the runtime's dependency file in the
+/// project (requirements.txt; package.json with its package-lock.json;
+/// target/dependency jars) becomes the dependency layer, as an empty table
+/// would. `enabled = false` turns it off (a project that fills a `[[layer]]`
+/// with its own tools). Only an explicit table insists on a Node lockfile:
+/// without one, a package.json alone is left to the project.
 pub(super) fn check(
     c: &mut Checker,
     rt: Runtime,
     t: Option<&DependenciesTable>,
 ) -> Option<DependenciesModel> {
-    let t = t?;
+    let implicit = DependenciesTable::default();
+    let explicit = t.is_some();
+    let t = t.unwrap_or(&implicit);
+    if !explicit && matches!(rt, Runtime::Node { .. }) && !c.project_dir.join(DEFAULT_PACKAGE_LOCK).is_file()
+    {
+        return None;
+    }
     if t.enabled == Some(false) {
         return None;
     }
@@ -268,10 +276,34 @@ mod tests {
             None,
             "no file, no layer"
         );
+        let (dir, implicit) = parse(&head("python3.12"), &["requirements.txt"]);
         assert_eq!(
-            parse(&head("python3.12"), &["requirements.txt"]).1.unwrap(),
+            implicit.unwrap().map(|m| m.set),
+            Some(DependencySet::Python {
+                requirements: std::fs::canonicalize(dir.path())
+                    .unwrap()
+                    .join("requirements.txt")
+            }),
+            "no table: the same defaults as an empty table"
+        );
+        let no_table_node = head("nodejs20.x").replace("app.handler", "index.handler");
+        assert!(matches!(
+            parse(&no_table_node, &["package.json", "package-lock.json"])
+                .1
+                .unwrap()
+                .unwrap()
+                .set,
+            DependencySet::Node { .. }
+        ));
+        assert_eq!(
+            parse(&no_table_node, &["package.json"]).1.unwrap(),
             None,
-            "no table, no layer"
+            "no table and no lock: nothing, and no error"
+        );
+        assert_eq!(
+            parse(&head("provided.al2023"), &["bootstrap"]).1.unwrap(),
+            None,
+            "a custom runtime has no default"
         );
         let off = format!("{}[dependencies]\nenabled = false\n", head("python3.12"));
         assert_eq!(parse(&off, &["requirements.txt"]).1.unwrap(), None);

@@ -4,9 +4,11 @@
 //! them (collecting every problem, each at its `FILE:LINE:COL`) and resolves
 //! paths, `model` is what the rest of the program reads. See docs/manifest.md.
 
+mod check_keys;
 mod deploy;
 mod deps;
 mod error;
+mod execution;
 mod forms;
 mod model;
 pub mod schema;
@@ -17,12 +19,14 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub use check_keys::read_rule_policy;
 pub use deploy::{DeploySettings, alias_name, function_ref, read_deploy_settings, region_name};
 pub use error::{ManifestError, Problem, line_col};
 pub use forms::check_handler;
 pub use model::{
-    CodeModel, DependenciesModel, DependencySet, FunctionModel, ImageSettings, JAVA_MAJORS, LayerModel,
-    MAX_DEPENDENCY_LAYERS, NODE_MAJORS, PYTHON_MINORS, Runtime, SourceKind, SourcePath,
+    CodeModel, DependenciesModel, DependencySet, ExecutionSettings, FunctionModel, ImageSettings,
+    JAVA_MAJORS, LayerModel, MAX_DEPENDENCY_LAYERS, NODE_MAJORS, PYTHON_MINORS, Runtime, SourceKind,
+    SourcePath,
 };
 pub use validate::{DEFAULT_CODE_DESTINATION, DEFAULT_IGNORE_FILE};
 

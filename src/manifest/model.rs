@@ -184,6 +184,16 @@ pub struct DependenciesModel {
 /// base layers included) and overlay runtimes stop at 127 layers.
 pub const MAX_DEPENDENCY_LAYERS: u32 = 64;
 
+/// `[function]` keys for `run`; `None` means Lambda's default.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecutionSettings {
+    pub memory: Option<u32>,
+    pub timeout: Option<u32>,
+    pub ephemeral_storage: Option<u32>,
+    /// In file order.
+    pub environment: Vec<(String, String)>,
+}
+
 /// A validated `lambda-img.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionModel {
@@ -198,6 +208,12 @@ pub struct FunctionModel {
     pub image: ImageSettings,
     /// `None`: no dependency layer (disabled, or no dependency files found).
     pub dependencies: Option<DependenciesModel>,
+    /// `[check]`: rules allowed, denied, strict.
+    pub check: crate::rules::RulePolicy,
+    /// `[base] repair`: rewrite base layers with hard links or missing parents.
+    pub base_repair: bool,
+    /// How `run` executes the function.
+    pub execution: ExecutionSettings,
     /// The manifest's directory, absolute and canonical: relative paths resolve here.
     pub project_dir: PathBuf,
     /// The manifest file as named to the user (used in messages).

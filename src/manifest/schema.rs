@@ -37,6 +37,20 @@ pub struct ManifestFile {
     pub deploy: Option<DeployTable>,
     #[serde(default)]
     pub registry: Option<RegistryTable>,
+    #[serde(default)]
+    pub check: Option<CheckTable>,
+}
+
+/// `[check]`: rules tuned for this function (see `rules::policy`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckTable {
+    #[serde(default)]
+    pub allow: Vec<SpannedString>,
+    #[serde(default)]
+    pub deny: Vec<SpannedString>,
+    #[serde(default)]
+    pub strict: Option<bool>,
 }
 
 /// `[deploy]`: defaults of `lambda-img deploy` and `build --deploy`.
@@ -64,7 +78,7 @@ pub struct RegistryTable {
 }
 
 /// `[dependencies]`: which keys apply depends on `function.runtime`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DependenciesTable {
     #[serde(default)]
@@ -99,6 +113,15 @@ pub struct FunctionTable {
     pub handler: Option<SpannedString>,
     #[serde(default)]
     pub architecture: Option<SpannedString>,
+    /// For `run`: memory in MB, timeout in seconds, /tmp in MB, variables.
+    #[serde(default)]
+    pub memory: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub ephemeral_storage: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub environment: OrderedStrings,
 }
 
 /// `[base]`
@@ -106,6 +129,9 @@ pub struct FunctionTable {
 #[serde(deny_unknown_fields)]
 pub struct BaseTable {
     pub image: SpannedString,
+    /// Rewrite base layers that break a repairable rule (hard links, missing parents).
+    #[serde(default)]
+    pub repair: Option<bool>,
 }
 
 /// One `[[layer]]`.

@@ -63,6 +63,7 @@ architecture = "arm64"
 
 [base]
 image = "oci:base:latest@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+repair = true
 
 [[layer]]
 name = "assets"
@@ -89,6 +90,11 @@ workdir = "/var/task"
 env = { LOG_LEVEL = "info", A_FIRST = "1" }
 labels = { team = "payments" }
 format = "docker"
+
+[check]
+allow = ["LI040", "ignored-config-field"]
+deny = ["li044"]
+strict = true
 "#;
 
 #[test]
@@ -148,6 +154,13 @@ fn full_manifest_gives_the_expected_model() {
             format: Some(MediaFamily::Docker),
         },
         dependencies: None,
+        check: crate::rules::RulePolicy {
+            allow: ["LI040", "LI070"].into_iter().collect(),
+            deny: ["LI044"].into_iter().collect(),
+            strict: true,
+        },
+        base_repair: true,
+        execution: Default::default(),
         project_dir: root.clone(),
         manifest_path: PathBuf::from("lambda-img.toml"),
     };
@@ -528,5 +541,26 @@ fn paths_are_named_relative_to_the_project() {
     assert_eq!(
         project_relative(Path::new("/opt/layer"), project),
         "../../../../opt/layer"
+    );
+}
+
+#[test]
+fn unknown_or_clashing_check_rules_are_problems_at_their_position() {
+    let (_dir, root) = project();
+    let text = format!("{HEAD}[check]\nallow = [\"LI040\", \"LI999\"]\ndeny = [\"hard-link\"]\n");
+    let err = parse(&text, &root).unwrap_err().to_string();
+    let line = text.lines().position(|l| l.starts_with("allow")).unwrap() + 1;
+    assert!(
+        err.contains(&format!(
+            "lambda-img.toml:{line}:19: check.allow: unknown rule \"LI999\": `lambda-img check --list-rules` lists every rule id"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "lambda-img.toml:{}:9: check.deny: LI040 is also in check.allow; keep it in one list",
+            line + 1
+        )),
+        "{err}"
     );
 }

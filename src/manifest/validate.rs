@@ -25,7 +25,20 @@ pub(super) struct Checker<'a> {
     problems: Vec<Problem>,
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    pub(super) fn new(text: &'a str, file: &'a Path, project_dir: &'a Path) -> Checker<'a> {
+        Checker {
+            text,
+            file,
+            project_dir,
+            problems: Vec::new(),
+        }
+    }
+
+    pub(super) fn into_problems(self) -> Vec<Problem> {
+        self.problems
+    }
+
     pub(super) fn report(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
         let (line, col) = line_col(self.text, span.start);
         self.problems.push(Problem {
@@ -196,6 +209,8 @@ pub fn validate(
     let code = check_code(&mut c, file.code.as_ref());
     let image = check_image(&mut c, file.image.as_ref());
     let dependencies = runtime.and_then(|rt| super::deps::check(&mut c, rt, file.dependencies.as_ref()));
+    let check = super::check_keys::check_rules(&mut c, file.check.as_ref());
+    let execution = super::execution::check(&mut c, &file.function);
 
     if !c.problems.is_empty() {
         let mut problems = c.problems;
@@ -212,6 +227,9 @@ pub fn validate(
         code,
         image,
         dependencies,
+        check,
+        base_repair: file.base.repair.unwrap_or(false),
+        execution,
         project_dir: project_dir.to_path_buf(),
         manifest_path: manifest_path.to_path_buf(),
     })

@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
+use std::time::Instant;
 
 use ureq::http::Method;
 
@@ -78,25 +79,58 @@ impl Client {
             Some(descriptor.size),
         );
         let mut last_error = String::new();
+        let limits = self.limits;
+        let started = Instant::now();
+        let mut tried = 0;
         for attempt in 0..attempts {
-            let mut resp = self.send(Req::new(
-                Method::GET,
-                self.url(&format!("/v2/{repository}/blobs/{digest}")),
-                vec![pull_scope(repository)],
-                what.clone(),
-            ))?;
+            // No new attempt once the deadline has passed (one always runs).
+            if attempt > 0 && started.elapsed() >= limits.deadline {
+                break;
+            }
+            tried = attempt + 1;
+            let mut resp = self.send(
+                Req::new(
+                    Method::GET,
+                    self.url(&format!("/v2/{repository}/blobs/{digest}")),
+                    vec![pull_scope(repository)],
+                    what.clone(),
+                )
+                .streamed(),
+            )?;
             if resp.status().as_u16() != 200 {
                 return Err(self.status_error(resp, &what, attempt + 1));
             }
+            let promised = resp
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
             let tmp = cache.temp_file().map_err(cache_io)?;
             let mut out = HashingWriter::new(tmp);
             let mut reader = resp.body_mut().as_reader();
             let mut buf = vec![0u8; 256 * 1024];
             let mut broken = None;
+            // A trickle never trips the idle timeout: the body must also
+            // average `min_rate` over each window of `idle`.
+            let mut window = (Instant::now(), 0u64);
+            let window_min = (limits.min_rate as f64 * limits.idle.as_secs_f64()) as u64;
             loop {
+                if window.0.elapsed() >= limits.idle {
+                    if window.1 < window_min {
+                        broken = Some(format!(
+                            "the transfer made {} bytes in {:.0} s, below the minimum of {} bytes/s",
+                            window.1,
+                            window.0.elapsed().as_secs_f64(),
+                            limits.min_rate
+                        ));
+                        break;
+                    }
+                    window = (Instant::now(), 0);
+                }
                 match reader.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
+                        window.1 += n as u64;
                         if out.bytes_written() + n as u64 > descriptor.size {
                             return Err(RegistryError::TooLarge {
                                 registry: self.registry().to_string(),
@@ -115,14 +149,23 @@ impl Client {
                 }
             }
             let received = out.bytes_written();
-            if broken.is_none() && received < descriptor.size {
-                broken = Some(format!(
-                    "the connection ended after {received} of {} bytes",
-                    descriptor.size
-                ));
+            // Everything the descriptor promises arrived: the digest decides,
+            // whatever the connection did after (or claimed in Content-Length).
+            if received == descriptor.size {
+                broken = None;
+            } else if broken.is_none() {
+                broken = Some("the connection ended early".into());
             }
             if let Some(message) = broken {
-                last_error = format!("{message} (received {received} of {} bytes)", descriptor.size);
+                let sent_promise = match promised {
+                    Some(p) if p != descriptor.size => format!(", the registry announced {p}"),
+                    _ => String::new(),
+                };
+                last_error = format!(
+                    "{message}: received {received} of the {} bytes the descriptor gives{sent_promise} ({})",
+                    descriptor.size,
+                    limits.describe()
+                );
                 reporter.detail(&format!("{what}: {last_error}; retrying"));
                 if attempt + 1 < attempts {
                     sleep(policy.delay(attempt, None));
@@ -149,7 +192,7 @@ impl Client {
         Err(RegistryError::Unreachable {
             registry: self.registry().to_string(),
             what,
-            attempts,
+            attempts: tried,
             message: last_error,
         })
     }
@@ -179,9 +222,10 @@ impl Client {
         // A session can be spent by a failed PUT: one fresh session on failure.
         let first = self.upload(repository, digest, bytes, session);
         match first {
-            Err(RegistryError::Unauthorized { .. }) | Err(RegistryError::HostNotFound { .. }) | Ok(_) => {
-                first.map(|_| BlobAction::Uploaded)
-            }
+            Err(RegistryError::Unauthorized { .. })
+            | Err(RegistryError::ForeignAuth { .. })
+            | Err(RegistryError::HostNotFound { .. })
+            | Ok(_) => first.map(|_| BlobAction::Uploaded),
             Err(_) => self
                 .upload(repository, digest, bytes, None)
                 .map(|_| BlobAction::Uploaded),
@@ -319,7 +363,7 @@ pub fn fetch_blob_to_cache(
             "cached blob {} is corrupt; deleting it and fetching it again",
             descriptor.digest
         ));
-        let _ = std::fs::remove_file(&path);
+        crate::cache::evict_corrupt_blob(&path);
     }
     client.download_blob(repository, descriptor, cache, reporter)
 }

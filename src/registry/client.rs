@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 use ureq::http::{self, Method, Response};
 
@@ -23,6 +24,27 @@ pub struct Client {
     retry: RetryPolicy,
     insecure: Vec<String>,
     auth: Mutex<AuthState>,
+    pub(crate) limits: TransferLimits,
+}
+
+/// How long transfers may take: see [`RegistryOptions`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TransferLimits {
+    pub idle: Duration,
+    pub deadline: Duration,
+    pub min_rate: u64,
+}
+
+impl TransferLimits {
+    /// What the limits are, for an error saying what was tried.
+    pub fn describe(&self) -> String {
+        format!(
+            "each attempt allowed {} s without progress and at least {} bytes/s, attempts stop after {} s",
+            self.idle.as_secs_f64(),
+            self.min_rate,
+            self.deadline.as_secs_f64()
+        )
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -50,6 +72,8 @@ pub(crate) struct Req<'a> {
     pub body: ReqBody<'a>,
     pub scopes: Vec<String>,
     pub what: String,
+    /// The caller streams the answer's body (a blob) and bounds it itself.
+    pub streamed: bool,
 }
 
 impl<'a> Req<'a> {
@@ -61,7 +85,12 @@ impl<'a> Req<'a> {
             body: ReqBody::Empty,
             scopes,
             what: what.into(),
+            streamed: false,
         }
+    }
+    pub fn streamed(mut self) -> Self {
+        self.streamed = true;
+        self
     }
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
@@ -112,16 +141,25 @@ impl Client {
             .timeout_connect(Some(options.timeout))
             .timeout_per_read(Some(options.timeout))
             .timeout_recv_response(Some(options.timeout))
+            // Redirects are followed by `send`, which decides per target
+            // whether credentials may go along.
+            .max_redirects(0)
             .user_agent(concat!("lambda-img/", env!("CARGO_PKG_VERSION")))
             .build();
         Client {
             registry: registry.to_string(),
-            base: format!("{scheme}://{}", api_host(registry)),
+            base: origin_of(&format!("{scheme}://{}", api_host(registry)))
+                .unwrap_or_else(|| format!("{scheme}://{}", api_host(registry))),
             agent: ureq::Agent::new_with_config(config),
             creds,
             retry: options.retry.clone(),
             insecure: options.insecure.clone(),
             auth: Mutex::new(AuthState::default()),
+            limits: TransferLimits {
+                idle: options.timeout,
+                deadline: options.deadline,
+                min_rate: options.min_rate,
+            },
         }
     }
 
@@ -144,13 +182,7 @@ impl Client {
 
     /// Resolves an upload `Location` (absolute, or relative to the registry).
     pub(crate) fn resolve_location(&self, location: &str) -> String {
-        if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_string()
-        } else if location.starts_with('/') {
-            self.url(location)
-        } else {
-            format!("{}/{location}", self.base)
-        }
+        resolve_against(&format!("{}/", self.base), location)
     }
 
     /// `GET /v2/` with auth: proves the registry speaks the API and, with
@@ -169,13 +201,57 @@ impl Client {
         Err(self.status_error(resp, "the API root /v2/", 1))
     }
 
-    /// Sends a request: authenticates on a 401 (once), retries transient failures.
+    /// Sends a request: authenticates on a 401 (once), retries transient
+    /// failures and follows redirects itself, so that credentials go only to
+    /// this registry's own origin (scheme, host and port), as docker scopes
+    /// them. A `Location` or redirect elsewhere is sent without credentials.
     pub(crate) fn send(&self, req: Req<'_>) -> Result<Response<ureq::Body>, RegistryError> {
+        let mut req = req;
+        for _ in 0..=MAX_REDIRECTS {
+            let resp = if origin_of(&req.url).as_deref() == Some(self.base.as_str()) {
+                self.send_own(&req)?
+            } else {
+                self.send_foreign(&req)?
+            };
+            let status = resp.status().as_u16();
+            let Some(target) = redirect_target(&resp, &req.url) else {
+                return Ok(resp);
+            };
+            drop(resp);
+            if status == 303 {
+                req.method = Method::GET;
+                req.body = ReqBody::Empty;
+            }
+            req.url = target;
+        }
+        Err(RegistryError::Protocol {
+            registry: self.registry.clone(),
+            message: format!("{}: more than {MAX_REDIRECTS} redirects", req.what),
+        })
+    }
+
+    /// A request to a host other than the registry (an upload `Location` or a
+    /// redirect): never with credentials, and a 401 there is an error naming
+    /// both hosts rather than a challenge to answer with this registry's secrets.
+    fn send_foreign(&self, req: &Req<'_>) -> Result<Response<ureq::Body>, RegistryError> {
+        let resp = self.retrying(&req.what, || self.attempt(req, None))?;
+        if resp.status().as_u16() == 401 {
+            return Err(RegistryError::ForeignAuth {
+                registry: self.registry.clone(),
+                other: origin_of(&req.url).unwrap_or_else(|| req.url.clone()),
+                what: req.what.clone(),
+            });
+        }
+        Ok(resp)
+    }
+
+    /// A request to the registry itself, with its credentials or tokens.
+    fn send_own(&self, req: &Req<'_>) -> Result<Response<ureq::Body>, RegistryError> {
         let mut reauthed = false;
         loop {
             self.ensure_token(&req.scopes)?;
             let auth = self.auth_header(&req.scopes);
-            let resp = self.retrying(&req.what, || self.attempt(&req, auth.as_deref()))?;
+            let resp = self.retrying(&req.what, || self.attempt(req, auth.as_deref()))?;
             if resp.status().as_u16() != 401 {
                 return Ok(resp);
             }
@@ -328,13 +404,36 @@ impl Client {
             b = b.header("authorization", a);
         }
         match req.body {
-            ReqBody::Empty => self.agent.run(b.body(())?),
-            ReqBody::Bytes(bytes) => self.agent.run(b.body(bytes)?),
+            ReqBody::Empty => self.agent.run(self.bounded(b.body(())?, 0, req.streamed)),
+            ReqBody::Bytes(bytes) => {
+                let len = bytes.len() as u64;
+                self.agent.run(self.bounded(b.body(bytes)?, len, req.streamed))
+            }
             ReqBody::File(path) => {
                 let file = std::fs::File::open(path)?;
-                self.agent.run(b.body(file)?)
+                let len = file.metadata()?.len();
+                self.agent.run(self.bounded(b.body(file)?, len, req.streamed))
             }
         }
+    }
+
+    /// Gives one attempt its time limits: sending `body_len` bytes may take the
+    /// idle timeout plus what the minimum rate allows, and a response body
+    /// read whole (anything but a streamed blob, whose reader enforces the
+    /// rate itself) must arrive within the idle timeout.
+    fn bounded<S: ureq::AsSendBody>(
+        &self,
+        r: http::Request<S>,
+        body_len: u64,
+        streamed: bool,
+    ) -> http::Request<S> {
+        let l = &self.limits;
+        let send = l.idle + Duration::from_secs_f64(body_len as f64 / l.min_rate.max(1) as f64);
+        self.agent
+            .configure_request(r)
+            .timeout_send_body(Some(send))
+            .timeout_recv_body(if streamed { None } else { Some(l.idle) })
+            .build()
     }
 
     /// Runs `f` until it gives a non-transient answer or the tries run out.
@@ -344,8 +443,10 @@ impl Client {
         mut f: impl FnMut() -> Result<Response<ureq::Body>, ureq::Error>,
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let attempts = self.retry.attempts.max(1);
+        let started = Instant::now();
         for attempt in 0..attempts {
-            let last = attempt + 1 == attempts;
+            // No new attempt once the request's deadline has passed.
+            let last = attempt + 1 == attempts || started.elapsed() >= self.limits.deadline;
             match f() {
                 Ok(resp) if retryable_status(resp.status().as_u16()) => {
                     if last {
@@ -378,7 +479,7 @@ impl Client {
                         registry: self.registry.clone(),
                         what: what.to_string(),
                         attempts: attempt + 1,
-                        message: e.to_string(),
+                        message: format!("{e} ({})", self.limits.describe()),
                     });
                 }
             }
@@ -415,6 +516,53 @@ impl Client {
             },
         }
     }
+}
+
+/// Redirects followed for one request.
+const MAX_REDIRECTS: usize = 5;
+
+/// `scheme://host[:port]` of an absolute URL, lower-cased, without a default
+/// port; `None` for anything else. Two URLs share credentials only when these match.
+pub(crate) fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    // Userinfo in a Location would be a way to smuggle another host past a naive check.
+    let authority = authority.rsplit('@').next()?.to_ascii_lowercase();
+    if authority.is_empty() {
+        return None;
+    }
+    let default_port = if scheme == "http" { ":80" } else { ":443" };
+    let authority = authority.strip_suffix(default_port).unwrap_or(&authority);
+    Some(format!("{scheme}://{authority}"))
+}
+
+/// Where a 301/302/303/307/308 answer points, resolved against the URL it answered.
+fn redirect_target(resp: &Response<ureq::Body>, url: &str) -> Option<String> {
+    if !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = resp.headers().get("location")?.to_str().ok()?;
+    Some(resolve_against(url, location))
+}
+
+/// Resolves `location` (absolute, absolute-path or relative) against `url`.
+pub(crate) fn resolve_against(url: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.to_string();
+    }
+    let origin = origin_of(url).unwrap_or_default();
+    if location.starts_with('/') {
+        return format!("{origin}{location}");
+    }
+    let path = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let path = path.find('/').map(|i| &path[i..]).unwrap_or("/");
+    let path = path.split('?').next().unwrap_or(path);
+    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    format!("{origin}{dir}/{location}")
 }
 
 /// Reads a small body (error documents, tokens); at most 1 MiB.
@@ -471,4 +619,49 @@ pub(crate) fn encode(s: &str) -> String {
 fn unknown_host(e: &std::io::Error) -> bool {
     let text = e.to_string();
     text.contains("Name or service not known") || text.contains("No address associated with hostname")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        assert_eq!(
+            origin_of("http://127.0.0.1:5000/v2/x").as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        assert_eq!(
+            origin_of("https://Reg.Example:443/v2/").as_deref(),
+            Some("https://reg.example")
+        );
+        assert_eq!(
+            origin_of("https://reg.example?x").as_deref(),
+            Some("https://reg.example")
+        );
+        assert_eq!(
+            origin_of("https://reg.example@evil.example/v2/").as_deref(),
+            Some("https://evil.example")
+        );
+        assert_ne!(
+            origin_of("http://reg.example/"),
+            origin_of("https://reg.example/")
+        );
+        assert_eq!(origin_of("ftp://x/"), None);
+        assert_eq!(origin_of("/v2/x"), None);
+    }
+
+    #[test]
+    fn locations_resolve_against_the_answering_url() {
+        let u = "http://a:1/v2/r/blobs/uploads/?x=1";
+        assert_eq!(resolve_against(u, "http://b:2/p"), "http://b:2/p");
+        assert_eq!(
+            resolve_against(u, "/v2/r/blobs/uploads/u1"),
+            "http://a:1/v2/r/blobs/uploads/u1"
+        );
+        assert_eq!(
+            resolve_against(u, "u1?s=2"),
+            "http://a:1/v2/r/blobs/uploads/u1?s=2"
+        );
+    }
 }

@@ -125,7 +125,11 @@ fn lookup_docker(
         None => return Ok(None),
     };
     let path = dir.join("config.json");
-    let bytes = match std::fs::read(&path) {
+    let bytes = match crate::bounded_read::read_capped(
+        &path,
+        crate::bounded_read::MAX_JSON,
+        "Docker's config.json",
+    ) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(RegistryError::Io { path, source }),
@@ -179,6 +183,9 @@ fn lookup_docker(
     }
     Ok(None)
 }
+
+/// The most a credential helper's stdout or stderr is read.
+const HELPER_OUTPUT_CAP: u64 = 1 << 20;
 
 /// Runs `docker-credential-NAME get` with the server on stdin. A helper that
 /// knows nothing of the server answers "credentials not found": that is `None`.
@@ -278,14 +285,16 @@ fn run_helper_action(
     }
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
+    // A helper's answer is a small JSON document: what lies past the cap is
+    // not read (a helper that keeps writing blocks and meets the timeout).
     let out_thread = std::thread::spawn(move || {
         let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
+        let _ = (&mut stdout).take(HELPER_OUTPUT_CAP).read_to_end(&mut v);
         v
     });
     let err_thread = std::thread::spawn(move || {
         let mut v = Vec::new();
-        let _ = stderr.read_to_end(&mut v);
+        let _ = (&mut stderr).take(HELPER_OUTPUT_CAP).read_to_end(&mut v);
         v
     });
     let start = Instant::now();
@@ -338,7 +347,8 @@ pub fn store_like_docker(
     helper_path: Option<&OsStr>,
 ) -> Result<CredentialStore, RegistryError> {
     let path = config_dir.join("config.json");
-    if let Ok(bytes) = std::fs::read(&path)
+    if let Ok(bytes) =
+        crate::bounded_read::read_capped(&path, crate::bounded_read::MAX_JSON, "Docker's config.json")
         && let Ok(config) = serde_json::from_slice::<serde_json::Value>(&bytes)
         && let Some(helper) = configured_helper(&config, registry)
     {
@@ -357,7 +367,11 @@ pub fn store(registry: &str, creds: &Credentials, config_dir: &Path) -> Result<P
         source,
     };
     std::fs::create_dir_all(config_dir).map_err(io)?;
-    let mut config: serde_json::Value = match std::fs::read(&path) {
+    let mut config: serde_json::Value = match crate::bounded_read::read_capped(
+        &path,
+        crate::bounded_read::MAX_JSON,
+        "Docker's config.json",
+    ) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| RegistryError::Credentials {
             message: format!("{} is not valid JSON ({e}); fix or remove it", path.display()),
         })?,

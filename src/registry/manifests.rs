@@ -10,7 +10,7 @@ use crate::image::Digest;
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// Manifests above this size are refused (registries cap them at 4 MiB).
-const MAX_MANIFEST: u64 = 4 << 20;
+const MAX_MANIFEST: u64 = crate::bounded_read::MAX_MANIFEST;
 
 /// A manifest or index as the registry served it.
 #[derive(Debug, Clone)]
@@ -48,16 +48,32 @@ impl Client {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.parse::<Digest>().ok());
+        let promised = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let too_large = || RegistryError::DocumentTooLarge {
+            registry: self.registry().to_string(),
+            what: what.clone(),
+            limit: MAX_MANIFEST,
+        };
+        if promised.is_some_and(|n| n > MAX_MANIFEST) {
+            return Err(too_large());
+        }
         let bytes = resp
             .body_mut()
             .with_config()
             .limit(MAX_MANIFEST)
             .read_to_vec()
-            .map_err(|e| RegistryError::Unreachable {
-                registry: self.registry().to_string(),
-                what: what.clone(),
-                attempts: 1,
-                message: e.to_string(),
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => too_large(),
+                e => RegistryError::Unreachable {
+                    registry: self.registry().to_string(),
+                    what: what.clone(),
+                    attempts: 1,
+                    message: e.to_string(),
+                },
             })?;
         let digest = Digest::of(&bytes);
         let expected = reference.parse::<Digest>().ok().or(header_digest);

@@ -13,6 +13,7 @@ mod client;
 pub mod credentials;
 mod login;
 mod manifests;
+pub mod mirror;
 pub mod reference;
 mod retry;
 
@@ -24,6 +25,7 @@ pub use client::Client;
 pub use credentials::{CredentialStore, Credentials};
 pub use login::{LoginOptions, LoginOutcome, login};
 pub use manifests::{FetchedManifest, MANIFEST_ACCEPT, resolve_digest};
+pub use mirror::RegistryMirror;
 pub use reference::{Reference, ReferenceError};
 pub use retry::RetryPolicy;
 
@@ -43,10 +45,21 @@ pub struct RegistryOptions {
     pub docker_config_dir: Option<PathBuf>,
     /// The search path for `docker-credential-*` helpers; `None` means `$PATH`.
     pub helper_path: Option<std::ffi::OsString>,
-    /// Connect and per-read timeout of one request.
+    /// Connect and idle timeout of one request: no answer, or no byte of a
+    /// body, for this long cuts the attempt. Also the window over which a
+    /// body must keep `min_rate`.
     pub timeout: Duration,
+    /// The bound on one request with all its retries (`--registry-timeout`):
+    /// no new attempt starts once this has passed. A transfer that keeps
+    /// `min_rate` is never cut by it, however long it takes.
+    pub deadline: Duration,
+    /// Bytes per second a body must average over each `timeout` window;
+    /// a trickle below it is cut and retried like a broken connection.
+    pub min_rate: u64,
     /// Layers downloaded at once.
     pub parallel_downloads: usize,
+    /// `--registry-mirror` rules: where base images of a registry are fetched from.
+    pub mirrors: Vec<RegistryMirror>,
 }
 
 impl Default for RegistryOptions {
@@ -57,9 +70,26 @@ impl Default for RegistryOptions {
             credentials: None,
             docker_config_dir: None,
             helper_path: None,
-            timeout: Duration::from_secs(60),
+            timeout: DEFAULT_REGISTRY_TIMEOUT / 4,
+            deadline: DEFAULT_REGISTRY_TIMEOUT,
+            min_rate: 10 * 1024,
             parallel_downloads: 4,
+            mirrors: Vec::new(),
         }
+    }
+}
+
+/// `--registry-timeout`'s default: a stalled or trickling registry fails
+/// within about this long (four attempts of a quarter of it each).
+pub const DEFAULT_REGISTRY_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl RegistryOptions {
+    /// Sets the bound from `--registry-timeout SECONDS`: the idle timeout
+    /// and rate window are a quarter of it, so a stall is tried about four times.
+    pub fn with_registry_timeout(mut self, total: Duration) -> Self {
+        self.deadline = total;
+        self.timeout = (total / 4).max(Duration::from_secs(1));
+        self
     }
 }
 
@@ -89,7 +119,9 @@ pub enum RegistryError {
     Reference(#[from] ReferenceError),
     #[error("cannot resolve registry host {registry}: check the name (and your network/DNS)")]
     HostNotFound { registry: String },
-    #[error("registry {registry} did not answer for {what} after {attempts} attempt(s): {message}")]
+    #[error(
+        "registry {registry} did not answer for {what} after {attempts} attempt(s): {message}; if it is slow rather than down, raise --registry-timeout SECONDS (LAMBDA_IMG_REGISTRY_TIMEOUT)"
+    )]
     Unreachable {
         registry: String,
         what: String,
@@ -111,6 +143,14 @@ pub enum RegistryError {
         registry: String,
         what: String,
         detail: String,
+    },
+    #[error(
+        "registry {registry} redirected {what} to another host, {other}, which asked for credentials (401): credentials for {registry} are sent only to {registry} and the token server it names, never to another host; if {other} is part of that registry, push to it by its own name, or fix the registry's Location/redirect configuration"
+    )]
+    ForeignAuth {
+        registry: String,
+        other: String,
+        what: String,
     },
     #[error("registry {registry} has no {what}{detail}")]
     NotFound {
@@ -134,6 +174,14 @@ pub enum RegistryError {
         registry: String,
         what: String,
         expected: u64,
+    },
+    #[error(
+        "{what} from registry {registry} is larger than {limit} bytes, the limit for a manifest or index: refused rather than read into memory"
+    )]
+    DocumentTooLarge {
+        registry: String,
+        what: String,
+        limit: u64,
     },
     #[error("registry {registry}: {message}")]
     Protocol { registry: String, message: String },

@@ -3,7 +3,6 @@
 //! Library operations take a `&dyn Reporter`; only the binary decides whether
 //! that becomes progress bars, plain lines or nothing.
 
-pub mod json;
 pub mod progress;
 
 /// Progress and messages from library operations.
@@ -20,6 +19,11 @@ pub trait Reporter: Send + Sync {
     fn warn(&self, message: &str);
     /// Detail shown only in verbose mode (installer output, cache decisions).
     fn detail(&self, _message: &str) {}
+    /// A rule finding, already rendered with its severity (`warning[LI044 ...]: ...`)
+    /// exactly as `check` prints it; shown even with `--quiet`.
+    fn finding(&self, rendered: &str) {
+        self.warn(rendered)
+    }
 }
 
 /// A reporter that drops everything (tests, `--quiet`).

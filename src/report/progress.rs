@@ -50,6 +50,18 @@ impl StderrReporter {
     }
 }
 
+impl Drop for StderrReporter {
+    /// A task that never finished (the command failed midway) leaves no bar
+    /// behind on the terminal.
+    fn drop(&mut self) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            for (_, bar) in tasks.drain() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
+
 impl Reporter for StderrReporter {
     fn step(&self, message: &str) {
         self.line(&format!("==> {message}"));
@@ -77,7 +89,9 @@ impl Reporter for StderrReporter {
             None => {
                 let bar = ProgressBar::new_spinner();
                 bar.set_style(
-                    ProgressStyle::with_template("    {spinner} {msg:30!} {bytes} {bytes_per_sec}")
+                    // No byte counts: a task of unknown size (an installer) would
+                    // sit at "0 B 0 B/s" however far along it is.
+                    ProgressStyle::with_template("    {spinner} {msg:30!} {elapsed}")
                         .expect("static template"),
                 );
                 bar.enable_steady_tick(Duration::from_millis(120));
@@ -113,6 +127,17 @@ impl Reporter for StderrReporter {
             }
             None => {
                 let _ = writeln!(std::io::stderr().lock(), "warning: {message}");
+            }
+        }
+    }
+
+    fn finding(&self, rendered: &str) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.println(rendered);
+            }
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{rendered}");
             }
         }
     }

@@ -152,6 +152,46 @@ pub const MISSING_PARENT: Rule = Rule {
     fix: "write every ancestor directory before its children in each layer",
     source: FIELD_TAR,
 };
+pub const UNSAFE_ENTRY_NAME: Rule = Rule {
+    id: "LI042",
+    name: "unsafe-entry-name",
+    severity: Severity::Error,
+    summary: "a layer has entries whose names are absolute or contain `..`, which an unpacker may write outside the image root",
+    fix: "rebuild the layer with relative names below the root (tar -C ROOT .), or use another base image",
+    source: "OCI image spec: layer changesets use relative paths; CVE-2019-14271 and tar path-traversal advisories",
+};
+pub const DIRECTORY_REPLACED: Rule = Rule {
+    id: "LI043",
+    name: "directory-replaced",
+    severity: Severity::Error,
+    summary: "a layer replaces a directory of a lower layer with a file or symlink, hiding everything below it",
+    fix: "write the file inside the directory instead (e.g. `[[layer]] destination = \"/var/task/\"`), or rename it",
+    source: "podman/runc: `workdir \"/var/task\" exists but is not a directory`; OCI image spec: changesets",
+};
+pub const DANGLING_SYMLINK: Rule = Rule {
+    id: "LI044",
+    name: "dangling-symlink",
+    severity: Severity::Warning,
+    summary: "a symbolic link's target does not exist in the final image (base and every layer)",
+    fix: "add the target to a layer, fix the link, or exclude it; targets under /proc, /sys, /dev, /run and /tmp are not checked",
+    source: "lambda-img: links are stored, never followed, and resolve inside the image at run time",
+};
+pub const SCRIPT_INTERPRETER_MISSING: Rule = Rule {
+    id: "LI045",
+    name: "script-interpreter-missing",
+    severity: Severity::Error,
+    summary: "a #! script entrypoint or bootstrap names an interpreter that does not exist in the image",
+    fix: "add the interpreter to the image, or change the #! line to one the image has (e.g. #!/bin/sh)",
+    source: "Linux execve(2): ENOENT when the #! interpreter is missing; Lambda reports Runtime.InvalidEntrypoint",
+};
+pub const ELF_INTERPRETER_MISSING: Rule = Rule {
+    id: "LI046",
+    name: "elf-interpreter-missing",
+    severity: Severity::Error,
+    summary: "a dynamically linked ELF entrypoint or bootstrap needs a loader (PT_INTERP) the image lacks, e.g. a glibc binary on scratch",
+    fix: "link the program statically (musl, CGO_ENABLED=0), or build on a base that has its C library",
+    source: "Linux execve(2): ENOENT when the PT_INTERP loader is missing; Lambda reports Runtime.InvalidEntrypoint",
+};
 pub const UNREADABLE_FILE: Rule = Rule {
     id: "LI050",
     name: "unreadable-file",
@@ -200,6 +240,14 @@ pub const CONTENT_NOT_CHECKED: Rule = Rule {
     fix: "fix the layer errors above, then check again",
     source: "lambda-img",
 };
+pub const BASE_LAGS: Rule = Rule {
+    id: "LI091",
+    name: "base-lags-tag",
+    severity: Severity::Warning,
+    summary: "the image records a base digest that its tag no longer names: the base has a newer build",
+    fix: "run `lambda-img pin --recursive` and rebuild (`lambda-img build --recursive`) to pick up the new base",
+    source: "lambda-img (AWS patches the OS and runtime of its base images under the same tags)",
+};
 
 /// Every rule, in id order.
 pub static RULES: &[Rule] = &[
@@ -221,13 +269,26 @@ pub static RULES: &[Rule] = &[
     ENTRYPOINT_NOT_EXECUTABLE,
     HARD_LINK,
     MISSING_PARENT,
+    UNSAFE_ENTRY_NAME,
+    DIRECTORY_REPLACED,
+    DANGLING_SYMLINK,
+    SCRIPT_INTERPRETER_MISSING,
+    ELF_INTERPRETER_MISSING,
     UNREADABLE_FILE,
     UNENTERABLE_DIR,
     HANDLER_NOT_FOUND,
     IGNORED_CONFIG,
     CONFIG_INVALID,
     CONTENT_NOT_CHECKED,
+    BASE_LAGS,
 ];
+
+/// What remembered findings depend on besides the image: the version and the
+/// set of rules, so a new rule is never hidden by a scan kept from before it.
+pub fn catalog_key() -> String {
+    let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+    format!("{} {}", env!("CARGO_PKG_VERSION"), ids.join(","))
+}
 
 /// The rule with this id or name.
 pub fn rule(id_or_name: &str) -> Option<&'static Rule> {

@@ -20,23 +20,23 @@ const EXAMPLES: usize = 5;
 
 /// Up to [`EXAMPLES`] items and a count, for one-line messages.
 #[derive(Default)]
-struct Examples {
-    count: usize,
+pub(super) struct Examples {
+    pub(super) count: usize,
     items: Vec<String>,
 }
 
 impl Examples {
-    fn push(&mut self, item: impl FnOnce() -> String) {
+    pub(super) fn push(&mut self, item: impl FnOnce() -> String) {
         self.count += 1;
         if self.items.len() < EXAMPLES {
             self.items.push(item());
         }
     }
     /// `1 file` / `3 files`.
-    fn counted(&self, one: &str, many: &str) -> String {
+    pub(super) fn counted(&self, one: &str, many: &str) -> String {
         format!("{} {}", self.count, if self.count == 1 { one } else { many })
     }
-    fn list(&self) -> String {
+    pub(super) fn list(&self) -> String {
         let mut s = self.items.join(", ");
         if self.count > self.items.len() {
             s.push_str(&format!(" and {} more", self.count - self.items.len()));
@@ -84,7 +84,7 @@ impl ScanPlan {
         if let Some(p) = config.program() {
             elf_paths.insert(normalize(p));
         }
-        for dir in runtime_dirs(config) {
+        for dir in bootstrap_dirs(config) {
             elf_paths.insert(format!("{dir}/bootstrap"));
         }
         ScanPlan { wanted, elf_paths }
@@ -103,7 +103,7 @@ impl ScanPlan {
             "index": index,
             "wanted": wanted,
             "elf": elf,
-            "rules": env!("CARGO_PKG_VERSION"),
+            "rules": catalog_key(),
         })
         .to_string();
         Digest::of(text.as_bytes()).hex().to_string()
@@ -147,6 +147,7 @@ struct Scanner<'p> {
     dirs_seen: HashSet<String>,
     hard_links: Examples,
     orphans: Examples,
+    escaping: Examples,
 }
 
 impl<'p> Scanner<'p> {
@@ -158,12 +159,16 @@ impl<'p> Scanner<'p> {
             dirs_seen: HashSet::new(),
             hard_links: Examples::default(),
             orphans: Examples::default(),
+            escaping: Examples::default(),
         }
     }
 
     fn visit(&mut self, entry: &TarEntry, content: &mut dyn Read) -> io::Result<()> {
         if entry.kind == EntryKind::Meta || entry.path.is_empty() {
             return Ok(());
+        }
+        if entry.escapes_root {
+            self.escaping.push(|| format!("/{}", entry.path));
         }
         if entry.kind == EntryKind::HardLink {
             self.hard_links
@@ -181,7 +186,10 @@ impl<'p> Scanner<'p> {
             None
         } else if self.plan.wanted.contains(&entry.path) {
             Some(read_head(content, super::handler::MAX_SOURCE)?.into_boxed_slice())
-        } else if entry.mode & 0o111 != 0 || self.plan.elf_paths.contains(&entry.path) {
+        } else if self.plan.elf_paths.contains(&entry.path) {
+            // Entrypoint and bootstraps: enough for a #! line or PT_INTERP.
+            Some(read_head(content, crate::elf::PROGRAM_HEAD)?.into_boxed_slice())
+        } else if entry.mode & 0o111 != 0 {
             Some(read_head(content, ELF_HEAD)?.into_boxed_slice())
         } else {
             None
@@ -193,6 +201,16 @@ impl<'p> Scanner<'p> {
     /// The layer's delta and hygiene findings, naming the layer as `what`.
     fn finish(self, what: &str) -> LayerScan {
         let mut findings = Vec::new();
+        if self.escaping.count > 0 {
+            findings.push((
+                UNSAFE_ENTRY_NAME.id.to_string(),
+                format!(
+                    "{what} has {} named with an absolute path or a `..` component: {}",
+                    self.escaping.counted("entry", "entries"),
+                    self.escaping.list()
+                ),
+            ));
+        }
         if self.hard_links.count > 0 {
             findings.push((
                 HARD_LINK.id.to_string(),
@@ -269,12 +287,35 @@ pub(super) fn check_content(
                 Err(e) => return Err(e),
             },
         };
+        let from_base = matches!(layer.origin, crate::image::LayerOrigin::Base { .. });
         for (rule_id, message) in scan.findings {
             if let Some(rule) = super::catalog::rule(&rule_id) {
+                // A base image's layer cannot be fixed at its source by the user.
+                let repairable = rule.id == HARD_LINK.id || rule.id == MISSING_PARENT.id;
+                let message = if from_base && repairable {
+                    format!(
+                        "{message}; it is a base image layer: `[base] repair = true` (or `build --repair-base`) rewrites it"
+                    )
+                } else {
+                    message
+                };
                 out.push(Finding::new(rule, message));
             }
         }
-        view.apply(scan.delta);
+        let mut replaced = Examples::default();
+        for path in view.apply(scan.delta) {
+            replaced.push(|| format!("/{path}"));
+        }
+        if replaced.count > 0 {
+            out.push(Finding::new(
+                &DIRECTORY_REPLACED,
+                format!(
+                    "{what} replaces {} of a lower layer with a non-directory: {}",
+                    replaced.counted("directory", "directories"),
+                    replaced.list()
+                ),
+            ));
+        }
     }
     if !unreadable.is_empty() {
         out.push(Finding::new(
@@ -293,16 +334,32 @@ pub(super) fn check_content(
         _ => None,
     });
     check_entrypoint(&view, &config, arch, &mut out);
-    for dir in runtime_dirs(&config) {
-        if let Some((path, node)) = view.resolve_file(&format!("{dir}/bootstrap"))
-            && let Some(arch) = arch
-        {
-            check_elf(&format!("/{path}"), node, arch, "bootstrap", &mut out);
+    for dir in bootstrap_dirs(&config) {
+        if let Some((path, node)) = view.resolve_file(&format!("{dir}/bootstrap")) {
+            if let Some(arch) = arch {
+                check_elf(&format!("/{path}"), node, arch, "bootstrap", &mut out);
+            }
+            super::programs::check_program(&view, &format!("bootstrap /{path}"), node, &mut out);
         }
     }
     check_permissions(&view, &config, &mut out);
+    out.extend(super::links::check_dangling(&view));
     out.extend(check_handler(&handler, &view));
     Ok(out)
+}
+
+/// Where a provided runtime may find a `bootstrap` to start: the runtime
+/// directories, the task root (`/var/task/bootstrap`) and `/opt`.
+fn bootstrap_dirs(config: &ImageConfig) -> BTreeSet<String> {
+    let mut dirs = runtime_dirs(config);
+    dirs.insert("opt".to_string());
+    dirs.insert(
+        config
+            .env_var("LAMBDA_TASK_ROOT")
+            .map(normalize)
+            .unwrap_or_else(|| "var/task".to_string()),
+    );
+    dirs
 }
 
 /// The runtime directories whose `bootstrap` Lambda may run.
@@ -382,29 +439,13 @@ fn check_entrypoint(
     if let Some(arch) = arch {
         check_elf(program, node, arch, field, out);
     }
+    super::programs::check_program(view, &format!("{field} {program}"), node, out);
 }
 
-/// The ELF `e_machine` of a file's first bytes, if it is an ELF file.
+/// The ELF `e_machine` of a file's first bytes, if it is an ELF file (of a
+/// known byte order: see [`crate::elf`], the one reader).
 pub fn elf_machine(head: &[u8]) -> Option<u16> {
-    if head.len() < ELF_HEAD || &head[..4] != b"\x7fELF" {
-        return None;
-    }
-    let bytes = [head[18], head[19]];
-    Some(match head[5] {
-        2 => u16::from_be_bytes(bytes),
-        _ => u16::from_le_bytes(bytes),
-    })
-}
-
-fn machine_name(m: u16) -> &'static str {
-    match m {
-        3 => "i386",
-        40 => "arm",
-        62 => "x86_64",
-        183 => "aarch64",
-        243 => "riscv",
-        _ => "another machine",
-    }
+    crate::elf::machine(head)
 }
 
 fn check_elf(path: &str, node: &Node, arch: Architecture, what: &str, out: &mut Vec<Finding>) {
@@ -415,9 +456,9 @@ fn check_elf(path: &str, node: &Node, arch: Architecture, what: &str, out: &mut 
         out.push(Finding::new(
             &ARCH_MISMATCH,
             format!(
-                "{what} {path} is an ELF binary for {} (e_machine {machine}) but the function is {arch} (e_machine {})",
-                machine_name(machine),
-                arch.elf_machine()
+                "{what} {path} is an ELF binary for {} but the function is {arch}, which runs {}",
+                crate::elf::machine_name(machine),
+                crate::elf::machine_name(arch.elf_machine())
             ),
         ));
     }

@@ -80,8 +80,11 @@ pub struct FlatView {
 }
 
 impl FlatView {
-    /// Applies one layer on top of what is there.
-    pub fn apply(&mut self, delta: LayerDelta) {
+    /// Applies one layer on top of what is there. Returns the directories of
+    /// lower layers that an entry of this layer replaced with a non-directory
+    /// (without a whiteout first): runtimes refuse such an image or hide the
+    /// directory's whole tree (rule LI043).
+    pub fn apply(&mut self, delta: LayerDelta) -> Vec<String> {
         for dir in &delta.opaque {
             self.remove_under(dir);
         }
@@ -89,13 +92,23 @@ impl FlatView {
             self.nodes.remove(path);
             self.remove_under(path);
         }
+        let mut replaced = Vec::new();
         for (path, node) in delta.entries {
             if node.kind != EntryKind::Dir {
+                let was_dir = match self.nodes.get(&path) {
+                    Some(old) => old.kind == EntryKind::Dir && old.layer < node.layer,
+                    // A directory with children but no entry of its own.
+                    None => self.under(&path).any(|(_, n)| n.layer < node.layer),
+                };
+                if was_dir {
+                    replaced.push(path.clone());
+                }
                 // A file over a directory hides everything below it.
                 self.remove_under(&path);
             }
             self.nodes.insert(path, node);
         }
+        replaced
     }
 
     fn remove_under(&mut self, dir: &str) {
@@ -209,7 +222,7 @@ pub fn flatten(image: &Image) -> Result<FlatView, CheckError> {
             }
             Ok(())
         })?;
-        view.apply(delta);
+        let _ = view.apply(delta);
     }
     Ok(view)
 }
@@ -226,6 +239,7 @@ mod tests {
             uid: 0,
             size: 0,
             link: link.map(str::to_string),
+            escapes_root: false,
         }
     }
 
@@ -242,9 +256,24 @@ mod tests {
         d.add(&entry("a/.wh..wh..opq", EntryKind::File, None), None, 1);
         d.add(&entry("b/.wh.z", EntryKind::File, None), None, 1);
         d.add(&entry(".wh.c", EntryKind::File, None), None, 1);
-        view.apply(d);
+        assert!(view.apply(d).is_empty(), "whiteouts remove, they do not replace");
         let paths: Vec<_> = view.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(paths, ["a", "a/new", "b"]);
+    }
+
+    #[test]
+    fn a_file_over_a_lower_directory_is_reported() {
+        let mut view = FlatView::default();
+        let mut d = LayerDelta::default();
+        d.add(&entry("var/task/lib/x.py", EntryKind::File, None), None, 0);
+        d.add(&entry("opt", EntryKind::Dir, None), None, 0);
+        let _ = view.apply(d);
+        let mut d = LayerDelta::default();
+        d.add(&entry("var/task", EntryKind::File, None), None, 1);
+        d.add(&entry("opt", EntryKind::Symlink, Some("/x")), None, 1);
+        d.add(&entry("new", EntryKind::File, None), None, 1);
+        assert_eq!(view.apply(d), ["var/task", "opt"]);
+        assert!(view.get("var/task/lib/x.py").is_none());
     }
 
     #[test]

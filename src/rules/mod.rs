@@ -5,23 +5,30 @@
 //! [`check_image`] adds the filesystem rules, streaming each layer once.
 //! Neither prints: the caller renders the [`Finding`]s.
 
+mod base;
 pub mod catalog;
 mod config;
 mod content;
 mod flat;
 mod handler;
 mod limits;
+mod links;
+pub mod policy;
+mod programs;
 pub mod walk;
 
 use serde::Serialize;
 
+pub use base::base_lag_finding;
 pub use catalog::{RULES, rule};
 pub use config::HistoryEntry;
 pub use config::ImageConfig;
+use content::Examples;
 pub use content::{LayerScan, ScanMemo, ScanPlan, TarScan, elf_machine};
 pub use flat::{FlatView, LayerDelta, Node, NodeKind, flatten};
 pub use limits::human_bytes;
 pub use limits::{check_limits, index_finding};
+pub use policy::{RulePolicy, rule_id};
 
 use crate::image::{Architecture, Digest};
 

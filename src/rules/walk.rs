@@ -34,6 +34,9 @@ pub struct TarEntry {
     pub size: u64,
     /// Target of a symlink or hard link, as written.
     pub link: Option<String>,
+    /// The name as written is absolute or has a `..` component: an unpacker
+    /// that trusts it writes outside the root (LI042).
+    pub escapes_root: bool,
 }
 
 /// What one pass over a layer saw.
@@ -50,6 +53,11 @@ pub fn normalize(raw: &str) -> String {
         .filter(|c| !c.is_empty() && *c != ".")
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// Whether a tar entry name as written is absolute or climbs with `..`.
+pub fn escapes_root(raw: &str) -> bool {
+    raw.starts_with('/') || raw.split('/').any(|c| c == "..")
 }
 
 /// The parent of a normalised path (`""` for top-level entries).
@@ -145,13 +153,15 @@ pub fn walk_tar(
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
             _ => None,
         };
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let info = TarEntry {
-            path: normalize(&String::from_utf8_lossy(&entry.path_bytes())),
+            path: normalize(&raw),
             kind,
             mode,
             uid,
             size,
             link,
+            escapes_root: escapes_root(&raw),
         };
         stats.entries += 1;
         visit(&info, &mut entry)?;
@@ -190,5 +200,7 @@ mod tests {
         assert_eq!(normalize("./"), "");
         assert_eq!(parent("var/task/app.py"), "var/task");
         assert_eq!(parent("var"), "");
+        assert!(escapes_root("/etc/passwd") && escapes_root("../x") && escapes_root("a/../../b"));
+        assert!(!escapes_root("./a/b") && !escapes_root("a..b/c") && !escapes_root("..a"));
     }
 }

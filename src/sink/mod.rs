@@ -2,6 +2,7 @@
 //! Each sink writes atomically: a failure leaves the previous output untouched.
 
 mod docker_archive;
+mod layout_gc;
 mod oci_layout;
 pub mod registry;
 
@@ -18,6 +19,8 @@ use crate::report::Reporter;
 #[derive(Debug, Clone, Default)]
 pub struct SinkOptions {
     pub registry: crate::registry::RegistryOptions,
+    /// `--no-gc`: an OCI layout output keeps blobs its index no longer reaches.
+    pub keep_unreferenced: bool,
 }
 
 /// Parses an output as written on the command line into its sink.
@@ -27,7 +30,10 @@ pub fn open(output: &str, options: &SinkOptions) -> Result<Box<dyn ImageSink>, S
         message: message.to_string(),
     };
     match output.split_once(':') {
-        Some(("oci", rest)) => Ok(Box::new(OciLayoutSink::parse(rest)?)),
+        Some(("oci", rest)) => Ok(Box::new(OciLayoutSink {
+            gc: !options.keep_unreferenced,
+            ..OciLayoutSink::parse(rest)?
+        })),
         Some(("docker-archive", rest)) => Ok(Box::new(DockerArchiveSink::parse(rest)?)),
         Some(("registry", rest)) => Ok(Box::new(RegistrySink::parse(rest, options.registry.clone())?)),
         _ => Err(invalid(
@@ -89,6 +95,10 @@ pub enum SinkError {
         expected: String,
         actual: String,
     },
+    #[error(
+        "cached blob {path} does not match its digest {expected} (damaged on disk): it was removed from the cache with the records naming it; build again to rebuild or fetch it"
+    )]
+    CorruptCacheBlob { path: PathBuf, expected: Digest },
     #[error(
         "{path} exists but is not an OCI image layout ({reason}); write to a new or empty directory, or to an existing layout"
     )]

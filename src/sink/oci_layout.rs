@@ -25,6 +25,8 @@ const LAYOUT_MARKER: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 pub struct OciLayoutSink {
     pub dir: PathBuf,
     pub tag: String,
+    /// Remove blobs the new index.json does not reach (see [`super::layout_gc`]).
+    pub gc: bool,
 }
 
 impl OciLayoutSink {
@@ -47,6 +49,7 @@ impl OciLayoutSink {
         Ok(OciLayoutSink {
             dir: PathBuf::from(dir),
             tag: tag.to_string(),
+            gc: true,
         })
     }
 
@@ -78,7 +81,8 @@ impl OciLayoutSink {
         lock.lock().map_err(self.io_err(&self.dir))?;
         let mut entries = Vec::new();
         if marker.is_file() {
-            let text = fs::read(&marker).map_err(self.io_err(&marker))?;
+            let text = crate::bounded_read::read_capped(&marker, crate::bounded_read::MAX_JSON, "oci-layout")
+                .map_err(|e| not(&format!("its oci-layout file cannot be read: {e}")))?;
             let version = serde_json::from_slice::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_string));
@@ -86,7 +90,12 @@ impl OciLayoutSink {
                 return Err(not("its oci-layout file does not say imageLayoutVersion 1.0.x"));
             }
             if index_path.exists() {
-                let bytes = fs::read(&index_path).map_err(self.io_err(&index_path))?;
+                let bytes = crate::bounded_read::read_capped(
+                    &index_path,
+                    crate::bounded_read::MAX_JSON,
+                    "index.json",
+                )
+                .map_err(|e| not(&format!("its index.json cannot be read: {e}")))?;
                 match parse_document(&bytes, Some(OCI_INDEX), &index_path.display().to_string()) {
                     Ok(Document::Index(index)) => entries = index.manifests,
                     Ok(Document::Manifest(_)) => return Err(not("its index.json is a manifest")),
@@ -165,9 +174,16 @@ impl OciLayoutSink {
     /// hashed). Returns false when no link can
     /// be made (another filesystem, a filesystem without hard links); the
     /// caller then copies.
+    ///
+    /// Only blobs of lambda-img's own cache are linked, and only regular files
+    /// already world-readable: an input layout's blob (another owner's inode,
+    /// perhaps deliberately 0600) or a symlink is copied instead, and a linked
+    /// inode's mode is never changed.
     fn link_layer(&self, layer: &Layer, dest: &Path) -> Result<bool, SinkError> {
-        use std::os::unix::fs::PermissionsExt;
         let BlobLocation::File(blob) = &layer.location;
+        if !crate::cache::is_own_blob(blob) {
+            return Ok(false);
+        }
         if !crate::cache::unchanged_since_commit(blob, &layer.descriptor.digest) {
             copy_verified(layer, &mut io::sink())?;
         }
@@ -179,8 +195,6 @@ impl OciLayoutSink {
         let Ok(link) = linked else {
             return Ok(false);
         };
-        // Readable by every user, as a copied blob would be.
-        fs::set_permissions(link.path(), fs::Permissions::from_mode(0o644)).map_err(self.io_err(dest))?;
         link.persist(dest)
             .map_err(|e| e.error)
             .map_err(self.io_err(dest))?;
@@ -250,6 +264,12 @@ pub(crate) fn copy_verified(layer: &Layer, out: &mut impl Write) -> Result<(), S
         source,
     })?;
     let (_, (digest, size)) = hashing.finish();
+    if (size != d.size || digest != d.digest) && crate::cache::evict_corrupt_blob(path) {
+        return Err(SinkError::CorruptCacheBlob {
+            path: path.clone(),
+            expected: d.digest.clone(),
+        });
+    }
     if size != d.size {
         return Err(SinkError::BlobMismatch {
             path: path.clone(),
@@ -277,6 +297,12 @@ pub(crate) fn check_layer_files(image: &Image) -> Result<(), SinkError> {
             source,
         })?;
         if meta.len() != layer.descriptor.size {
+            if crate::cache::evict_corrupt_blob(path) {
+                return Err(SinkError::CorruptCacheBlob {
+                    path: path.clone(),
+                    expected: layer.descriptor.digest.clone(),
+                });
+            }
             return Err(SinkError::BlobMismatch {
                 path: path.clone(),
                 what: "size",
@@ -301,7 +327,8 @@ impl ImageSink for OciLayoutSink {
         reporter.step(&format!("writing {}", self.describe()));
         let converted = as_oci(image);
         if let Some(oci) = &converted {
-            reporter.warn(&format!(
+            // The build warned once for all outputs; this is the detail.
+            reporter.detail(&format!(
                 "{}: the image uses Docker media types; the layout gets an OCI manifest {} \
                  (same config and layers) instead of {}, since skopeo and umoci skip Docker manifests in a layout",
                 self.describe(),
@@ -339,6 +366,21 @@ impl ImageSink for OciLayoutSink {
         }
         let index = write_index(&entries);
         self.write_atomically(&self.dir.join("index.json"), |f| f.write_all(&index))?;
+        if self.gc {
+            // Still under the layout lock: no other build of ours is adding blobs.
+            let removed = super::layout_gc::collect(&self.dir, &entries);
+            match removed {
+                Ok(n) if n > 0 => reporter.detail(&format!(
+                    "{}: removed {n} blob(s) no image in index.json uses",
+                    self.describe()
+                )),
+                Ok(_) => {}
+                Err(why) => reporter.warn(&format!(
+                    "{}: unreferenced blobs were kept ({why})",
+                    self.describe()
+                )),
+            }
+        }
         reporter.detail(&format!(
             "{} now names {}",
             self.describe(),

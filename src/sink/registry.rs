@@ -2,8 +2,11 @@
 //! base's repository when it is in the same registry, else one-request
 //! upload), the manifest last so a failed push never moves the tag.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use super::{BlobReport, ImageSink, SinkError, SinkReport};
-use crate::image::{BlobLocation, Image, LayerOrigin};
+use crate::image::{BlobLocation, Digest, Image, LayerOrigin};
 use crate::registry::{BlobBytes, Client, Reference, RegistryError, RegistryOptions};
 use crate::report::Reporter;
 
@@ -58,9 +61,12 @@ impl ImageSink for RegistrySink {
                 _ => None,
             };
             let d = &layer.descriptor;
+            let seen = pushed_to(&r.registry, &d.digest, repo);
+            let mount_from = mount_from.or(seen.as_deref());
             let task = format!("push-{}", d.digest.short());
             reporter.task_start(&task, &format!("pushing {}", d.digest.short()), Some(d.size));
             let action = client.push_blob(repo, &d.digest, BlobBytes::File(path), mount_from)?;
+            remember_push(&r.registry, &d.digest, repo);
             reporter.task_progress(&task, d.size);
             reporter.task_done(&task, &format!("{} {}", action_word(action), d.digest.short()));
             blobs.push(BlobReport {
@@ -90,6 +96,26 @@ impl ImageSink for RegistrySink {
             blobs: Some(blobs),
         })
     }
+}
+
+/// Layers this process has pushed, by registry: pushing the same layer to
+/// another repository of that registry then mounts it rather than uploading it
+/// again. `build --recursive` pushing many functions onto a new base from
+/// another registry (public.ecr.aws → a private ECR) uploads each new base
+/// layer once.
+static PUSHED: Mutex<BTreeMap<(String, Digest), String>> = Mutex::new(BTreeMap::new());
+
+fn pushed_to(registry: &str, digest: &Digest, not_repo: &str) -> Option<String> {
+    let pushed = PUSHED.lock().unwrap_or_else(|e| e.into_inner());
+    pushed
+        .get(&(registry.to_string(), digest.clone()))
+        .filter(|repo| repo.as_str() != not_repo)
+        .cloned()
+}
+
+fn remember_push(registry: &str, digest: &Digest, repo: &str) {
+    let mut pushed = PUSHED.lock().unwrap_or_else(|e| e.into_inner());
+    pushed.insert((registry.to_string(), digest.clone()), repo.to_string());
 }
 
 fn action_word(a: crate::registry::BlobAction) -> &'static str {

@@ -2,7 +2,6 @@
 //! Shared by every source: platform selection from an index, config digest
 //! checks, and the once-per-blob diff_id verification.
 
-use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
@@ -96,7 +95,7 @@ pub fn layer_facts(
     };
     let mut outer = HashingReader::new(BufReader::with_capacity(
         1 << 20,
-        File::open(blob).map_err(io_err)?,
+        crate::bounded_read::open_regular(blob).map_err(io_err)?,
     ));
     let (diff_id, uncompressed_size) = match compression {
         Compression::Gzip => {
@@ -108,7 +107,9 @@ pub fn layer_facts(
         Compression::None => {
             io::copy(&mut outer, &mut io::sink()).map_err(io_err)?;
             let (d, n) = outer.finish();
-            outer = HashingReader::new(BufReader::new(File::open(blob).map_err(io_err)?));
+            outer = HashingReader::new(BufReader::new(
+                crate::bounded_read::open_regular(blob).map_err(io_err)?,
+            ));
             (d, n)
         }
         Compression::Zstd => {

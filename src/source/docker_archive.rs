@@ -74,6 +74,9 @@ struct GzipRecord {
     size: u64,
 }
 
+/// A config read once: its digest and bytes, shared by every entry naming it.
+type SharedConfig = (Digest, std::rc::Rc<Vec<u8>>);
+
 impl DockerArchiveSource {
     /// Parses what follows `docker-archive:`: `PATH[@sha256:<config digest>]`.
     pub fn parse(s: &str) -> Result<DockerArchiveSource, SourceError> {
@@ -109,7 +112,7 @@ impl DockerArchiveSource {
 
     /// Lists the members of the tar without reading their contents.
     fn index(&self) -> Result<HashMap<String, Member>, SourceError> {
-        let file = File::open(&self.path).map_err(self.io_err())?;
+        let file = crate::bounded_read::open_regular(&self.path).map_err(self.io_err())?;
         let mut archive = tar::Archive::new(BufReader::new(file));
         let mut members = HashMap::new();
         let bad = |e: io::Error| self.not_archive(format!("it is not a readable tar ({e})"));
@@ -154,7 +157,7 @@ impl DockerArchiveSource {
     }
 
     fn open_member(&self, range: (u64, u64)) -> Result<io::Take<BufReader<File>>, SourceError> {
-        let mut file = File::open(&self.path).map_err(self.io_err())?;
+        let mut file = crate::bounded_read::open_regular(&self.path).map_err(self.io_err())?;
         file.seek(SeekFrom::Start(range.0)).map_err(self.io_err())?;
         Ok(BufReader::with_capacity(1 << 20, file).take(range.1))
     }
@@ -176,12 +179,32 @@ impl DockerArchiveSource {
         members: &HashMap<String, Member>,
         items: Vec<ArchiveItem>,
     ) -> Result<(ArchiveItem, Vec<u8>), SourceError> {
+        // manifest.json may name one config many times: each is read once.
+        let mut configs: HashMap<(u64, u64), SharedConfig> = HashMap::new();
         let mut found = Vec::with_capacity(items.len());
         for item in items {
-            let config = self.read_member(self.locate(members, &item.config)?, "config")?;
-            found.push((Digest::of(&config), item, config));
+            let range = self.locate(members, &item.config)?;
+            let (digest, config) = match configs.get(&range) {
+                Some(known) => known.clone(),
+                None => {
+                    let bytes = self.read_member(range, "config")?;
+                    let known = (Digest::of(&bytes), std::rc::Rc::new(bytes));
+                    configs.insert(range, known.clone());
+                    known
+                }
+            };
+            found.push((digest, item, config));
         }
-        let describe = |found: &[(Digest, ArchiveItem, Vec<u8>)]| {
+        drop(configs);
+        let (item, config) = self.pick(found)?;
+        // The other entries sharing these bytes are gone: no copy is made.
+        let config = std::rc::Rc::try_unwrap(config).unwrap_or_else(|shared| (*shared).clone());
+        Ok((item, config))
+    }
+
+    /// The item the reference asks for (its image ID) among `found`.
+    fn pick<C>(&self, mut found: Vec<(Digest, ArchiveItem, C)>) -> Result<(ArchiveItem, C), SourceError> {
+        let describe = |found: &[(Digest, ArchiveItem, C)]| {
             let names: Vec<String> = found
                 .iter()
                 .map(|(d, item, _)| match item.repo_tags.as_deref() {

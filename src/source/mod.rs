@@ -50,7 +50,9 @@ pub fn open(reference: &str, options: &SourceOptions) -> Result<Box<dyn ImageSou
     if !parsed.is_pinned() && !options.allow_unpinned {
         // Say which digest to pin when the registry can tell us; the build
         // stops either way, so a lookup failure only shortens the message.
-        let digest = crate::registry::resolve_digest(&parsed, &options.registry, &crate::report::Silent).ok();
+        let lookup = crate::registry::mirror::route(&options.registry.mirrors, &parsed)
+            .map_or(parsed.clone(), |r| r.0);
+        let digest = crate::registry::resolve_digest(&lookup, &options.registry, &crate::report::Silent).ok();
         return Err(SourceError::Unpinned {
             reference: reference.to_string(),
             digest,
@@ -144,6 +146,9 @@ pub enum SourceError {
     },
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    /// The base's registry (or its mirror) did not answer; says what to do.
+    #[error(transparent)]
+    BaseUnreachable(Box<crate::registry::mirror::BaseUnreachable>),
     #[error(
         "base {reference} is not pinned by digest, so builds are not reproducible; {}",
         match digest {

@@ -1,6 +1,5 @@
 //! `oci:PATH[:TAG][@sha256:...]`: a base image read from an OCI image layout directory.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +19,19 @@ const MAX_DOCUMENT: u64 = 32 << 20;
 
 /// How deep indexes may nest below index.json before we give up.
 const MAX_INDEX_DEPTH: usize = 4;
+
+/// How many indexes one resolution may read in all: a crafted layout can make
+/// a DAG of indexes that share children, which a plain walk re-reads
+/// exponentially often; each is read at most once and this bounds the total.
+const MAX_INDEXES: usize = 64;
+
+/// Indexes already searched (for a platform they turned out not to have) in
+/// one resolution, and how many were read.
+#[derive(Default)]
+struct IndexWalk {
+    searched: std::collections::HashSet<Digest>,
+    read: usize,
+}
 
 /// An image in an OCI layout directory, named by tag and/or pinned by digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,7 +190,19 @@ impl OciLayoutSource {
         d: &Descriptor,
         arch: Architecture,
         depth: usize,
+        walk: &mut IndexWalk,
     ) -> Result<(Vec<u8>, ManifestView), SourceError> {
+        if is_index(d) {
+            walk.read += 1;
+            if walk.read > MAX_INDEXES {
+                return Err(SourceError::Invalid {
+                    source_ref: self.reference.clone(),
+                    message: format!(
+                        "it nests more than {MAX_INDEXES} indexes below index.json; refused (flatten it with `skopeo copy`)"
+                    ),
+                });
+            }
+        }
         let bytes = self.read_document_blob(d, "manifest")?;
         let what = format!("manifest {} of {}", d.digest, self.reference);
         match parse_document(&bytes, Some(&d.media_type), &what)? {
@@ -188,11 +212,16 @@ impl OciLayoutSource {
                 message: format!("indexes nest more than {MAX_INDEX_DEPTH} deep below index.json"),
             }),
             Document::Index(index) => match select_platform(&index, arch, &self.reference) {
-                Ok(child) => self.resolve_manifest(&child, arch, depth + 1),
+                Ok(child) => self.resolve_manifest(&child, arch, depth + 1, walk),
                 Err(no_platform @ SourceError::NoPlatform { .. }) => {
-                    // An index of indexes: look for the platform one level down.
+                    // An index of indexes: look for the platform one level
+                    // down, in each nested index once (one already searched
+                    // in this walk did not have it).
                     for nested in index.manifests.iter().filter(|n| is_index(n)) {
-                        match self.resolve_manifest(nested, arch, depth + 1) {
+                        if !walk.searched.insert(nested.digest.clone()) {
+                            continue;
+                        }
+                        match self.resolve_manifest(nested, arch, depth + 1, walk) {
                             Err(SourceError::NoPlatform { .. }) => continue,
                             other => return other,
                         }
@@ -222,7 +251,7 @@ pub(crate) fn read_limited(
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(io_err)?;
+    let file = crate::bounded_read::open_regular(path).map_err(io_err)?;
     let size = file.metadata().map_err(io_err)?.len();
     if let Some(expected) = expected_size
         && expected != size
@@ -326,7 +355,7 @@ impl ImageSource for OciLayoutSource {
                 actual: entry.digest,
             });
         }
-        let (manifest_bytes, manifest) = self.resolve_manifest(&entry, arch, 0)?;
+        let (manifest_bytes, manifest) = self.resolve_manifest(&entry, arch, 0, &mut IndexWalk::default())?;
         let config = self.read_document_blob(&manifest.config, "config")?;
         let locate = |d: &Descriptor| Ok(self.blob_path(&d.digest));
         assemble_base(

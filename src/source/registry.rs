@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::{ImageSource, SourceError, assemble_base, select_platform};
 use crate::cache::Cache;
 use crate::image::{Architecture, Compression, Descriptor, Document, MediaKind, classify, parse_document};
-use crate::registry::{Client, Reference, RegistryError, RegistryOptions, fetch_blob_to_cache};
+use crate::registry::{Client, Reference, RegistryError, RegistryOptions, fetch_blob_to_cache, mirror};
 use crate::report::Reporter;
 
 /// `[registry/]repository[:tag][@sha256:...]` as an image source.
@@ -37,8 +37,10 @@ impl ImageSource for RegistrySource {
     }
 
     fn top_media_type(&self, reporter: &dyn Reporter) -> Result<Option<String>, SourceError> {
-        let client = Client::new(&self.reference.registry, &self.options, reporter)?;
-        let top = client.get_manifest(&self.reference.repository, &self.reference.manifest_ref())?;
+        let fetch = self.fetch_reference();
+        let top = Client::new(&fetch.registry, &self.options, reporter)
+            .and_then(|client| client.get_manifest(&fetch.repository, &self.reference.manifest_ref()))
+            .map_err(|e| self.explain(e, reporter))?;
         let what = format!("the manifest of {}", self.describe());
         let declared = match parse_document(&top.bytes, top.media_type.as_deref(), &what)? {
             Document::Index(index) => index.media_type.or(top.media_type),
@@ -53,10 +55,56 @@ impl ImageSource for RegistrySource {
         cache: &Cache,
         reporter: &dyn Reporter,
     ) -> Result<Image, SourceError> {
+        let fetch = self.fetch_reference();
+        self.resolve_from(&fetch, arch, cache, reporter)
+            .map_err(|e| match e {
+                SourceError::Registry(e) => self.explain(e, reporter),
+                other => other,
+            })
+    }
+}
+
+impl RegistrySource {
+    /// Where the requests go: the reference itself, or its `--registry-mirror`.
+    fn fetch_reference(&self) -> Reference {
+        match mirror::route(&self.options.mirrors, &self.reference) {
+            Some((routed, _)) => routed,
+            None => self.reference.clone(),
+        }
+    }
+
+    /// An unreachable registry becomes an error that says what to do.
+    fn explain(&self, error: RegistryError, reporter: &dyn Reporter) -> SourceError {
+        let routed = mirror::route(&self.options.mirrors, &self.reference).map(|(r, _)| r);
+        let detail = |d: &str| reporter.detail(d);
+        match mirror::explain(
+            error,
+            &self.reference,
+            routed.as_ref(),
+            &self.options.insecure,
+            &detail,
+        ) {
+            Ok(other) => SourceError::Registry(other),
+            Err(unreachable) => SourceError::BaseUnreachable(unreachable),
+        }
+    }
+
+    /// Reads the image from `fetch` (the reference or its mirror); messages,
+    /// the report and history keep the canonical name.
+    fn resolve_from(
+        &self,
+        fetch: &Reference,
+        arch: Architecture,
+        cache: &Cache,
+        reporter: &dyn Reporter,
+    ) -> Result<Image, SourceError> {
         let source_ref = self.describe();
-        let repo = &self.reference.repository;
-        reporter.step(&format!("resolving base {source_ref}"));
-        let client = Client::new(&self.reference.registry, &self.options, reporter)?;
+        let repo = &fetch.repository;
+        reporter.step(&format!("reading {source_ref}"));
+        if fetch != &self.reference {
+            reporter.step(&format!("fetching it from the mirror, as {fetch}"));
+        }
+        let client = Client::new(&fetch.registry, &self.options, reporter)?;
         let top = client.get_manifest(repo, &self.reference.manifest_ref())?;
         let what = format!("the manifest of {source_ref}");
         let (bytes, manifest) = match parse_document(&top.bytes, top.media_type.as_deref(), &what)? {
@@ -86,10 +134,22 @@ impl ImageSource for RegistrySource {
             }
         };
         check_media_types(&manifest.config, &manifest.layers, &source_ref)?;
+        let max = crate::bounded_read::MAX_CONFIG;
+        if manifest.config.size > max {
+            return Err(SourceError::Invalid {
+                source_ref,
+                message: format!(
+                    "its config {} is {} bytes by its descriptor, more than the {max}-byte limit for an image config; refused before downloading it",
+                    manifest.config.digest, manifest.config.size
+                ),
+            });
+        }
         let config_path = fetch_blob_to_cache(&client, repo, &manifest.config, cache, reporter)?;
-        let config = std::fs::read(&config_path).map_err(|source| SourceError::Io {
-            path: config_path.clone(),
-            source,
+        let config = crate::bounded_read::read_capped(&config_path, max, "the config").map_err(|source| {
+            SourceError::Io {
+                path: config_path.clone(),
+                source,
+            }
         })?;
         fetch_layers(
             &client,
@@ -106,7 +166,8 @@ impl ImageSource for RegistrySource {
             config,
             &locate,
             &source_ref,
-            Some(self.reference.name()),
+            // Where the blobs are known to exist, for a mount on push.
+            Some(fetch.name()),
             cache,
         )
     }

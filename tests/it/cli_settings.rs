@@ -27,7 +27,7 @@ entrypoint = ["/var/task/bootstrap"]
 labels = { team = "from-manifest", keep = "manifest" }
 format = "docker"
 "#,
-        &[("bootstrap", "#!/bin/sh\n")],
+        &[("bootstrap", "stand-in bootstrap, never run\n")],
     );
     let exec = std::os::unix::fs::PermissionsExt::from_mode(0o755);
     std::fs::set_permissions(p.join("bootstrap"), exec).unwrap();

@@ -13,11 +13,11 @@ use crate::init::base_repository;
 use crate::support::registry::TestRegistry;
 use crate::support::{bin, lambda_img, require_tool, run_ok, stand_in, stdout};
 
-const PASSWORD: &str = "ecr-password-from-aws-cli";
+pub(crate) const PASSWORD: &str = "ecr-password-from-aws-cli";
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 /// Whether python3 can read YAML; skips loudly (fails in CI) otherwise.
-fn have_yaml() -> bool {
+pub(crate) fn have_yaml() -> bool {
     if !require_tool("python3") {
         return false;
     }
@@ -40,15 +40,22 @@ fn have_yaml() -> bool {
 
 /// Runs `buildspec`'s pre_build and build commands in `cwd` with `env`;
 /// returns the values of its `exported-variables` afterwards.
-fn run_buildspec(buildspec: &Path, cwd: &Path, env: &[(&str, String)]) -> BTreeMap<String, String> {
+pub(crate) fn run_buildspec(
+    buildspec: &Path,
+    cwd: &Path,
+    env: &[(&str, String)],
+) -> BTreeMap<String, String> {
     let work = tempfile::tempdir().unwrap();
-    // A stub `aws` that answers `ecr get-login-password` only, and `lambda-img`.
+    // A stub `aws` that answers `ecr get-login-password` and logs `lambda
+    // update-function-code` calls to $AWS_CALLS, and `lambda-img`.
     let stubs = work.path().join("bin");
     std::fs::create_dir(&stubs).unwrap();
     let aws = stubs.join("aws");
     std::fs::write(
         &aws,
-        format!("#!/bin/sh\n[ \"$1 $2\" = \"ecr get-login-password\" ] || exit 9\necho {PASSWORD}\n"),
+        format!(
+            "#!/bin/sh\nif [ \"$1 $2\" = \"lambda update-function-code\" ]; then echo \"$*\" >> \"${{AWS_CALLS:-/dev/null}}\"; exit 0; fi\n[ \"$1 $2\" = \"ecr get-login-password\" ] || exit 9\necho {PASSWORD}\n"
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&aws, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -97,8 +104,24 @@ open({script:?}, "w").write("\n".join(lines) + "\n")
         .collect()
 }
 
+/// A repository checkout at `dir/repo` holding a copy of examples/monorepo
+/// (without its outputs); returns it and the example's own directory.
+pub(crate) fn monorepo_checkout(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let root = dir.join("repo");
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/monorepo");
+    run_ok(Command::new("mkdir").arg("-p").arg(root.join("examples")));
+    run_ok(
+        Command::new("cp")
+            .arg("-r")
+            .arg(&from)
+            .arg(root.join("examples/monorepo")),
+    );
+    let _ = std::fs::remove_dir_all(root.join("examples/monorepo/out"));
+    (root, from)
+}
+
 /// skopeo's view of the config of `reference`, with the test credentials.
-fn pushed_config(reference: &str) -> serde_json::Value {
+pub(crate) fn pushed_config(reference: &str) -> serde_json::Value {
     let out = run_ok(Command::new("skopeo").args([
         "inspect",
         "--config",
@@ -130,7 +153,6 @@ fn template_buildspec_logs_in_pushes_labels_and_hands_over_the_digest() {
             .args(["init", "--runtime", "python3.12", "--name", "orders"])
             .arg(&dir),
     );
-    run_ok(Command::new("make").current_dir(&dir).arg("-s").arg("prepare"));
     stand_in::point_at(&dir.join("lambda-img.toml"), &bases, &cache);
 
     let repo = format!("{}/orders", ecr.host());
@@ -179,17 +201,8 @@ fn monorepo_buildspec_pushes_every_function_and_exports_each_uri() {
     stand_in::publish(&bases, base_repository("python3.12"));
     // The buildspec runs from the repository root and builds examples/monorepo.
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("repo");
+    let (root, from) = monorepo_checkout(tmp.path());
     let cache = tmp.path().join("cache");
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/monorepo");
-    run_ok(Command::new("mkdir").arg("-p").arg(root.join("examples")));
-    run_ok(
-        Command::new("cp")
-            .arg("-r")
-            .arg(&from)
-            .arg(root.join("examples/monorepo")),
-    );
-    let _ = std::fs::remove_dir_all(root.join("examples/monorepo/out"));
     for f in ["orders", "payments", "notifications"] {
         let manifest = root.join(format!("examples/monorepo/functions/{f}/lambda-img.toml"));
         stand_in::point_at(&manifest, &bases, &cache);

@@ -10,6 +10,10 @@ use crate::support::oci::{Entry, blob_path, layer_entries, manifest};
 use crate::support::project::Project;
 use crate::support::{require_tool, stderr};
 
+/// An interpreter stand-in that is never run. Not a `#!` script: on scratch
+/// its interpreter would be missing (LI045).
+const FAKE_INTERPRETER: &str = "stand-in interpreter, never run\n";
+
 const REQUIREMENTS: &str = "markupsafe==3.0.2\nsix==1.17.0\n";
 
 /// A Python function on scratch with a stand-in interpreter (the rules want
@@ -52,7 +56,7 @@ entrypoint = ["/usr/bin/python3", "-m", "awslambdaric"]
                 "app.py",
                 "import markupsafe\n\ndef handler(event, context):\n    return str(markupsafe.escape(event))\n",
             ),
-            ("fake/python3", "#!/bin/sh\nexit 0\n"),
+            ("fake/python3", FAKE_INTERPRETER),
         ],
     ))
 }
@@ -420,7 +424,7 @@ entrypoint = ["/usr/bin/node"]
                 "index.js",
                 "const ms = require('ms');\nexports.handler = async () => ms(1000);\n",
             ),
-            ("fake/node", "#!/bin/sh\nexit 0\n"),
+            ("fake/node", FAKE_INTERPRETER),
             // A local node_modules must not reach the code layer.
             ("node_modules/stale/index.js", "host junk\n"),
         ],
@@ -472,7 +476,7 @@ fn jars_go_to_var_task_lib() {
             ("target/dependency/a.jar", "jar a"),
             ("target/dependency/notes.txt", "not a jar"),
             ("classes/example/Handler.class", "class"),
-            ("fake/java", "#!/bin/sh\n"),
+            ("fake/java", FAKE_INTERPRETER),
         ],
     );
     let out = p.join("out");
@@ -619,7 +623,7 @@ fn npm_selects_the_packages_of_the_target_cpu() {
                 "{\"name\": \"fn\", \"version\": \"1.0.0\", \"dependencies\": {\"esbuild\": \"0.24.0\"}}\n",
             ),
             ("index.js", "exports.handler = async () => 1;\n"),
-            ("fake/node", "#!/bin/sh\n"),
+            ("fake/node", FAKE_INTERPRETER),
         ],
     );
     lock_packages(p.path());

@@ -19,7 +19,7 @@ use crate::support::runtime_api::RuntimeApi;
 use crate::support::{bin, require_tool, run_ok, stand_in};
 
 /// A copy of examples/`name` in a temp dir, without build products.
-fn copy_example(name: &str) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn copy_example(name: &str) -> (tempfile::TempDir, PathBuf) {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
     let tmp = tempfile::tempdir().unwrap();
     let to = tmp.path().join(name);
@@ -39,7 +39,7 @@ fn copy_example(name: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// `make -s TARGET` in `dir` with the test's binary and cache.
-fn make(dir: &Path, cache: &Path, args: &[&str]) -> Output {
+pub(crate) fn make(dir: &Path, cache: &Path, args: &[&str]) -> Output {
     let mut cmd = Command::new("make");
     cmd.current_dir(dir)
         .arg("-s")
@@ -62,7 +62,13 @@ fn build_on_stand_in(name: &str, runtime: &str) -> Option<(tempfile::TempDir, Pa
     stand_in::publish(&registry, base_repository(runtime));
     let (tmp, dir) = copy_example(name);
     let cache = tmp.path().join("cache");
-    make(&dir, &cache, &["prepare"]);
+    // Only the examples that compile something have a prepare step.
+    if std::fs::read_to_string(dir.join("Makefile"))
+        .unwrap()
+        .contains("\nprepare:")
+    {
+        make(&dir, &cache, &["prepare"]);
+    }
     stand_in::point_at(&dir.join("lambda-img.toml"), &registry, &cache);
     let layout = tmp.path().join("layout");
     make(

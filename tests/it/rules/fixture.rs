@@ -210,6 +210,7 @@ pub fn base_os_layer() -> TarLayer {
     TarLayer::new()
         .raw_dir(".", 0o755)
         .file("usr/bin/python3.12", 0o755, &elf(62))
+        .file("usr/bin/sh", 0o755, &elf(62))
         .symlink("bin", "usr/bin")
         .file("etc/os-release", 0o644, b"NAME=\"Amazon Linux\"\n")
         .file("etc/motd", 0o644, b"hello\n")

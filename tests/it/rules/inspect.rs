@@ -24,9 +24,9 @@ fn summary_has_config_essentials_and_per_layer_facts() {
     assert_eq!(s.config.workdir.as_deref(), Some("/var/task"));
     assert_eq!(s.config.architecture.as_deref(), Some("amd64"));
     assert_eq!(s.layers.len(), 4);
-    // Layer 1: ./, usr/, usr/bin/, python3.12, bin ->, etc/, os-release, motd, entrypoint, tmp/.
-    assert_eq!(s.layers[0].entries, Some(10));
-    assert_eq!(s.layers[0].files, Some(4));
+    // Layer 1: ./, usr/, usr/bin/, python3.12, sh, bin ->, etc/, os-release, motd, entrypoint, tmp/.
+    assert_eq!(s.layers[0].entries, Some(11));
+    assert_eq!(s.layers[0].files, Some(5));
     let largest: Vec<_> = s.layers[0]
         .largest
         .iter()
@@ -45,7 +45,7 @@ fn summary_has_config_essentials_and_per_layer_facts() {
     assert_eq!((s.layers[2].files, s.layers[2].whiteouts), (Some(0), Some(1)));
     assert!(s.layers[2].largest.is_empty());
     let json = serde_json::to_value(&s).unwrap();
-    assert_eq!(json["layers"][0]["files"], 4);
+    assert_eq!(json["layers"][0]["files"], 5);
     assert_eq!(json["config"]["entrypoint"][0], "/lambda-entrypoint.sh");
     let table = render_table(&s);
     assert!(table.contains(&s.manifest_digest.to_string()), "{table}");

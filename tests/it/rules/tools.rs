@@ -48,6 +48,8 @@ fn umoci_function(work: &Path) -> std::path::PathBuf {
         b"#!/bin/sh\nexec python3 -m awslambdaric \"$@\"\n",
         0o755,
     );
+    // The script's interpreter (LI045 otherwise): an x86_64 ELF stand-in.
+    write(&root.join("bin/sh"), &super::fixture::elf(62), 0o755);
     run_ok(Command::new("umoci").arg("init").arg("--layout").arg(&layout));
     let image = format!("{}:fn", layout.display());
     run_ok(Command::new("umoci").args(["new", "--image", &image]));
@@ -273,11 +275,12 @@ fn flattened_view_matches_what_umoci_unpacks() {
     assert!(ours.contains_key("opt/a/keep") && !ours.contains_key("opt/a/drop"));
     assert_eq!(ours["opt/b"].0, 'f');
     assert!(!ours.contains_key("opt/c/y") && ours.contains_key("opt/c/z"));
-    // And the rules see the same tree: /opt/c/z is private, /opt/c is 0711.
+    // And the rules see the same tree: /opt/c/z is private, /opt/c is 0711,
+    // and /opt/b, a directory below, became a file without a whiteout.
     let findings = check_image(&image, &ctx()).unwrap();
     let mut got = ids(&findings);
     got.sort();
-    assert_eq!(got, ["LI050", "LI051"], "{findings:#?}");
+    assert_eq!(got, ["LI043", "LI050", "LI051"], "{findings:#?}");
 }
 
 #[test]

@@ -261,6 +261,37 @@ pub enum FaultKind {
     Corrupt,
     /// Say nothing for this long, then close (a hung connection).
     Stall(Duration),
+    /// Forward, then send the body `bytes` at a time with a pause of
+    /// `every` between writes (a trickling registry), until the client leaves.
+    Trickle { bytes: usize, every: Duration },
+    /// Forward, but announce `extra` more bytes in Content-Length than the
+    /// body has, send the body and close.
+    LongerLength(u64),
+}
+
+/// Writes the status line and headers of `resp` with `Content-Length: len`.
+fn write_head(stream: &mut TcpStream, resp: &Response, len: u64) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {} X\r\n", resp.status);
+    for (k, v) in &resp.headers {
+        if !k.eq_ignore_ascii_case("content-length") {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    head.push_str(&format!("Content-Length: {len}\r\nConnection: close\r\n\r\n"));
+    stream.write_all(head.as_bytes())
+}
+
+/// Sends `resp` slowly: see [`FaultKind::Trickle`].
+fn write_trickle(mut stream: TcpStream, resp: &Response, bytes: usize, every: Duration) {
+    if write_head(&mut stream, resp, resp.body.len() as u64).is_err() {
+        return;
+    }
+    for chunk in resp.body.chunks(bytes.max(1)) {
+        if stream.write_all(chunk).and_then(|_| stream.flush()).is_err() {
+            return;
+        }
+        std::thread::sleep(every);
+    }
 }
 
 /// A fault for the next `times` requests whose method and path match.
@@ -332,7 +363,18 @@ impl FaultProxy {
                             _ => {}
                         }
                         record(if cut.is_some() { 0 } else { resp.status });
-                        write_response(stream, &resp, cut)
+                        match other {
+                            Some(FaultKind::Trickle { bytes, every }) => {
+                                write_trickle(stream, &resp, bytes, every)
+                            }
+                            Some(FaultKind::LongerLength(extra)) => {
+                                let mut stream = stream;
+                                let _ = write_head(&mut stream, &resp, resp.body.len() as u64 + extra);
+                                let _ = stream.write_all(&resp.body);
+                                let _ = stream.shutdown(Shutdown::Both);
+                            }
+                            _ => write_response(stream, &resp, cut),
+                        }
                     }
                     Err(_) => write_response(stream, &Response::new(502, "upstream down"), None),
                 },

@@ -91,7 +91,9 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
     }
 }
 
+pub mod crafted;
 pub mod fault_proxy;
+pub mod location_relay;
 pub mod moto;
 pub mod registry;
 pub mod stand_in;

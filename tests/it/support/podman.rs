@@ -37,6 +37,15 @@ impl Podman {
         self.dir.path().join(name)
     }
 
+    /// The variables that point podman at this storage and config (for a
+    /// program that runs podman itself, like `lambda-img run --engine podman`).
+    pub fn env(&self) -> [(&'static str, PathBuf); 2] {
+        [
+            ("CONTAINERS_CONF", self.conf("containers.conf")),
+            ("CONTAINERS_STORAGE_CONF", self.conf("storage.conf")),
+        ]
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("podman");
         cmd.env("CONTAINERS_CONF", self.conf("containers.conf"))

@@ -23,6 +23,16 @@ pub fn publish(registry: &TestRegistry, repository: &str) -> String {
 
 /// As `publish`, for `arch` (`x86_64` or `arm64`, written to the config).
 pub fn publish_for(registry: &TestRegistry, repository: &str, arch: &str) -> String {
+    publish_build(registry, repository, arch, false)
+}
+
+/// A later build of the stand-in under the same tag, as AWS's patches are:
+/// its layer differs and it sets `PATH` and `LD_LIBRARY_PATH` besides.
+pub fn publish_patched(registry: &TestRegistry, repository: &str) -> String {
+    publish_build(registry, repository, "x86_64", true)
+}
+
+fn publish_build(registry: &TestRegistry, repository: &str, arch: &str, patched: bool) -> String {
     let project = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let dir = project.path();
@@ -33,10 +43,18 @@ pub fn publish_for(registry: &TestRegistry, repository: &str, arch: &str) -> Str
     let entry = dir.join("root/lambda-entrypoint.sh");
     std::fs::write(
         &entry,
-        "#!/bin/sh\n# stand-in for AWS's runtime entrypoint\nexec /var/runtime/bootstrap \"$@\"\n",
+        format!(
+            "#!/bin/sh\n# stand-in for AWS's runtime entrypoint{}\nexec /var/runtime/bootstrap \"$@\"\n",
+            if patched { " (patched)" } else { "" }
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The entrypoint's interpreter, as the real bases have it (LI045 otherwise);
+    // a stand-in, never run.
+    std::fs::create_dir_all(dir.join("root/bin")).unwrap();
+    std::fs::write(dir.join("root/bin/sh"), "stand-in shell, never run\n").unwrap();
+    std::fs::set_permissions(dir.join("root/bin/sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(
         dir.join("lambda-img.toml"),
         format!(
@@ -55,9 +73,14 @@ destination = "/"
 [image]
 entrypoint = ["/lambda-entrypoint.sh"]
 workdir = "/var/task"
-env = {{ LANG = "en_US.UTF-8", LAMBDA_TASK_ROOT = "/var/task", LAMBDA_RUNTIME_DIR = "/var/runtime" }}
+env = {{ LANG = "en_US.UTF-8", LAMBDA_TASK_ROOT = "/var/task", LAMBDA_RUNTIME_DIR = "/var/runtime"{patch_env} }}
 format = "docker"
-"#
+"#,
+            patch_env = if patched {
+                r#", PATH = "/var/lang/bin:/usr/bin:/bin", LD_LIBRARY_PATH = "/var/lang/lib:/lib64""#
+            } else {
+                ""
+            }
         ),
     )
     .unwrap();

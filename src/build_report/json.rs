@@ -16,8 +16,19 @@ pub struct BuildReport<'a> {
     pub uncompressed_size: u64,
     pub compressed_size: u64,
     pub layers: Vec<LayerReport<'a>>,
-    pub outputs: &'a [SinkReport],
+    pub outputs: Vec<OutputReport<'a>>,
     pub findings: &'a [Finding],
+    /// Base layers rewritten by `[base] repair`, with what each costs.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub repaired_base_layers: &'a [crate::repair::RepairedLayer],
+}
+
+/// One output: what its sink reported, and the manifest digest it holds.
+#[derive(Debug, Serialize)]
+pub struct OutputReport<'a> {
+    #[serde(flatten)]
+    pub sink: &'a SinkReport,
+    pub digest: &'a Digest,
 }
 
 #[derive(Debug, Serialize)]
@@ -33,12 +44,24 @@ pub struct LayerReport<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<&'a str>,
     pub source: &'a str,
-    /// True when the compressed blob was taken from the layer cache.
+    /// True only for a layer neither pulled nor built in this run (a base
+    /// layer already in the cache or a local layout, a built layer found in the cache).
     pub cached: bool,
 }
 
 impl<'a> BuildReport<'a> {
-    pub fn new(image: &'a Image, outputs: &'a [SinkReport], findings: &'a [Finding]) -> Self {
+    /// `digests[i]` is the manifest digest `outputs[i]` holds.
+    pub fn new(
+        image: &'a Image,
+        outputs: &'a [SinkReport],
+        digests: &'a [Digest],
+        findings: &'a [Finding],
+    ) -> Self {
+        let outputs = outputs
+            .iter()
+            .zip(digests)
+            .map(|(sink, digest)| OutputReport { sink, digest })
+            .collect();
         let layers = image
             .layers
             .iter()
@@ -72,6 +95,7 @@ impl<'a> BuildReport<'a> {
             layers,
             outputs,
             findings,
+            repaired_base_layers: &[],
         }
     }
 }

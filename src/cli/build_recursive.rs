@@ -1,0 +1,148 @@
+//! `lambda-img build --recursive [DIR...]`, with `--deploy`: every function
+//! built, pushed and deployed in turn, one cache for all.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::build::LimitArgs;
+use super::deploy::BuildDeployArgs;
+use super::{ExitStatus, GlobalArgs, print_data};
+use crate::build::{BuildOptions, build};
+use crate::build_all::{FleetMember, plan_fleet};
+use crate::build_report::metadata::{build_report, write_metadata_file};
+use crate::cache::Cache;
+use crate::report::Reporter;
+
+/// What `build --recursive` was asked besides the build options.
+pub struct RecursiveArgs<'a> {
+    pub dirs: &'a [PathBuf],
+    pub json: bool,
+    pub metadata_file: Option<&'a Path>,
+    pub aws: &'a BuildDeployArgs,
+    pub limits: &'a LimitArgs,
+}
+
+/// One function in the JSON report: its build report, or why it failed.
+#[derive(Serialize)]
+struct FunctionReport<'a> {
+    function: Option<&'a str>,
+    manifest: &'a Path,
+    /// What `build --json` prints for this function alone (with `deploy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Builds every function found under `args.dirs`; prints `function REF@digest`
+/// lines (or the JSON array) on stdout and each failure on stderr. The
+/// `--metadata-file` gets the JSON array.
+pub fn run(
+    global: &GlobalArgs,
+    args: RecursiveArgs<'_>,
+    template: &BuildOptions,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
+    if args.aws.deploy && args.aws.flags.function.is_some() {
+        anyhow::bail!(
+            "build --recursive --deploy deploys each image to its own function ([deploy] function or function.name); drop --function"
+        );
+    }
+    let manifests = crate::discover::find_manifests(args.dirs)?;
+    let fleet = plan_fleet(&manifests, template)?;
+    let mut lines = Vec::new();
+    let mut reports = Vec::new();
+    for member in &fleet {
+        let name = member.function.as_deref().unwrap_or("?");
+        reporter.step(&format!("building {name} ({})", member.manifest.display()));
+        match build_one(global, &args, member, cache, reporter) {
+            Ok((line, report)) => {
+                lines.push(format!("{name} {line}"));
+                reports.push(FunctionReport {
+                    function: member.function.as_deref(),
+                    manifest: &member.manifest,
+                    report: Some(report),
+                    error: None,
+                });
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                reporter.warn(&format!(
+                    "{name} ({}) failed: {message}",
+                    member.manifest.display()
+                ));
+                reports.push(FunctionReport {
+                    function: member.function.as_deref(),
+                    manifest: &member.manifest,
+                    report: None,
+                    error: Some(message),
+                });
+            }
+        }
+    }
+    if let Some(path) = args.metadata_file {
+        write_metadata_file(path, &serde_json::to_value(&reports)?)?;
+    }
+    if args.json {
+        print_data(&serde_json::to_string_pretty(&reports)?)?;
+    } else if !lines.is_empty() {
+        print_data(&lines.join("\n"))?;
+    }
+    let failed = reports.iter().filter(|r| r.error.is_some()).count();
+    if failed > 0 {
+        reporter.warn(&format!("{failed} of {} function(s) failed", reports.len()));
+        return Err(ExitStatus(1).into());
+    }
+    Ok(())
+}
+
+/// Signs in, builds, records and (with --deploy) deploys one function, as
+/// `build` does for one; returns its stdout line and its report.
+fn build_one(
+    global: &GlobalArgs,
+    args: &RecursiveArgs<'_>,
+    member: &FleetMember,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    let manifest = &member.manifest;
+    global.register_ecr_signin(manifest, args.aws.flags.region.as_deref())?;
+    let settings = super::deploy::before_build(global, args.aws, &member.options.outputs, manifest)?;
+    let outcome = build(&member.options, cache, reporter)?;
+    // The same report `build --json` prints for one function.
+    let mut report = build_report(&outcome.report_facts());
+    let pushed: Vec<&str> = outcome
+        .outputs
+        .iter()
+        .filter(|o| o.output.starts_with("registry:"))
+        .filter_map(|o| o.reference.as_deref())
+        .collect();
+    if !pushed.is_empty() {
+        // `deploy` without IMAGE in this project deploys what was pushed.
+        let project_dir = manifest.parent().unwrap_or(Path::new(""));
+        if let Err(e) =
+            crate::deploy::last_build::record(project_dir, &serde_json::to_string_pretty(&report)?)
+        {
+            reporter.warn(&e.to_string());
+        }
+    }
+    if args.aws.deploy {
+        let deployed = super::deploy::after_build(
+            global,
+            args.aws,
+            settings.as_ref(),
+            manifest,
+            args.limits,
+            pushed.first().copied().unwrap_or_default(),
+        )?;
+        report["deploy"] = serde_json::to_value(&deployed)?;
+    }
+    let line = if pushed.is_empty() {
+        outcome.image.manifest_digest.to_string()
+    } else {
+        pushed.join(" ")
+    };
+    Ok((line, report))
+}

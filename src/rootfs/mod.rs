@@ -1,0 +1,197 @@
+//! An image's root filesystem, materialized from the cache's layer blobs.
+//!
+//! Layers are applied in order with OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`)
+//! into directories under the cache, one snapshot per layer chain:
+//!
+//! ```text
+//! rootfs-v1/<key>/   a complete tree; <key> = sha256 of the ownership mode and
+//!                    the diff_ids of the chain of layers it holds
+//! ```
+//!
+//! A new snapshot starts as a hard-link clone of the longest chain already
+//! there, so a code-only change applies one layer to a clone instead of
+//! unpacking the image again. Hard links share inodes between snapshots:
+//! nothing writes a file in place (an entry replaces a file by unlinking it),
+//! and a sandbox mounts a snapshot read-only. Snapshots are built in the
+//! cache's `tmp/` and renamed into place, so a reader sees a whole tree or none.
+//!
+//! This module only writes trees; running anything in them is `sandbox/`.
+
+mod extract;
+mod tree;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+pub use extract::{DirModes, apply_layer};
+pub use tree::{clone_tree, remove_tree};
+
+use crate::cache::Cache;
+use crate::image::{Digest, Layer, LayerOrigin};
+
+const BUCKET: &str = "rootfs-v1";
+
+/// Who owns the materialized files, and so what their modes mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Ownership {
+    /// Owners and modes exactly as the layers say (needs root on the host).
+    Exact,
+    /// Every file belongs to the caller, who stands in for `uid:gid` of the
+    /// image inside a user namespace: a file's owner bits become what that
+    /// user would be granted by the layer's owner, group and mode, so a
+    /// root-only file is unreadable to it as it is in Lambda. With uid 0 the
+    /// modes stay as they are (root reads everything anyway).
+    StandIn { uid: u32, gid: u32 },
+}
+
+impl Ownership {
+    /// [`Ownership::Exact`] when running as root, else a stand-in for `uid:gid`.
+    pub fn for_user(uid: u32, gid: u32) -> Ownership {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            Ownership::Exact
+        } else {
+            Ownership::StandIn { uid, gid }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("cannot materialize the root filesystem at {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("layer {layer}: {message}")]
+    Layer { layer: Digest, message: String },
+}
+
+impl RootfsError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> RootfsError {
+        RootfsError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// A materialized root filesystem (a snapshot directory in the cache).
+#[derive(Debug, Clone)]
+pub struct Rootfs {
+    pub path: PathBuf,
+    /// How many layers had to be applied to make it (0: it was in the cache).
+    pub layers_applied: usize,
+}
+
+/// The snapshot key of the chain `diff_ids` under `ownership`.
+fn chain_key(ownership: Ownership, diff_ids: &[&Digest]) -> String {
+    let text = serde_json::json!({ "ownership": ownership, "chain": diff_ids }).to_string();
+    Digest::of(text.as_bytes()).hex().to_string()
+}
+
+/// Mount points a sandbox needs in every root (an image may lack them; scratch does).
+const MOUNT_POINTS: &[&str] = &["tmp", "proc", "dev"];
+
+/// Materializes `layers` (in manifest order) and returns the snapshot of the
+/// whole chain. Snapshots are also kept at the last base layer and at the
+/// layer before the last, the chains a rebuild of the function shares.
+pub fn materialize(layers: &[Layer], ownership: Ownership, cache: &Cache) -> Result<Rootfs, RootfsError> {
+    let bucket = cache.root().join(BUCKET);
+    std::fs::create_dir_all(&bucket).map_err(|e| RootfsError::io(&bucket, e))?;
+    let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
+    let key_at = |n: usize| chain_key(ownership, &diff_ids[..n]);
+    let full = bucket.join(key_at(layers.len()));
+    if full.is_dir() {
+        return Ok(Rootfs {
+            path: full,
+            layers_applied: 0,
+        });
+    }
+    let _lock = cache
+        .lock(&format!("rootfs-{}", key_at(layers.len())))
+        .map_err(|e| RootfsError::io(&full, e))?;
+    if full.is_dir() {
+        return Ok(Rootfs {
+            path: full,
+            layers_applied: 0,
+        });
+    }
+    // The chains worth keeping: after the base, and before the last layer.
+    let base_end = layers
+        .iter()
+        .rposition(|l| matches!(l.origin, LayerOrigin::Base { .. }))
+        .map_or(0, |i| i + 1);
+    let mut keep: Vec<usize> = vec![base_end, layers.len().saturating_sub(1), layers.len()];
+    keep.retain(|&n| n > 0);
+    keep.sort_unstable();
+    keep.dedup();
+    // The longest chain already materialized.
+    let start = (1..layers.len())
+        .rev()
+        .find(|&n| bucket.join(key_at(n)).is_dir())
+        .unwrap_or(0);
+    let tmp_root = cache.root().join("tmp");
+    let work = tempfile::Builder::new()
+        .prefix("rootfs-")
+        .tempdir_in(&tmp_root)
+        .map_err(|e| RootfsError::io(&tmp_root, e))?;
+    let tree = work.path().join("tree");
+    let mut modes = if start > 0 {
+        let from = bucket.join(key_at(start));
+        clone_tree(&from, &tree, ownership)?;
+        DirModes::load(&sidecar(&from))?
+    } else {
+        std::fs::create_dir(&tree).map_err(|e| RootfsError::io(&tree, e))?;
+        DirModes::default()
+    };
+    let mut applied = 0;
+    for n in start + 1..=layers.len() {
+        apply_layer(&layers[n - 1], &tree, ownership, &mut modes)?;
+        applied += 1;
+        if keep.contains(&n) {
+            let dest = bucket.join(key_at(n));
+            if n < layers.len() {
+                if !dest.is_dir() {
+                    // A finished copy of this chain, for later builds to clone.
+                    let copy = work.path().join(format!("chain-{n}"));
+                    clone_tree(&tree, &copy, ownership)?;
+                    finish(&copy, &modes, ownership, &dest)?;
+                }
+            } else {
+                finish(&tree, &modes, ownership, &dest)?;
+            }
+        }
+    }
+    Ok(Rootfs {
+        path: full,
+        layers_applied: applied,
+    })
+}
+
+/// Where a snapshot's directory modes are kept: as the layers wrote them,
+/// which a stand-in tree's own (folded) modes no longer say.
+fn sidecar(snapshot: &Path) -> PathBuf {
+    snapshot.with_extension("dirs.json")
+}
+
+/// Gives directories their final modes and moves the tree into place.
+fn finish(tree: &Path, modes: &DirModes, ownership: Ownership, dest: &Path) -> Result<(), RootfsError> {
+    // The sidecar first: a tree in place always has one.
+    modes.save(&sidecar(dest))?;
+    for dir in MOUNT_POINTS {
+        let p = tree.join(dir);
+        if std::fs::symlink_metadata(&p).is_err() {
+            std::fs::create_dir(&p).map_err(|e| RootfsError::io(&p, e))?;
+        }
+    }
+    modes.apply(tree, ownership)?;
+    match std::fs::rename(tree, dest) {
+        Ok(()) => Ok(()),
+        // Another process made the same snapshot first: the same bytes.
+        Err(_) if dest.is_dir() => {
+            let _ = remove_tree(tree);
+            Ok(())
+        }
+        Err(e) => Err(RootfsError::io(dest, e)),
+    }
+}

@@ -1,0 +1,286 @@
+//! Running a program in a root filesystem without a daemon: Linux user,
+//! mount, PID, IPC and UTS namespaces, set up by lambda-img itself.
+//!
+//! Why not drive `bwrap`: bubblewrap maps exactly one uid and can only change
+//! identity inside a user namespace. As root that maps the function's uid to
+//! real root, so a root-only file in the image would be readable by it. Here,
+//! run as root, the sandbox skips the user namespace and really becomes
+//! uid 993 (so the kernel's own checks refuse what Lambda refuses); run as
+//! another user, it maps 993 (or 0) to the caller in a user namespace, and
+//! the root filesystem is materialized with modes that stand in for the
+//! image's owners (see [`crate::rootfs::Ownership`]). No extra tool either.
+//!
+//! The process tree: lambda-img spawns itself as `__sandbox-init` (a fresh,
+//! single-threaded process, which `unshare(CLONE_NEWUSER)` requires); that
+//! unshares the namespaces and forks PID 1 of the new PID namespace, which
+//! mounts the root, pivots into it, drops to the user and forks the program.
+//! PID 1 reaps orphans and ends with the program; when PID 1 ends the kernel
+//! kills everything left in the namespace, and when lambda-img goes away
+//! every process below it is killed (parent-death signals).
+//!
+//! The same sandbox serves two uses: `run` (read-only root, uid 993, /tmp a
+//! tmpfs) and installs that need root over a writable root (`[system]`).
+
+mod init;
+pub mod podman;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+pub use init::init_main;
+
+/// The first argument that makes the lambda-img binary the sandbox's init.
+pub const INIT_ARG: &str = "__sandbox-init";
+/// How the spec reaches the init process (not argv: `ps` shows argv to every user).
+const SPEC_VAR: &str = "LAMBDA_IMG_SANDBOX_SPEC";
+/// Exit status of the init when it could not set the sandbox up (the reason is on stderr).
+pub const SETUP_FAILED: i32 = 125;
+/// Exit status when the program could not be executed (as shells use).
+pub const EXEC_FAILED: i32 = 127;
+
+/// Lambda runs functions as this user and group (field: sbx_user1051).
+pub const LAMBDA_UID: u32 = 993;
+
+/// What to run and in which filesystem.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SandboxSpec {
+    /// The root filesystem (a materialized snapshot).
+    pub root: PathBuf,
+    /// Mount the root writable (installs into a scratch copy); else read-only.
+    pub writable_root: bool,
+    /// uid and gid the program runs as inside.
+    pub uid: u32,
+    pub gid: u32,
+    /// Size of the tmpfs mounted on /tmp, in MiB; `None`: no tmpfs.
+    pub tmp_size_mb: Option<u64>,
+    pub binds: Vec<Bind>,
+    /// The program and its arguments; a name without `/` is searched in `PATH` of `env`.
+    pub argv: Vec<String>,
+    /// The program's whole environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory inside.
+    pub cwd: String,
+    pub hostname: String,
+}
+
+/// A host path bound into the sandbox.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Bind {
+    pub source: PathBuf,
+    /// Absolute path inside the sandbox.
+    pub target: String,
+    pub writable: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot start the sandbox: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error(
+        "Linux namespaces are not available here ({reason}); run with `--engine podman` to use a container engine instead"
+    )]
+    Unavailable { reason: String },
+}
+
+/// Where a sandbox runs: lambda-img's own namespaces, or a container engine.
+#[derive(Debug, Clone)]
+pub enum Engine {
+    Native,
+    Container(podman::EngineRun),
+}
+
+/// A running sandbox. Dropping it kills everything in it.
+pub struct Sandbox {
+    pid: u32,
+    pidfd: OwnedFd,
+    waiter: Option<std::thread::JoinHandle<()>>,
+    /// A container to remove when stopping, and its env file (kept until then).
+    container: Option<(podman::EngineRun, String, tempfile::NamedTempFile)>,
+}
+
+impl Sandbox {
+    /// Starts `spec`; `on_exit` is called (on another thread) with the
+    /// program's exit status when it ends, however it ends.
+    pub fn spawn(
+        spec: &SandboxSpec,
+        stdin: Stdio,
+        stdout: Stdio,
+        stderr: Stdio,
+        on_exit: impl FnOnce(ExitStatus) + Send + 'static,
+    ) -> Result<Sandbox, SandboxError> {
+        Sandbox::spawn_in(&Engine::Native, spec, stdin, stdout, stderr, on_exit)
+    }
+
+    /// [`Sandbox::spawn`] in `engine`.
+    pub fn spawn_in(
+        engine: &Engine,
+        spec: &SandboxSpec,
+        stdin: Stdio,
+        stdout: Stdio,
+        stderr: Stdio,
+        on_exit: impl FnOnce(ExitStatus) + Send + 'static,
+    ) -> Result<Sandbox, SandboxError> {
+        let (mut command, container) = match engine {
+            Engine::Native => {
+                let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
+                let json = serde_json::to_string(spec).expect("spec serializes");
+                let mut cmd = Command::new(exe);
+                cmd.arg(INIT_ARG).env_clear().env(SPEC_VAR, json);
+                (cmd, None)
+            }
+            Engine::Container(run) => {
+                let name = podman::container_name();
+                let mut env_file = tempfile::NamedTempFile::new().map_err(SandboxError::Spawn)?;
+                let cmd = podman::command(run, spec, &name, &mut env_file).map_err(SandboxError::Spawn)?;
+                (cmd, Some((run.clone(), name, env_file)))
+            }
+        };
+        let mut child: Child = command
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .map_err(SandboxError::Spawn)?;
+        let pid = child.id();
+        // SAFETY: pidfd_open takes a pid and flags; the child is not reaped yet.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            let err = std::io::Error::last_os_error();
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SandboxError::Spawn(err));
+        }
+        // SAFETY: a new descriptor that nothing else owns.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let waiter = std::thread::spawn(move || {
+            if let Ok(status) = child.wait() {
+                on_exit(status);
+            }
+        });
+        Ok(Sandbox {
+            pid,
+            pidfd,
+            waiter: Some(waiter),
+            container,
+        })
+    }
+
+    /// The init process's pid on the host.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Kills every process in the sandbox (through a pidfd: no pid reuse race).
+    pub fn kill(&self) {
+        // SAFETY: the pidfd is open for as long as self lives.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
+
+    /// Kills the sandbox and waits until it is gone.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        if let Some((run, name, _)) = self.container.take() {
+            podman::remove(&run, &name);
+        }
+        self.kill();
+        if let Some(w) = self.waiter.take() {
+            let _ = w.join();
+        }
+    }
+
+    /// Peak resident memory of the program, in KiB (its `VmHWM`), while it runs.
+    pub fn peak_memory_kib(&self) -> Option<u64> {
+        self.memory_probe().read("VmHWM")
+    }
+
+    /// A handle for watching the program's memory from another thread.
+    pub fn memory_probe(&self) -> MemoryProbe {
+        MemoryProbe { init: self.pid }
+    }
+}
+
+/// Reads the memory of a sandbox's program (found below its init by pid).
+pub struct MemoryProbe {
+    init: u32,
+}
+
+impl MemoryProbe {
+    fn program(&self) -> Option<u32> {
+        let pid_one = children(self.init)?.into_iter().next()?;
+        children(pid_one)?.into_iter().next()
+    }
+
+    /// A `/proc/PID/status` figure in KiB (`VmRSS`, `VmHWM`).
+    pub fn read(&self, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.program()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Kills the program (its sandbox then ends with it).
+    pub fn kill_program(&self) {
+        if let Some(pid) = self.program() {
+            // SAFETY: a signal to a pid just read from /proc.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+fn children(pid: u32) -> Option<Vec<u32>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    Some(text.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+}
+
+/// Says why namespaces cannot be used, when they cannot: the sandbox's init
+/// is started far enough to create them (about a millisecond), and its
+/// complaint is the reason.
+pub fn probe(root: &std::path::Path) -> Result<(), SandboxError> {
+    let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
+    let spec = SandboxSpec {
+        root: root.to_path_buf(),
+        writable_root: false,
+        uid: 0,
+        gid: 0,
+        tmp_size_mb: None,
+        binds: Vec::new(),
+        argv: Vec::new(),
+        env: Vec::new(),
+        cwd: "/".into(),
+        hostname: "probe".into(),
+    };
+    let out = Command::new(exe)
+        .arg(INIT_ARG)
+        .arg("--probe")
+        .env_clear()
+        .env(SPEC_VAR, serde_json::to_string(&spec).expect("spec serializes"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(SandboxError::Spawn)?;
+    if out.status.code() == Some(0) {
+        Ok(())
+    } else {
+        Err(SandboxError::Unavailable {
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
