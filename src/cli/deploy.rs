@@ -196,3 +196,30 @@ pub fn after_build(
     options.image = Some(image.to_string());
     run_options(global, &options)
 }
+
+/// The deploy part of `build --print-settings`: flags over `[deploy]`, and
+/// the hosts signed in to with ECR (never a credential).
+pub fn print_settings(
+    global: &GlobalArgs,
+    args: &BuildDeployArgs,
+    manifest: &Path,
+) -> anyhow::Result<serde_json::Value> {
+    let settings = read_deploy_settings(manifest)?;
+    let s = settings.as_ref();
+    let mut aws_auth = global.aws_auth.clone();
+    aws_auth.extend(s.map(|s| s.aws_auth.clone()).unwrap_or_default());
+    let alias = args
+        .flags
+        .alias
+        .clone()
+        .or_else(|| s.and_then(|s| s.alias.clone()));
+    Ok(serde_json::json!({
+        "enabled": args.deploy,
+        "function": args.flags.function.clone().or_else(|| s.and_then(|s| s.function.clone())),
+        "region": args.flags.region.clone().or_else(|| s.and_then(|s| s.region.clone())),
+        "publish": args.flags.publish || s.is_some_and(|s| s.publish) || alias.is_some(),
+        "alias": alias,
+        "create_repository": args.create_repository,
+        "aws_auth": aws_auth,
+    }))
+}

@@ -61,5 +61,7 @@ pub fn print(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         "username_given": registry.credentials.is_some(),
         "registry_timeout_seconds": global.registry_timeout,
     });
+    let mut settings = settings;
+    settings["deploy"] = super::deploy::print_settings(global, &args.aws, &args.manifest)?;
     print_data(&serde_json::to_string_pretty(&settings)?)
 }

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::aws_signin::{SECRET_KEY, assert_no_secrets, assert_no_secrets_in, aws_cmd, busybox_project};
-use crate::support::moto::{ACCOUNT, Moto, ecr_password, env_keys};
+use crate::support::moto::{ACCOUNT, Moto, TargetLog, ecr_password, env_keys};
 use crate::support::project::Project;
 use crate::support::registry::TestRegistry;
 use crate::support::{require_tool, run_fail, run_ok, stderr, stdout};
@@ -461,19 +461,35 @@ fn build_deploy_creates_the_repository_pushes_and_deploys_in_one_step() {
     assert!(!s.project.join(".lambda-img/last-build.json").exists());
     assert_eq!(s.image_uri("hello"), old_image(&s));
 
-    let out = run_ok(&mut s.cmd(&[
-        "build",
-        "--output",
-        &output,
-        "--create-repository",
-        "--scan-on-push",
-        "--immutable-tags",
-        "--deploy",
-        "--function",
-        "hello",
-        "--publish",
-        "--json",
-    ]));
+    // ECR through a proxy that counts calls: the pushes of two tags and the
+    // deploy's check all sign in with one GetAuthorizationToken (kept in memory).
+    let ecr = TargetLog::start(s.moto.port);
+    let second_tag = format!("registry:{}/team/fresh:2", s.reg.host());
+    let out = run_ok(
+        s.cmd(&[
+            "build",
+            "--output",
+            &output,
+            "--output",
+            &second_tag,
+            "--create-repository",
+            "--scan-on-push",
+            "--immutable-tags",
+            "--deploy",
+            "--function",
+            "hello",
+            "--publish",
+            "--json",
+        ])
+        .env("AWS_ENDPOINT_URL_ECR", ecr.endpoint()),
+    );
+    assert_eq!(
+        ecr.count("GetAuthorizationToken"),
+        1,
+        "{:?}",
+        ecr.targets.lock().unwrap()
+    );
+    assert_eq!(ecr.count("CreateRepository"), 1);
     assert_no_secrets(&out, &[SECRET_KEY, &ecr_password(ACCOUNT)]);
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let digest = report["digest"].as_str().unwrap();
@@ -492,4 +508,23 @@ fn build_deploy_creates_the_repository_pushes_and_deploys_in_one_step() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn print_settings_show_the_deploy_defaults_under_the_flags() {
+    let p = Project::new(
+        &crate::support::project::scratch_manifest(
+            "[deploy]\nfunction = \"orders\"\nregion = \"us-east-1\"\nalias = \"live\"\n[registry]\naws_auth = [\"vpce.example\"]\n",
+        ),
+        &[],
+    );
+    let out = run_ok(&mut p.cmd(&["build", "--print-settings", "--region", "eu-west-1", "--deploy"]));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let d = &v["deploy"];
+    assert_eq!(d["enabled"], true);
+    assert_eq!(d["function"], "orders");
+    assert_eq!(d["region"], "eu-west-1");
+    assert_eq!(d["alias"], "live");
+    assert_eq!(d["publish"], true);
+    assert_eq!(d["aws_auth"], serde_json::json!(["vpce.example"]));
 }

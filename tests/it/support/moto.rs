@@ -338,3 +338,44 @@ pub fn env_keys(cmd: &mut Command) {
         .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret-key-never-printed")
         .env("AWS_REGION", "us-east-1");
 }
+
+/// A pass-through proxy in front of moto that records each JSON-protocol
+/// call's `X-Amz-Target` (to count ECR operations).
+pub struct TargetLog {
+    pub server: super::fault_proxy::Server,
+    pub targets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TargetLog {
+    pub fn start(moto_port: u16) -> TargetLog {
+        use super::fault_proxy::{Response, Server, forward, read_request, write_response};
+        let targets: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let t2 = targets.clone();
+        let server = Server::start(std::sync::Arc::new(move |stream| {
+            let Some(req) = read_request(&stream) else { return };
+            if let Some(t) = req.header("x-amz-target") {
+                t2.lock()
+                    .unwrap()
+                    .push(t.rsplit('.').next().unwrap_or(t).to_string());
+            }
+            match forward(moto_port, &req) {
+                Ok(resp) => write_response(stream, &resp, None),
+                Err(_) => write_response(stream, &Response::new(502, "moto down"), None),
+            }
+        }));
+        TargetLog { server, targets }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.server.host())
+    }
+
+    pub fn count(&self, operation: &str) -> usize {
+        self.targets
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| *t == operation)
+            .count()
+    }
+}
