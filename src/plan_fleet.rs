@@ -284,31 +284,30 @@ impl FunctionPlan {
     }
 }
 
-/// The plan as JSON for CI: `include` is a GitHub Actions matrix
-/// (`matrix: ${{ fromJSON(needs.plan.outputs.matrix) }}`), `build-list` a
-/// CodeBuild batch build list (identifier and environment variables per
-/// function), `functions` the count (0: nothing to build).
+/// The plan as JSON for CI: `{"include": [...]}`, one entry per function,
+/// is a GitHub Actions matrix as it stands (`matrix: ${{ fromJSON(...) }}`;
+/// any other top-level key would become a matrix dimension), and each entry
+/// is also a CodeBuild `batch: build-list` task: an `identifier` CodeBuild
+/// accepts and `env.variables` naming the function (`jq '.include |
+/// map({identifier, env})'` is the list).
 pub fn matrix_json(plans: &[FunctionPlan]) -> serde_json::Value {
     let mut identifiers = BTreeSet::new();
-    let build_list: Vec<serde_json::Value> = plans
+    let include: Vec<serde_json::Value> = plans
         .iter()
         .map(|p| {
-            serde_json::json!({
-                "identifier": unique_identifier(&p.name, &mut identifiers),
-                "env": { "variables": {
-                    "LAMBDA_IMG_FUNCTION": p.name,
-                    "LAMBDA_IMG_MANIFEST": p.manifest,
-                    "LAMBDA_IMG_DIRECTORY": p.directory,
-                    "LAMBDA_IMG_ARCH": p.architecture,
-                }},
-            })
+            let mut entry = serde_json::to_value(p).expect("a plan serializes");
+            entry["identifier"] = unique_identifier(&p.name, &mut identifiers).into();
+            // Names of our own, not LAMBDA_IMG_*: those are lambda-img's settings.
+            entry["env"] = serde_json::json!({ "variables": {
+                "FUNCTION": p.name,
+                "FUNCTION_DIR": p.directory,
+                "FUNCTION_MANIFEST": p.manifest,
+                "FUNCTION_ARCH": p.architecture,
+            }});
+            entry
         })
         .collect();
-    serde_json::json!({
-        "functions": plans.len(),
-        "include": plans,
-        "build-list": build_list,
-    })
+    serde_json::json!({ "include": include })
 }
 
 /// A CodeBuild batch identifier (letters, digits, `_`; unique in the list).

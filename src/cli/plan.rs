@@ -15,8 +15,8 @@ pub struct PlanArgs {
     /// node_modules, target, .lambda-img and caches are skipped).
     #[arg(value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
-    /// Print the plan as JSON on stdout: `include` for a GitHub Actions
-    /// matrix, `build-list` for a CodeBuild batch (the table still goes to stderr).
+    /// Print the plan as JSON on stdout, `{"include": [...]}`: a GitHub Actions
+    /// matrix whose entries are CodeBuild build-list tasks too (the table still goes to stderr).
     #[arg(long)]
     pub json: bool,
     /// Keep only the functions whose inputs changed since this git revision
