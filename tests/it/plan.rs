@@ -3,15 +3,16 @@
 //! own keys), and `--changed-since` listing exactly the functions each commit
 //! touched, as real `git` reports the changes.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-use crate::codebuild::monorepo_checkout;
+use crate::codebuild::{PASSWORD, have_yaml, monorepo_checkout, pushed_config, run_buildspec};
 use crate::init::base_repository;
 use crate::support::registry::TestRegistry;
-use crate::support::{lambda_img, require_tool, run_fail, run_ok, stand_in, stderr, stdout};
+use crate::support::{bin, lambda_img, require_tool, run_fail, run_ok, stand_in, stderr, stdout};
 
 const FUNCTIONS: [&str; 3] = ["notifications", "orders", "payments"];
 
@@ -70,7 +71,7 @@ fn names(plan: &Value) -> Vec<String> {
 }
 
 /// `function → layer name → key`.
-fn keys(plan: &Value) -> std::collections::BTreeMap<String, Vec<(String, String)>> {
+fn keys(plan: &Value) -> BTreeMap<String, Vec<(String, String)>> {
     plan["include"]
         .as_array()
         .unwrap()
@@ -345,4 +346,157 @@ fn plan_changed_since_follows_a_real_base_repin_and_its_keys_are_the_builds() {
             "orders' {layer} layer: no cache record under the plan's key {key}"
         );
     }
+}
+
+/// The GitHub Actions example's plan step, run in bash as a runner would
+/// (with `$GITHUB_OUTPUT` a file); returns its outputs.
+fn run_github_plan_step(workflow: &Path, root: &Path, cache: &Path, base: &str) -> BTreeMap<String, String> {
+    let work = tempfile::tempdir().unwrap();
+    let script = work.path().join("plan.sh");
+    let extract = format!(
+        r#"
+import yaml
+flow = yaml.safe_load(open({workflow:?}))
+steps = flow["jobs"]["plan"]["steps"]
+step = next(s for s in steps if s.get("id") == "plan")
+matrix = flow["jobs"]["build"]["strategy"]["matrix"]
+assert matrix == "${{{{ fromJSON(needs.plan.outputs.matrix) }}}}", matrix
+open({script:?}, "w").write("set -e\n" + step["run"])
+"#,
+        workflow = workflow.display().to_string(),
+        script = script.display().to_string(),
+    );
+    run_ok(Command::new("python3").args(["-c", &extract]));
+    let stubs = work.path().join("bin");
+    std::fs::create_dir(&stubs).unwrap();
+    std::os::unix::fs::symlink(bin(), stubs.join("lambda-img")).unwrap();
+    let outputs = work.path().join("github-output");
+    run_ok(
+        Command::new("bash")
+            .arg(&script)
+            .current_dir(root)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    stubs.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("BASE", base)
+            .env("GITHUB_OUTPUT", &outputs)
+            .env("LAMBDA_IMG_CACHE", cache)
+            .env_remove("SOURCE_DATE_EPOCH"),
+    );
+    std::fs::read_to_string(&outputs)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn monorepo_ci_examples_build_only_what_a_commit_changed() {
+    if !require_tool("git")
+        || !require_tool("jq")
+        || !require_tool("skopeo")
+        || !have_yaml()
+        || !require_tool("docker-registry")
+    {
+        return;
+    }
+    let Some(bases) = TestRegistry::start() else {
+        return;
+    };
+    let Some(ecr) = TestRegistry::start_basic("AWS", PASSWORD) else {
+        return;
+    };
+    stand_in::publish(&bases, base_repository("python3.12"));
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let (root, monorepo) = repository(tmp.path());
+    for f in FUNCTIONS {
+        stand_in::point_at(
+            &monorepo.join(format!("functions/{f}/lambda-img.toml")),
+            &bases,
+            &cache,
+        );
+    }
+    commit_all(&root, "bases from the test registry");
+    append(&monorepo.join("functions/orders/src/app.py"), "\n# v2\n");
+    commit_all(&root, "orders v2");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/monorepo");
+
+    // GitHub Actions: the plan step's output is the matrix, one entry.
+    let outputs = run_github_plan_step(&example.join("github-actions.yml"), &root, &cache, "HEAD~1");
+    assert_eq!(outputs["count"], "1");
+    let matrix: Value = serde_json::from_str(&outputs["matrix"]).unwrap();
+    assert_eq!(names(&matrix), ["orders"]);
+    assert_eq!(
+        matrix["include"][0]["directory"],
+        "examples/monorepo/functions/orders"
+    );
+
+    // CodeBuild: the planner starts a batch of one task...
+    let calls = tmp.path().join("aws-calls");
+    let exported = run_buildspec(
+        &example.join("buildspec-plan.yml"),
+        &root,
+        &[
+            ("LAMBDA_IMG_CACHE", cache.display().to_string()),
+            ("BATCH_PROJECT", "functions-batch".to_string()),
+            ("AWS_CALLS", calls.display().to_string()),
+        ],
+    );
+    assert_eq!(exported["FUNCTIONS_CHANGED"], "1");
+    let logged = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        logged.starts_with("codebuild start-build-batch --project-name functions-batch"),
+        "{logged}"
+    );
+    let batch: Value =
+        serde_json::from_slice(&std::fs::read(root.join("batch-buildspec.json")).unwrap()).unwrap();
+    let tasks = batch["batch"]["build-list"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{batch}");
+    assert_eq!(tasks[0]["identifier"], "orders");
+    let task_spec = tasks[0]["buildspec"].as_str().unwrap();
+    assert!(root.join(task_spec).is_file(), "{task_spec}");
+
+    // ...whose buildspec, with the task's variables, pushes that function.
+    let mut env: Vec<(&str, String)> = vec![
+        ("REGISTRY", ecr.host()),
+        ("LAMBDA_IMG_CACHE", cache.display().to_string()),
+        ("CODEBUILD_SRC_DIR", root.display().to_string()),
+    ];
+    let vars = tasks[0]["env"]["variables"].as_object().unwrap();
+    for (k, v) in vars {
+        env.push((k.as_str(), v.as_str().unwrap().to_string()));
+    }
+    let exported = run_buildspec(&root.join(task_spec), &root, &env);
+    let uri = &exported["IMAGE_URI"];
+    assert!(
+        uri.starts_with(&format!("{}/orders@sha256:", ecr.host())),
+        "IMAGE_URI={uri}"
+    );
+    let config = pushed_config(uri);
+    assert_eq!(config["architecture"], "amd64");
+
+    // A commit touching nothing a function is made of starts no batch.
+    append(&monorepo.join("Makefile"), "\n# a comment\n");
+    commit_all(&root, "makefile");
+    std::fs::remove_file(&calls).unwrap();
+    let exported = run_buildspec(
+        &example.join("buildspec-plan.yml"),
+        &root,
+        &[
+            ("LAMBDA_IMG_CACHE", cache.display().to_string()),
+            ("BATCH_PROJECT", "functions-batch".to_string()),
+            ("AWS_CALLS", calls.display().to_string()),
+        ],
+    );
+    assert_eq!(exported["FUNCTIONS_CHANGED"], "0");
+    assert!(!calls.exists(), "no batch is started when nothing changed");
+    let outputs = run_github_plan_step(&example.join("github-actions.yml"), &root, &cache, "HEAD~1");
+    assert_eq!(outputs["count"], "0");
 }
