@@ -181,6 +181,10 @@ fn plan_json_lists_every_function_with_stable_keys_that_follow_the_sources() {
     assert_eq!(keys(&plan_json(&monorepo, &cache, &[])), keys(&first));
     let fresh = tmp.path().join("fresh-cache");
     assert_eq!(keys(&plan_json(&monorepo, &fresh, &[])), keys(&first));
+    // ...and so does another checkout elsewhere (another runner's disk).
+    let (elsewhere, _) = monorepo_checkout(&tmp.path().join("elsewhere"));
+    let other_checkout = plan_json(&elsewhere.join("examples/monorepo"), &fresh, &[]);
+    assert_eq!(keys(&other_checkout), keys(&first));
     // The keys are those of a build with the same settings: another epoch, other keys.
     let other = plan_json(&monorepo, &cache, &["--source-date-epoch", "1700000000"]);
     assert_ne!(key_of(&other, "orders", "code"), key_of(&first, "orders", "code"));
