@@ -277,10 +277,12 @@ impl FunctionPlan {
             return true;
         }
         // Under a layer source but not selected: a deleted file was an input
-        // (its absence changes the layer); an existing one is left out by the
-        // layer's include/exclude/ignore rules.
+        // (its absence changes the layer); a symbolic link is one (the
+        // selection keeps links by image path, not source path, so a link
+        // left out by the rules is counted too: a spare build, never a missed
+        // one); any other file is left out by the layer's include/exclude/ignore rules.
         let under_source = i.roots.iter().any(|r| path.starts_with(r));
-        under_source && std::fs::symlink_metadata(path).is_err()
+        under_source && std::fs::symlink_metadata(path).map_or(true, |m| m.file_type().is_symlink())
     }
 }
 
@@ -333,6 +335,48 @@ fn canonical(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changed_paths_touch_a_function_through_its_inputs_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let project = root.join("fn");
+        std::fs::create_dir_all(project.join("src/__pycache__")).unwrap();
+        std::fs::write(
+            project.join("lambda-img.toml"),
+            "[function]\nname = \"f\"\nruntime = \"python3.12\"\nhandler = \"app.handler\"\n\
+             [base]\nimage = \"oci:base:latest\"\n[code]\nsources = [\"src\"]\n",
+        )
+        .unwrap();
+        std::fs::write(project.join("src/app.py"), "def handler(e, c):\n    return 1\n").unwrap();
+        std::fs::write(project.join("src/__pycache__/app.pyc"), "bytecode").unwrap();
+        std::os::unix::fs::symlink("app.py", project.join("src/alias.py")).unwrap();
+        std::fs::write(project.join("README.md"), "not an input").unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(cache_dir.path()).unwrap();
+        let plans = plan_functions(
+            &[project.join("lambda-img.toml")],
+            &LayerSettings::default(),
+            &cache,
+        )
+        .unwrap();
+        let names: Vec<&str> = plans[0].layers.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["code"]);
+        let touches = |rel: &str| !plans[0].touched_by(&[project.join(rel)]).is_empty();
+        for input in [
+            "lambda-img.toml",
+            "src/app.py",
+            "src/alias.py",
+            "src/deleted.py",
+            "requirements.txt",
+            "base/index.json",
+        ] {
+            assert!(touches(input), "{input} is an input");
+        }
+        for other in ["src/__pycache__/app.pyc", "README.md", "../elsewhere.py"] {
+            assert!(!touches(other), "{other} is not an input");
+        }
+    }
 
     #[test]
     fn identifiers_are_codebuild_safe_and_unique() {
