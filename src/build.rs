@@ -407,7 +407,6 @@ fn assemble(
     // Dependency layers go between the user's layers and the code layer.
     let mut deps =
         crate::deps::prepare(model, &settings, options.install_timeout, cache, reporter)?.into_iter();
-    let code_excludes = crate::deps::code_excludes(model);
     for spec in &plan.layers {
         if spec.name == crate::plan::CODE_LAYER {
             push_built(deps.by_ref(), model, &mut layers, &mut history);
@@ -415,9 +414,7 @@ fn assemble(
         reporter.step(&format!("layer {}", spec.name));
         let mut spec = spec.clone();
         if spec.name == crate::plan::CODE_LAYER {
-            spec.inputs
-                .iter_mut()
-                .for_each(|i| i.exclude.extend(code_excludes.iter().cloned()));
+            crate::deps::exclude_from_code(model, &mut spec.inputs);
         }
         let spec = &spec;
         let index = layers.len();

@@ -183,19 +183,32 @@ fn relative_glob(dir: &Path, path: &Path) -> Option<String> {
 /// Makes the path of an `oci:` or `docker-archive:` reference absolute. The
 /// path runs to the first `:` or `@` (skopeo's rule, plus our `@sha256:` pin).
 fn resolve_local_base(base: &str, project_dir: &Path) -> String {
-    for prefix in ["oci:", "docker-archive:"] {
-        if let Some(rest) = base.strip_prefix(prefix) {
-            let end = rest.find([':', '@']).unwrap_or(rest.len());
-            let (path, tail) = rest.split_at(end);
-            if Path::new(path).is_absolute() {
-                return base.to_string();
-            }
-            // components() drops the `.` of `oci:./base`.
-            let abs: PathBuf = project_dir.join(path).components().collect();
-            return format!("{prefix}{}{tail}", abs.display());
-        }
+    let Some((prefix, path, tail)) = split_local_base(base) else {
+        return base.to_string();
+    };
+    if Path::new(path).is_absolute() {
+        return base.to_string();
     }
-    base.to_string()
+    // components() drops the `.` of `oci:./base`.
+    let abs: PathBuf = project_dir.join(path).components().collect();
+    format!("{prefix}{}{tail}", abs.display())
+}
+
+/// `oci:DIR[:TAG|@DIGEST]` / `docker-archive:FILE[:REF]` → (prefix, path, rest).
+fn split_local_base(base: &str) -> Option<(&'static str, &str, &str)> {
+    ["oci:", "docker-archive:"].into_iter().find_map(|prefix| {
+        let rest = base.strip_prefix(prefix)?;
+        let end = rest.find([':', '@']).unwrap_or(rest.len());
+        let (path, tail) = rest.split_at(end);
+        Some((prefix, path, tail))
+    })
+}
+
+impl BuildPlan {
+    /// The directory or file of a local base (`oci:`, `docker-archive:`), absolute.
+    pub fn local_base(&self) -> Option<PathBuf> {
+        split_local_base(&self.base).map(|(_, path, _)| PathBuf::from(path))
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod init;
 mod login;
 mod man_sections;
 mod pin;
+mod plan;
 mod run;
 mod run_serve;
 mod settings;
@@ -131,6 +132,8 @@ pub enum Command {
     Man(completions::ManArgs),
     /// Print a rule's full text: what it checks, how to fix it, where the fact comes from.
     Explain(explain::ExplainArgs),
+    /// List every function under DIR... with each layer's input key, or only those changed since a git revision.
+    Plan(plan::PlanArgs),
 }
 
 /// Ends the process with this status and no further message (the command
@@ -261,6 +264,7 @@ impl Cli {
             Command::Build(a) => a.json,
             Command::Check(a) => a.json,
             Command::Inspect(a) => a.json,
+            Command::Plan(a) => a.json,
             _ => false,
         }
     }
@@ -289,6 +293,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<()> {
         Command::Completions(args) => completions::run_completions(args),
         Command::Man(args) => completions::run_man(args),
         Command::Explain(args) => explain::run_explain(args),
+        Command::Plan(args) => plan::run(&cli.global, args),
     }
 }
 

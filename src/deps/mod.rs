@@ -72,11 +72,84 @@ pub fn prepare(
     let Some(deps) = &model.dependencies else {
         return Ok(Vec::new());
     };
+    if let Some(inputs) = copied_inputs(model)? {
+        return simple_layer(model, inputs, settings, cache, reporter);
+    }
+    installed(
+        model,
+        &installed_files(&deps.set),
+        settings,
+        install_timeout,
+        cache,
+        reporter,
+    )
+}
+
+/// The input key of a function's dependency layers, computed as [`prepare`]
+/// computes it but without installing or compressing anything, and the files
+/// it is made from (for `lambda-img plan`).
+#[derive(Debug, Clone)]
+pub struct DependencyKey {
+    /// `dependencies` (all layers of a split set share the one key).
+    pub layer: String,
+    pub key: String,
+    /// The dependency files the key hashes (requirements and what it
+    /// includes, package.json + lock) or the copied jars/bootstrap.
+    pub files: Vec<PathBuf>,
+    /// Every file a copied set (jars, bootstrap) puts in its layer.
+    pub selected: Vec<PathBuf>,
+}
+
+/// See [`DependencyKey`]; `None` when the function has no dependency layer.
+pub fn dependency_key(
+    model: &FunctionModel,
+    settings: &LayerSettings,
+    cache: &Cache,
+) -> Result<Option<DependencyKey>, DepsError> {
+    let Some(deps) = &model.dependencies else {
+        return Ok(None);
+    };
+    if let Some(inputs) = copied_inputs(model)? {
+        let spec = LayerSpec {
+            name: DEPENDENCIES_LAYER.into(),
+            inputs,
+        };
+        let keyed = crate::layer::keyed_selection(&spec, settings, cache)?;
+        let selected = keyed
+            .entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                crate::layer::select::EntryKind::File { source, .. } => Some(source.clone()),
+                _ => None,
+            })
+            .collect();
+        return Ok(Some(DependencyKey {
+            layer: DEPENDENCIES_LAYER.into(),
+            key: keyed.key,
+            files: spec.inputs.into_iter().map(|i| i.source).collect(),
+            selected,
+        }));
+    }
+    let files = installed_files(&deps.set);
+    let (key, files) = installed_key(model, &files, settings)?;
+    Ok(Some(DependencyKey {
+        layer: DEPENDENCIES_LAYER.into(),
+        key,
+        files,
+        selected: Vec::new(),
+    }))
+}
+
+/// The layer inputs of a set that is copied as it is (jars, a bootstrap);
+/// `None` for one that is installed (pip, npm).
+fn copied_inputs(model: &FunctionModel) -> Result<Option<Vec<LayerInput>>, DepsError> {
+    let Some(deps) = &model.dependencies else {
+        return Ok(None);
+    };
     let dest = deps.destination.as_str();
-    match &deps.set {
-        DependencySet::Java { jars } => {
-            let inputs = jars
-                .iter()
+    Ok(match &deps.set {
+        DependencySet::Java { jars } => Some(
+            jars.iter()
                 .map(|j| {
                     let mut input = LayerInput::all(&j.path, format!("{}/", dest.trim_end_matches('/')));
                     if j.kind == crate::manifest::SourceKind::Dir {
@@ -85,29 +158,83 @@ pub fn prepare(
                     }
                     input
                 })
-                .collect();
-            simple_layer(model, inputs, settings, cache, reporter)
-        }
+                .collect(),
+        ),
         DependencySet::Bootstrap { path } => {
             check_elf(path, model.architecture)?;
             let mut input = LayerInput::all(path, dest);
             input.file_mode = Some(0o755);
-            simple_layer(model, vec![input], settings, cache, reporter)
+            Some(vec![input])
         }
-        DependencySet::Python { requirements } => {
-            installed(model, &[requirements], settings, install_timeout, cache, reporter)
-        }
+        DependencySet::Python { .. } | DependencySet::Node { .. } => None,
+    })
+}
+
+/// The dependency files of an installed set, the requirements (or package.json) first.
+fn installed_files(set: &DependencySet) -> Vec<&PathBuf> {
+    match set {
+        DependencySet::Python { requirements } => vec![requirements],
         DependencySet::Node {
             package_json,
             package_lock,
-        } => installed(
-            model,
-            &[package_json, package_lock],
-            settings,
-            install_timeout,
-            cache,
-            reporter,
-        ),
+        } => vec![package_json, package_lock],
+        DependencySet::Java { .. } | DependencySet::Bootstrap { .. } => Vec::new(),
+    }
+}
+
+/// The cache key of an installed set and every file it hashes (those given
+/// and, for pip, the files they include).
+fn installed_key(
+    model: &FunctionModel,
+    files: &[&PathBuf],
+    settings: &LayerSettings,
+) -> Result<(String, Vec<PathBuf>), DepsError> {
+    let deps = model.dependencies.as_ref().expect("caller checked");
+    let mut read: Vec<PathBuf> = files.iter().map(|f| f.to_path_buf()).collect();
+    let mut contents = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(f).map_err(|source| DepsError::Read {
+            path: f.to_path_buf(),
+            source,
+        })?;
+        contents.push(bytes);
+    }
+    if let Runtime::Python { .. } = model.runtime {
+        // Files the requirements file pulls in (`-r`, `-c`) are inputs too.
+        for included in python::included_files(files[0])? {
+            contents.push(included.name.into_bytes());
+            contents.push(included.bytes);
+            read.push(included.path);
+        }
+    }
+    let mut h = Sha256::new();
+    let mut field = |b: &[u8]| {
+        h.update((b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    field(b"lambda-img deps");
+    field(&DEPS_FORMAT_VERSION.to_le_bytes());
+    field(&LAYER_FORMAT_VERSION.to_le_bytes());
+    field(model.runtime.to_string().as_bytes());
+    field(model.architecture.to_string().as_bytes());
+    field(installer_name(model.runtime).as_bytes());
+    field(deps.destination.as_bytes());
+    field(&deps.split.to_le_bytes());
+    // No media family: it changes the layers' media type, not their bytes.
+    field(&settings.mtime.to_le_bytes());
+    field(&settings.gzip_level.to_le_bytes());
+    field(&(BLOCK_SIZE as u64).to_le_bytes());
+    for c in &contents {
+        field(c);
+    }
+    Ok((hex::encode(h.finalize()), read))
+}
+
+/// The installer of a runtime's installed set: part of its cache key.
+fn installer_name(runtime: Runtime) -> &'static str {
+    match runtime {
+        Runtime::Python { .. } => "pip",
+        _ => "npm",
     }
 }
 
@@ -117,6 +244,14 @@ pub fn code_excludes(model: &FunctionModel) -> Vec<String> {
     match model.dependencies.as_ref().map(|d| &d.set) {
         Some(DependencySet::Node { .. }) => vec!["node_modules".into(), "node_modules/**".into()],
         _ => Vec::new(),
+    }
+}
+
+/// Adds [`code_excludes`] to the inputs of the code layer, as a build does.
+pub fn exclude_from_code(model: &FunctionModel, code_inputs: &mut [LayerInput]) {
+    let excludes = code_excludes(model);
+    for input in code_inputs {
+        input.exclude.extend(excludes.iter().cloned());
     }
 }
 
@@ -159,53 +294,14 @@ fn installed(
     reporter: &dyn Reporter,
 ) -> Result<Vec<Layer>, DepsError> {
     let deps = model.dependencies.as_ref().expect("caller checked");
-    let mut contents = Vec::new();
-    for f in files {
-        let bytes = std::fs::read(f).map_err(|source| DepsError::Read {
-            path: f.to_path_buf(),
-            source,
-        })?;
-        contents.push(bytes);
-    }
-    if let Runtime::Python { .. } = model.runtime {
-        // Files the requirements file pulls in (`-r`, `-c`) are inputs too.
-        for (path, bytes) in python::included_files(files[0])? {
-            contents.push(path.into_bytes());
-            contents.push(bytes);
-        }
-    }
-    let (installer_name, probe) = match model.runtime {
+    let (key, _) = installed_key(model, files, settings)?;
+    let installer_name = installer_name(model.runtime);
+    let probe = match model.runtime {
         Runtime::Python { .. } => {
             let on_path = installer::find_on_path("python3").or_else(|| installer::find_on_path("pip3"));
-            (
-                "pip",
-                probe_cache::probe_cached(cache, "pip", on_path, python::probe),
-            )
+            probe_cache::probe_cached(cache, "pip", on_path, python::probe)
         }
-        _ => ("npm", node::probe()),
-    };
-    let key = {
-        let mut h = Sha256::new();
-        let mut field = |b: &[u8]| {
-            h.update((b.len() as u64).to_le_bytes());
-            h.update(b);
-        };
-        field(b"lambda-img deps");
-        field(&DEPS_FORMAT_VERSION.to_le_bytes());
-        field(&LAYER_FORMAT_VERSION.to_le_bytes());
-        field(model.runtime.to_string().as_bytes());
-        field(model.architecture.to_string().as_bytes());
-        field(installer_name.as_bytes());
-        field(deps.destination.as_bytes());
-        field(&deps.split.to_le_bytes());
-        // No media family: it changes the layers' media type, not their bytes.
-        field(&settings.mtime.to_le_bytes());
-        field(&settings.gzip_level.to_le_bytes());
-        field(&(BLOCK_SIZE as u64).to_le_bytes());
-        for c in &contents {
-            field(c);
-        }
-        hex::encode(h.finalize())
+        _ => node::probe(),
     };
     let description = format!(
         "{} → {}",

@@ -137,11 +137,21 @@ pub fn install(
     Err(out.failure("pip", command, requirements))
 }
 
+/// A file a requirements file includes.
+#[derive(Debug)]
+pub struct IncludedFile {
+    /// As the including file names it (relative to that file): the cache key's form.
+    pub name: String,
+    /// Where it is on disk.
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+}
+
 /// Files a requirements file includes with `-r`/`--requirement` and
 /// `-c`/`--constraint`, recursively, each with its contents (paths relative
 /// to the including file, as pip reads them). They change what is installed,
 /// so they are part of the cache key.
-pub fn included_files(requirements: &Path) -> Result<Vec<(String, Vec<u8>)>, DepsError> {
+pub fn included_files(requirements: &Path) -> Result<Vec<IncludedFile>, DepsError> {
     let mut out = Vec::new();
     let mut todo = vec![requirements.to_path_buf()];
     let mut seen = std::collections::BTreeSet::new();
@@ -171,7 +181,11 @@ pub fn included_files(requirements: &Path) -> Result<Vec<(String, Vec<u8>)>, Dep
                 path: path.clone(),
                 source,
             })?;
-            out.push((name.to_string(), bytes));
+            out.push(IncludedFile {
+                name: name.to_string(),
+                path: path.clone(),
+                bytes,
+            });
             todo.push(path);
         }
     }
@@ -345,7 +359,7 @@ mod tests {
         let mut names: Vec<String> = included_files(&t.join("requirements.txt"))
             .unwrap()
             .into_iter()
-            .map(|(n, _)| n)
+            .map(|f| f.name)
             .collect();
         names.sort();
         assert_eq!(names, ["c.txt", "more.txt", "reqs/base.txt"]);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cache_key::{content_digests, layer_key, spec_identity};
 use super::pgzip::parallel_gzip;
-use super::select::select;
+use super::select::{Entry, select};
 use super::tar_writer::write_tar;
 use super::{LayerError, LayerSettings, LayerSpec};
 use crate::cache::{BlobFile, Cache};
@@ -26,6 +26,38 @@ pub struct LayerRecord {
     pub size: u64,
     pub diff_id: Digest,
     pub uncompressed_size: u64,
+}
+
+/// A layer's file selection and the cache key it hashes to.
+#[derive(Debug)]
+pub struct KeyedSelection {
+    pub entries: Vec<Entry>,
+    /// The layer's input key (the `layers-v1` record name).
+    pub key: String,
+    /// Regular files among `entries`.
+    pub files: usize,
+    /// Files that had to be read to hash them (the rest came from the stat index).
+    pub read: usize,
+}
+
+/// Selects the files of `spec` and computes its cache key, exactly as a
+/// build does before it compresses anything (`lambda-img plan` stops here).
+pub fn keyed_selection(
+    spec: &LayerSpec,
+    settings: &LayerSettings,
+    cache: &Cache,
+) -> Result<KeyedSelection, LayerError> {
+    let entries = select(spec)?;
+    let spec_id = spec_identity(spec);
+    let (digests, read) = content_digests(&entries, cache, &spec_id, settings.threads)?;
+    let files = digests.iter().filter(|d| d.is_some()).count();
+    let key = layer_key(&entries, &digests, settings);
+    Ok(KeyedSelection {
+        entries,
+        key,
+        files,
+        read,
+    })
 }
 
 /// Builds (or finds in the cache) the gzip layer described by `spec`.
@@ -47,17 +79,18 @@ pub fn build_layer_observed(
     reporter: &dyn Reporter,
     observe: &(dyn Fn(&[u8]) + Sync),
 ) -> Result<Layer, LayerError> {
-    let entries = select(spec)?;
-    let spec_id = spec_identity(spec);
-    let (digests, read) = content_digests(&entries, cache, &spec_id, settings.threads)?;
-    let files = digests.iter().filter(|d| d.is_some()).count();
+    let KeyedSelection {
+        entries,
+        key,
+        files,
+        read,
+    } = keyed_selection(spec, settings, cache)?;
     reporter.detail(&format!(
         "layer {}: {} entries, {files} files, {read} read to hash, {} from the stat index",
         spec.name,
         entries.len(),
         files - read
     ));
-    let key = layer_key(&entries, &digests, settings);
     let source = describe(spec);
     let layer = |rec: &LayerRecord, cached: bool| Layer {
         descriptor: Descriptor::new(settings.family.layer_gzip(), rec.digest.clone(), rec.size),

@@ -15,7 +15,10 @@ pub mod select;
 mod spec;
 pub mod tar_writer;
 
-pub use build::{LAYERS_BUCKET, LayerRecord, build_layer, build_layer_observed, compress_into_cache};
+pub use build::{
+    KeyedSelection, LAYERS_BUCKET, LayerRecord, build_layer, build_layer_observed, compress_into_cache,
+    keyed_selection,
+};
 pub use error::LayerError;
 pub use ignore::DockerIgnore;
 pub use spec::{DEFAULT_GZIP_LEVEL, DEFAULT_MTIME, LayerInput, LayerSettings, LayerSpec};

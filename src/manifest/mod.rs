@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 pub use check_keys::read_rule_policy;
 pub use deploy::{DeploySettings, alias_name, function_ref, read_deploy_settings, region_name};
+pub use deps::{DEFAULT_PACKAGE_JSON, DEFAULT_PACKAGE_LOCK, DEFAULT_REQUIREMENTS};
 pub use error::{ManifestError, Problem, line_col};
 pub use forms::check_handler;
 pub use model::{

@@ -47,14 +47,15 @@ pub(crate) fn run_buildspec(
 ) -> BTreeMap<String, String> {
     let work = tempfile::tempdir().unwrap();
     // A stub `aws` that answers `ecr get-login-password` and logs `lambda
-    // update-function-code` calls to $AWS_CALLS, and `lambda-img`.
+    // update-function-code` and `codebuild start-build-batch` calls to
+    // $AWS_CALLS, and `lambda-img`.
     let stubs = work.path().join("bin");
     std::fs::create_dir(&stubs).unwrap();
     let aws = stubs.join("aws");
     std::fs::write(
         &aws,
         format!(
-            "#!/bin/sh\nif [ \"$1 $2\" = \"lambda update-function-code\" ]; then echo \"$*\" >> \"${{AWS_CALLS:-/dev/null}}\"; exit 0; fi\n[ \"$1 $2\" = \"ecr get-login-password\" ] || exit 9\necho {PASSWORD}\n"
+            "#!/bin/sh\nif [ \"$1 $2\" = \"lambda update-function-code\" ] || [ \"$1 $2\" = \"codebuild start-build-batch\" ]; then echo \"$*\" >> \"${{AWS_CALLS:-/dev/null}}\"; exit 0; fi\n[ \"$1 $2\" = \"ecr get-login-password\" ] || exit 9\necho {PASSWORD}\n"
         ),
     )
     .unwrap();

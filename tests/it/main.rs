@@ -28,6 +28,7 @@ mod messages;
 mod patch;
 mod patch_buildspec;
 mod patch_deploy;
+mod plan;
 mod registry;
 mod registry_auth;
 mod registry_bench;
