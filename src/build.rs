@@ -58,6 +58,8 @@ pub struct BuildOptions {
 #[derive(Debug)]
 pub struct BuildOutcome {
     pub image: Image,
+    /// The function's name from lambda-img.toml (the SBOM's name).
+    pub function: String,
     /// The base as lambda-img.toml names it (canonical, even when fetched from a mirror).
     pub base: String,
     pub outputs: Vec<SinkReport>,
@@ -206,6 +208,7 @@ pub fn build(
     Ok(BuildOutcome {
         fetched_base_layers: fetched_since(&image, cache, started),
         image,
+        function: model.name.clone(),
         base: plan.base.clone(),
         outputs,
         output_digests,

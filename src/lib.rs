@@ -34,5 +34,6 @@ pub mod rules;
 pub mod run;
 pub mod runtime_api;
 pub mod sandbox;
+pub mod sbom;
 pub mod sink;
 pub mod source;

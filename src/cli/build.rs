@@ -96,6 +96,11 @@ pub struct BuildArgs {
     pub dirs: Vec<PathBuf>,
     #[command(flatten)]
     pub aws: super::deploy::BuildDeployArgs,
+    /// Also write the image's SBOM (SPDX 2.3 JSON) to PATH, atomically: the
+    /// packages lambda-img put into its layers, the base by digest and the
+    /// code layer. The same inputs give the same bytes.
+    #[arg(long, value_name = "PATH", conflicts_with = "recursive")]
+    pub sbom: Option<PathBuf>,
 }
 
 /// What shell completion offers for `--output`.
@@ -271,6 +276,11 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         return super::build_recursive::run(global, recursive, &options, &cache, &reporter);
     }
     let outcome = build(&options, &cache, &reporter)?;
+    if let Some(path) = &args.sbom {
+        let epoch = options.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
+        let subject = crate::sbom::Subject::of(&outcome.function, &outcome.image, &outcome.base, epoch);
+        crate::sbom::write_spdx(path, &subject, &outcome.image)?;
+    }
     let mut report = build_report(&outcome.report_facts());
     if let Some(path) = &args.metadata_file {
         write_metadata_file(path, &report)?;

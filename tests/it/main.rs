@@ -36,4 +36,5 @@ mod rule_tuning;
 mod rules;
 mod run;
 mod runtime;
+mod sbom;
 mod support;
