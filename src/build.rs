@@ -52,6 +52,9 @@ pub struct BuildOptions {
     pub rules: RulePolicy,
     /// `--repair-base`: as `[base] repair = true`.
     pub repair_base: bool,
+    /// Files the caller writes after the build (`--sbom`): like local
+    /// outputs, they never end up in a layer, so the next build is the same.
+    pub side_outputs: Vec<PathBuf>,
 }
 
 /// The built image and what was done with it.
@@ -161,7 +164,8 @@ pub fn build(
         &sources,
         options.force,
     )?;
-    let local_outputs: Vec<PathBuf> = local.into_iter().map(|(_, p)| p).collect();
+    let mut local_outputs: Vec<PathBuf> = local.into_iter().map(|(_, p)| p).collect();
+    local_outputs.extend(options.side_outputs.iter().map(|p| absolute(p.clone())));
     plan.exclude_outputs(&local_outputs);
     let source = source::open(&plan.base, &options.source_options)?;
     let context = CheckContext {

@@ -218,13 +218,24 @@ fn jar_coordinates_come_from_pom_properties() {
             .arg(p.join("jarsrc"))
             .arg("."),
     );
-    let sbom = p.join("sbom.json");
-    run_ok(
-        lambda_img(p.cache.path())
-            .current_dir(p.path())
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .args(["build", "--sbom"])
-            .arg(&sbom),
+    // Written inside the code layer's source: the build leaves it out, so a
+    // second build sees the same code and writes the same bytes.
+    let sbom = p.join("classes/sbom.spdx.json");
+    let build = || {
+        run_ok(
+            lambda_img(p.cache.path())
+                .current_dir(p.path())
+                .env("SOURCE_DATE_EPOCH", "1700000000")
+                .args(["build", "--sbom"])
+                .arg(&sbom),
+        );
+        std::fs::read(&sbom).unwrap()
+    };
+    let first = build();
+    assert_eq!(
+        first,
+        build(),
+        "the SBOM of the first build is not in the second's code layer"
     );
     validate(&sbom);
     let doc: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
