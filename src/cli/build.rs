@@ -101,6 +101,17 @@ pub struct BuildArgs {
     /// code layer. The same inputs give the same bytes.
     #[arg(long, value_name = "PATH", conflicts_with = "recursive")]
     pub sbom: Option<PathBuf>,
+    /// The --sbom document's format.
+    #[arg(long, value_enum, default_value = "spdx", requires = "sbom")]
+    pub sbom_format: SbomFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SbomFormatArg {
+    /// SPDX 2.3 JSON.
+    Spdx,
+    /// CycloneDX 1.6 JSON.
+    Cyclonedx,
 }
 
 /// What shell completion offers for `--output`.
@@ -280,7 +291,11 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.sbom {
         let epoch = options.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
         let subject = crate::sbom::Subject::of(&outcome.function, &outcome.image, &outcome.base, epoch);
-        crate::sbom::write_spdx(path, &subject, &outcome.image)?;
+        let format = match args.sbom_format {
+            SbomFormatArg::Spdx => crate::sbom::SbomFormat::Spdx,
+            SbomFormatArg::Cyclonedx => crate::sbom::SbomFormat::CycloneDx,
+        };
+        crate::sbom::write(path, format, &subject, &outcome.image)?;
     }
     let mut report = build_report(&outcome.report_facts());
     if let Some(path) = &args.metadata_file {

@@ -247,9 +247,14 @@ fn purl(ecosystem: Ecosystem, f: &Fields) -> String {
 
 /// Percent-encodes what a purl segment may not hold literally.
 fn encode(segment: &str) -> String {
+    percent_encode(segment, b"-._~+")
+}
+
+/// Percent-encodes every byte of `text` that is not ASCII alphanumeric or in `keep`.
+pub(super) fn percent_encode(text: &str, keep: &[u8]) -> String {
     let mut out = String::new();
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~+".contains(&b) {
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));

@@ -1,13 +1,15 @@
 //! The SBOM of a built image: the packages lambda-img put into its layers
 //! (Python distributions, npm packages, Maven jars), the base it was built on
-//! and the code layer, as an SPDX 2.3 JSON document whose bytes depend only
-//! on the image (fixed key order, a fixed timestamp, a namespace derived from
-//! the image digest), so two builds of the same inputs give the same SBOM.
+//! and the code layer, as an SPDX 2.3 or CycloneDX 1.6 JSON document whose
+//! bytes depend only on the image (fixed key order, a fixed timestamp, an id
+//! derived from the image digest), so two builds of the same inputs give the
+//! same SBOM.
 //!
 //! Packages are found by streaming the built layers' blobs from the cache with
 //! the rules' tar walker: the SBOM lists what the image holds, not what the
 //! source tree happens to hold.
 
+mod cyclonedx;
 mod discover;
 mod license;
 mod spdx;
@@ -19,11 +21,29 @@ use crate::image::base_record::BaseRecord;
 use crate::image::{Digest, Image, LayerOrigin};
 use crate::rules::CheckError;
 
+pub use cyclonedx::cyclonedx_json;
 pub use discover::{Ecosystem, Package, discover};
 pub use spdx::spdx_json;
 
-/// The media type of an SPDX JSON document.
-pub const SPDX_MEDIA_TYPE: &str = "application/spdx+json";
+/// The document formats `--sbom-format` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SbomFormat {
+    /// SPDX 2.3 JSON.
+    #[default]
+    Spdx,
+    /// CycloneDX 1.6 JSON.
+    CycloneDx,
+}
+
+impl SbomFormat {
+    /// The document's media type (for an OCI referrer's `artifactType`).
+    pub fn media_type(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => "application/spdx+json",
+            SbomFormat::CycloneDx => "application/vnd.cyclonedx+json",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SbomError {
@@ -73,15 +93,18 @@ impl Subject {
     }
 }
 
-/// The SPDX 2.3 JSON document of `image` (packages discovered in its built layers).
-pub fn spdx_for(subject: &Subject, image: &Image) -> Result<Vec<u8>, SbomError> {
+/// The SBOM of `image` in `format` (packages discovered in its built layers).
+pub fn document(format: SbomFormat, subject: &Subject, image: &Image) -> Result<Vec<u8>, SbomError> {
     let packages = discover(image)?;
-    Ok(spdx_json(subject, &packages))
+    Ok(match format {
+        SbomFormat::Spdx => spdx_json(subject, &packages),
+        SbomFormat::CycloneDx => cyclonedx_json(subject, &packages),
+    })
 }
 
-/// Writes the SPDX document of `image` to `path` whole or not at all.
-pub fn write_spdx(path: &Path, subject: &Subject, image: &Image) -> Result<(), SbomError> {
-    let bytes = spdx_for(subject, image)?;
+/// Writes the SBOM of `image` to `path` whole or not at all.
+pub fn write(path: &Path, format: SbomFormat, subject: &Subject, image: &Image) -> Result<(), SbomError> {
+    let bytes = document(format, subject, image)?;
     crate::atomic_file::write(path, &bytes, crate::atomic_file::Mode::Fixed(0o644)).map_err(|source| {
         SbomError::Write {
             path: path.to_path_buf(),

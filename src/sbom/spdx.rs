@@ -20,6 +20,7 @@ const CODE_ID: &str = "SPDXRef-CodeLayer";
 /// The document's bytes: pretty JSON with a final newline.
 pub fn spdx_json(subject: &Subject, packages: &[Package]) -> Vec<u8> {
     let digest = &subject.manifest_digest;
+    let (image_purl, base_purl) = oci_purls(subject);
     let mut entries = vec![package(
         IMAGE_ID,
         &subject.name,
@@ -27,26 +28,11 @@ pub fn spdx_json(subject: &Subject, packages: &[Package]) -> Vec<u8> {
         Some(digest),
         "CONTAINER",
         &Declared::NoAssertion,
-        Some(format!(
-            "pkg:oci/{}@{}",
-            purl_name(&subject.name),
-            purl_digest(digest)
-        )),
+        Some(image_purl),
         None,
     )];
     let mut relationships = vec![relationship("SPDXRef-DOCUMENT", "DESCRIBES", IMAGE_ID)];
     if let Some(base) = &subject.base {
-        let (repository, tag) = split_tag(&base.name);
-        let last = repository.rsplit('/').next().unwrap_or(repository);
-        let mut qualifiers = vec![format!("repository_url={}", purl_qualifier(repository))];
-        if let Some(tag) = tag {
-            qualifiers.push(format!("tag={}", purl_qualifier(tag)));
-        }
-        let version = base
-            .digest
-            .as_ref()
-            .map(|d| format!("@{}", purl_digest(d)))
-            .unwrap_or_default();
         entries.push(package(
             BASE_ID,
             &base.name,
@@ -54,11 +40,7 @@ pub fn spdx_json(subject: &Subject, packages: &[Package]) -> Vec<u8> {
             base.digest.as_ref(),
             "CONTAINER",
             &Declared::NoAssertion,
-            Some(format!(
-                "pkg:oci/{}{version}?{}",
-                purl_name(last),
-                qualifiers.join("&")
-            )),
+            base_purl,
             Some("the base image; its own packages are not listed".to_string()),
         ));
         relationships.push(relationship(IMAGE_ID, "DESCENDANT_OF", BASE_ID));
@@ -117,6 +99,31 @@ pub fn spdx_json(subject: &Subject, packages: &[Package]) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("a JSON value serializes");
     bytes.push(b'\n');
     bytes
+}
+
+/// The purls of the image (`pkg:oci/NAME@DIGEST`) and of its base
+/// (`pkg:oci/REPO@DIGEST?repository_url=...&tag=...`).
+pub(super) fn oci_purls(subject: &Subject) -> (String, Option<String>) {
+    let image = format!(
+        "pkg:oci/{}@{}",
+        purl_name(&subject.name),
+        purl_digest(&subject.manifest_digest)
+    );
+    let base = subject.base.as_ref().map(|base| {
+        let (repository, tag) = split_tag(&base.name);
+        let last = repository.rsplit('/').next().unwrap_or(repository);
+        let mut qualifiers = vec![format!("repository_url={}", purl_qualifier(repository))];
+        if let Some(tag) = tag {
+            qualifiers.push(format!("tag={}", purl_qualifier(tag)));
+        }
+        let version = base
+            .digest
+            .as_ref()
+            .map(|d| format!("@{}", purl_digest(d)))
+            .unwrap_or_default();
+        format!("pkg:oci/{}{version}?{}", purl_name(last), qualifiers.join("&"))
+    });
+    (image, base)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -180,16 +187,9 @@ fn purl_digest(d: &Digest) -> String {
     format!("{}%3A{}", d.algorithm(), d.hex())
 }
 
+/// A qualifier value: `/` and `:` (registry ports) stay readable.
 fn purl_qualifier(value: &str) -> String {
-    let mut out = String::new();
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/:".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    super::discover::percent_encode(value, b"-._~/:")
 }
 
 #[cfg(test)]

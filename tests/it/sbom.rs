@@ -18,6 +18,10 @@ use crate::support::{lambda_img, require_tool, run_ok, stand_in, stderr};
 /// its own cache, `--sbom`; returns the SBOM's bytes, the layout's manifest
 /// and the pinned base reference.
 fn build_example(registry: &TestRegistry, name: &str) -> (Vec<u8>, Value, String) {
+    build_example_as(registry, name, "spdx")
+}
+
+fn build_example_as(registry: &TestRegistry, name: &str, format: &str) -> (Vec<u8>, Value, String) {
     let (tmp, dir) = copy_example(name);
     let cache = tmp.path().join("cache");
     let pinned = stand_in::point_at(&dir.join("lambda-img.toml"), registry, &cache);
@@ -30,9 +34,13 @@ fn build_example(registry: &TestRegistry, name: &str) -> (Vec<u8>, Value, String
             .arg("--output")
             .arg(format!("oci:{}:v1", layout.display()))
             .arg("--sbom")
-            .arg(&sbom),
+            .arg(&sbom)
+            .args(["--sbom-format", format]),
     );
-    validate(&sbom);
+    match format {
+        "spdx" => validate(&sbom),
+        _ => validate_cyclonedx(&sbom),
+    }
     let (m, _) = manifest(&layout, "v1");
     (std::fs::read(&sbom).unwrap(), m, pinned)
 }
@@ -50,6 +58,51 @@ fn validate(path: &Path) {
         out.status.success() && !all.contains("not valid") && !all.to_lowercase().contains("error"),
         "pyspdxtools rejects {}:\n{all}\n{}",
         path.display(),
+        std::fs::read_to_string(path).unwrap()
+    );
+}
+
+/// The venv .ci/run makes for the SBOM validators (spdx-tools, and the
+/// CycloneDX Python library with its JSON schema validation).
+const VALIDATOR_PYTHON: &str = "/opt/lambda-img-spdx/bin/python";
+
+/// The CycloneDX library's validator is a library, not a command: as
+/// [`require_tool`], a skip locally and a failure under CI=true when missing.
+fn require_cyclonedx_validator() -> bool {
+    let found = std::process::Command::new(VALIDATOR_PYTHON)
+        .args(["-c", "import cyclonedx.validation.json"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            !crate::support::in_ci(),
+            "{VALIDATOR_PYTHON} cannot import the CycloneDX validator (CI=true): .ci/run must install cyclonedx-python-lib[json-validation]"
+        );
+        eprintln!(
+            "\n!!! SKIPPING: no CycloneDX validator in {VALIDATOR_PYTHON}; this test proves nothing here. Run .ci/run. !!!\n"
+        );
+    }
+    found
+}
+
+/// The CycloneDX Python library's strict JSON validator against the 1.6 schema.
+fn validate_cyclonedx(path: &Path) {
+    const SCRIPT: &str = "import sys\n\
+from cyclonedx.schema import SchemaVersion\n\
+from cyclonedx.validation.json import JsonStrictValidator\n\
+errors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\n\
+if errors:\n    print(errors)\n    sys.exit(1)\n";
+    let out = std::process::Command::new(VALIDATOR_PYTHON)
+        .args(["-c", SCRIPT])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the CycloneDX validator rejects {}:\n{}{}\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out),
         std::fs::read_to_string(path).unwrap()
     );
 }
@@ -187,7 +240,7 @@ fn node_example_sbom_lists_the_installed_modules() {
 /// no base package; SOURCE_DATE_EPOCH sets the document's time.
 #[test]
 fn jar_coordinates_come_from_pom_properties() {
-    if !require_tool("jar") || !require_tool("pyspdxtools") {
+    if !require_tool("jar") || !require_tool("pyspdxtools") || !require_cyclonedx_validator() {
         return;
     }
     let p = Project::new(
@@ -263,4 +316,73 @@ fn jar_coordinates_come_from_pom_properties() {
             .iter()
             .any(|p| p["SPDXID"] == "SPDXRef-Base")
     );
+    let legacy = by_name(&doc, "legacy_tool");
+    assert!(purls(&doc).contains(&"pkg:pypi/legacy-tool@2.0".to_string()));
+    let reference = legacy["licenseDeclared"].as_str().unwrap();
+    assert!(reference.starts_with("LicenseRef-"), "{legacy:#}");
+    let extracted = &doc["hasExtractedLicensingInfos"][0];
+    assert_eq!(extracted["licenseId"], reference);
+    assert_eq!(
+        extracted["extractedText"],
+        "Copyright (c) 2001 Example Corp.\nPermission is hereby granted to use it."
+    );
+
+    // The same facts in CycloneDX: Maven's group as `group`, the free-text
+    // licence as a named licence with its text; the schema validator agrees.
+    let cdx = p.join("classes/sbom.cdx.json");
+    run_ok(
+        lambda_img(p.cache.path())
+            .current_dir(p.path())
+            .args(["build", "--sbom-format", "cyclonedx", "--sbom"])
+            .arg(&cdx),
+    );
+    validate_cyclonedx(&cdx);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&cdx).unwrap()).unwrap();
+    let components = doc["components"].as_array().unwrap();
+    let lib = components.iter().find(|c| c["name"] == "greeting-lib").unwrap();
+    assert_eq!(lib["group"], "org.example");
+    assert_eq!(lib["purl"], "pkg:maven/org.example/greeting-lib@1.4.2");
+    let legacy = components.iter().find(|c| c["name"] == "legacy_tool").unwrap();
+    assert_eq!(
+        legacy["licenses"][0]["license"]["text"]["content"],
+        "Copyright (c) 2001 Example Corp.\nPermission is hereby granted to use it."
+    );
+    assert!(
+        !components.iter().any(|c| c["bom-ref"] == "base"),
+        "scratch has no base"
+    );
+}
+
+#[test]
+fn node_example_cyclonedx_lists_the_installed_modules_and_is_the_same_twice() {
+    if !require_tool("npm") || !require_tool("docker-registry") || !require_cyclonedx_validator() {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    stand_in::publish(&registry, base_repository("nodejs20.x"));
+    let (bytes, m, pinned) = build_example_as(&registry, "node", "cyclonedx");
+    let (again, _, _) = build_example_as(&registry, "node", "cyclonedx");
+    assert_eq!(bytes, again, "two builds give the same CycloneDX bytes");
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(doc["specVersion"], "1.6");
+    assert_eq!(doc["metadata"]["timestamp"], "1980-01-01T00:00:00Z");
+    assert_eq!(doc["metadata"]["component"]["name"], "node-example");
+    let components = doc["components"].as_array().unwrap();
+    let find = |reference: &str| {
+        components
+            .iter()
+            .find(|c| c["bom-ref"] == reference || c["name"] == reference)
+            .unwrap_or_else(|| panic!("no component {reference} in {doc:#}"))
+    };
+    let (name, digest) = pinned.split_once('@').unwrap();
+    assert_eq!(find("base")["name"], name);
+    assert_eq!(find("base")["version"], digest);
+    let last = m["layers"].as_array().unwrap().last().unwrap();
+    assert_eq!(find("code-layer")["version"], last["digest"]);
+    let ms = find("ms");
+    assert_eq!(ms["version"], "2.1.3");
+    assert_eq!(ms["purl"], "pkg:npm/ms@2.1.3");
+    assert_eq!(ms["licenses"][0]["expression"], "MIT");
 }
