@@ -77,6 +77,8 @@ impl Subject {
                 digest: None,
             })
         });
+        // `code` is plan::CODE_LAYER; plan sits above this module, so the
+        // name is written out (the SBOM tests fail if the two drift apart).
         let code_layer = image
             .layers
             .iter()
