@@ -52,12 +52,17 @@ pub struct BuildOptions {
     pub rules: RulePolicy,
     /// `--repair-base`: as `[base] repair = true`.
     pub repair_base: bool,
+    /// Files the caller writes after the build (`--sbom`): like local
+    /// outputs, they never end up in a layer, so the next build is the same.
+    pub side_outputs: Vec<PathBuf>,
 }
 
 /// The built image and what was done with it.
 #[derive(Debug)]
 pub struct BuildOutcome {
     pub image: Image,
+    /// The function's name from lambda-img.toml (the SBOM's name).
+    pub function: String,
     /// The base as lambda-img.toml names it (canonical, even when fetched from a mirror).
     pub base: String,
     pub outputs: Vec<SinkReport>,
@@ -159,7 +164,8 @@ pub fn build(
         &sources,
         options.force,
     )?;
-    let local_outputs: Vec<PathBuf> = local.into_iter().map(|(_, p)| p).collect();
+    let mut local_outputs: Vec<PathBuf> = local.into_iter().map(|(_, p)| p).collect();
+    local_outputs.extend(options.side_outputs.iter().map(|p| absolute(p.clone())));
     plan.exclude_outputs(&local_outputs);
     let source = source::open(&plan.base, &options.source_options)?;
     let context = CheckContext {
@@ -206,6 +212,7 @@ pub fn build(
     Ok(BuildOutcome {
         fetched_base_layers: fetched_since(&image, cache, started),
         image,
+        function: model.name.clone(),
         base: plan.base.clone(),
         outputs,
         output_digests,

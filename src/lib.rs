@@ -36,5 +36,6 @@ pub mod rules;
 pub mod run;
 pub mod runtime_api;
 pub mod sandbox;
+pub mod sbom;
 pub mod sink;
 pub mod source;

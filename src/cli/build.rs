@@ -96,6 +96,22 @@ pub struct BuildArgs {
     pub dirs: Vec<PathBuf>,
     #[command(flatten)]
     pub aws: super::deploy::BuildDeployArgs,
+    /// Also write the image's SBOM (SPDX 2.3 JSON) to PATH, atomically: the
+    /// packages lambda-img put into its layers, the base by digest and the
+    /// code layer. The same inputs give the same bytes.
+    #[arg(long, value_name = "PATH", conflicts_with = "recursive")]
+    pub sbom: Option<PathBuf>,
+    /// The --sbom document's format.
+    #[arg(long, value_enum, default_value = "spdx", requires = "sbom")]
+    pub sbom_format: SbomFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SbomFormatArg {
+    /// SPDX 2.3 JSON.
+    Spdx,
+    /// CycloneDX 1.6 JSON.
+    Cyclonedx,
 }
 
 /// What shell completion offers for `--output`.
@@ -253,6 +269,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         arch: args.arch,
         rules: args.rules.policy()?,
         repair_base: args.repair_base,
+        side_outputs: args.sbom.iter().cloned().collect(),
     };
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(
@@ -271,6 +288,15 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         return super::build_recursive::run(global, recursive, &options, &cache, &reporter);
     }
     let outcome = build(&options, &cache, &reporter)?;
+    if let Some(path) = &args.sbom {
+        let epoch = options.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
+        let subject = crate::sbom::Subject::of(&outcome.function, &outcome.image, &outcome.base, epoch);
+        let format = match args.sbom_format {
+            SbomFormatArg::Spdx => crate::sbom::SbomFormat::Spdx,
+            SbomFormatArg::Cyclonedx => crate::sbom::SbomFormat::CycloneDx,
+        };
+        crate::sbom::write(path, format, &subject, &outcome.image)?;
+    }
     let mut report = build_report(&outcome.report_facts());
     if let Some(path) = &args.metadata_file {
         write_metadata_file(path, &report)?;

@@ -160,6 +160,7 @@ fn resolve_image(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<Resolved
                 arch: None,
                 rules: Default::default(),
                 repair_base: false,
+                side_outputs: Vec::new(),
             };
             let outcome = crate::build::build(&options, &cache, &reporter)?;
             Ok(Resolved {

@@ -39,4 +39,5 @@ mod run;
 mod run_env;
 mod run_serve;
 mod runtime;
+mod sbom;
 mod support;

@@ -1,0 +1,307 @@
+//! Finding packages in layer tar streams: `*.dist-info/METADATA` (Python),
+//! the `package.json` at the root of each installed `node_modules` package
+//! (npm), and `META-INF/maven/*/*/pom.properties` inside jars or unpacked
+//! (Maven). Only the layers this build wrote are read: the base's packages
+//! are its own (the base is named by digest instead).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use super::SbomError;
+use crate::image::{Digest, Image, LayerOrigin};
+use crate::rules::walk::{EntryKind, TarEntry, read_head, walk_layer};
+
+/// Metadata files larger than this are not package metadata we can use.
+const METADATA_LIMIT: usize = 1 << 20;
+/// Jars are read whole to find their central directory; bigger ones are skipped.
+const JAR_LIMIT: u64 = 256 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ecosystem {
+    Maven,
+    Npm,
+    Pypi,
+}
+
+impl Ecosystem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ecosystem::Maven => "maven",
+            Ecosystem::Npm => "npm",
+            Ecosystem::Pypi => "pypi",
+        }
+    }
+}
+
+/// One package found in a layer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Package {
+    pub ecosystem: Ecosystem,
+    pub name: String,
+    pub version: String,
+    /// The licence as the package declares it (free text or an SPDX expression).
+    pub license: Option<String>,
+    pub purl: String,
+    /// Where its metadata is in the image (`JAR!entry` for a jar's pom.properties).
+    pub path: String,
+    /// The blob digest of the layer that holds it.
+    pub layer: Digest,
+}
+
+/// The packages in the layers `image`'s build wrote, sorted, one per
+/// metadata path (a later layer's file replaces an earlier one's).
+pub fn discover(image: &Image) -> Result<Vec<Package>, SbomError> {
+    let mut found: BTreeMap<String, Package> = BTreeMap::new();
+    for layer in image
+        .layers
+        .iter()
+        .filter(|l| matches!(l.origin, LayerOrigin::Built { .. }))
+    {
+        let digest = &layer.descriptor.digest;
+        walk_layer(layer, |entry, reader| {
+            for p in packages_of(entry, reader, digest)? {
+                found.insert(p.path.clone(), p);
+            }
+            Ok(())
+        })?;
+    }
+    let mut packages: Vec<Package> = found.into_values().collect();
+    packages.sort();
+    Ok(packages)
+}
+
+/// The packages one tar entry describes (none for most entries).
+fn packages_of(entry: &TarEntry, reader: &mut dyn Read, layer: &Digest) -> std::io::Result<Vec<Package>> {
+    if entry.kind != EntryKind::File {
+        return Ok(Vec::new());
+    }
+    let path = entry.path.as_str();
+    let make = |ecosystem, fields: Option<Fields>, path: String| {
+        fields.map(|f| Package {
+            ecosystem,
+            purl: purl(ecosystem, &f),
+            name: f.name,
+            version: f.version,
+            license: f.license,
+            path,
+            layer: layer.clone(),
+        })
+    };
+    if is_dist_info_metadata(path) {
+        let text = read_head(reader, METADATA_LIMIT)?;
+        return Ok(make(Ecosystem::Pypi, python_metadata(&text), path.to_string())
+            .into_iter()
+            .collect());
+    }
+    if is_installed_package_json(path) {
+        let text = read_head(reader, METADATA_LIMIT)?;
+        return Ok(make(Ecosystem::Npm, npm_package(&text), path.to_string())
+            .into_iter()
+            .collect());
+    }
+    if is_pom_properties(path) {
+        let text = read_head(reader, METADATA_LIMIT)?;
+        return Ok(make(Ecosystem::Maven, pom_properties(&text), path.to_string())
+            .into_iter()
+            .collect());
+    }
+    if path.ends_with(".jar") && entry.size <= JAR_LIMIT {
+        let mut bytes = Vec::with_capacity(entry.size as usize);
+        reader.read_to_end(&mut bytes)?;
+        let mut out = Vec::new();
+        // A jar that is not a readable zip holds no coordinates we can trust.
+        for (name, data) in super::zip::entries(&bytes, is_pom_properties, METADATA_LIMIT).unwrap_or_default()
+        {
+            out.extend(make(
+                Ecosystem::Maven,
+                pom_properties(&data),
+                format!("{path}!{name}"),
+            ));
+        }
+        return Ok(out);
+    }
+    Ok(Vec::new())
+}
+
+/// The fields every ecosystem gives.
+struct Fields {
+    /// Maven: `group/artifact`; npm: `@scope/name` or `name`.
+    name: String,
+    version: String,
+    license: Option<String>,
+}
+
+/// `.../NAME-VERSION.dist-info/METADATA`.
+fn is_dist_info_metadata(path: &str) -> bool {
+    path.strip_suffix("/METADATA")
+        .and_then(|dir| dir.rsplit('/').next())
+        .is_some_and(|d| d.ends_with(".dist-info"))
+}
+
+/// `.../node_modules/NAME/package.json` or `.../node_modules/@SCOPE/NAME/package.json`:
+/// a package's root, not a `package.json` deeper inside it.
+fn is_installed_package_json(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let Some(nm) = parts.iter().rposition(|p| *p == "node_modules") else {
+        return false;
+    };
+    let rest = &parts[nm + 1..];
+    match rest {
+        [name, "package.json"] => !name.starts_with('.') && !name.starts_with('@'),
+        [scope, name, "package.json"] => scope.starts_with('@') && !name.starts_with('.'),
+        _ => false,
+    }
+}
+
+/// `META-INF/maven/GROUP/ARTIFACT/pom.properties`, at any depth.
+fn is_pom_properties(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    parts.len() >= 5
+        && parts[parts.len() - 5..parts.len() - 3] == ["META-INF", "maven"]
+        && parts[parts.len() - 1] == "pom.properties"
+}
+
+/// The header fields of core metadata (RFC 822 style: continuation lines
+/// start with whitespace; the body after the first blank line is the description).
+fn python_metadata(bytes: &[u8]) -> Option<Fields> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, v)) = headers.last_mut() {
+                v.push('\n');
+                v.push_str(line.trim());
+            }
+        } else if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let get = |key: &str| {
+        headers
+            .iter()
+            .find(|(k, v)| k == key && !v.is_empty() && v != "UNKNOWN")
+            .map(|(_, v)| v.clone())
+    };
+    Some(Fields {
+        name: get("name")?,
+        version: get("version")?,
+        // Metadata 2.4's SPDX expression first, the free-text field otherwise.
+        license: get("license-expression").or_else(|| get("license")),
+    })
+}
+
+fn npm_package(bytes: &[u8]) -> Option<Fields> {
+    let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let name = doc.get("name")?.as_str()?.to_string();
+    let version = doc.get("version")?.as_str()?.to_string();
+    // `license` is an SPDX expression; the old `{ "type": ... }` form too.
+    let license = match doc.get("license") {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Object(o)) => o.get("type").and_then(|t| t.as_str()).map(str::to_string),
+        _ => None,
+    };
+    Some(Fields {
+        name,
+        version,
+        license,
+    })
+}
+
+/// Java properties as Maven writes them: `key=value` lines, `#` comments.
+fn pom_properties(bytes: &[u8]) -> Option<Fields> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut props = BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with(['#', '!']) {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once(['=', ':']) {
+            props.insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    let group = props.get("groupId")?;
+    let artifact = props.get("artifactId")?;
+    Some(Fields {
+        name: format!("{group}/{artifact}"),
+        version: props.get("version")?.clone(),
+        license: None,
+    })
+}
+
+/// The package URL (purl spec): PyPI names are lowercased with `_` as `-`,
+/// npm scopes are percent-encoded `@`, Maven is `group/artifact`.
+fn purl(ecosystem: Ecosystem, f: &Fields) -> String {
+    let name = match ecosystem {
+        Ecosystem::Pypi => encode(&f.name.to_ascii_lowercase().replace(['_', '.'], "-")),
+        Ecosystem::Npm => match f.name.split_once('/') {
+            Some((scope, name)) if scope.starts_with('@') => format!("{}/{}", encode(scope), encode(name)),
+            _ => encode(&f.name),
+        },
+        Ecosystem::Maven => f.name.split('/').map(encode).collect::<Vec<_>>().join("/"),
+    };
+    format!("pkg:{}/{}@{}", ecosystem.as_str(), name, encode(&f.version))
+}
+
+/// Percent-encodes what a purl segment may not hold literally.
+fn encode(segment: &str) -> String {
+    percent_encode(segment, b"-._~+")
+}
+
+/// Percent-encodes every byte of `text` that is not ASCII alphanumeric or in `keep`.
+pub(super) fn percent_encode(text: &str, keep: &[u8]) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_paths_are_recognised() {
+        assert!(is_dist_info_metadata("var/task/ujson-5.10.0.dist-info/METADATA"));
+        assert!(!is_dist_info_metadata("var/task/ujson/METADATA"));
+        assert!(is_installed_package_json("var/task/node_modules/ms/package.json"));
+        assert!(is_installed_package_json(
+            "var/task/node_modules/@types/node/package.json"
+        ));
+        assert!(is_installed_package_json(
+            "var/task/node_modules/a/node_modules/b/package.json"
+        ));
+        assert!(!is_installed_package_json(
+            "var/task/node_modules/ms/lib/package.json"
+        ));
+        assert!(!is_installed_package_json("var/task/package.json"));
+        assert!(is_pom_properties("META-INF/maven/org.example/lib/pom.properties"));
+        assert!(!is_pom_properties("META-INF/maven/pom.properties"));
+    }
+
+    #[test]
+    fn python_metadata_reads_headers_not_the_body() {
+        let f = python_metadata(
+            b"Metadata-Version: 2.1\nName: Foo_Bar\nVersion: 1.0\nLicense: Line one\n  line two\n\nName: body\n",
+        )
+        .unwrap();
+        assert_eq!((f.name.as_str(), f.version.as_str()), ("Foo_Bar", "1.0"));
+        assert_eq!(f.license.as_deref(), Some("Line one\nline two"));
+        assert_eq!(purl(Ecosystem::Pypi, &f), "pkg:pypi/foo-bar@1.0");
+    }
+
+    #[test]
+    fn purls_follow_the_spec() {
+        let f = npm_package(br#"{"name":"@types/node","version":"20.1.0","license":"MIT"}"#).unwrap();
+        assert_eq!(purl(Ecosystem::Npm, &f), "pkg:npm/%40types/node@20.1.0");
+        let m = pom_properties(b"#Generated\ngroupId=org.example\nartifactId=lib\nversion=1.2\n").unwrap();
+        assert_eq!(purl(Ecosystem::Maven, &m), "pkg:maven/org.example/lib@1.2");
+    }
+}

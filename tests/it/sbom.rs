@@ -1,0 +1,388 @@
+//! `build --sbom`: the SPDX document lists what the real pip and npm
+//! installed (read back from the built layers), the base by digest and the
+//! code layer; two builds give the same bytes, and the real SPDX validator
+//! (`pyspdxtools` from the PyPI package spdx-tools) accepts it.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::examples::copy_example;
+use crate::init::base_repository;
+use crate::support::oci::manifest;
+use crate::support::project::Project;
+use crate::support::registry::TestRegistry;
+use crate::support::{lambda_img, require_tool, run_ok, stand_in, stderr};
+
+/// Builds a copy of examples/`name` on the stand-in base in `registry` with
+/// its own cache, `--sbom`; returns the SBOM's bytes, the layout's manifest
+/// and the pinned base reference.
+fn build_example(registry: &TestRegistry, name: &str) -> (Vec<u8>, Value, String) {
+    build_example_as(registry, name, "spdx")
+}
+
+fn build_example_as(registry: &TestRegistry, name: &str, format: &str) -> (Vec<u8>, Value, String) {
+    let (tmp, dir) = copy_example(name);
+    let cache = tmp.path().join("cache");
+    let pinned = stand_in::point_at(&dir.join("lambda-img.toml"), registry, &cache);
+    let layout = tmp.path().join("layout");
+    let sbom = tmp.path().join("sbom.spdx.json");
+    run_ok(
+        lambda_img(&cache)
+            .current_dir(&dir)
+            .arg("build")
+            .arg("--output")
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg("--sbom")
+            .arg(&sbom)
+            .args(["--sbom-format", format]),
+    );
+    match format {
+        "spdx" => validate(&sbom),
+        _ => validate_cyclonedx(&sbom),
+    }
+    let (m, _) = manifest(&layout, "v1");
+    (std::fs::read(&sbom).unwrap(), m, pinned)
+}
+
+/// The real validator: it exits non-zero and names the problem when the
+/// document is not valid SPDX 2.3.
+fn validate(path: &Path) {
+    let out = std::process::Command::new("pyspdxtools")
+        .arg("-i")
+        .arg(path)
+        .output()
+        .unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(
+        out.status.success() && !all.contains("not valid") && !all.to_lowercase().contains("error"),
+        "pyspdxtools rejects {}:\n{all}\n{}",
+        path.display(),
+        std::fs::read_to_string(path).unwrap()
+    );
+}
+
+/// The venv .ci/run makes for the SBOM validators (spdx-tools, and the
+/// CycloneDX Python library with its JSON schema validation).
+const VALIDATOR_PYTHON: &str = "/opt/lambda-img-spdx/bin/python";
+
+/// The CycloneDX library's validator is a library, not a command: as
+/// [`require_tool`], a skip locally and a failure under CI=true when missing.
+fn require_cyclonedx_validator() -> bool {
+    let found = std::process::Command::new(VALIDATOR_PYTHON)
+        .args(["-c", "import cyclonedx.validation.json"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            !crate::support::in_ci(),
+            "{VALIDATOR_PYTHON} cannot import the CycloneDX validator (CI=true): .ci/run must install cyclonedx-python-lib[json-validation]"
+        );
+        eprintln!(
+            "\n!!! SKIPPING: no CycloneDX validator in {VALIDATOR_PYTHON}; this test proves nothing here. Run .ci/run. !!!\n"
+        );
+    }
+    found
+}
+
+/// The CycloneDX Python library's strict JSON validator against the 1.6 schema.
+fn validate_cyclonedx(path: &Path) {
+    const SCRIPT: &str = "import sys\n\
+from cyclonedx.schema import SchemaVersion\n\
+from cyclonedx.validation.json import JsonStrictValidator\n\
+errors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\n\
+if errors:\n    print(errors)\n    sys.exit(1)\n";
+    let out = std::process::Command::new(VALIDATOR_PYTHON)
+        .args(["-c", SCRIPT])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the CycloneDX validator rejects {}:\n{}{}\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out),
+        std::fs::read_to_string(path).unwrap()
+    );
+}
+
+fn purls(doc: &Value) -> Vec<String> {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
+        .map(|r| r["referenceLocator"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn package<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["SPDXID"] == id)
+        .unwrap_or_else(|| panic!("no package {id} in {doc:#}"))
+}
+
+fn by_name<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no package named {name} in {doc:#}"))
+}
+
+/// The image, its base by digest and its code layer by digest, as the layout holds them.
+fn assert_image_facts(doc: &Value, m: &Value, pinned: &str, function: &str) {
+    let image = package(doc, "SPDXRef-Image");
+    assert_eq!(image["name"], function);
+    let base = package(doc, "SPDXRef-Base");
+    let (name, digest) = pinned.split_once('@').unwrap();
+    assert_eq!(base["name"], name);
+    assert_eq!(base["versionInfo"], digest);
+    assert_eq!(
+        base["checksums"][0]["checksumValue"],
+        digest.trim_start_matches("sha256:")
+    );
+    let code = package(doc, "SPDXRef-CodeLayer");
+    let last = m["layers"].as_array().unwrap().last().unwrap();
+    assert_eq!(code["versionInfo"], last["digest"]);
+    let relationships = doc["relationships"].as_array().unwrap();
+    assert!(
+        relationships
+            .iter()
+            .any(|r| r["relationshipType"] == "DESCENDANT_OF" && r["relatedSpdxElement"] == "SPDXRef-Base")
+    );
+    assert!(
+        doc["documentNamespace"].as_str().unwrap().ends_with(
+            image["versionInfo"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+        )
+    );
+}
+
+#[test]
+fn python_example_sbom_lists_the_compiled_wheel_and_is_the_same_twice() {
+    if !require_tool("pip3") || !require_tool("docker-registry") || !require_tool("pyspdxtools") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    stand_in::publish(&registry, base_repository("python3.12"));
+    // Two copies, two caches: two real pip installs.
+    let (first, m, pinned) = build_example(&registry, "python");
+    let (second, _, _) = build_example(&registry, "python");
+    assert_eq!(first, second, "two builds give the same SBOM bytes");
+
+    let doc: Value = serde_json::from_slice(&first).unwrap();
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+    // The fixed default time: the example is built without SOURCE_DATE_EPOCH.
+    assert_eq!(doc["creationInfo"]["created"], "1980-01-01T00:00:00Z");
+    assert_image_facts(&doc, &m, &pinned, "python-example");
+    let ujson = by_name(&doc, "ujson");
+    assert_eq!(ujson["versionInfo"], "5.10.0");
+    assert!(
+        purls(&doc).contains(&"pkg:pypi/ujson@5.10.0".to_string()),
+        "{:?}",
+        purls(&doc)
+    );
+    // ujson's METADATA has no License or License-Expression field, only a
+    // trove classifier that names no particular BSD licence: not guessed.
+    assert_eq!(ujson["licenseDeclared"], "NOASSERTION", "{ujson:#}");
+    // It was found where pip put it, in the dependency layer.
+    let comment = ujson["comment"].as_str().unwrap();
+    assert!(
+        comment.contains("/var/task/ujson-5.10.0.dist-info/METADATA"),
+        "{comment}"
+    );
+    assert!(
+        comment.contains(m["layers"][1]["digest"].as_str().unwrap()),
+        "{comment}"
+    );
+}
+
+#[test]
+fn node_example_sbom_lists_the_installed_modules() {
+    if !require_tool("npm") || !require_tool("docker-registry") || !require_tool("pyspdxtools") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    stand_in::publish(&registry, base_repository("nodejs20.x"));
+    let (bytes, m, pinned) = build_example(&registry, "node");
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_image_facts(&doc, &m, &pinned, "node-example");
+    let ms = by_name(&doc, "ms");
+    assert_eq!(ms["versionInfo"], "2.1.3");
+    assert_eq!(ms["licenseDeclared"], "MIT");
+    assert!(
+        purls(&doc).contains(&"pkg:npm/ms@2.1.3".to_string()),
+        "{:?}",
+        purls(&doc)
+    );
+    // The function's own package.json is not an installed package.
+    assert!(
+        !purls(&doc).iter().any(|p| p.starts_with("pkg:npm/node-example")),
+        "{:?}",
+        purls(&doc)
+    );
+}
+
+/// Jars made by the real `jar` tool (deflated entries): their Maven
+/// coordinates come from `META-INF/maven/**/pom.properties`. On scratch:
+/// no base package; SOURCE_DATE_EPOCH sets the document's time.
+#[test]
+fn jar_coordinates_come_from_pom_properties() {
+    if !require_tool("jar") || !require_tool("pyspdxtools") || !require_cyclonedx_validator() {
+        return;
+    }
+    let p = Project::new(
+        "[function]\nname = \"j\"\nruntime = \"java21\"\nhandler = \"example.Handler::handleRequest\"\n[base]\nimage = \"scratch\"\n[[layer]]\nname = \"jvm\"\nsources = [\"fake/java\"]\ndestination = \"/usr/bin/java\"\nmode = \"0755\"\n[code]\nsources = [\"classes\"]\n[image]\nentrypoint = [\"/usr/bin/java\"]\n[dependencies]\n",
+        &[
+            ("classes/example/Handler.class", "class"),
+            ("fake/java", "stand-in interpreter, never run\n"),
+            (
+                "jarsrc/META-INF/maven/org.example/greeting-lib/pom.properties",
+                "#Created by Apache Maven\ngroupId=org.example\nartifactId=greeting-lib\nversion=1.4.2\n",
+            ),
+            ("jarsrc/org/example/Greeting.class", "class"),
+            // Free-text licences (Python's `License:`) become a LicenseRef
+            // whose text the document carries: the validator checks the pair.
+            (
+                "classes/legacy_tool-2.0.dist-info/METADATA",
+                "Metadata-Version: 2.1\nName: legacy_tool\nVersion: 2.0\nLicense: Copyright (c) 2001 Example Corp.\n        Permission is hereby granted to use it.\n\nLicense: body text, not a header\n",
+            ),
+        ],
+    );
+    let jar: PathBuf = p.join("target/dependency/greeting-lib-1.4.2.jar");
+    std::fs::create_dir_all(jar.parent().unwrap()).unwrap();
+    run_ok(
+        std::process::Command::new("jar")
+            .arg("cf")
+            .arg(&jar)
+            .arg("-C")
+            .arg(p.join("jarsrc"))
+            .arg("."),
+    );
+    // Written inside the code layer's source: the build leaves it out, so a
+    // second build sees the same code and writes the same bytes.
+    let sbom = p.join("classes/sbom.spdx.json");
+    let build = || {
+        run_ok(
+            lambda_img(p.cache.path())
+                .current_dir(p.path())
+                .env("SOURCE_DATE_EPOCH", "1700000000")
+                .args(["build", "--sbom"])
+                .arg(&sbom),
+        );
+        std::fs::read(&sbom).unwrap()
+    };
+    let first = build();
+    assert_eq!(
+        first,
+        build(),
+        "the SBOM of the first build is not in the second's code layer"
+    );
+    validate(&sbom);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+    assert_eq!(doc["creationInfo"]["created"], "2023-11-14T22:13:20Z");
+    let lib = by_name(&doc, "org.example/greeting-lib");
+    assert_eq!(lib["versionInfo"], "1.4.2");
+    assert_eq!(
+        purls(&doc)
+            .iter()
+            .filter(|p| p.starts_with("pkg:maven/"))
+            .collect::<Vec<_>>(),
+        ["pkg:maven/org.example/greeting-lib@1.4.2"]
+    );
+    let comment = lib["comment"].as_str().unwrap();
+    assert!(
+        comment.contains(
+            "/var/task/lib/greeting-lib-1.4.2.jar!META-INF/maven/org.example/greeting-lib/pom.properties"
+        ),
+        "{comment}"
+    );
+    assert!(
+        !doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["SPDXID"] == "SPDXRef-Base")
+    );
+    let legacy = by_name(&doc, "legacy_tool");
+    assert!(purls(&doc).contains(&"pkg:pypi/legacy-tool@2.0".to_string()));
+    let reference = legacy["licenseDeclared"].as_str().unwrap();
+    assert!(reference.starts_with("LicenseRef-"), "{legacy:#}");
+    let extracted = &doc["hasExtractedLicensingInfos"][0];
+    assert_eq!(extracted["licenseId"], reference);
+    assert_eq!(
+        extracted["extractedText"],
+        "Copyright (c) 2001 Example Corp.\nPermission is hereby granted to use it."
+    );
+
+    // The same facts in CycloneDX: Maven's group as `group`, the free-text
+    // licence as a named licence with its text; the schema validator agrees.
+    let cdx = p.join("classes/sbom.cdx.json");
+    run_ok(
+        lambda_img(p.cache.path())
+            .current_dir(p.path())
+            .args(["build", "--sbom-format", "cyclonedx", "--sbom"])
+            .arg(&cdx),
+    );
+    validate_cyclonedx(&cdx);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&cdx).unwrap()).unwrap();
+    let components = doc["components"].as_array().unwrap();
+    let lib = components.iter().find(|c| c["name"] == "greeting-lib").unwrap();
+    assert_eq!(lib["group"], "org.example");
+    assert_eq!(lib["purl"], "pkg:maven/org.example/greeting-lib@1.4.2");
+    let legacy = components.iter().find(|c| c["name"] == "legacy_tool").unwrap();
+    assert_eq!(
+        legacy["licenses"][0]["license"]["text"]["content"],
+        "Copyright (c) 2001 Example Corp.\nPermission is hereby granted to use it."
+    );
+    assert!(
+        !components.iter().any(|c| c["bom-ref"] == "base"),
+        "scratch has no base"
+    );
+}
+
+#[test]
+fn node_example_cyclonedx_lists_the_installed_modules_and_is_the_same_twice() {
+    if !require_tool("npm") || !require_tool("docker-registry") || !require_cyclonedx_validator() {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    stand_in::publish(&registry, base_repository("nodejs20.x"));
+    let (bytes, m, pinned) = build_example_as(&registry, "node", "cyclonedx");
+    let (again, _, _) = build_example_as(&registry, "node", "cyclonedx");
+    assert_eq!(bytes, again, "two builds give the same CycloneDX bytes");
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(doc["specVersion"], "1.6");
+    assert_eq!(doc["metadata"]["timestamp"], "1980-01-01T00:00:00Z");
+    assert_eq!(doc["metadata"]["component"]["name"], "node-example");
+    let components = doc["components"].as_array().unwrap();
+    let find = |reference: &str| {
+        components
+            .iter()
+            .find(|c| c["bom-ref"] == reference || c["name"] == reference)
+            .unwrap_or_else(|| panic!("no component {reference} in {doc:#}"))
+    };
+    let (name, digest) = pinned.split_once('@').unwrap();
+    assert_eq!(find("base")["name"], name);
+    assert_eq!(find("base")["version"], digest);
+    let last = m["layers"].as_array().unwrap().last().unwrap();
+    assert_eq!(find("code-layer")["version"], last["digest"]);
+    let ms = find("ms");
+    assert_eq!(ms["version"], "2.1.3");
+    assert_eq!(ms["purl"], "pkg:npm/ms@2.1.3");
+    assert_eq!(ms["licenses"][0]["expression"], "MIT");
+}
