@@ -58,10 +58,8 @@ pub fn build_report(facts: &BuildFacts) -> Value {
                 .or_insert_with(|| output_digest(image, sink));
         }
     }
-    let pushed: Vec<String> = outputs
-        .iter()
-        .filter(|o| o.output.starts_with("registry:"))
-        .filter_map(|o| o.reference.as_deref())
+    let pushed: Vec<String> = crate::sink::pushed_references(outputs)
+        .into_iter()
         .map(by_digest)
         .collect();
     let object = value.as_object_mut().expect("the report is an object");

@@ -301,8 +301,8 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.metadata_file {
         write_metadata_file(path, &report)?;
     }
-    let pushed = outcome.outputs.iter().any(|o| o.output.starts_with("registry:"));
-    if pushed {
+    let pushed = crate::sink::pushed_references(&outcome.outputs);
+    if !pushed.is_empty() {
         // `deploy` without IMAGE deploys what this build pushed.
         let project_dir = options.manifest_path.parent().unwrap_or(std::path::Path::new(""));
         if let Err(e) =
@@ -312,12 +312,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         }
     }
     if args.aws.deploy {
-        let image = outcome
-            .outputs
-            .iter()
-            .filter(|o| o.output.starts_with("registry:"))
-            .find_map(|o| o.reference.as_deref())
-            .unwrap_or_default();
+        let image = pushed.first().copied().unwrap_or_default();
         let deployed = super::deploy::after_build(
             global,
             &args.aws,
@@ -349,9 +344,9 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
 fn digest_lines(outcome: &crate::build::BuildOutcome) -> String {
     let digests = &outcome.output_digests;
     let differ = digests.windows(2).any(|w| w[0] != w[1]);
-    let line = |(o, d): (&crate::sink::SinkReport, &crate::image::Digest)| match &o.reference {
-        Some(r) if o.output.starts_with("registry:") => r.clone(),
-        _ => format!("{}@{d}", o.output),
+    let line = |(o, d): (&crate::sink::SinkReport, &crate::image::Digest)| match o.pushed_reference() {
+        Some(r) => r.to_string(),
+        None => format!("{}@{d}", o.output),
     };
     if differ {
         return outcome
@@ -362,12 +357,7 @@ fn digest_lines(outcome: &crate::build::BuildOutcome) -> String {
             .collect::<Vec<_>>()
             .join("\n");
     }
-    let pushed: Vec<&str> = outcome
-        .outputs
-        .iter()
-        .filter(|o| o.output.starts_with("registry:"))
-        .filter_map(|o| o.reference.as_deref())
-        .collect();
+    let pushed = crate::sink::pushed_references(&outcome.outputs);
     match (pushed.is_empty(), digests.first()) {
         (false, _) => pushed.join("\n"),
         (true, Some(d)) => d.to_string(),

@@ -113,12 +113,7 @@ fn build_one(
     let outcome = build(&member.options, cache, reporter)?;
     // The same report `build --json` prints for one function.
     let mut report = build_report(&outcome.report_facts());
-    let pushed: Vec<&str> = outcome
-        .outputs
-        .iter()
-        .filter(|o| o.output.starts_with("registry:"))
-        .filter_map(|o| o.reference.as_deref())
-        .collect();
+    let pushed = crate::sink::pushed_references(&outcome.outputs);
     if !pushed.is_empty() {
         // `deploy` without IMAGE in this project deploys what was pushed.
         let project_dir = manifest.parent().unwrap_or(Path::new(""));

@@ -70,6 +70,22 @@ pub struct SinkReport {
     pub blobs: Option<Vec<BlobReport>>,
 }
 
+impl SinkReport {
+    /// `REPO@sha256:...` when this output is a registry push (what Lambda
+    /// deploys); `None` for local outputs.
+    pub fn pushed_reference(&self) -> Option<&str> {
+        match self.output.starts_with("registry:") {
+            true => self.reference.as_deref(),
+            false => None,
+        }
+    }
+}
+
+/// The pushed references of `outputs`, in output order.
+pub fn pushed_references(outputs: &[SinkReport]) -> Vec<&str> {
+    outputs.iter().filter_map(SinkReport::pushed_reference).collect()
+}
+
 /// What a registry push did with one blob, for `--json`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BlobReport {
