@@ -88,7 +88,7 @@ impl Moto {
 
     fn auth(region: &str, service: &str) -> String {
         format!(
-            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=00"
+            "AWS4-HMAC-SHA256 Credential=AKIDLAMBDAIMGTESTKEY/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=00"
         )
     }
 
@@ -334,7 +334,7 @@ pub fn aws_env(cmd: &mut Command, moto: &Moto, home: &Path) {
 
 /// Plain access keys in the environment (moto maps them to [`ACCOUNT`]).
 pub fn env_keys(cmd: &mut Command) {
-    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIDLAMBDAIMGTESTKEY")
         .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret-key-never-printed")
         .env("AWS_REGION", "us-east-1");
 }
