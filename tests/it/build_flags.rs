@@ -25,23 +25,7 @@ fn metadata_file_matches_what_skopeo_reads_from_the_registry() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let dir = tmp.path().join("fn");
-    crate::support::write_files(
-        &dir,
-        &[
-            ("bootstrap", "#!/bin/sh\necho hi\n"),
-            (
-                "lambda-img.toml",
-                &format!(
-                    "[function]\nname = \"meta\"\nruntime = \"provided.al2023\"\narchitecture = \"x86_64\"\n[base]\nimage = \"public.ecr.aws/lambda/provided:al2023@{base_digest}\"\n[code]\nsources = [\"bootstrap\"]\ndestination = \"/var/runtime/\"\n"
-                ),
-            ),
-        ],
-    );
-    std::fs::set_permissions(
-        dir.join("bootstrap"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    provided_function(&dir, "meta", &base_digest);
     let meta = tmp.path().join("meta.json");
     std::fs::write(&meta, "a previous build's file").unwrap();
     let repo = format!("{}/meta", registry.host());
@@ -233,23 +217,7 @@ fn a_mirror_under_a_prefix_is_verified_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let dir = tmp.path().join("fn");
-    crate::support::write_files(
-        &dir,
-        &[
-            ("bootstrap", "#!/bin/sh\necho hi\n"),
-            (
-                "lambda-img.toml",
-                &format!(
-                    "[function]\nname = \"m\"\nruntime = \"provided.al2023\"\n[base]\nimage = \"public.ecr.aws/lambda/provided:al2023@{base_digest}\"\n[code]\nsources = [\"bootstrap\"]\ndestination = \"/var/runtime/\"\n"
-                ),
-            ),
-        ],
-    );
-    std::fs::set_permissions(
-        dir.join("bootstrap"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    provided_function(&dir, "m", &base_digest);
     proxy.add(Fault {
         method: "GET",
         path_contains: "/blobs/sha256:".into(),
@@ -387,4 +355,26 @@ fn pin_arch_overrides_the_manifest() {
         )),
         "pinned to the index, canonical name kept"
     );
+}
+
+/// A provided.al2023 function named `name` whose executable bootstrap sits in
+/// /var/runtime, on the stand-in base published as `public.ecr.aws/lambda/provided:al2023`.
+fn provided_function(dir: &Path, name: &str, base_digest: &str) {
+    crate::support::write_files(
+        dir,
+        &[
+            ("bootstrap", "#!/bin/sh\necho hi\n"),
+            (
+                "lambda-img.toml",
+                &format!(
+                    "[function]\nname = \"{name}\"\nruntime = \"provided.al2023\"\narchitecture = \"x86_64\"\n[base]\nimage = \"public.ecr.aws/lambda/provided:al2023@{base_digest}\"\n[code]\nsources = [\"bootstrap\"]\ndestination = \"/var/runtime/\"\n"
+                ),
+            ),
+        ],
+    );
+    std::fs::set_permissions(
+        dir.join("bootstrap"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
 }

@@ -28,17 +28,7 @@ pub(crate) fn hello_scratch() -> Option<Project> {
     let manifest = std::fs::read_to_string(example.join("lambda-img.toml")).unwrap();
     let source = std::fs::read_to_string(example.join("bootstrap.rs")).unwrap();
     let p = Project::new(&manifest, &[("bootstrap.rs", &source)]);
-    std::fs::create_dir(p.join("build")).unwrap();
-    run_ok(Command::new("rustc").current_dir(p.path()).args([
-        "--edition",
-        "2021",
-        "-O",
-        "-C",
-        "target-feature=+crt-static",
-        "-o",
-        "build/bootstrap",
-        "bootstrap.rs",
-    ]));
+    crate::runtime::compile_hello_bootstrap(p.path());
     Some(p)
 }
 

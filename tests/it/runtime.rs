@@ -22,17 +22,7 @@ fn hello_scratch_example_answers_an_invocation() {
     for f in ["lambda-img.toml", "bootstrap.rs"] {
         std::fs::copy(example.join(f), work.path().join(f)).unwrap();
     }
-    std::fs::create_dir(work.path().join("build")).unwrap();
-    run_ok(Command::new("rustc").current_dir(work.path()).args([
-        "--edition",
-        "2021",
-        "-O",
-        "-C",
-        "target-feature=+crt-static",
-        "-o",
-        "build/bootstrap",
-        "bootstrap.rs",
-    ]));
+    compile_hello_bootstrap(work.path());
     let cache = tempfile::tempdir().unwrap();
     let archive = work.path().join("image.tar");
     run_ok(
@@ -56,4 +46,20 @@ fn hello_scratch_example_answers_an_invocation() {
     // A second invocation on the same container: the runtime loops.
     let again = api.invoke("{}", Duration::from_secs(30)).unwrap();
     assert!(again.contains("\"event_bytes\":2"), "{again}");
+}
+
+/// Compiles the hello-scratch example's `bootstrap.rs` in `dir` into
+/// `dir/build/bootstrap`, a static binary, as its Makefile does.
+pub(crate) fn compile_hello_bootstrap(dir: &Path) {
+    std::fs::create_dir(dir.join("build")).unwrap();
+    run_ok(Command::new("rustc").current_dir(dir).args([
+        "--edition",
+        "2021",
+        "-O",
+        "-C",
+        "target-feature=+crt-static",
+        "-o",
+        "build/bootstrap",
+        "bootstrap.rs",
+    ]));
 }
