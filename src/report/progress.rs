@@ -75,8 +75,12 @@ impl Reporter for StderrReporter {
             return;
         };
         let bar = match total_bytes {
+            // Hidden until the MultiProgress adopts it: a bar made with
+            // `ProgressBar::new` draws its first frame straight to stderr
+            // (on `set_message`), outside the MultiProgress, and that frame
+            // stays on the screen as a stale `0 B/… 0 B/s` line.
             Some(total) => {
-                let bar = ProgressBar::new(total);
+                let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
                 bar.set_style(
                     ProgressStyle::with_template(
                         "    {msg:30!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
@@ -87,19 +91,21 @@ impl Reporter for StderrReporter {
                 bar
             }
             None => {
-                let bar = ProgressBar::new_spinner();
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
                 bar.set_style(
                     // No byte counts: a task of unknown size (an installer) would
                     // sit at "0 B 0 B/s" however far along it is.
                     ProgressStyle::with_template("    {spinner} {msg:30!} {elapsed}")
                         .expect("static template"),
                 );
-                bar.enable_steady_tick(Duration::from_millis(120));
                 bar
             }
         };
-        bar.set_message(label.to_string());
         let bar = bars.add(bar);
+        bar.set_message(label.to_string());
+        if total_bytes.is_none() {
+            bar.enable_steady_tick(Duration::from_millis(120));
+        }
         self.tasks
             .lock()
             .expect("reporter lock")

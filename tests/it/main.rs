@@ -29,6 +29,7 @@ mod patch;
 mod patch_buildspec;
 mod patch_deploy;
 mod plan;
+mod progress_tty;
 mod registry;
 mod registry_auth;
 mod registry_bench;
