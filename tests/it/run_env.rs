@@ -221,13 +221,23 @@ entrypoint = ["/var/task/busybox"]
 }
 
 /// An arm64 image on this x86_64 machine: it runs through qemu when
-/// binfmt_misc has qemu-aarch64 registered, else the error names the package.
+/// binfmt_misc has qemu-aarch64 registered (`.ci/run` registers it), else the
+/// error names the package.
 #[test]
 fn a_foreign_image_needs_qemu_and_says_so() {
     if std::env::consts::ARCH != "x86_64" {
         eprintln!("!!! SKIPPING: written for an x86_64 host");
         return;
     }
+    let registered = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+        .is_ok_and(|e| e.starts_with("enabled") && e.contains("flags: ") && e.contains('F'));
+    if registered {
+        return real_arm64_function_answers_through_qemu();
+    }
+    if crate::support::in_ci() {
+        panic!("binfmt_misc has no qemu-aarch64 (CI=true): .ci/run must register it");
+    }
+    eprintln!("!!! qemu-aarch64 is not registered: only the error path is tested here");
     let work = tempfile::tempdir().unwrap();
     let Some(image) = busybox_image(work.path()) else {
         return;
@@ -254,18 +264,81 @@ fn a_foreign_image_needs_qemu_and_says_so() {
         ])
         .output()
         .unwrap();
-    let registered = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
-        .is_ok_and(|e| e.starts_with("enabled") && e.contains("flags: ") && e.contains('F'));
-    if registered {
-        assert!(out.status.success(), "{}", stderr(&out));
-    } else {
-        assert!(!out.status.success());
-        let err = stderr(&out);
-        assert!(
-            err.contains("linux/arm64")
-                && err.contains("qemu-aarch64-static")
-                && err.contains("qemu-user-static"),
-            "{err}"
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("linux/arm64")
+            && err.contains("qemu-aarch64-static")
+            && err.contains("qemu-user-static"),
+        "{err}"
+    );
+}
+
+/// Debian's arm64 busybox (an aarch64 binary, which this host cannot run
+/// natively) as a custom runtime: a shell bootstrap speaks the Runtime API
+/// with busybox wget, under qemu-user, and answers with the machine it sees.
+fn real_arm64_function_answers_through_qemu() {
+    let arm64_busybox = Path::new("/opt/lambda-img-arm64/busybox");
+    if !arm64_busybox.is_file() {
+        if crate::support::in_ci() {
+            panic!(
+                "{} is missing (CI=true): .ci/run must install it",
+                arm64_busybox.display()
+            );
+        }
+        eprintln!(
+            "\n!!! SKIPPING: {} is missing; run .ci/run to install it !!!\n",
+            arm64_busybox.display()
         );
+        return;
+    }
+    let elf = std::fs::read(arm64_busybox).unwrap();
+    assert_eq!(
+        u16::from_le_bytes([elf[18], elf[19]]),
+        183,
+        "EM_AARCH64: a real arm64 binary"
+    );
+    let manifest = r#"[function]
+name = "arm64-shell"
+runtime = "provided.al2023"
+architecture = "arm64"
+
+[base]
+image = "scratch"
+
+[code]
+sources = ["busybox", "bootstrap"]
+destination = "/var/runtime/"
+
+[image]
+entrypoint = ["/var/runtime/bootstrap"]
+"#;
+    // One invocation per loop: long-poll `next`, read the request id from
+    // the response headers, post the answer.
+    let bootstrap = r#"#!/var/runtime/busybox sh
+b=/var/runtime/busybox
+api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+while true; do
+  $b wget -q -S -O /tmp/event "$api/next" 2>/tmp/headers || exit 1
+  id=$($b sed -n 's/^ *[Ll]ambda-[Rr]untime-[Aa]ws-[Rr]equest-[Ii]d: *\([^[:space:]]*\).*/\1/p' /tmp/headers)
+  machine=$($b uname -m)
+  $b wget -q -O /dev/null --post-data "{\"machine\":\"$machine\",\"event\":$($b cat /tmp/event)}" "$api/$id/response" || exit 1
+done
+"#;
+    let p = Project::new(manifest, &[("bootstrap", bootstrap)]);
+    p.copy_in(arm64_busybox, "busybox");
+    for f in ["busybox", "bootstrap"] {
+        std::fs::set_permissions(p.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = run_ok(&mut p.cmd(&["run", "--json", "--event", r#"{"n":1}"#, "--event", r#"{"n":2}"#]));
+    let r = crate::run::records(&out);
+    assert_eq!(r.len(), 2, "{}", stderr(&out));
+    for (i, rec) in r.iter().enumerate() {
+        assert_eq!(rec["status"], "success", "{rec}\n{}", stderr(&out));
+        assert_eq!(
+            rec["response"]["machine"], "aarch64",
+            "qemu-user runs it as arm64: {rec}"
+        );
+        assert_eq!(rec["response"]["event"]["n"], i + 1, "{rec}");
     }
 }
