@@ -64,15 +64,32 @@ pub(super) fn command(
             bind.target
         ));
     }
-    let entrypoint = serde_json::to_string(&spec.argv).expect("strings");
-    cmd.arg(format!("--entrypoint={entrypoint}")).arg(&engine.image);
+    // The program as the entrypoint and its arguments as the command: both
+    // engines read that the same way. (A JSON-array `--entrypoint` is
+    // podman's extension; docker would take the whole array as one path.)
+    let Some((program, args)) = spec.argv.split_first() else {
+        return Err(std::io::Error::other(
+            "the image has no entrypoint or command to run",
+        ));
+    };
+    cmd.arg(format!("--entrypoint={program}"))
+        .arg(&engine.image)
+        .args(args);
     Ok(cmd)
 }
 
 /// Removes the container (a killed `podman run` client leaves it running).
 pub(super) fn remove(engine: &EngineRun, name: &str) {
+    // `-t 0` (no grace period) is podman's; docker's `rm -f` kills at once
+    // and rejects `-t`.
+    let args: &[&str] = if engine.program == "docker" {
+        &["rm", "-f"]
+    } else {
+        &["rm", "-f", "-t", "0"]
+    };
     let _ = Command::new(&engine.program)
-        .args(["rm", "-f", "-t", "0", name])
+        .args(args)
+        .arg(name)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();

@@ -298,38 +298,7 @@ fn real_arm64_function_answers_through_qemu() {
         183,
         "EM_AARCH64: a real arm64 binary"
     );
-    let manifest = r#"[function]
-name = "arm64-shell"
-runtime = "provided.al2023"
-architecture = "arm64"
-
-[base]
-image = "scratch"
-
-[code]
-sources = ["busybox", "bootstrap"]
-destination = "/var/runtime/"
-
-[image]
-entrypoint = ["/var/runtime/bootstrap"]
-"#;
-    // One invocation per loop: long-poll `next`, read the request id from
-    // the response headers, post the answer.
-    let bootstrap = r#"#!/var/runtime/busybox sh
-b=/var/runtime/busybox
-api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
-while true; do
-  $b wget -q -S -O /tmp/event "$api/next" 2>/tmp/headers || exit 1
-  id=$($b sed -n 's/^ *[Ll]ambda-[Rr]untime-[Aa]ws-[Rr]equest-[Ii]d: *\([^[:space:]]*\).*/\1/p' /tmp/headers)
-  machine=$($b uname -m)
-  $b wget -q -O /dev/null --post-data "{\"machine\":\"$machine\",\"event\":$($b cat /tmp/event)}" "$api/$id/response" || exit 1
-done
-"#;
-    let p = Project::new(manifest, &[("bootstrap", bootstrap)]);
-    p.copy_in(arm64_busybox, "busybox");
-    for f in ["busybox", "bootstrap"] {
-        std::fs::set_permissions(p.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let p = shell_runtime(arm64_busybox, "arm64");
     let out = run_ok(&mut p.cmd(&["run", "--json", "--event", r#"{"n":1}"#, "--event", r#"{"n":2}"#]));
     let r = crate::run::records(&out);
     assert_eq!(r.len(), 2, "{}", stderr(&out));
@@ -341,4 +310,82 @@ done
         );
         assert_eq!(rec["response"]["event"]["n"], i + 1, "{rec}");
     }
+}
+
+/// A custom runtime that is a shell script: `busybox` (the file given) speaks
+/// the Runtime API with its wget and answers `{"machine": uname -m, "event": EVENT}`.
+/// The entrypoint has arguments (`busybox sh bootstrap`), as engines must pass them.
+pub(crate) fn shell_runtime(busybox: &Path, arch: &str) -> Project {
+    let manifest = format!(
+        r#"[function]
+name = "shell"
+runtime = "provided.al2023"
+architecture = "{arch}"
+
+[base]
+image = "scratch"
+
+[code]
+sources = ["busybox", "bootstrap"]
+destination = "/var/runtime/"
+
+[image]
+entrypoint = ["/var/runtime/busybox", "sh", "/var/runtime/bootstrap"]
+"#
+    );
+    // One invocation per loop: long-poll `next`, read the request id from
+    // the response headers, post the answer.
+    let bootstrap = r#"b=/var/runtime/busybox
+api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+while true; do
+  $b wget -q -S -O /tmp/event "$api/next" 2>/tmp/headers || exit 1
+  id=$($b sed -n 's/^ *[Ll]ambda-[Rr]untime-[Aa]ws-[Rr]equest-[Ii]d: *\([^[:space:]]*\).*/\1/p' /tmp/headers)
+  machine=$($b uname -m)
+  $b wget -q -O /dev/null --post-data "{\"machine\":\"$machine\",\"event\":$($b cat /tmp/event)}" "$api/$id/response" || exit 1
+done
+"#;
+    let p = Project::new(&manifest, &[("bootstrap", bootstrap)]);
+    p.copy_in(busybox, "busybox");
+    for f in ["busybox", "bootstrap"] {
+        std::fs::set_permissions(p.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    p
+}
+
+/// `--engine docker`: the real docker CLI, against podman's Docker-compatible
+/// API (no Docker daemon here), answers like the native sandbox, passes a
+/// multi-argument entrypoint, and leaves no container behind.
+#[test]
+fn docker_engine_answers_like_the_native_sandbox() {
+    if !require_tool("docker") || !require_tool("podman") || !require_tool("busybox") {
+        return;
+    }
+    let p = shell_runtime(Path::new("/bin/busybox"), "x86_64");
+    let api = crate::support::podman::DockerApi::start();
+    let events = ["--event", r#"{"n":1}"#, "--event", r#"{"n":2}"#];
+    let mut answers = Vec::new();
+    for engine in ["native", "docker"] {
+        let mut cmd = p.cmd(&["run", "--json", "--engine", engine]);
+        cmd.args(events).envs(api.env());
+        let out = run_ok(&mut cmd);
+        let r = crate::run::records(&out);
+        assert_eq!(r.len(), 2, "{engine}: {}", stderr(&out));
+        for (i, rec) in r.iter().enumerate() {
+            assert_eq!(rec["status"], "success", "{engine}: {rec}\n{}", stderr(&out));
+            assert_eq!(rec["response"]["event"]["n"], i + 1, "{engine}: {rec}");
+        }
+        answers.push(r.iter().map(|rec| rec["response"].clone()).collect::<Vec<_>>());
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "docker answers as the native sandbox does"
+    );
+    let left = run_ok(&mut api.docker(&["ps", "-a", "-q"]));
+    assert_eq!(stdout(&left).trim(), "", "no container is left behind");
+    let images = run_ok(&mut api.docker(&["images", "--format", "{{.Repository}}"]));
+    assert!(
+        stdout(&images).contains("lambda-img-run"),
+        "the image went through docker load: {}",
+        stdout(&images)
+    );
 }

@@ -105,3 +105,75 @@ impl Drop for Container<'_> {
         let _ = self.podman.command(&["rm", "-f", "-t", "0", &self.id]).output();
     }
 }
+
+/// `podman system service` on a private socket: a Docker-compatible API for
+/// the real `docker` CLI (`DOCKER_HOST=unix://...`), over this storage.
+/// Stopped by PID when dropped.
+pub struct DockerApi {
+    podman: Podman,
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl DockerApi {
+    pub fn start() -> DockerApi {
+        let podman = Podman::new();
+        let socket = podman.dir.path().join("docker.sock");
+        let child = podman
+            .command(&["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start podman system service");
+        let api = DockerApi {
+            podman,
+            child,
+            socket,
+        };
+        let start = std::time::Instant::now();
+        while !api
+            .docker(&["version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "podman's Docker API did not come up on {}",
+                api.socket.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        api
+    }
+
+    /// The variables that point `docker` (and podman, for its storage) here.
+    pub fn env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        let mut env: Vec<_> = self
+            .podman
+            .env()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_os_string()))
+            .collect();
+        env.push(("DOCKER_HOST", format!("unix://{}", self.socket.display()).into()));
+        // A private client config: no credentials or contexts of the user's.
+        env.push((
+            "DOCKER_CONFIG",
+            self.podman.dir.path().join("docker-config").into_os_string(),
+        ));
+        env
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.envs(self.env()).args(args);
+        cmd
+    }
+}
+
+impl Drop for DockerApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
