@@ -253,8 +253,8 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 }
 
 /// Lambda stops a function that uses more than its memory size: the
-/// program's resident memory is read every few milliseconds (there is no
-/// cgroup to ask the kernel to enforce it).
+/// resident memory of the program and the processes it started is read
+/// every few milliseconds (no cgroup is needed, so this works unprivileged).
 fn watch_memory(
     probe: crate::sandbox::MemoryProbe,
     limit_kib: u64,
@@ -264,7 +264,7 @@ fn watch_memory(
     use std::sync::atomic::Ordering;
     std::thread::spawn(move || {
         while !stopped.load(Ordering::SeqCst) {
-            if probe.read("VmRSS").is_some_and(|rss| rss > limit_kib) {
+            if probe.tree_resident_kib().is_some_and(|rss| rss > limit_kib) {
                 out_of_memory.store(true, Ordering::SeqCst);
                 probe.kill_program();
                 return;

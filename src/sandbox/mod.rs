@@ -97,6 +97,9 @@ pub struct Sandbox {
     waiter: Option<std::thread::JoinHandle<()>>,
     /// A container to remove when stopping, and its env file (kept until then).
     container: Option<(podman::EngineRun, String, tempfile::NamedTempFile)>,
+    /// The highest resident memory of the program's whole process tree seen
+    /// by any probe (KiB): the kernel's VmHWM counts one process only.
+    tree_peak_kib: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Sandbox {
@@ -163,6 +166,7 @@ impl Sandbox {
             pidfd,
             waiter: Some(waiter),
             container,
+            tree_peak_kib: Default::default(),
         })
     }
 
@@ -202,18 +206,29 @@ impl Sandbox {
 
     /// Peak resident memory of the program, in KiB (its `VmHWM`), while it runs.
     pub fn peak_memory_kib(&self) -> Option<u64> {
-        self.memory_probe().read("VmHWM")
+        let probe = self.memory_probe();
+        let tree = probe.tree_resident_kib();
+        let peak = probe.peak.load(std::sync::atomic::Ordering::SeqCst);
+        [probe.read("VmHWM"), tree, (peak > 0).then_some(peak)]
+            .into_iter()
+            .flatten()
+            .max()
     }
 
     /// A handle for watching the program's memory from another thread.
     pub fn memory_probe(&self) -> MemoryProbe {
-        MemoryProbe { init: self.pid }
+        MemoryProbe {
+            init: self.pid,
+            peak: self.tree_peak_kib.clone(),
+        }
     }
 }
 
-/// Reads the memory of a sandbox's program (found below its init by pid).
+/// Reads the memory of a sandbox's program (found below its init by pid)
+/// and of the processes it started.
 pub struct MemoryProbe {
     init: u32,
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl MemoryProbe {
@@ -222,13 +237,26 @@ impl MemoryProbe {
         children(pid_one)?.into_iter().next()
     }
 
-    /// A `/proc/PID/status` figure in KiB (`VmRSS`, `VmHWM`).
+    /// A `/proc/PID/status` figure of the program in KiB (`VmRSS`, `VmHWM`).
     pub fn read(&self, field: &str) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.program()?)).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        status_kib(self.program()?, field)
+    }
+
+    /// The resident memory of the program and of every process below it
+    /// (a handler that starts a converter or a shell counts it too, as
+    /// Lambda's memory limit does), in KiB; also raises the recorded peak.
+    /// Pages shared between the processes are counted once per process, so
+    /// this errs on the high side.
+    pub fn tree_resident_kib(&self) -> Option<u64> {
+        let program = self.program()?;
+        let mut total = 0;
+        let mut pending = vec![program];
+        while let Some(pid) = pending.pop() {
+            total += status_kib(pid, "VmRSS").unwrap_or(0);
+            pending.extend(all_children(pid));
+        }
+        self.peak.fetch_max(total, std::sync::atomic::Ordering::SeqCst);
+        Some(total)
     }
 
     /// Kills the program (its sandbox then ends with it).
@@ -244,6 +272,29 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         self.stop_inner();
     }
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The children of every thread of `pid` (a child belongs to the thread
+/// that forked it, and a runtime may fork from any thread).
+fn all_children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    out
 }
 
 fn children(pid: u32) -> Option<Vec<u32>> {

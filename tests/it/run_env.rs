@@ -313,7 +313,8 @@ fn real_arm64_function_answers_through_qemu() {
 }
 
 /// A custom runtime that is a shell script: `busybox` (the file given) speaks
-/// the Runtime API with its wget and answers `{"machine": uname -m, "event": EVENT}`.
+/// the Runtime API with its wget and answers `{"machine": uname -m, "event": EVENT}`;
+/// an event with `hog` in it first starts a child that holds 300 MB.
 /// The entrypoint has arguments (`busybox sh bootstrap`), as engines must pass them.
 pub(crate) fn shell_runtime(busybox: &Path, arch: &str) -> Project {
     let manifest = format!(
@@ -340,6 +341,8 @@ api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
 while true; do
   $b wget -q -S -O /tmp/event "$api/next" 2>/tmp/headers || exit 1
   id=$($b sed -n 's/^ *[Ll]ambda-[Rr]untime-[Aa]ws-[Rr]equest-[Ii]d: *\([^[:space:]]*\).*/\1/p' /tmp/headers)
+  # {"hog":...}: a child process (dd) holds 300 MB while it blocks on a pipe.
+  case "$($b cat /tmp/event)" in *hog*) $b dd if=/dev/zero bs=300M count=1 2>/dev/null | $b sleep 3;; esac
   machine=$($b uname -m)
   $b wget -q -O /dev/null --post-data "{\"machine\":\"$machine\",\"event\":$($b cat /tmp/event)}" "$api/$id/response" || exit 1
 done
@@ -388,4 +391,52 @@ fn docker_engine_answers_like_the_native_sandbox() {
         "the image went through docker load: {}",
         stdout(&images)
     );
+}
+
+/// Lambda's memory limit covers the processes a handler starts: a child
+/// holding 300 MB in a 128 MB function is stopped as Runtime.OutOfMemory,
+/// and the next event gets a fresh environment.
+#[test]
+fn a_child_process_counts_toward_the_memory_limit() {
+    if !require_tool("busybox") {
+        return;
+    }
+    let p = shell_runtime(Path::new("/bin/busybox"), "x86_64");
+    let out = p
+        .cmd(&[
+            "run",
+            "--json",
+            "--event",
+            r#"{"n":1}"#,
+            "--event",
+            r#"{"hog":1}"#,
+            "--event",
+            r#"{"n":3}"#,
+        ])
+        .output()
+        .unwrap();
+    // A failed invocation makes `run` exit 1, after every event was answered.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    let r = crate::run::records(&out);
+    let log = stderr(&out);
+    assert_eq!(r.len(), 3, "{log}");
+    assert_eq!(r[0]["status"], "success", "{log}");
+    assert!(
+        r[0]["maxMemoryUsedMb"].as_u64().is_some_and(|m| m < 128),
+        "{}",
+        r[0]
+    );
+    assert_eq!(
+        r[1]["status"], "crash",
+        "300 MB in a child of a 128 MB function: {}\n{log}",
+        r[1]
+    );
+    assert_eq!(r[1]["errorType"], "Runtime.OutOfMemory", "{}", r[1]);
+    assert!(
+        r[1]["maxMemoryUsedMb"].as_u64().is_some_and(|m| m > 128),
+        "{}",
+        r[1]
+    );
+    assert_eq!(r[2]["status"], "success", "a fresh environment: {}\n{log}", r[2]);
 }
