@@ -85,8 +85,9 @@ pub struct RunArgs {
     /// in-process Runtime API.
     #[arg(long, value_enum, default_value = "native")]
     pub engine: EngineArg,
-    /// With --serve: rebuild when a source of the manifest changes; the next
-    /// event runs in an environment of the new image.
+    /// Rebuild when a source of the manifest changes. With --serve the next
+    /// request runs in an environment of the new image; with events, the same
+    /// events run again in a fresh environment after each change.
     #[arg(long)]
     pub watch: bool,
     /// Accept a registry base that is not pinned by digest (building without SOURCE).
@@ -306,12 +307,16 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
     } else {
         read_events(&args)?
     };
-    if args.watch && (!args.serve || args.source.is_some()) {
+    if args.watch && (args.source.is_some() || args.entrypoint.is_some()) {
         return Err(usage(
-            "--watch rebuilds the project in the current directory: use it with --serve and no SOURCE",
+            "--watch rebuilds the project in the current directory: use it with no SOURCE and no --entrypoint",
         ));
     }
     let is_entrypoint = args.entrypoint.is_some();
+    // Before the first build: an edit made while it runs is a change.
+    let watcher = args
+        .watch
+        .then(|| crate::run::watch::Watcher::new(&args.manifest));
     let spec = environment_for(global, &args, &binds)?;
     if is_entrypoint {
         return run_entrypoint(&spec, args.interactive);
@@ -319,28 +324,48 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
     if args.serve {
         let logs: Arc<dyn LogSink> = Arc::new(StderrLogs);
         let mut rebuild = || environment_for(global, &args, &binds);
-        let watch = args
-            .watch
-            .then_some(&mut rebuild as &mut dyn FnMut() -> anyhow::Result<crate::run::EnvironmentSpec>);
-        return super::run_serve::serve(
-            spec,
-            &args.listen,
-            args.concurrency as usize,
-            logs,
-            &args.manifest,
-            watch,
-        );
+        let watch = watcher.map(|w| {
+            (
+                w,
+                &mut rebuild as &mut dyn FnMut() -> anyhow::Result<crate::run::EnvironmentSpec>,
+            )
+        });
+        return super::run_serve::serve(spec, &args.listen, args.concurrency as usize, logs, watch);
     }
     let logs: Arc<dyn LogSink> = Arc::new(StderrLogs);
+    let failed = invoke_all(spec, &events, args.json, &logs)?;
+    let Some(watcher) = watcher else {
+        return if failed { Err(ExitStatus(1).into()) } else { Ok(()) };
+    };
+    // --watch with events: each change rebuilds the image and sends the same
+    // events to a fresh environment (new code starts cold, as after a deploy),
+    // until the user stops it.
+    watcher.watch(|| {
+        logs.line("a source changed: rebuilding");
+        let outcome = environment_for(global, &args, &binds)
+            .and_then(|spec| invoke_all(spec, &events, args.json, &logs));
+        if let Err(e) = outcome {
+            logs.line(&format!("error: {e:#}; waiting for the next change"));
+        }
+    })
+}
+
+/// Sends `events` in order to one environment made from `spec`, printing a
+/// record for each; returns whether any invocation failed.
+fn invoke_all(
+    spec: crate::run::EnvironmentSpec,
+    events: &[Vec<u8>],
+    json: bool,
+    logs: &Arc<dyn LogSink>,
+) -> anyhow::Result<bool> {
     let mut environment = Environment::new(spec, logs.clone());
     let mut failed = false;
     for event in events {
-        let record = environment.invoke(event, None)?;
-        print_record(&record, args.json, logs.as_ref())?;
+        let record = environment.invoke(event.clone(), None)?;
+        print_record(&record, json, logs.as_ref())?;
         failed |= record.status != InvokeStatus::Success;
     }
-    drop(environment);
-    if failed { Err(ExitStatus(1).into()) } else { Ok(()) }
+    Ok(failed)
 }
 
 fn print_record(record: &InvokeRecord, json: bool, logs: &dyn LogSink) -> anyhow::Result<()> {

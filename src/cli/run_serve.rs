@@ -4,17 +4,17 @@ use std::sync::Arc;
 
 use super::print_data;
 use crate::run::report::report_lines;
+use crate::run::watch::Watcher;
 use crate::run::{EnvironmentSpec, LogSink, pool::Pool};
 
 /// Serves until the process ends; with `rebuild`, also watches the sources
-/// of `manifest` and hands each rebuilt image to the environments.
+/// and hands each rebuilt image to the environments.
 pub fn serve(
     spec: EnvironmentSpec,
     listen: &str,
     concurrency: usize,
     logs: Arc<dyn LogSink>,
-    manifest: &std::path::Path,
-    rebuild: Option<&mut dyn FnMut() -> anyhow::Result<EnvironmentSpec>>,
+    rebuild: Option<(Watcher, &mut dyn FnMut() -> anyhow::Result<EnvironmentSpec>)>,
 ) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e} (choose another with --listen ADDR)"))?;
@@ -33,7 +33,7 @@ pub fn serve(
     ));
     // The address on stdout (data: with --listen 127.0.0.1:0 it names the port).
     print_data(&format!("http://{addr}"))?;
-    let Some(rebuild) = rebuild else {
+    let Some((watcher, rebuild)) = rebuild else {
         crate::runtime_api::invoke::serve(listener, pool);
         return Ok(());
     };
@@ -41,7 +41,7 @@ pub fn serve(
         let pool = pool.clone();
         std::thread::spawn(move || crate::runtime_api::invoke::serve(listener, pool));
     }
-    crate::run::watch::watch(manifest, || {
+    watcher.watch(|| {
         logs.line("a source changed: rebuilding");
         match rebuild() {
             Ok(spec) => pool.update(spec),

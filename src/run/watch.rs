@@ -54,23 +54,48 @@ pub fn fingerprint(paths: &[PathBuf]) -> u64 {
     h.finish()
 }
 
-/// Calls `on_change` (on this thread) each time the sources under `manifest`
-/// change; the paths are read again after each change (the manifest may
-/// have gained a source). Never returns.
-pub fn watch(manifest: &Path, mut on_change: impl FnMut()) -> ! {
-    let paths = |fallback: &[PathBuf]| match crate::manifest::load(manifest) {
-        Ok(model) => watched_paths(&model),
-        Err(_) => fallback.to_vec(),
-    };
-    let mut watched = paths(&[manifest.to_path_buf()]);
-    let mut last = fingerprint(&watched);
-    loop {
-        std::thread::sleep(POLL);
-        let now = fingerprint(&watched);
-        if now != last {
-            on_change();
-            watched = paths(&watched);
-            last = fingerprint(&watched);
+/// The sources of a manifest and their fingerprint when it was made: made
+/// before the work it watches (a build, the first events) so that an edit
+/// made during that work is seen as a change.
+pub struct Watcher {
+    manifest: PathBuf,
+    watched: Vec<PathBuf>,
+    last: u64,
+}
+
+impl Watcher {
+    pub fn new(manifest: &Path) -> Watcher {
+        let watched = Self::paths(manifest, &[manifest.to_path_buf()]);
+        let last = fingerprint(&watched);
+        Watcher {
+            manifest: manifest.to_path_buf(),
+            watched,
+            last,
+        }
+    }
+
+    /// The paths are read again after each change (the manifest may have
+    /// gained a source); a manifest that does not load keeps the old ones.
+    fn paths(manifest: &Path, fallback: &[PathBuf]) -> Vec<PathBuf> {
+        match crate::manifest::load(manifest) {
+            Ok(model) => watched_paths(&model),
+            Err(_) => fallback.to_vec(),
+        }
+    }
+
+    /// Calls `on_change` (on this thread) each time the sources change.
+    /// Never returns.
+    pub fn watch(mut self, mut on_change: impl FnMut()) -> ! {
+        loop {
+            std::thread::sleep(POLL);
+            let now = fingerprint(&self.watched);
+            if now != self.last {
+                // The baseline is taken before the rebuild, so an edit made
+                // while it runs is the next change.
+                self.watched = Self::paths(&self.manifest, &self.watched);
+                self.last = fingerprint(&self.watched);
+                on_change();
+            }
         }
     }
 }

@@ -440,3 +440,67 @@ fn a_child_process_counts_toward_the_memory_limit() {
     );
     assert_eq!(r[2]["status"], "success", "a fresh environment: {}\n{log}", r[2]);
 }
+
+/// `run --watch` with events: the events run, and after a code change the
+/// image is rebuilt and the same events run again, in a fresh environment,
+/// answering with the new code.
+#[test]
+fn watch_with_events_runs_them_again_after_a_change() {
+    use std::io::BufRead;
+    if !require_tool("busybox") {
+        return;
+    }
+    let p = shell_runtime(Path::new("/bin/busybox"), "x86_64");
+    let mut child = p
+        .cmd(&["run", "--watch", "--json", "--event", r#"{"n":1}"#])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed by PID when the test ends, however it ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // A generous bound so a broken watch fails the test instead of hanging it.
+    let next = || -> serde_json::Value {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(300))
+            .expect("no record from `run --watch` within 5 minutes");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    let first = next();
+    assert_eq!(first["status"], "success", "{first}");
+    assert!(first["response"].get("edited").is_none(), "{first}");
+    assert!(first["initDurationMs"].is_number(), "{first}");
+
+    let bootstrap = std::fs::read_to_string(p.join("bootstrap")).unwrap();
+    let edited = bootstrap.replace(r#"{\"machine\""#, r#"{\"edited\":true,\"machine\""#);
+    assert_ne!(edited, bootstrap);
+    std::fs::write(p.join("bootstrap"), edited).unwrap();
+    // The next record is the rerun (no timing asserted).
+    let second = next();
+    assert_eq!(second["status"], "success", "{second}");
+    assert_eq!(
+        second["response"]["edited"], true,
+        "the new code answered: {second}"
+    );
+    assert_eq!(second["response"]["event"]["n"], 1, "{second}");
+    assert!(
+        second["initDurationMs"].is_number(),
+        "a fresh environment: {second}"
+    );
+}
