@@ -18,6 +18,7 @@ pub mod deps;
 pub mod discover;
 pub mod elf;
 pub mod git_changes;
+pub mod gzip;
 pub mod image;
 pub mod init;
 pub mod inspect;

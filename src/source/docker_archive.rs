@@ -36,8 +36,8 @@ fn gzip_key(diff_id: &Digest) -> String {
     format!(
         "{}-f{}-l{}",
         diff_id.hex(),
-        crate::layer::cache_key::LAYER_FORMAT_VERSION,
-        crate::layer::DEFAULT_GZIP_LEVEL
+        crate::gzip::GZIP_FORMAT_VERSION,
+        crate::gzip::DEFAULT_GZIP_LEVEL
     )
 }
 
@@ -331,7 +331,7 @@ fn cached_gzip(cache: &Cache, diff_id: &Digest) -> Option<GzipRecord> {
     }
 }
 
-/// Gzips an uncompressed layer tar into the cache with the layer module's
+/// Gzips an uncompressed layer tar into the cache with the `gzip` module's
 /// deterministic parallel gzip, checking that the tar's sha256 is `diff_id`.
 /// Cached by diff_id, so a second build of the same base does not compress again.
 fn gzip_layer_into_cache(
@@ -351,12 +351,17 @@ fn gzip_layer_into_cache(
     if let Some(hit) = cached_gzip(cache, diff_id) {
         return Ok(hit);
     }
-    let settings = crate::layer::LayerSettings::default();
-    let (descriptor, actual, _) =
-        crate::layer::compress_into_cache(reader, &settings, cache).map_err(|e| SourceError::Invalid {
-            source_ref: source_ref.to_string(),
-            message: format!("cannot compress a layer: {e}"),
-        })?;
+    let summary = crate::gzip::compress_into_cache(
+        reader,
+        crate::gzip::DEFAULT_GZIP_LEVEL,
+        crate::gzip::default_threads(),
+        cache,
+    )
+    .map_err(|e| SourceError::Invalid {
+        source_ref: source_ref.to_string(),
+        message: format!("cannot compress a layer: {e}"),
+    })?;
+    let actual = summary.uncompressed_digest;
     if &actual != diff_id {
         return Err(SourceError::DigestMismatch {
             what: format!("a layer tar of {source_ref}"),
@@ -365,8 +370,8 @@ fn gzip_layer_into_cache(
         });
     }
     let record = GzipRecord {
-        digest: descriptor.digest,
-        size: descriptor.size,
+        digest: summary.compressed_digest,
+        size: summary.compressed_size,
     };
     // A failed record write only costs a recompression next time.
     let _ = cache.put_record(GZIP_BUCKET, &gzip_key(diff_id), &record);
