@@ -28,6 +28,7 @@ pub mod overwrite;
 pub mod pin;
 pub mod plan;
 pub mod plan_fleet;
+pub mod reference;
 pub mod registry;
 pub mod repair;
 pub mod repin;

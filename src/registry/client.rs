@@ -10,9 +10,9 @@ use ureq::http::{self, Method, Response};
 
 use super::auth::{AuthState, Challenge, parse_challenge, token_from_response};
 use super::credentials::{self, Credentials};
-use super::reference::api_host;
 use super::retry::{parse_retry_after, retryable_error, retryable_status};
 use super::{RegistryError, RegistryOptions, RetryPolicy, is_plain_http};
+use crate::reference::registry::api_host;
 use crate::report::Reporter;
 
 /// A connection to one registry (one host), shared by threads.

@@ -13,8 +13,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::reference::{DOCKER_HUB, DOCKER_HUB_API};
 use super::{Reference, RegistryError, is_plain_http};
+use crate::reference::registry::{DOCKER_HUB, DOCKER_HUB_API};
 
 /// One `FROM=TO[/PREFIX]` rule.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! The distribution protocol (OCI distribution spec / Docker registry API v2)
-//! on a small synchronous client: references, auth (docker config, helpers,
+//! on a small synchronous client (references are parsed in `crate::reference`): auth (docker config, helpers,
 //! bearer tokens, basic), retries, verified blob downloads and one-request
 //! uploads. It moves bytes; what to push is decided by the sink.
 //!
@@ -14,19 +14,18 @@ pub mod credentials;
 mod login;
 mod manifests;
 pub mod mirror;
-pub mod reference;
 mod retry;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::reference::{Reference, ReferenceError};
 pub use blobs::{BlobAction, BlobBytes, fetch_blob_to_cache};
 pub use client::Client;
 pub use credentials::{CredentialStore, Credentials};
 pub use login::{LoginOptions, LoginOutcome, login};
 pub use manifests::{FetchedManifest, MANIFEST_ACCEPT, resolve_digest};
 pub use mirror::RegistryMirror;
-pub use reference::{Reference, ReferenceError};
 pub use retry::RetryPolicy;
 
 use crate::image::Digest;

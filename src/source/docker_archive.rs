@@ -13,13 +13,13 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::oci_layout::split_digest;
 use super::{ImageSource, SourceError, assemble_base};
 use crate::cache::Cache;
 use crate::image::{
     Architecture, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, Digest, HashingWriter, Image, ManifestView,
     MediaFamily, write_manifest,
 };
+use crate::reference::{ImageRef, ImageTarget};
 use crate::report::Reporter;
 
 /// Configs are small; refuse to load anything bigger into memory.
@@ -80,19 +80,22 @@ type SharedConfig = (Digest, std::rc::Rc<Vec<u8>>);
 impl DockerArchiveSource {
     /// Parses what follows `docker-archive:`: `PATH[@sha256:<config digest>]`.
     pub fn parse(s: &str) -> Result<DockerArchiveSource, SourceError> {
-        let reference = format!("docker-archive:{s}");
-        let (path, digest) = split_digest(&reference, s)?;
-        if path.is_empty() {
-            return Err(SourceError::Invalid {
-                source_ref: reference,
-                message: "the archive path is empty; write docker-archive:FILE".into(),
-            });
+        let reference = ImageRef::parse(&format!("docker-archive:{s}"))?;
+        match reference.target() {
+            ImageTarget::DockerArchive { path, digest } => {
+                Ok(DockerArchiveSource::new(&reference, path, digest))
+            }
+            other => unreachable!("a docker-archive: reference parses as an archive, not {other:?}"),
         }
-        Ok(DockerArchiveSource {
-            reference,
-            path: PathBuf::from(path),
-            digest,
-        })
+    }
+
+    /// The source of a parsed `docker-archive:` reference.
+    pub(super) fn new(reference: &ImageRef, path: &Path, digest: &Option<Digest>) -> Self {
+        DockerArchiveSource {
+            reference: reference.to_string(),
+            path: path.to_path_buf(),
+            digest: digest.clone(),
+        }
     }
 
     fn io_err(&self) -> impl Fn(io::Error) -> SourceError + '_ {
