@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use super::{BlobReport, ImageSink, SinkError, SinkReport};
 use crate::image::{BlobLocation, Digest, Image, LayerOrigin};
 use crate::reference::OutputRef;
-use crate::registry::{BlobBytes, Client, Reference, RegistryError, RegistryOptions};
+use crate::registry::{BlobBytes, Client, Reference, RegistryError, RegistryOptions, StatusCode};
 use crate::report::Reporter;
 
 /// `--output registry:REF`.
@@ -67,7 +67,7 @@ impl ImageSink for RegistrySink {
                 Ok(action) => action,
                 // The registry refused the bytes (DIGEST_INVALID): when they are a
                 // damaged cache blob, it is evicted so the next build rebuilds it.
-                Err(e @ RegistryError::Status { status: 400, .. }) => {
+                Err(e) if e.status() == Some(StatusCode::BAD_REQUEST) => {
                     if !blob_matches(path, &d.digest) && crate::cache::evict_corrupt_blob(path) {
                         return Err(SinkError::CorruptCacheBlob {
                             path: path.clone(),
