@@ -383,7 +383,9 @@ fn assemble(
         .collect::<Result<_, _>>()?;
     // The base this image is built on: manifest annotations for OCI, config
     // labels (under the manifest's own) for Docker V2.2.
-    let base_record = crate::registry::reference::base_record_for(&plan.base)
+    let base_record = crate::reference::ImageRef::parse(&plan.base)
+        .ok()
+        .and_then(|r| r.base_record())
         .map(|r| r.entries())
         .unwrap_or_default();
     let (annotations, labels) = match family {

@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cache::Cache;
+use crate::gzip::compress_into_cache;
 use crate::image::{BlobLocation, Compression, Descriptor, Digest, Layer, LayerOrigin, MediaKind, classify};
-use crate::layer::{LayerError, LayerSettings, compress_into_cache};
+use crate::layer::{LayerError, LayerSettings};
 use crate::rules::walk::{normalize, parent};
 
 const REPAIRED_BUCKET: &str = "repaired-base-v1";
@@ -329,13 +330,18 @@ fn rewrite(layer: &Layer, settings: &LayerSettings, cache: &Cache) -> Result<Opt
         out.into_inner().map_err(read_err)?.flush().map_err(read_err)?;
     }
     tar_file.as_file_mut().rewind().map_err(read_err)?;
-    let (descriptor, diff_id, uncompressed_size) =
-        compress_into_cache(tar_file.as_file_mut(), settings, cache)?;
+    let summary = compress_into_cache(
+        tar_file.as_file_mut(),
+        settings.gzip_level,
+        settings.threads,
+        cache,
+    )
+    .map_err(LayerError::from)?;
     Ok(Some(Record {
-        descriptor_digest: descriptor.digest,
-        size: descriptor.size,
-        diff_id,
-        uncompressed_size,
+        descriptor_digest: summary.compressed_digest,
+        size: summary.compressed_size,
+        diff_id: summary.uncompressed_digest,
+        uncompressed_size: summary.uncompressed_size,
         hard_links,
         parents_added,
     }))

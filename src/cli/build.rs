@@ -124,7 +124,7 @@ fn output_kinds() -> Vec<&'static str> {
 fn parse_output(text: &str) -> Result<String, String> {
     // `{function}` (for --recursive) is checked as a name it will become.
     let example = text.replace(crate::build_all::FUNCTION_PLACEHOLDER, "function");
-    crate::sink::open(&example, &SinkOptions::default())
+    crate::reference::OutputRef::parse(&example)
         .map(|_| text.to_string())
         .map_err(|e| e.to_string())
 }

@@ -3,7 +3,7 @@
 //! it; without the flag a missing one is refused before any upload.
 
 use crate::aws::{AwsError, AwsSession, RepositoryOptions, parse_ecr_host};
-use crate::registry::Reference;
+use crate::reference::{OutputRef, OutputTarget};
 use crate::report::Reporter;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +35,8 @@ pub struct EcrTarget {
 pub fn ecr_targets(outputs: &[String], aws_auth: &[String]) -> Vec<EcrTarget> {
     let mut targets: Vec<EcrTarget> = Vec::new();
     for output in outputs {
-        let Some(r) = output.strip_prefix("registry:") else {
-            continue;
-        };
-        let Ok(reference) = Reference::parse(r) else {
+        let Ok(OutputTarget::Registry(reference)) = OutputRef::parse(output).map(|o| o.target().clone())
+        else {
             continue;
         };
         let bare = reference.registry.split(':').next().unwrap_or("");

@@ -32,9 +32,9 @@ pub use python::platform_tag;
 pub use split::group_of;
 
 use crate::cache::Cache;
+use crate::gzip::BLOCK_SIZE;
 use crate::image::{BlobLocation, Descriptor, Layer, LayerOrigin};
 use crate::layer::cache_key::{LAYER_FORMAT_VERSION, STAT_BUCKET, spec_identity};
-use crate::layer::pgzip::BLOCK_SIZE;
 use crate::layer::{LayerInput, LayerRecord, LayerSettings, LayerSpec, build_layer};
 use crate::manifest::{DependencySet, FunctionModel, Runtime};
 use crate::report::Reporter;

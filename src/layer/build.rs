@@ -2,17 +2,15 @@
 //! gzip → cache blob + record.
 
 use std::fs;
-use std::io::{BufWriter, Read};
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::cache_key::{content_digests, layer_key, spec_identity};
-use super::pgzip::parallel_gzip;
 use super::select::{Entry, select};
 use super::tar_writer::write_tar;
 use super::{LayerError, LayerSettings, LayerSpec};
-use crate::cache::{BlobFile, Cache};
+use crate::cache::Cache;
+use crate::gzip::compress_to_blob;
 use crate::image::{BlobLocation, Descriptor, Digest, Layer, LayerOrigin};
 use crate::report::Reporter;
 
@@ -137,9 +135,15 @@ pub fn build_layer_observed(
         reporter.task_progress(&task, block.len() as u64);
         observe(block);
     };
-    let rec = compress_to_blob(settings, cache, &on_block, |sink| {
+    let summary = compress_to_blob(settings.gzip_level, settings.threads, cache, &on_block, |sink| {
         write_tar(&entries, settings.mtime, sink).map(|_| ())
     })?;
+    let rec = LayerRecord {
+        digest: summary.compressed_digest,
+        size: summary.compressed_size,
+        diff_id: summary.uncompressed_digest,
+        uncompressed_size: summary.uncompressed_size,
+    };
     cache.put_record(LAYERS_BUCKET, &key, &rec).map_err(cache_err)?;
     reporter.task_done(
         &task,
@@ -152,64 +156,6 @@ pub fn build_layer_observed(
         ),
     );
     Ok(layer(&rec, false))
-}
-
-/// Gzips any tar stream (a docker-archive base's uncompressed layer, say) with
-/// the same parallel gzip into the cache. Returns the blob's descriptor, the
-/// diff_id (digest of the uncompressed stream) and the uncompressed size.
-pub fn compress_into_cache(
-    mut reader: impl Read,
-    settings: &LayerSettings,
-    cache: &Cache,
-) -> Result<(Descriptor, Digest, u64), LayerError> {
-    let rec = compress_to_blob(settings, cache, &|_| {}, |sink| {
-        sink.fill_from(&mut reader, u64::MAX)
-            .map(|_| ())
-            .map_err(|source| LayerError::Io {
-                path: "<tar stream>".into(),
-                source,
-            })
-    })?;
-    let desc = Descriptor::new(settings.family.layer_gzip(), rec.digest, rec.size);
-    Ok((desc, rec.diff_id, rec.uncompressed_size))
-}
-
-/// Runs the parallel gzip into a cache temp file and commits it as a blob.
-/// On any failure the temp file is dropped (deleted): no blob, no record.
-fn compress_to_blob(
-    settings: &LayerSettings,
-    cache: &Cache,
-    on_block: &(dyn Fn(&[u8]) + Sync),
-    produce: impl FnOnce(&mut super::pgzip::BlockSink) -> Result<(), LayerError>,
-) -> Result<LayerRecord, LayerError> {
-    let cache_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| LayerError::Cache { path, source }
-    };
-    let tmp = cache.temp_file().map_err(cache_err(&cache.root().join("tmp")))?;
-    let tmp_path = tmp.path().to_path_buf();
-    let out = BufWriter::with_capacity(1 << 20, BlobFile::new(tmp));
-    let (out, summary) = parallel_gzip(
-        settings.gzip_level,
-        settings.threads,
-        out,
-        &tmp_path,
-        on_block,
-        produce,
-    )?;
-    let tmp = out
-        .into_inner()
-        .map_err(|e| cache_err(&tmp_path)(e.into_error()))?
-        .into_temp();
-    cache
-        .commit_blob(tmp, &summary.compressed_digest)
-        .map_err(cache_err(&tmp_path))?;
-    Ok(LayerRecord {
-        digest: summary.compressed_digest,
-        size: summary.compressed_size,
-        diff_id: summary.uncompressed_digest,
-        uncompressed_size: summary.uncompressed_size,
-    })
 }
 
 /// A record whose blob is present with the right size; a stale record is dropped.

@@ -1,5 +1,6 @@
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::sync::Mutex;
 
 use flate2::read::GzDecoder;
@@ -54,7 +55,7 @@ fn fixed_tree(root: &Path, file_perm: u32, dir_perm: u32, touch: Option<&str>) {
     fs::write(root.join("lib/data/big.txt"), big).unwrap();
     // Pseudo-random bytes over more than a whole block: the golden digest
     // covers blocks written stored as incompressible too.
-    let noise = crate::layer::test_noise(400_000, 0x9e37_79b9_7f4a_7c15);
+    let noise = crate::gzip::test_noise(400_000, 0x9e37_79b9_7f4a_7c15);
     fs::write(root.join("lib/data/noise.bin"), noise).unwrap();
     for f in ["lib/data/big.txt", "lib/data/noise.bin"] {
         fs::set_permissions(root.join(f), fs::Permissions::from_mode(file_perm)).unwrap();
@@ -227,42 +228,6 @@ fn a_missing_blob_is_rebuilt() {
 }
 
 #[test]
-fn compress_into_cache_round_trips_and_a_failure_leaves_nothing() {
-    let cd = tempfile::tempdir().unwrap();
-    let cache = Cache::open(cd.path()).unwrap();
-    let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
-    let (desc, diff_id, size) = compress_into_cache(&data[..], &settings(2), &cache).unwrap();
-    assert_eq!(diff_id, Digest::of(&data));
-    assert_eq!(size, data.len() as u64);
-    let blob = fs::read(cache.blob_path(&desc.digest)).unwrap();
-    assert_eq!(blob.len() as u64, desc.size);
-    let mut back = Vec::new();
-    GzDecoder::new(&blob[..]).read_to_end(&mut back).unwrap();
-    assert_eq!(back, data);
-
-    struct Failing(usize);
-    impl Read for Failing {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            if self.0 > 500_000 {
-                return Err(std::io::Error::other("disk on fire"));
-            }
-            let n = buf.len().min(4096);
-            buf[..n].fill(1);
-            self.0 += n;
-            Ok(n)
-        }
-    }
-    let cd = tempfile::tempdir().unwrap();
-    let cache = Cache::open(cd.path()).unwrap();
-    let err = compress_into_cache(Failing(0), &settings(2), &cache).unwrap_err();
-    assert!(err.to_string().contains("disk on fire"), "{err}");
-    for sub in ["blobs-v1/sha256", "tmp"] {
-        let left: Vec<_> = fs::read_dir(cd.path().join(sub)).unwrap().collect();
-        assert!(left.is_empty(), "{sub} has {left:?}");
-    }
-}
-
-#[test]
 fn golden_tree_spans_several_blocks() {
     let src = tempfile::tempdir().unwrap();
     fixed_tree(src.path(), 0o644, 0o755, None);
@@ -275,7 +240,7 @@ fn golden_tree_spans_several_blocks() {
         &crate::report::Silent,
     )
     .unwrap();
-    assert!(layer.uncompressed_size > 2 * super::super::pgzip::BLOCK_SIZE as u64);
+    assert!(layer.uncompressed_size > 2 * crate::gzip::BLOCK_SIZE as u64);
 }
 
 #[test]

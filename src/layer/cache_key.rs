@@ -21,14 +21,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::pgzip::BLOCK_SIZE;
 use super::select::{Entry, EntryKind, FileStat};
 use super::{LayerError, LayerSettings, LayerSpec};
 use crate::cache::Cache;
+use crate::gzip::BLOCK_SIZE;
 
 /// Bumped whenever the bytes written for the same inputs change (tar layout,
 /// compressor framing): old cache entries then simply stop matching.
-/// 3: incompressible 16 KiB segments are written stored (`layer::incompressible`).
+/// 3: incompressible 16 KiB segments are written stored (`gzip::incompressible`).
 pub const LAYER_FORMAT_VERSION: u32 = 3;
 pub const STAT_BUCKET: &str = "layer-stat-v2";
 

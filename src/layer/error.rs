@@ -55,6 +55,9 @@ pub enum LayerError {
 
     #[error("gzip compression failed: {message}")]
     Compress { message: String },
+
+    #[error(transparent)]
+    Gzip(#[from] crate::gzip::GzipError),
 }
 
 impl LayerError {

@@ -8,14 +8,7 @@ use crate::image::MediaFamily;
 /// 1980-01-01T00:00:00Z. Non-zero because some tools treat mtime 0 as "unset".
 pub const DEFAULT_MTIME: u64 = 315_532_800;
 
-/// gzip level of our layers; part of the layer cache key. zlib-rs's level 4
-/// (lazy matching, short chains): on the benchmark tree and on a real
-/// numpy/pandas/scipy install its layers are smaller than umoci's, and 0.1%
-/// (benchmark tree) to 2.3% (wheels) larger than level 6's for much less CPU
-/// (BENCHMARKS.md). Level 3 is faster still but 1% larger than umoci's on the
-/// wheels. `--gzip-level 6`
-/// or 9 trade build time for push size.
-pub const DEFAULT_GZIP_LEVEL: u32 = 4;
+pub use crate::gzip::DEFAULT_GZIP_LEVEL;
 
 /// One layer to build, in image order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +73,7 @@ impl Default for LayerSettings {
             family: MediaFamily::Oci,
             mtime: DEFAULT_MTIME,
             gzip_level: DEFAULT_GZIP_LEVEL,
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            threads: crate::gzip::default_threads(),
         }
     }
 }

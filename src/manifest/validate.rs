@@ -12,6 +12,7 @@ use super::forms;
 use super::model::{CodeModel, FunctionModel, ImageSettings, LayerModel, Runtime, SourceKind, SourcePath};
 use super::schema::{CodeTable, ImageTable, LayerTable, ManifestFile, SpannedString};
 use crate::image::{Architecture, MediaFamily};
+use crate::reference::{ImageRef, ImageRefError};
 
 /// The code layer's image path unless `[code] destination` says otherwise.
 pub const DEFAULT_CODE_DESTINATION: &str = "/var/task";
@@ -245,20 +246,19 @@ fn check_base(c: &mut Checker, image: &SpannedString, settings: Option<&ImageTab
         );
         return;
     }
-    for prefix in ["oci:", "docker-archive:"] {
-        if base
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '@']))
-        {
-            c.report(
-                image.span(),
-                "base.image",
-                format!("base.image \"{base}\" names no path after {prefix}"),
-            );
-        }
+    // Only a local reference without a path is refused here; the rest of the
+    // grammar (registry names, digests) is checked when the base is opened,
+    // where the message can say which digest to pin.
+    let parsed = ImageRef::parse(base);
+    if let Err(ImageRefError::EmptyPath { prefix, .. }) = &parsed {
+        c.report(
+            image.span(),
+            "base.image",
+            format!("base.image \"{base}\" names no path after {prefix}"),
+        );
     }
     let has_entrypoint = settings.is_some_and(|s| s.entrypoint.is_some());
-    if base == "scratch" && !has_entrypoint {
+    if parsed.is_ok_and(|r| r.is_scratch()) && !has_entrypoint {
         c.report(
             image.span(),
             "base.image",

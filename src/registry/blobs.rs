@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::Instant;
 
-use ureq::http::Method;
+use ureq::http::{Method, StatusCode};
 
 use super::RegistryError;
 use super::client::{Client, Req, ReqBody, encode, pull_scope, push_scope, read_small};
@@ -47,9 +47,9 @@ impl Client {
             vec![scope],
             what.clone(),
         ))?;
-        match resp.status().as_u16() {
-            200 => Ok(true),
-            404 => Ok(false),
+        match resp.status() {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
             _ => Err(self.status_error(resp, &what, 1)),
         }
     }
@@ -97,7 +97,7 @@ impl Client {
                 )
                 .streamed(),
             )?;
-            if resp.status().as_u16() != 200 {
+            if resp.status() != StatusCode::OK {
                 return Err(self.status_error(resp, &what, attempt + 1));
             }
             let promised = resp
@@ -248,12 +248,12 @@ impl Client {
             )
             .body(ReqBody::Bytes(&[])),
         )?;
-        match resp.status().as_u16() {
-            201 => {
+        match resp.status() {
+            StatusCode::CREATED => {
                 let _ = read_small(&mut resp);
                 Ok(MountResult::Mounted)
             }
-            202 => match location(&resp) {
+            StatusCode::ACCEPTED => match location(&resp) {
                 Some(l) => Ok(MountResult::Upload(self.resolve_location(&l))),
                 None => Err(self.missing_location(&what)),
             },
@@ -283,7 +283,7 @@ impl Client {
                     )
                     .body(ReqBody::Bytes(&[])),
                 )?;
-                if resp.status().as_u16() != 202 {
+                if resp.status() != StatusCode::ACCEPTED {
                     return Err(self.status_error(resp, &what, 1));
                 }
                 match location(&resp) {
@@ -303,8 +303,8 @@ impl Client {
                 .header("content-type", "application/octet-stream")
                 .body(body),
         )?;
-        match resp.status().as_u16() {
-            201 | 204 => {
+        match resp.status() {
+            StatusCode::CREATED | StatusCode::NO_CONTENT => {
                 let _ = read_small(&mut resp);
                 Ok(())
             }

@@ -6,13 +6,13 @@ use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use ureq::http::{self, Method, Response};
+use ureq::http::{self, Method, Response, StatusCode};
 
 use super::auth::{AuthState, Challenge, parse_challenge, token_from_response};
 use super::credentials::{self, Credentials};
-use super::reference::api_host;
 use super::retry::{parse_retry_after, retryable_error, retryable_status};
-use super::{RegistryError, RegistryOptions, RetryPolicy, is_plain_http};
+use super::{AuthRefusal, Diagnostics, RegistryError, RegistryOptions, RetryPolicy, is_plain_http};
+use crate::reference::registry::api_host;
 use crate::report::Reporter;
 
 /// A connection to one registry (one host), shared by threads.
@@ -194,8 +194,7 @@ impl Client {
             Vec::new(),
             "the API root /v2/",
         ))?;
-        let status = resp.status().as_u16();
-        if status == 200 {
+        if resp.status() == StatusCode::OK {
             return Ok(());
         }
         Err(self.status_error(resp, "the API root /v2/", 1))
@@ -213,12 +212,12 @@ impl Client {
             } else {
                 self.send_foreign(&req)?
             };
-            let status = resp.status().as_u16();
+            let status = resp.status();
             let Some(target) = redirect_target(&resp, &req.url) else {
                 return Ok(resp);
             };
             drop(resp);
-            if status == 303 {
+            if status == StatusCode::SEE_OTHER {
                 req.method = Method::GET;
                 req.body = ReqBody::Empty;
             }
@@ -235,7 +234,7 @@ impl Client {
     /// both hosts rather than a challenge to answer with this registry's secrets.
     fn send_foreign(&self, req: &Req<'_>) -> Result<Response<ureq::Body>, RegistryError> {
         let resp = self.retrying(&req.what, || self.attempt(req, None))?;
-        if resp.status().as_u16() == 401 {
+        if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(RegistryError::ForeignAuth {
                 registry: self.registry.clone(),
                 other: origin_of(&req.url).unwrap_or_else(|| req.url.clone()),
@@ -252,7 +251,7 @@ impl Client {
             self.ensure_token(&req.scopes)?;
             let auth = self.auth_header(&req.scopes);
             let resp = self.retrying(&req.what, || self.attempt(req, auth.as_deref()))?;
-            if resp.status().as_u16() != 401 {
+            if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
             }
             let challenge = resp
@@ -262,15 +261,15 @@ impl Client {
                 .and_then(parse_challenge);
             let had_auth = auth.is_some();
             if reauthed || challenge.is_none() || (had_auth && !self.is_token_auth()) {
-                let detail = if self.creds.is_none() {
-                    " (no credentials were found for it)".to_string()
+                let reason = if self.creds.is_none() {
+                    AuthRefusal::NoCredentials
                 } else {
-                    error_detail(resp)
+                    AuthRefusal::Refused(diagnostics(resp))
                 };
                 return Err(RegistryError::Unauthorized {
                     registry: self.registry.clone(),
                     what: req.what.clone(),
-                    detail,
+                    reason,
                 });
             }
             reauthed = true;
@@ -287,8 +286,7 @@ impl Client {
                 return Err(RegistryError::Unauthorized {
                     registry: self.registry.clone(),
                     what: req.what.clone(),
-                    detail: " (it asks for a user name and password, and no credentials were found for it)"
-                        .into(),
+                    reason: AuthRefusal::BasicWithoutCredentials,
                 });
             }
         }
@@ -367,19 +365,19 @@ impl Client {
             req = req.header("authorization", c.basic_header());
         }
         let mut resp = self.retrying(&what, || self.attempt(&req, None))?;
-        let status = resp.status().as_u16();
-        if status == 401 || status == 403 {
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(RegistryError::Unauthorized {
                 registry: self.registry.clone(),
                 what: format!("a token for {}", scopes.join(" ")),
-                detail: if self.creds.is_some() {
-                    " (the token server rejected the credentials)".into()
+                reason: if self.creds.is_some() {
+                    AuthRefusal::TokenRejected
                 } else {
-                    " (anonymous access was refused)".into()
+                    AuthRefusal::AnonymousRefused
                 },
             });
         }
-        if status != 200 {
+        if status != StatusCode::OK {
             return Err(self.status_error(resp, &what, 1));
         }
         let body = read_small(&mut resp);
@@ -448,7 +446,7 @@ impl Client {
             // No new attempt once the request's deadline has passed.
             let last = attempt + 1 == attempts || started.elapsed() >= self.limits.deadline;
             match f() {
-                Ok(resp) if retryable_status(resp.status().as_u16()) => {
+                Ok(resp) if retryable_status(resp.status()) => {
                     if last {
                         return Err(self.status_error(resp, what, attempts));
                     }
@@ -494,25 +492,25 @@ impl Client {
         what: &str,
         attempts: u32,
     ) -> RegistryError {
-        let status = resp.status().as_u16();
-        let detail = error_detail(resp);
+        let status = resp.status();
+        let diagnostics = diagnostics(resp);
         match status {
-            401 | 403 => RegistryError::Unauthorized {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => RegistryError::Unauthorized {
                 registry: self.registry.clone(),
                 what: what.to_string(),
-                detail,
+                reason: AuthRefusal::Refused(diagnostics),
             },
-            404 => RegistryError::NotFound {
+            StatusCode::NOT_FOUND => RegistryError::NotFound {
                 registry: self.registry.clone(),
                 what: what.to_string(),
-                detail,
+                diagnostics,
             },
             _ => RegistryError::Status {
                 registry: self.registry.clone(),
                 what: what.to_string(),
                 status,
                 attempts,
-                detail,
+                diagnostics,
             },
         }
     }
@@ -542,7 +540,14 @@ pub(crate) fn origin_of(url: &str) -> Option<String> {
 
 /// Where a 301/302/303/307/308 answer points, resolved against the URL it answered.
 fn redirect_target(resp: &Response<ureq::Body>, url: &str) -> Option<String> {
-    if !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+    if !matches!(
+        resp.status(),
+        StatusCode::MOVED_PERMANENTLY
+            | StatusCode::FOUND
+            | StatusCode::SEE_OTHER
+            | StatusCode::TEMPORARY_REDIRECT
+            | StatusCode::PERMANENT_REDIRECT
+    ) {
         return None;
     }
     let location = resp.headers().get("location")?.to_str().ok()?;
@@ -574,31 +579,9 @@ pub(crate) fn read_small(resp: &mut Response<ureq::Body>) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// `: CODE message` from a registry error document, if it has one.
-fn error_detail(mut resp: Response<ureq::Body>) -> String {
-    let body = read_small(&mut resp);
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<Item>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Item {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    match serde_json::from_slice::<Errors>(&body) {
-        Ok(e) if !e.errors.is_empty() => {
-            let parts: Vec<String> = e
-                .errors
-                .iter()
-                .map(|i| format!("{} {}", i.code, i.message).trim().to_string())
-                .collect();
-            format!(" ({})", parts.join("; "))
-        }
-        _ => String::new(),
-    }
+/// The entries of the registry error document in an answer's body, if it is one.
+fn diagnostics(mut resp: Response<ureq::Body>) -> Diagnostics {
+    Diagnostics::parse(&read_small(&mut resp))
 }
 
 /// Percent-encodes a query value.

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::RegistryError;
-use super::reference::DOCKER_HUB;
+use crate::reference::registry::DOCKER_HUB;
 use crate::report::Reporter;
 
 /// A user name and a secret (password or token). `Debug` never shows the secret.

@@ -1,6 +1,6 @@
 //! Manifests: GET/HEAD with Accept for both families and indexes, PUT of exact bytes.
 
-use ureq::http::Method;
+use ureq::http::{Method, StatusCode};
 
 use super::RegistryError;
 use super::client::{Client, Req, ReqBody, pull_scope, push_scope, read_small};
@@ -35,7 +35,7 @@ impl Client {
         )
         .header("accept", MANIFEST_ACCEPT);
         let mut resp = self.send(req)?;
-        if resp.status().as_u16() != 200 {
+        if resp.status() != StatusCode::OK {
             return Err(self.status_error(resp, &what, 1));
         }
         let media_type = resp
@@ -106,7 +106,7 @@ impl Client {
         )
         .header("accept", MANIFEST_ACCEPT);
         let resp = self.send(req)?;
-        if resp.status().as_u16() != 200 {
+        if resp.status() != StatusCode::OK {
             return Err(self.status_error(resp, &what, 1));
         }
         Ok(resp
@@ -136,8 +136,8 @@ impl Client {
         .header("content-type", media_type)
         .body(ReqBody::Bytes(bytes));
         let mut resp = self.send(req)?;
-        let status = resp.status().as_u16();
-        if status != 201 && status != 200 {
+        let status = resp.status();
+        if status != StatusCode::CREATED && status != StatusCode::OK {
             return Err(self.status_error(resp, &what, 1));
         }
         if let Some(answered) = resp

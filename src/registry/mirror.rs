@@ -13,8 +13,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::reference::{DOCKER_HUB, DOCKER_HUB_API};
 use super::{Reference, RegistryError, is_plain_http};
+use crate::reference::registry::{DOCKER_HUB, DOCKER_HUB_API};
 
 /// One `FROM=TO[/PREFIX]` rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,7 +176,7 @@ fn hint(canonical: &str, via: &Option<String>) -> String {
 pub fn is_unreachable(error: &RegistryError) -> bool {
     match error {
         RegistryError::HostNotFound { .. } | RegistryError::Unreachable { .. } => true,
-        RegistryError::Status { status, .. } => *status >= 500,
+        RegistryError::Status { status, .. } => status.is_server_error(),
         _ => false,
     }
 }
@@ -325,7 +325,7 @@ mod tests {
         let refused = RegistryError::NotFound {
             registry: "r".into(),
             what: "w".into(),
-            detail: String::new(),
+            diagnostics: Default::default(),
         };
         assert!(
             explain(refused, &canonical, None, &[], &|_| {}).is_ok(),

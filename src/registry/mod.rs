@@ -1,5 +1,5 @@
 //! The distribution protocol (OCI distribution spec / Docker registry API v2)
-//! on a small synchronous client: references, auth (docker config, helpers,
+//! on a small synchronous client (references are parsed in `crate::reference`): auth (docker config, helpers,
 //! bearer tokens, basic), retries, verified blob downloads and one-request
 //! uploads. It moves bytes; what to push is decided by the sink.
 //!
@@ -11,23 +11,26 @@ mod auth;
 mod blobs;
 mod client;
 pub mod credentials;
+mod diagnostics;
 mod login;
 mod manifests;
 pub mod mirror;
-pub mod reference;
 mod retry;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::reference::{Reference, ReferenceError};
 pub use blobs::{BlobAction, BlobBytes, fetch_blob_to_cache};
 pub use client::Client;
 pub use credentials::{CredentialStore, Credentials};
+pub use diagnostics::{AuthRefusal, Diagnostic, Diagnostics};
 pub use login::{LoginOptions, LoginOutcome, login};
 pub use manifests::{FetchedManifest, MANIFEST_ACCEPT, resolve_digest};
 pub use mirror::RegistryMirror;
-pub use reference::{Reference, ReferenceError};
 pub use retry::RetryPolicy;
+/// HTTP status codes, as registry errors carry them.
+pub use ureq::http::StatusCode;
 
 use crate::image::Digest;
 
@@ -128,21 +131,24 @@ pub enum RegistryError {
         attempts: u32,
         message: String,
     },
-    #[error("registry {registry} answered {status} for {what} after {attempts} attempt(s){detail}")]
+    #[error(
+        "registry {registry} answered {} for {what} after {attempts} attempt(s){diagnostics}",
+        status.as_u16()
+    )]
     Status {
         registry: String,
         what: String,
-        status: u16,
+        status: StatusCode,
         attempts: u32,
-        detail: String,
+        diagnostics: Diagnostics,
     },
     #[error(
-        "registry {registry} refused access to {what}{detail}: check the credentials (`lambda-img login {registry}`, Docker's config.json) and that the repository exists"
+        "registry {registry} refused access to {what}{reason}: check the credentials (`lambda-img login {registry}`, Docker's config.json) and that the repository exists"
     )]
     Unauthorized {
         registry: String,
         what: String,
-        detail: String,
+        reason: AuthRefusal,
     },
     #[error(
         "registry {registry} redirected {what} to another host, {other}, which asked for credentials (401): credentials for {registry} are sent only to {registry} and the token server it names, never to another host; if {other} is part of that registry, push to it by its own name, or fix the registry's Location/redirect configuration"
@@ -152,11 +158,11 @@ pub enum RegistryError {
         other: String,
         what: String,
     },
-    #[error("registry {registry} has no {what}{detail}")]
+    #[error("registry {registry} has no {what}{diagnostics}")]
     NotFound {
         registry: String,
         what: String,
-        detail: String,
+        diagnostics: Diagnostics,
     },
     #[error(
         "{what} from registry {registry} has digest {actual}, but {expected} was expected: the content was refused and not cached"
@@ -191,6 +197,31 @@ pub enum RegistryError {
     Helper { helper: String, message: String },
     #[error("cannot use {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+}
+
+impl RegistryError {
+    /// The HTTP status of an answer other than a refusal of access or a
+    /// missing object (those have variants of their own).
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            RegistryError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// What the registry's error document said, when it answered with one.
+    pub fn diagnostics(&self) -> Option<&Diagnostics> {
+        match self {
+            RegistryError::Status { diagnostics, .. } | RegistryError::NotFound { diagnostics, .. } => {
+                Some(diagnostics)
+            }
+            RegistryError::Unauthorized {
+                reason: AuthRefusal::Refused(diagnostics),
+                ..
+            } => Some(diagnostics),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

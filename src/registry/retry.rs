@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use ureq::http::StatusCode;
+
 /// Bounded exponential backoff for 5xx, 429 and broken connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -48,8 +50,9 @@ impl RetryPolicy {
 }
 
 /// Whether an HTTP status is worth retrying.
-pub fn retryable_status(status: u16) -> bool {
-    status == 429 || (500..=599).contains(&status) && status != 501
+pub fn retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED
 }
 
 /// Whether a transport error is worth retrying (resets, timeouts, refused connects).
@@ -84,7 +87,9 @@ mod tests {
             p.delay(0, Some(Duration::from_secs(999))),
             Duration::from_secs(60)
         );
-        assert!(retryable_status(503) && retryable_status(429) && !retryable_status(404));
+        let s = |code| StatusCode::from_u16(code).unwrap();
+        assert!(retryable_status(s(503)) && retryable_status(s(429)) && !retryable_status(s(404)));
+        assert!(!retryable_status(s(501)) && !retryable_status(s(400)));
         assert_eq!(parse_retry_after(" 2 "), Some(Duration::from_secs(2)));
     }
 }

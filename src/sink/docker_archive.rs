@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::oci_layout::{check_layer_files, copy_verified, persist, temp_beside};
 use super::{ImageSink, SinkError, SinkReport};
 use crate::image::{Digest, Image};
+use crate::reference::{OutputRef, OutputTarget};
 use crate::report::Reporter;
 
 /// A docker-archive file and the `REPO:TAG` it names the image with.
@@ -42,27 +43,13 @@ impl DockerArchiveSink {
     /// Parses what follows `docker-archive:`: `FILE[:REPO[:TAG]]`, split at the
     /// first `:` like skopeo; a reference without a tag gets `:latest`.
     pub fn parse(s: &str) -> Result<DockerArchiveSink, SinkError> {
-        let invalid = |message: String| SinkError::InvalidOutput {
-            output: format!("docker-archive:{s}"),
-            message,
-        };
-        let (file, reference) = match s.split_once(':') {
-            Some((f, r)) => (f, Some(r)),
-            None => (s, None),
-        };
-        if file.is_empty() {
-            return Err(invalid(
-                "the file name is empty; write docker-archive:FILE[:REPO:TAG]".into(),
-            ));
+        match OutputRef::parse(&format!("docker-archive:{s}"))?.target() {
+            OutputTarget::DockerArchive { file, repo_tag } => Ok(DockerArchiveSink {
+                file: file.clone(),
+                repo_tag: repo_tag.clone(),
+            }),
+            other => unreachable!("a docker-archive: output parses as an archive, not {other:?}"),
         }
-        let repo_tag = match reference {
-            None => None,
-            Some(r) => Some(normalize_reference(r).map_err(invalid)?),
-        };
-        Ok(DockerArchiveSink {
-            file: PathBuf::from(file),
-            repo_tag,
-        })
     }
 
     fn io_err(&self) -> impl Fn(io::Error) -> SinkError + '_ {
@@ -107,36 +94,6 @@ impl DockerArchiveSink {
         }
         tar.into_inner().map_err(&io_err)?.flush().map_err(&io_err)
     }
-}
-
-/// Checks `REPO[:TAG]` loosely (the loaders check the rest) and adds `:latest`.
-fn normalize_reference(r: &str) -> Result<String, String> {
-    if r.is_empty() || r.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@') {
-        return Err(format!(
-            "`{r}` is not a REPO:TAG reference (no spaces, no @digest)"
-        ));
-    }
-    let last = r.rsplit('/').next().unwrap_or(r);
-    let (repo, tag) = match last.rsplit_once(':') {
-        Some(_) => r.rsplit_once(':').expect("has a colon"),
-        None => (r, "latest"),
-    };
-    if repo.is_empty() || tag.is_empty() || repo.ends_with('/') {
-        return Err(format!("`{r}` is not a REPO:TAG reference"));
-    }
-    let path = repo.split_once('/').map_or(repo, |(host, rest)| {
-        if host.contains('.') || host.contains(':') || host == "localhost" {
-            rest
-        } else {
-            repo
-        }
-    });
-    if path.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(format!(
-            "repository `{repo}` has upper-case letters; image names are lower case"
-        ));
-    }
-    Ok(format!("{repo}:{tag}"))
 }
 
 fn file_header(size: u64) -> tar::Header {

@@ -13,6 +13,7 @@ pub use oci_layout::{OciLayoutSink, as_oci};
 pub use registry::RegistrySink;
 
 use crate::image::{Digest, Image};
+use crate::reference::{OutputRef, OutputRefError, OutputTarget};
 use crate::report::Reporter;
 
 /// Settings that apply to every output of a run.
@@ -25,21 +26,24 @@ pub struct SinkOptions {
 
 /// Parses an output as written on the command line into its sink.
 pub fn open(output: &str, options: &SinkOptions) -> Result<Box<dyn ImageSink>, SinkError> {
-    let invalid = |message: &str| SinkError::InvalidOutput {
-        output: output.to_string(),
-        message: message.to_string(),
-    };
-    match output.split_once(':') {
-        Some(("oci", rest)) => Ok(Box::new(OciLayoutSink {
+    open_ref(&OutputRef::parse(output)?, options)
+}
+
+/// The sink of a parsed output.
+pub fn open_ref(output: &OutputRef, options: &SinkOptions) -> Result<Box<dyn ImageSink>, SinkError> {
+    Ok(match output.target() {
+        OutputTarget::Oci { dir, tag } => Box::new(OciLayoutSink {
             gc: !options.keep_unreferenced,
-            ..OciLayoutSink::parse(rest)?
-        })),
-        Some(("docker-archive", rest)) => Ok(Box::new(DockerArchiveSink::parse(rest)?)),
-        Some(("registry", rest)) => Ok(Box::new(RegistrySink::parse(rest, options.registry.clone())?)),
-        _ => Err(invalid(
-            "expected oci:DIR[:TAG], docker-archive:FILE[:REPO:TAG] or registry:REF",
-        )),
-    }
+            ..OciLayoutSink::new(dir, tag)
+        }),
+        OutputTarget::DockerArchive { file, repo_tag } => Box::new(DockerArchiveSink {
+            file: file.clone(),
+            repo_tag: repo_tag.clone(),
+        }),
+        OutputTarget::Registry(reference) => {
+            Box::new(RegistrySink::new(reference.clone(), options.registry.clone())?)
+        }
+    })
 }
 
 /// What every output can do.
@@ -121,6 +125,8 @@ pub enum SinkError {
     NotALayout { path: PathBuf, reason: String },
     #[error("invalid output {output}: {message}")]
     InvalidOutput { output: String, message: String },
+    #[error(transparent)]
+    Output(#[from] OutputRefError),
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
 }

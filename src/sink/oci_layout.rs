@@ -14,8 +14,8 @@ use tempfile::NamedTempFile;
 use super::{ImageSink, SinkError, SinkReport};
 use crate::image::{BlobLocation, Descriptor, Digest, Document, HashingWriter, Image, Layer, OCI_INDEX};
 use crate::image::{MediaFamily, convert_layer_media_type, parse_document, write_index, write_manifest};
+use crate::reference::{OutputRef, OutputTarget};
 use crate::report::Reporter;
-use crate::source::split_path_tag;
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const LAYOUT_MARKER: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -32,25 +32,19 @@ pub struct OciLayoutSink {
 impl OciLayoutSink {
     /// Parses what follows `oci:`: `DIR[:TAG]`, the tag defaulting to `latest`.
     pub fn parse(s: &str) -> Result<OciLayoutSink, SinkError> {
-        let (dir, tag) = split_path_tag(s);
-        let invalid = |message: &str| SinkError::InvalidOutput {
-            output: format!("oci:{s}"),
-            message: message.to_string(),
-        };
-        if dir.is_empty() {
-            return Err(invalid("the directory is empty; write oci:DIR[:TAG]"));
+        match OutputRef::parse(&format!("oci:{s}"))?.target() {
+            OutputTarget::Oci { dir, tag } => Ok(OciLayoutSink::new(dir, tag)),
+            other => unreachable!("an oci: output parses as an OCI layout, not {other:?}"),
         }
-        let tag = tag.unwrap_or("latest");
-        if tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid(
-                "the tag must be non-empty with no spaces; write oci:DIR:TAG",
-            ));
-        }
-        Ok(OciLayoutSink {
-            dir: PathBuf::from(dir),
+    }
+
+    /// The sink of a parsed `oci:` output (garbage-collecting).
+    pub(super) fn new(dir: &Path, tag: &str) -> Self {
+        OciLayoutSink {
+            dir: dir.to_path_buf(),
             tag: tag.to_string(),
             gc: true,
-        })
+        }
     }
 
     fn io_err(&self, path: &Path) -> impl Fn(io::Error) -> SinkError {

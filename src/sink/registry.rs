@@ -7,7 +7,8 @@ use std::sync::Mutex;
 
 use super::{BlobReport, ImageSink, SinkError, SinkReport};
 use crate::image::{BlobLocation, Digest, Image, LayerOrigin};
-use crate::registry::{BlobBytes, Client, Reference, RegistryError, RegistryOptions};
+use crate::reference::OutputRef;
+use crate::registry::{BlobBytes, Client, Reference, RegistryError, RegistryOptions, StatusCode};
 use crate::report::Reporter;
 
 /// `--output registry:REF`.
@@ -21,13 +22,10 @@ impl RegistrySink {
     /// `reference` names where to push; it must not carry a digest (the digest
     /// is the image's own).
     pub fn new(reference: Reference, options: RegistryOptions) -> Result<Self, RegistryError> {
-        if reference.digest.is_some() {
-            return Err(RegistryError::Reference(crate::registry::ReferenceError {
-                input: reference.to_string(),
-                reason: "a push destination names a repository and optionally a tag, not a digest".into(),
-            }));
-        }
-        Ok(RegistrySink { reference, options })
+        Ok(RegistrySink {
+            reference: OutputRef::push_destination(reference)?,
+            options,
+        })
     }
 
     pub fn parse(input: &str, options: RegistryOptions) -> Result<Self, RegistryError> {
@@ -69,7 +67,7 @@ impl ImageSink for RegistrySink {
                 Ok(action) => action,
                 // The registry refused the bytes (DIGEST_INVALID): when they are a
                 // damaged cache blob, it is evicted so the next build rebuilds it.
-                Err(e @ RegistryError::Status { status: 400, .. }) => {
+                Err(e) if e.status() == Some(StatusCode::BAD_REQUEST) => {
                     if !blob_matches(path, &d.digest) && crate::cache::evict_corrupt_blob(path) {
                         return Err(SinkError::CorruptCacheBlob {
                             path: path.clone(),

@@ -13,13 +13,13 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::oci_layout::split_digest;
 use super::{ImageSource, SourceError, assemble_base};
 use crate::cache::Cache;
 use crate::image::{
     Architecture, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, Digest, HashingWriter, Image, ManifestView,
     MediaFamily, write_manifest,
 };
+use crate::reference::{ImageRef, ImageTarget};
 use crate::report::Reporter;
 
 /// Configs are small; refuse to load anything bigger into memory.
@@ -36,8 +36,8 @@ fn gzip_key(diff_id: &Digest) -> String {
     format!(
         "{}-f{}-l{}",
         diff_id.hex(),
-        crate::layer::cache_key::LAYER_FORMAT_VERSION,
-        crate::layer::DEFAULT_GZIP_LEVEL
+        crate::gzip::GZIP_FORMAT_VERSION,
+        crate::gzip::DEFAULT_GZIP_LEVEL
     )
 }
 
@@ -80,19 +80,22 @@ type SharedConfig = (Digest, std::rc::Rc<Vec<u8>>);
 impl DockerArchiveSource {
     /// Parses what follows `docker-archive:`: `PATH[@sha256:<config digest>]`.
     pub fn parse(s: &str) -> Result<DockerArchiveSource, SourceError> {
-        let reference = format!("docker-archive:{s}");
-        let (path, digest) = split_digest(&reference, s)?;
-        if path.is_empty() {
-            return Err(SourceError::Invalid {
-                source_ref: reference,
-                message: "the archive path is empty; write docker-archive:FILE".into(),
-            });
+        let reference = ImageRef::parse(&format!("docker-archive:{s}"))?;
+        match reference.target() {
+            ImageTarget::DockerArchive { path, digest } => {
+                Ok(DockerArchiveSource::new(&reference, path, digest))
+            }
+            other => unreachable!("a docker-archive: reference parses as an archive, not {other:?}"),
         }
-        Ok(DockerArchiveSource {
-            reference,
-            path: PathBuf::from(path),
-            digest,
-        })
+    }
+
+    /// The source of a parsed `docker-archive:` reference.
+    pub(super) fn new(reference: &ImageRef, path: &Path, digest: &Option<Digest>) -> Self {
+        DockerArchiveSource {
+            reference: reference.to_string(),
+            path: path.to_path_buf(),
+            digest: digest.clone(),
+        }
     }
 
     fn io_err(&self) -> impl Fn(io::Error) -> SourceError + '_ {
@@ -331,7 +334,7 @@ fn cached_gzip(cache: &Cache, diff_id: &Digest) -> Option<GzipRecord> {
     }
 }
 
-/// Gzips an uncompressed layer tar into the cache with the layer module's
+/// Gzips an uncompressed layer tar into the cache with the `gzip` module's
 /// deterministic parallel gzip, checking that the tar's sha256 is `diff_id`.
 /// Cached by diff_id, so a second build of the same base does not compress again.
 fn gzip_layer_into_cache(
@@ -351,12 +354,17 @@ fn gzip_layer_into_cache(
     if let Some(hit) = cached_gzip(cache, diff_id) {
         return Ok(hit);
     }
-    let settings = crate::layer::LayerSettings::default();
-    let (descriptor, actual, _) =
-        crate::layer::compress_into_cache(reader, &settings, cache).map_err(|e| SourceError::Invalid {
-            source_ref: source_ref.to_string(),
-            message: format!("cannot compress a layer: {e}"),
-        })?;
+    let summary = crate::gzip::compress_into_cache(
+        reader,
+        crate::gzip::DEFAULT_GZIP_LEVEL,
+        crate::gzip::default_threads(),
+        cache,
+    )
+    .map_err(|e| SourceError::Invalid {
+        source_ref: source_ref.to_string(),
+        message: format!("cannot compress a layer: {e}"),
+    })?;
+    let actual = summary.uncompressed_digest;
     if &actual != diff_id {
         return Err(SourceError::DigestMismatch {
             what: format!("a layer tar of {source_ref}"),
@@ -365,8 +373,8 @@ fn gzip_layer_into_cache(
         });
     }
     let record = GzipRecord {
-        digest: descriptor.digest,
-        size: descriptor.size,
+        digest: summary.compressed_digest,
+        size: summary.compressed_size,
     };
     // A failed record write only costs a recompression next time.
     let _ = cache.put_record(GZIP_BUCKET, &gzip_key(diff_id), &record);

@@ -13,12 +13,13 @@ use std::path::PathBuf;
 
 pub use base::{LayerFacts, assemble_base, layer_facts, select_platform};
 pub use docker_archive::DockerArchiveSource;
-pub use oci_layout::{OciLayoutSource, split_path_tag};
+pub use oci_layout::OciLayoutSource;
 pub use registry::RegistrySource;
 pub use scratch::ScratchSource;
 
 use crate::cache::Cache;
 use crate::image::{Architecture, Digest, DocumentError, Image};
+use crate::reference::{ImageRef, ImageRefError, ImageTarget};
 use crate::report::Reporter;
 
 /// Settings that apply to reading the base image.
@@ -32,33 +33,39 @@ pub struct SourceOptions {
 /// Parses a base reference as written in lambda-img.toml into its source:
 /// `scratch`, `oci:PATH[:TAG][@sha256:...]`, `docker-archive:PATH`, or a
 /// registry reference (`[registry/]repository[:tag]@sha256:...`, optionally
-/// prefixed `registry:` or `docker://`).
+/// prefixed `registry:` or `docker://`); see [`ImageRef`].
 pub fn open(reference: &str, options: &SourceOptions) -> Result<Box<dyn ImageSource>, SourceError> {
-    if reference == "scratch" {
-        return Ok(Box::new(ScratchSource::new()));
-    }
-    match reference.split_once(':') {
-        Some(("oci", rest)) => return Ok(Box::new(OciLayoutSource::parse(rest)?)),
-        Some(("docker-archive", rest)) => return Ok(Box::new(DockerArchiveSource::parse(rest)?)),
-        _ => {}
-    }
-    let name = reference
-        .strip_prefix("registry:")
-        .or_else(|| reference.strip_prefix("docker://"))
-        .unwrap_or(reference);
-    let parsed = crate::registry::Reference::parse(name).map_err(crate::registry::RegistryError::from)?;
+    open_ref(&ImageRef::parse(reference)?, options)
+}
+
+/// The source of a parsed reference. A registry reference must be pinned by
+/// digest unless `options` allow otherwise.
+pub fn open_ref(reference: &ImageRef, options: &SourceOptions) -> Result<Box<dyn ImageSource>, SourceError> {
+    let parsed = match reference.target() {
+        ImageTarget::Scratch => return Ok(Box::new(ScratchSource::new())),
+        ImageTarget::Oci { path, tag, digest } => {
+            return Ok(Box::new(OciLayoutSource::new(reference, path, tag, digest)));
+        }
+        ImageTarget::DockerArchive { path, digest } => {
+            return Ok(Box::new(DockerArchiveSource::new(reference, path, digest)));
+        }
+        ImageTarget::Registry(parsed) => parsed,
+    };
     if !parsed.is_pinned() && !options.allow_unpinned {
         // Say which digest to pin when the registry can tell us; the build
         // stops either way, so a lookup failure only shortens the message.
-        let lookup = crate::registry::mirror::route(&options.registry.mirrors, &parsed)
-            .map_or(parsed.clone(), |r| r.0);
+        let lookup =
+            crate::registry::mirror::route(&options.registry.mirrors, parsed).map_or(parsed.clone(), |r| r.0);
         let digest = crate::registry::resolve_digest(&lookup, &options.registry, &crate::report::Silent).ok();
         return Err(SourceError::Unpinned {
             reference: reference.to_string(),
             digest,
         });
     }
-    Ok(Box::new(RegistrySource::new(parsed, options.registry.clone())))
+    Ok(Box::new(RegistrySource::new(
+        parsed.clone(),
+        options.registry.clone(),
+    )))
 }
 
 /// What every image source can do.
@@ -144,6 +151,8 @@ pub enum SourceError {
         expected: &'static str,
         reason: String,
     },
+    #[error(transparent)]
+    Reference(#[from] ImageRefError),
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
     /// The base's registry (or its mirror) did not answer; says what to do.

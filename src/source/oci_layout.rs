@@ -8,6 +8,7 @@ use crate::cache::Cache;
 use crate::image::{
     Architecture, Descriptor, Digest, Document, Image, IndexView, ManifestView, OCI_INDEX, parse_document,
 };
+use crate::reference::{ImageRef, ImageTarget};
 use crate::report::Reporter;
 
 /// The annotation an OCI layout's index.json uses to name a tag.
@@ -36,7 +37,7 @@ struct IndexWalk {
 /// An image in an OCI layout directory, named by tag and/or pinned by digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OciLayoutSource {
-    /// What the user wrote after `oci:`, for messages.
+    /// The reference as the user wrote it (`oci:...`), for messages.
     reference: String,
     pub path: PathBuf,
     pub tag: Option<String>,
@@ -44,53 +45,29 @@ pub struct OciLayoutSource {
     pub digest: Option<Digest>,
 }
 
-/// Splits `PATH[:TAG]` the way skopeo does for `oci:`: the tag is what follows
-/// the last `:`, when that contains no `/` (so `./a:b/c` is all path).
-pub fn split_path_tag(s: &str) -> (&str, Option<&str>) {
-    match s.rfind(':') {
-        Some(i) if !s[i + 1..].contains('/') => (&s[..i], Some(&s[i + 1..])),
-        _ => (s, None),
-    }
-}
-
-/// Splits a trailing `@sha256:<hex>` off a reference.
-pub(crate) fn split_digest(reference: &str, s: &str) -> Result<(String, Option<Digest>), SourceError> {
-    match s.rfind('@') {
-        Some(i) if s[i + 1..].starts_with("sha256:") => {
-            let digest = s[i + 1..].parse::<Digest>().map_err(|e| SourceError::Invalid {
-                source_ref: reference.to_string(),
-                message: format!("{e}; write the digest as @sha256:<64 hex digits>"),
-            })?;
-            Ok((s[..i].to_string(), Some(digest)))
-        }
-        _ => Ok((s.to_string(), None)),
-    }
-}
-
 impl OciLayoutSource {
     /// Parses what follows `oci:`: `PATH[:TAG][@sha256:<hex>]`.
     pub fn parse(s: &str) -> Result<OciLayoutSource, SourceError> {
-        let reference = format!("oci:{s}");
-        let invalid = |message: &str| SourceError::Invalid {
-            source_ref: reference.clone(),
-            message: message.to_string(),
-        };
-        let (rest, digest) = split_digest(&reference, s)?;
-        let (path, tag) = split_path_tag(&rest);
-        if path.is_empty() {
-            return Err(invalid("the layout path is empty; write oci:PATH[:TAG]"));
+        let reference = ImageRef::parse(&format!("oci:{s}"))?;
+        match reference.target() {
+            ImageTarget::Oci { path, tag, digest } => Ok(OciLayoutSource::new(&reference, path, tag, digest)),
+            other => unreachable!("an oci: reference parses as an OCI layout, not {other:?}"),
         }
-        if tag == Some("") {
-            return Err(invalid(
-                "the tag after `:` is empty; write oci:PATH:TAG or leave out the `:`",
-            ));
+    }
+
+    /// The source of a parsed `oci:` reference.
+    pub(super) fn new(
+        reference: &ImageRef,
+        path: &Path,
+        tag: &Option<String>,
+        digest: &Option<Digest>,
+    ) -> Self {
+        OciLayoutSource {
+            reference: reference.to_string(),
+            path: path.to_path_buf(),
+            tag: tag.clone(),
+            digest: digest.clone(),
         }
-        Ok(OciLayoutSource {
-            reference,
-            path: PathBuf::from(path),
-            tag: tag.map(str::to_string),
-            digest,
-        })
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {

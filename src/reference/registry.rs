@@ -5,7 +5,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::image::Digest;
-use crate::image::base_record::BaseRecord;
 
 /// The registry name Docker uses when a reference names none.
 pub const DOCKER_HUB: &str = "docker.io";
@@ -234,29 +233,6 @@ fn validate_repository(repository: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The base record (`org.opencontainers.image.base.*`) for a base written
-/// as `reference` in lambda-img.toml: here rather than in `image`, since it
-/// needs the reference grammar. The record for a base written as `reference` in lambda-img.toml, or
-/// `None` when it is not a registry reference (scratch, `oci:`, `docker-archive:`).
-pub fn base_record_for(reference: &str) -> Option<BaseRecord> {
-    if reference == "scratch" || reference.starts_with("oci:") || reference.starts_with("docker-archive:") {
-        return None;
-    }
-    let name = reference
-        .strip_prefix("registry:")
-        .or_else(|| reference.strip_prefix("docker://"))
-        .unwrap_or(reference);
-    let parsed = Reference::parse(name).ok()?;
-    let name = match &parsed.tag {
-        Some(tag) => format!("{}:{tag}", parsed.name()),
-        None => parsed.name(),
-    };
-    Some(BaseRecord {
-        name,
-        digest: parsed.digest,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,20 +293,5 @@ mod tests {
         assert!(e("a//b").contains("empty path component"));
         assert!(e("a/b_/c").contains("component"));
         assert!(e("has space").contains("whitespace"));
-    }
-
-    #[test]
-    fn registry_bases_are_recorded_and_local_ones_are_not() {
-        let d = Digest::of(b"base");
-        let r = base_record_for(&format!("registry:python:3.12@{d}")).unwrap();
-        assert_eq!(r.name, "docker.io/library/python:3.12");
-        assert_eq!(r.digest, Some(d.clone()));
-        assert_eq!(r.entries()[crate::image::base_record::BASE_DIGEST], d.to_string());
-        let unpinned = base_record_for("127.0.0.1:5000/lambda/base:1").unwrap();
-        assert_eq!(unpinned.name, "127.0.0.1:5000/lambda/base:1");
-        assert_eq!(unpinned.entries().len(), 1, "no digest to record");
-        for local in ["scratch", "oci:out:1", "docker-archive:x.tar"] {
-            assert_eq!(base_record_for(local), None, "{local}");
-        }
     }
 }

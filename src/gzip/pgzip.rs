@@ -21,7 +21,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use flate2::{Compress, Compression, FlushCompress};
 use sha2::{Digest as _, Sha256};
 
-use super::LayerError;
+use super::GzipError;
 use super::incompressible::{SEGMENT, incompressible_segments};
 use crate::image::Digest;
 
@@ -74,7 +74,7 @@ pub fn deflate_block(
     dict: &[u8],
     data: &[u8],
     out: &mut Vec<u8>,
-) -> Result<(), LayerError> {
+) -> Result<(), GzipError> {
     out.clear();
     // Room for the worst case up front: zlib emits a second sync marker when a
     // flush ends exactly at the end of the output space, so a buffer that is
@@ -104,7 +104,7 @@ pub fn deflate_block(
         at = end;
     }
     if out.capacity() - out.len() < 8 {
-        return Err(LayerError::Compress {
+        return Err(GzipError::Compress {
             message: format!(
                 "deflate did not finish a {}-byte block within its bound; this is a bug",
                 data.len()
@@ -116,8 +116,8 @@ pub fn deflate_block(
 
 /// Appends `data` to `out` as raw deflate primed with `window` and ended with
 /// a sync flush, from a new compressor.
-fn deflate_run(level: Compression, window: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), LayerError> {
-    let fail = |e: flate2::CompressError| LayerError::Compress {
+fn deflate_run(level: Compression, window: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), GzipError> {
+    let fail = |e: flate2::CompressError| GzipError::Compress {
         message: e.to_string(),
     };
     let mut c = Compress::new(level, false);
@@ -126,7 +126,7 @@ fn deflate_run(level: Compression, window: &[u8], data: &[u8], out: &mut Vec<u8>
     }
     c.compress_vec(data, out, FlushCompress::Sync).map_err(fail)?;
     if c.total_in() as usize != data.len() {
-        return Err(LayerError::Compress {
+        return Err(GzipError::Compress {
             message: format!(
                 "deflate did not finish a {}-byte run within its bound; this is a bug",
                 data.len()
@@ -144,11 +144,11 @@ fn deflate_bound(len: usize) -> usize {
     len + (len >> 11) + (len >> 14) + 64 + 16 * (len / SEGMENT + 1)
 }
 
-fn check_level(level: u32) -> Result<Compression, LayerError> {
+fn check_level(level: u32) -> Result<Compression, GzipError> {
     if (1..=9).contains(&level) {
         Ok(Compression::new(level))
     } else {
-        Err(LayerError::Compress {
+        Err(GzipError::Compress {
             message: format!("gzip level {level} is out of range: use 1 to 9"),
         })
     }
@@ -286,15 +286,15 @@ fn closed() -> io::Error {
 /// member to `out` (named `out_path` in errors). `on_block` sees each block
 /// of the uncompressed stream, in order, as its compressed bytes are written
 /// (for progress, or to read the stream a second way without a second pass).
-pub fn parallel_gzip<W: Write + Send>(
+pub fn parallel_gzip<W: Write + Send, E: From<GzipError>>(
     level: u32,
     threads: usize,
     out: W,
     out_path: &Path,
     on_block: &(dyn Fn(&[u8]) + Sync),
-    produce: impl FnOnce(&mut BlockSink) -> Result<(), LayerError>,
-) -> Result<(W, GzipSummary), LayerError> {
-    let compression = check_level(level)?;
+    produce: impl FnOnce(&mut BlockSink) -> Result<(), E>,
+) -> Result<(W, GzipSummary), E> {
+    let compression = check_level(level).map_err(E::from)?;
     let workers = threads.max(1);
     let pool_size = workers * 4 + 4;
     let (pool_tx, pool_rx) = sync_channel::<Pair>(pool_size);
@@ -306,7 +306,7 @@ pub fn parallel_gzip<W: Write + Send>(
         pool_tx.send(pair).expect("pool has room for every pair");
     }
     let (job_tx, job_rx) = sync_channel::<Job>(pool_size);
-    let (done_tx, done_rx) = sync_channel::<Result<Done, LayerError>>(pool_size);
+    let (done_tx, done_rx) = sync_channel::<Result<Done, GzipError>>(pool_size);
     let job_rx = Mutex::new(job_rx);
 
     std::thread::scope(|s| {
@@ -328,8 +328,10 @@ pub fn parallel_gzip<W: Write + Send>(
             block_size: BLOCK_SIZE,
         };
         let produced = produce(&mut sink).and_then(|()| {
-            sink.finish().map_err(|e| LayerError::Compress {
-                message: e.to_string(),
+            sink.finish().map_err(|e| {
+                E::from(GzipError::Compress {
+                    message: e.to_string(),
+                })
             })
         });
         drop(sink);
@@ -337,9 +339,9 @@ pub fn parallel_gzip<W: Write + Send>(
         let written = writer.join().expect("gzip writer thread panicked");
         match (produced, written) {
             // A writer failure makes the producer fail too; report the cause.
-            (Err(_), Err(w)) => Err(w),
+            (Err(_), Err(w)) => Err(w.into()),
             (Err(p), Ok(_)) => Err(p),
-            (Ok(()), w) => w,
+            (Ok(()), w) => w.map_err(E::from),
         }
     })
 }
@@ -347,7 +349,7 @@ pub fn parallel_gzip<W: Write + Send>(
 fn compress_worker(
     level: Compression,
     jobs: &Mutex<Receiver<Job>>,
-    done: SyncSender<Result<Done, LayerError>>,
+    done: SyncSender<Result<Done, GzipError>>,
 ) {
     loop {
         let job = match jobs.lock().map(|rx| rx.recv()) {
@@ -367,13 +369,13 @@ fn compress_worker(
 
 fn write_member<W: Write>(
     level: u32,
-    done: Receiver<Result<Done, LayerError>>,
+    done: Receiver<Result<Done, GzipError>>,
     pool: SyncSender<Pair>,
     mut out: W,
     out_path: &Path,
     on_block: &(dyn Fn(&[u8]) + Sync),
-) -> Result<(W, GzipSummary), LayerError> {
-    let werr = |source| LayerError::Cache {
+) -> Result<(W, GzipSummary), GzipError> {
+    let werr = |source| GzipError::Cache {
         path: out_path.to_path_buf(),
         source,
     };
@@ -382,7 +384,7 @@ fn write_member<W: Write>(
     let mut crc = crc32fast::Hasher::new();
     let mut usize_total = 0u64;
     let mut zsize = 0u64;
-    let mut emit = |bytes: &[u8], out: &mut W| -> Result<(), LayerError> {
+    let mut emit = |bytes: &[u8], out: &mut W| -> Result<(), GzipError> {
         out.write_all(bytes).map_err(werr)?;
         zsha.update(bytes);
         zsize += bytes.len() as u64;
@@ -406,7 +408,7 @@ fn write_member<W: Write>(
         }
     }
     if !waiting.is_empty() {
-        return Err(LayerError::Compress {
+        return Err(GzipError::Compress {
             message: "a compressed block went missing (a compression thread stopped)".into(),
         });
     }

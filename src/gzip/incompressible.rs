@@ -20,7 +20,8 @@
 //! its size at best; zlib itself stores such data at every level.
 
 // Every constant here decides layer bytes: change one, and bump
-// `cache_key::LAYER_FORMAT_VERSION` and the golden digest with it.
+// `gzip::GZIP_FORMAT_VERSION`, `layer::cache_key::LAYER_FORMAT_VERSION` and
+// the golden digest with them.
 
 /// The unit of the stored-or-deflated decision inside a block.
 pub const SEGMENT: usize = 16 * 1024;
@@ -190,7 +191,7 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layer::test_noise as random;
+    use crate::gzip::test_noise as random;
 
     fn stored(dict: &[u8], data: &[u8]) -> Vec<bool> {
         incompressible_segments(dict, data)
