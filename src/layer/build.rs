@@ -1,7 +1,6 @@
 //! Building a layer end to end: select → key → cache lookup → tar → parallel
 //! gzip → cache blob + record.
 
-use std::fs;
 
 use serde::{Deserialize, Serialize};
 
@@ -9,13 +8,10 @@ use super::cache_key::{content_digests, layer_key, spec_identity};
 use super::select::{Entry, select};
 use super::tar_writer::write_tar;
 use super::{LayerError, LayerSettings, LayerSpec};
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheBucket, CacheEntry, CacheIoError, Found};
 use crate::gzip::compress_to_blob;
 use crate::image::{BlobLocation, Descriptor, Digest, Layer, LayerOrigin};
 use crate::report::Reporter;
-
-/// Records of built layers: cache key → blob facts.
-pub const LAYERS_BUCKET: &str = "layers-v1";
 
 /// What the cache remembers about a built layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +20,21 @@ pub struct LayerRecord {
     pub size: u64,
     pub diff_id: Digest,
     pub uncompressed_size: u64,
+}
+
+impl CacheEntry for LayerRecord {
+    fn blobs(&self) -> Vec<(&Digest, u64)> {
+        vec![(&self.digest, self.size)]
+    }
+}
+
+impl From<CacheIoError> for LayerError {
+    fn from(e: CacheIoError) -> LayerError {
+        LayerError::Cache {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 /// A layer's file selection and the cache key it hashes to.
@@ -90,6 +101,7 @@ pub fn build_layer_observed(
         files - read
     ));
     let source = describe(spec);
+    let task = format!("layer:{}", spec.name);
     let layer = |rec: &LayerRecord, cached: bool| Layer {
         descriptor: Descriptor::new(settings.family.layer_gzip(), rec.digest.clone(), rec.size),
         diff_id: rec.diff_id.clone(),
@@ -101,50 +113,47 @@ pub fn build_layer_observed(
             cached,
         },
     };
-    if let Some(rec) = lookup(cache, &key) {
-        reporter.detail(&format!("layer {}: cache hit {}", spec.name, rec.digest));
-        return Ok(layer(&rec, true));
-    }
-    let cache_err = |source| LayerError::Cache {
-        path: cache.root().to_path_buf(),
-        source,
-    };
     // Another build sharing the cache may be compressing this layer right now.
-    let _lock = cache.lock(&format!("layer-{key}")).map_err(cache_err)?;
-    if let Some(rec) = lookup(cache, &key) {
-        reporter.detail(&format!(
-            "layer {}: built meanwhile by another process",
-            spec.name
-        ));
-        return Ok(layer(&rec, true));
-    }
-
-    // Progress counts tar bytes: a 512-byte header per entry, contents padded
-    // to 512, and the two end blocks. (Long names add a little more.)
-    let total: u64 = entries
-        .iter()
-        .map(|e| match &e.kind {
-            super::select::EntryKind::File { stat, .. } => 512 + stat.size.div_ceil(512) * 512,
-            _ => 512,
+    let found = cache.get_or_build(CacheBucket::Layers, &key, || {
+        // Progress counts tar bytes: a 512-byte header per entry, contents padded
+        // to 512, and the two end blocks. (Long names add a little more.)
+        let total: u64 = entries
+            .iter()
+            .map(|e| match &e.kind {
+                super::select::EntryKind::File { stat, .. } => 512 + stat.size.div_ceil(512) * 512,
+                _ => 512,
+            })
+            .sum::<u64>()
+            + 1024;
+        reporter.task_start(&task, &format!("layer {}", spec.name), Some(total));
+        let on_block = |block: &[u8]| {
+            reporter.task_progress(&task, block.len() as u64);
+            observe(block);
+        };
+        let summary = compress_to_blob(settings.gzip_level, settings.threads, cache, &on_block, |sink| {
+            write_tar(&entries, settings.mtime, sink).map(|_| ())
+        })?;
+        Ok::<_, LayerError>(LayerRecord {
+            digest: summary.compressed_digest,
+            size: summary.compressed_size,
+            diff_id: summary.uncompressed_digest,
+            uncompressed_size: summary.uncompressed_size,
         })
-        .sum::<u64>()
-        + 1024;
-    let task = format!("layer:{}", spec.name);
-    reporter.task_start(&task, &format!("layer {}", spec.name), Some(total));
-    let on_block = |block: &[u8]| {
-        reporter.task_progress(&task, block.len() as u64);
-        observe(block);
-    };
-    let summary = compress_to_blob(settings.gzip_level, settings.threads, cache, &on_block, |sink| {
-        write_tar(&entries, settings.mtime, sink).map(|_| ())
     })?;
-    let rec = LayerRecord {
-        digest: summary.compressed_digest,
-        size: summary.compressed_size,
-        diff_id: summary.uncompressed_digest,
-        uncompressed_size: summary.uncompressed_size,
+    let rec = match found {
+        Found::Hit(rec) => {
+            reporter.detail(&format!("layer {}: cache hit {}", spec.name, rec.digest));
+            return Ok(layer(&rec, true));
+        }
+        Found::BuiltMeanwhile(rec) => {
+            reporter.detail(&format!(
+                "layer {}: built meanwhile by another process",
+                spec.name
+            ));
+            return Ok(layer(&rec, true));
+        }
+        Found::Built(rec) => rec,
     };
-    cache.put_record(LAYERS_BUCKET, &key, &rec).map_err(cache_err)?;
     reporter.task_done(
         &task,
         &format!(
@@ -156,18 +165,6 @@ pub fn build_layer_observed(
         ),
     );
     Ok(layer(&rec, false))
-}
-
-/// A record whose blob is present with the right size; a stale record is dropped.
-fn lookup(cache: &Cache, key: &str) -> Option<LayerRecord> {
-    let rec: LayerRecord = cache.get_record(LAYERS_BUCKET, key)?;
-    match fs::metadata(cache.blob_path(&rec.digest)) {
-        Ok(m) if m.len() == rec.size => Some(rec),
-        _ => {
-            cache.remove_record(LAYERS_BUCKET, key);
-            None
-        }
-    }
 }
 
 /// `./src → /var/task, ./bootstrap → /var/runtime/` for reports.

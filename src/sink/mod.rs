@@ -22,6 +22,8 @@ pub struct SinkOptions {
     pub registry: crate::registry::RegistryOptions,
     /// `--no-gc`: an OCI layout output keeps blobs its index no longer reaches.
     pub keep_unreferenced: bool,
+    /// The cache the image was built into (see [`OciLayoutSink::cache`]).
+    pub cache: Option<crate::cache::Cache>,
 }
 
 /// Parses an output as written on the command line into its sink.
@@ -34,6 +36,7 @@ pub fn open_ref(output: &OutputRef, options: &SinkOptions) -> Result<Box<dyn Ima
     Ok(match output.target() {
         OutputTarget::Oci { dir, tag } => Box::new(OciLayoutSink {
             gc: !options.keep_unreferenced,
+            cache: options.cache.clone(),
             ..OciLayoutSink::new(dir, tag)
         }),
         OutputTarget::DockerArchive { file, repo_tag } => Box::new(DockerArchiveSink {

@@ -27,6 +27,9 @@ pub struct OciLayoutSink {
     pub tag: String,
     /// Remove blobs the new index.json does not reach (see [`super::layout_gc`]).
     pub gc: bool,
+    /// The cache the layers were built into: a blob it committed and nothing
+    /// touched since is linked without reading it again.
+    pub cache: Option<crate::cache::Cache>,
 }
 
 impl OciLayoutSink {
@@ -44,6 +47,7 @@ impl OciLayoutSink {
             dir: dir.to_path_buf(),
             tag: tag.to_string(),
             gc: true,
+            cache: None,
         }
     }
 
@@ -163,9 +167,9 @@ impl OciLayoutSink {
     /// can be gigabytes. Blobs are content-addressed and nobody writes them in
     /// place (we, skopeo and umoci all write a new file and rename), so sharing
     /// the inode is safe. The blob is read once to verify its digest, so a
-    /// damaged cache entry is never linked, unless this process wrote it and
-    /// nothing has touched it since (a layer this build just compressed and
-    /// hashed). Returns false when no link can
+    /// damaged cache entry is never linked, unless the build's cache value
+    /// ([`Self::cache`]) committed it and nothing has touched it since (a
+    /// layer this build just compressed and hashed). Returns false when no link can
     /// be made (another filesystem, a filesystem without hard links); the
     /// caller then copies.
     ///
@@ -178,7 +182,11 @@ impl OciLayoutSink {
         if !crate::cache::is_own_blob(blob) {
             return Ok(false);
         }
-        if !crate::cache::unchanged_since_commit(blob, &layer.descriptor.digest) {
+        let vouched = self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.unchanged_since_commit(blob, &layer.descriptor.digest));
+        if !vouched {
             copy_verified(layer, &mut io::sink())?;
         }
         let dir = dest.parent().unwrap_or(Path::new("."));
