@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use crate::cache::Cache;
 use crate::image::config::{ConfigError, HistoryEntry};
-use crate::image::{Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, write_manifest};
+use crate::image::{Digest, Image, Layer, LayerOrigin, MediaFamily};
 use crate::layer::{DEFAULT_MTIME, LayerError, LayerSettings};
 use crate::manifest::{FunctionModel, ManifestError};
 use crate::plan::{BuildPlan, LayerKind, PlannedLayer, plan};
@@ -223,8 +223,9 @@ fn assemble(
         ..
     } = *job;
     reporter.step(&format!("resolving base {}", source.describe()));
-    let mut base = source.resolve(plan.arch, cache, reporter)?;
-    let family = options.format.or(plan.format).unwrap_or(base.family);
+    let base = source.resolve(plan.arch, cache, reporter)?;
+    let family = options.format.or(plan.format).unwrap_or(base.family());
+    let (mut base_config, mut base_layers) = base.into_config_and_layers();
     let epoch = options.source_date_epoch.unwrap_or(DEFAULT_MTIME);
     let settings = LayerSettings {
         family,
@@ -233,20 +234,19 @@ fn assemble(
         threads: options.threads,
     };
     let repaired = if model.base_repair || options.repair_base {
-        base::repair_base(&mut base, &settings, cache, reporter)?
+        base::repair_base(&mut base_config, &mut base_layers, &settings, cache, reporter)?
     } else {
         Vec::new()
     };
-    preflight::refuse_oversized(&base.layers, plan, &options.limits, &job.policy)?;
-    let mut base_layers: Vec<Layer> = base
-        .layers
+    preflight::refuse_oversized(&base_layers, plan, &options.limits, &job.policy)?;
+    let mut base_layers: Vec<Layer> = base_layers
         .iter()
         .map(|l| base::to_family(l, family))
         .collect::<Result<_, _>>()?;
     let new_config = config::NewConfig::new(plan, family, epoch);
     // The config as it will be but for its layers, so the rules' scans of the
     // new layers can run while they are compressed (see `scan::build_scanned`).
-    let scan_plan = ScanPlan::new(&new_config.apply(&base.config, &[])?, &job.context);
+    let scan_plan = ScanPlan::new(&new_config.apply(&base_config, &[])?, &job.context);
     let mut deps = crate::deps::prepare(model, &settings, options.install_timeout, cache, reporter)?;
 
     let mut appended = Appended::default();
@@ -268,23 +268,8 @@ fn assemble(
         }
     }
 
-    let config = new_config.apply(&base.config, &appended.history)?;
-    let config_descriptor = Descriptor::new(family.config(), Digest::of(&config), config.len() as u64);
-    let layer_descriptors: Vec<Descriptor> = appended.layers.iter().map(|l| l.descriptor.clone()).collect();
-    let manifest = write_manifest(
-        family,
-        &config_descriptor,
-        &layer_descriptors,
-        Some(&new_config.annotations),
-    );
-    let image = Image {
-        family,
-        manifest_digest: Digest::of(&manifest),
-        manifest,
-        config,
-        config_descriptor,
-        layers: appended.layers,
-    };
+    let config = new_config.apply(&base_config, &appended.history)?;
+    let image = Image::new(family, config, appended.layers, Some(&new_config.annotations));
     Ok((image, repaired))
 }
 

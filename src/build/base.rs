@@ -18,7 +18,7 @@ use crate::source::SourceError;
 /// filesystem keeps no birth time, a layer counts as cached.
 pub(super) fn fetched_since(image: &Image, cache: &Cache, started: std::time::SystemTime) -> Vec<Digest> {
     image
-        .layers
+        .layers()
         .iter()
         .filter(|l| matches!(l.origin, LayerOrigin::Base { .. }))
         .filter(|l| {
@@ -39,19 +39,20 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// `[base] repair`: rewrites the base layers that hold hard links or miss
 /// parent directories, and the base config's diff_ids and history with them.
 pub(super) fn repair_base(
-    base: &mut Image,
+    config: &mut Vec<u8>,
+    layers: &mut [Layer],
     settings: &LayerSettings,
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<Vec<RepairedLayer>, BuildError> {
     reporter.step("repairing base layers ([base] repair)");
-    let repaired = crate::repair::repair_base_layers(&mut base.layers, settings, cache)?;
+    let repaired = crate::repair::repair_base_layers(layers, settings, cache)?;
     if repaired.is_empty() {
         reporter.detail("no base layer needed repair");
         return Ok(repaired);
     }
-    let diff_ids: Vec<Digest> = base.layers.iter().map(|l| l.diff_id.clone()).collect();
-    base.config = crate::repair::repaired_config(&base.config, &repaired, &diff_ids)
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+    *config = crate::repair::repaired_config(config, &repaired, &diff_ids)
         .map_err(|m| BuildError::Config(ConfigError::NotAnObject(m)))?;
     for r in &repaired {
         reporter.warn(&format!(

@@ -38,7 +38,7 @@ pub(super) fn checked_image(
 ) -> Result<Vec<Finding>, CheckError> {
     let key = Digest::of(
         serde_json::json!({
-            "manifest": image.manifest_digest,
+            "manifest": image.manifest_digest(),
             "context": context,
             "rules": crate::rules::catalog::catalog_key(),
         })

@@ -59,8 +59,8 @@ pub(super) fn open_outputs(
 /// Docker-media-type image holds its OCI twin (same config and layers).
 pub(super) fn held_digest(output: &str, image: &Image) -> Digest {
     match output.starts_with("oci:").then(|| sink::as_oci(image)).flatten() {
-        Some(oci) => oci.manifest_digest,
-        None => image.manifest_digest.clone(),
+        Some(oci) => oci.manifest_digest().clone(),
+        None => image.manifest_digest().clone(),
     }
 }
 
