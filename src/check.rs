@@ -76,7 +76,7 @@ pub fn check(
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(CheckOutcome {
         reference: source.describe(),
-        manifest_digest: image.manifest_digest,
+        manifest_digest: image.manifest_digest().clone(),
         findings,
     })
 }

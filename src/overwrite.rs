@@ -10,6 +10,19 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+/// `path` made absolute against the current directory, resolving symlinks in
+/// the part that exists so it compares equal to canonical source paths.
+pub fn absolute(path: PathBuf) -> PathBuf {
+    let path = std::path::absolute(&path).unwrap_or(path);
+    match (
+        path.parent().and_then(|p| p.canonicalize().ok()),
+        path.file_name(),
+    ) {
+        (Some(parent), Some(name)) => parent.join(name),
+        _ => path,
+    }
+}
+
 /// Why an output would replace an input, naming both paths and the way out.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OverwriteError {

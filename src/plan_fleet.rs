@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::cache::Cache;
 use crate::layer::LayerSettings;
 use crate::layer::select::EntryKind;
+use crate::plan::LayerKind;
 
 /// One function of the plan.
 #[derive(Debug, Clone, Serialize)]
@@ -117,20 +118,22 @@ fn plan_function(
             source: Box::new(source),
         })?;
     let mut layers = Vec::new();
-    for spec in &plan.layers {
-        let mut spec = spec.clone();
-        if spec.name == crate::plan::CODE_LAYER {
-            // The build puts the dependency layers just below the code layer.
-            if let Some(d) = &dependencies {
-                layers.push(LayerKey {
-                    name: d.layer.clone(),
-                    key: d.key.clone(),
-                });
+    for planned in &plan.layers {
+        let spec = match planned.kind {
+            LayerKind::Base => continue,
+            LayerKind::Dependencies => {
+                if let Some(d) = &dependencies {
+                    layers.push(LayerKey {
+                        name: d.layer.clone(),
+                        key: d.key.clone(),
+                    });
+                }
+                continue;
             }
-            crate::deps::exclude_from_code(&model, &mut spec.inputs);
-        }
+            LayerKind::User | LayerKind::Code => planned.spec.as_ref().expect("a files layer has a spec"),
+        };
         let keyed =
-            crate::layer::keyed_selection(&spec, settings, cache).map_err(|source| PlanError::Layer {
+            crate::layer::keyed_selection(spec, settings, cache).map_err(|source| PlanError::Layer {
                 manifest: manifest.to_path_buf(),
                 layer: spec.name.clone(),
                 source,
@@ -151,12 +154,6 @@ fn plan_function(
         });
     }
     if let Some(d) = dependencies {
-        if !plan.layers.iter().any(|l| l.name == crate::plan::CODE_LAYER) {
-            layers.push(LayerKey {
-                name: d.layer.clone(),
-                key: d.key.clone(),
-            });
-        }
         inputs.files.extend(d.files.iter().map(|p| canonical(p)));
         inputs.selected.extend(d.selected.iter().map(|p| canonical(p)));
         inputs.roots.extend(d.files.iter().map(|p| canonical(p)));

@@ -63,7 +63,7 @@ impl<'a> BuildReport<'a> {
             .map(|(sink, digest)| OutputReport { sink, digest })
             .collect();
         let layers = image
-            .layers
+            .layers()
             .iter()
             .map(|l| {
                 let (origin, name, source, cached) = match &l.origin {
@@ -86,12 +86,12 @@ impl<'a> BuildReport<'a> {
             })
             .collect();
         BuildReport {
-            digest: &image.manifest_digest,
-            media_type: image.family.manifest(),
-            manifest_size: image.manifest.len(),
-            config_digest: &image.config_descriptor.digest,
+            digest: image.manifest_digest(),
+            media_type: image.family().manifest(),
+            manifest_size: image.manifest().len(),
+            config_digest: &image.config_descriptor().digest,
             uncompressed_size: image.uncompressed_size(),
-            compressed_size: image.layers.iter().map(|l| l.descriptor.size).sum(),
+            compressed_size: image.layers().iter().map(|l| l.descriptor.size).sum(),
             layers,
             outputs,
             findings,

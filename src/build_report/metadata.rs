@@ -95,7 +95,7 @@ fn output_digest(image: &Image, sink: &SinkReport) -> Value {
     if sink.output.starts_with("docker-archive:") {
         return Value::Null;
     }
-    Value::String(image.manifest_digest.to_string())
+    Value::String(image.manifest_digest().to_string())
 }
 
 /// `{ "name": ..., "digest": ... }`: the base's name without its digest, and

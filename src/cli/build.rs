@@ -362,6 +362,6 @@ fn digest_lines(outcome: &crate::build::BuildOutcome) -> String {
     match (pushed.is_empty(), digests.first()) {
         (false, _) => pushed.join("\n"),
         (true, Some(d)) => d.to_string(),
-        (true, None) => outcome.image.manifest_digest.to_string(),
+        (true, None) => outcome.image.manifest_digest().to_string(),
     }
 }

@@ -135,7 +135,7 @@ fn build_one(
         report["deploy"] = serde_json::to_value(&deployed)?;
     }
     let line = if pushed.is_empty() {
-        outcome.image.manifest_digest.to_string()
+        outcome.image.manifest_digest().to_string()
     } else {
         pushed.join(" ")
     };

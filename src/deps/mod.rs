@@ -236,23 +236,6 @@ fn installer_name(runtime: Runtime) -> &'static str {
     }
 }
 
-/// Globs the code layer should leave out because a dependency layer provides
-/// them: a local `node_modules` (host binaries, dev dependencies).
-pub fn code_excludes(model: &FunctionModel) -> Vec<String> {
-    match model.dependencies.as_ref().map(|d| &d.set) {
-        Some(DependencySet::Node { .. }) => vec!["node_modules".into(), "node_modules/**".into()],
-        _ => Vec::new(),
-    }
-}
-
-/// Adds [`code_excludes`] to the inputs of the code layer, as a build does.
-pub fn exclude_from_code(model: &FunctionModel, code_inputs: &mut [LayerInput]) {
-    let excludes = code_excludes(model);
-    for input in code_inputs {
-        input.exclude.extend(excludes.iter().cloned());
-    }
-}
-
 /// Jars and bootstraps: plain files, cached by the layer cache like any layer.
 fn simple_layer(
     model: &FunctionModel,

@@ -65,13 +65,13 @@ pub enum InspectError {
 
 /// Summarises an image, reading each layer once.
 pub fn summarize(image: &Image) -> Result<ImageSummary, InspectError> {
-    let config = ImageConfig::parse(&image.config).map_err(|why| InspectError::Config {
-        digest: image.config_descriptor.digest.clone(),
+    let config = ImageConfig::parse(image.config()).map_err(|why| InspectError::Config {
+        digest: image.config_descriptor().digest.clone(),
         why,
     })?;
-    let history = config.layer_history(image.layers.len());
-    let mut layers = Vec::with_capacity(image.layers.len());
-    for (layer, history) in image.layers.iter().zip(history) {
+    let history = config.layer_history(image.layers().len());
+    let mut layers = Vec::with_capacity(image.layers().len());
+    for (layer, history) in image.layers().iter().zip(history) {
         let mut files = 0u64;
         let mut whiteouts = 0u64;
         let mut largest: Vec<PathSize> = Vec::new();
@@ -115,10 +115,10 @@ pub fn summarize(image: &Image) -> Result<ImageSummary, InspectError> {
         });
     }
     Ok(ImageSummary {
-        manifest_digest: image.manifest_digest.clone(),
-        manifest_media_type: image.family.manifest().to_string(),
-        manifest_size: image.manifest.len() as u64,
-        config_digest: image.config_descriptor.digest.clone(),
+        manifest_digest: image.manifest_digest().clone(),
+        manifest_media_type: image.family().manifest().to_string(),
+        manifest_size: image.manifest().len() as u64,
+        config_digest: image.config_descriptor().digest.clone(),
         compressed_size: layers.iter().map(|l| l.compressed_size).sum(),
         uncompressed_size: image.uncompressed_size(),
         config,

@@ -1,7 +1,6 @@
 //! Building a layer end to end: select → key → cache lookup → tar → parallel
 //! gzip → cache blob + record.
 
-
 use serde::{Deserialize, Serialize};
 
 use super::cache_key::{content_digests, layer_key, spec_identity};

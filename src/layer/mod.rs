@@ -13,9 +13,7 @@ pub mod select;
 mod spec;
 pub mod tar_writer;
 
-pub use build::{
-    KeyedSelection, LayerRecord, build_layer, build_layer_observed, keyed_selection,
-};
+pub use build::{KeyedSelection, LayerRecord, build_layer, build_layer_observed, keyed_selection};
 pub use error::LayerError;
 pub use ignore::DockerIgnore;
 pub use spec::{DEFAULT_GZIP_LEVEL, DEFAULT_MTIME, LayerInput, LayerSettings, LayerSpec};

@@ -256,7 +256,7 @@ pub(super) fn check_content(
     memo: Option<&dyn ScanMemo>,
 ) -> Result<Vec<Finding>, CheckError> {
     let mut out = Vec::new();
-    let Ok(config) = ImageConfig::parse(&image.config) else {
+    let Ok(config) = ImageConfig::parse(image.config()) else {
         return Ok(out); // check_limits reported it
     };
     let handler = HandlerPlan::new(&config, ctx);
@@ -264,7 +264,7 @@ pub(super) fn check_content(
 
     let mut view = FlatView::default();
     let mut unreadable = Vec::new();
-    for (index, layer) in image.layers.iter().enumerate() {
+    for (index, layer) in image.layers().iter().enumerate() {
         let what = layer_label(index, &layer.descriptor.digest);
         let key = memo.map(|_| plan.key(&layer.descriptor.digest, index));
         let cached = match (memo, &key) {

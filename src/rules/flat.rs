@@ -214,7 +214,7 @@ impl FlatView {
 /// builds its own view in the same pass as its per-layer rules.
 pub fn flatten(image: &Image) -> Result<FlatView, CheckError> {
     let mut view = FlatView::default();
-    for (index, layer) in image.layers.iter().enumerate() {
+    for (index, layer) in image.layers().iter().enumerate() {
         let mut delta = LayerDelta::default();
         walk_layer(layer, |entry, _| {
             if !entry.path.is_empty() {

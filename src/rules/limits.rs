@@ -38,14 +38,14 @@ pub fn check_limits(image: &Image, limits: &Limits, arch: Option<Architecture>) 
     let mut out = Vec::new();
     check_sizes(image, limits, &mut out);
     check_media_types(image, &mut out);
-    match ImageConfig::parse(&image.config) {
+    match ImageConfig::parse(image.config()) {
         Ok(config) => {
             check_platform(&config, arch, &mut out);
             check_config_fields(&config, &mut out);
         }
         Err(why) => out.push(Finding::new(
             &CONFIG_INVALID,
-            format!("image config {} is {why}", image.config_descriptor.digest),
+            format!("image config {} is {why}", image.config_descriptor().digest),
         )),
     }
     out
@@ -54,7 +54,7 @@ pub fn check_limits(image: &Image, limits: &Limits, arch: Option<Architecture>) 
 fn check_sizes(image: &Image, limits: &Limits, out: &mut Vec<Finding>) {
     let total = image.uncompressed_size();
     if total > limits.max_uncompressed {
-        let mut by_size: Vec<_> = image.layers.iter().enumerate().collect();
+        let mut by_size: Vec<_> = image.layers().iter().enumerate().collect();
         by_size.sort_by_key(|(_, l)| std::cmp::Reverse(l.uncompressed_size));
         let largest: Vec<String> = by_size
             .iter()
@@ -79,19 +79,19 @@ fn check_sizes(image: &Image, limits: &Limits, out: &mut Vec<Finding>) {
             ),
         ));
     }
-    let manifest_len = image.manifest.len() as u64;
+    let manifest_len = image.manifest().len() as u64;
     if manifest_len > limits.max_manifest_bytes {
         out.push(Finding::new(
             &MANIFEST_TOO_LARGE,
             format!(
                 "manifest {} is {manifest_len} bytes, over the limit of {} bytes ({} layers)",
-                image.manifest_digest,
+                image.manifest_digest(),
                 limits.max_manifest_bytes,
-                image.layers.len()
+                image.layers().len()
             ),
         ));
     }
-    let n = image.layers.len();
+    let n = image.layers().len();
     if n > limits.layer_error {
         out.push(Finding::new(
             &TOO_MANY_LAYERS,
@@ -109,19 +109,19 @@ fn check_sizes(image: &Image, limits: &Limits, out: &mut Vec<Finding>) {
 }
 
 fn check_media_types(image: &Image, out: &mut Vec<Finding>) {
-    let view = match parse_document(&image.manifest, Some(image.family.manifest()), "manifest") {
+    let view = match parse_document(image.manifest(), Some(image.family().manifest()), "manifest") {
         Ok(Document::Manifest(m)) => m,
         Ok(Document::Index(_)) => {
             out.push(index_finding(
-                &image.manifest_digest.to_string(),
-                image.family.index(),
+                &image.manifest_digest().to_string(),
+                image.family().index(),
             ));
             return;
         }
         Err(e) => {
             out.push(Finding::new(
                 &MANIFEST_MEDIA_TYPE,
-                format!("manifest {}: {e}", image.manifest_digest),
+                format!("manifest {}: {e}", image.manifest_digest()),
             ));
             return;
         }
@@ -137,10 +137,10 @@ fn check_media_types(image: &Image, out: &mut Vec<Finding>) {
         match classify(mt) {
             MediaKind::Manifest(f) => families.push((f, "the manifest".into())),
             MediaKind::Index(_) => {
-                out.push(index_finding(&image.manifest_digest.to_string(), mt));
+                out.push(index_finding(&image.manifest_digest().to_string(), mt));
                 return;
             }
-            _ => bad(format!("manifest {}", image.manifest_digest), mt, out),
+            _ => bad(format!("manifest {}", image.manifest_digest()), mt, out),
         }
     }
     match classify(&view.config.media_type) {

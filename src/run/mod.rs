@@ -121,7 +121,7 @@ pub fn prepare(
         return Ok(RunImage { rootfs: None, config });
     }
     let rootfs =
-        crate::rootfs::materialize(&image.layers, Ownership::for_user(LAMBDA_UID, LAMBDA_UID), cache)?;
+        crate::rootfs::materialize(image.layers(), Ownership::for_user(LAMBDA_UID, LAMBDA_UID), cache)?;
     if rootfs.layers_applied > 0 {
         reporter.step(&format!(
             "materialized {} layer(s) of the root filesystem",
@@ -232,7 +232,7 @@ pub fn load_into_engine(
     reporter: &dyn Reporter,
 ) -> Result<crate::sandbox::Engine, RunError> {
     let dir = tempfile::tempdir().map_err(RunError::Engine)?;
-    let name = format!("localhost/lambda-img-run:{}", image.manifest_digest.short());
+    let name = format!("localhost/lambda-img-run:{}", image.manifest_digest().short());
     let archive = dir.path().join("image.tar");
     let sink = crate::sink::open(
         &format!("docker-archive:{}:{name}", archive.display()),

@@ -53,7 +53,7 @@ pub struct Package {
 pub fn discover(image: &Image) -> Result<Vec<Package>, SbomError> {
     let mut found: BTreeMap<String, Package> = BTreeMap::new();
     for layer in image
-        .layers
+        .layers()
         .iter()
         .filter(|l| matches!(l.origin, LayerOrigin::Built { .. }))
     {

@@ -80,14 +80,14 @@ impl Subject {
         // `code` is plan::CODE_LAYER; plan sits above this module, so the
         // name is written out (the SBOM tests fail if the two drift apart).
         let code_layer = image
-            .layers
+            .layers()
             .iter()
             .rev()
             .find(|l| matches!(&l.origin, LayerOrigin::Built { name, .. } if name == "code"))
             .map(|l| l.descriptor.digest.clone());
         Subject {
             name: name.to_string(),
-            manifest_digest: image.manifest_digest.clone(),
+            manifest_digest: image.manifest_digest().clone(),
             base,
             code_layer,
             epoch,

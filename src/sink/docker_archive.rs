@@ -64,9 +64,13 @@ impl DockerArchiveSink {
         let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
         let repo_tags: Vec<String> = self.repo_tag.iter().cloned().collect();
         let manifest = serde_json::to_vec(&[ArchiveItem {
-            config: blob(&image.config_descriptor.digest),
+            config: blob(&image.config_descriptor().digest),
             repo_tags: &repo_tags,
-            layers: image.layers.iter().map(|l| blob(&l.descriptor.digest)).collect(),
+            layers: image
+                .layers()
+                .iter()
+                .map(|l| blob(&l.descriptor.digest))
+                .collect(),
         }])
         .expect("manifest.json always serialises");
 
@@ -75,9 +79,9 @@ impl DockerArchiveSink {
         append(&mut tar, "manifest.json", &manifest).map_err(&io_err)?;
         append_dir(&mut tar, "blobs/").map_err(&io_err)?;
         append_dir(&mut tar, "blobs/sha256/").map_err(&io_err)?;
-        append(&mut tar, &blob(&image.config_descriptor.digest), &image.config).map_err(&io_err)?;
-        let mut written = BTreeSet::from([image.config_descriptor.digest.clone()]);
-        for layer in &image.layers {
+        append(&mut tar, &blob(&image.config_descriptor().digest), image.config()).map_err(&io_err)?;
+        let mut written = BTreeSet::from([image.config_descriptor().digest.clone()]);
+        for layer in image.layers() {
             // A layer listed twice is stored once; manifest.json names it twice.
             if !written.insert(layer.descriptor.digest.clone()) {
                 continue;

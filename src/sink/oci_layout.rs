@@ -13,7 +13,7 @@ use tempfile::NamedTempFile;
 
 use super::{ImageSink, SinkError, SinkReport};
 use crate::image::{BlobLocation, Descriptor, Digest, Document, HashingWriter, Image, Layer, OCI_INDEX};
-use crate::image::{MediaFamily, convert_layer_media_type, parse_document, write_index, write_manifest};
+use crate::image::{MediaFamily, parse_document, write_index};
 use crate::reference::{OutputRef, OutputTarget};
 use crate::report::Reporter;
 
@@ -208,21 +208,7 @@ impl OciLayoutSink {
 /// naming the same config bytes and layer blobs. Tools reading a layout (skopeo,
 /// umoci) skip index.json entries that are not OCI manifests or indexes.
 pub fn as_oci(image: &Image) -> Option<Image> {
-    if image.family == MediaFamily::Oci {
-        return None;
-    }
-    let mut oci = image.clone();
-    oci.family = MediaFamily::Oci;
-    oci.config_descriptor.media_type = MediaFamily::Oci.config().to_string();
-    for layer in &mut oci.layers {
-        if let Some(mt) = convert_layer_media_type(&layer.descriptor.media_type, MediaFamily::Oci) {
-            layer.descriptor.media_type = mt.to_string();
-        }
-    }
-    let layers: Vec<Descriptor> = oci.layers.iter().map(|l| l.descriptor.clone()).collect();
-    oci.manifest = write_manifest(MediaFamily::Oci, &oci.config_descriptor, &layers, None);
-    oci.manifest_digest = Digest::of(&oci.manifest);
-    Some(oci)
+    (image.family() != MediaFamily::Oci).then(|| image.with_family(MediaFamily::Oci))
 }
 
 /// A hidden temp file next to `path`, removed on drop unless persisted.
@@ -292,7 +278,7 @@ pub(crate) fn copy_verified(layer: &Layer, out: &mut impl Write) -> Result<(), S
 
 /// Checks every layer's file is there with the right size before anything is written.
 pub(crate) fn check_layer_files(image: &Image) -> Result<(), SinkError> {
-    for layer in &image.layers {
+    for layer in image.layers() {
         let BlobLocation::File(path) = &layer.location;
         let meta = fs::metadata(path).map_err(|source| SinkError::ReadBlob {
             path: path.clone(),
@@ -334,19 +320,19 @@ impl ImageSink for OciLayoutSink {
                 "{}: the image uses Docker media types; the layout gets an OCI manifest {} \
                  (same config and layers) instead of {}, since skopeo and umoci skip Docker manifests in a layout",
                 self.describe(),
-                oci.manifest_digest,
-                image.manifest_digest
+                oci.manifest_digest(),
+                image.manifest_digest()
             ));
         }
         let image = converted.as_ref().unwrap_or(image);
         check_layer_files(image)?;
         let (mut entries, _lock) = self.prepare()?;
-        self.put_bytes(&image.config, &image.config_descriptor.digest)?;
-        for layer in &image.layers {
+        self.put_bytes(image.config(), &image.config_descriptor().digest)?;
+        for layer in image.layers() {
             self.put_layer(layer)?;
         }
         // The manifest goes last: once it is there, everything it names is too.
-        self.put_bytes(&image.manifest, &image.manifest_digest)?;
+        self.put_bytes(image.manifest(), image.manifest_digest())?;
 
         let mut ours = image.manifest_descriptor();
         ours.annotations = Some(BTreeMap::from([(REF_NAME.to_string(), self.tag.clone())]));
@@ -386,7 +372,7 @@ impl ImageSink for OciLayoutSink {
         reporter.detail(&format!(
             "{} now names {}",
             self.describe(),
-            image.manifest_digest
+            image.manifest_digest()
         ));
         Ok(SinkReport {
             output: self.describe(),
@@ -394,7 +380,7 @@ impl ImageSink for OciLayoutSink {
                 "oci:{}:{}@{}",
                 self.dir.display(),
                 self.tag,
-                image.manifest_digest
+                image.manifest_digest()
             )),
             blobs: None,
         })

@@ -49,7 +49,7 @@ impl ImageSink for RegistrySink {
         let client = Client::new(&r.registry, &self.options, reporter)?;
         let same_registry = format!("{}/", r.registry);
         let mut blobs = Vec::new();
-        for layer in &image.layers {
+        for layer in image.layers() {
             let BlobLocation::File(path) = &layer.location;
             let mount_from = match &layer.origin {
                 LayerOrigin::Base {
@@ -88,8 +88,8 @@ impl ImageSink for RegistrySink {
                 action,
             });
         }
-        let c = &image.config_descriptor;
-        let action = client.push_blob(repo, &c.digest, BlobBytes::Memory(&image.config), None)?;
+        let c = &image.config_descriptor();
+        let action = client.push_blob(repo, &c.digest, BlobBytes::Memory(image.config()), None)?;
         reporter.detail(&format!("config {}: {}", c.digest.short(), action_word(action)));
         blobs.push(BlobReport {
             digest: c.digest.clone(),
@@ -97,9 +97,12 @@ impl ImageSink for RegistrySink {
             kind: "config",
             action,
         });
-        let target = r.tag.clone().unwrap_or_else(|| image.manifest_digest.to_string());
+        let target = r
+            .tag
+            .clone()
+            .unwrap_or_else(|| image.manifest_digest().to_string());
         let media_type = manifest_media_type(image);
-        let digest = client.put_manifest(repo, &target, &media_type, &image.manifest)?;
+        let digest = client.put_manifest(repo, &target, &media_type, image.manifest())?;
         let reference = r.with_digest(digest).to_string();
         reporter.step(&format!("pushed {reference}"));
         Ok(SinkReport {
@@ -140,10 +143,10 @@ fn action_word(a: crate::registry::BlobAction) -> &'static str {
 
 /// The manifest's own mediaType field when it has one, else its family's.
 fn manifest_media_type(image: &Image) -> String {
-    serde_json::from_slice::<serde_json::Value>(&image.manifest)
+    serde_json::from_slice::<serde_json::Value>(image.manifest())
         .ok()
         .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string))
-        .unwrap_or_else(|| image.family.manifest().to_string())
+        .unwrap_or_else(|| image.family().manifest().to_string())
 }
 
 /// Whether the file at `path` hashes to `digest`.

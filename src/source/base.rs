@@ -212,12 +212,11 @@ pub fn assemble_base(
             },
         });
     }
-    Ok(Image {
+    Ok(Image::from_manifest(
         family,
-        manifest_digest: Digest::of(&manifest_bytes),
-        manifest: manifest_bytes,
-        config_descriptor: manifest.config.clone(),
-        config: config_bytes,
+        manifest_bytes,
+        config_bytes,
+        manifest.config.clone(),
         layers,
-    })
+    ))
 }

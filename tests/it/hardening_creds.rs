@@ -52,7 +52,7 @@ fn cooperative(
         &opts(),
         Some(Credentials::new("alice", "s3cret-pw")),
     );
-    let layer = &image.layers[0];
+    let layer = &image.layers()[0];
     let lambda_img::image::BlobLocation::File(path) = &layer.location;
     let action = client
         .push_blob(
@@ -85,7 +85,7 @@ fn cooperative(
         verify,
     )
     .unwrap();
-    assert_eq!(got.manifest_digest, image.manifest_digest);
+    assert_eq!(got.manifest_digest(), image.manifest_digest());
 }
 
 /// Pushes through a relay whose second host asks for credentials itself: the

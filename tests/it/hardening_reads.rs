@@ -211,7 +211,7 @@ fn resolve_within(source: OciLayoutSource, bound: Duration) -> Result<Digest, St
     std::thread::spawn(move || {
         let cache = new_cache();
         let r = source.resolve(Architecture::X86_64, &cache.1, &Silent);
-        let _ = tx.send(r.map(|i| i.manifest_digest).map_err(|e| e.to_string()));
+        let _ = tx.send(r.map(|i| i.manifest_digest().clone()).map_err(|e| e.to_string()));
     });
     rx.recv_timeout(bound).expect("resolving the layout hung")
 }
@@ -275,26 +275,29 @@ fn registry_documents_are_capped_before_they_are_read() {
     // digest, as a lying registry would): refused before any download.
     let Some(reg) = TestRegistry::start() else { return };
     let (_d, cache) = new_cache();
-    let mut image = test_image(&cache, "amd64", b"huge config\n");
-    image.config_descriptor.size = 1 << 30;
-    let layers: Vec<_> = image.layers.iter().map(|l| l.descriptor.clone()).collect();
-    image.manifest = lambda_img::image::write_manifest(
+    let image = test_image(&cache, "amd64", b"huge config\n");
+    let mut huge = image.config_descriptor().clone();
+    huge.size = 1 << 30;
+    let layers: Vec<_> = image.layers().iter().map(|l| l.descriptor.clone()).collect();
+    let manifest =
+        lambda_img::image::write_manifest(lambda_img::image::MediaFamily::Oci, &huge, &layers, None);
+    let image = lambda_img::image::Image::from_manifest(
         lambda_img::image::MediaFamily::Oci,
-        &image.config_descriptor,
-        &layers,
-        None,
+        manifest,
+        image.config().to_vec(),
+        huge,
+        image.layers().to_vec(),
     );
-    image.manifest_digest = Digest::of(&image.manifest);
     let client = Client::with_credentials(&reg.host(), &opts(), None);
     client
         .push_blob(
             "huge/app",
-            &image.config_descriptor.digest,
-            lambda_img::registry::BlobBytes::Memory(&image.config),
+            &image.config_descriptor().digest,
+            lambda_img::registry::BlobBytes::Memory(image.config()),
             None,
         )
         .unwrap();
-    for l in &image.layers {
+    for l in image.layers() {
         let lambda_img::image::BlobLocation::File(p) = &l.location;
         client
             .push_blob(
@@ -306,7 +309,7 @@ fn registry_documents_are_capped_before_they_are_read() {
             .unwrap();
     }
     client
-        .put_manifest("huge/app", "1", OCI_MANIFEST, &image.manifest)
+        .put_manifest("huge/app", "1", OCI_MANIFEST, image.manifest())
         .unwrap();
     let proxy = FaultProxy::start(reg.port);
     let err = pull(
@@ -322,7 +325,7 @@ fn registry_documents_are_capped_before_they_are_read() {
         "{err}"
     );
     assert_eq!(
-        proxy.count("GET", &image.config_descriptor.digest.to_string()),
+        proxy.count("GET", &image.config_descriptor().digest.to_string()),
         0,
         "nothing was downloaded"
     );
@@ -347,7 +350,7 @@ fn a_trickling_registry_is_cut_by_the_minimum_rate_and_the_deadline() {
     let image = test_image(&cache, "amd64", &noise(300_000));
     push(&reg.host(), "slow/app:1", &image, opts()).unwrap();
     let proxy = FaultProxy::start(reg.port);
-    let code = image.layers[1].descriptor.digest.to_string();
+    let code = image.layers()[1].descriptor.digest.to_string();
     // 100 bytes every 50 ms: 2 KB/s, never idle long enough for a read timeout.
     proxy.add(Fault {
         method: "GET",
@@ -406,7 +409,7 @@ fn a_short_body_says_what_arrived_against_what_was_promised() {
     let image = test_image(&cache, "amd64", &vec![3u8; 100_000]);
     push(&reg.host(), "short/app:1", &image, opts()).unwrap();
     let proxy = FaultProxy::start(reg.port);
-    let layer = &image.layers[1].descriptor;
+    let layer = &image.layers()[1].descriptor;
     let code = layer.digest.to_string();
 
     // Content-Length claims more than the blob has: every byte the descriptor
@@ -423,7 +426,7 @@ fn a_short_body_says_what_arrived_against_what_was_promised() {
         &new_cache().1,
         opts(),
     );
-    assert_eq!(got.unwrap().manifest_digest, image.manifest_digest);
+    assert_eq!(got.unwrap().manifest_digest(), image.manifest_digest());
 
     // Cut in half every time: the message gives both numbers, and they differ.
     let proxy = FaultProxy::start(reg.port);

@@ -176,7 +176,7 @@ fn layout_outputs_link_cache_blobs_and_refuse_a_damaged_one() {
     let layout = out.path().join("image");
     let sink = sink::open(&format!("oci:{}", layout.display()), &SinkOptions::default()).unwrap();
     sink.write(&image, &Silent).unwrap();
-    for layer in &image.layers {
+    for layer in image.layers() {
         let BlobLocation::File(cached) = &layer.location;
         let copy = layout.join("blobs/sha256").join(layer.descriptor.digest.hex());
         let (a, b) = (fs::metadata(cached).unwrap(), fs::metadata(&copy).unwrap());
@@ -190,7 +190,7 @@ fn layout_outputs_link_cache_blobs_and_refuse_a_damaged_one() {
     }
 
     let damaged = crate::support::registry::test_image(&cache, "amd64", b"print(2)\n");
-    let code = damaged.layers.last().unwrap();
+    let code = damaged.layers().last().unwrap();
     let BlobLocation::File(blob) = &code.location;
     let size = fs::metadata(blob).unwrap().len() as usize;
     fs::write(blob, vec![b'x'; size]).unwrap();

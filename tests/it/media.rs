@@ -11,7 +11,7 @@ use std::process::Command;
 use flate2::{Compression, GzBuilder};
 use lambda_img::cache::Cache;
 use lambda_img::image::{
-    Architecture, BlobLocation, Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, write_manifest,
+    Architecture, BlobLocation, Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily,
 };
 use lambda_img::report::Silent;
 use lambda_img::source::{ImageSource, ScratchSource};
@@ -94,7 +94,7 @@ fn gzip_layer(env: &Env, family: MediaFamily, files: &[(&str, &[u8])]) -> Layer 
     }
 }
 
-/// Scratch plus `layers`, with an edited config and a manifest from `write_manifest`.
+/// Scratch plus `layers`, with an edited config (the manifest written by `Image::new`).
 fn image_with(env: &Env, arch: Architecture, family: MediaFamily, layers: Vec<Layer>) -> Image {
     let base = ScratchSource::new().resolve(arch, &env.cache, &Silent).unwrap();
     let mut config = base.config_json().unwrap();
@@ -107,17 +107,7 @@ fn image_with(env: &Env, arch: Architecture, family: MediaFamily, layers: Vec<La
             .collect::<Vec<_>>()
     );
     let config = serde_json::to_vec(&config).unwrap();
-    let config_descriptor = Descriptor::new(family.config(), Digest::of(&config), config.len() as u64);
-    let descriptors: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
-    let manifest = write_manifest(family, &config_descriptor, &descriptors, None);
-    Image {
-        family,
-        manifest_digest: Digest::of(&manifest),
-        manifest,
-        config,
-        config_descriptor,
-        layers,
-    }
+    Image::new(family, config, layers, None)
 }
 
 /// The two-layer image most tests use: /app/hello and /app/data/greeting.txt.
@@ -132,7 +122,7 @@ fn sample_image(env: &Env, arch: Architecture, family: MediaFamily) -> Image {
 }
 
 fn diff_ids(image: &Image) -> Vec<Digest> {
-    image.layers.iter().map(|l| l.diff_id.clone()).collect()
+    image.layers().iter().map(|l| l.diff_id.clone()).collect()
 }
 
 fn skopeo() -> Command {

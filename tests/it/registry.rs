@@ -23,7 +23,7 @@ fn push_matches_skopeo_and_pulls_back_identically() {
     let (_d, cache) = new_cache();
     let image = test_image(&cache, "amd64", b"print('hi')\n");
     let report = push(&reg.host(), "fn/app:v1", &image, opts()).unwrap();
-    let expected_ref = format!("{}/fn/app:v1@{}", reg.host(), image.manifest_digest);
+    let expected_ref = format!("{}/fn/app:v1@{}", reg.host(), image.manifest_digest());
     assert_eq!(report.reference.as_deref(), Some(expected_ref.as_str()));
     assert_eq!(
         actions(&report),
@@ -43,7 +43,8 @@ fn push_matches_skopeo_and_pulls_back_identically() {
         &format!("docker://{}/fn/app:v1", reg.host()),
     ]));
     assert_eq!(
-        raw.stdout, image.manifest,
+        raw.stdout,
+        image.manifest(),
         "the registry holds our exact manifest bytes"
     );
     let cfg = run_ok(Command::new("skopeo").args([
@@ -53,7 +54,7 @@ fn push_matches_skopeo_and_pulls_back_identically() {
         "--tls-verify=false",
         &format!("docker://{}/fn/app:v1", reg.host()),
     ]));
-    assert_eq!(cfg.stdout, image.config);
+    assert_eq!(cfg.stdout, image.config());
 
     // Pull it back into a fresh cache, by tag and by digest.
     let (_d2, cache2) = new_cache();
@@ -64,10 +65,10 @@ fn push_matches_skopeo_and_pulls_back_identically() {
         opts(),
     )
     .unwrap();
-    assert_eq!(pulled.manifest_digest, image.manifest_digest);
-    assert_eq!(pulled.manifest, image.manifest);
-    assert_eq!(pulled.config, image.config);
-    for (a, b) in pulled.layers.iter().zip(&image.layers) {
+    assert_eq!(pulled.manifest_digest(), image.manifest_digest());
+    assert_eq!(pulled.manifest(), image.manifest());
+    assert_eq!(pulled.config(), image.config());
+    for (a, b) in pulled.layers().iter().zip(image.layers()) {
         assert_eq!(a.descriptor, b.descriptor);
         assert_eq!(a.diff_id, b.diff_id);
         let BlobLocation::File(p) = &a.location;
@@ -81,7 +82,7 @@ fn push_matches_skopeo_and_pulls_back_identically() {
         );
     }
     let by_digest = pull(&expected_ref, Architecture::X86_64, &cache2, opts()).unwrap();
-    assert_eq!(by_digest.manifest_digest, image.manifest_digest);
+    assert_eq!(by_digest.manifest_digest(), image.manifest_digest());
 }
 
 #[test]
@@ -121,7 +122,7 @@ fn podman_pulls_a_pushed_image() {
     ]));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        image.manifest_digest.to_string()
+        image.manifest_digest().to_string()
     );
 }
 
@@ -147,7 +148,7 @@ fn repush_skips_present_blobs_and_uploads_only_what_changed() {
     let r = push(&reg.host(), "fn/untagged", &v2, opts()).unwrap();
     assert_eq!(
         r.reference.unwrap(),
-        format!("{}/fn/untagged@{}", reg.host(), v2.manifest_digest)
+        format!("{}/fn/untagged@{}", reg.host(), v2.manifest_digest())
     );
 }
 
@@ -165,7 +166,7 @@ fn base_layers_are_mounted_across_repositories_and_refusals_fall_back() {
         opts(),
     )
     .unwrap();
-    let mut layers = pulled.layers.clone();
+    let mut layers = pulled.layers().to_vec();
     layers.push(built_layer(&cache2, "code", &[("var/task/h.py", b"code\n")]));
     let derived = image_of(layers, "amd64", MediaFamily::Oci.config());
     let r = push(&reg.host(), "team/fn:1", &derived, opts()).unwrap();
@@ -185,11 +186,11 @@ fn base_layers_are_mounted_across_repositories_and_refusals_fall_back() {
         opts(),
     )
     .unwrap();
-    assert_eq!(back.manifest_digest, derived.manifest_digest);
+    assert_eq!(back.manifest_digest(), derived.manifest_digest());
 
     // A mount source that does not have the blob: the registry answers 202
     // (an upload session) and the push uploads instead.
-    let mut layers = pulled.layers.clone();
+    let mut layers = pulled.layers().to_vec();
     let mut fresh = built_layer(&cache2, "x", &[("x", b"never pushed\n")]);
     fresh.origin = LayerOrigin::Base {
         source: "elsewhere".into(),
@@ -224,15 +225,15 @@ fn an_index_resolves_to_the_functions_platform() {
 
     let r = format!("{}/multi/base:3.12", reg.host());
     let got_arm = pull(&r, Architecture::Arm64, &cache, opts()).unwrap();
-    assert_eq!(got_arm.manifest_digest, arm.manifest_digest);
+    assert_eq!(got_arm.manifest_digest(), arm.manifest_digest());
     let got_amd = pull(&r, Architecture::X86_64, &cache, opts()).unwrap();
-    assert_eq!(got_amd.manifest_digest, amd.manifest_digest);
+    assert_eq!(got_amd.manifest_digest(), amd.manifest_digest());
     let pinned = format!("{}/multi/base@{}", reg.host(), Digest::of(&index));
     assert_eq!(
         pull(&pinned, Architecture::Arm64, &cache, opts())
             .unwrap()
-            .manifest_digest,
-        arm.manifest_digest
+            .manifest_digest(),
+        arm.manifest_digest()
     );
     let err = pull(
         &format!("{}/multi/base:amd-only", reg.host()),
@@ -312,7 +313,13 @@ fn clear_errors_for_missing_things_and_unusable_images() {
     assert!(err.to_string().contains("zstd"), "{err}");
 
     // A push destination with a digest is refused up front.
-    assert!(RegistrySink::parse(&format!("{}/e/app@{}", reg.host(), image.manifest_digest), opts()).is_err());
+    assert!(
+        RegistrySink::parse(
+            &format!("{}/e/app@{}", reg.host(), image.manifest_digest()),
+            opts()
+        )
+        .is_err()
+    );
     // Reference parsing errors say what is wrong.
     let err = Reference::parse("Bad/Name").unwrap_err();
     assert!(err.to_string().contains("uppercase"), "{err}");
@@ -332,13 +339,13 @@ fn pin_writes_the_digest_and_keeps_the_file() {
     std::fs::write(&toml_path, &text).unwrap();
     let out = lambda_img::pin::pin_base(&toml_path, Architecture::X86_64, &opts(), &Silent).unwrap();
     assert!(out.changed);
-    assert_eq!(out.digest, image.manifest_digest);
+    assert_eq!(&out.digest, image.manifest_digest());
     let after = std::fs::read_to_string(&toml_path).unwrap();
     assert_eq!(
         after,
         text.replace(
             "/pin/base:3.12\"",
-            &format!("/pin/base:3.12@{}\"", image.manifest_digest)
+            &format!("/pin/base:3.12@{}\"", image.manifest_digest())
         )
     );
     let again = lambda_img::pin::pin_base(&toml_path, Architecture::X86_64, &opts(), &Silent).unwrap();
@@ -346,8 +353,8 @@ fn pin_writes_the_digest_and_keeps_the_file() {
     let r = Reference::parse(&format!("{}/pin/base:3.12", reg.host())).unwrap();
     assert!(!r.is_pinned());
     assert_eq!(
-        lambda_img::registry::resolve_digest(&r, &opts(), &Silent).unwrap(),
-        image.manifest_digest
+        &lambda_img::registry::resolve_digest(&r, &opts(), &Silent).unwrap(),
+        image.manifest_digest()
     );
     // A local base has nothing to pin.
     std::fs::write(&toml_path, "[base]\nimage = \"oci:./base\"\n").unwrap();

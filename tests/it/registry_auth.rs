@@ -57,7 +57,7 @@ fn basic_auth_through_config_json_helper_and_login() {
         opts_with_config(&cfg),
     )
     .unwrap();
-    assert_eq!(got.manifest_digest, image.manifest_digest);
+    assert_eq!(got.manifest_digest(), image.manifest_digest());
 
     // A credential helper found on the helper search path.
     let helper_dir = dir.path().join("bin");
@@ -92,7 +92,7 @@ fn basic_auth_through_config_json_helper_and_login() {
         o,
     )
     .unwrap();
-    assert_eq!(got.manifest_digest, image.manifest_digest);
+    assert_eq!(got.manifest_digest(), image.manifest_digest());
     assert_eq!(
         std::fs::read_to_string(&log).unwrap(),
         reg.host(),
@@ -129,7 +129,7 @@ fn bearer_token_flow_anonymous_and_with_credentials() {
         opts(),
     )
     .unwrap();
-    assert_eq!(got.manifest_digest, image.manifest_digest);
+    assert_eq!(got.manifest_digest(), image.manifest_digest());
     let issued = anon.issued.lock().unwrap().clone();
     assert!(
         issued.contains(&"repository:tok/app:pull,push".to_string()),
@@ -168,5 +168,5 @@ fn bearer_token_flow_anonymous_and_with_credentials() {
         o,
     )
     .unwrap();
-    assert_eq!(got.manifest_digest, image.manifest_digest);
+    assert_eq!(got.manifest_digest(), image.manifest_digest());
 }

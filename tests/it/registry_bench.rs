@@ -44,12 +44,12 @@ fn write_layout(dir: &Path, image: &Image) {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    for l in &image.layers {
+    for l in image.layers() {
         let BlobLocation::File(p) = &l.location;
         std::fs::copy(p, blobs.join(l.descriptor.digest.hex())).unwrap();
     }
-    std::fs::write(blobs.join(image.config_descriptor.digest.hex()), &image.config).unwrap();
-    std::fs::write(blobs.join(image.manifest_digest.hex()), &image.manifest).unwrap();
+    std::fs::write(blobs.join(image.config_descriptor().digest.hex()), image.config()).unwrap();
+    std::fs::write(blobs.join(image.manifest_digest().hex()), image.manifest()).unwrap();
     let mut d = image.manifest_descriptor();
     d.annotations = Some(
         [(
@@ -110,7 +110,7 @@ fn push_and_repush_beside_skopeo_copy() {
         "--tls-verify=false",
         &format!("docker://{}/bench/app:latest", theirs.host()),
     ]));
-    assert_eq!(Digest::of(&raw.stdout), v1.manifest_digest);
+    assert_eq!(&Digest::of(&raw.stdout), v1.manifest_digest());
 
     let actions: Vec<_> = second.blobs.unwrap().iter().map(|b| (b.kind, b.action)).collect();
     assert_eq!(

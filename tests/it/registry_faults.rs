@@ -21,7 +21,7 @@ fn transient_faults_are_retried() {
     push(&reg.host(), "fault/app:1", &image, opts()).unwrap();
     let proxy = FaultProxy::start(reg.port);
     let r = format!("{}/fault/app:1", proxy.host());
-    let code = image.layers[1].descriptor.digest.to_string();
+    let code = image.layers()[1].descriptor.digest.to_string();
 
     proxy.add(Fault {
         method: "GET",
@@ -37,13 +37,13 @@ fn transient_faults_are_retried() {
     });
     proxy.add(Fault {
         method: "GET",
-        path_contains: image.config_descriptor.digest.to_string(),
+        path_contains: image.config_descriptor().digest.to_string(),
         times: 1,
         kind: FaultKind::TooMany { retry_after: 1 },
     });
     let start = Instant::now();
     let got = pull(&r, Architecture::X86_64, &new_cache().1, opts()).unwrap();
-    assert_eq!(got.manifest_digest, image.manifest_digest);
+    assert_eq!(got.manifest_digest(), image.manifest_digest());
     assert!(
         start.elapsed() >= Duration::from_secs(1),
         "Retry-After: 1 was honoured"
@@ -83,7 +83,11 @@ fn transient_faults_are_retried() {
         kind: FaultKind::Status(502),
     });
     let rep = push(&proxy.host(), "fault/app:2", &v2, opts()).unwrap();
-    assert!(rep.reference.unwrap().ends_with(&v2.manifest_digest.to_string()));
+    assert!(
+        rep.reference
+            .unwrap()
+            .ends_with(&v2.manifest_digest().to_string())
+    );
 }
 
 #[test]
@@ -95,7 +99,7 @@ fn a_hung_connection_times_out_and_is_retried() {
     let proxy = FaultProxy::start(reg.port);
     proxy.add(Fault {
         method: "GET",
-        path_contains: image.layers[0].descriptor.digest.to_string(),
+        path_contains: image.layers()[0].descriptor.digest.to_string(),
         times: 1,
         kind: FaultKind::Stall(Duration::from_secs(8)),
     });
@@ -109,13 +113,13 @@ fn a_hung_connection_times_out_and_is_retried() {
         o,
     )
     .unwrap();
-    assert_eq!(got.manifest_digest, image.manifest_digest);
+    assert_eq!(got.manifest_digest(), image.manifest_digest());
     assert!(
         start.elapsed() < Duration::from_secs(8),
         "the timeout cut the hung request short"
     );
     assert_eq!(
-        proxy.count("GET", &image.layers[0].descriptor.digest.to_string()),
+        proxy.count("GET", &image.layers()[0].descriptor.digest.to_string()),
         2
     );
 }
@@ -127,7 +131,7 @@ fn wrong_bytes_are_refused_and_never_cached() {
     let image = test_image(&cache, "amd64", b"honest bytes\n");
     push(&reg.host(), "lie/app:1", &image, opts()).unwrap();
     let proxy = FaultProxy::start(reg.port);
-    let code = &image.layers[1].descriptor.digest;
+    let code = &image.layers()[1].descriptor.digest;
     proxy.add(Fault {
         method: "GET",
         path_contains: code.to_string(),
@@ -165,10 +169,10 @@ fn wrong_bytes_are_refused_and_never_cached() {
         times: 1,
         kind: FaultKind::Corrupt,
     });
-    let by_digest = format!("{}/lie/app@{}", proxy.host(), image.manifest_digest);
+    let by_digest = format!("{}/lie/app@{}", proxy.host(), image.manifest_digest());
     let err = pull(&by_digest, Architecture::X86_64, &cache2, opts()).unwrap_err();
     assert!(
-        err.to_string().contains(&image.manifest_digest.to_string()),
+        err.to_string().contains(&image.manifest_digest().to_string()),
         "{err}"
     );
 }
@@ -182,7 +186,7 @@ fn a_corrupt_cache_entry_is_dropped_and_fetched_again() {
     let (_d2, cache2) = new_cache();
     let r = format!("{}/c/app:1", reg.host());
     pull(&r, Architecture::X86_64, &cache2, opts()).unwrap();
-    let victim = &image.layers[1].descriptor;
+    let victim = &image.layers()[1].descriptor;
     let path = cache2.blob_path(&victim.digest);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[0] ^= 0xff;
@@ -202,7 +206,7 @@ fn a_corrupt_cache_entry_is_dropped_and_fetched_again() {
         .unwrap()
         .resolve(Architecture::X86_64, &cache2, &w)
         .unwrap();
-    assert_eq!(got.manifest_digest, image.manifest_digest);
+    assert_eq!(got.manifest_digest(), image.manifest_digest());
     assert_eq!(Digest::of(&std::fs::read(&path).unwrap()), victim.digest);
     assert!(w.0.lock().unwrap().iter().any(|m| m.contains("corrupt")));
 }
@@ -230,9 +234,9 @@ fn two_pulls_sharing_a_cache_both_succeed_and_fetch_each_blob_once() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for img in &results {
-        assert_eq!(img.manifest_digest, image.manifest_digest);
+        assert_eq!(img.manifest_digest(), image.manifest_digest());
     }
-    for l in &image.layers {
+    for l in image.layers() {
         assert_eq!(
             proxy.count("GET", &l.descriptor.digest.to_string()),
             1,
@@ -240,7 +244,7 @@ fn two_pulls_sharing_a_cache_both_succeed_and_fetch_each_blob_once() {
         );
     }
     let cache = Cache::open(shared.path()).unwrap();
-    for l in &image.layers {
+    for l in image.layers() {
         let bytes = std::fs::read(cache.blob_path(&l.descriptor.digest)).unwrap();
         assert_eq!(Digest::of(&bytes), l.descriptor.digest);
     }
@@ -258,7 +262,7 @@ fn child_process_pull() {
     };
     let cache = Cache::open(root).unwrap();
     let img = pull(r.to_str().unwrap(), Architecture::X86_64, &cache, opts()).unwrap();
-    println!("pulled {}", img.manifest_digest);
+    println!("pulled {}", img.manifest_digest());
 }
 
 #[test]
@@ -296,11 +300,11 @@ fn two_processes_pulling_into_one_cache_fetch_each_blob_once() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(
-            text.contains(&format!("pulled {}", image.manifest_digest)),
+            text.contains(&format!("pulled {}", image.manifest_digest())),
             "{text}"
         );
     }
-    for l in &image.layers {
+    for l in image.layers() {
         assert_eq!(
             proxy.count("GET", &l.descriptor.digest.to_string()),
             1,
@@ -308,7 +312,7 @@ fn two_processes_pulling_into_one_cache_fetch_each_blob_once() {
         );
     }
     let cache = Cache::open(shared.path()).unwrap();
-    for l in &image.layers {
+    for l in image.layers() {
         assert_eq!(
             Digest::of(&std::fs::read(cache.blob_path(&l.descriptor.digest)).unwrap()),
             l.descriptor.digest
@@ -346,7 +350,8 @@ fn a_failed_push_never_moves_the_tag() {
     )
     .unwrap();
     assert_eq!(
-        now.manifest_digest, v1.manifest_digest,
+        now.manifest_digest(),
+        v1.manifest_digest(),
         "the tag still names the first image"
     );
 }

@@ -12,6 +12,7 @@ use lambda_img::sink::{DockerArchiveSink, ImageSink, OciLayoutSink, SinkError};
 use lambda_img::source::{DockerArchiveSource, ImageSource, OciLayoutSource, SourceError};
 
 use super::{Env, diff_ids, gzip_layer, image_with, layer_tar, sample_image, skopeo, temp_files};
+use crate::support::registry::with_layer_facts;
 use crate::support::{require_tool, run_ok};
 
 const X86: Architecture = Architecture::X86_64;
@@ -105,7 +106,7 @@ fn docker_archive_sink_loads_in_skopeo_and_podman() {
         "--raw",
         &format!("docker-archive:{}", file.display()),
     ]));
-    assert_eq!(config.stdout, image.config, "the config travels byte for byte");
+    assert_eq!(config.stdout, image.config(), "the config travels byte for byte");
 
     // skopeo can turn it into an OCI layout, which our source reads.
     let layout = env.path("from-archive");
@@ -117,7 +118,7 @@ fn docker_archive_sink_loads_in_skopeo_and_podman() {
     let back = OciLayoutSource::parse(&format!("{}:x", layout.display())).unwrap();
     let back = back.resolve(X86, &env.cache, &Silent).unwrap();
     assert_eq!(diff_ids(&back), diff_ids(&image));
-    assert_eq!(back.config, image.config);
+    assert_eq!(back.config(), image.config());
 
     let podman = Podman::new();
     run_ok(podman.cmd().args(["load", "-i", file.to_str().unwrap()]));
@@ -129,7 +130,7 @@ fn docker_archive_sink_loads_in_skopeo_and_podman() {
     let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let loaded = &inspect[0];
     assert_eq!(loaded["Architecture"], "amd64");
-    assert_eq!(loaded["Id"], image.config_descriptor.digest.hex());
+    assert_eq!(loaded["Id"], image.config_descriptor().digest.hex());
     let rootfs: Vec<String> = serde_json::from_value(loaded["RootFS"]["Layers"].clone()).unwrap();
     assert_eq!(
         rootfs,
@@ -148,7 +149,7 @@ fn docker_archive_sink_loads_in_skopeo_and_podman() {
     ]));
     let read = DockerArchiveSource::parse(saved.to_str().unwrap()).unwrap();
     let read = read.resolve(X86, &env.cache, &Silent).unwrap();
-    assert_eq!(read.config, image.config);
+    assert_eq!(read.config(), image.config());
     assert_eq!(diff_ids(&read), diff_ids(&image));
 }
 
@@ -174,11 +175,11 @@ fn docker_archive_source_reads_a_skopeo_archive_and_compresses_once() {
     let source = DockerArchiveSource::parse(file.to_str().unwrap()).unwrap();
     let tasks = Tasks::default();
     let read = source.resolve(X86, &env.cache, &tasks).unwrap();
-    assert_eq!(read.family, MediaFamily::Docker);
+    assert_eq!(read.family(), MediaFamily::Docker);
     assert_eq!(diff_ids(&read), diff_ids(&image));
     assert_eq!(read.uncompressed_size(), image.uncompressed_size());
     assert!(
-        read.layers
+        read.layers()
             .iter()
             .all(|l| l.descriptor.media_type == DOCKER_LAYER_GZIP)
     );
@@ -196,14 +197,17 @@ fn docker_archive_source_reads_a_skopeo_archive_and_compresses_once() {
         "{:?}",
         tasks2.0.lock().unwrap()
     );
-    assert_eq!(again.manifest_digest, read.manifest_digest);
+    assert_eq!(again.manifest_digest(), read.manifest_digest());
 
     // The image ID pins it; a wrong one is a DigestMismatch.
-    let id = read.config_descriptor.digest.clone();
+    let id = read.config_descriptor().digest.clone();
     let pinned = DockerArchiveSource::parse(&format!("{}@{id}", file.display())).unwrap();
     assert_eq!(
-        pinned.resolve(X86, &env.cache, &Silent).unwrap().manifest_digest,
-        read.manifest_digest
+        pinned
+            .resolve(X86, &env.cache, &Silent)
+            .unwrap()
+            .manifest_digest(),
+        read.manifest_digest()
     );
     let wrong = DockerArchiveSource::parse(&format!("{}@{}", file.display(), Digest::of(b"x"))).unwrap();
     let err = wrong.resolve(X86, &env.cache, &Silent).unwrap_err();
@@ -218,15 +222,15 @@ fn docker_archive_source_reads_a_skopeo_archive_and_compresses_once() {
     // It has Docker media types: the layout gets the OCI form of the same image.
     let oci = lambda_img::sink::as_oci(&read).unwrap();
     let raw = run_ok(skopeo().args(["inspect", "--raw", &format!("oci:{}:latest", out.display())]));
-    assert_eq!(raw.stdout, oci.manifest);
+    assert_eq!(raw.stdout, oci.manifest());
     let config = run_ok(skopeo().args([
         "inspect",
         "--config",
         "--raw",
         &format!("oci:{}:latest", out.display()),
     ]));
-    assert_eq!(config.stdout, read.config);
-    let back = OciLayoutSource::parse(&format!("{}@{}", out.display(), oci.manifest_digest)).unwrap();
+    assert_eq!(config.stdout, read.config());
+    let back = OciLayoutSource::parse(&format!("{}@{}", out.display(), oci.manifest_digest())).unwrap();
     assert_eq!(
         diff_ids(&back.resolve(X86, &env.cache, &Silent).unwrap()),
         diff_ids(&read)
@@ -282,13 +286,13 @@ fn docker_archive_source_reads_a_docker25_layout_with_links_and_gzip_layers() {
         .resolve(Architecture::Arm64, &env.cache, &tasks)
         .unwrap();
     assert_eq!(diff_ids(&image), vec![d1.clone(), d2, d1]);
-    assert_eq!(image.config, config);
+    assert_eq!(image.config(), config);
     assert_eq!(
-        image.layers[1].descriptor.digest,
+        image.layers()[1].descriptor.digest,
         Digest::of(&gz2),
         "a gzip layer is kept as it is"
     );
-    assert_eq!(image.layers[0].descriptor, image.layers[2].descriptor);
+    assert_eq!(image.layers()[0].descriptor, image.layers()[2].descriptor);
     assert_eq!(
         tasks.0.lock().unwrap().len(),
         1,
@@ -335,7 +339,7 @@ fn a_failed_archive_write_leaves_the_previous_file_and_no_temp_files() {
         MediaFamily::Docker,
         vec![gzip_layer(&env, MediaFamily::Docker, &[("y", b"2")])],
     );
-    let lambda_img::image::BlobLocation::File(path) = &changed.layers[0].location;
+    let lambda_img::image::BlobLocation::File(path) = &changed.layers()[0].location;
     let mut bytes = fs::read(path).unwrap();
     bytes[10] ^= 0xff;
     fs::write(path, bytes).unwrap();
@@ -345,8 +349,9 @@ fn a_failed_archive_write_leaves_the_previous_file_and_no_temp_files() {
         .unwrap_err();
     assert!(matches!(err, SinkError::BlobMismatch { .. }), "{err:?}");
 
-    let mut missing = good.clone();
-    missing.layers[1].location = lambda_img::image::BlobLocation::File(PathBuf::from("/nonexistent/blob"));
+    let missing = with_layer_facts(&good, |layers| {
+        layers[1].location = lambda_img::image::BlobLocation::File(PathBuf::from("/nonexistent/blob"))
+    });
     let err = DockerArchiveSink::parse(file.to_str().unwrap())
         .unwrap()
         .write(&missing, &Silent)
@@ -406,7 +411,7 @@ fn an_archive_with_two_images_must_be_pinned_by_image_id() {
 
     let pinned = DockerArchiveSource::parse(&format!("{}@{}", file.display(), Digest::of(&arm))).unwrap();
     let image = pinned.resolve(Architecture::Arm64, &env.cache, &Silent).unwrap();
-    assert_eq!(image.config, arm);
+    assert_eq!(image.config(), arm);
     let missing = DockerArchiveSource::parse(&format!("{}@{}", file.display(), Digest::of(b"no"))).unwrap();
     let err = missing.resolve(X86, &env.cache, &Silent).unwrap_err();
     assert!(err.to_string().contains("no image has ID"), "{err}");

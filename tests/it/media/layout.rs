@@ -9,6 +9,7 @@ use lambda_img::sink::{ImageSink, OciLayoutSink, SinkError};
 use lambda_img::source::{ImageSource, OciLayoutSource, ScratchSource, SourceError};
 
 use super::{Env, diff_ids, gzip_layer, image_with, sample_image, skopeo, temp_files};
+use crate::support::registry::with_layer_facts;
 use crate::support::{require_tool, run_ok};
 
 const X86: Architecture = Architecture::X86_64;
@@ -26,14 +27,14 @@ fn oci_sink_output_reads_back_in_skopeo_umoci_and_our_source() {
         .unwrap()
         .write(&image, &Silent)
         .unwrap();
-    let expected = format!("oci:{spec}@{}", image.manifest_digest);
+    let expected = format!("oci:{spec}@{}", image.manifest_digest());
     assert_eq!(report.reference.as_deref(), Some(expected.as_str()));
 
     // skopeo sees exactly our manifest bytes, and our config bytes.
     let raw = run_ok(skopeo().args(["inspect", "--raw", &format!("oci:{spec}")]));
-    assert_eq!(raw.stdout, image.manifest);
+    assert_eq!(raw.stdout, image.manifest());
     let config = run_ok(skopeo().args(["inspect", "--config", "--raw", &format!("oci:{spec}")]));
-    assert_eq!(config.stdout, image.config);
+    assert_eq!(config.stdout, image.config());
 
     // umoci unpacks both layers.
     let bundle = env.path("bundle");
@@ -52,11 +53,11 @@ fn oci_sink_output_reads_back_in_skopeo_umoci_and_our_source() {
         .unwrap()
         .resolve(X86, &env.cache, &Silent)
         .unwrap();
-    assert_eq!(back.manifest_digest, image.manifest_digest);
-    assert_eq!(back.manifest, image.manifest);
-    assert_eq!(back.config_descriptor.digest, image.config_descriptor.digest);
+    assert_eq!(back.manifest_digest(), image.manifest_digest());
+    assert_eq!(back.manifest(), image.manifest());
+    assert_eq!(back.config_descriptor().digest, image.config_descriptor().digest);
     assert_eq!(diff_ids(&back), diff_ids(&image));
-    assert_eq!(back.family, MediaFamily::Oci);
+    assert_eq!(back.family(), MediaFamily::Oci);
     assert_eq!(back.uncompressed_size(), image.uncompressed_size());
     assert!(temp_files(&dir).is_empty());
 }
@@ -95,7 +96,7 @@ fn oci_sink_keeps_other_tags_replaces_its_own_and_is_byte_deterministic() {
             .unwrap()
     };
     assert_eq!((tag(0), tag(1)), ("v1", "v2"));
-    assert_eq!(entries[0]["digest"], scratch.manifest_digest.to_string());
+    assert_eq!(entries[0]["digest"], scratch.manifest_digest().to_string());
 
     // The default tag is `latest`, and the layout marker is the standard one.
     OciLayoutSink::parse(dir.to_str().unwrap())
@@ -110,8 +111,8 @@ fn oci_sink_keeps_other_tags_replaces_its_own_and_is_byte_deterministic() {
     assert_eq!(
         read(&format!("{}:latest", dir.display()))
             .unwrap()
-            .manifest_digest,
-        a.manifest_digest
+            .manifest_digest(),
+        a.manifest_digest()
     );
     assert_eq!(
         fs::read(dir.join("oci-layout")).unwrap(),
@@ -172,11 +173,11 @@ fn oci_source_errors_name_the_tags_and_the_digests() {
     assert!(err.to_string().contains("tags: latest, dev"), "{err}");
 
     // Pinned by digest: the right one passes, a wrong one is a DigestMismatch.
-    let ok = read(format!("{}:latest@{}", dir.display(), a.manifest_digest)).unwrap();
-    assert_eq!(ok.manifest_digest, a.manifest_digest);
-    let ok = read(format!("{}@{}", dir.display(), scratch.manifest_digest)).unwrap();
-    assert_eq!(ok.manifest_digest, scratch.manifest_digest);
-    let err = read(format!("{}:latest@{}", dir.display(), scratch.manifest_digest)).unwrap_err();
+    let ok = read(format!("{}:latest@{}", dir.display(), a.manifest_digest())).unwrap();
+    assert_eq!(ok.manifest_digest(), a.manifest_digest());
+    let ok = read(format!("{}@{}", dir.display(), scratch.manifest_digest())).unwrap();
+    assert_eq!(ok.manifest_digest(), scratch.manifest_digest());
+    let err = read(format!("{}:latest@{}", dir.display(), scratch.manifest_digest())).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.starts_with(&format!(
@@ -189,14 +190,14 @@ fn oci_source_errors_name_the_tags_and_the_digests() {
         SourceError::DigestMismatch { expected, actual, .. } => {
             assert_eq!(
                 (expected, actual),
-                (scratch.manifest_digest.clone(), a.manifest_digest.clone())
+                (scratch.manifest_digest().clone(), a.manifest_digest().clone())
             );
         }
         other => panic!("expected DigestMismatch, got {other:?}"),
     }
 
     // A blob whose bytes changed is caught by its digest.
-    let config = dir.join("blobs/sha256").join(a.config_descriptor.digest.hex());
+    let config = dir.join("blobs/sha256").join(a.config_descriptor().digest.hex());
     let mut bytes = fs::read(&config).unwrap();
     bytes[0] = b' ';
     fs::write(&config, bytes).unwrap();
@@ -270,20 +271,26 @@ fn oci_source_picks_the_platform_from_an_index() {
             .unwrap()
             .resolve(arch, &env.cache, &Silent)
     };
-    assert_eq!(read("multi", X86).unwrap().manifest_digest, amd.manifest_digest);
     assert_eq!(
-        read("multi", Architecture::Arm64).unwrap().manifest_digest,
-        arm.manifest_digest
+        read("multi", X86).unwrap().manifest_digest(),
+        amd.manifest_digest()
     );
     assert_eq!(
-        read("nested", Architecture::Arm64).unwrap().manifest_digest,
-        arm.manifest_digest
+        read("multi", Architecture::Arm64).unwrap().manifest_digest(),
+        arm.manifest_digest()
+    );
+    assert_eq!(
+        read("nested", Architecture::Arm64).unwrap().manifest_digest(),
+        arm.manifest_digest()
     );
     // Pinning the index by its digest is allowed: the child is still picked by arch.
     let pinned = OciLayoutSource::parse(&format!("{}:multi@{}", dir.display(), Digest::of(&index))).unwrap();
     assert_eq!(
-        pinned.resolve(X86, &env.cache, &Silent).unwrap().manifest_digest,
-        amd.manifest_digest
+        pinned
+            .resolve(X86, &env.cache, &Silent)
+            .unwrap()
+            .manifest_digest(),
+        amd.manifest_digest()
     );
 
     let err = read("amd-only", Architecture::Arm64).unwrap_err();
@@ -310,7 +317,7 @@ fn oci_source_picks_the_platform_from_an_index() {
         ]));
         let copied = OciLayoutSource::parse(&format!("{}:x", copy.display())).unwrap();
         let copied = copied.resolve(Architecture::Arm64, &env.cache, &Silent).unwrap();
-        assert_eq!(copied.config_descriptor.digest, arm.config_descriptor.digest);
+        assert_eq!(copied.config_descriptor().digest, arm.config_descriptor().digest);
         assert_eq!(diff_ids(&copied), diff_ids(&arm));
     }
 }
@@ -353,13 +360,15 @@ fn a_failed_oci_write_leaves_the_previous_index_and_no_temp_files() {
     let before = fs::read(dir.join("index.json")).unwrap();
 
     // A layer whose file is gone: refused before anything is written.
-    let mut missing = image_with(
+    let missing = image_with(
         &env,
         X86,
         MediaFamily::Oci,
         vec![gzip_layer(&env, MediaFamily::Oci, &[("x", b"1")])],
     );
-    missing.layers[0].location = lambda_img::image::BlobLocation::File(env.path("no-such-blob"));
+    let missing = with_layer_facts(&missing, |layers| {
+        layers[0].location = lambda_img::image::BlobLocation::File(env.path("no-such-blob"))
+    });
     let err = OciLayoutSink::parse(&spec)
         .unwrap()
         .write(&missing, &Silent)
@@ -374,7 +383,7 @@ fn a_failed_oci_write_leaves_the_previous_index_and_no_temp_files() {
         MediaFamily::Oci,
         vec![gzip_layer(&env, MediaFamily::Oci, &[("y", b"2")])],
     );
-    let lambda_img::image::BlobLocation::File(path) = &changed.layers[0].location;
+    let lambda_img::image::BlobLocation::File(path) = &changed.layers()[0].location;
     let mut bytes = fs::read(path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
@@ -392,21 +401,21 @@ fn a_failed_oci_write_leaves_the_previous_index_and_no_temp_files() {
     assert!(temp_files(&dir).is_empty(), "{:?}", temp_files(&dir));
     let blob = dir
         .join("blobs/sha256")
-        .join(changed.layers[0].descriptor.digest.hex());
+        .join(changed.layers()[0].descriptor.digest.hex());
     assert!(
         !blob.exists(),
         "a blob that failed its digest check must not be left in the layout"
     );
     assert!(
         !dir.join("blobs/sha256")
-            .join(changed.manifest_digest.hex())
+            .join(changed.manifest_digest().hex())
             .exists()
     );
     let back = OciLayoutSource::parse(&spec)
         .unwrap()
         .resolve(X86, &env.cache, &Silent)
         .unwrap();
-    assert_eq!(back.manifest_digest, good.manifest_digest);
+    assert_eq!(back.manifest_digest(), good.manifest_digest());
 }
 
 #[test]
@@ -433,8 +442,8 @@ fn concurrent_writes_of_different_tags_keep_every_tag() {
     for (i, image) in images.iter().enumerate() {
         let read = OciLayoutSource::parse(&format!("{}:t{i}", dir.display())).unwrap();
         assert_eq!(
-            read.resolve(X86, &env.cache, &Silent).unwrap().manifest_digest,
-            image.manifest_digest
+            read.resolve(X86, &env.cache, &Silent).unwrap().manifest_digest(),
+            image.manifest_digest()
         );
     }
     assert!(temp_files(&dir).is_empty());
@@ -464,12 +473,12 @@ fn scratch_and_docker_family_images_unpack_with_umoci() {
         report
             .reference
             .unwrap()
-            .ends_with(&oci.manifest_digest.to_string())
+            .ends_with(&oci.manifest_digest().to_string())
     );
-    assert_eq!(oci.config, docker.config);
+    assert_eq!(oci.config(), docker.config());
     assert_eq!(
-        oci.layers[0].descriptor.digest,
-        docker.layers[0].descriptor.digest
+        oci.layers()[0].descriptor.digest,
+        docker.layers()[0].descriptor.digest
     );
 
     let out = run_ok(skopeo().args(["inspect", &format!("oci:{}:scratch", dir.display())]));

@@ -2,7 +2,8 @@
 //! the rule gives the rule's finding (with the figures in its message).
 
 use lambda_img::image::{
-    Architecture, DOCKER_LAYER_GZIP, MediaFamily, OCI_INDEX, OCI_LAYER_TAR, OCI_LAYER_ZSTD, write_index,
+    Architecture, DOCKER_LAYER_GZIP, Image, MediaFamily, OCI_INDEX, OCI_LAYER_TAR, OCI_LAYER_ZSTD,
+    write_index,
 };
 use lambda_img::rules::{
     self, CheckContext, Finding, Limits, RULES, Severity, check_image, check_limits, has_errors,
@@ -11,6 +12,7 @@ use lambda_img::rules::{
 use serde_json::json;
 
 use super::fixture::{APP_PY, ImageBuilder, TarLayer, aws_like, elf};
+use crate::support::registry::with_layer_facts;
 
 fn ctx() -> CheckContext {
     CheckContext {
@@ -69,8 +71,15 @@ fn every_rule_has_text_and_a_source() {
 
 #[test]
 fn li001_manifest_bytes_that_are_an_index() {
-    let mut image = aws_like().build();
-    image.manifest = write_index(&[image.manifest_descriptor()]);
+    let built = aws_like().build();
+    let index = write_index(&[built.manifest_descriptor()]);
+    let image = Image::from_manifest(
+        built.family(),
+        index,
+        built.config().to_vec(),
+        built.config_descriptor().clone(),
+        built.layers().to_vec(),
+    );
     let findings = check_limits(&image, &Limits::default(), None);
     assert!(ids(&findings).contains(&"LI001"), "{findings:#?}");
 }
@@ -112,9 +121,10 @@ fn li004_uncompressed_and_zstd_layers() {
 
 #[test]
 fn li010_uncompressed_total_over_10_gib_names_the_largest_layers() {
-    let mut image = aws_like().build();
-    image.layers[1].uncompressed_size = 6 << 30;
-    image.layers[3].uncompressed_size = 5 << 30;
+    let image = with_layer_facts(&aws_like().build(), |layers| {
+        layers[1].uncompressed_size = 6 << 30;
+        layers[3].uncompressed_size = 5 << 30;
+    });
     let findings = check_limits(&image, &Limits::default(), None);
     let f = findings.iter().find(|f| f.rule_id == "LI010").expect("LI010");
     assert!(f.message.contains("10737418240"), "{f}");
@@ -158,10 +168,10 @@ fn li011_li012_li013_manifest_bytes_and_layer_count() {
         "{err:#?}"
     );
     // 175 layer descriptors (about 150 bytes each) overflow 25,400 bytes.
-    assert!(image.manifest.len() > 25_400);
+    assert!(image.manifest().len() > 25_400);
     let f = err.iter().find(|f| f.rule_id == "LI011").expect("LI011");
     assert!(
-        f.message.contains(&image.manifest.len().to_string()) && f.message.contains("25400"),
+        f.message.contains(&image.manifest().len().to_string()) && f.message.contains("25400"),
         "{f}"
     );
 }
@@ -426,8 +436,15 @@ fn li070_config_fields_lambda_ignores() {
 
 #[test]
 fn li071_config_that_is_not_an_object() {
-    let mut image = aws_like().build();
-    image.config = b"[]".to_vec();
+    let built = aws_like().build();
+    // The descriptor still names the old bytes: the rules read the bytes.
+    let image = Image::from_manifest(
+        built.family(),
+        built.manifest().to_vec(),
+        b"[]".to_vec(),
+        built.config_descriptor().clone(),
+        built.layers().to_vec(),
+    );
     let findings = check_image(&image, &ctx()).unwrap();
     assert!(ids(&findings).contains(&"LI071"), "{findings:#?}");
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use flate2::{Compression as Level, GzBuilder};
 use lambda_img::image::{
-    BlobLocation, Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, OCI_LAYER_TAR, write_manifest,
+    BlobLocation, Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, OCI_LAYER_TAR,
 };
 use serde_json::{Value, json};
 
@@ -186,18 +186,8 @@ impl ImageBuilder {
         let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
         config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
         let config_bytes = serde_json::to_vec(&config).unwrap();
-        let (cd, _) = self.blob(&config_bytes);
-        let config_descriptor = Descriptor::new(self.family.config(), cd, config_bytes.len() as u64);
-        let descs: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
-        let manifest = write_manifest(self.family, &config_descriptor, &descs, None);
-        Image {
-            family: self.family,
-            manifest_digest: Digest::of(&manifest),
-            manifest,
-            config: config_bytes,
-            config_descriptor,
-            layers,
-        }
+        self.blob(&config_bytes);
+        Image::new(self.family, config_bytes, layers, None)
     }
 }
 

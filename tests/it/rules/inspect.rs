@@ -17,8 +17,8 @@ fn summary_has_config_essentials_and_per_layer_facts() {
     let mut builder = aws_like(); // keeps the blobs' temp dir alive
     let image = builder.build();
     let s = summarize(&image).unwrap();
-    assert_eq!(s.manifest_digest, image.manifest_digest);
-    assert_eq!(s.manifest_size, image.manifest.len() as u64);
+    assert_eq!(&s.manifest_digest, image.manifest_digest());
+    assert_eq!(s.manifest_size, image.manifest().len() as u64);
     assert_eq!(s.config.entrypoint, ["/lambda-entrypoint.sh"]);
     assert_eq!(s.config.cmd, ["app.lambda_handler"]);
     assert_eq!(s.config.workdir.as_deref(), Some("/var/task"));
@@ -34,7 +34,7 @@ fn summary_has_config_essentials_and_per_layer_facts() {
         .collect();
     assert_eq!(largest[0], ("/usr/bin/python3.12", 64));
     assert!(largest.windows(2).all(|w| w[0].1 >= w[1].1), "{largest:?}");
-    for (l, sl) in image.layers.iter().zip(&s.layers) {
+    for (l, sl) in image.layers().iter().zip(&s.layers) {
         assert_eq!(sl.digest, l.descriptor.digest);
         assert_eq!(sl.uncompressed_size, l.uncompressed_size);
         assert_eq!(sl.compressed_size, l.descriptor.size);

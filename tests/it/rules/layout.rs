@@ -63,12 +63,12 @@ pub fn write_oci(image: &Image, dir: &Path, tag: &str) {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    for layer in &image.layers {
+    for layer in image.layers() {
         let lambda_img::image::BlobLocation::File(src) = &layer.location;
         std::fs::copy(src, blobs.join(layer.descriptor.digest.hex())).unwrap();
     }
-    std::fs::write(blobs.join(image.config_descriptor.digest.hex()), &image.config).unwrap();
-    std::fs::write(blobs.join(image.manifest_digest.hex()), &image.manifest).unwrap();
+    std::fs::write(blobs.join(image.config_descriptor().digest.hex()), image.config()).unwrap();
+    std::fs::write(blobs.join(image.manifest_digest().hex()), image.manifest()).unwrap();
     let mut desc = image.manifest_descriptor();
     desc.annotations = Some([("org.opencontainers.image.ref.name".to_string(), tag.to_string())].into());
     std::fs::write(dir.join("index.json"), lambda_img::image::write_index(&[desc])).unwrap();

@@ -11,6 +11,7 @@ use lambda_img::image::{BlobLocation, Descriptor, Digest, HashingWriter, OCI_LAY
 use lambda_img::rules::{CheckContext, check_image};
 
 use super::fixture::aws_like;
+use crate::support::registry::with_layer_facts;
 
 const CHILD: &str = "LAMBDA_IMG_TEST_MEMORY_CHILD";
 const CHUNK: u64 = 16 << 20;
@@ -58,13 +59,13 @@ fn peak_rss_kib() -> u64 {
 fn child() {
     let dir = tempfile::tempdir().unwrap();
     let mut builder = aws_like();
-    let mut image = builder.build();
+    let image = builder.build();
     let (path, digest, size, tar_size) = big_layer(dir.path());
-    let mut layer = image.layers[3].clone();
+    let mut layer = image.layers()[3].clone();
     layer.descriptor = Descriptor::new(OCI_LAYER_GZIP, digest, size);
     layer.uncompressed_size = tar_size;
     layer.location = BlobLocation::File(path);
-    image.layers.push(layer);
+    let image = with_layer_facts(&image, |layers| layers.push(layer));
     let before = peak_rss_kib();
     // The parent dir var/task/ is missing from the big layer: one finding.
     let findings = check_image(&image, &CheckContext::default()).unwrap();

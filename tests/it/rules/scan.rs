@@ -61,9 +61,9 @@ fn a_scan_of_the_tar_stream_is_the_scan_of_the_blob() {
     let ids: Vec<&str> = expected.iter().map(|f| f.rule_id).collect();
     assert!(ids.contains(&"LI040") && ids.contains(&"LI041"), "{expected:#?}");
 
-    let plan = ScanPlan::new(&image.config, &ctx).unwrap();
+    let plan = ScanPlan::new(image.config(), &ctx).unwrap();
     let from_streams = MapMemo::default();
-    for (index, ((tar, _), layer)) in builder.layers.iter().zip(&image.layers).enumerate() {
+    for (index, ((tar, _), layer)) in builder.layers.iter().zip(image.layers()).enumerate() {
         let scan = plan.scan_tar(&tar[..], index).unwrap();
         scan.remember(&layer.descriptor.digest, &from_streams);
     }

@@ -126,7 +126,7 @@ fn skopeo_copies_to_oci_and_docker_v2s2_are_checked_alike() {
     let copy = work.path().join("copy");
     run_ok(Command::new("skopeo").args(["copy", &src, &format!("oci:{}:fn", copy.display())]));
     let oci = image_of(read_oci(&copy, "fn", &cache));
-    assert_eq!(oci.family, MediaFamily::Oci);
+    assert_eq!(oci.family(), MediaFamily::Oci);
     assert!(check_image(&oci, &ctx()).unwrap().is_empty());
 
     let docker_dir = work.path().join("docker");
@@ -138,15 +138,15 @@ fn skopeo_copies_to_oci_and_docker_v2s2_are_checked_alike() {
         &format!("dir:{}", docker_dir.display()),
     ]));
     let docker = read_dir(&docker_dir, &cache);
-    assert_eq!(docker.family, MediaFamily::Docker);
+    assert_eq!(docker.family(), MediaFamily::Docker);
     let findings = check_image(&docker, &ctx()).unwrap();
     assert!(findings.is_empty(), "{findings:#?}");
     // Same layers byte for byte, a different manifest.
     assert_eq!(
-        docker.layers[0].descriptor.digest,
-        oci.layers[0].descriptor.digest
+        docker.layers()[0].descriptor.digest,
+        oci.layers()[0].descriptor.digest
     );
-    assert_ne!(docker.manifest_digest, oci.manifest_digest);
+    assert_ne!(docker.manifest_digest(), oci.manifest_digest());
 }
 
 #[test]
@@ -287,14 +287,14 @@ fn flattened_view_matches_what_umoci_unpacks() {
 fn a_corrupt_layer_is_an_error_naming_the_layer() {
     let mut builder = aws_like();
     let image = builder.build();
-    let lambda_img::image::BlobLocation::File(path) = &image.layers[3].location;
+    let lambda_img::image::BlobLocation::File(path) = &image.layers()[3].location;
     let mut bytes = std::fs::read(path).unwrap();
     let mid = bytes.len() / 2;
     bytes.truncate(mid);
     std::fs::write(path, bytes).unwrap();
     let err = check_image(&image, &ctx()).unwrap_err().to_string();
     assert!(
-        err.contains(&image.layers[3].descriptor.digest.to_string()),
+        err.contains(&image.layers()[3].descriptor.digest.to_string()),
         "{err}"
     );
     assert!(err.contains("fetch it again"), "{err}");

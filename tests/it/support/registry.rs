@@ -222,14 +222,21 @@ pub fn image_of(layers: Vec<Layer>, arch: &str, config_media_type: &str) -> Imag
     let config_descriptor = Descriptor::new(config_media_type, Digest::of(&config), config.len() as u64);
     let descs: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
     let manifest = write_manifest(MediaFamily::Oci, &config_descriptor, &descs, None);
-    Image {
-        family: MediaFamily::Oci,
-        manifest_digest: Digest::of(&manifest),
-        manifest,
-        config,
-        config_descriptor,
+    Image::from_manifest(MediaFamily::Oci, manifest, config, config_descriptor, layers)
+}
+
+/// `image` with `edit` applied to its layers' facts (not the manifest's
+/// bytes): a layer file gone, a size the rules must catch.
+pub fn with_layer_facts(image: &Image, edit: impl FnOnce(&mut Vec<Layer>)) -> Image {
+    let mut layers = image.layers().to_vec();
+    edit(&mut layers);
+    Image::from_manifest(
+        image.family(),
+        image.manifest().to_vec(),
+        image.config().to_vec(),
+        image.config_descriptor().clone(),
         layers,
-    }
+    )
 }
 
 /// A two-layer image; `code` varies the second layer.
