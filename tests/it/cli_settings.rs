@@ -160,3 +160,51 @@ fn completions_and_man_pages_come_from_the_cli_definition() {
     assert!(build.contains("print\\-settings"), "{build}");
     assert!(dir.path().join("lambda-img-init.1").is_file());
 }
+
+/// Regression (issue #13): the settings are resolved once, so the password
+/// on stdin is read once however many registries and functions a command
+/// talks to. Two functions of `build --recursive` each push to a real
+/// htpasswd registry with the one password stdin gave; a second read would
+/// find stdin empty and fail with "empty password".
+#[test]
+fn password_stdin_is_read_once_for_every_function_of_a_recursive_build() {
+    let Some(registry) = crate::support::registry::TestRegistry::start_basic("ci", "s3cret") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    for name in ["alpha", "beta"] {
+        let manifest = format!(
+            "[function]\nname = \"{name}\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"scratch\"\n\n\
+             [code]\nsources = [\"bootstrap\"]\n\n[image]\nentrypoint = [\"/var/task/bootstrap\"]\n"
+        );
+        crate::support::write_files(
+            &root.path().join(name),
+            &[("lambda-img.toml", &manifest), ("bootstrap", "stand-in\n")],
+        );
+        let exec = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(root.path().join(name).join("bootstrap"), exec).unwrap();
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let docker_config = tempfile::tempdir().unwrap();
+    let output = format!("registry:{}/fleet/{{function}}:1", registry.host());
+    let mut cmd = crate::support::lambda_img(cache.path());
+    cmd.current_dir(root.path())
+        .args(["--username", "ci", "--password-stdin"])
+        .args(["build", "--recursive", "--output", &output])
+        .env("DOCKER_CONFIG", docker_config.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = crate::support::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("empty password"), "{err}");
+    let lines = stdout(&out);
+    for name in ["alpha", "beta"] {
+        let pushed = format!("{name} {}/fleet/{name}:1@sha256:", registry.host());
+        assert!(lines.contains(&pushed), "{lines}");
+    }
+}
