@@ -2,12 +2,10 @@
 //! as `build --print-settings` shows; completions and man pages come from the
 //! CLI definition.
 
-use std::process::Command;
-
 use serde_json::Value;
 
 use crate::support::project::Project;
-use crate::support::{bin, run_ok, stdout};
+use crate::support::{bin, command, run_ok, stdout};
 
 fn project() -> Project {
     let p = Project::new(
@@ -37,15 +35,8 @@ format = "docker"
 fn settings(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Value {
     let mut full = vec!["build", "--print-settings"];
     full.extend_from_slice(args);
+    // `p.cmd` starts from an environment without LAMBDA_IMG_* variables.
     let mut cmd = p.cmd(&full);
-    for var in [
-        "LAMBDA_IMG_FORMAT",
-        "LAMBDA_IMG_LABEL",
-        "LAMBDA_IMG_GZIP_LEVEL",
-        "LAMBDA_IMG_OUTPUT",
-    ] {
-        cmd.env_remove(var);
-    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -144,7 +135,7 @@ fn build_label_flag_reaches_the_image_config() {
 
 #[test]
 fn completions_and_man_pages_come_from_the_cli_definition() {
-    let generate = |args: &[&str]| stdout(&run_ok(Command::new(bin()).args(args)));
+    let generate = |args: &[&str]| stdout(&run_ok(command(bin()).args(args)));
     let bash = generate(&["completions", "bash"]);
     assert!(bash.contains("complete") && bash.contains("lambda-img"), "{bash}");
     assert!(bash.contains("--print-settings") && bash.contains("init"));
@@ -155,7 +146,7 @@ fn completions_and_man_pages_come_from_the_cli_definition() {
     assert!(man.contains("init") && man.contains("completions"));
 
     let dir = tempfile::tempdir().unwrap();
-    run_ok(Command::new(bin()).args(["man", "--out-dir"]).arg(dir.path()));
+    run_ok(command(bin()).args(["man", "--out-dir"]).arg(dir.path()));
     let build = std::fs::read_to_string(dir.path().join("lambda-img-build.1")).unwrap();
     assert!(build.contains("print\\-settings"), "{build}");
     assert!(dir.path().join("lambda-img-init.1").is_file());
@@ -207,4 +198,64 @@ fn password_stdin_is_read_once_for_every_function_of_a_recursive_build() {
         let pushed = format!("{name} {}/fleet/{name}:1@sha256:", registry.host());
         assert!(lines.contains(&pushed), "{lines}");
     }
+}
+
+/// Regression (issue #13): a build reads lambda-img.toml once (it was read
+/// three times: for ECR sign-in hosts, for the deploy settings and for the
+/// build). The manifest here is a FIFO that hands out its text to the first
+/// reader only: a second open would find no text (or this thread's garbage)
+/// and the build would fail. Checked for `--print-settings` and for a build
+/// with an output.
+#[test]
+fn a_build_reads_the_manifest_once() {
+    let p = project();
+    let text = std::fs::read_to_string(p.join("lambda-img.toml")).unwrap();
+    for args in [vec!["--print-settings"], vec!["--output", "oci:out"]] {
+        let fifo = p.join("lambda-img.toml");
+        std::fs::remove_file(&fifo).unwrap();
+        run_ok(command("mkfifo").arg(&fifo));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let server = {
+            let (fifo, text, done) = (fifo.clone(), text.clone(), done.clone());
+            std::thread::spawn(move || serve_to_each_reader(&fifo, &text, &done))
+        };
+        let out = p.cmd(&[&["build"], args.as_slice()].concat()).output().unwrap();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let readers = server.join().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", crate::support::stderr(&out));
+        assert_eq!(readers, 1, "{args:?} opened the manifest {readers} times");
+    }
+    let layout = p.join("out");
+    assert!(layout.join("index.json").is_file(), "the build wrote its output");
+}
+
+/// Writes `text` to the first reader that opens `fifo`, and garbage to any
+/// later one, until `done`; returns how many readers came.
+fn serve_to_each_reader(fifo: &std::path::Path, text: &str, done: &std::sync::atomic::AtomicBool) -> usize {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo)
+    };
+    let mut readers = 0;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        // A non-blocking open for writing succeeds only while a reader has it open.
+        let Ok(mut writer) = open() else {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            continue;
+        };
+        readers += 1;
+        let body = if readers == 1 { text } else { "not = [toml" };
+        let _ = writer.write_all(body.as_bytes());
+        drop(writer);
+        // The reader has its text and EOF; wait until it closes the FIFO so
+        // it is not counted twice.
+        while !done.load(std::sync::atomic::Ordering::SeqCst) && open().is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    readers
 }
