@@ -201,61 +201,66 @@ fn password_stdin_is_read_once_for_every_function_of_a_recursive_build() {
 }
 
 /// Regression (issue #13): a build reads lambda-img.toml once (it was read
-/// three times: for ECR sign-in hosts, for the deploy settings and for the
-/// build). The manifest here is a FIFO that hands out its text to the first
-/// reader only: a second open would find no text (or this thread's garbage)
-/// and the build would fail. Checked for `--print-settings` and for a build
-/// with an output.
+/// three times: for the ECR sign-in hosts, for the deploy settings and for
+/// the build). The kernel counts the opens (inotify `IN_OPEN`, with
+/// `IN_CLOSE_NOWRITE` between them so that two opens are never merged into
+/// one event), for `--print-settings` and for a build with an output.
 #[test]
 fn a_build_reads_the_manifest_once() {
     let p = project();
-    let text = std::fs::read_to_string(p.join("lambda-img.toml")).unwrap();
+    let manifest = p.join("lambda-img.toml");
     for args in [vec!["--print-settings"], vec!["--output", "oci:out"]] {
-        let fifo = p.join("lambda-img.toml");
-        std::fs::remove_file(&fifo).unwrap();
-        run_ok(command("mkfifo").arg(&fifo));
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let server = {
-            let (fifo, text, done) = (fifo.clone(), text.clone(), done.clone());
-            std::thread::spawn(move || serve_to_each_reader(&fifo, &text, &done))
-        };
+        let opens = OpenCounter::watch(&manifest);
         let out = p.cmd(&[&["build"], args.as_slice()].concat()).output().unwrap();
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
-        let readers = server.join().unwrap();
         assert!(out.status.success(), "{args:?}: {}", crate::support::stderr(&out));
-        assert_eq!(readers, 1, "{args:?} opened the manifest {readers} times");
+        assert_eq!(opens.count(), 1, "{args:?} opened {}", manifest.display());
     }
-    let layout = p.join("out");
-    assert!(layout.join("index.json").is_file(), "the build wrote its output");
+    assert!(p.join("out/index.json").is_file(), "the build wrote its output");
 }
 
-/// Writes `text` to the first reader that opens `fifo`, and garbage to any
-/// later one, until `done`; returns how many readers came.
-fn serve_to_each_reader(fifo: &std::path::Path, text: &str, done: &std::sync::atomic::AtomicBool) -> usize {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let open = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(fifo)
-    };
-    let mut readers = 0;
-    while !done.load(std::sync::atomic::Ordering::SeqCst) {
-        // A non-blocking open for writing succeeds only while a reader has it open.
-        let Ok(mut writer) = open() else {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            continue;
-        };
-        readers += 1;
-        let body = if readers == 1 { text } else { "not = [toml" };
-        let _ = writer.write_all(body.as_bytes());
-        drop(writer);
-        // The reader has its text and EOF; wait until it closes the FIFO so
-        // it is not counted twice.
-        while !done.load(std::sync::atomic::Ordering::SeqCst) && open().is_ok() {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
+/// Counts the opens of one file through inotify.
+struct OpenCounter(std::os::fd::OwnedFd);
+
+impl OpenCounter {
+    fn watch(path: &std::path::Path) -> OpenCounter {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: plain syscalls; the fd is owned by the returned value.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        let mask = libc::IN_OPEN | libc::IN_CLOSE_NOWRITE;
+        // SAFETY: `c_path` is a valid C string for the call's duration.
+        let wd =
+            unsafe { libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), c_path.as_ptr(), mask) };
+        assert!(wd >= 0, "inotify_add_watch: {}", std::io::Error::last_os_error());
+        OpenCounter(fd)
     }
-    readers
+
+    /// The opens queued so far.
+    fn count(&self) -> usize {
+        let mut file = std::fs::File::from(self.0.try_clone().unwrap());
+        let mut events = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match std::io::Read::read(&mut file, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => events.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("reading inotify events: {e}"),
+            }
+        }
+        // struct inotify_event: wd, mask, cookie, len (u32 each), then `len` name bytes.
+        let mut opens = 0;
+        let mut at = 0;
+        while at + 16 <= events.len() {
+            let word = |i: usize| u32::from_ne_bytes(events[at + i..at + i + 4].try_into().unwrap());
+            if word(4) & libc::IN_OPEN != 0 {
+                opens += 1;
+            }
+            at += 16 + word(12) as usize;
+        }
+        opens
+    }
 }

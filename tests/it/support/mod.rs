@@ -62,15 +62,19 @@ pub fn skipped(reason: &str) {
     if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
         let _ = writeln!(tty, "!!! SKIPPING {line}");
     }
-    if let Ok(mut list) = std::fs::OpenOptions::new()
+    let mut all = SKIPPED.lock().unwrap_or_else(|p| p.into_inner());
+    // The list holds the skips of the latest run that skipped any.
+    let first = all.is_empty();
+    let list = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
-        .open(skip_list())
-    {
+        .write(true)
+        .truncate(first)
+        .append(!first)
+        .open(skip_list());
+    if let Ok(mut list) = list {
         let _ = writeln!(list, "{line}");
     }
-    let mut all = SKIPPED.lock().unwrap_or_else(|p| p.into_inner());
-    if all.is_empty() {
+    if first {
         // SAFETY: `print_skipped` is a plain function that neither unwinds
         // nor touches state that exit() has torn down (the static lives on).
         unsafe { libc::atexit(print_skipped) };
