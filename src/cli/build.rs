@@ -10,7 +10,6 @@ use crate::build::{BuildOptions, build_model};
 use crate::build_report::metadata::{build_report, write_metadata_file};
 use crate::image::MediaFamily;
 use crate::layer::DEFAULT_GZIP_LEVEL;
-use crate::rules::Limits;
 use crate::sink::SinkOptions;
 
 #[derive(Debug, Args)]
@@ -51,7 +50,7 @@ pub struct BuildArgs {
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
     #[command(flatten)]
-    pub limits: LimitArgs,
+    pub limits: super::limits::LimitArgs,
     #[command(flatten)]
     pub rules: super::explain::RuleArgs,
     /// Accept a registry base that is not pinned by digest (not reproducible).
@@ -135,30 +134,6 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("expected KEY=VALUE, got {text:?}")),
-    }
-}
-
-/// Limits that default to Lambda's and may be changed for other targets.
-#[derive(Debug, Clone, Args)]
-pub struct LimitArgs {
-    /// Largest total uncompressed layer size, in bytes (Lambda: 10 GiB).
-    #[arg(long, value_name = "BYTES", env = "LAMBDA_IMG_MAX_UNCOMPRESSED")]
-    pub max_uncompressed_size: Option<u64>,
-    /// Largest serialized manifest, in bytes (default 25,400).
-    #[arg(long, value_name = "BYTES", env = "LAMBDA_IMG_MAX_MANIFEST")]
-    pub max_manifest_size: Option<u64>,
-}
-
-impl LimitArgs {
-    pub fn limits(&self) -> Limits {
-        let mut limits = Limits::default();
-        if let Some(v) = self.max_uncompressed_size {
-            limits.max_uncompressed = v;
-        }
-        if let Some(v) = self.max_manifest_size {
-            limits.max_manifest_bytes = v;
-        }
-        limits
     }
 }
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::build::LimitArgs;
 use super::deploy::BuildDeployArgs;
+use super::limits::LimitArgs;
 use super::settings::Project;
 use super::{ExitStatus, GlobalArgs, print_data};
 use crate::build::{BuildOptions, build_model};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::build::LimitArgs;
+use super::limits::LimitArgs;
 use super::settings::DeployTarget;
 use super::{GlobalArgs, print_data};
 use crate::aws::AwsSession;

@@ -11,6 +11,7 @@ mod deploy;
 mod explain;
 pub mod failure;
 mod init;
+mod limits;
 mod login;
 mod man_sections;
 mod pin;

@@ -454,6 +454,40 @@ mod tests {
         );
     }
 
+    /// Signs in to one host, as ECR sign-in does for its hosts.
+    #[derive(Debug)]
+    struct OneHost(&'static str);
+
+    impl FallbackCredentials for OneHost {
+        fn credentials(&self, registry: &str) -> Result<Option<Credentials>, RegistryError> {
+            Ok((registry == self.0).then(|| Credentials::new("AWS", "token")))
+        }
+    }
+
+    /// The fallback belongs to the options it is passed with, not to the
+    /// process: two lookups in one process with different fallbacks differ,
+    /// and Docker's config still wins over either.
+    #[test]
+    fn the_fallback_is_asked_per_lookup_after_dockers_config() {
+        let dir = tempfile::tempdir().unwrap();
+        store("reg:5000", &Credentials::new("user", "pw"), dir.path()).unwrap();
+        let (a, b) = (OneHost("a:1"), OneHost("b:1"));
+        let found = |registry, fallback: &dyn FallbackCredentials| {
+            lookup(registry, Some(dir.path()), None, Some(fallback), &Silent).unwrap()
+        };
+        assert_eq!(found("a:1", &a), Some(Credentials::new("AWS", "token")));
+        assert_eq!(found("a:1", &b), None);
+        assert_eq!(found("b:1", &b), Some(Credentials::new("AWS", "token")));
+        assert_eq!(
+            found("reg:5000", &OneHost("reg:5000")),
+            Some(Credentials::new("user", "pw"))
+        );
+        assert_eq!(
+            lookup("a:1", Some(dir.path()), None, None, &Silent).unwrap(),
+            None
+        );
+    }
+
     #[test]
     fn docker_hub_keys_match() {
         assert_eq!(key_host("https://index.docker.io/v1/"), "docker.io");
