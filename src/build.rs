@@ -64,6 +64,43 @@ pub struct BuildOptions {
     pub side_outputs: Vec<PathBuf>,
 }
 
+/// A dependency installer's time limit unless `--install-timeout` says otherwise.
+pub const DEFAULT_INSTALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1200);
+
+impl BuildOptions {
+    /// The one way to make build options: a build of `manifest_path` with
+    /// every default (no outputs, Lambda's limits, all cores), talking to
+    /// registries with `registry` for both the base and the outputs. Callers
+    /// set the fields their flags change.
+    pub fn new(manifest_path: PathBuf, registry: crate::registry::RegistryOptions) -> BuildOptions {
+        BuildOptions {
+            manifest_path,
+            outputs: Vec::new(),
+            source_date_epoch: None,
+            limits: Limits::default(),
+            gzip_level: crate::layer::DEFAULT_GZIP_LEVEL,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            install_timeout: DEFAULT_INSTALL_TIMEOUT,
+            format: None,
+            labels: Vec::new(),
+            sink_options: sink::SinkOptions {
+                registry: registry.clone(),
+                keep_unreferenced: false,
+                cache: None,
+            },
+            source_options: source::SourceOptions {
+                allow_unpinned: false,
+                registry,
+            },
+            force: false,
+            arch: None,
+            rules: RulePolicy::default(),
+            repair_base: false,
+            side_outputs: Vec::new(),
+        }
+    }
+}
+
 /// The built image and what was done with it.
 #[derive(Debug)]
 pub struct BuildOutcome {
@@ -130,7 +167,18 @@ pub fn build(
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome, BuildError> {
-    let mut model = crate::manifest::load(&options.manifest_path)?;
+    let model = crate::manifest::load(&options.manifest_path)?;
+    build_model(options, model, cache, reporter)
+}
+
+/// [`build`] of a manifest the caller has already loaded from
+/// `options.manifest_path` (the CLI reads it once, with its other settings).
+pub fn build_model(
+    options: &BuildOptions,
+    mut model: FunctionModel,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<BuildOutcome, BuildError> {
     if let Some(arch) = options.arch {
         model.architecture = arch;
     }

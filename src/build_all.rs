@@ -77,15 +77,11 @@ pub fn plan_fleet(manifests: &[PathBuf], template: &BuildOptions) -> Result<Vec<
         .zip(manifests)
         .map(|(function, manifest)| {
             let name = function.as_deref().unwrap_or("unnamed");
-            let options = BuildOptions {
-                manifest_path: manifest.clone(),
-                outputs: template
-                    .outputs
-                    .iter()
-                    .map(|o| o.replace(FUNCTION_PLACEHOLDER, name))
-                    .collect(),
-                ..template.clone()
-            };
+            let mut options = template.clone();
+            options.manifest_path = manifest.clone();
+            options.outputs = (template.outputs.iter())
+                .map(|o| o.replace(FUNCTION_PLACEHOLDER, name))
+                .collect();
             FleetMember {
                 manifest: manifest.clone(),
                 function,

@@ -20,7 +20,7 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// run only and never asked for again.
 pub const ACCEPT_EXPIRED_ENV: &str = "LAMBDA_IMG_ECR_ACCEPT_EXPIRED";
 
-/// The ECR sign-in the CLI registers with the registry client.
+/// The ECR sign-in the CLI puts into a run's registry options.
 pub struct EcrSignIn {
     /// Hosts that are not of ECR's form but sign in the same way (VPC
     /// endpoints, proxies, tests), as `host[:port]`.
@@ -28,6 +28,16 @@ pub struct EcrSignIn {
     region: Option<String>,
     session: OnceLock<Result<AwsSession, String>>,
     tokens: Mutex<HashMap<String, EcrToken>>,
+}
+
+/// Names the hosts and region only: tokens are secrets.
+impl std::fmt::Debug for EcrSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EcrSignIn")
+            .field("aws_auth", &self.aws_auth)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EcrSignIn {

@@ -4,13 +4,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::settings::{BuildSettings, Project};
 use super::{GlobalArgs, print_data};
-use crate::build::{BuildOptions, build};
+use crate::build::{BuildOptions, build_model};
 use crate::build_report::metadata::{build_report, write_metadata_file};
 use crate::image::MediaFamily;
 use crate::layer::DEFAULT_GZIP_LEVEL;
-use crate::rules::Limits;
-use crate::sink::SinkOptions;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -50,7 +49,7 @@ pub struct BuildArgs {
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
     #[command(flatten)]
-    pub limits: LimitArgs,
+    pub limits: super::limits::LimitArgs,
     #[command(flatten)]
     pub rules: super::explain::RuleArgs,
     /// Accept a registry base that is not pinned by digest (not reproducible).
@@ -137,30 +136,6 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Limits that default to Lambda's and may be changed for other targets.
-#[derive(Debug, Clone, Args)]
-pub struct LimitArgs {
-    /// Largest total uncompressed layer size, in bytes (Lambda: 10 GiB).
-    #[arg(long, value_name = "BYTES", env = "LAMBDA_IMG_MAX_UNCOMPRESSED")]
-    pub max_uncompressed_size: Option<u64>,
-    /// Largest serialized manifest, in bytes (default 25,400).
-    #[arg(long, value_name = "BYTES", env = "LAMBDA_IMG_MAX_MANIFEST")]
-    pub max_manifest_size: Option<u64>,
-}
-
-impl LimitArgs {
-    pub fn limits(&self) -> Limits {
-        let mut limits = Limits::default();
-        if let Some(v) = self.max_uncompressed_size {
-            limits.max_uncompressed = v;
-        }
-        if let Some(v) = self.max_manifest_size {
-            limits.max_manifest_bytes = v;
-        }
-        limits
-    }
-}
-
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Format {
     Oci,
@@ -185,100 +160,77 @@ impl BuildArgs {
     }
 }
 
-/// Why the manifest file cannot be read, said before the build starts.
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestFileError {
-    #[error(
-        "no lambda-img.toml here ({dir}): run `lambda-img init` to write one, or pass -C DIR or --manifest PATH"
-    )]
-    Missing { dir: String },
-    #[error("{path} is not UTF-8 text (invalid byte at offset {offset}): save it as UTF-8")]
-    NotUtf8 { path: String, offset: usize },
-    #[error("cannot read {path}: permission denied; make it readable (chmod u+r {path}) or run as its owner")]
-    Permission { path: String },
-}
-
-/// The manifest exists, is readable and is UTF-8; anything else is said
-/// plainly (a missing one suggests `lambda-img init`).
-pub fn check_manifest_file(path: &std::path::Path) -> Result<(), ManifestFileError> {
-    match std::fs::read(path) {
-        Ok(bytes) => match std::str::from_utf8(&bytes) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(ManifestFileError::NotUtf8 {
-                path: path.display().to_string(),
-                offset: e.valid_up_to(),
-            }),
-        },
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
-                && path.ends_with(crate::manifest::MANIFEST_FILE_NAME) =>
-        {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-            Err(ManifestFileError::Missing {
-                dir: dir.display().to_string(),
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(ManifestFileError::Permission {
-            path: path.display().to_string(),
-        }),
-        // Other errors are reported by the manifest loader with its own hint.
-        Err(_) => Ok(()),
-    }
+/// Merges the flags, `LAMBDA_IMG_*` and lambda-img.toml into this build's
+/// settings, before any work: the manifest is read once and the password
+/// (`--password-stdin`) once; usage mistakes are found first. A new flag is
+/// one field and one line here.
+pub fn resolve(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<BuildSettings> {
+    // Said plainly before any file is read.
+    global.check_credential_flags()?;
+    // --recursive reads each function's manifest in its turn; --print-settings
+    // shows the one --manifest names even then.
+    let project = match args.recursive && !args.print_settings {
+        true => None,
+        false => Some(Project::read(&args.manifest)?),
+    };
+    let deploy_settings = project.as_ref().map(|p| &p.deploy);
+    let registry = global.registry_options_for(deploy_settings, args.aws.flags.region.as_deref())?;
+    let mut options = BuildOptions::new(args.manifest.clone(), registry);
+    options.outputs = args.outputs.clone();
+    options.source_date_epoch = args.source_date_epoch;
+    options.limits = args.limits.limits();
+    options.gzip_level = args.gzip_level;
+    options.threads = args.threads();
+    options.install_timeout = std::time::Duration::from_secs(args.install_timeout);
+    options.format = args.format.map(Format::family);
+    options.labels = args.labels.clone();
+    options.sink_options.keep_unreferenced = args.no_gc;
+    options.source_options.allow_unpinned = args.allow_unpinned;
+    options.force = args.force;
+    options.arch = args.arch;
+    options.rules = args.rules.policy()?;
+    options.repair_base = args.repair_base;
+    options.side_outputs = args.sbom.iter().cloned().collect();
+    Ok(BuildSettings {
+        options,
+        target: super::deploy::target(&args.aws.flags, deploy_settings),
+        signin_hosts: global.signin_hosts(deploy_settings),
+        project,
+        deploy: args.aws.deploy,
+        create_repository: args.aws.create_repository,
+        cache_dir: global
+            .cache_dir
+            .clone()
+            .unwrap_or_else(crate::cache::Cache::default_root),
+        metadata_file: args.metadata_file.clone(),
+    })
 }
 
 pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
+    let settings = resolve(global, &args)?;
     if args.print_settings {
-        return super::settings::print(global, &args);
+        return super::settings::print(&settings);
     }
     let reporter = global.reporter();
     let cache = global.cache()?;
-    // Said plainly before anything else reads the manifest (sign-in and
-    // deploy settings do).
-    global.check_credential_flags()?;
-    if !args.recursive {
-        check_manifest_file(&args.manifest)?;
-    }
-    global.register_ecr_signin(&args.manifest, args.aws.flags.region.as_deref())?;
     // --recursive prepares each function's deploy itself, with its own outputs.
-    let deploy_settings = match args.recursive {
-        true => None,
-        false => super::deploy::before_build(global, &args.aws, &args.outputs, &args.manifest)?,
-    };
-    let limits = args.limits.limits();
-    let threads = args.threads();
-    let options = BuildOptions {
-        manifest_path: args.manifest,
-        outputs: args.outputs,
-        source_date_epoch: args.source_date_epoch,
-        limits,
-        gzip_level: args.gzip_level,
-        threads,
-        install_timeout: std::time::Duration::from_secs(args.install_timeout),
-        format: args.format.map(Format::family),
-        labels: args.labels,
-        sink_options: SinkOptions {
-            registry: global.registry_options()?,
-            keep_unreferenced: args.no_gc,
-            cache: None,
-        },
-        source_options: global.source_options(args.allow_unpinned)?,
-        force: args.force,
-        arch: args.arch,
-        rules: args.rules.policy()?,
-        repair_base: args.repair_base,
-        side_outputs: args.sbom.iter().cloned().collect(),
-    };
+    if let Some(project) = &settings.project {
+        super::deploy::before_build(global, &args.aws, &settings.options.outputs, &project.deploy)?;
+    }
+    let BuildSettings {
+        options,
+        project,
+        target,
+        ..
+    } = settings;
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(
             &reporter,
             "no --output given: the image is built and checked, then kept only in the cache",
         );
     }
-    if args.recursive {
+    // --recursive reads each function's manifest in its turn.
+    let Some(Project { model, .. }) = project else {
         let recursive = super::build_recursive::RecursiveArgs {
             dirs: &args.dirs,
             json: args.json,
@@ -287,8 +239,8 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             limits: &args.limits,
         };
         return super::build_recursive::run(global, recursive, &options, &cache, &reporter);
-    }
-    let outcome = build(&options, &cache, &reporter)?;
+    };
+    let outcome = build_model(&options, model, &cache, &reporter)?;
     if let Some(path) = &args.sbom {
         let epoch = options.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
         let subject = crate::sbom::Subject::of(&outcome.function, &outcome.image, &outcome.base, epoch);
@@ -314,14 +266,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     }
     if args.aws.deploy {
         let image = pushed.first().copied().unwrap_or_default();
-        let deployed = super::deploy::after_build(
-            global,
-            &args.aws,
-            deploy_settings.as_ref(),
-            &options.manifest_path,
-            &args.limits,
-            image,
-        )?;
+        let deployed = super::deploy::after_build(global, &args.aws, &target, &options, &args.limits, image)?;
         if args.json {
             // The build report grows a `deploy` member.
             report["deploy"] = serde_json::to_value(&deployed)?;

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::build::LimitArgs;
 use super::deploy::BuildDeployArgs;
+use super::limits::LimitArgs;
+use super::settings::Project;
 use super::{ExitStatus, GlobalArgs, print_data};
-use crate::build::{BuildOptions, build};
+use crate::build::{BuildOptions, build_model};
 use crate::build_all::{FleetMember, plan_fleet};
 use crate::build_report::metadata::{build_report, write_metadata_file};
 use crate::cache::Cache;
@@ -98,8 +99,9 @@ pub fn run(
     Ok(())
 }
 
-/// Signs in, builds, records and (with --deploy) deploys one function, as
-/// `build` does for one; returns its stdout line and its report.
+/// Reads the function's manifest (once), signs in with its `[registry]
+/// aws_auth`, builds, records and (with --deploy) deploys it, as `build`
+/// does for one; returns its stdout line and its report.
 fn build_one(
     global: &GlobalArgs,
     args: &RecursiveArgs<'_>,
@@ -108,9 +110,13 @@ fn build_one(
     reporter: &dyn Reporter,
 ) -> anyhow::Result<(String, serde_json::Value)> {
     let manifest = &member.manifest;
-    global.register_ecr_signin(manifest, args.aws.flags.region.as_deref())?;
-    let settings = super::deploy::before_build(global, args.aws, &member.options.outputs, manifest)?;
-    let outcome = build(&member.options, cache, reporter)?;
+    let Project { deploy, model } = Project::read(manifest)?;
+    let mut options = member.options.clone();
+    let signin = global.ecr_signin(Some(&deploy), args.aws.flags.region.as_deref());
+    options.sink_options.registry.fallback = Some(signin.clone());
+    options.source_options.registry.fallback = Some(signin);
+    super::deploy::before_build(global, args.aws, &options.outputs, &deploy)?;
+    let outcome = build_model(&options, model, cache, reporter)?;
     // The same report `build --json` prints for one function.
     let mut report = build_report(&outcome.report_facts());
     let pushed = crate::sink::pushed_references(&outcome.outputs);
@@ -127,8 +133,8 @@ fn build_one(
         let deployed = super::deploy::after_build(
             global,
             args.aws,
-            settings.as_ref(),
-            manifest,
+            &super::deploy::target(&args.aws.flags, Some(&deploy)),
+            &options,
             args.limits,
             pushed.first().copied().unwrap_or_default(),
         )?;

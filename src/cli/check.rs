@@ -2,8 +2,8 @@
 
 use clap::Args;
 
-use super::build::LimitArgs;
 use super::explain::RuleArgs;
+use super::limits::LimitArgs;
 use super::{ExitStatus, GlobalArgs, print_data};
 use crate::check::{CheckOptions, check, inspect};
 use crate::image::Architecture;

@@ -5,11 +5,15 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::build::LimitArgs;
+use super::limits::LimitArgs;
+use super::settings::DeployTarget;
 use super::{GlobalArgs, print_data};
 use crate::aws::AwsSession;
+use crate::build::BuildOptions;
 use crate::deploy::{DeployOptions, DeployOutcome, deploy};
 use crate::manifest::{DeploySettings, alias_name, function_ref, read_deploy_settings, region_name};
+use crate::registry::RegistryOptions;
+use crate::source::SourceOptions;
 
 /// Where and how to deploy; each falls back to `[deploy]` in lambda-img.toml.
 #[derive(Debug, Clone, Args)]
@@ -66,40 +70,52 @@ pub struct DeployArgs {
 }
 
 /// Flags over the manifest's `[deploy]` table.
+pub fn target(flags: &DeployFlags, settings: Option<&DeploySettings>) -> DeployTarget {
+    DeployTarget {
+        function: flags
+            .function
+            .clone()
+            .or_else(|| settings.and_then(|s| s.function.clone())),
+        region: flags
+            .region
+            .clone()
+            .or_else(|| settings.and_then(|s| s.region.clone())),
+        publish: flags.publish || settings.is_some_and(|s| s.publish),
+        alias: flags
+            .alias
+            .clone()
+            .or_else(|| settings.and_then(|s| s.alias.clone())),
+    }
+}
+
+/// The deploy of `target`, reading the image with `registry`.
 pub fn options(
-    global: &GlobalArgs,
+    target: &DeployTarget,
     flags: &DeployFlags,
-    settings: Option<&DeploySettings>,
     manifest: &Path,
     limits: &LimitArgs,
+    registry: RegistryOptions,
 ) -> anyhow::Result<DeployOptions> {
-    let function = flags
-        .function
-        .clone()
-        .or_else(|| settings.and_then(|s| s.function.clone()))
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "no function to deploy to: pass --function NAME, or run in a project whose {} names one ([deploy] function or function.name)",
-                manifest.display()
-            )
-        })?;
+    let function = target.function.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "no function to deploy to: pass --function NAME, or run in a project whose {} names one ([deploy] function or function.name)",
+            manifest.display()
+        )
+    })?;
     let project_dir = match manifest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let mut options = DeployOptions::new(function, project_dir);
-    options.region = flags
-        .region
-        .clone()
-        .or_else(|| settings.and_then(|s| s.region.clone()));
-    options.publish = flags.publish || settings.is_some_and(|s| s.publish);
-    options.alias = flags
-        .alias
-        .clone()
-        .or_else(|| settings.and_then(|s| s.alias.clone()));
+    options.region = target.region.clone();
+    options.publish = target.publish;
+    options.alias = target.alias.clone();
     options.wait_timeout = Duration::from_secs(flags.wait_timeout);
     options.limits = limits.limits();
-    options.source_options = global.source_options(true)?;
+    options.source_options = SourceOptions {
+        allow_unpinned: true,
+        registry,
+    };
     Ok(options)
 }
 
@@ -117,15 +133,12 @@ pub fn text(outcome: &DeployOutcome) -> String {
 }
 
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
+    // Resolved once: the manifest's `[deploy]`, then the registry settings
+    // (with ECR sign-in for its `[registry] aws_auth`).
     let settings = read_deploy_settings(&args.manifest)?;
-    global.register_ecr_signin(&args.manifest, args.flags.region.as_deref())?;
-    let mut options = options(
-        global,
-        &args.flags,
-        settings.as_ref(),
-        &args.manifest,
-        &args.limits,
-    )?;
+    let registry = global.registry_options_for(settings.as_ref(), args.flags.region.as_deref())?;
+    let target = target(&args.flags, settings.as_ref());
+    let mut options = options(&target, &args.flags, &args.manifest, &args.limits, registry)?;
     options.image = args.image.clone();
     let outcome = run_options(global, &options)?;
     if args.json {
@@ -160,17 +173,12 @@ pub fn before_build(
     global: &GlobalArgs,
     args: &BuildDeployArgs,
     outputs: &[String],
-    manifest: &Path,
-) -> anyhow::Result<Option<DeploySettings>> {
+    settings: &DeploySettings,
+) -> anyhow::Result<()> {
     if args.deploy && !outputs.iter().any(|o| o.starts_with("registry:")) {
         anyhow::bail!("build --deploy needs a registry output to deploy from: add --output registry:REF");
     }
-    let settings = read_deploy_settings(manifest)?;
-    let mut aws_auth = global.aws_auth.clone();
-    if let Some(s) = &settings {
-        aws_auth.extend(s.aws_auth.iter().cloned());
-    }
-    let targets = crate::deploy::repository::ecr_targets(outputs, &aws_auth);
+    let targets = crate::deploy::repository::ecr_targets(outputs, &global.signin_hosts(Some(settings)));
     if !targets.is_empty() {
         let reporter = global.reporter();
         let session = AwsSession::load(args.flags.region.as_deref())?;
@@ -180,46 +188,20 @@ pub fn before_build(
         });
         crate::deploy::repository::ensure_repositories(&session, &targets, create, &reporter)?;
     }
-    Ok(settings)
+    Ok(())
 }
 
-/// After a build that pushed `image`: deploy it.
+/// After a build with `build` that pushed `image`: deploy it to `target`.
 pub fn after_build(
     global: &GlobalArgs,
     args: &BuildDeployArgs,
-    settings: Option<&DeploySettings>,
-    manifest: &Path,
+    target: &DeployTarget,
+    build: &BuildOptions,
     limits: &LimitArgs,
     image: &str,
 ) -> anyhow::Result<DeployOutcome> {
-    let mut options = options(global, &args.flags, settings, manifest, limits)?;
+    let registry = build.source_options.registry.clone();
+    let mut options = options(target, &args.flags, &build.manifest_path, limits, registry)?;
     options.image = Some(image.to_string());
     run_options(global, &options)
-}
-
-/// The deploy part of `build --print-settings`: flags over `[deploy]`, and
-/// the hosts signed in to with ECR (never a credential).
-pub fn print_settings(
-    global: &GlobalArgs,
-    args: &BuildDeployArgs,
-    manifest: &Path,
-) -> anyhow::Result<serde_json::Value> {
-    let settings = read_deploy_settings(manifest)?;
-    let s = settings.as_ref();
-    let mut aws_auth = global.aws_auth.clone();
-    aws_auth.extend(s.map(|s| s.aws_auth.clone()).unwrap_or_default());
-    let alias = args
-        .flags
-        .alias
-        .clone()
-        .or_else(|| s.and_then(|s| s.alias.clone()));
-    Ok(serde_json::json!({
-        "enabled": args.deploy,
-        "function": args.flags.function.clone().or_else(|| s.and_then(|s| s.function.clone())),
-        "region": args.flags.region.clone().or_else(|| s.and_then(|s| s.region.clone())),
-        "publish": args.flags.publish || s.is_some_and(|s| s.publish) || alias.is_some(),
-        "alias": alias,
-        "create_repository": args.create_repository,
-        "aws_auth": aws_auth,
-    }))
 }

@@ -67,7 +67,7 @@ fn kind(err: &anyhow::Error, usage: bool) -> &'static str {
         #[allow(unreachable_patterns)]
         Some(_) => "build",
         None if err.downcast_ref::<crate::manifest::ManifestError>().is_some() => "manifest",
-        None if err.downcast_ref::<super::build::ManifestFileError>().is_some() => "manifest",
+        None if err.downcast_ref::<super::settings::ManifestFileError>().is_some() => "manifest",
         None if err.downcast_ref::<crate::check::CheckOpError>().is_some() => "image",
         None => "error",
     }

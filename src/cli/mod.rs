@@ -11,6 +11,7 @@ mod deploy;
 mod explain;
 pub mod failure;
 mod init;
+mod limits;
 mod login;
 mod man_sections;
 mod pin;
@@ -179,22 +180,12 @@ impl GlobalArgs {
         Ok(Cache::open(root)?)
     }
 
-    /// Registers ECR sign-in for this process: ECR hosts, `--aws-auth` hosts
-    /// and `[registry] aws_auth` of `manifest`. The first call wins, so a
-    /// command with `--manifest` or `--region` calls this before
-    /// [`registry_options`](Self::registry_options).
-    pub fn register_ecr_signin(
-        &self,
-        manifest: &std::path::Path,
-        region: Option<&str>,
-    ) -> anyhow::Result<()> {
+    /// The hosts ECR sign-in covers besides ECR's own: `--aws-auth` and the
+    /// manifest's `[registry] aws_auth`.
+    pub fn signin_hosts(&self, manifest: Option<&crate::manifest::DeploySettings>) -> Vec<String> {
         let mut hosts = self.aws_auth.clone();
-        if let Some(settings) = crate::manifest::read_deploy_settings(manifest)? {
-            hosts.extend(settings.aws_auth);
-        }
-        let signin = crate::aws::EcrSignIn::new(hosts, region.map(str::to_string));
-        crate::registry::credentials::set_fallback(Box::new(signin));
-        Ok(())
+        hosts.extend(manifest.iter().flat_map(|s| s.aws_auth.iter().cloned()));
+        hosts
     }
 
     /// `--username` and `--password-stdin` come together: a usage mistake
@@ -209,15 +200,26 @@ impl GlobalArgs {
         }
     }
 
-    /// Registry settings from the flags; reads the password from stdin when asked.
+    /// Registry settings for a command without a manifest of its own: ECR
+    /// sign-in also covers `[registry] aws_auth` of ./lambda-img.toml. Reads
+    /// the password from stdin when asked: call once per command.
     pub fn registry_options(&self) -> anyhow::Result<RegistryOptions> {
         // A broken manifest here is reported by the command that reads it;
         // sign-in then goes on with the flag's hosts.
         let manifest = std::path::Path::new(crate::manifest::MANIFEST_FILE_NAME);
-        if self.register_ecr_signin(manifest, None).is_err() {
-            let signin = crate::aws::EcrSignIn::new(self.aws_auth.clone(), None);
-            crate::registry::credentials::set_fallback(Box::new(signin));
-        }
+        let settings = crate::manifest::read_deploy_settings(manifest).ok().flatten();
+        self.registry_options_for(settings.as_ref(), None)
+    }
+
+    /// Registry settings from the flags, with ECR sign-in for ECR hosts and
+    /// [`signin_hosts`](Self::signin_hosts) (in `region`, else the
+    /// environment's). Reads the password from stdin when asked, so a
+    /// command calls this once and shares the value.
+    pub fn registry_options_for(
+        &self,
+        manifest: Option<&crate::manifest::DeploySettings>,
+        region: Option<&str>,
+    ) -> anyhow::Result<RegistryOptions> {
         self.check_credential_flags()?;
         let credentials = match &self.username {
             Some(user) => Some(Credentials::new(user.clone(), read_password_stdin()?)),
@@ -227,9 +229,22 @@ impl GlobalArgs {
             insecure: self.insecure_registries.clone(),
             credentials,
             mirrors: self.registry_mirrors.clone(),
+            fallback: Some(self.ecr_signin(manifest, region)),
             ..Default::default()
         }
         .with_registry_timeout(std::time::Duration::from_secs(self.registry_timeout)))
+    }
+
+    /// ECR sign-in for ECR hosts and [`signin_hosts`](Self::signin_hosts),
+    /// in `region` (else the environment's): what registry options ask when
+    /// Docker's config has nothing for a registry.
+    pub fn ecr_signin(
+        &self,
+        manifest: Option<&crate::manifest::DeploySettings>,
+        region: Option<&str>,
+    ) -> std::sync::Arc<dyn crate::registry::credentials::FallbackCredentials> {
+        let hosts = self.signin_hosts(manifest);
+        std::sync::Arc::new(crate::aws::EcrSignIn::new(hosts, region.map(str::to_string)))
     }
 
     pub fn source_options(&self, allow_unpinned: bool) -> anyhow::Result<SourceOptions> {
@@ -241,20 +256,16 @@ impl GlobalArgs {
 }
 
 /// The password from stdin, without its trailing newline; never echoed or
-/// logged. Read once per process: a build asks for registry settings for its
-/// base and for its outputs, and stdin has only one password to give.
+/// logged. Stdin holds one password: [`GlobalArgs::registry_options_for`]
+/// is called once per command and its value shared.
 fn read_password_stdin() -> anyhow::Result<String> {
-    static PASSWORD: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
-    let read = PASSWORD.get_or_init(|| {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| e.to_string())?;
-        let password = text.trim_end_matches(['\n', '\r']).to_string();
-        if password.is_empty() {
-            return Err("--password-stdin read an empty password".to_string());
-        }
-        Ok(password)
-    });
-    read.clone().map_err(|e| anyhow::anyhow!(e))
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+    let password = text.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        anyhow::bail!("--password-stdin read an empty password");
+    }
+    Ok(password)
 }
 
 impl Cli {

@@ -131,40 +131,29 @@ struct Resolved {
     model: Option<crate::manifest::FunctionModel>,
 }
 
-fn resolve_image(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<Resolved> {
+/// The image `args` names, or the project's, built with `registry` (resolved
+/// once per run: a `--watch` rebuild reads the manifest again, not stdin).
+fn resolve_image(
+    global: &GlobalArgs,
+    args: &RunArgs,
+    registry: &crate::registry::RegistryOptions,
+) -> anyhow::Result<Resolved> {
     let reporter = global.reporter();
     let cache = global.cache()?;
     match &args.source {
         Some(source) => {
-            let options = global.source_options(true)?;
+            let options = crate::source::SourceOptions {
+                allow_unpinned: true,
+                registry: registry.clone(),
+            };
             let image = crate::check::read_image(source, host_arch(), &options, &cache, &reporter)?;
             Ok(Resolved { image, model: None })
         }
         None => {
             let model = crate::manifest::load(&args.manifest)?;
-            let options = crate::build::BuildOptions {
-                manifest_path: args.manifest.clone(),
-                outputs: Vec::new(),
-                source_date_epoch: None,
-                limits: crate::rules::Limits::default(),
-                gzip_level: crate::layer::DEFAULT_GZIP_LEVEL,
-                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-                install_timeout: std::time::Duration::from_secs(1200),
-                format: None,
-                labels: Vec::new(),
-                sink_options: crate::sink::SinkOptions {
-                    registry: global.registry_options()?,
-                    keep_unreferenced: false,
-                    cache: None,
-                },
-                source_options: global.source_options(args.allow_unpinned)?,
-                force: false,
-                arch: None,
-                rules: Default::default(),
-                repair_base: false,
-                side_outputs: Vec::new(),
-            };
-            let outcome = crate::build::build(&options, &cache, &reporter)?;
+            let mut options = crate::build::BuildOptions::new(args.manifest.clone(), registry.clone());
+            options.source_options.allow_unpinned = args.allow_unpinned;
+            let outcome = crate::build::build_model(&options, model.clone(), &cache, &reporter)?;
             Ok(Resolved {
                 image: outcome.image,
                 model: Some(model),
@@ -314,17 +303,18 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
         ));
     }
     let is_entrypoint = args.entrypoint.is_some();
+    let registry = global.registry_options()?;
     // Before the first build: an edit made while it runs is a change.
     let watcher = args
         .watch
         .then(|| crate::run::watch::Watcher::new(&args.manifest));
-    let spec = environment_for(global, &args, &binds)?;
+    let spec = environment_for(global, &args, &registry, &binds)?;
     if is_entrypoint {
         return run_entrypoint(&spec, args.interactive);
     }
     if args.serve {
         let logs: Arc<dyn LogSink> = Arc::new(StderrLogs);
-        let mut rebuild = || environment_for(global, &args, &binds);
+        let mut rebuild = || environment_for(global, &args, &registry, &binds);
         let watch = watcher.map(|w| {
             (
                 w,
@@ -343,7 +333,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
     // until the user stops it.
     watcher.watch(|| {
         logs.line("a source changed: rebuilding");
-        let outcome = environment_for(global, &args, &binds)
+        let outcome = environment_for(global, &args, &registry, &binds)
             .and_then(|spec| invoke_all(spec, &events, args.json, &logs));
         if let Err(e) = outcome {
             logs.line(&format!("error: {e:#}; waiting for the next change"));
@@ -385,9 +375,10 @@ fn print_record(record: &InvokeRecord, json: bool, logs: &dyn LogSink) -> anyhow
 fn environment_for(
     global: &GlobalArgs,
     args: &RunArgs,
+    registry: &crate::registry::RegistryOptions,
     binds: &[crate::sandbox::Bind],
 ) -> anyhow::Result<crate::run::EnvironmentSpec> {
-    let resolved = resolve_image(global, args)?;
+    let resolved = resolve_image(global, args, registry)?;
     let settings = settings(args, resolved.model.as_ref())?;
     let cache = global.cache()?;
     let reporter = global.reporter();

@@ -36,13 +36,18 @@ pub fn read_deploy_settings(path: &Path) -> Result<Option<DeploySettings>, Manif
             });
         }
     };
-    let file: ManifestFile = toml::from_str(&text).map_err(|e| ManifestError::Invalid {
+    deploy_settings_of(&text, path).map(Some)
+}
+
+/// The deploy settings of a manifest already read into `text` from `path`.
+pub fn deploy_settings_of(text: &str, path: &Path) -> Result<DeploySettings, ManifestError> {
+    let file: ManifestFile = toml::from_str(text).map_err(|e| ManifestError::Invalid {
         path: path.to_path_buf(),
-        problems: vec![super::de_problem(&e, &text, path)],
+        problems: vec![super::de_problem(&e, text, path)],
     })?;
     let mut problems = Vec::new();
     let mut report = |span: std::ops::Range<usize>, key: &str, message: String| {
-        let (line, col) = line_col(&text, span.start);
+        let (line, col) = line_col(text, span.start);
         problems.push(Problem {
             file: path.to_path_buf(),
             line,
@@ -110,7 +115,7 @@ pub fn read_deploy_settings(path: &Path) -> Result<Option<DeploySettings>, Manif
         }
     }
     if problems.is_empty() {
-        Ok(Some(settings))
+        Ok(settings)
     } else {
         Err(ManifestError::Invalid {
             path: path.to_path_buf(),

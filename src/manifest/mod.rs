@@ -20,7 +20,9 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use check_keys::read_rule_policy;
-pub use deploy::{DeploySettings, alias_name, function_ref, read_deploy_settings, region_name};
+pub use deploy::{
+    DeploySettings, alias_name, deploy_settings_of, function_ref, read_deploy_settings, region_name,
+};
 pub use deps::{DEFAULT_PACKAGE_JSON, DEFAULT_PACKAGE_LOCK, DEFAULT_REQUIREMENTS};
 pub use error::{ManifestError, Problem, line_col};
 pub use forms::check_handler;
@@ -42,12 +44,21 @@ pub fn load(path: &Path) -> Result<FunctionModel, ManifestError> {
         source,
     };
     let text = std::fs::read_to_string(path).map_err(read_err)?;
+    load_text(&text, path)
+}
+
+/// [`load`] of a manifest already read into `text` from `path`.
+pub fn load_text(text: &str, path: &Path) -> Result<FunctionModel, ManifestError> {
+    let read_err = |source| ManifestError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let project_dir = std::fs::canonicalize(&dir).map_err(read_err)?;
-    parse_str(&text, path, &project_dir)
+    parse_str(text, path, &project_dir)
 }
 
 /// The function's architecture alone, read without validating the rest:

@@ -123,6 +123,7 @@ impl Client {
                 registry,
                 options.docker_config_dir.as_deref(),
                 options.helper_path.as_deref(),
+                options.fallback.as_deref(),
                 reporter,
             )?,
         };

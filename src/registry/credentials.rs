@@ -7,7 +7,6 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -86,31 +85,25 @@ fn key_host(key: &str) -> &str {
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A source asked when Docker's config has nothing for a registry (ECR
-/// sign-in: `aws::EcrSignIn`, registered by the CLI, so this module knows
-/// nothing of AWS). `Ok(None)`: not a registry it signs in to.
-pub trait FallbackCredentials: Send + Sync {
+/// sign-in: `aws::EcrSignIn`, which the CLI puts into the run's
+/// [`RegistryOptions`](super::RegistryOptions), so this module knows nothing
+/// of AWS). `Ok(None)`: not a registry it signs in to.
+pub trait FallbackCredentials: Send + Sync + fmt::Debug {
     fn credentials(&self, registry: &str) -> Result<Option<Credentials>, RegistryError>;
 }
 
-static FALLBACK: OnceLock<Box<dyn FallbackCredentials>> = OnceLock::new();
-
-/// Registers the process's fallback; the first registration wins.
-pub fn set_fallback(fallback: Box<dyn FallbackCredentials>) {
-    let _ = FALLBACK.set(fallback);
-}
-
 /// Finds credentials for `registry` the way docker does: `credHelpers[registry]`,
-/// else `credsStore`, else `auths`; then the registered fallback. `None`
-/// means anonymous.
+/// else `credsStore`, else `auths`; then `fallback`. `None` means anonymous.
 pub fn lookup(
     registry: &str,
     config_dir: Option<&Path>,
     helper_path: Option<&OsStr>,
+    fallback: Option<&dyn FallbackCredentials>,
     reporter: &dyn Reporter,
 ) -> Result<Option<Credentials>, RegistryError> {
     match lookup_docker(registry, config_dir, helper_path, reporter)? {
         Some(found) => Ok(Some(found)),
-        None => FALLBACK.get().map_or(Ok(None), |f| f.credentials(registry)),
+        None => fallback.map_or(Ok(None), |f| f.credentials(registry)),
     }
 }
 
@@ -447,15 +440,52 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let got = lookup("reg:5000", Some(dir.path()), None, &Silent)
+        let got = lookup("reg:5000", Some(dir.path()), None, None, &Silent)
             .unwrap()
             .unwrap();
         assert_eq!(got, Credentials::new("user", "p:w"));
-        let other = lookup("other:1", Some(dir.path()), None, &Silent)
+        let other = lookup("other:1", Some(dir.path()), None, None, &Silent)
             .unwrap()
             .unwrap();
         assert_eq!(other, Credentials::new("x", "y"));
-        assert_eq!(lookup("nobody", Some(dir.path()), None, &Silent).unwrap(), None);
+        assert_eq!(
+            lookup("nobody", Some(dir.path()), None, None, &Silent).unwrap(),
+            None
+        );
+    }
+
+    /// Signs in to one host, as ECR sign-in does for its hosts.
+    #[derive(Debug)]
+    struct OneHost(&'static str);
+
+    impl FallbackCredentials for OneHost {
+        fn credentials(&self, registry: &str) -> Result<Option<Credentials>, RegistryError> {
+            Ok((registry == self.0).then(|| Credentials::new("AWS", "token")))
+        }
+    }
+
+    /// The fallback belongs to the options it is passed with, not to the
+    /// process: two lookups in one process with different fallbacks differ,
+    /// and Docker's config still wins over either.
+    #[test]
+    fn the_fallback_is_asked_per_lookup_after_dockers_config() {
+        let dir = tempfile::tempdir().unwrap();
+        store("reg:5000", &Credentials::new("user", "pw"), dir.path()).unwrap();
+        let (a, b) = (OneHost("a:1"), OneHost("b:1"));
+        let found = |registry, fallback: &dyn FallbackCredentials| {
+            lookup(registry, Some(dir.path()), None, Some(fallback), &Silent).unwrap()
+        };
+        assert_eq!(found("a:1", &a), Some(Credentials::new("AWS", "token")));
+        assert_eq!(found("a:1", &b), None);
+        assert_eq!(found("b:1", &b), Some(Credentials::new("AWS", "token")));
+        assert_eq!(
+            found("reg:5000", &OneHost("reg:5000")),
+            Some(Credentials::new("user", "pw"))
+        );
+        assert_eq!(
+            lookup("a:1", Some(dir.path()), None, None, &Silent).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct RegistryOptions {
     pub parallel_downloads: usize,
     /// `--registry-mirror` rules: where base images of a registry are fetched from.
     pub mirrors: Vec<RegistryMirror>,
+    /// Asked when neither `credentials` nor Docker's config has anything for
+    /// a registry: the run's ECR sign-in (`aws::EcrSignIn`, set by the CLI).
+    pub fallback: Option<std::sync::Arc<dyn credentials::FallbackCredentials>>,
 }
 
 impl Default for RegistryOptions {
@@ -78,6 +81,7 @@ impl Default for RegistryOptions {
             min_rate: 10 * 1024,
             parallel_downloads: 4,
             mirrors: Vec::new(),
+            fallback: None,
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -40,7 +40,7 @@ pub(crate) fn copy_example(name: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// `make -s TARGET` in `dir` with the test's binary and cache.
 pub(crate) fn make(dir: &Path, cache: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new("make");
+    let mut cmd = crate::support::command("make");
     cmd.current_dir(dir)
         .arg("-s")
         .args(args)

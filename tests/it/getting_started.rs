@@ -80,7 +80,7 @@ fn follow(runtime: &str, tools: &[&str], edit: &dyn Fn(&Path, &Path)) -> Option<
 
     // cd my-function && make
     let out = run_ok(
-        Command::new("make")
+        crate::support::command("make")
             .current_dir(&project)
             .arg("-s")
             .arg(format!(

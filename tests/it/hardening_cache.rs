@@ -5,7 +5,6 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
 use crate::support::oci::manifest;
 use crate::support::project::{Project, scratch_manifest};
@@ -84,7 +83,7 @@ fn a_cache_others_can_write_is_refused_with_the_fix() {
 fn without_home_the_cache_is_per_user_and_private() {
     let tmp = tempfile::tempdir().unwrap();
     let cmd = || {
-        let mut c = Command::new(bin());
+        let mut c = crate::support::command(bin());
         c.args(["cache", "dir"])
             .env_remove("LAMBDA_IMG_CACHE")
             .env_remove("XDG_CACHE_HOME")

@@ -19,7 +19,7 @@ use crate::support::fault_proxy::{
     Fault, FaultKind, FaultProxy, Response, Server, read_request, write_response,
 };
 use crate::support::registry::*;
-use crate::support::{bin, stderr};
+use crate::support::stderr;
 
 /// Runs `cmd` to its end, or kills it after `bound` (a hang is a failure,
 /// reported with what it printed so far rather than as a stuck test run).
@@ -41,8 +41,8 @@ fn run_bounded(mut cmd: Command, bound: Duration) -> Output {
 }
 
 fn lambda_img_in(cache: &std::path::Path, args: &[&str]) -> Command {
-    let mut c = Command::new(bin());
-    c.env("LAMBDA_IMG_CACHE", cache).args(args);
+    let mut c = crate::support::lambda_img(cache);
+    c.args(args);
     c
 }
 

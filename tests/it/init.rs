@@ -3,7 +3,6 @@
 //! registry under the official repository path, pinned with `lambda-img pin`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -132,7 +131,7 @@ fn init_arm64_targets_lambdas_arm_platform_in_every_installer() {
 fn init_refuses_an_invalid_function_name() {
     let tmp = tempfile::tempdir().unwrap();
     let out = run_fail(
-        Command::new(bin())
+        crate::support::command(bin())
             .args(["init", "--name", "no spaces"])
             .arg(tmp.path()),
     );
@@ -180,7 +179,7 @@ fn build_template_with(
     edit(&dir);
     let make = |target: &str| {
         let out_dir = tmp.path().join("out");
-        let mut cmd = Command::new("make");
+        let mut cmd = crate::support::command("make");
         cmd.current_dir(&dir)
             .arg("-s")
             .arg(target)

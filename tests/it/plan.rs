@@ -376,7 +376,7 @@ open({script:?}, "w").write("set -e\n" + step["run"])
     std::os::unix::fs::symlink(bin(), stubs.join("lambda-img")).unwrap();
     let outputs = work.path().join("github-output");
     run_ok(
-        Command::new("bash")
+        crate::support::command("bash")
             .arg(&script)
             .current_dir(root)
             .env(

@@ -250,23 +250,23 @@ fn two_pulls_sharing_a_cache_both_succeed_and_fetch_each_blob_once() {
     }
 }
 
-/// Run as a child process by the test below (it does nothing on its own):
-/// pulls `$LAMBDA_IMG_TEST_CHILD_REF` into the cache at `$LAMBDA_IMG_TEST_CHILD_CACHE`.
-#[test]
-fn child_process_pull() {
-    let (Some(r), Some(root)) = (
-        std::env::var_os("LAMBDA_IMG_TEST_CHILD_REF"),
-        std::env::var_os("LAMBDA_IMG_TEST_CHILD_CACHE"),
-    ) else {
-        return;
-    };
-    let cache = Cache::open(root).unwrap();
-    let img = pull(r.to_str().unwrap(), Architecture::X86_64, &cache, opts()).unwrap();
-    println!("pulled {}", img.manifest_digest());
-}
+/// Set in the two children the test below starts: the reference to pull
+/// and the shared cache to pull it into.
+const CHILD_REF: &str = "LAMBDA_IMG_TEST_CHILD_REF";
+const CHILD_CACHE: &str = "LAMBDA_IMG_TEST_CHILD_CACHE";
 
+/// Two processes (this test binary, run again as this one test) pull one
+/// image into one cache at once: each blob is fetched once and both get it.
+/// In a child, the test is the pull (`CHILD_REF` into `CHILD_CACHE`) and
+/// prints what it pulled; so it never passes without doing the work.
 #[test]
 fn two_processes_pulling_into_one_cache_fetch_each_blob_once() {
+    if let (Some(r), Some(root)) = (std::env::var_os(CHILD_REF), std::env::var_os(CHILD_CACHE)) {
+        let cache = Cache::open(root).unwrap();
+        let img = pull(r.to_str().unwrap(), Architecture::X86_64, &cache, opts()).unwrap();
+        println!("pulled {}", img.manifest_digest());
+        return;
+    }
     let Some(reg) = TestRegistry::start() else { return };
     let (_d, cache) = new_cache();
     let image = test_image(&cache, "amd64", &vec![5u8; 400_000]);
@@ -279,12 +279,12 @@ fn two_processes_pulling_into_one_cache_fetch_each_blob_once() {
             std::process::Command::new(std::env::current_exe().unwrap())
                 .args([
                     "--exact",
-                    "registry_faults::child_process_pull",
+                    "registry_faults::two_processes_pulling_into_one_cache_fetch_each_blob_once",
                     "--nocapture",
                     "--test-threads=1",
                 ])
-                .env("LAMBDA_IMG_TEST_CHILD_REF", &r)
-                .env("LAMBDA_IMG_TEST_CHILD_CACHE", shared.path())
+                .env(CHILD_REF, &r)
+                .env(CHILD_CACHE, shared.path())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

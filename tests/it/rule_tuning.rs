@@ -6,7 +6,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use crate::support::project::{Project, scratch_manifest};
-use crate::support::{lambda_img, require_tool, run_fail, run_ok, stderr, stdout};
+use crate::support::{lambda_img, require_tool, run_fail, run_fail_with, run_ok, stderr, stdout};
 
 /// A busybox project whose code holds one dangling symlink (LI044, a warning).
 fn dangling_project(extra: &str) -> Option<Project> {
@@ -151,8 +151,7 @@ fn list_rules_and_explain_print_the_catalogue() {
         "LI040",
     ])));
     assert_eq!(same, explain);
-    let out = run_fail(lambda_img(cache.path()).args(["explain", "LI999"]));
-    assert_eq!(out.status.code(), Some(2));
+    let out = run_fail_with(lambda_img(cache.path()).args(["explain", "LI999"]), 2);
     assert!(
         stderr(&out).contains("unknown rule \"LI999\": `lambda-img check --list-rules` lists every rule id")
     );

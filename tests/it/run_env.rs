@@ -81,7 +81,7 @@ fn entrypoint_shell_as_a_non_root_user() {
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("!!! SKIPPING: the test switches to uid 65534 and needs root to do so");
+        crate::support::skipped("the test switches to uid 65534 and needs root to do so");
         return;
     }
     // Everything the user needs, in a place it may read and write.
@@ -226,7 +226,7 @@ entrypoint = ["/var/task/busybox"]
 #[test]
 fn a_foreign_image_needs_qemu_and_says_so() {
     if std::env::consts::ARCH != "x86_64" {
-        eprintln!("!!! SKIPPING: written for an x86_64 host");
+        crate::support::skipped("written for an x86_64 host");
         return;
     }
     let registered = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")

@@ -42,7 +42,7 @@ impl Moto {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
             let log = std::fs::File::create(dir.path().join("moto.log")).unwrap();
-            let child = Command::new("moto_server")
+            let child = super::command("moto_server")
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .envs(env.iter().copied())
                 .stdin(Stdio::null())

@@ -47,7 +47,7 @@ impl Podman {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("podman");
+        let mut cmd = super::command("podman");
         cmd.env("CONTAINERS_CONF", self.conf("containers.conf"))
             .env("CONTAINERS_STORAGE_CONF", self.conf("storage.conf"))
             .args(args);
