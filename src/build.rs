@@ -55,6 +55,8 @@ pub struct BuildOptions {
     /// Files the caller writes after the build (`--sbom`): like local
     /// outputs, they never end up in a layer, so the next build is the same.
     pub side_outputs: Vec<PathBuf>,
+    /// `--cache-registry`, `--cache-registry-readonly`.
+    pub cache_registry: crate::cache_registry::CacheRegistryChoice,
 }
 
 /// The built image and what was done with it.
@@ -115,6 +117,11 @@ pub enum BuildError {
     Repair(#[from] crate::repair::RepairError),
     #[error("cannot make the dependency layers")]
     Deps(#[from] crate::deps::DepsError),
+    #[error("{manifest}: [cache] registry: {source}")]
+    CacheRegistry {
+        manifest: PathBuf,
+        source: crate::cache_registry::CacheRegistryError,
+    },
 }
 
 /// Builds the image described by `options.manifest_path` and writes it to every output.
@@ -127,6 +134,8 @@ pub fn build(
     if let Some(arch) = options.arch {
         model.architecture = arch;
     }
+    let shared = with_cache_registry(options, &model, cache, reporter)?;
+    let cache = shared.as_ref().unwrap_or(cache);
     let mut plan = plan(&model);
     for (key, value) in &options.labels {
         plan.config.labels.insert(key.clone(), value.clone());
@@ -219,6 +228,23 @@ pub fn build(
         repaired,
         findings,
     })
+}
+
+/// `cache` with the build's cache registry behind it, when it has one.
+fn with_cache_registry(
+    options: &BuildOptions,
+    model: &crate::manifest::FunctionModel,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<Option<Cache>, BuildError> {
+    let level = options
+        .cache_registry
+        .for_function(&model.cache, &options.sink_options.registry, reporter)
+        .map_err(|source| BuildError::CacheRegistry {
+            manifest: options.manifest_path.clone(),
+            source,
+        })?;
+    Ok(level.map(|l| cache.with_second_level(l)))
 }
 
 /// The base layers whose blob this run put in the cache (pulled, or

@@ -15,6 +15,7 @@
 
 mod ownership;
 pub mod prune;
+mod second_level;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -39,6 +40,7 @@ pub enum CacheError {
 }
 
 pub use ownership::current_uid;
+pub use second_level::{SecondLevel, SharedLayer, SharedRecord};
 
 /// Blobs this process committed (their bytes hashed on the way in), with the
 /// file's identity right after: see [`unchanged_since_commit`].
@@ -229,6 +231,8 @@ const TEMP_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    /// Looked up after this cache misses, fed after a build (`--cache-registry`).
+    second_level: Option<std::sync::Arc<dyn SecondLevel>>,
 }
 
 /// Holds an advisory lock until dropped.
@@ -275,7 +279,10 @@ impl Cache {
         if let Ok(real) = fs::canonicalize(root.join("blobs-v1/sha256")) {
             OPENED.lock().unwrap_or_else(|e| e.into_inner()).insert(real);
         }
-        let cache = Cache { root };
+        let cache = Cache {
+            root,
+            second_level: None,
+        };
         cache.remove_stale_temp_files();
         Ok(cache)
     }
@@ -310,6 +317,28 @@ impl Cache {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// This cache with `level` behind it: layer and dependency lookups that
+    /// miss here ask it, and what is built here is given to it.
+    pub fn with_second_level(&self, level: std::sync::Arc<dyn SecondLevel>) -> Cache {
+        Cache {
+            root: self.root.clone(),
+            second_level: Some(level),
+        }
+    }
+
+    /// This cache without its second level (for intermediate layers nobody
+    /// else will ask for, such as the pieces of a dependency set).
+    pub fn local_only(&self) -> Cache {
+        Cache {
+            root: self.root.clone(),
+            second_level: None,
+        }
+    }
+
+    pub fn second_level(&self) -> Option<&dyn SecondLevel> {
+        self.second_level.as_deref()
     }
 
     /// Where the blob with this digest lives (whether or not it is there yet).

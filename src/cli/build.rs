@@ -104,6 +104,15 @@ pub struct BuildArgs {
     /// The --sbom document's format.
     #[arg(long, value_enum, default_value = "spdx", requires = "sbom")]
     pub sbom_format: SbomFormatArg,
+    /// A registry repository shared as a layer cache by every machine (CI
+    /// runners): layers and dependency sets missing locally are taken from
+    /// it, and what this build makes is pushed to it. Over `[cache] registry`.
+    #[arg(long, value_name = "REPO", env = "LAMBDA_IMG_CACHE_REGISTRY")]
+    pub cache_registry: Option<String>,
+    /// Only read the cache registry, never push to it (builds of untrusted
+    /// changes, such as pull requests).
+    #[arg(long, env = "LAMBDA_IMG_CACHE_REGISTRY_READONLY")]
+    pub cache_registry_readonly: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -112,6 +121,28 @@ pub enum SbomFormatArg {
     Spdx,
     /// CycloneDX 1.6 JSON.
     Cyclonedx,
+}
+
+/// `--cache-registry` opened once for the whole run, so its warnings and a
+/// registry found down hold for every function of `--recursive`.
+fn cache_registry_choice(
+    args: &BuildArgs,
+    global: &GlobalArgs,
+    reporter: &dyn crate::report::Reporter,
+) -> anyhow::Result<crate::cache_registry::CacheRegistryChoice> {
+    let given = match args.cache_registry.as_deref().filter(|r| !r.is_empty()) {
+        Some(r) => Some(std::sync::Arc::new(crate::cache_registry::CacheRegistry::open(
+            r,
+            args.cache_registry_readonly,
+            &global.registry_options()?,
+            reporter,
+        )?)),
+        None => None,
+    };
+    Ok(crate::cache_registry::CacheRegistryChoice {
+        given,
+        readonly: args.cache_registry_readonly,
+    })
 }
 
 /// What shell completion offers for `--output`.
@@ -250,6 +281,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     };
     let limits = args.limits.limits();
     let threads = args.threads();
+    let cache_registry = cache_registry_choice(&args, global, &reporter)?;
     let options = BuildOptions {
         manifest_path: args.manifest,
         outputs: args.outputs,
@@ -270,6 +302,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         rules: args.rules.policy()?,
         repair_base: args.repair_base,
         side_outputs: args.sbom.iter().cloned().collect(),
+        cache_registry,
     };
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(

@@ -161,6 +161,7 @@ fn resolve_image(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<Resolved
                 rules: Default::default(),
                 repair_base: false,
                 side_outputs: Vec::new(),
+                cache_registry: Default::default(),
             };
             let outcome = crate::build::build(&options, &cache, &reporter)?;
             Ok(Resolved {

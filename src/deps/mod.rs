@@ -31,7 +31,7 @@ pub use installer::Installer;
 pub use python::platform_tag;
 pub use split::group_of;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, SharedRecord};
 use crate::image::{BlobLocation, Descriptor, Layer, LayerOrigin};
 use crate::layer::cache_key::{LAYER_FORMAT_VERSION, STAT_BUCKET, spec_identity};
 use crate::layer::pgzip::BLOCK_SIZE;
@@ -58,6 +58,31 @@ struct NamedRecord {
     name: String,
     #[serde(flatten)]
     record: LayerRecord,
+}
+
+impl DepsRecord {
+    /// The record as a cache's second level shares it.
+    fn shared(&self) -> SharedRecord {
+        SharedRecord {
+            installer: Some(self.installer.clone()),
+            layers: self.layers.iter().map(|l| l.record.shared(&l.name)).collect(),
+        }
+    }
+
+    /// A shared record of a dependency set (one that names its installer).
+    fn from_shared(shared: SharedRecord) -> Option<DepsRecord> {
+        Some(DepsRecord {
+            installer: shared.installer?,
+            layers: shared
+                .layers
+                .into_iter()
+                .map(|l| NamedRecord {
+                    name: l.name.clone(),
+                    record: l.into(),
+                })
+                .collect(),
+        })
+    }
 }
 
 /// Makes (or finds in the cache) the dependency layers of `model`, in image order.
@@ -314,7 +339,7 @@ fn installed(
     );
     let hit = |rec: DepsRecord, why: &str| {
         reporter.detail(&format!("dependencies: cache hit {key} ({}{why})", rec.installer));
-        to_layers(&rec, &description, settings, cache, true)
+        to_layers(&rec, &description, settings, cache, true, false)
     };
     let usable = |rec: &DepsRecord| match &probe {
         Some(i) if i.id() != rec.installer => {
@@ -358,6 +383,25 @@ fn installed(
     let _lock = cache.lock(&format!("deps-{key}")).map_err(cache_err)?;
     if let Some(rec) = lookup(cache, &key).filter(usable) {
         return Ok(hit(rec, "; installed meanwhile by another build"));
+    }
+    // The installer rule of the local cache holds for shared sets too.
+    let shared_usable = |r: &SharedRecord| {
+        r.installer
+            .as_deref()
+            .is_some_and(|made_by| probe.as_ref().is_none_or(|i| i.id() == made_by))
+    };
+    if let Some(rec) = cache
+        .second_level()
+        .and_then(|level| level.fetch(cache, DEPS_BUCKET, &key, &shared_usable, reporter))
+        .and_then(DepsRecord::from_shared)
+    {
+        reporter.detail(&format!(
+            "dependencies: from the cache registry {key} ({})",
+            rec.installer
+        ));
+        // Not recorded: the next build asks the registry again, nothing worse.
+        let _ = cache.put_record(DEPS_BUCKET, &key, &rec);
+        return Ok(to_layers(&rec, &description, settings, cache, true, true));
     }
 
     let work = tempfile::Builder::new()
@@ -446,7 +490,8 @@ fn installed(
             name: name.clone(),
             inputs: vec![input],
         };
-        let layer = build_layer(&spec, settings, cache, reporter)?;
+        // The pieces are shared as part of the set's record, not on their own.
+        let layer = build_layer(&spec, settings, &cache.local_only(), reporter)?;
         // The stat index of a staging dir that is about to be deleted is never read again.
         cache.remove_record(STAT_BUCKET, &spec_identity(&spec));
         record.layers.push(NamedRecord {
@@ -460,6 +505,9 @@ fn installed(
         });
     }
     cache.put_record(DEPS_BUCKET, &key, &record).map_err(cache_err)?;
+    if let Some(level) = cache.second_level() {
+        level.publish(cache, DEPS_BUCKET, &key, &record.shared(), reporter);
+    }
     reporter.task_done(
         task,
         &format!(
@@ -468,7 +516,7 @@ fn installed(
             installer.id()
         ),
     );
-    Ok(to_layers(&record, &description, settings, cache, false))
+    Ok(to_layers(&record, &description, settings, cache, false, false))
 }
 
 fn to_layers(
@@ -477,6 +525,7 @@ fn to_layers(
     settings: &LayerSettings,
     cache: &Cache,
     cached: bool,
+    from_cache_registry: bool,
 ) -> Vec<Layer> {
     rec.layers
         .iter()
@@ -493,6 +542,7 @@ fn to_layers(
                 name: l.name.clone(),
                 source: description.to_string(),
                 cached,
+                from_cache_registry,
             },
         })
         .collect()

@@ -46,6 +46,9 @@ pub enum LayerOrigin {
         source: String,
         /// True when the compressed blob came from the layer cache.
         cached: bool,
+        /// True when it came from the cache registry in this run (then
+        /// `cached` is true as well: nothing was compressed here).
+        from_cache_registry: bool,
     },
 }
 

@@ -12,7 +12,7 @@ use super::pgzip::parallel_gzip;
 use super::select::{Entry, select};
 use super::tar_writer::write_tar;
 use super::{LayerError, LayerSettings, LayerSpec};
-use crate::cache::{BlobFile, Cache};
+use crate::cache::{BlobFile, Cache, SharedLayer, SharedRecord};
 use crate::image::{BlobLocation, Descriptor, Digest, Layer, LayerOrigin};
 use crate::report::Reporter;
 
@@ -26,6 +26,30 @@ pub struct LayerRecord {
     pub size: u64,
     pub diff_id: Digest,
     pub uncompressed_size: u64,
+}
+
+impl LayerRecord {
+    /// The record as a cache's second level shares it.
+    pub fn shared(&self, name: &str) -> SharedLayer {
+        SharedLayer {
+            name: name.to_string(),
+            digest: self.digest.clone(),
+            size: self.size,
+            diff_id: self.diff_id.clone(),
+            uncompressed_size: self.uncompressed_size,
+        }
+    }
+}
+
+impl From<SharedLayer> for LayerRecord {
+    fn from(l: SharedLayer) -> LayerRecord {
+        LayerRecord {
+            digest: l.digest,
+            size: l.size,
+            diff_id: l.diff_id,
+            uncompressed_size: l.uncompressed_size,
+        }
+    }
 }
 
 /// A layer's file selection and the cache key it hashes to.
@@ -92,7 +116,7 @@ pub fn build_layer_observed(
         files - read
     ));
     let source = describe(spec);
-    let layer = |rec: &LayerRecord, cached: bool| Layer {
+    let layer = |rec: &LayerRecord, cached: bool, from_cache_registry: bool| Layer {
         descriptor: Descriptor::new(settings.family.layer_gzip(), rec.digest.clone(), rec.size),
         diff_id: rec.diff_id.clone(),
         uncompressed_size: rec.uncompressed_size,
@@ -101,11 +125,12 @@ pub fn build_layer_observed(
             name: spec.name.clone(),
             source: source.clone(),
             cached,
+            from_cache_registry,
         },
     };
     if let Some(rec) = lookup(cache, &key) {
         reporter.detail(&format!("layer {}: cache hit {}", spec.name, rec.digest));
-        return Ok(layer(&rec, true));
+        return Ok(layer(&rec, true, false));
     }
     let cache_err = |source| LayerError::Cache {
         path: cache.root().to_path_buf(),
@@ -118,7 +143,10 @@ pub fn build_layer_observed(
             "layer {}: built meanwhile by another process",
             spec.name
         ));
-        return Ok(layer(&rec, true));
+        return Ok(layer(&rec, true, false));
+    }
+    if let Some(rec) = shared_lookup(cache, &key, &spec.name, reporter) {
+        return Ok(layer(&rec, true, true));
     }
 
     // Progress counts tar bytes: a 512-byte header per entry, contents padded
@@ -141,6 +169,13 @@ pub fn build_layer_observed(
         write_tar(&entries, settings.mtime, sink).map(|_| ())
     })?;
     cache.put_record(LAYERS_BUCKET, &key, &rec).map_err(cache_err)?;
+    if let Some(level) = cache.second_level() {
+        let shared = SharedRecord {
+            installer: None,
+            layers: vec![rec.shared(&spec.name)],
+        };
+        level.publish(cache, LAYERS_BUCKET, &key, &shared, reporter);
+    }
     reporter.task_done(
         &task,
         &format!(
@@ -151,7 +186,20 @@ pub fn build_layer_observed(
             crate::rules::human_bytes(rec.uncompressed_size)
         ),
     );
-    Ok(layer(&rec, false))
+    Ok(layer(&rec, false, false))
+}
+
+/// Asks the cache's second level for layer `key` after the local cache
+/// missed; a hit (its blob verified and now local) is recorded locally too.
+fn shared_lookup(cache: &Cache, key: &str, name: &str, reporter: &dyn Reporter) -> Option<LayerRecord> {
+    let level = cache.second_level()?;
+    let one_layer = |r: &SharedRecord| r.layers.len() == 1 && r.installer.is_none();
+    let shared = level.fetch(cache, LAYERS_BUCKET, key, &one_layer, reporter)?;
+    let rec = LayerRecord::from(shared.layers.into_iter().next()?);
+    reporter.detail(&format!("layer {name}: from the cache registry {}", rec.digest));
+    // Not recorded: the next build asks the registry again, nothing worse.
+    let _ = cache.put_record(LAYERS_BUCKET, key, &rec);
+    Some(rec)
 }
 
 /// Gzips any tar stream (a docker-archive base's uncompressed layer, say) with

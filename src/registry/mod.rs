@@ -11,6 +11,7 @@ mod auth;
 mod blobs;
 mod client;
 pub mod credentials;
+pub mod known_blobs;
 mod login;
 mod manifests;
 pub mod mirror;
