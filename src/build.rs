@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheBucket};
 use crate::image::config::{ConfigChanges, ConfigError, HistoryEntry, edit_config, rfc3339};
 use crate::image::{
     BlobLocation, Descriptor, Digest, Image, Layer, LayerOrigin, MediaFamily, convert_layer_media_type,
@@ -142,10 +142,14 @@ pub fn build(
     }
     // Resolve every output before any work: a typo in the last one must not
     // cost a full build.
+    let sink_options = sink::SinkOptions {
+        cache: Some(cache.clone()),
+        ..options.sink_options.clone()
+    };
     let sinks: Vec<Box<dyn ImageSink>> = options
         .outputs
         .iter()
-        .map(|o| sink::open(o, &options.sink_options))
+        .map(|o| sink::open(o, &sink_options))
         .collect::<Result<_, _>>()?;
     // An output inside the project (`oci:out`) must not end up in the next build's code layer.
     let local: Vec<(&str, PathBuf)> = options
@@ -304,8 +308,8 @@ struct CheckRecord {
     findings: Vec<(String, String)>,
 }
 
-const CHECKS_BUCKET: &str = "checks-v1";
-const SCANS_BUCKET: &str = "layer-scans-v1";
+const CHECKS_BUCKET: CacheBucket = CacheBucket::Checks;
+const SCANS_BUCKET: CacheBucket = CacheBucket::LayerScans;
 
 /// Layer scans kept in the cache, so the rules read only layers they have not seen.
 struct CachedScans<'a>(&'a Cache);

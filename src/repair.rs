@@ -19,12 +19,12 @@ use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheBucket};
 use crate::image::{BlobLocation, Compression, Descriptor, Digest, Layer, LayerOrigin, MediaKind, classify};
 use crate::layer::{LayerError, LayerSettings, compress_into_cache};
 use crate::rules::walk::{normalize, parent};
 
-const REPAIRED_BUCKET: &str = "repaired-base-v1";
+const REPAIRED_BUCKET: CacheBucket = CacheBucket::RepairedBase;
 
 /// What the rewrite of one base layer changed and cost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

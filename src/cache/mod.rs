@@ -4,15 +4,41 @@
 //! so a future change of format starts a new bucket instead of misreading one):
 //!
 //! ```text
+//! CACHEDIR.TAG               marks the directory as a cache (https://bford.info/cachedir/)
 //! blobs-v1/sha256/<hex>      exact blob bytes, named by their digest
 //! <bucket>-v<N>/<key>.json   small JSON records (layer index, layer facts, ...)
+//! rootfs-v1/<key>/           root filesystems `run` materialized (see `rootfs`)
 //! tmp/                       files being written; renamed into place when complete
 //! locks/<name>.lock          advisory locks for work that must not run twice at once
 //! ```
 //!
 //! Every write goes to `tmp/` first and is renamed into place, so a reader sees
 //! a whole entry or none, and a crash leaves at most a stray temp file.
+//!
+//! The API, for modules that keep something here:
+//!
+//! - [`CacheBucket`] names every bucket and its version once; records are
+//!   read and written by bucket ([`Cache::get_record`], [`Cache::put_record`],
+//!   [`Cache::remove_record`]), never by a directory name spelled out.
+//!   A new kind of entry is a new variant; a change of an entry's format is a
+//!   new version in [`CacheBucket::dir_name`], and `cache prune` then removes
+//!   the old version's directory ([`bucket::is_outdated`]).
+//! - [`Cache::get_or_build`]`(bucket, key, build)` is the one way to make an
+//!   entry that is expensive to build: lookup → lock `<bucket>-<key>` →
+//!   re-check → `build` → commit the record. The entry type implements
+//!   [`CacheEntry`] (the blobs it names; an entry whose blob is gone is a
+//!   miss), the caller's error type implements `From<`[`CacheIoError`]`>`,
+//!   and the result says whether it was a hit, built meanwhile by another
+//!   process, or built by this call ([`Found`]). [`Cache::entry`] is the
+//!   lookup alone.
+//! - Blobs are written through [`Cache::temp_file`] (or [`BlobFile`]) and
+//!   [`Cache::commit_blob`]; a cache value remembers what it committed, so
+//!   [`Cache::unchanged_since_commit`] can vouch for a blob without reading it.
+//! - [`Cache::open`] checks ownership (see `ownership.rs`) before use.
 
+pub mod bucket;
+mod commits;
+mod entry;
 mod ownership;
 pub mod prune;
 mod second_level;
@@ -39,52 +65,10 @@ pub enum CacheError {
     },
 }
 
+pub use bucket::CacheBucket;
+pub use entry::{CacheEntry, CacheIoError, Found};
 pub use ownership::current_uid;
 pub use second_level::{SecondLevel, SharedLayer, SharedRecord};
-
-/// Blobs this process committed (their bytes hashed on the way in), with the
-/// file's identity right after: see [`unchanged_since_commit`].
-static WRITTEN: std::sync::Mutex<std::collections::BTreeMap<PathBuf, (Digest, Stamp)>> =
-    std::sync::Mutex::new(std::collections::BTreeMap::new());
-
-/// What identifies a file's content without reading it, within one process:
-/// any write or chmod moves its ctime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-}
-
-impl Stamp {
-    fn of(meta: &fs::Metadata) -> Stamp {
-        use std::os::unix::fs::MetadataExt;
-        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-        Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-        }
-    }
-}
-
-/// Whether `path` is a blob this process committed as `digest` and nothing
-/// has touched since, so its bytes need no second read to be trusted (a
-/// layer just built is then linked into an output without hashing it again).
-/// File times move in clock ticks, so a write in the very tick of the commit
-/// would go unseen; nothing writes cache blobs in place (every writer renames
-/// a new file in), so this only has to catch damage done later.
-pub fn unchanged_since_commit(path: &Path, digest: &Digest) -> bool {
-    let written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
-    match (written.get(path), fs::metadata(path)) {
-        (Some((d, stamp)), Ok(meta)) => d == digest && *stamp == Stamp::of(&meta),
-        _ => false,
-    }
-}
 
 /// A blob being written into the cache, its bytes handed to the disk as they
 /// come: the commit's fsync then waits only for the last few MiB instead of
@@ -187,7 +171,9 @@ pub fn evict_corrupt_blob(path: &Path) -> bool {
     let algo = path.parent();
     let bucket = algo.and_then(Path::parent);
     let is_blob = algo.and_then(Path::file_name).is_some_and(|n| n == "sha256")
-        && bucket.and_then(Path::file_name).is_some_and(|n| n == "blobs-v1");
+        && bucket
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == CacheBucket::Blobs.dir_name());
     let Some(root) = bucket.and_then(Path::parent).filter(|_| is_blob) else {
         return false;
     };
@@ -197,7 +183,7 @@ pub fn evict_corrupt_blob(path: &Path) -> bool {
     };
     for bucket in buckets.flatten() {
         let name = bucket.file_name().to_string_lossy().into_owned();
-        if name.starts_with("blobs-") || !name.contains("-v") {
+        if !CacheBucket::from_dir_name(&name).is_some_and(CacheBucket::holds_records) {
             continue;
         }
         let Ok(records) = fs::read_dir(bucket.path()) else {
@@ -224,16 +210,38 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// tree, stays far below); a bigger one is treated as a miss.
 pub const MAX_RECORD: u64 = 64 << 20;
 
+/// Where blobs live: `blobs-v1/sha256/`.
+fn blob_dir(root: &Path) -> PathBuf {
+    root.join(CacheBucket::Blobs).join("sha256")
+}
+
+/// Marks a directory as a cache for backup and archiving tools
+/// (<https://bford.info/cachedir/>); `discover` skips such directories too.
+pub const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
+const CACHEDIR_TAG_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+    # This file is a cache directory tag created by lambda-img.\n\
+    # For information about cache directory tags see https://bford.info/cachedir/\n";
+
 /// How old a temp file must be before it may be judged abandoned.
 const TEMP_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// A handle on the cache directory.
+/// A handle on the cache directory. Clones share one [`Cache::unchanged_since_commit`] memory.
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
-    /// Looked up after this cache misses, fed after a build (`--cache-registry`).
+    commits: commits::Commits,
+    /// Asked when an entry is missing here, given what is built here
+    /// (`--cache-registry`); see [`Cache::get_or_build_if`].
     second_level: Option<std::sync::Arc<dyn SecondLevel>>,
 }
+
+impl PartialEq for Cache {
+    fn eq(&self, other: &Cache) -> bool {
+        self.root == other.root
+    }
+}
+
+impl Eq for Cache {}
 
 /// Holds an advisory lock until dropped.
 #[derive(Debug)]
@@ -268,23 +276,38 @@ impl Cache {
         if fs::symlink_metadata(&root).is_ok() {
             ownership::check_private_dir(&root, follow_root)?;
         }
-        for sub in ["blobs-v1/sha256", "tmp", "locks"] {
-            let p = root.join(sub);
+        for p in [blob_dir(&root), root.join("tmp"), root.join("locks")] {
             ownership::create_private_dir(&p).map_err(|source| CacheError::Io {
                 path: p.clone(),
                 source,
             })?;
         }
         ownership::check_cache_tree(&root, follow_root)?;
-        if let Ok(real) = fs::canonicalize(root.join("blobs-v1/sha256")) {
+        if let Ok(real) = fs::canonicalize(blob_dir(&root)) {
             OPENED.lock().unwrap_or_else(|e| e.into_inner()).insert(real);
         }
         let cache = Cache {
             root,
+            commits: Default::default(),
             second_level: None,
         };
+        cache.tag_directory();
         cache.remove_stale_temp_files();
         Ok(cache)
+    }
+
+    /// Writes `CACHEDIR.TAG` when the root has none, whole or not at all
+    /// (a temp file moved in without replacing one another build put there).
+    /// The tag only helps backup tools, so a failure to write it is ignored.
+    fn tag_directory(&self) {
+        let path = self.root.join(CACHEDIR_TAG);
+        if fs::symlink_metadata(&path).is_ok() {
+            return;
+        }
+        let Ok(mut tmp) = self.temp_file() else { return };
+        if tmp.write_all(CACHEDIR_TAG_TEXT.as_bytes()).is_ok() {
+            let _ = tmp.persist_noclobber(&path);
+        }
     }
 
     /// Removes `tmp/w-*` files no live process holds: every writer keeps a
@@ -319,21 +342,22 @@ impl Cache {
         &self.root
     }
 
-    /// This cache with `level` behind it: layer and dependency lookups that
-    /// miss here ask it, and what is built here is given to it.
+    /// This cache with `level` behind it: entries that can be shared
+    /// ([`CacheEntry::to_shared`]) and are missing here are asked of it, and
+    /// those built here are given to it.
     pub fn with_second_level(&self, level: std::sync::Arc<dyn SecondLevel>) -> Cache {
         Cache {
-            root: self.root.clone(),
             second_level: Some(level),
+            ..self.clone()
         }
     }
 
-    /// This cache without its second level (for intermediate layers nobody
+    /// This cache without its second level (for intermediate entries nobody
     /// else will ask for, such as the pieces of a dependency set).
     pub fn local_only(&self) -> Cache {
         Cache {
-            root: self.root.clone(),
             second_level: None,
+            ..self.clone()
         }
     }
 
@@ -343,7 +367,7 @@ impl Cache {
 
     /// Where the blob with this digest lives (whether or not it is there yet).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root.join("blobs-v1/sha256").join(digest.hex())
+        blob_dir(&self.root).join(digest.hex())
     }
 
     pub fn has_blob(&self, digest: &Digest) -> bool {
@@ -372,20 +396,33 @@ impl Cache {
         tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
         tmp.as_file().sync_data()?;
         tmp.persist(&dest).map_err(|e| e.error)?;
-        if let Ok(meta) = fs::metadata(&dest) {
-            let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
-            written.insert(dest.clone(), (digest.clone(), Stamp::of(&meta)));
-        }
+        self.commits.record(&dest, digest);
         Ok(dest)
     }
 
-    fn record_path(&self, bucket: &str, key: &str) -> PathBuf {
+    /// Whether `path` is a blob this cache value (or a clone) committed as
+    /// `digest` and nothing has touched since, so its bytes need no second
+    /// read to be trusted (a layer just built is then linked into an output
+    /// without hashing it again). File times move in clock ticks, so a write
+    /// in the very tick of the commit would go unseen; nothing writes cache
+    /// blobs in place (every writer renames a new file in), so this only has
+    /// to catch damage done later.
+    pub fn unchanged_since_commit(&self, path: &Path, digest: &Digest) -> bool {
+        self.commits.unchanged(path, digest)
+    }
+
+    /// The directory of `bucket`.
+    pub fn bucket_dir(&self, bucket: CacheBucket) -> PathBuf {
+        self.root.join(bucket)
+    }
+
+    fn record_path(&self, bucket: CacheBucket, key: &str) -> PathBuf {
         self.root.join(bucket).join(format!("{key}.json"))
     }
 
     /// Reads a JSON record; a missing or unreadable record is `None` (a cache
     /// miss, never an error: the caller rebuilds it).
-    pub fn get_record<T: DeserializeOwned>(&self, bucket: &str, key: &str) -> Option<T> {
+    pub fn get_record<T: DeserializeOwned>(&self, bucket: CacheBucket, key: &str) -> Option<T> {
         let file = File::open(self.record_path(bucket, key)).ok()?;
         if !file.metadata().ok()?.is_file() {
             return None;
@@ -399,7 +436,7 @@ impl Cache {
     }
 
     /// Writes a JSON record atomically.
-    pub fn put_record<T: Serialize>(&self, bucket: &str, key: &str, value: &T) -> io::Result<()> {
+    pub fn put_record<T: Serialize>(&self, bucket: CacheBucket, key: &str, value: &T) -> io::Result<()> {
         let dir = self.root.join(bucket);
         ownership::create_private_dir(&dir)?;
         let mut tmp = self.temp_file()?;
@@ -412,7 +449,7 @@ impl Cache {
     }
 
     /// Removes a record (for example one found to point at a missing blob).
-    pub fn remove_record(&self, bucket: &str, key: &str) {
+    pub fn remove_record(&self, bucket: CacheBucket, key: &str) {
         let _ = fs::remove_file(self.record_path(bucket, key));
     }
 
@@ -445,9 +482,12 @@ mod tests {
         let p = cache.commit_blob(tmp, &d).unwrap();
         assert_eq!(fs::read(p).unwrap(), b"abc");
         assert!(cache.has_blob(&d));
-        cache.put_record("t-v1", "k", &vec![1, 2]).unwrap();
-        assert_eq!(cache.get_record::<Vec<i32>>("t-v1", "k"), Some(vec![1, 2]));
-        assert_eq!(cache.get_record::<Vec<i32>>("t-v1", "missing"), None);
+        cache.put_record(CacheBucket::Checks, "k", &vec![1, 2]).unwrap();
+        assert_eq!(
+            cache.get_record::<Vec<i32>>(CacheBucket::Checks, "k"),
+            Some(vec![1, 2])
+        );
+        assert_eq!(cache.get_record::<Vec<i32>>(CacheBucket::Checks, "missing"), None);
         let _l = cache.lock("x").unwrap();
     }
 
@@ -463,22 +503,55 @@ mod tests {
             (cache.commit_blob(tmp, &d).unwrap(), d)
         };
         let (p, d) = commit(b"layer one");
-        assert!(unchanged_since_commit(&p, &d));
-        assert!(!unchanged_since_commit(&p, &Digest::of(b"another")));
+        assert!(cache.unchanged_since_commit(&p, &d));
+        assert!(cache.clone().unchanged_since_commit(&p, &d), "clones share it");
+        assert!(
+            !Cache::open(dir.path()).unwrap().unchanged_since_commit(&p, &d),
+            "another cache value did not commit it"
+        );
+        assert!(!cache.unchanged_since_commit(&p, &Digest::of(b"another")));
         // Same length, different bytes. File times move in clock ticks (a few
         // ms): a write within the commit's own tick would go unseen, which is
         // why this only guards against later changes.
         std::thread::sleep(std::time::Duration::from_millis(30));
         fs::write(&p, b"layer 1!!").unwrap();
-        assert!(!unchanged_since_commit(&p, &d));
+        assert!(!cache.unchanged_since_commit(&p, &d));
 
         let (p, d) = commit(b"layer two");
         std::thread::sleep(std::time::Duration::from_millis(30));
         fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(!unchanged_since_commit(&p, &d), "a chmod moves ctime");
+        assert!(!cache.unchanged_since_commit(&p, &d), "a chmod moves ctime");
         // Never committed by this process.
         let other = dir.path().join("elsewhere");
         fs::write(&other, b"layer two").unwrap();
-        assert!(!unchanged_since_commit(&other, &d));
+        assert!(!cache.unchanged_since_commit(&other, &d));
+    }
+
+    #[test]
+    fn the_root_is_tagged_once_as_a_cache_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let tag = dir.path().join(CACHEDIR_TAG);
+        Cache::open(dir.path()).unwrap();
+        let text = fs::read_to_string(&tag).unwrap();
+        assert!(
+            text.starts_with("Signature: 8a477f597d28d172789f06886806bc55"),
+            "{text}"
+        );
+        // A second open neither rewrites nor replaces it.
+        let before = fs::metadata(&tag).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        Cache::open(dir.path()).unwrap();
+        let after = fs::metadata(&tag).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (before.ino(), before.mtime_nsec()),
+            (after.ino(), after.mtime_nsec())
+        );
+        assert_eq!(fs::read_to_string(&tag).unwrap(), text);
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0,
+            "no temp file left"
+        );
     }
 }

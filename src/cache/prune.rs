@@ -205,7 +205,9 @@ mod tests {
         let old = put(&cache, &[1u8; 100], Duration::from_secs(10 * 86400));
         let mid = put(&cache, &[2u8; 50], Duration::from_secs(2 * 86400));
         let new = put(&cache, &[3u8; 10], Duration::ZERO);
-        cache.put_record("layer-facts-v1", "k", &1).unwrap();
+        cache
+            .put_record(super::super::CacheBucket::LayerFacts, "k", &1)
+            .unwrap();
         let u = usage(&cache).unwrap();
         assert_eq!((u.blobs, u.blob_bytes, u.records), (3, 160, 1));
 

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Cache;
+use super::{Cache, CacheBucket};
 use crate::image::Digest;
 use crate::report::Reporter;
 
@@ -41,7 +41,7 @@ pub trait SecondLevel: Send + Sync + std::fmt::Debug {
     fn fetch(
         &self,
         cache: &Cache,
-        bucket: &str,
+        bucket: CacheBucket,
         key: &str,
         accept: &dyn Fn(&SharedRecord) -> bool,
         reporter: &dyn Reporter,
@@ -49,5 +49,12 @@ pub trait SecondLevel: Send + Sync + std::fmt::Debug {
 
     /// Shares `record`, whose blobs are in `cache`. A store that cannot
     /// take it (read-only, refused, down) says so once and carries on.
-    fn publish(&self, cache: &Cache, bucket: &str, key: &str, record: &SharedRecord, reporter: &dyn Reporter);
+    fn publish(
+        &self,
+        cache: &Cache,
+        bucket: CacheBucket,
+        key: &str,
+        record: &SharedRecord,
+        reporter: &dyn Reporter,
+    );
 }

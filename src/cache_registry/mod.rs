@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::cache::{Cache, SecondLevel, SharedLayer, SharedRecord};
+use crate::cache::{Cache, CacheBucket, SecondLevel, SharedLayer, SharedRecord};
 use crate::image::{Descriptor, HashingReader, OCI_LAYER_GZIP, OCI_MANIFEST};
 use crate::registry::{
     BlobBytes, Client, Reference, RegistryError, RegistryOptions, fetch_blob_to_cache, known_blobs,
@@ -221,7 +221,7 @@ impl CacheRegistry {
         &self,
         cache: &Cache,
         tag: &str,
-        bucket: &str,
+        bucket: CacheBucket,
         key: &str,
         record: &SharedRecord,
     ) -> Result<(), RegistryError> {
@@ -236,7 +236,7 @@ impl CacheRegistry {
         let empty = record::empty_descriptor();
         self.client
             .push_blob(repo, &empty.digest, BlobBytes::Memory(record::EMPTY_BLOB), None)?;
-        let bytes = record::encode(bucket, key, record);
+        let bytes = record::encode(bucket.dir_name(), key, record);
         self.client.put_manifest(repo, tag, OCI_MANIFEST, &bytes)?;
         Ok(())
     }
@@ -246,7 +246,7 @@ impl SecondLevel for CacheRegistry {
     fn fetch(
         &self,
         cache: &Cache,
-        bucket: &str,
+        bucket: CacheBucket,
         key: &str,
         accept: &dyn Fn(&SharedRecord) -> bool,
         reporter: &dyn Reporter,
@@ -254,7 +254,7 @@ impl SecondLevel for CacheRegistry {
         if self.down.load(Ordering::Relaxed) {
             return None;
         }
-        let tag = record::tag(bucket, key)?;
+        let tag = record::tag(bucket.dir_name(), key)?;
         let manifest = match self.client.get_manifest(&self.repository, &tag) {
             Ok(m) => m,
             Err(RegistryError::NotFound { .. }) => {
@@ -270,7 +270,7 @@ impl SecondLevel for CacheRegistry {
                 return None;
             }
         };
-        let record = match record::decode(&manifest.bytes, bucket, key) {
+        let record = match record::decode(&manifest.bytes, bucket.dir_name(), key) {
             Ok(r) => r,
             Err(fault) => {
                 self.record_fault(reporter, &tag, &fault.to_string());
@@ -299,7 +299,7 @@ impl SecondLevel for CacheRegistry {
     fn publish(
         &self,
         cache: &Cache,
-        bucket: &str,
+        bucket: CacheBucket,
         key: &str,
         record: &SharedRecord,
         reporter: &dyn Reporter,
@@ -307,7 +307,7 @@ impl SecondLevel for CacheRegistry {
         if self.is_readonly() || self.down.load(Ordering::Relaxed) {
             return;
         }
-        let Some(tag) = record::tag(bucket, key) else {
+        let Some(tag) = record::tag(bucket.dir_name(), key) else {
             return;
         };
         match self.push_record(cache, &tag, bucket, key, record) {
@@ -443,18 +443,18 @@ mod tests {
         let cache = Cache::open(dir.path()).unwrap();
         let key = "ab".repeat(32);
         assert!(
-            reg.fetch(&cache, "layers-v1", &key, &|_| true, &warnings)
+            reg.fetch(&cache, CacheBucket::Layers, &key, &|_| true, &warnings)
                 .is_none()
         );
         assert!(
-            reg.fetch(&cache, "layers-v1", &key, &|_| true, &warnings)
+            reg.fetch(&cache, CacheBucket::Layers, &key, &|_| true, &warnings)
                 .is_none()
         );
         let record = SharedRecord {
             installer: None,
             layers: Vec::new(),
         };
-        reg.publish(&cache, "layers-v1", &key, &record, &warnings);
+        reg.publish(&cache, CacheBucket::Layers, &key, &record, &warnings);
         let w = warnings.0.lock().unwrap();
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("not using it again"), "{}", w[0]);

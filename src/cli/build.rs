@@ -295,6 +295,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         sink_options: SinkOptions {
             registry: global.registry_options()?,
             keep_unreferenced: args.no_gc,
+            cache: None,
         },
         source_options: global.source_options(args.allow_unpinned)?,
         force: args.force,

@@ -154,6 +154,7 @@ fn resolve_image(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<Resolved
                 sink_options: crate::sink::SinkOptions {
                     registry: global.registry_options()?,
                     keep_unreferenced: false,
+                    cache: None,
                 },
                 source_options: global.source_options(args.allow_unpinned)?,
                 force: false,

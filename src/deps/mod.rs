@@ -31,7 +31,7 @@ pub use installer::Installer;
 pub use python::platform_tag;
 pub use split::group_of;
 
-use crate::cache::{Cache, SharedRecord};
+use crate::cache::{Cache, CacheBucket, CacheEntry, CacheIoError, Found, SharedRecord};
 use crate::image::{BlobLocation, Descriptor, Layer, LayerOrigin};
 use crate::layer::cache_key::{LAYER_FORMAT_VERSION, STAT_BUCKET, spec_identity};
 use crate::layer::pgzip::BLOCK_SIZE;
@@ -39,8 +39,6 @@ use crate::layer::{LayerInput, LayerRecord, LayerSettings, LayerSpec, build_laye
 use crate::manifest::{DependencySet, FunctionModel, Runtime};
 use crate::report::Reporter;
 
-/// Records of installed dependency sets: key → layers.
-pub const DEPS_BUCKET: &str = "deps-v1";
 /// Bumped when the same inputs would give different layers (normalisation, grouping).
 pub const DEPS_FORMAT_VERSION: u32 = 1;
 /// Name of the dependency layer (`dependencies-K` when split).
@@ -58,31 +56,6 @@ struct NamedRecord {
     name: String,
     #[serde(flatten)]
     record: LayerRecord,
-}
-
-impl DepsRecord {
-    /// The record as a cache's second level shares it.
-    fn shared(&self) -> SharedRecord {
-        SharedRecord {
-            installer: Some(self.installer.clone()),
-            layers: self.layers.iter().map(|l| l.record.shared(&l.name)).collect(),
-        }
-    }
-
-    /// A shared record of a dependency set (one that names its installer).
-    fn from_shared(shared: SharedRecord) -> Option<DepsRecord> {
-        Some(DepsRecord {
-            installer: shared.installer?,
-            layers: shared
-                .layers
-                .into_iter()
-                .map(|l| NamedRecord {
-                    name: l.name.clone(),
-                    record: l.into(),
-                })
-                .collect(),
-        })
-    }
 }
 
 /// Makes (or finds in the cache) the dependency layers of `model`, in image order.
@@ -352,58 +325,80 @@ fn installed(
         }
         _ => true,
     };
-    if let Some(rec) = lookup(cache, &key).filter(usable) {
-        let why = if probe.is_none() {
-            format!("; {installer_name} is not on PATH, which a cached set does not need")
-        } else {
-            String::new()
-        };
-        return Ok(hit(rec, &why));
-    }
-    let first = files[0].to_path_buf();
-    let installer = probe.clone().ok_or_else(|| DepsError::InstallerMissing {
-        installer: installer_name,
-        file: first.clone(),
-        tried: if installer_name == "pip" {
-            "python3 -m pip, pip3".into()
-        } else {
-            "npm".into()
-        },
-        hint: if installer_name == "pip" {
-            "install pip (e.g. apt-get install python3-pip) or put the Python that has it on PATH"
-        } else {
-            "install Node.js with npm 10.2 or newer, or put it on PATH"
-        },
+    // Another build sharing the cache may be installing the same set right now.
+    let found = cache.get_or_build_shared(CacheBucket::Deps, &key, usable, reporter, || {
+        let installer = probe.clone().ok_or_else(|| DepsError::InstallerMissing {
+            installer: installer_name,
+            file: files[0].to_path_buf(),
+            tried: if installer_name == "pip" {
+                "python3 -m pip, pip3".into()
+            } else {
+                "npm".into()
+            },
+            hint: if installer_name == "pip" {
+                "install pip (e.g. apt-get install python3-pip) or put the Python that has it on PATH"
+            } else {
+                "install Node.js with npm 10.2 or newer, or put it on PATH"
+            },
+        })?;
+        install_set(
+            model,
+            &installer,
+            settings,
+            install_timeout,
+            &description,
+            cache,
+            reporter,
+        )
     })?;
+    let record = match found {
+        Found::Hit(rec) => {
+            let why = if probe.is_none() {
+                format!("; {installer_name} is not on PATH, which a cached set does not need")
+            } else {
+                String::new()
+            };
+            return Ok(hit(rec, &why));
+        }
+        Found::BuiltMeanwhile(rec) => return Ok(hit(rec, "; installed meanwhile by another build")),
+        Found::Shared(rec) => {
+            reporter.detail(&format!(
+                "dependencies: from the cache registry {key} ({})",
+                rec.installer
+            ));
+            return Ok(to_layers(&rec, &description, settings, cache, true, true));
+        }
+        Found::Built(rec) => rec,
+    };
+    reporter.task_done(
+        DEPS_TASK,
+        &format!(
+            "dependencies: {} layer(s) from {}",
+            record.layers.len(),
+            record.installer
+        ),
+    );
+    Ok(to_layers(&record, &description, settings, cache, false, false))
+}
+
+/// The progress task of an install.
+const DEPS_TASK: &str = "dependencies";
+
+/// Installs the set into a staging directory of the cache and builds its layers.
+fn install_set(
+    model: &FunctionModel,
+    installer: &Installer,
+    settings: &LayerSettings,
+    install_timeout: std::time::Duration,
+    description: &str,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<DepsRecord, DepsError> {
+    let deps = model.dependencies.as_ref().expect("caller checked");
     let cache_err = |source| DepsError::Cache {
         path: cache.root().to_path_buf(),
         source,
     };
-    // Another build sharing the cache may be installing the same set right now.
-    let _lock = cache.lock(&format!("deps-{key}")).map_err(cache_err)?;
-    if let Some(rec) = lookup(cache, &key).filter(usable) {
-        return Ok(hit(rec, "; installed meanwhile by another build"));
-    }
-    // The installer rule of the local cache holds for shared sets too.
-    let shared_usable = |r: &SharedRecord| {
-        r.installer
-            .as_deref()
-            .is_some_and(|made_by| probe.as_ref().is_none_or(|i| i.id() == made_by))
-    };
-    if let Some(rec) = cache
-        .second_level()
-        .and_then(|level| level.fetch(cache, DEPS_BUCKET, &key, &shared_usable, reporter))
-        .and_then(DepsRecord::from_shared)
-    {
-        reporter.detail(&format!(
-            "dependencies: from the cache registry {key} ({})",
-            rec.installer
-        ));
-        // Not recorded: the next build asks the registry again, nothing worse.
-        let _ = cache.put_record(DEPS_BUCKET, &key, &rec);
-        return Ok(to_layers(&rec, &description, settings, cache, true, true));
-    }
-
     let work = tempfile::Builder::new()
         .prefix("deps-")
         .tempdir_in(cache.root().join("tmp"))
@@ -417,7 +412,7 @@ fn installed(
     for d in [&home, &staging] {
         std::fs::create_dir_all(d).map_err(cache_err)?;
     }
-    let task = "dependencies";
+    let task = DEPS_TASK;
     reporter.task_start(
         task,
         &format!("installing {description} with {}", installer.id()),
@@ -426,7 +421,7 @@ fn installed(
     let (tree, dest) = match (&deps.set, model.runtime) {
         (DependencySet::Python { requirements }, Runtime::Python { minor }) => {
             python::install(
-                &installer,
+                installer,
                 requirements,
                 minor,
                 model.architecture,
@@ -445,7 +440,7 @@ fn installed(
             _,
         ) => {
             node::install(
-                &installer,
+                installer,
                 package_json,
                 package_lock,
                 model.architecture,
@@ -504,19 +499,7 @@ fn installed(
             },
         });
     }
-    cache.put_record(DEPS_BUCKET, &key, &record).map_err(cache_err)?;
-    if let Some(level) = cache.second_level() {
-        level.publish(cache, DEPS_BUCKET, &key, &record.shared(), reporter);
-    }
-    reporter.task_done(
-        task,
-        &format!(
-            "dependencies: {} layer(s) from {}",
-            record.layers.len(),
-            installer.id()
-        ),
-    );
-    Ok(to_layers(&record, &description, settings, cache, false, false))
+    Ok(record)
 }
 
 fn to_layers(
@@ -548,15 +531,42 @@ fn to_layers(
         .collect()
 }
 
-/// A record whose blobs are all present with the right sizes; a stale one is dropped.
-fn lookup(cache: &Cache, key: &str) -> Option<DepsRecord> {
-    let rec: DepsRecord = cache.get_record(DEPS_BUCKET, key)?;
-    let whole = rec.layers.iter().all(|l| {
-        std::fs::metadata(cache.blob_path(&l.record.digest)).is_ok_and(|m| m.len() == l.record.size)
-    });
-    if !whole {
-        cache.remove_record(DEPS_BUCKET, key);
-        return None;
+impl CacheEntry for DepsRecord {
+    fn blobs(&self) -> Vec<(&crate::image::Digest, u64)> {
+        self.layers
+            .iter()
+            .map(|l| (&l.record.digest, l.record.size))
+            .collect()
     }
-    Some(rec)
+
+    fn to_shared(&self) -> Option<SharedRecord> {
+        Some(SharedRecord {
+            installer: Some(self.installer.clone()),
+            layers: self.layers.iter().map(|l| l.record.shared(&l.name)).collect(),
+        })
+    }
+
+    /// A shared record of a dependency set names its installer.
+    fn from_shared(shared: SharedRecord) -> Option<DepsRecord> {
+        Some(DepsRecord {
+            installer: shared.installer?,
+            layers: shared
+                .layers
+                .into_iter()
+                .map(|l| NamedRecord {
+                    name: l.name.clone(),
+                    record: l.into(),
+                })
+                .collect(),
+        })
+    }
+}
+
+impl From<CacheIoError> for DepsError {
+    fn from(e: CacheIoError) -> DepsError {
+        DepsError::Cache {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }

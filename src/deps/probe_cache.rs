@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::installer::Installer;
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheBucket};
 use crate::layer::select::FileStat;
 
-pub const PROBE_BUCKET: &str = "installer-probe-v1";
+pub const PROBE_BUCKET: CacheBucket = CacheBucket::InstallerProbe;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ProbeRecord {

@@ -1,7 +1,6 @@
 //! Building a layer end to end: select → key → cache lookup → tar → parallel
 //! gzip → cache blob + record.
 
-use std::fs;
 use std::io::{BufWriter, Read};
 use std::path::Path;
 
@@ -12,12 +11,11 @@ use super::pgzip::parallel_gzip;
 use super::select::{Entry, select};
 use super::tar_writer::write_tar;
 use super::{LayerError, LayerSettings, LayerSpec};
-use crate::cache::{BlobFile, Cache, SharedLayer, SharedRecord};
+use crate::cache::{
+    BlobFile, Cache, CacheBucket, CacheEntry, CacheIoError, Found, SharedLayer, SharedRecord,
+};
 use crate::image::{BlobLocation, Descriptor, Digest, Layer, LayerOrigin};
 use crate::report::Reporter;
-
-/// Records of built layers: cache key → blob facts.
-pub const LAYERS_BUCKET: &str = "layers-v1";
 
 /// What the cache remembers about a built layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,8 +26,26 @@ pub struct LayerRecord {
     pub uncompressed_size: u64,
 }
 
+impl CacheEntry for LayerRecord {
+    fn blobs(&self) -> Vec<(&Digest, u64)> {
+        vec![(&self.digest, self.size)]
+    }
+
+    fn to_shared(&self) -> Option<SharedRecord> {
+        Some(SharedRecord {
+            installer: None,
+            layers: vec![self.shared("layer")],
+        })
+    }
+
+    fn from_shared(shared: SharedRecord) -> Option<LayerRecord> {
+        let [layer] = <[SharedLayer; 1]>::try_from(shared.layers).ok()?;
+        shared.installer.is_none().then(|| layer.into())
+    }
+}
+
 impl LayerRecord {
-    /// The record as a cache's second level shares it.
+    /// The record as one layer of a shared record, named `name`.
     pub fn shared(&self, name: &str) -> SharedLayer {
         SharedLayer {
             name: name.to_string(),
@@ -48,6 +64,15 @@ impl From<SharedLayer> for LayerRecord {
             size: l.size,
             diff_id: l.diff_id,
             uncompressed_size: l.uncompressed_size,
+        }
+    }
+}
+
+impl From<CacheIoError> for LayerError {
+    fn from(e: CacheIoError) -> LayerError {
+        LayerError::Cache {
+            path: e.path,
+            source: e.source,
         }
     }
 }
@@ -116,6 +141,7 @@ pub fn build_layer_observed(
         files - read
     ));
     let source = describe(spec);
+    let task = format!("layer:{}", spec.name);
     let layer = |rec: &LayerRecord, cached: bool, from_cache_registry: bool| Layer {
         descriptor: Descriptor::new(settings.family.layer_gzip(), rec.digest.clone(), rec.size),
         diff_id: rec.diff_id.clone(),
@@ -128,54 +154,54 @@ pub fn build_layer_observed(
             from_cache_registry,
         },
     };
-    if let Some(rec) = lookup(cache, &key) {
-        reporter.detail(&format!("layer {}: cache hit {}", spec.name, rec.digest));
-        return Ok(layer(&rec, true, false));
-    }
-    let cache_err = |source| LayerError::Cache {
-        path: cache.root().to_path_buf(),
-        source,
-    };
     // Another build sharing the cache may be compressing this layer right now.
-    let _lock = cache.lock(&format!("layer-{key}")).map_err(cache_err)?;
-    if let Some(rec) = lookup(cache, &key) {
-        reporter.detail(&format!(
-            "layer {}: built meanwhile by another process",
-            spec.name
-        ));
-        return Ok(layer(&rec, true, false));
-    }
-    if let Some(rec) = shared_lookup(cache, &key, &spec.name, reporter) {
-        return Ok(layer(&rec, true, true));
-    }
-
-    // Progress counts tar bytes: a 512-byte header per entry, contents padded
-    // to 512, and the two end blocks. (Long names add a little more.)
-    let total: u64 = entries
-        .iter()
-        .map(|e| match &e.kind {
-            super::select::EntryKind::File { stat, .. } => 512 + stat.size.div_ceil(512) * 512,
-            _ => 512,
-        })
-        .sum::<u64>()
-        + 1024;
-    let task = format!("layer:{}", spec.name);
-    reporter.task_start(&task, &format!("layer {}", spec.name), Some(total));
-    let on_block = |block: &[u8]| {
-        reporter.task_progress(&task, block.len() as u64);
-        observe(block);
+    let found = cache.get_or_build_shared(
+        CacheBucket::Layers,
+        &key,
+        |_| true,
+        reporter,
+        || {
+            // Progress counts tar bytes: a 512-byte header per entry, contents padded
+            // to 512, and the two end blocks. (Long names add a little more.)
+            let total: u64 = entries
+                .iter()
+                .map(|e| match &e.kind {
+                    super::select::EntryKind::File { stat, .. } => 512 + stat.size.div_ceil(512) * 512,
+                    _ => 512,
+                })
+                .sum::<u64>()
+                + 1024;
+            reporter.task_start(&task, &format!("layer {}", spec.name), Some(total));
+            let on_block = |block: &[u8]| {
+                reporter.task_progress(&task, block.len() as u64);
+                observe(block);
+            };
+            compress_to_blob(settings, cache, &on_block, |sink| {
+                write_tar(&entries, settings.mtime, sink).map(|_| ())
+            })
+        },
+    )?;
+    let rec = match found {
+        Found::Hit(rec) => {
+            reporter.detail(&format!("layer {}: cache hit {}", spec.name, rec.digest));
+            return Ok(layer(&rec, true, false));
+        }
+        Found::Shared(rec) => {
+            reporter.detail(&format!(
+                "layer {}: from the cache registry {}",
+                spec.name, rec.digest
+            ));
+            return Ok(layer(&rec, true, true));
+        }
+        Found::BuiltMeanwhile(rec) => {
+            reporter.detail(&format!(
+                "layer {}: built meanwhile by another process",
+                spec.name
+            ));
+            return Ok(layer(&rec, true, false));
+        }
+        Found::Built(rec) => rec,
     };
-    let rec = compress_to_blob(settings, cache, &on_block, |sink| {
-        write_tar(&entries, settings.mtime, sink).map(|_| ())
-    })?;
-    cache.put_record(LAYERS_BUCKET, &key, &rec).map_err(cache_err)?;
-    if let Some(level) = cache.second_level() {
-        let shared = SharedRecord {
-            installer: None,
-            layers: vec![rec.shared(&spec.name)],
-        };
-        level.publish(cache, LAYERS_BUCKET, &key, &shared, reporter);
-    }
     reporter.task_done(
         &task,
         &format!(
@@ -187,19 +213,6 @@ pub fn build_layer_observed(
         ),
     );
     Ok(layer(&rec, false, false))
-}
-
-/// Asks the cache's second level for layer `key` after the local cache
-/// missed; a hit (its blob verified and now local) is recorded locally too.
-fn shared_lookup(cache: &Cache, key: &str, name: &str, reporter: &dyn Reporter) -> Option<LayerRecord> {
-    let level = cache.second_level()?;
-    let one_layer = |r: &SharedRecord| r.layers.len() == 1 && r.installer.is_none();
-    let shared = level.fetch(cache, LAYERS_BUCKET, key, &one_layer, reporter)?;
-    let rec = LayerRecord::from(shared.layers.into_iter().next()?);
-    reporter.detail(&format!("layer {name}: from the cache registry {}", rec.digest));
-    // Not recorded: the next build asks the registry again, nothing worse.
-    let _ = cache.put_record(LAYERS_BUCKET, key, &rec);
-    Some(rec)
 }
 
 /// Gzips any tar stream (a docker-archive base's uncompressed layer, say) with
@@ -258,18 +271,6 @@ fn compress_to_blob(
         diff_id: summary.uncompressed_digest,
         uncompressed_size: summary.uncompressed_size,
     })
-}
-
-/// A record whose blob is present with the right size; a stale record is dropped.
-fn lookup(cache: &Cache, key: &str) -> Option<LayerRecord> {
-    let rec: LayerRecord = cache.get_record(LAYERS_BUCKET, key)?;
-    match fs::metadata(cache.blob_path(&rec.digest)) {
-        Ok(m) if m.len() == rec.size => Some(rec),
-        _ => {
-            cache.remove_record(LAYERS_BUCKET, key);
-            None
-        }
-    }
 }
 
 /// `./src → /var/task, ./bootstrap → /var/runtime/` for reports.

@@ -1,3 +1,4 @@
+use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Mutex;

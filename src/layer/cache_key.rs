@@ -24,13 +24,13 @@ use sha2::{Digest as _, Sha256};
 use super::pgzip::BLOCK_SIZE;
 use super::select::{Entry, EntryKind, FileStat};
 use super::{LayerError, LayerSettings, LayerSpec};
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheBucket};
 
 /// Bumped whenever the bytes written for the same inputs change (tar layout,
 /// compressor framing): old cache entries then simply stop matching.
 /// 3: incompressible 16 KiB segments are written stored (`layer::incompressible`).
 pub const LAYER_FORMAT_VERSION: u32 = 3;
-pub const STAT_BUCKET: &str = "layer-stat-v2";
+pub const STAT_BUCKET: CacheBucket = CacheBucket::LayerStat;
 
 /// A file modified this soon after it was hashed could keep the same
 /// timestamps (their granularity is the kernel's clock tick), so such files

@@ -16,8 +16,7 @@ mod spec;
 pub mod tar_writer;
 
 pub use build::{
-    KeyedSelection, LAYERS_BUCKET, LayerRecord, build_layer, build_layer_observed, compress_into_cache,
-    keyed_selection,
+    KeyedSelection, LayerRecord, build_layer, build_layer_observed, compress_into_cache, keyed_selection,
 };
 pub use error::LayerError;
 pub use ignore::DockerIgnore;

@@ -28,10 +28,8 @@ use std::path::{Path, PathBuf};
 pub use extract::{DirModes, apply_layer};
 pub use tree::{clone_tree, remove_tree};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheBucket};
 use crate::image::{Digest, Layer, LayerOrigin};
-
-const BUCKET: &str = "rootfs-v1";
 
 /// Who owns the materialized files, and so what their modes mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -96,7 +94,7 @@ const MOUNT_POINTS: &[&str] = &["tmp", "proc", "dev"];
 /// whole chain. Snapshots are also kept at the last base layer and at the
 /// layer before the last, the chains a rebuild of the function shares.
 pub fn materialize(layers: &[Layer], ownership: Ownership, cache: &Cache) -> Result<Rootfs, RootfsError> {
-    let bucket = cache.root().join(BUCKET);
+    let bucket = cache.bucket_dir(CacheBucket::Rootfs);
     std::fs::create_dir_all(&bucket).map_err(|e| RootfsError::io(&bucket, e))?;
     let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
     let key_at = |n: usize| chain_key(ownership, &diff_ids[..n]);

@@ -21,6 +21,8 @@ pub struct SinkOptions {
     pub registry: crate::registry::RegistryOptions,
     /// `--no-gc`: an OCI layout output keeps blobs its index no longer reaches.
     pub keep_unreferenced: bool,
+    /// The cache the image was built into (see [`OciLayoutSink::cache`]).
+    pub cache: Option<crate::cache::Cache>,
 }
 
 /// Parses an output as written on the command line into its sink.
@@ -32,6 +34,7 @@ pub fn open(output: &str, options: &SinkOptions) -> Result<Box<dyn ImageSink>, S
     match output.split_once(':') {
         Some(("oci", rest)) => Ok(Box::new(OciLayoutSink {
             gc: !options.keep_unreferenced,
+            cache: options.cache.clone(),
             ..OciLayoutSink::parse(rest)?
         })),
         Some(("docker-archive", rest)) => Ok(Box::new(DockerArchiveSink::parse(rest)?)),

@@ -9,7 +9,7 @@ use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
 use super::SourceError;
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheBucket};
 use crate::image::{
     Architecture, BlobLocation, Compression, Descriptor, Digest, HashingReader, Image, IndexView, Layer,
     LayerOrigin, ManifestView, MediaFamily, MediaKind, classify,
@@ -22,7 +22,7 @@ pub struct LayerFacts {
     pub uncompressed_size: u64,
 }
 
-const FACTS_BUCKET: &str = "layer-facts-v1";
+const FACTS_BUCKET: CacheBucket = CacheBucket::LayerFacts;
 
 /// Picks the child of an index for `arch` (linux). Errors list what the index has.
 pub fn select_platform(

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::oci_layout::split_digest;
 use super::{ImageSource, SourceError, assemble_base};
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheBucket, CacheEntry};
 use crate::image::{
     Architecture, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, Digest, HashingWriter, Image, ManifestView,
     MediaFamily, write_manifest,
@@ -24,9 +24,6 @@ use crate::report::Reporter;
 
 /// Configs are small; refuse to load anything bigger into memory.
 const MAX_CONFIG: u64 = 32 << 20;
-
-/// Cache records mapping an uncompressed layer's diff_id to its gzipped blob.
-const GZIP_BUCKET: &str = "archive-gzip-v2";
 
 /// The record key of a gzipped docker-archive layer: its diff_id plus what
 /// decides the compressed bytes, so a lambda-img that compresses differently
@@ -72,6 +69,13 @@ enum Member {
 struct GzipRecord {
     digest: Digest,
     size: u64,
+}
+
+/// A record of `archive-gzip-v2`: an uncompressed layer's diff_id → its gzipped blob.
+impl CacheEntry for GzipRecord {
+    fn blobs(&self) -> Vec<(&Digest, u64)> {
+        vec![(&self.digest, self.size)]
+    }
 }
 
 /// A config read once: its digest and bytes, shared by every entry naming it.
@@ -257,7 +261,10 @@ impl DockerArchiveSource {
         cache: &Cache,
         reporter: &dyn Reporter,
     ) -> Result<Descriptor, SourceError> {
-        if let Some(hit) = cached_gzip(cache, diff_id) {
+        let key = gzip_key(diff_id);
+        // Looked up before the layer's own bytes: a layer this archive holds
+        // gzipped but another held uncompressed keeps the blob made then.
+        if let Some(hit) = cache.entry::<GzipRecord>(CacheBucket::ArchiveGzip, &key) {
             return Ok(Descriptor::new(DOCKER_LAYER_GZIP, hit.digest, hit.size));
         }
         let range = self.locate(members, name)?;
@@ -285,21 +292,27 @@ impl DockerArchiveSource {
             });
         }
         let id = format!("gzip {diff_id}");
-        reporter.task_start(
-            &id,
-            &format!("compressing layer {} of {}", diff_id.short(), self.reference),
-            Some(range.1),
-        );
-        let input = Progress {
-            inner: self.open_member(range)?,
-            reporter,
-            id: &id,
-        };
-        let record = gzip_layer_into_cache(input, diff_id, cache, &self.reference)?;
-        reporter.task_done(
-            &id,
-            &format!("layer {} compressed to {} bytes", diff_id.short(), record.size),
-        );
+        // Another build sharing the cache may be compressing the same layer.
+        let record = cache
+            .get_or_build(CacheBucket::ArchiveGzip, &key, || {
+                reporter.task_start(
+                    &id,
+                    &format!("compressing layer {} of {}", diff_id.short(), self.reference),
+                    Some(range.1),
+                );
+                let input = Progress {
+                    inner: self.open_member(range)?,
+                    reporter,
+                    id: &id,
+                };
+                let record = gzip_layer_into_cache(input, diff_id, cache, &self.reference)?;
+                reporter.task_done(
+                    &id,
+                    &format!("layer {} compressed to {} bytes", diff_id.short(), record.size),
+                );
+                Ok::<_, SourceError>(record)
+            })?
+            .into_inner();
         Ok(Descriptor::new(DOCKER_LAYER_GZIP, record.digest, record.size))
     }
 }
@@ -319,38 +332,16 @@ impl<R: Read> Read for Progress<'_, R> {
     }
 }
 
-/// A cached gzip blob for `diff_id`, when its record and blob are both there.
-fn cached_gzip(cache: &Cache, diff_id: &Digest) -> Option<GzipRecord> {
-    let record: GzipRecord = cache.get_record(GZIP_BUCKET, &gzip_key(diff_id))?;
-    match std::fs::metadata(cache.blob_path(&record.digest)) {
-        Ok(m) if m.len() == record.size => Some(record),
-        _ => {
-            cache.remove_record(GZIP_BUCKET, &gzip_key(diff_id));
-            None
-        }
-    }
-}
-
 /// Gzips an uncompressed layer tar into the cache with the layer module's
 /// deterministic parallel gzip, checking that the tar's sha256 is `diff_id`.
-/// Cached by diff_id, so a second build of the same base does not compress again.
+/// Cached by diff_id (by the caller), so a second build of the same base does
+/// not compress again.
 fn gzip_layer_into_cache(
     reader: impl Read,
     diff_id: &Digest,
     cache: &Cache,
     source_ref: &str,
 ) -> Result<GzipRecord, SourceError> {
-    let io_err = |source| SourceError::Io {
-        path: cache.root().to_path_buf(),
-        source,
-    };
-    // Another build sharing the cache may be compressing the same layer.
-    let _lock = cache
-        .lock(&format!("archive-gzip-{}", diff_id.hex()))
-        .map_err(io_err)?;
-    if let Some(hit) = cached_gzip(cache, diff_id) {
-        return Ok(hit);
-    }
     let settings = crate::layer::LayerSettings::default();
     let (descriptor, actual, _) =
         crate::layer::compress_into_cache(reader, &settings, cache).map_err(|e| SourceError::Invalid {
@@ -364,13 +355,10 @@ fn gzip_layer_into_cache(
             actual,
         });
     }
-    let record = GzipRecord {
+    Ok(GzipRecord {
         digest: descriptor.digest,
         size: descriptor.size,
-    };
-    // A failed record write only costs a recompression next time.
-    let _ = cache.put_record(GZIP_BUCKET, &gzip_key(diff_id), &record);
-    Ok(record)
+    })
 }
 
 fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {

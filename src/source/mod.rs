@@ -161,3 +161,12 @@ pub enum SourceError {
         digest: Option<Digest>,
     },
 }
+
+impl From<crate::cache::CacheIoError> for SourceError {
+    fn from(e: crate::cache::CacheIoError) -> SourceError {
+        SourceError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
