@@ -36,6 +36,8 @@ use crate::report::Reporter;
 /// a stalled cache costs a build at most about this once, then it is not
 /// asked again (the build's own `--registry-timeout` still bounds it below).
 const CACHE_REGISTRY_DEADLINE: Duration = Duration::from_secs(20);
+/// Tries of one request to the cache registry.
+const CACHE_REGISTRY_ATTEMPTS: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheRegistryError {
@@ -110,7 +112,9 @@ impl CacheRegistry {
             ));
         }
         let deadline = options.deadline.min(CACHE_REGISTRY_DEADLINE);
-        let options = options.clone().with_registry_timeout(deadline);
+        let mut options = options.clone().with_registry_timeout(deadline);
+        // The cache is an optimisation: one retry, then build instead.
+        options.retry.attempts = options.retry.attempts.min(CACHE_REGISTRY_ATTEMPTS);
         let client = match Client::new(&reference.registry, &options, reporter) {
             Ok(c) => c,
             Err(e) => {
