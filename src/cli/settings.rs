@@ -10,6 +10,23 @@ use super::{GlobalArgs, print_data};
 use crate::cache::Cache;
 use crate::layer::DEFAULT_MTIME;
 
+/// `--cache-registry` (or LAMBDA_IMG_CACHE_REGISTRY) over `[cache] registry`;
+/// `--cache-registry-readonly` makes either read-only, `[cache] readonly` its own.
+fn cache_registry_settings(args: &BuildArgs, cache: &crate::manifest::CacheSettings) -> Value {
+    let given = args.cache_registry.clone().filter(|r| !r.is_empty());
+    let readonly = args.cache_registry_readonly || (given.is_none() && cache.readonly);
+    let from = match (&given, &cache.registry) {
+        (Some(_), _) => Some("flag or LAMBDA_IMG_CACHE_REGISTRY"),
+        (None, Some(_)) => Some("lambda-img.toml cache.registry"),
+        (None, None) => None,
+    };
+    json!({
+        "registry": given.or_else(|| cache.registry.clone()),
+        "registry_from": from,
+        "readonly": readonly,
+    })
+}
+
 pub fn print(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
     // Resolved like a build's: the flags are checked and a password given on
     // stdin is read (then dropped), so scripts see the same behaviour.
@@ -63,5 +80,6 @@ pub fn print(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
     });
     let mut settings = settings;
     settings["deploy"] = super::deploy::print_settings(global, &args.aws, &args.manifest)?;
+    settings["cache_registry"] = cache_registry_settings(args, &model.cache);
     print_data(&serde_json::to_string_pretty(&settings)?)
 }

@@ -659,3 +659,59 @@ fn cache_registry_faults_fall_back_to_building_with_one_warning() {
     assert_eq!(p.count("PUT", "/manifests/"), 1, "no write after the refusal");
     drop(p);
 }
+
+#[test]
+fn cache_registry_settings_merge_flag_environment_and_manifest() {
+    let manifest = format!(
+        "{}\n[cache]\nregistry = \"127.0.0.1:5000/from-toml\"\nreadonly = true\n",
+        function_manifest(false)
+    );
+    let project = Project::new(
+        &manifest,
+        &[("app.py", "x = 1\n"), ("fake/python3", FAKE_INTERPRETER)],
+    );
+    let settings = |env: &[(&str, &str)]| {
+        let mut cmd = project.cmd(&["build", "--print-settings"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let v: Value = serde_json::from_slice(&run_ok(&mut cmd).stdout).unwrap();
+        v["cache_registry"].clone()
+    };
+    let toml = settings(&[]);
+    assert_eq!(toml["registry"], "127.0.0.1:5000/from-toml");
+    assert_eq!(toml["readonly"], true);
+    let env = settings(&[("LAMBDA_IMG_CACHE_REGISTRY", "127.0.0.1:5000/from-env")]);
+    assert_eq!(env["registry"], "127.0.0.1:5000/from-env");
+    assert_eq!(
+        env["readonly"], false,
+        "the manifest's readonly is its own registry's"
+    );
+    let ro = settings(&[
+        ("LAMBDA_IMG_CACHE_REGISTRY", "127.0.0.1:5000/from-env"),
+        ("LAMBDA_IMG_CACHE_REGISTRY_READONLY", "true"),
+    ]);
+    assert_eq!(ro["readonly"], true);
+
+    // A registry that is not a repository is an error naming the file and line.
+    std::fs::write(
+        project.join("lambda-img.toml"),
+        format!(
+            "{}\n[cache]\nregistry = \"just-a-host\"\n",
+            function_manifest(false)
+        ),
+    )
+    .unwrap();
+    let err = stderr(&project.build_fail(&[]));
+    assert!(
+        err.contains("lambda-img.toml") && err.contains("cache.registry") && err.contains("HOST/REPOSITORY"),
+        "{err}"
+    );
+    // A tag is refused by --cache-registry before anything is built.
+    std::fs::write(project.join("lambda-img.toml"), function_manifest(false)).unwrap();
+    let err = stderr(&project.build_fail(&["--cache-registry", "127.0.0.1:5000/cache:latest"]));
+    assert!(
+        err.contains("--cache-registry") && err.contains("repository only"),
+        "{err}"
+    );
+}
