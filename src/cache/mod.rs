@@ -215,6 +215,23 @@ fn blob_dir(root: &Path) -> PathBuf {
     root.join(CacheBucket::Blobs).join("sha256")
 }
 
+/// Removes the directory tree at `path`, making its directories writable
+/// first: a root filesystem keeps an image's read-only directories (0555),
+/// whose entries could not be unlinked otherwise. Links are not followed.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    fn open_up(dir: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                open_up(&entry.path());
+            }
+        }
+    }
+    open_up(path);
+    fs::remove_dir_all(path)
+}
+
 /// Marks a directory as a cache for backup and archiving tools
 /// (<https://bford.info/cachedir/>); `discover` skips such directories too.
 pub const CACHEDIR_TAG: &str = "CACHEDIR.TAG";

@@ -22,12 +22,12 @@ pub enum CacheAction {
     Dir,
     /// Show what the cache holds.
     Size,
-    /// Remove blobs and records.
+    /// Remove blobs, records and root filesystems (and always buckets of old format versions).
     Prune {
         /// Remove everything.
         #[arg(long)]
         all: bool,
-        /// Remove blobs not used for this many days.
+        /// Remove blobs and root filesystems not used for this many days.
         #[arg(long, value_name = "DAYS")]
         older_than: Option<u64>,
         /// Then remove the least recently used blobs until blobs take at most this many bytes.
@@ -49,7 +49,8 @@ pub fn run(global: &GlobalArgs, args: CacheArgs) -> anyhow::Result<()> {
                 print_data(&serde_json::to_string_pretty(&u)?)
             } else {
                 print_data(&format!(
-                    "{}\n{} blobs, {} bytes\n{} records, {} bytes\n{} temp files, {} bytes\ntotal {} bytes",
+                    "{}\n{} blobs, {} bytes\n{} records, {} bytes\n{} temp files, {} bytes\n\
+                     {} root filesystems, {} bytes\n{} buckets of old versions, {} bytes\ntotal {} bytes",
                     u.root.display(),
                     u.blobs,
                     u.blob_bytes,
@@ -57,6 +58,10 @@ pub fn run(global: &GlobalArgs, args: CacheArgs) -> anyhow::Result<()> {
                     u.record_bytes,
                     u.temp_files,
                     u.temp_bytes,
+                    u.rootfs_snapshots,
+                    u.rootfs_bytes,
+                    u.old_buckets,
+                    u.old_bucket_bytes,
                     u.total_bytes
                 ))
             }
@@ -81,11 +86,13 @@ pub fn run(global: &GlobalArgs, args: CacheArgs) -> anyhow::Result<()> {
                 print_data(&serde_json::to_string_pretty(&report)?)
             } else {
                 print_data(&format!(
-                    "{}removed {} blobs, {} records, {} temp files: {} bytes",
+                    "{}removed {} blobs, {} records, {} temp files, {} root filesystems, {} buckets of old versions: {} bytes",
                     if report.dry_run { "would have " } else { "" },
                     report.removed_blobs,
                     report.removed_records,
                     report.removed_temp_files,
+                    report.removed_rootfs,
+                    report.removed_old_buckets,
                     report.freed_bytes
                 ))
             }

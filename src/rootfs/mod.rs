@@ -100,6 +100,7 @@ pub fn materialize(layers: &[Layer], ownership: Ownership, cache: &Cache) -> Res
     let key_at = |n: usize| chain_key(ownership, &diff_ids[..n]);
     let full = bucket.join(key_at(layers.len()));
     if full.is_dir() {
+        mark_used(&full);
         return Ok(Rootfs {
             path: full,
             layers_applied: 0,
@@ -109,6 +110,7 @@ pub fn materialize(layers: &[Layer], ownership: Ownership, cache: &Cache) -> Res
         .lock(&format!("rootfs-{}", key_at(layers.len())))
         .map_err(|e| RootfsError::io(&full, e))?;
     if full.is_dir() {
+        mark_used(&full);
         return Ok(Rootfs {
             path: full,
             layers_applied: 0,
@@ -136,6 +138,7 @@ pub fn materialize(layers: &[Layer], ownership: Ownership, cache: &Cache) -> Res
     let tree = work.path().join("tree");
     let mut modes = if start > 0 {
         let from = bucket.join(key_at(start));
+        mark_used(&from);
         clone_tree(&from, &tree, ownership)?;
         DirModes::load(&sidecar(&from))?
     } else {
@@ -167,9 +170,19 @@ pub fn materialize(layers: &[Layer], ownership: Ownership, cache: &Cache) -> Res
 }
 
 /// Where a snapshot's directory modes are kept: as the layers wrote them,
-/// which a stand-in tree's own (folded) modes no longer say.
+/// which a stand-in tree's own (folded) modes no longer say. Its mtime says
+/// when the snapshot was last used, which `cache prune --older-than` reads
+/// (it knows this name too: `<key>.dirs.json`).
 fn sidecar(snapshot: &Path) -> PathBuf {
     snapshot.with_extension("dirs.json")
+}
+
+/// Notes that a snapshot was used now (its sidecar's mtime). Only pruning
+/// reads it, so a failure is ignored.
+fn mark_used(snapshot: &Path) {
+    if let Ok(file) = std::fs::File::options().write(true).open(sidecar(snapshot)) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
 }
 
 /// Gives directories their final modes and moves the tree into place.

@@ -46,15 +46,5 @@ pub fn clone_tree(src: &Path, dst: &Path, ownership: Ownership) -> Result<(), Ro
 /// Removes a tree, first making each directory writable and searchable by
 /// its owner (a stand-in tree may have read-only directories).
 pub fn remove_tree(path: &Path) -> Result<(), RootfsError> {
-    open_up(path);
-    fs::remove_dir_all(path).map_err(|e| RootfsError::io(path, e))
-}
-
-fn open_up(dir: &Path) {
-    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            open_up(&entry.path());
-        }
-    }
+    crate::cache::remove_tree(path).map_err(|e| RootfsError::io(path, e))
 }

@@ -173,9 +173,9 @@ impl OciLayoutSink {
     /// can be gigabytes. Blobs are content-addressed and nobody writes them in
     /// place (we, skopeo and umoci all write a new file and rename), so sharing
     /// the inode is safe. The blob is read once to verify its digest, so a
-    /// damaged cache entry is never linked, unless this process wrote it and
-    /// nothing has touched it since (a layer this build just compressed and
-    /// hashed). Returns false when no link can
+    /// damaged cache entry is never linked, unless the build's cache value
+    /// ([`Self::cache`]) committed it and nothing has touched it since (a
+    /// layer this build just compressed and hashed). Returns false when no link can
     /// be made (another filesystem, a filesystem without hard links); the
     /// caller then copies.
     ///

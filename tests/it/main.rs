@@ -7,6 +7,7 @@ mod aws_signin;
 mod base_repair;
 mod build;
 mod build_flags;
+mod cache_prune;
 mod cache_registry;
 mod check;
 mod cli_registry;
