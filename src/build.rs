@@ -62,6 +62,8 @@ pub struct BuildOptions {
     /// Files the caller writes after the build (`--sbom`): like local
     /// outputs, they never end up in a layer, so the next build is the same.
     pub side_outputs: Vec<PathBuf>,
+    /// `--cache-registry`, `--cache-registry-readonly`.
+    pub cache_registry: crate::cache_registry::CacheRegistryChoice,
 }
 
 /// A dependency installer's time limit unless `--install-timeout` says otherwise.
@@ -97,6 +99,7 @@ impl BuildOptions {
             rules: RulePolicy::default(),
             repair_base: false,
             side_outputs: Vec::new(),
+            cache_registry: Default::default(),
         }
     }
 }
@@ -159,6 +162,11 @@ pub enum BuildError {
     Repair(#[from] crate::repair::RepairError),
     #[error("cannot make the dependency layers")]
     Deps(#[from] crate::deps::DepsError),
+    #[error("{manifest}: [cache] registry: {source}")]
+    CacheRegistry {
+        manifest: PathBuf,
+        source: crate::cache_registry::CacheRegistryError,
+    },
 }
 
 /// Builds the image described by `options.manifest_path` and writes it to every output.
@@ -182,6 +190,8 @@ pub fn build_model(
     if let Some(arch) = options.arch {
         model.architecture = arch;
     }
+    let shared = with_cache_registry(options, &model, cache, reporter)?;
+    let cache = shared.as_ref().unwrap_or(cache);
     let mut plan = plan(&model);
     for (key, value) in &options.labels {
         plan.config.labels.insert(key.clone(), value.clone());
@@ -244,6 +254,23 @@ pub fn build_model(
         repaired,
         findings,
     })
+}
+
+/// `cache` with the build's cache registry behind it, when it has one.
+fn with_cache_registry(
+    options: &BuildOptions,
+    model: &crate::manifest::FunctionModel,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<Option<Cache>, BuildError> {
+    let level = options
+        .cache_registry
+        .for_function(&model.cache, &options.sink_options.registry, reporter)
+        .map_err(|source| BuildError::CacheRegistry {
+            manifest: options.manifest_path.clone(),
+            source,
+        })?;
+    Ok(level.map(|l| cache.with_second_level(l)))
 }
 
 /// What one build works from, resolved before any work.

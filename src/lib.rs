@@ -11,6 +11,7 @@ pub mod build;
 pub mod build_all;
 pub mod build_report;
 pub mod cache;
+pub mod cache_registry;
 pub mod check;
 pub mod cli;
 pub mod deploy;

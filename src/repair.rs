@@ -125,6 +125,7 @@ pub fn repair_base_layers(
                 name: format!("base-repair-{}", index + 1),
                 source: format!("base layer {} {from}, repaired", index + 1),
                 cached: was_cached,
+                from_cache_registry: false,
             },
         };
     }

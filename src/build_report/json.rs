@@ -47,6 +47,10 @@ pub struct LayerReport<'a> {
     /// True only for a layer neither pulled nor built in this run (a base
     /// layer already in the cache or a local layout, a built layer found in the cache).
     pub cached: bool,
+    /// Where the layer's blob came from in this run: `built` (compressed
+    /// here), `local-cache`, `cache-registry` (`--cache-registry`), or
+    /// `base` for a base layer.
+    pub from: &'static str,
 }
 
 impl<'a> BuildReport<'a> {
@@ -66,10 +70,20 @@ impl<'a> BuildReport<'a> {
             .layers()
             .iter()
             .map(|l| {
-                let (origin, name, source, cached) = match &l.origin {
-                    LayerOrigin::Base { source, .. } => ("base", None, source.as_str(), true),
-                    LayerOrigin::Built { name, source, cached } => {
-                        ("built", Some(name.as_str()), source.as_str(), *cached)
+                let (origin, name, source, cached, from) = match &l.origin {
+                    LayerOrigin::Base { source, .. } => ("base", None, source.as_str(), true, "base"),
+                    LayerOrigin::Built {
+                        name,
+                        source,
+                        cached,
+                        from_cache_registry,
+                    } => {
+                        let from = match (cached, from_cache_registry) {
+                            (_, true) => "cache-registry",
+                            (true, false) => "local-cache",
+                            (false, false) => "built",
+                        };
+                        ("built", Some(name.as_str()), source.as_str(), *cached, from)
                     }
                 };
                 LayerReport {
@@ -82,6 +96,7 @@ impl<'a> BuildReport<'a> {
                     name,
                     source,
                     cached,
+                    from,
                 }
             })
             .collect();

@@ -12,13 +12,25 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Cache, CacheBucket};
+use super::{Cache, CacheBucket, SharedRecord};
 use crate::image::Digest;
+use crate::report::Reporter;
 
 /// A record that names blobs of the cache.
 pub trait CacheEntry: Serialize + DeserializeOwned {
     /// The blobs the entry needs, with their sizes.
     fn blobs(&self) -> Vec<(&Digest, u64)>;
+
+    /// The entry as a second level shares it; `None` (the default) for an
+    /// entry kept on this machine only.
+    fn to_shared(&self) -> Option<SharedRecord> {
+        None
+    }
+
+    /// The entry a second level's record describes, when it can be one.
+    fn from_shared(_shared: SharedRecord) -> Option<Self> {
+        None
+    }
 }
 
 /// How [`Cache::get_or_build`] came by an entry.
@@ -30,12 +42,14 @@ pub enum Found<T> {
     BuiltMeanwhile(T),
     /// This call built and committed it.
     Built(T),
+    /// The cache's second level had it (its blobs are now local, verified).
+    Shared(T),
 }
 
 impl<T> Found<T> {
     pub fn into_inner(self) -> T {
         match self {
-            Found::Hit(t) | Found::BuiltMeanwhile(t) | Found::Built(t) => t,
+            Found::Hit(t) | Found::BuiltMeanwhile(t) | Found::Built(t) | Found::Shared(t) => t,
         }
     }
 
@@ -99,6 +113,40 @@ impl Cache {
         T: CacheEntry,
         E: From<CacheIoError>,
     {
+        self.get_or_build_with(bucket, key, accept, None, build)
+    }
+
+    /// [`Cache::get_or_build_if`], with the cache's second level (when it has
+    /// one) asked after a local miss, under the lock, and given what `build`
+    /// made. Its faults are its own: it warns on `reporter` and answers a
+    /// miss, so the entry is built here. A shared hit is committed locally.
+    pub fn get_or_build_shared<T, E>(
+        &self,
+        bucket: CacheBucket,
+        key: &str,
+        accept: impl Fn(&T) -> bool,
+        reporter: &dyn Reporter,
+        build: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Found<T>, E>
+    where
+        T: CacheEntry,
+        E: From<CacheIoError>,
+    {
+        self.get_or_build_with(bucket, key, accept, Some(reporter), build)
+    }
+
+    fn get_or_build_with<T, E>(
+        &self,
+        bucket: CacheBucket,
+        key: &str,
+        accept: impl Fn(&T) -> bool,
+        reporter: Option<&dyn Reporter>,
+        build: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Found<T>, E>
+    where
+        T: CacheEntry,
+        E: From<CacheIoError>,
+    {
         let usable = || self.entry::<T>(bucket, key).filter(|e| accept(e));
         if let Some(entry) = usable() {
             return Ok(Found::Hit(entry));
@@ -111,12 +159,31 @@ impl Cache {
         if let Some(entry) = usable() {
             return Ok(Found::BuiltMeanwhile(entry));
         }
+        let commit = |entry: &T| {
+            self.put_record(bucket, key, entry)
+                .map_err(|source| CacheIoError {
+                    path: self.record_path(bucket, key),
+                    source,
+                })
+        };
+        let level = self.second_level().zip(reporter);
+        if let Some((level, reporter)) = level {
+            let fits = |shared: &SharedRecord| T::from_shared(shared.clone()).is_some_and(|e| accept(&e));
+            if let Some(entry) = level
+                .fetch(self, bucket, key, &fits, reporter)
+                .and_then(T::from_shared)
+            {
+                commit(&entry)?;
+                return Ok(Found::Shared(entry));
+            }
+        }
         let entry = build()?;
-        self.put_record(bucket, key, &entry)
-            .map_err(|source| CacheIoError {
-                path: self.record_path(bucket, key),
-                source,
-            })?;
+        commit(&entry)?;
+        if let Some((level, reporter)) = level
+            && let Some(shared) = entry.to_shared()
+        {
+            level.publish(self, bucket, key, &shared, reporter);
+        }
         Ok(Found::Built(entry))
     }
 }

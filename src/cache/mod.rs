@@ -41,6 +41,7 @@ mod commits;
 mod entry;
 mod ownership;
 pub mod prune;
+mod second_level;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -67,6 +68,7 @@ pub enum CacheError {
 pub use bucket::CacheBucket;
 pub use entry::{CacheEntry, CacheIoError, Found};
 pub use ownership::current_uid;
+pub use second_level::{SecondLevel, SharedLayer, SharedRecord};
 
 /// A blob being written into the cache, its bytes handed to the disk as they
 /// come: the commit's fsync then waits only for the last few MiB instead of
@@ -245,6 +247,9 @@ const TEMP_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct Cache {
     root: PathBuf,
     commits: commits::Commits,
+    /// Asked when an entry is missing here, given what is built here
+    /// (`--cache-registry`); see [`Cache::get_or_build_if`].
+    second_level: Option<std::sync::Arc<dyn SecondLevel>>,
 }
 
 impl PartialEq for Cache {
@@ -301,6 +306,7 @@ impl Cache {
         let cache = Cache {
             root,
             commits: Default::default(),
+            second_level: None,
         };
         cache.tag_directory();
         cache.remove_stale_temp_files();
@@ -351,6 +357,29 @@ impl Cache {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// This cache with `level` behind it: entries that can be shared
+    /// ([`CacheEntry::to_shared`]) and are missing here are asked of it, and
+    /// those built here are given to it.
+    pub fn with_second_level(&self, level: std::sync::Arc<dyn SecondLevel>) -> Cache {
+        Cache {
+            second_level: Some(level),
+            ..self.clone()
+        }
+    }
+
+    /// This cache without its second level (for intermediate entries nobody
+    /// else will ask for, such as the pieces of a dependency set).
+    pub fn local_only(&self) -> Cache {
+        Cache {
+            second_level: None,
+            ..self.clone()
+        }
+    }
+
+    pub fn second_level(&self) -> Option<&dyn SecondLevel> {
+        self.second_level.as_deref()
     }
 
     /// Where the blob with this digest lives (whether or not it is there yet).

@@ -103,6 +103,15 @@ pub struct BuildArgs {
     /// The --sbom document's format.
     #[arg(long, value_enum, default_value = "spdx", requires = "sbom")]
     pub sbom_format: SbomFormatArg,
+    /// A registry repository shared as a layer cache by every machine (CI
+    /// runners): layers and dependency sets missing locally are taken from
+    /// it, and what this build makes is pushed to it. Over `[cache] registry`.
+    #[arg(long, value_name = "REPO", env = "LAMBDA_IMG_CACHE_REGISTRY")]
+    pub cache_registry: Option<String>,
+    /// Only read the cache registry, never push to it (builds of untrusted
+    /// changes, such as pull requests).
+    #[arg(long, env = "LAMBDA_IMG_CACHE_REGISTRY_READONLY")]
+    pub cache_registry_readonly: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -111,6 +120,28 @@ pub enum SbomFormatArg {
     Spdx,
     /// CycloneDX 1.6 JSON.
     Cyclonedx,
+}
+
+/// `--cache-registry` opened once for the whole run, so its warnings and a
+/// registry found down hold for every function of `--recursive`.
+fn cache_registry_choice(
+    args: &BuildArgs,
+    registry: &crate::registry::RegistryOptions,
+    reporter: &dyn crate::report::Reporter,
+) -> anyhow::Result<crate::cache_registry::CacheRegistryChoice> {
+    let given = match args.cache_registry.as_deref().filter(|r| !r.is_empty()) {
+        Some(r) => Some(std::sync::Arc::new(crate::cache_registry::CacheRegistry::open(
+            r,
+            args.cache_registry_readonly,
+            registry,
+            reporter,
+        )?)),
+        None => None,
+    };
+    Ok(crate::cache_registry::CacheRegistryChoice {
+        given,
+        readonly: args.cache_registry_readonly,
+    })
 }
 
 /// What shell completion offers for `--output`.
@@ -203,6 +234,8 @@ pub fn resolve(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<BuildSet
             .clone()
             .unwrap_or_else(crate::cache::Cache::default_root),
         metadata_file: args.metadata_file.clone(),
+        cache_registry: args.cache_registry.clone(),
+        cache_registry_readonly: args.cache_registry_readonly,
     })
 }
 
@@ -218,11 +251,15 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         super::deploy::before_build(global, &args.aws, &settings.options.outputs, &project.deploy)?;
     }
     let BuildSettings {
-        options,
+        mut options,
         project,
         target,
         ..
     } = settings;
+    // Opened once for the whole run (its warnings and a registry found down
+    // hold for every function of --recursive), after --print-settings, which
+    // must not reach it.
+    options.cache_registry = cache_registry_choice(&args, &options.sink_options.registry, &reporter)?;
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(
             &reporter,

@@ -118,6 +118,27 @@ pub struct BuildSettings {
     pub signin_hosts: Vec<String>,
     pub cache_dir: PathBuf,
     pub metadata_file: Option<PathBuf>,
+    /// `--cache-registry` / LAMBDA_IMG_CACHE_REGISTRY (opened by the build
+    /// itself, after --print-settings) and `--cache-registry-readonly`.
+    pub cache_registry: Option<String>,
+    pub cache_registry_readonly: bool,
+}
+
+/// `--cache-registry` (or LAMBDA_IMG_CACHE_REGISTRY) over `[cache] registry`;
+/// `--cache-registry-readonly` makes either read-only, `[cache] readonly` its own.
+fn cache_registry_settings(settings: &BuildSettings, cache: &crate::manifest::CacheSettings) -> Value {
+    let given = settings.cache_registry.clone().filter(|r| !r.is_empty());
+    let readonly = settings.cache_registry_readonly || (given.is_none() && cache.readonly);
+    let from = match (&given, &cache.registry) {
+        (Some(_), _) => Some("flag or LAMBDA_IMG_CACHE_REGISTRY"),
+        (None, Some(_)) => Some("lambda-img.toml cache.registry"),
+        (None, None) => None,
+    };
+    json!({
+        "registry": given.or_else(|| cache.registry.clone()),
+        "registry_from": from,
+        "readonly": readonly,
+    })
 }
 
 /// `build --print-settings`: the resolved settings as JSON on stdout.
@@ -186,5 +207,6 @@ fn to_json(settings: &BuildSettings) -> anyhow::Result<Value> {
             "create_repository": settings.create_repository,
             "aws_auth": settings.signin_hosts,
         },
+        "cache_registry": cache_registry_settings(settings, &project.model.cache),
     }))
 }

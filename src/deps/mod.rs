@@ -31,7 +31,7 @@ pub use installer::Installer;
 pub use python::platform_tag;
 pub use split::group_of;
 
-use crate::cache::{Cache, CacheBucket, CacheEntry, CacheIoError, Found};
+use crate::cache::{Cache, CacheBucket, CacheEntry, CacheIoError, Found, SharedRecord};
 use crate::gzip::BLOCK_SIZE;
 use crate::image::{BlobLocation, Descriptor, Layer, LayerOrigin};
 use crate::layer::cache_key::{LAYER_FORMAT_VERSION, STAT_BUCKET, spec_identity};
@@ -295,7 +295,7 @@ fn installed(
     );
     let hit = |rec: DepsRecord, why: &str| {
         reporter.detail(&format!("dependencies: cache hit {key} ({}{why})", rec.installer));
-        to_layers(&rec, &description, settings, cache, true)
+        to_layers(&rec, &description, settings, cache, true, false)
     };
     let usable = |rec: &DepsRecord| match &probe {
         Some(i) if i.id() != rec.installer => {
@@ -309,7 +309,7 @@ fn installed(
         _ => true,
     };
     // Another build sharing the cache may be installing the same set right now.
-    let found = cache.get_or_build_if(CacheBucket::Deps, &key, usable, || {
+    let found = cache.get_or_build_shared(CacheBucket::Deps, &key, usable, reporter, || {
         let installer = probe.clone().ok_or_else(|| DepsError::InstallerMissing {
             installer: installer_name,
             file: files[0].to_path_buf(),
@@ -344,6 +344,13 @@ fn installed(
             return Ok(hit(rec, &why));
         }
         Found::BuiltMeanwhile(rec) => return Ok(hit(rec, "; installed meanwhile by another build")),
+        Found::Shared(rec) => {
+            reporter.detail(&format!(
+                "dependencies: from the cache registry {key} ({})",
+                rec.installer
+            ));
+            return Ok(to_layers(&rec, &description, settings, cache, true, true));
+        }
         Found::Built(rec) => rec,
     };
     reporter.task_done(
@@ -354,7 +361,7 @@ fn installed(
             record.installer
         ),
     );
-    Ok(to_layers(&record, &description, settings, cache, false))
+    Ok(to_layers(&record, &description, settings, cache, false, false))
 }
 
 /// The progress task of an install.
@@ -461,7 +468,8 @@ fn install_set(
             name: name.clone(),
             inputs: vec![input],
         };
-        let layer = build_layer(&spec, settings, cache, reporter)?;
+        // The pieces are shared as part of the set's record, not on their own.
+        let layer = build_layer(&spec, settings, &cache.local_only(), reporter)?;
         // The stat index of a staging dir that is about to be deleted is never read again.
         cache.remove_record(STAT_BUCKET, &spec_identity(&spec));
         record.layers.push(NamedRecord {
@@ -483,6 +491,7 @@ fn to_layers(
     settings: &LayerSettings,
     cache: &Cache,
     cached: bool,
+    from_cache_registry: bool,
 ) -> Vec<Layer> {
     rec.layers
         .iter()
@@ -499,6 +508,7 @@ fn to_layers(
                 name: l.name.clone(),
                 source: description.to_string(),
                 cached,
+                from_cache_registry,
             },
         })
         .collect()
@@ -510,6 +520,28 @@ impl CacheEntry for DepsRecord {
             .iter()
             .map(|l| (&l.record.digest, l.record.size))
             .collect()
+    }
+
+    fn to_shared(&self) -> Option<SharedRecord> {
+        Some(SharedRecord {
+            installer: Some(self.installer.clone()),
+            layers: self.layers.iter().map(|l| l.record.shared(&l.name)).collect(),
+        })
+    }
+
+    /// A shared record of a dependency set names its installer.
+    fn from_shared(shared: SharedRecord) -> Option<DepsRecord> {
+        Some(DepsRecord {
+            installer: shared.installer?,
+            layers: shared
+                .layers
+                .into_iter()
+                .map(|l| NamedRecord {
+                    name: l.name.clone(),
+                    record: l.into(),
+                })
+                .collect(),
+        })
     }
 }
 

@@ -47,6 +47,9 @@ pub enum LayerOrigin {
         source: String,
         /// True when the compressed blob came from the layer cache.
         cached: bool,
+        /// True when it came from the cache registry in this run (then
+        /// `cached` is true as well: nothing was compressed here).
+        from_cache_registry: bool,
     },
 }
 
@@ -213,6 +216,7 @@ mod tests {
                 name: "code".into(),
                 source: "src → /var/task".into(),
                 cached: false,
+                from_cache_registry: false,
             },
         }
     }

@@ -7,7 +7,7 @@ use super::cache_key::{content_digests, layer_key, spec_identity};
 use super::select::{Entry, select};
 use super::tar_writer::write_tar;
 use super::{LayerError, LayerSettings, LayerSpec};
-use crate::cache::{Cache, CacheBucket, CacheEntry, CacheIoError, Found};
+use crate::cache::{Cache, CacheBucket, CacheEntry, CacheIoError, Found, SharedLayer, SharedRecord};
 use crate::gzip::compress_to_blob;
 use crate::image::{BlobLocation, Descriptor, Digest, Layer, LayerOrigin};
 use crate::report::Reporter;
@@ -24,6 +24,42 @@ pub struct LayerRecord {
 impl CacheEntry for LayerRecord {
     fn blobs(&self) -> Vec<(&Digest, u64)> {
         vec![(&self.digest, self.size)]
+    }
+
+    fn to_shared(&self) -> Option<SharedRecord> {
+        Some(SharedRecord {
+            installer: None,
+            layers: vec![self.shared("layer")],
+        })
+    }
+
+    fn from_shared(shared: SharedRecord) -> Option<LayerRecord> {
+        let [layer] = <[SharedLayer; 1]>::try_from(shared.layers).ok()?;
+        shared.installer.is_none().then(|| layer.into())
+    }
+}
+
+impl LayerRecord {
+    /// The record as one layer of a shared record, named `name`.
+    pub fn shared(&self, name: &str) -> SharedLayer {
+        SharedLayer {
+            name: name.to_string(),
+            digest: self.digest.clone(),
+            size: self.size,
+            diff_id: self.diff_id.clone(),
+            uncompressed_size: self.uncompressed_size,
+        }
+    }
+}
+
+impl From<SharedLayer> for LayerRecord {
+    fn from(l: SharedLayer) -> LayerRecord {
+        LayerRecord {
+            digest: l.digest,
+            size: l.size,
+            diff_id: l.diff_id,
+            uncompressed_size: l.uncompressed_size,
+        }
     }
 }
 
@@ -101,7 +137,7 @@ pub fn build_layer_observed(
     ));
     let source = describe(spec);
     let task = format!("layer:{}", spec.name);
-    let layer = |rec: &LayerRecord, cached: bool| Layer {
+    let layer = |rec: &LayerRecord, cached: bool, from_cache_registry: bool| Layer {
         descriptor: Descriptor::new(settings.family.layer_gzip(), rec.digest.clone(), rec.size),
         diff_id: rec.diff_id.clone(),
         uncompressed_size: rec.uncompressed_size,
@@ -110,46 +146,61 @@ pub fn build_layer_observed(
             name: spec.name.clone(),
             source: source.clone(),
             cached,
+            from_cache_registry,
         },
     };
     // Another build sharing the cache may be compressing this layer right now.
-    let found = cache.get_or_build(CacheBucket::Layers, &key, || {
-        // Progress counts tar bytes: a 512-byte header per entry, contents padded
-        // to 512, and the two end blocks. (Long names add a little more.)
-        let total: u64 = entries
-            .iter()
-            .map(|e| match &e.kind {
-                super::select::EntryKind::File { stat, .. } => 512 + stat.size.div_ceil(512) * 512,
-                _ => 512,
+    let found = cache.get_or_build_shared(
+        CacheBucket::Layers,
+        &key,
+        |_| true,
+        reporter,
+        || {
+            // Progress counts tar bytes: a 512-byte header per entry, contents padded
+            // to 512, and the two end blocks. (Long names add a little more.)
+            let total: u64 = entries
+                .iter()
+                .map(|e| match &e.kind {
+                    super::select::EntryKind::File { stat, .. } => 512 + stat.size.div_ceil(512) * 512,
+                    _ => 512,
+                })
+                .sum::<u64>()
+                + 1024;
+            reporter.task_start(&task, &format!("layer {}", spec.name), Some(total));
+            let on_block = |block: &[u8]| {
+                reporter.task_progress(&task, block.len() as u64);
+                observe(block);
+            };
+            let summary =
+                compress_to_blob(settings.gzip_level, settings.threads, cache, &on_block, |sink| {
+                    write_tar(&entries, settings.mtime, sink).map(|_| ())
+                })?;
+            Ok::<_, LayerError>(LayerRecord {
+                digest: summary.compressed_digest,
+                size: summary.compressed_size,
+                diff_id: summary.uncompressed_digest,
+                uncompressed_size: summary.uncompressed_size,
             })
-            .sum::<u64>()
-            + 1024;
-        reporter.task_start(&task, &format!("layer {}", spec.name), Some(total));
-        let on_block = |block: &[u8]| {
-            reporter.task_progress(&task, block.len() as u64);
-            observe(block);
-        };
-        let summary = compress_to_blob(settings.gzip_level, settings.threads, cache, &on_block, |sink| {
-            write_tar(&entries, settings.mtime, sink).map(|_| ())
-        })?;
-        Ok::<_, LayerError>(LayerRecord {
-            digest: summary.compressed_digest,
-            size: summary.compressed_size,
-            diff_id: summary.uncompressed_digest,
-            uncompressed_size: summary.uncompressed_size,
-        })
-    })?;
+        },
+    )?;
     let rec = match found {
         Found::Hit(rec) => {
             reporter.detail(&format!("layer {}: cache hit {}", spec.name, rec.digest));
-            return Ok(layer(&rec, true));
+            return Ok(layer(&rec, true, false));
+        }
+        Found::Shared(rec) => {
+            reporter.detail(&format!(
+                "layer {}: from the cache registry {}",
+                spec.name, rec.digest
+            ));
+            return Ok(layer(&rec, true, true));
         }
         Found::BuiltMeanwhile(rec) => {
             reporter.detail(&format!(
                 "layer {}: built meanwhile by another process",
                 spec.name
             ));
-            return Ok(layer(&rec, true));
+            return Ok(layer(&rec, true, false));
         }
         Found::Built(rec) => rec,
     };
@@ -163,7 +214,7 @@ pub fn build_layer_observed(
             crate::rules::human_bytes(rec.uncompressed_size)
         ),
     );
-    Ok(layer(&rec, false))
+    Ok(layer(&rec, false, false))
 }
 
 /// `./src → /var/task, ./bootstrap → /var/runtime/` for reports.

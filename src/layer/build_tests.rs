@@ -163,7 +163,9 @@ fn layer_facts_match_the_blob() {
     assert_eq!(Digest::of(&tar), layer.diff_id);
     assert_eq!(tar.len() as u64, layer.uncompressed_size);
     match &layer.origin {
-        LayerOrigin::Built { name, source, cached } => {
+        LayerOrigin::Built {
+            name, source, cached, ..
+        } => {
             assert_eq!(name, "code");
             assert!(source.contains("/var/task"), "{source}");
             assert!(!cached);

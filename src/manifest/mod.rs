@@ -4,6 +4,7 @@
 //! them (collecting every problem, each at its `FILE:LINE:COL`) and resolves
 //! paths, `model` is what the rest of the program reads. See docs/manifest.md.
 
+mod cache;
 mod check_keys;
 mod deploy;
 mod deps;
@@ -19,6 +20,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub use cache::CacheSettings;
 pub use check_keys::read_rule_policy;
 pub use deploy::{
     DeploySettings, alias_name, deploy_settings_of, function_ref, read_deploy_settings, region_name,

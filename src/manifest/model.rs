@@ -214,6 +214,8 @@ pub struct FunctionModel {
     pub base_repair: bool,
     /// How `run` executes the function.
     pub execution: ExecutionSettings,
+    /// `[cache]`: the registry shared as a layer cache.
+    pub cache: super::CacheSettings,
     /// The manifest's directory, absolute and canonical: relative paths resolve here.
     pub project_dir: PathBuf,
     /// The manifest file as named to the user (used in messages).

@@ -39,6 +39,18 @@ pub struct ManifestFile {
     pub registry: Option<RegistryTable>,
     #[serde(default)]
     pub check: Option<CheckTable>,
+    #[serde(default)]
+    pub cache: Option<CacheTable>,
+}
+
+/// `[cache]`: the registry shared as a layer cache (`--cache-registry`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheTable {
+    #[serde(default)]
+    pub registry: Option<SpannedString>,
+    #[serde(default)]
+    pub readonly: Option<bool>,
 }
 
 /// `[check]`: rules tuned for this function (see `rules::policy`).

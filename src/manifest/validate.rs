@@ -212,6 +212,7 @@ pub fn validate(
     let dependencies = runtime.and_then(|rt| super::deps::check(&mut c, rt, file.dependencies.as_ref()));
     let check = super::check_keys::check_rules(&mut c, file.check.as_ref());
     let execution = super::execution::check(&mut c, &file.function);
+    let cache = super::cache::check(&mut c, file.cache.as_ref());
 
     if !c.problems.is_empty() {
         let mut problems = c.problems;
@@ -231,6 +232,7 @@ pub fn validate(
         check,
         base_repair: file.base.repair.unwrap_or(false),
         execution,
+        cache,
         project_dir: project_dir.to_path_buf(),
         manifest_path: manifest_path.to_path_buf(),
     })

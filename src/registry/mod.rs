@@ -12,6 +12,7 @@ mod blobs;
 mod client;
 pub mod credentials;
 mod diagnostics;
+pub mod known_blobs;
 mod login;
 mod manifests;
 pub mod mirror;

@@ -62,6 +62,7 @@ fn layer(cache: &Cache, entries: &[E]) -> Layer {
             name: "t".into(),
             source: "test".into(),
             cached: false,
+            from_cache_registry: false,
         },
     }
 }

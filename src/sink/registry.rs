@@ -2,9 +2,6 @@
 //! base's repository when it is in the same registry, else one-request
 //! upload), the manifest last so a failed push never moves the tag.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use super::{BlobReport, ImageSink, SinkError, SinkReport};
 use crate::image::{BlobLocation, Digest, Image, LayerOrigin};
 use crate::reference::OutputRef;
@@ -113,24 +110,13 @@ impl ImageSink for RegistrySink {
     }
 }
 
-/// Layers this process has pushed, by registry: pushing the same layer to
-/// another repository of that registry then mounts it rather than uploading it
-/// again. `build --recursive` pushing many functions onto a new base from
-/// another registry (public.ecr.aws → a private ECR) uploads each new base
-/// layer once.
-static PUSHED: Mutex<BTreeMap<(String, Digest), String>> = Mutex::new(BTreeMap::new());
-
+/// Where a pushed blob can be mounted from next time: see [`known_blobs`](crate::registry::known_blobs).
 fn pushed_to(registry: &str, digest: &Digest, not_repo: &str) -> Option<String> {
-    let pushed = PUSHED.lock().unwrap_or_else(|e| e.into_inner());
-    pushed
-        .get(&(registry.to_string(), digest.clone()))
-        .filter(|repo| repo.as_str() != not_repo)
-        .cloned()
+    crate::registry::known_blobs::repository_with(registry, digest, not_repo)
 }
 
 fn remember_push(registry: &str, digest: &Digest, repo: &str) {
-    let mut pushed = PUSHED.lock().unwrap_or_else(|e| e.into_inner());
-    pushed.insert((registry.to_string(), digest.clone()), repo.to_string());
+    crate::registry::known_blobs::remember(registry, digest, repo);
 }
 
 fn action_word(a: crate::registry::BlobAction) -> &'static str {

@@ -8,6 +8,7 @@ mod base_repair;
 mod build;
 mod build_flags;
 mod cache_prune;
+mod cache_registry;
 mod check;
 mod cli_registry;
 mod cli_settings;

@@ -90,6 +90,7 @@ fn gzip_layer(env: &Env, family: MediaFamily, files: &[(&str, &[u8])]) -> Layer 
             name: "test".into(),
             source: "test".into(),
             cached: false,
+            from_cache_registry: false,
         },
     }
 }

@@ -179,6 +179,7 @@ impl ImageBuilder {
                     name: "test".into(),
                     source: "fixture".into(),
                     cached: false,
+                    from_cache_registry: false,
                 },
             });
         }

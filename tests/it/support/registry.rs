@@ -205,6 +205,7 @@ pub fn built_layer_at(cache: &Cache, name: &str, files: &[(&str, &[u8])], level:
             name: name.into(),
             source: "test".into(),
             cached: false,
+            from_cache_registry: false,
         },
     }
 }
