@@ -27,7 +27,7 @@ use sha2::{Digest as _, Sha256};
 
 pub use bootstrap::check_elf;
 pub use error::DepsError;
-pub use installer::Installer;
+pub use installer::{Installer, PackageInstaller};
 pub use python::platform_tag;
 pub use split::group_of;
 
@@ -199,13 +199,12 @@ fn installed_key(
         })?;
         contents.push(bytes);
     }
-    if let Runtime::Python { .. } = model.runtime {
-        // Files the requirements file pulls in (`-r`, `-c`) are inputs too.
-        for included in python::included_files(files[0])? {
-            contents.push(included.name.into_bytes());
-            contents.push(included.bytes);
-            read.push(included.path);
-        }
+    let installer = package_installer(model).expect("an installed set");
+    // Files the requirements file pulls in (`-r`, `-c`) are inputs too.
+    for included in installer.included_files()? {
+        contents.push(included.name.into_bytes());
+        contents.push(included.bytes);
+        read.push(included.path);
     }
     let mut h = Sha256::new();
     let mut field = |b: &[u8]| {
@@ -217,7 +216,7 @@ fn installed_key(
     field(&LAYER_FORMAT_VERSION.to_le_bytes());
     field(model.runtime.to_string().as_bytes());
     field(model.architecture.to_string().as_bytes());
-    field(installer_name(model.runtime).as_bytes());
+    field(installer.name().as_bytes());
     field(deps.destination.as_bytes());
     field(&deps.split.to_le_bytes());
     // No media family: it changes the layers' media type, not their bytes.
@@ -230,11 +229,31 @@ fn installed_key(
     Ok((hex::encode(h.finalize()), read))
 }
 
-/// The installer of a runtime's installed set: part of its cache key.
-fn installer_name(runtime: Runtime) -> &'static str {
-    match runtime {
-        Runtime::Python { .. } => "pip",
-        _ => "npm",
+/// The installer of an installed set (pip, npm); `None` for a copied one
+/// (jars, a bootstrap).
+fn package_installer(model: &FunctionModel) -> Option<Box<dyn PackageInstaller + '_>> {
+    let deps = model.dependencies.as_ref()?;
+    let destination = deps.destination.as_str();
+    match (&deps.set, model.runtime) {
+        (DependencySet::Python { requirements }, Runtime::Python { minor }) => Some(Box::new(python::Pip {
+            requirements,
+            minor,
+            arch: model.architecture,
+            destination,
+        })),
+        (
+            DependencySet::Node {
+                package_json,
+                package_lock,
+            },
+            _,
+        ) => Some(Box::new(node::Npm {
+            package_json,
+            package_lock,
+            arch: model.architecture,
+            destination,
+        })),
+        _ => None,
     }
 }
 
@@ -295,14 +314,9 @@ fn installed(
 ) -> Result<Vec<Layer>, DepsError> {
     let deps = model.dependencies.as_ref().expect("caller checked");
     let (key, _) = installed_key(model, files, settings)?;
-    let installer_name = installer_name(model.runtime);
-    let probe = match model.runtime {
-        Runtime::Python { .. } => {
-            let on_path = installer::find_on_path("python3").or_else(|| installer::find_on_path("pip3"));
-            probe_cache::probe_cached(cache, "pip", on_path, python::probe)
-        }
-        _ => node::probe(),
-    };
+    let manager = package_installer(model).expect("installed() is called for pip and npm sets only");
+    let installer_name = manager.name();
+    let probe = manager.probe(cache);
     let description = format!(
         "{} → {}",
         files
@@ -336,20 +350,7 @@ fn installed(
         return Ok(hit(rec, &why));
     }
     let first = files[0].to_path_buf();
-    let installer = probe.clone().ok_or_else(|| DepsError::InstallerMissing {
-        installer: installer_name,
-        file: first.clone(),
-        tried: if installer_name == "pip" {
-            "python3 -m pip, pip3".into()
-        } else {
-            "npm".into()
-        },
-        hint: if installer_name == "pip" {
-            "install pip (e.g. apt-get install python3-pip) or put the Python that has it on PATH"
-        } else {
-            "install Node.js with npm 10.2 or newer, or put it on PATH"
-        },
-    })?;
+    let installer = probe.clone().ok_or_else(|| manager.missing(&first))?;
     let cache_err = |source| DepsError::Cache {
         path: cache.root().to_path_buf(),
         source,
@@ -379,51 +380,10 @@ fn installed(
         &format!("installing {description} with {}", installer.id()),
         None,
     );
-    let (tree, dest) = match (&deps.set, model.runtime) {
-        (DependencySet::Python { requirements }, Runtime::Python { minor }) => {
-            python::install(
-                &installer,
-                requirements,
-                minor,
-                model.architecture,
-                &staging,
-                &run_env,
-                reporter,
-            )?;
-            python::normalise(&staging)?;
-            (staging.clone(), deps.destination.clone())
-        }
-        (
-            DependencySet::Node {
-                package_json,
-                package_lock,
-            },
-            _,
-        ) => {
-            node::install(
-                &installer,
-                package_json,
-                package_lock,
-                model.architecture,
-                &staging,
-                &run_env,
-                reporter,
-            )?;
-            let nm = staging.join("node_modules");
-            if nm.is_dir() {
-                node::normalise(&nm)?;
-            }
-            (
-                nm,
-                format!("{}/node_modules", deps.destination.trim_end_matches('/')),
-            )
-        }
-        _ => unreachable!("installed() is called for python and nodejs only"),
-    };
-    let owners = match (tree.is_dir(), model.runtime) {
-        (false, _) => Default::default(),
-        (true, Runtime::Python { .. }) => python::owners(&tree)?,
-        (true, _) => node::owners(&tree)?,
+    let (tree, dest) = manager.install(&installer, &staging, &run_env, reporter)?;
+    let owners = match tree.is_dir() {
+        true => manager.owners(&tree)?,
+        false => Default::default(),
     };
     let mut record = DepsRecord {
         installer: installer.id(),
