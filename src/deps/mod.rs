@@ -32,9 +32,7 @@ pub use python::platform_tag;
 pub use split::group_of;
 
 use crate::cache::Cache;
-use crate::gzip::BLOCK_SIZE;
 use crate::image::{BlobLocation, Descriptor, Layer, LayerOrigin};
-use crate::layer::cache_key::{LAYER_FORMAT_VERSION, STAT_BUCKET, spec_identity};
 use crate::layer::{LayerInput, LayerRecord, LayerSettings, LayerSpec, build_layer};
 use crate::manifest::{DependencySet, FunctionModel, Runtime};
 use crate::report::Reporter;
@@ -115,14 +113,7 @@ pub fn dependency_key(
             inputs,
         };
         let keyed = crate::layer::keyed_selection(&spec, settings, cache)?;
-        let selected = keyed
-            .entries
-            .iter()
-            .filter_map(|e| match &e.kind {
-                crate::layer::select::EntryKind::File { source, .. } => Some(source.clone()),
-                _ => None,
-            })
-            .collect();
+        let selected = keyed.sources();
         return Ok(Some(DependencyKey {
             layer: DEPENDENCIES_LAYER.into(),
             key: keyed.key,
@@ -213,16 +204,17 @@ fn installed_key(
     };
     field(b"lambda-img deps");
     field(&DEPS_FORMAT_VERSION.to_le_bytes());
-    field(&LAYER_FORMAT_VERSION.to_le_bytes());
+    let format = settings.format();
+    field(&format.version.to_le_bytes());
     field(model.runtime.to_string().as_bytes());
     field(model.architecture.to_string().as_bytes());
     field(installer.name().as_bytes());
     field(deps.destination.as_bytes());
     field(&deps.split.to_le_bytes());
     // No media family: it changes the layers' media type, not their bytes.
-    field(&settings.mtime.to_le_bytes());
-    field(&settings.gzip_level.to_le_bytes());
-    field(&(BLOCK_SIZE as u64).to_le_bytes());
+    field(&format.mtime.to_le_bytes());
+    field(&format.gzip_level.to_le_bytes());
+    field(&format.block_size.to_le_bytes());
     for c in &contents {
         field(c);
     }
@@ -408,7 +400,7 @@ fn installed(
         };
         let layer = build_layer(&spec, settings, cache, reporter)?;
         // The stat index of a staging dir that is about to be deleted is never read again.
-        cache.remove_record(STAT_BUCKET, &spec_identity(&spec));
+        crate::layer::forget_stat_index(cache, &spec);
         record.layers.push(NamedRecord {
             name,
             record: LayerRecord {

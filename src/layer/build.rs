@@ -38,6 +38,19 @@ pub struct KeyedSelection {
     pub read: usize,
 }
 
+impl KeyedSelection {
+    /// The files on disk the selection puts in the layer, in layer order.
+    pub fn sources(&self) -> Vec<std::path::PathBuf> {
+        self.entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                super::select::EntryKind::File { source, .. } => Some(source.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// Selects the files of `spec` and computes its cache key, exactly as a
 /// build does before it compresses anything (`lambda-img plan` stops here).
 pub fn keyed_selection(

@@ -8,6 +8,7 @@
 mod build;
 pub mod cache_key;
 mod error;
+mod format;
 pub mod ignore;
 pub mod select;
 mod spec;
@@ -16,6 +17,9 @@ pub mod tar_writer;
 pub use build::{
     KeyedSelection, LAYERS_BUCKET, LayerRecord, build_layer, build_layer_observed, keyed_selection,
 };
+pub use cache_key::forget_stat_index;
 pub use error::LayerError;
+pub use format::LayerFormat;
 pub use ignore::DockerIgnore;
+pub use select::FileStat;
 pub use spec::{DEFAULT_GZIP_LEVEL, DEFAULT_MTIME, LayerInput, LayerSettings, LayerSpec};
