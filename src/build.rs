@@ -16,10 +16,10 @@ use crate::manifest::{FunctionModel, ManifestError};
 use crate::overwrite::{LocalOutput, refuse_overwrites};
 use crate::plan::{BuildPlan, plan};
 use crate::repair::RepairedLayer;
-use crate::report::Reporter;
+use crate::report::{Reporter, human_bytes};
 use crate::rules::{
     CheckContext, CheckError, Finding, LayerScan, Limits, RulePolicy, ScanMemo, ScanPlan, check_image_with,
-    check_limits, has_errors, human_bytes, render_findings,
+    check_limits, has_errors, render_findings,
 };
 use crate::sink::{self, ImageSink, SinkError, SinkReport};
 use crate::source::{self, SourceError};

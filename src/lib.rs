@@ -41,3 +41,4 @@ pub mod sandbox;
 pub mod sbom;
 pub mod sink;
 pub mod source;
+pub mod tar_walk;

@@ -164,8 +164,8 @@ pub fn build_layer_observed(
             "layer {}: {} ({} compressed, {} uncompressed)",
             spec.name,
             rec.digest,
-            crate::rules::human_bytes(rec.size),
-            crate::rules::human_bytes(rec.uncompressed_size)
+            crate::report::human_bytes(rec.size),
+            crate::report::human_bytes(rec.uncompressed_size)
         ),
     );
     Ok(layer(&rec, false))
