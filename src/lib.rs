@@ -42,3 +42,4 @@ pub mod sandbox;
 pub mod sbom;
 pub mod sink;
 pub mod source;
+pub mod tar_walk;

@@ -23,7 +23,7 @@ use crate::cache::{Cache, CacheBucket};
 use crate::gzip::compress_into_cache;
 use crate::image::{BlobLocation, Compression, Descriptor, Digest, Layer, LayerOrigin, MediaKind, classify};
 use crate::layer::{LayerError, LayerSettings};
-use crate::rules::walk::{normalize, parent};
+use crate::tar_walk::{normalize, parent};
 
 const REPAIRED_BUCKET: CacheBucket = CacheBucket::RepairedBase;
 

@@ -8,7 +8,7 @@ use crate::image::{BlobLocation, Digest, Image, Layer, LayerOrigin, MediaFamily,
 use crate::layer::LayerSettings;
 use crate::repair::RepairedLayer;
 use crate::report::Reporter;
-use crate::rules::human_bytes;
+use crate::report::human_bytes;
 use crate::source::SourceError;
 
 /// The base layers whose blob this run put in the cache (pulled, or

@@ -3,7 +3,8 @@
 use super::BuildError;
 use crate::image::Layer;
 use crate::plan::BuildPlan;
-use crate::rules::{Finding, Limits, RulePolicy, has_errors, human_bytes};
+use crate::report::human_bytes;
+use crate::rules::{Finding, Limits, RulePolicy, has_errors};
 
 /// Stops the build when the base and the new layers' files are already over
 /// Lambda's uncompressed limit (unless the rules policy allows it).

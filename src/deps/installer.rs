@@ -1,5 +1,6 @@
-//! Running an installer (pip, npm) with a clean, explicit environment and
-//! capturing its output for errors and `--verbose`.
+//! The installers of installed dependency sets (pip, npm): the
+//! [`PackageInstaller`] trait each implements, and running one with a clean,
+//! explicit environment, capturing its output for errors and `--verbose`.
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -8,8 +9,67 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use super::DepsError;
+use crate::cache::Cache;
 use crate::report::Reporter;
+
+/// What differs between the installers of a dependency set; `deps::installed`
+/// does the rest (cache key and record, staging, layers, split) alike for all.
+pub trait PackageInstaller {
+    /// `pip`, `npm`: part of the set's cache key and of messages.
+    fn name(&self) -> &'static str;
+
+    /// The installer on PATH (and its version), or `None`.
+    fn probe(&self, cache: &Cache) -> Option<Installer>;
+
+    /// What [`probe`](Self::probe) looks for, for the error when it finds none.
+    fn looked_for(&self) -> &'static str;
+
+    /// How to get the installer, for the same error.
+    fn hint(&self) -> &'static str;
+
+    /// The error when [`probe`](Self::probe) found no installer for `file`.
+    fn missing(&self, file: &Path) -> DepsError {
+        DepsError::InstallerMissing {
+            installer: self.name(),
+            file: file.to_path_buf(),
+            tried: self.looked_for().into(),
+            hint: self.hint(),
+        }
+    }
+
+    /// Files the dependency files pull in (pip's `-r`/`-c`); they are part of
+    /// the cache key.
+    fn included_files(&self) -> Result<Vec<IncludedFile>, DepsError> {
+        Ok(Vec::new())
+    }
+
+    /// Installs the set into `staging` and makes it deterministic; returns
+    /// the tree to put in the layers and where it goes in the image.
+    fn install(
+        &self,
+        installer: &Installer,
+        staging: &Path,
+        env: &RunEnv,
+        reporter: &dyn Reporter,
+    ) -> Result<(PathBuf, String), DepsError>;
+
+    /// The package owning each file of the installed `tree` (what `split`
+    /// groups by).
+    fn owners(&self, tree: &Path) -> Result<BTreeMap<String, String>, DepsError>;
+}
+
+/// A file a dependency file includes (a requirements file's `-r`/`-c`).
+#[derive(Debug)]
+pub struct IncludedFile {
+    /// As the including file names it (relative to that file): the cache key's form.
+    pub name: String,
+    /// Where it is on disk.
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+}
 
 /// A located installer: the program, the arguments that come before the
 /// installer's own (`-m pip`), and its version.
@@ -263,4 +323,40 @@ pub fn looks_like_network_failure(text: &str) -> bool {
         "UNABLE_TO_GET_ISSUER_CERT",
     ];
     SIGNS.iter().any(|s| text.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PackageInstaller;
+    use crate::deps::node::Npm;
+    use crate::deps::python::Pip;
+    use crate::image::Architecture;
+    use std::path::Path;
+
+    #[test]
+    fn each_installer_names_itself_and_says_how_to_get_it_when_missing() {
+        let pip = Pip {
+            requirements: Path::new("requirements.txt"),
+            minor: 12,
+            arch: Architecture::X86_64,
+            destination: "/var/task",
+        };
+        let npm = Npm {
+            package_json: Path::new("package.json"),
+            package_lock: Path::new("package-lock.json"),
+            arch: Architecture::Arm64,
+            destination: "/var/task",
+        };
+        assert_eq!((pip.name(), npm.name()), ("pip", "npm"));
+        assert_eq!(
+            pip.missing(Path::new("requirements.txt")).to_string(),
+            "pip is needed to install requirements.txt but was not found on PATH (tried python3 -m pip, pip3): \
+             install pip (e.g. apt-get install python3-pip) or put the Python that has it on PATH"
+        );
+        assert_eq!(
+            npm.missing(Path::new("package.json")).to_string(),
+            "npm is needed to install package.json but was not found on PATH (tried npm): \
+             install Node.js with npm 10.2 or newer, or put it on PATH"
+        );
+    }
 }

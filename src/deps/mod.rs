@@ -27,14 +27,12 @@ use sha2::{Digest as _, Sha256};
 
 pub use bootstrap::check_elf;
 pub use error::DepsError;
-pub use installer::Installer;
+pub use installer::{Installer, PackageInstaller};
 pub use python::platform_tag;
 pub use split::group_of;
 
 use crate::cache::{Cache, CacheBucket, CacheEntry, CacheIoError, Found, SharedRecord};
-use crate::gzip::BLOCK_SIZE;
 use crate::image::{BlobLocation, Descriptor, Layer, LayerOrigin};
-use crate::layer::cache_key::{LAYER_FORMAT_VERSION, STAT_BUCKET, spec_identity};
 use crate::layer::{LayerInput, LayerRecord, LayerSettings, LayerSpec, build_layer};
 use crate::manifest::{DependencySet, FunctionModel, Runtime};
 use crate::report::Reporter;
@@ -113,14 +111,7 @@ pub fn dependency_key(
             inputs,
         };
         let keyed = crate::layer::keyed_selection(&spec, settings, cache)?;
-        let selected = keyed
-            .entries
-            .iter()
-            .filter_map(|e| match &e.kind {
-                crate::layer::select::EntryKind::File { source, .. } => Some(source.clone()),
-                _ => None,
-            })
-            .collect();
+        let selected = keyed.sources();
         return Ok(Some(DependencyKey {
             layer: DEPENDENCIES_LAYER.into(),
             key: keyed.key,
@@ -197,13 +188,12 @@ fn installed_key(
         })?;
         contents.push(bytes);
     }
-    if let Runtime::Python { .. } = model.runtime {
-        // Files the requirements file pulls in (`-r`, `-c`) are inputs too.
-        for included in python::included_files(files[0])? {
-            contents.push(included.name.into_bytes());
-            contents.push(included.bytes);
-            read.push(included.path);
-        }
+    let installer = package_installer(model).expect("an installed set");
+    // Files the requirements file pulls in (`-r`, `-c`) are inputs too.
+    for included in installer.included_files()? {
+        contents.push(included.name.into_bytes());
+        contents.push(included.bytes);
+        read.push(included.path);
     }
     let mut h = Sha256::new();
     let mut field = |b: &[u8]| {
@@ -212,27 +202,48 @@ fn installed_key(
     };
     field(b"lambda-img deps");
     field(&DEPS_FORMAT_VERSION.to_le_bytes());
-    field(&LAYER_FORMAT_VERSION.to_le_bytes());
+    let format = settings.format();
+    field(&format.version.to_le_bytes());
     field(model.runtime.to_string().as_bytes());
     field(model.architecture.to_string().as_bytes());
-    field(installer_name(model.runtime).as_bytes());
+    field(installer.name().as_bytes());
     field(deps.destination.as_bytes());
     field(&deps.split.to_le_bytes());
     // No media family: it changes the layers' media type, not their bytes.
-    field(&settings.mtime.to_le_bytes());
-    field(&settings.gzip_level.to_le_bytes());
-    field(&(BLOCK_SIZE as u64).to_le_bytes());
+    field(&format.mtime.to_le_bytes());
+    field(&format.gzip_level.to_le_bytes());
+    field(&format.block_size.to_le_bytes());
     for c in &contents {
         field(c);
     }
     Ok((hex::encode(h.finalize()), read))
 }
 
-/// The installer of a runtime's installed set: part of its cache key.
-fn installer_name(runtime: Runtime) -> &'static str {
-    match runtime {
-        Runtime::Python { .. } => "pip",
-        _ => "npm",
+/// The installer of an installed set (pip, npm); `None` for a copied one
+/// (jars, a bootstrap).
+fn package_installer(model: &FunctionModel) -> Option<Box<dyn PackageInstaller + '_>> {
+    let deps = model.dependencies.as_ref()?;
+    let destination = deps.destination.as_str();
+    match (&deps.set, model.runtime) {
+        (DependencySet::Python { requirements }, Runtime::Python { minor }) => Some(Box::new(python::Pip {
+            requirements,
+            minor,
+            arch: model.architecture,
+            destination,
+        })),
+        (
+            DependencySet::Node {
+                package_json,
+                package_lock,
+            },
+            _,
+        ) => Some(Box::new(node::Npm {
+            package_json,
+            package_lock,
+            arch: model.architecture,
+            destination,
+        })),
+        _ => None,
     }
 }
 
@@ -276,14 +287,9 @@ fn installed(
 ) -> Result<Vec<Layer>, DepsError> {
     let deps = model.dependencies.as_ref().expect("caller checked");
     let (key, _) = installed_key(model, files, settings)?;
-    let installer_name = installer_name(model.runtime);
-    let probe = match model.runtime {
-        Runtime::Python { .. } => {
-            let on_path = installer::find_on_path("python3").or_else(|| installer::find_on_path("pip3"));
-            probe_cache::probe_cached(cache, "pip", on_path, python::probe)
-        }
-        _ => node::probe(),
-    };
+    let manager = package_installer(model).expect("installed() is called for pip and npm sets only");
+    let installer_name = manager.name();
+    let probe = manager.probe(cache);
     let description = format!(
         "{} → {}",
         files
@@ -310,22 +316,12 @@ fn installed(
     };
     // Another build sharing the cache may be installing the same set right now.
     let found = cache.get_or_build_shared(CacheBucket::Deps, &key, usable, reporter, || {
-        let installer = probe.clone().ok_or_else(|| DepsError::InstallerMissing {
-            installer: installer_name,
-            file: files[0].to_path_buf(),
-            tried: if installer_name == "pip" {
-                "python3 -m pip, pip3".into()
-            } else {
-                "npm".into()
-            },
-            hint: if installer_name == "pip" {
-                "install pip (e.g. apt-get install python3-pip) or put the Python that has it on PATH"
-            } else {
-                "install Node.js with npm 10.2 or newer, or put it on PATH"
-            },
-        })?;
+        let installer = probe
+            .clone()
+            .ok_or_else(|| manager.missing(&files[0].to_path_buf()))?;
         install_set(
             model,
+            manager.as_ref(),
             &installer,
             settings,
             install_timeout,
@@ -370,6 +366,7 @@ const DEPS_TASK: &str = "dependencies";
 /// Installs the set into a staging directory of the cache and builds its layers.
 fn install_set(
     model: &FunctionModel,
+    manager: &dyn PackageInstaller,
     installer: &Installer,
     settings: &LayerSettings,
     install_timeout: std::time::Duration,
@@ -401,51 +398,10 @@ fn install_set(
         &format!("installing {description} with {}", installer.id()),
         None,
     );
-    let (tree, dest) = match (&deps.set, model.runtime) {
-        (DependencySet::Python { requirements }, Runtime::Python { minor }) => {
-            python::install(
-                installer,
-                requirements,
-                minor,
-                model.architecture,
-                &staging,
-                &run_env,
-                reporter,
-            )?;
-            python::normalise(&staging)?;
-            (staging.clone(), deps.destination.clone())
-        }
-        (
-            DependencySet::Node {
-                package_json,
-                package_lock,
-            },
-            _,
-        ) => {
-            node::install(
-                installer,
-                package_json,
-                package_lock,
-                model.architecture,
-                &staging,
-                &run_env,
-                reporter,
-            )?;
-            let nm = staging.join("node_modules");
-            if nm.is_dir() {
-                node::normalise(&nm)?;
-            }
-            (
-                nm,
-                format!("{}/node_modules", deps.destination.trim_end_matches('/')),
-            )
-        }
-        _ => unreachable!("installed() is called for python and nodejs only"),
-    };
-    let owners = match (tree.is_dir(), model.runtime) {
-        (false, _) => Default::default(),
-        (true, Runtime::Python { .. }) => python::owners(&tree)?,
-        (true, _) => node::owners(&tree)?,
+    let (tree, dest) = manager.install(&installer, &staging, &run_env, reporter)?;
+    let owners = match tree.is_dir() {
+        true => manager.owners(&tree)?,
+        false => Default::default(),
     };
     let mut record = DepsRecord {
         installer: installer.id(),
@@ -471,7 +427,7 @@ fn install_set(
         // The pieces are shared as part of the set's record, not on their own.
         let layer = build_layer(&spec, settings, &cache.local_only(), reporter)?;
         // The stat index of a staging dir that is about to be deleted is never read again.
-        cache.remove_record(STAT_BUCKET, &spec_identity(&spec));
+        crate::layer::forget_stat_index(cache, &spec);
         record.layers.push(NamedRecord {
             name,
             record: LayerRecord {

@@ -9,13 +9,71 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::DepsError;
-use super::installer::{self, Installer, RunEnv, clean_command, find_on_path};
+use super::installer::{self, Installer, PackageInstaller, RunEnv, clean_command, find_on_path};
+use crate::cache::Cache;
 use crate::image::Architecture;
 use crate::report::Reporter;
+
+/// A package.json and its lock installed with `npm ci` for an architecture.
+pub struct Npm<'a> {
+    pub package_json: &'a Path,
+    pub package_lock: &'a Path,
+    pub arch: Architecture,
+    /// Where the dependencies go in the image (`node_modules` is put below it).
+    pub destination: &'a str,
+}
+
+impl PackageInstaller for Npm<'_> {
+    fn name(&self) -> &'static str {
+        "npm"
+    }
+
+    fn probe(&self, _cache: &Cache) -> Option<Installer> {
+        probe()
+    }
+
+    fn looked_for(&self) -> &'static str {
+        "npm"
+    }
+
+    fn hint(&self) -> &'static str {
+        "install Node.js with npm 10.2 or newer, or put it on PATH"
+    }
+
+    fn install(
+        &self,
+        installer: &Installer,
+        staging: &Path,
+        env: &RunEnv,
+        reporter: &dyn Reporter,
+    ) -> Result<(PathBuf, String), DepsError> {
+        install(
+            installer,
+            self.package_json,
+            self.package_lock,
+            self.arch,
+            staging,
+            env,
+            reporter,
+        )?;
+        let nm = staging.join("node_modules");
+        if nm.is_dir() {
+            normalise(&nm)?;
+        }
+        Ok((
+            nm,
+            format!("{}/node_modules", self.destination.trim_end_matches('/')),
+        ))
+    }
+
+    fn owners(&self, tree: &Path) -> Result<BTreeMap<String, String>, DepsError> {
+        owners(tree)
+    }
+}
 
 /// npm's `--cpu` for a Lambda architecture.
 pub fn cpu(arch: Architecture) -> &'static str {

@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::installer::Installer;
 use crate::cache::{Cache, CacheBucket};
-use crate::layer::select::FileStat;
+use crate::layer::FileStat;
 
 pub const PROBE_BUCKET: CacheBucket = CacheBucket::InstallerProbe;
 

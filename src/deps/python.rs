@@ -11,9 +11,69 @@ use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
 use super::DepsError;
-use super::installer::{self, Installer, RunEnv, clean_command, find_on_path};
+use super::installer::{
+    self, IncludedFile, Installer, PackageInstaller, RunEnv, clean_command, find_on_path,
+};
+use super::probe_cache;
+use crate::cache::Cache;
 use crate::image::Architecture;
 use crate::report::Reporter;
+
+/// A requirements file installed with pip for a Python minor version and architecture.
+pub struct Pip<'a> {
+    pub requirements: &'a Path,
+    pub minor: u8,
+    pub arch: Architecture,
+    /// Where the installed tree goes in the image.
+    pub destination: &'a str,
+}
+
+impl PackageInstaller for Pip<'_> {
+    fn name(&self) -> &'static str {
+        "pip"
+    }
+
+    fn probe(&self, cache: &Cache) -> Option<Installer> {
+        let on_path = find_on_path("python3").or_else(|| find_on_path("pip3"));
+        probe_cache::probe_cached(cache, "pip", on_path, probe)
+    }
+
+    fn looked_for(&self) -> &'static str {
+        "python3 -m pip, pip3"
+    }
+
+    fn hint(&self) -> &'static str {
+        "install pip (e.g. apt-get install python3-pip) or put the Python that has it on PATH"
+    }
+
+    fn included_files(&self) -> Result<Vec<IncludedFile>, DepsError> {
+        included_files(self.requirements)
+    }
+
+    fn install(
+        &self,
+        installer: &Installer,
+        staging: &Path,
+        env: &RunEnv,
+        reporter: &dyn Reporter,
+    ) -> Result<(PathBuf, String), DepsError> {
+        install(
+            installer,
+            self.requirements,
+            self.minor,
+            self.arch,
+            staging,
+            env,
+            reporter,
+        )?;
+        normalise(staging)?;
+        Ok((staging.to_path_buf(), self.destination.to_string()))
+    }
+
+    fn owners(&self, tree: &Path) -> Result<BTreeMap<String, String>, DepsError> {
+        owners(tree)
+    }
+}
 
 /// pip's platform tag for a Lambda architecture.
 pub fn platform_tag(arch: Architecture) -> &'static str {
@@ -135,16 +195,6 @@ pub fn install(
         });
     }
     Err(out.failure("pip", command, requirements))
-}
-
-/// A file a requirements file includes.
-#[derive(Debug)]
-pub struct IncludedFile {
-    /// As the including file names it (relative to that file): the cache key's form.
-    pub name: String,
-    /// Where it is on disk.
-    pub path: PathBuf,
-    pub bytes: Vec<u8>,
 }
 
 /// Files a requirements file includes with `-r`/`--requirement` and

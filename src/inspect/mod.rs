@@ -10,8 +10,8 @@ pub use render::{render_diff, render_table};
 
 use crate::image::base_record::BaseRecord;
 use crate::image::{Digest, Image};
-use crate::rules::walk::{EntryKind, walk_layer};
 use crate::rules::{CheckError, HistoryEntry, ImageConfig};
+use crate::tar_walk::{EntryKind, WalkError, walk_layer};
 
 /// Paths listed per layer in "largest".
 const LARGEST: usize = 5;
@@ -98,7 +98,7 @@ pub fn summarize(image: &Image) -> Result<ImageSummary, InspectError> {
         });
         let entries = match walked {
             Ok(stats) => Some(stats.entries),
-            Err(CheckError::Unreadable { .. }) => None,
+            Err(WalkError::Unreadable { .. }) => None,
             Err(e) => return Err(e.into()),
         };
         layers.push(LayerSummary {

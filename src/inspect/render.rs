@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{DiffLayer, ImageSummary, LayerDiff};
-use crate::rules::human_bytes;
+use crate::report::human_bytes;
 
 fn clip(s: &str, max: usize) -> String {
     let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -84,6 +84,19 @@ pub struct KeyedSelection {
     pub read: usize,
 }
 
+impl KeyedSelection {
+    /// The files on disk the selection puts in the layer, in layer order.
+    pub fn sources(&self) -> Vec<std::path::PathBuf> {
+        self.entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                super::select::EntryKind::File { source, .. } => Some(source.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// Selects the files of `spec` and computes its cache key, exactly as a
 /// build does before it compresses anything (`lambda-img plan` stops here).
 pub fn keyed_selection(
@@ -210,8 +223,8 @@ pub fn build_layer_observed(
             "layer {}: {} ({} compressed, {} uncompressed)",
             spec.name,
             rec.digest,
-            crate::rules::human_bytes(rec.size),
-            crate::rules::human_bytes(rec.uncompressed_size)
+            crate::report::human_bytes(rec.size),
+            crate::report::human_bytes(rec.uncompressed_size)
         ),
     );
     Ok(layer(&rec, false, false))

@@ -168,6 +168,11 @@ pub fn content_digests(
     Ok((digests, read))
 }
 
+/// Forgets a spec's stat index (a staging tree about to be deleted).
+pub fn forget_stat_index(cache: &Cache, spec: &LayerSpec) {
+    cache.remove_record(STAT_BUCKET, &spec_identity(spec));
+}
+
 fn hash_files(
     entries: &[Entry],
     which: &[usize],

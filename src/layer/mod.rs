@@ -8,12 +8,16 @@
 mod build;
 pub mod cache_key;
 mod error;
+mod format;
 pub mod ignore;
 pub mod select;
 mod spec;
 pub mod tar_writer;
 
 pub use build::{KeyedSelection, LayerRecord, build_layer, build_layer_observed, keyed_selection};
+pub use cache_key::forget_stat_index;
 pub use error::LayerError;
+pub use format::LayerFormat;
 pub use ignore::DockerIgnore;
+pub use select::FileStat;
 pub use spec::{DEFAULT_GZIP_LEVEL, DEFAULT_MTIME, LayerInput, LayerSettings, LayerSpec};

@@ -3,7 +3,10 @@
 //! Library operations take a `&dyn Reporter`; only the binary decides whether
 //! that becomes progress bars, plain lines or nothing.
 
+mod bytes;
 pub mod progress;
+
+pub use bytes::human_bytes;
 
 /// Progress and messages from library operations.
 pub trait Reporter: Send + Sync {

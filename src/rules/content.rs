@@ -9,9 +9,9 @@ use super::catalog::*;
 use super::config::ImageConfig;
 use super::flat::{FlatView, LayerDelta, Node};
 use super::handler::{HandlerPlan, check_handler};
-use super::walk::{EntryKind, TarEntry, normalize, parent, read_head, walk_layer, walk_tar};
 use super::{CheckContext, CheckError, Finding};
 use crate::image::{Architecture, Digest, Image};
+use crate::tar_walk::{EntryKind, TarEntry, normalize, parent, read_head, walk_layer, walk_tar};
 
 /// Bytes kept of executables: enough for the ELF header up to `e_machine`.
 const ELF_HEAD: usize = 20;

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::CheckError;
-use super::walk::{EntryKind, TarEntry, normalize, parent, walk_layer};
 use crate::image::Image;
+use crate::tar_walk::{EntryKind, TarEntry, normalize, parent, walk_layer};
 
-pub use super::walk::EntryKind as NodeKind;
+pub use crate::tar_walk::EntryKind as NodeKind;
 
 /// One path of the flattened filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

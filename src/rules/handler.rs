@@ -4,8 +4,8 @@
 use super::catalog::HANDLER_NOT_FOUND;
 use super::config::ImageConfig;
 use super::flat::FlatView;
-use super::walk::{EntryKind, normalize, parent};
 use super::{CheckContext, Finding};
+use crate::tar_walk::{EntryKind, normalize, parent};
 
 /// Bytes of a Python handler module kept for the `def` search.
 pub const MAX_SOURCE: usize = 1 << 20;

@@ -4,8 +4,8 @@
 
 use super::catalog::DANGLING_SYMLINK;
 use super::flat::FlatView;
-use super::walk::{EntryKind, parent};
 use super::{Examples, Finding};
+use crate::tar_walk::{EntryKind, parent};
 
 /// Top-level directories Lambda mounts at run time: a link into them
 /// (`/etc/mtab -> /proc/mounts`) is fine though the image has nothing there.
@@ -64,7 +64,7 @@ fn lexical(path: &str) -> String {
 mod tests {
     use super::*;
     use crate::rules::flat::LayerDelta;
-    use crate::rules::walk::TarEntry;
+    use crate::tar_walk::TarEntry;
 
     fn add(d: &mut LayerDelta, path: &str, kind: EntryKind, link: Option<&str>) {
         let entry = TarEntry {

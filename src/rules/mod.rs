@@ -15,7 +15,6 @@ mod limits;
 mod links;
 pub mod policy;
 mod programs;
-pub mod walk;
 
 use serde::Serialize;
 
@@ -26,11 +25,10 @@ pub use config::ImageConfig;
 use content::Examples;
 pub use content::{LayerScan, ScanMemo, ScanPlan, TarScan, elf_machine};
 pub use flat::{FlatView, LayerDelta, Node, NodeKind, flatten};
-pub use limits::human_bytes;
 pub use limits::{check_limits, index_finding};
 pub use policy::{RulePolicy, rule_id};
 
-use crate::image::{Architecture, Digest};
+use crate::image::Architecture;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -169,21 +167,9 @@ pub struct CheckContext {
     pub limits: Limits,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    #[error(
-        "cannot read layer {layer} of the image ({path}): {source}; the blob may be truncated or corrupt, fetch it again"
-    )]
-    Layer {
-        layer: Digest,
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "layer {layer} has media type {media_type}, which lambda-img cannot decompress; recompress it with gzip"
-    )]
-    Unreadable { layer: Digest, media_type: String },
-}
+/// Why the rules could not check an image: a layer they could not walk (the
+/// rules themselves only return findings).
+pub use crate::tar_walk::WalkError as CheckError;
 
 /// Every rule: [`check_limits`] plus the filesystem rules, which stream each
 /// layer once (never unpacked to disk; memory grows with the number of paths,

@@ -9,7 +9,7 @@ use std::io::Read;
 
 use super::SbomError;
 use crate::image::{Digest, Image, LayerOrigin};
-use crate::rules::walk::{EntryKind, TarEntry, read_head, walk_layer};
+use crate::tar_walk::{EntryKind, TarEntry, read_head, walk_layer};
 
 /// Metadata files larger than this are not package metadata we can use.
 const METADATA_LIMIT: usize = 1 << 20;

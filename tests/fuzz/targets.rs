@@ -200,7 +200,7 @@ fn tar_scanner() -> Target {
         seeds: vec![tar_seed(false), tar_seed(true)],
         run: Box::new(move |input| {
             let _ = plan.scan_tar(input, 0);
-            let _ = lambda_img::rules::walk::walk_tar(input, |_, content| {
+            let _ = lambda_img::tar_walk::walk_tar(input, |_, content| {
                 let mut buf = [0u8; 64];
                 let _ = content.read(&mut buf);
                 Ok(())

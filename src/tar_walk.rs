@@ -1,13 +1,30 @@
 //! Streaming one layer blob's tar entries: gzip decoding on the fly, one entry
-//! at a time, nothing unpacked to disk. Shared by the rules and `inspect`.
+//! at a time, nothing unpacked to disk. Shared by the rules, `inspect`, `sbom`
+//! and `repair`.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 
 use flate2::read::MultiGzDecoder;
 
-use super::CheckError;
-use crate::image::{BlobLocation, Compression, Layer, MediaKind, classify};
+use crate::image::{BlobLocation, Compression, Digest, Layer, MediaKind, classify};
+
+/// Why a layer blob could not be walked.
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    #[error(
+        "cannot read layer {layer} of the image ({path}): {source}; the blob may be truncated or corrupt, fetch it again"
+    )]
+    Layer {
+        layer: Digest,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "layer {layer} has media type {media_type}, which lambda-img cannot decompress; recompress it with gzip"
+    )]
+    Unreadable { layer: Digest, media_type: String },
+}
 
 /// What a tar entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -82,13 +99,13 @@ impl<R: Read> Read for Counting<R> {
 
 /// Streams every entry of `layer` to `visit`, which may read the entry's
 /// content (only what it needs: the rest is skipped by the tar reader).
-/// Layers that are not gzip or plain tar give [`CheckError::Unreadable`].
+/// Layers that are not gzip or plain tar give [`WalkError::Unreadable`].
 pub fn walk_layer(
     layer: &Layer,
     visit: impl FnMut(&TarEntry, &mut dyn Read) -> io::Result<()>,
-) -> Result<WalkStats, CheckError> {
+) -> Result<WalkStats, WalkError> {
     let BlobLocation::File(path) = &layer.location;
-    let fail = |source| CheckError::Layer {
+    let fail = |source| WalkError::Layer {
         layer: layer.descriptor.digest.clone(),
         path: path.clone(),
         source,
@@ -96,7 +113,7 @@ pub fn walk_layer(
     let compression = match classify(&layer.descriptor.media_type) {
         MediaKind::Layer { compression, .. } if compression != Compression::Zstd => compression,
         _ => {
-            return Err(CheckError::Unreadable {
+            return Err(WalkError::Unreadable {
                 layer: layer.descriptor.digest.clone(),
                 media_type: layer.descriptor.media_type.clone(),
             });
