@@ -99,11 +99,29 @@ pub struct BuildArgs {
     /// Also write the image's SBOM (SPDX 2.3 JSON) to PATH, atomically: the
     /// packages lambda-img put into its layers, the base by digest and the
     /// code layer. The same inputs give the same bytes.
-    #[arg(long, value_name = "PATH", conflicts_with = "recursive")]
+    /// With --recursive, `{function}` in PATH is replaced by each function's name.
+    #[arg(long, value_name = "PATH")]
     pub sbom: Option<PathBuf>,
-    /// The --sbom document's format.
-    #[arg(long, value_enum, default_value = "spdx", requires = "sbom")]
+    /// The SBOM's format (the --sbom file's and the attached referrer's).
+    #[arg(long, value_enum, default_value = "spdx")]
     pub sbom_format: SbomFormatArg,
+    /// Attach no SBOM to the outputs (by default registry and OCI-layout outputs get one as an OCI referrer).
+    #[arg(long, env = "LAMBDA_IMG_NO_SBOM")]
+    pub no_sbom: bool,
+}
+
+impl BuildArgs {
+    /// `--sbom`, `--sbom-format` and `--no-sbom` together.
+    pub(super) fn sbom_settings(&self) -> super::build_sbom::SbomSettings {
+        super::build_sbom::SbomSettings {
+            file: self.sbom.clone(),
+            format: match self.sbom_format {
+                SbomFormatArg::Spdx => crate::sbom::SbomFormat::Spdx,
+                SbomFormatArg::Cyclonedx => crate::sbom::SbomFormat::CycloneDx,
+            },
+            attach: !self.no_sbom,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -248,6 +266,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         true => None,
         false => super::deploy::before_build(global, &args.aws, &args.outputs, &args.manifest)?,
     };
+    let sbom = args.sbom_settings();
     let limits = args.limits.limits();
     let threads = args.threads();
     let options = BuildOptions {
@@ -284,20 +303,18 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             metadata_file: args.metadata_file.as_deref(),
             aws: &args.aws,
             limits: &args.limits,
+            sbom: &sbom,
         };
         return super::build_recursive::run(global, recursive, &options, &cache, &reporter);
     }
     let outcome = build(&options, &cache, &reporter)?;
-    if let Some(path) = &args.sbom {
-        let epoch = options.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
-        let subject = crate::sbom::Subject::of(&outcome.function, &outcome.image, &outcome.base, epoch);
-        let format = match args.sbom_format {
-            SbomFormatArg::Spdx => crate::sbom::SbomFormat::Spdx,
-            SbomFormatArg::Cyclonedx => crate::sbom::SbomFormat::CycloneDx,
-        };
-        crate::sbom::write(path, format, &subject, &outcome.image)?;
-    }
+    let epoch = options.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
+    let sbom_report =
+        super::build_sbom::after_build(&sbom, &outcome, epoch, &options.sink_options, &reporter)?;
     let mut report = build_report(&outcome.report_facts());
+    if let Some(sbom_report) = sbom_report {
+        report["sbom"] = sbom_report;
+    }
     if let Some(path) = &args.metadata_file {
         write_metadata_file(path, &report)?;
     }

@@ -15,6 +15,7 @@ mod login;
 mod manifests;
 pub mod mirror;
 pub mod reference;
+pub mod referrers;
 mod retry;
 
 use std::path::PathBuf;

@@ -12,6 +12,7 @@
 mod cyclonedx;
 mod discover;
 mod license;
+pub mod listing;
 mod spdx;
 mod zip;
 
@@ -36,6 +37,14 @@ pub enum SbomFormat {
 }
 
 impl SbomFormat {
+    /// The name `--sbom-format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => "spdx",
+            SbomFormat::CycloneDx => "cyclonedx",
+        }
+    }
+
     /// The document's media type (for an OCI referrer's `artifactType`).
     pub fn media_type(self) -> &'static str {
         match self {
@@ -106,8 +115,12 @@ pub fn document(format: SbomFormat, subject: &Subject, image: &Image) -> Result<
 
 /// Writes the SBOM of `image` to `path` whole or not at all.
 pub fn write(path: &Path, format: SbomFormat, subject: &Subject, image: &Image) -> Result<(), SbomError> {
-    let bytes = document(format, subject, image)?;
-    crate::atomic_file::write(path, &bytes, crate::atomic_file::Mode::Fixed(0o644)).map_err(|source| {
+    write_bytes(path, &document(format, subject, image)?)
+}
+
+/// Writes an SBOM document to `path` whole or not at all (mode 0644).
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), SbomError> {
+    crate::atomic_file::write(path, bytes, crate::atomic_file::Mode::Fixed(0o644)).map_err(|source| {
         SbomError::Write {
             path: path.to_path_buf(),
             source,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::{BlobReport, ImageSink, SinkError, SinkReport};
-use crate::image::{BlobLocation, Digest, Image, LayerOrigin};
+use crate::image::{BlobLocation, Descriptor, Digest, Image, LayerOrigin};
 use crate::registry::{BlobBytes, Client, Reference, RegistryError, RegistryOptions};
 use crate::report::Reporter;
 
@@ -42,6 +42,21 @@ impl RegistrySink {
 impl ImageSink for RegistrySink {
     fn describe(&self) -> String {
         format!("registry:{}", self.reference)
+    }
+
+    fn attach_referrer(
+        &self,
+        image: &Image,
+        artifact: super::referrer::Artifact<'_>,
+        reporter: &dyn Reporter,
+    ) -> Result<Option<super::referrer::ReferrerReport>, SinkError> {
+        let subject = Descriptor::new(
+            manifest_media_type(image),
+            image.manifest_digest.clone(),
+            image.manifest.len() as u64,
+        );
+        super::referrer::push_to_registry(&self.reference, &self.options, &subject, artifact, reporter)
+            .map(Some)
     }
 
     fn write(&self, image: &Image, reporter: &dyn Reporter) -> Result<SinkReport, SinkError> {
