@@ -112,6 +112,8 @@ pub enum BuildError {
     #[error(transparent)]
     Overwrite(#[from] crate::overwrite::OverwriteError),
     #[error(transparent)]
+    SideFile(#[from] crate::overwrite::SideFileError),
+    #[error(transparent)]
     Repair(#[from] crate::repair::RepairError),
     #[error("cannot make the dependency layers")]
     Deps(#[from] crate::deps::DepsError),
@@ -164,8 +166,10 @@ pub fn build(
         &sources,
         options.force,
     )?;
+    let side: Vec<PathBuf> = options.side_outputs.iter().map(|p| absolute(p.clone())).collect();
+    crate::overwrite::refuse_side_overwrites(&side, &absolute(options.manifest_path.clone()), &sources)?;
     let mut local_outputs: Vec<PathBuf> = local.into_iter().map(|(_, p)| p).collect();
-    local_outputs.extend(options.side_outputs.iter().map(|p| absolute(p.clone())));
+    local_outputs.extend(side);
     plan.exclude_outputs(&local_outputs);
     let source = source::open(&plan.base, &options.source_options)?;
     let context = CheckContext {

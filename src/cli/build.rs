@@ -288,7 +288,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         arch: args.arch,
         rules: args.rules.policy()?,
         repair_base: args.repair_base,
-        side_outputs: args.sbom.iter().cloned().collect(),
+        side_outputs: args.sbom.iter().chain(&args.metadata_file).cloned().collect(),
     };
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(

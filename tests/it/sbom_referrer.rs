@@ -353,3 +353,56 @@ fn sbom_referrer_in_an_oci_layout_index_follows_the_image() {
         stderr(&built)
     );
 }
+
+#[test]
+fn sbom_and_metadata_file_paths_never_replace_an_input() {
+    let p = project();
+    let manifest = std::fs::read(p.join("lambda-img.toml")).unwrap();
+    let handler = p.join("classes/example/Handler.class");
+    for (flag, path, says) in [
+        ("--sbom", p.join("lambda-img.toml"), "would replace the manifest"),
+        (
+            "--metadata-file",
+            p.join("lambda-img.toml"),
+            "would replace the manifest",
+        ),
+        ("--sbom", p.path().to_path_buf(), "would replace the manifest"),
+        ("--metadata-file", p.join("classes"), "a source of layer `code`"),
+        ("--sbom", p.join("fake/java"), "a source of layer `jvm`"),
+        (
+            "--sbom",
+            handler.clone(),
+            "is not an SBOM or build report lambda-img wrote",
+        ),
+    ] {
+        let out = p.build_fail(&[flag, path.to_str().unwrap()]);
+        assert!(
+            stderr(&out).contains(says),
+            "{flag} {}: {}",
+            path.display(),
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(&path.display().to_string()),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(std::fs::read(p.join("lambda-img.toml")).unwrap(), manifest);
+    assert_eq!(std::fs::read(&handler).unwrap(), b"class");
+
+    // New files inside a source are fine and stay out of the layers: the
+    // second build (which replaces them) makes the same image.
+    let args = [
+        "--sbom",
+        "classes/sbom.spdx.json",
+        "--metadata-file",
+        "classes/build.json",
+        "--json",
+    ];
+    let first = json(&p.build_ok(&args).stdout);
+    let second = json(&p.build_ok(&args).stdout);
+    assert!(first["digest"].is_string(), "{first:#}");
+    assert_eq!(first["digest"], second["digest"], "{first:#}\n{second:#}");
+    assert!(p.join("classes/sbom.spdx.json").is_file() && p.join("classes/build.json").is_file());
+}
