@@ -8,6 +8,7 @@
 //! every layer, so it never replaces an input.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Why an output would replace an input, naming both paths and the way out.
@@ -114,10 +115,12 @@ pub fn refuse_side_overwrites(
 /// Whether `path` is a JSON document lambda-img writes beside an image: an
 /// SPDX or CycloneDX SBOM, a build report, or `--recursive`'s list of them.
 fn is_our_document(path: &Path) -> bool {
-    let Ok(bytes) = crate::bounded_read::read_capped(path, crate::bounded_read::MAX_JSON, "a side file")
-    else {
+    // Our documents are small; anything larger (or unreadable) is not one.
+    let mut bytes = Vec::new();
+    let read = File::open(path).and_then(|f| f.take(32 << 20).read_to_end(&mut bytes));
+    if read.is_err() {
         return false;
-    };
+    }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return false;
     };

@@ -121,6 +121,7 @@ mod tests {
             purl: "pkg:npm/%40scope/left-pad@1.3.0".into(),
             path: "var/task/node_modules/@scope/left-pad/package.json".into(),
             layer: Digest::of(b"l"),
+            checksum: None,
         };
         for doc in [
             spdx_json(&subject, std::slice::from_ref(&package)),

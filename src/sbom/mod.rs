@@ -13,6 +13,7 @@ mod cyclonedx;
 mod discover;
 mod license;
 pub mod listing;
+pub mod os_packages;
 mod spdx;
 mod zip;
 

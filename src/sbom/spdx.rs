@@ -65,12 +65,16 @@ pub fn spdx_json(subject: &Subject, packages: &[Package]) -> Vec<u8> {
         if let Declared::Reference { id, text } = &declared {
             extracted.insert(id.clone(), text.clone());
         }
+        let purpose = match p.ecosystem {
+            super::Ecosystem::Generic => "APPLICATION",
+            _ => "LIBRARY",
+        };
         entries.push(package(
             &id,
             &p.name,
             Some(p.version.clone()),
-            None,
-            "LIBRARY",
+            p.checksum.as_ref(),
+            purpose,
             &declared,
             Some(p.purl.clone()),
             Some(format!("found at /{} in layer {}", p.path, p.layer)),

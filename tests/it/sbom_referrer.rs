@@ -406,3 +406,75 @@ fn sbom_and_metadata_file_paths_never_replace_an_input() {
     assert_eq!(first["digest"], second["digest"], "{first:#}\n{second:#}");
     assert!(p.join("classes/sbom.spdx.json").is_file() && p.join("classes/build.json").is_file());
 }
+
+/// `build --recursive --sbom DIR/{function}.spdx.json`: one SBOM per
+/// function, each attached to that function's own output; a path without
+/// `{function}` is refused before anything is built.
+#[test]
+fn sbom_with_recursive_writes_one_file_per_function() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    for name in ["alpha", "beta"] {
+        let p = project();
+        let dir = root.path().join("functions").join(name);
+        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        crate::support::write_files(
+            &dir,
+            &[
+                ("classes/example/Handler.class", "class"),
+                ("fake/java", "stand-in interpreter, never run\n"),
+                (
+                    "lambda-img.toml",
+                    &std::fs::read_to_string(p.join("lambda-img.toml"))
+                        .unwrap()
+                        .replace("name = \"j\"", &format!("name = \"{name}\"")),
+                ),
+            ],
+        );
+    }
+    let out = root.path().join("out");
+    let recursive = |sbom: &str| {
+        let mut cmd = crate::support::lambda_img(cache.path());
+        cmd.current_dir(root.path()).args([
+            "build",
+            "--recursive",
+            "--json",
+            "--output",
+            &format!("oci:{}/{{function}}:v1", out.display()),
+            "--sbom",
+            sbom,
+        ]);
+        cmd
+    };
+    let refused = run_fail(&mut recursive("sbom.spdx.json"));
+    assert!(
+        stderr(&refused).contains("put {function} in it"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!out.exists(), "nothing was built");
+
+    std::fs::create_dir(root.path().join("sboms")).unwrap();
+    let report = json(&run_ok(&mut recursive("sboms/{function}.spdx.json")).stdout);
+    for (i, name) in ["alpha", "beta"].iter().enumerate() {
+        let file = root.path().join(format!("sboms/{name}.spdx.json"));
+        let doc = json(&std::fs::read(&file).unwrap());
+        assert_eq!(doc["name"], *name);
+        let entry = report
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["function"] == *name)
+            .unwrap();
+        let sbom = &entry["report"]["sbom"];
+        assert_eq!(
+            sbom["digest"],
+            lambda_img::image::Digest::of(&std::fs::read(&file).unwrap()).to_string()
+        );
+        assert_eq!(
+            sbom["referrers"][0]["output"],
+            format!("oci:{}/{name}:v1", out.display()).as_str(),
+            "function {i}"
+        );
+    }
+}
