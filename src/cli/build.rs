@@ -309,8 +309,14 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     }
     let outcome = build(&options, &cache, &reporter)?;
     let epoch = options.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
-    let sbom_report =
-        super::build_sbom::after_build(&sbom, &outcome, epoch, &options.sink_options, &reporter)?;
+    let sbom_report = super::build_sbom::after_build(
+        &sbom,
+        &outcome,
+        &options.manifest_path,
+        epoch,
+        &options.sink_options,
+        &reporter,
+    )?;
     let mut report = build_report(&outcome.report_facts());
     if let Some(sbom_report) = sbom_report {
         report["sbom"] = sbom_report;

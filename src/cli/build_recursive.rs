@@ -118,8 +118,14 @@ fn build_one(
         .options
         .source_date_epoch
         .unwrap_or(crate::layer::DEFAULT_MTIME);
-    let sbom =
-        super::build_sbom::after_build(args.sbom, &outcome, epoch, &member.options.sink_options, reporter)?;
+    let sbom = super::build_sbom::after_build(
+        args.sbom,
+        &outcome,
+        &member.manifest,
+        epoch,
+        &member.options.sink_options,
+        reporter,
+    )?;
     let mut report = build_report(&outcome.report_facts());
     if let Some(sbom) = sbom {
         report["sbom"] = sbom;

@@ -72,6 +72,7 @@ impl SbomSettings {
 pub fn after_build(
     settings: &SbomSettings,
     outcome: &BuildOutcome,
+    manifest: &Path,
     epoch: u64,
     sink_options: &SinkOptions,
     reporter: &dyn Reporter,
@@ -82,7 +83,10 @@ pub fn after_build(
         return Ok(None);
     }
     let subject = Subject::of(&outcome.function, &outcome.image, &outcome.base, epoch);
-    let bytes = crate::sbom::document(settings.format, &subject, &outcome.image)?;
+    // npm installs from the lockfile beside the manifest (see deps::node).
+    let project = manifest.parent().unwrap_or(Path::new(""));
+    let lock = std::fs::read(project.join("package-lock.json")).ok();
+    let bytes = crate::sbom::document_with(settings.format, &subject, &outcome.image, lock.as_deref())?;
     if let Some(path) = &file {
         crate::sbom::write_bytes(path, &bytes)?;
     }

@@ -53,6 +53,12 @@ pub fn cyclonedx_json(subject: &Subject, packages: &[Package]) -> Vec<u8> {
         if let Some(d) = &p.checksum {
             c["hashes"] = hashes(d);
         }
+        if let Some(i) = &p.integrity {
+            c["hashes"] = json!([{ "alg": i.cyclonedx_algorithm(), "content": i.hex }]);
+        }
+        if let Some(url) = &p.download {
+            c["externalReferences"] = json!([{ "type": "distribution", "url": url }]);
+        }
         match split {
             Some((group, name)) => {
                 c["group"] = group.into();

@@ -58,6 +58,10 @@ pub struct Package {
     pub layer: Digest,
     /// The file's own sha256, when the package is one file (the bootstrap).
     pub checksum: Option<Digest>,
+    /// The lockfile's digest of the package's archive (npm `integrity`).
+    pub integrity: Option<super::npm_lock::Integrity>,
+    /// Where the lockfile says it was downloaded from (npm `resolved`).
+    pub download: Option<String>,
 }
 
 /// The packages in the layers `image`'s build wrote, sorted, one per
@@ -116,6 +120,8 @@ pub fn discover(image: &Image) -> Result<Vec<Package>, SbomError> {
             path: path.clone(),
             layer: layer.clone(),
             checksum: None,
+            integrity: None,
+            download: None,
         }));
     }
     packages.sort();
@@ -140,6 +146,8 @@ fn bootstrap(path: &str, checksum: Digest, layer: &Digest) -> Package {
         path: path.to_string(),
         layer: layer.clone(),
         checksum: Some(checksum),
+        integrity: None,
+        download: None,
     }
 }
 
@@ -159,6 +167,8 @@ fn packages_of(entry: &TarEntry, reader: &mut dyn Read, layer: &Digest) -> std::
             path,
             layer: layer.clone(),
             checksum: None,
+            integrity: None,
+            download: None,
         })
     };
     if is_dist_info_metadata(path) {

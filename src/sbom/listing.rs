@@ -122,6 +122,8 @@ mod tests {
             path: "var/task/node_modules/@scope/left-pad/package.json".into(),
             layer: Digest::of(b"l"),
             checksum: None,
+            integrity: None,
+            download: None,
         };
         for doc in [
             spdx_json(&subject, std::slice::from_ref(&package)),

@@ -13,6 +13,7 @@ mod cyclonedx;
 mod discover;
 mod license;
 pub mod listing;
+mod npm_lock;
 pub mod os_packages;
 mod spdx;
 mod zip;
@@ -107,7 +108,21 @@ impl Subject {
 
 /// The SBOM of `image` in `format` (packages discovered in its built layers).
 pub fn document(format: SbomFormat, subject: &Subject, image: &Image) -> Result<Vec<u8>, SbomError> {
-    let packages = discover(image)?;
+    document_with(format, subject, image, None)
+}
+
+/// [`document`], with npm's `package-lock.json` the build installed from
+/// (its integrity and resolved URL are added to the installed packages).
+pub fn document_with(
+    format: SbomFormat,
+    subject: &Subject,
+    image: &Image,
+    npm_lock: Option<&[u8]>,
+) -> Result<Vec<u8>, SbomError> {
+    let mut packages = discover(image)?;
+    if let Some(lock) = npm_lock {
+        npm_lock::enrich(&mut packages, lock);
+    }
     Ok(match format {
         SbomFormat::Spdx => spdx_json(subject, &packages),
         SbomFormat::CycloneDx => cyclonedx_json(subject, &packages),

@@ -222,6 +222,9 @@ fn node_example_sbom_lists_the_installed_modules() {
     let ms = by_name(&doc, "ms");
     assert_eq!(ms["versionInfo"], "2.1.3");
     assert_eq!(ms["licenseDeclared"], "MIT");
+    // The lockfile npm installed from gives the archive's sha512 (its SRI integrity).
+    assert_eq!(ms["checksums"][0]["algorithm"], "SHA512", "{ms:#}");
+    assert_eq!(ms["checksums"][0]["checksumValue"], MS_SHA512);
     assert!(
         purls(&doc).contains(&"pkg:npm/ms@2.1.3".to_string()),
         "{:?}",
@@ -385,7 +388,13 @@ fn node_example_cyclonedx_lists_the_installed_modules_and_is_the_same_twice() {
     assert_eq!(ms["version"], "2.1.3");
     assert_eq!(ms["purl"], "pkg:npm/ms@2.1.3");
     assert_eq!(ms["licenses"][0]["expression"], "MIT");
+    assert_eq!(ms["hashes"][0]["alg"], "SHA-512", "{ms:#}");
+    assert_eq!(ms["hashes"][0]["content"], MS_SHA512);
 }
+
+/// examples/node/package-lock.json's integrity of ms 2.1.3, in hex
+/// (`base64 -d | xxd -p` of its `sha512-` value).
+const MS_SHA512: &str = "e85973b9b4cb646dc9d9afcd542025784863ceae68c601f268253dc985ef70bb2fa1568726afece715c8ebf5d73fab73ed1f7100eb479d23bfb57b45dd645394";
 
 /// The base's OS packages come from its dpkg database (the host's real
 /// `/var/lib/dpkg/status`, written by dpkg, in a base built on scratch), and
