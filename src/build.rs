@@ -159,6 +159,8 @@ pub enum BuildError {
     #[error(transparent)]
     Overwrite(#[from] crate::overwrite::OverwriteError),
     #[error(transparent)]
+    SideFile(#[from] crate::overwrite::SideFileError),
+    #[error(transparent)]
     Repair(#[from] crate::repair::RepairError),
     #[error("cannot make the dependency layers")]
     Deps(#[from] crate::deps::DepsError),

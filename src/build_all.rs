@@ -82,6 +82,10 @@ pub fn plan_fleet(manifests: &[PathBuf], template: &BuildOptions) -> Result<Vec<
             options.outputs = (template.outputs.iter())
                 .map(|o| o.replace(FUNCTION_PLACEHOLDER, name))
                 .collect();
+            // `--sbom sbom/{function}.json`: each function's own file is kept out of its layers.
+            options.side_outputs = (template.side_outputs.iter())
+                .map(|p| PathBuf::from(p.to_string_lossy().replace(FUNCTION_PLACEHOLDER, name)))
+                .collect();
             FleetMember {
                 manifest: manifest.clone(),
                 function,

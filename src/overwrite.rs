@@ -8,6 +8,7 @@
 //! every layer, so it never replaces an input.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// `path` made absolute against the current directory, resolving symlinks in
@@ -54,6 +55,97 @@ pub enum OverwriteError {
         path: PathBuf,
         reason: String,
     },
+}
+
+/// Why a file the build writes besides the image (`--sbom`, `--metadata-file`)
+/// would replace an input.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SideFileError {
+    #[error(
+        "{path} (--sbom or --metadata-file) would replace the manifest {manifest}: write it somewhere else"
+    )]
+    Manifest { path: PathBuf, manifest: PathBuf },
+    #[error(
+        "{path} (--sbom or --metadata-file) would replace {source_path}, a source of layer `{layer}`: write it somewhere else"
+    )]
+    Source {
+        path: PathBuf,
+        source_path: PathBuf,
+        layer: String,
+    },
+    #[error(
+        "{path} (--sbom or --metadata-file) exists inside {source_path}, a source of layer `{layer}`, and is not an SBOM or build report lambda-img wrote: writing it would replace an input; write it outside the layer sources"
+    )]
+    InsideSource {
+        path: PathBuf,
+        source_path: PathBuf,
+        layer: String,
+    },
+}
+
+/// Refuses a side file (`--sbom`, `--metadata-file`) that is the manifest
+/// or a directory holding it, is or holds a layer source, or is an existing
+/// file inside a source directory other than a document of ours (the
+/// previous build's SBOM or report, which the build replaces and keeps out
+/// of the layers). A new file inside a source is fine: the plan leaves it
+/// out of every layer, as it does a local image output.
+pub fn refuse_side_overwrites(
+    files: &[PathBuf],
+    manifest: &Path,
+    sources: &[(&str, &Path)],
+) -> Result<(), SideFileError> {
+    let manifest = canonical(manifest);
+    for file in files {
+        let path = canonical(file);
+        if path == manifest || manifest.starts_with(&path) {
+            return Err(SideFileError::Manifest {
+                path,
+                manifest: manifest.clone(),
+            });
+        }
+        for (layer, source) in sources {
+            let source = canonical(source);
+            let layer = layer.to_string();
+            if source.starts_with(&path) {
+                return Err(SideFileError::Source {
+                    path,
+                    source_path: source,
+                    layer,
+                });
+            }
+            if path.starts_with(&source) && path.exists() && !is_our_document(&path) {
+                return Err(SideFileError::InsideSource {
+                    path,
+                    source_path: source,
+                    layer,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` is a JSON document lambda-img writes beside an image: an
+/// SPDX or CycloneDX SBOM, a build report, or `--recursive`'s list of them.
+fn is_our_document(path: &Path) -> bool {
+    // Our documents are small; anything larger (or unreadable) is not one.
+    let mut bytes = Vec::new();
+    let read = File::open(path).and_then(|f| f.take(32 << 20).read_to_end(&mut bytes));
+    if read.is_err() {
+        return false;
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return false;
+    };
+    let ours = |v: &serde_json::Value| {
+        ["spdxVersion", "bomFormat"].iter().any(|k| v.get(k).is_some())
+            || (v.get("outputs").is_some() && v.get("platform").is_some())
+            || v.get("manifest").is_some() && (v.get("report").is_some() || v.get("error").is_some())
+    };
+    match &value {
+        serde_json::Value::Array(items) => items.iter().all(ours),
+        other => ours(other),
+    }
 }
 
 /// A local output: the text the user wrote and the absolute path it writes.

@@ -55,8 +55,10 @@ pub(super) fn open_outputs(
         &sources,
         options.force,
     )?;
+    let side: Vec<PathBuf> = options.side_outputs.iter().map(|p| absolute(p.clone())).collect();
+    crate::overwrite::refuse_side_overwrites(&side, &absolute(options.manifest_path.clone()), &sources)?;
     let mut local_outputs: Vec<PathBuf> = local.into_iter().map(|(_, p)| p).collect();
-    local_outputs.extend(options.side_outputs.iter().map(|p| absolute(p.clone())));
+    local_outputs.extend(side);
     plan.exclude_outputs(&local_outputs);
     Ok(sinks)
 }

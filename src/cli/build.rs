@@ -98,10 +98,11 @@ pub struct BuildArgs {
     /// Also write the image's SBOM (SPDX 2.3 JSON) to PATH, atomically: the
     /// packages lambda-img put into its layers, the base by digest and the
     /// code layer. The same inputs give the same bytes.
-    #[arg(long, value_name = "PATH", conflicts_with = "recursive")]
+    /// With --recursive, `{function}` in PATH is replaced by each function's name.
+    #[arg(long, value_name = "PATH")]
     pub sbom: Option<PathBuf>,
-    /// The --sbom document's format.
-    #[arg(long, value_enum, default_value = "spdx", requires = "sbom")]
+    /// The SBOM's format (the --sbom file's and the attached referrer's).
+    #[arg(long, value_enum, default_value = "spdx")]
     pub sbom_format: SbomFormatArg,
     /// A registry repository shared as a layer cache by every machine (CI
     /// runners): layers and dependency sets missing locally are taken from
@@ -112,6 +113,23 @@ pub struct BuildArgs {
     /// changes, such as pull requests).
     #[arg(long, env = "LAMBDA_IMG_CACHE_REGISTRY_READONLY")]
     pub cache_registry_readonly: bool,
+    /// Attach no SBOM to the outputs (by default registry and OCI-layout outputs get one as an OCI referrer).
+    #[arg(long, env = "LAMBDA_IMG_NO_SBOM")]
+    pub no_sbom: bool,
+}
+
+impl BuildArgs {
+    /// `--sbom`, `--sbom-format` and `--no-sbom` together.
+    pub(super) fn sbom_settings(&self) -> super::build_sbom::SbomSettings {
+        super::build_sbom::SbomSettings {
+            file: self.sbom.clone(),
+            format: match self.sbom_format {
+                SbomFormatArg::Spdx => crate::sbom::SbomFormat::Spdx,
+                SbomFormatArg::Cyclonedx => crate::sbom::SbomFormat::CycloneDx,
+            },
+            attach: !self.no_sbom,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -221,7 +239,7 @@ pub fn resolve(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<BuildSet
     options.arch = args.arch;
     options.rules = args.rules.policy()?;
     options.repair_base = args.repair_base;
-    options.side_outputs = args.sbom.iter().cloned().collect();
+    options.side_outputs = args.sbom.iter().chain(&args.metadata_file).cloned().collect();
     Ok(BuildSettings {
         options,
         target: super::deploy::target(&args.aws.flags, deploy_settings),
@@ -260,6 +278,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     // hold for every function of --recursive), after --print-settings, which
     // must not reach it.
     options.cache_registry = cache_registry_choice(&args, &options.sink_options.registry, &reporter)?;
+    let sbom = args.sbom_settings();
     if options.outputs.is_empty() {
         crate::report::Reporter::warn(
             &reporter,
@@ -274,20 +293,24 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             metadata_file: args.metadata_file.as_deref(),
             aws: &args.aws,
             limits: &args.limits,
+            sbom: &sbom,
         };
         return super::build_recursive::run(global, recursive, &options, &cache, &reporter);
     };
     let outcome = build_model(&options, model, &cache, &reporter)?;
-    if let Some(path) = &args.sbom {
-        let epoch = options.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
-        let subject = crate::sbom::Subject::of(&outcome.function, &outcome.image, &outcome.base, epoch);
-        let format = match args.sbom_format {
-            SbomFormatArg::Spdx => crate::sbom::SbomFormat::Spdx,
-            SbomFormatArg::Cyclonedx => crate::sbom::SbomFormat::CycloneDx,
-        };
-        crate::sbom::write(path, format, &subject, &outcome.image)?;
-    }
+    let epoch = options.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
+    let sbom_report = super::build_sbom::after_build(
+        &sbom,
+        &outcome,
+        &options.manifest_path,
+        epoch,
+        &options.sink_options,
+        &reporter,
+    )?;
     let mut report = build_report(&outcome.report_facts());
+    if let Some(sbom_report) = sbom_report {
+        report["sbom"] = sbom_report;
+    }
     if let Some(path) = &args.metadata_file {
         write_metadata_file(path, &report)?;
     }

@@ -22,6 +22,7 @@ pub struct RecursiveArgs<'a> {
     pub metadata_file: Option<&'a Path>,
     pub aws: &'a BuildDeployArgs,
     pub limits: &'a LimitArgs,
+    pub sbom: &'a super::build_sbom::SbomSettings,
 }
 
 /// One function in the JSON report: its build report, or why it failed.
@@ -53,6 +54,7 @@ pub fn run(
     }
     let manifests = crate::discover::find_manifests(args.dirs)?;
     let fleet = plan_fleet(&manifests, template)?;
+    args.sbom.check_recursive(fleet.len())?;
     let mut lines = Vec::new();
     let mut reports = Vec::new();
     for member in &fleet {
@@ -118,7 +120,22 @@ fn build_one(
     super::deploy::before_build(global, args.aws, &options.outputs, &deploy)?;
     let outcome = build_model(&options, model, cache, reporter)?;
     // The same report `build --json` prints for one function.
+    let epoch = member
+        .options
+        .source_date_epoch
+        .unwrap_or(crate::layer::DEFAULT_MTIME);
+    let sbom = super::build_sbom::after_build(
+        args.sbom,
+        &outcome,
+        &member.manifest,
+        epoch,
+        &member.options.sink_options,
+        reporter,
+    )?;
     let mut report = build_report(&outcome.report_facts());
+    if let Some(sbom) = sbom {
+        report["sbom"] = sbom;
+    }
     let pushed = crate::sink::pushed_references(&outcome.outputs);
     if !pushed.is_empty() {
         // `deploy` without IMAGE in this project deploys what was pushed.

@@ -56,6 +56,9 @@ pub struct InspectArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Show the SBOM attached to the image (an OCI referrer): its packages, or with --json the document itself.
+    #[arg(long, conflicts_with = "diff")]
+    pub sbom: bool,
 }
 
 /// What shell completion offers for `--runtime`: the runtimes lambda-img knows.
@@ -123,6 +126,9 @@ pub fn run_inspect(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<()>
     let reporter = global.reporter();
     let cache = global.cache()?;
     let options = global.source_options(true)?;
+    if args.sbom {
+        return super::inspect_sbom::run(&args.source, args.json, &options.registry, &cache, &reporter);
+    }
     let (summary, diff) = inspect(
         &args.source,
         args.diff.as_deref(),

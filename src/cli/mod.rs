@@ -4,6 +4,7 @@
 
 pub mod build;
 mod build_recursive;
+mod build_sbom;
 mod cache;
 mod check;
 mod completions;
@@ -11,6 +12,7 @@ mod deploy;
 mod explain;
 pub mod failure;
 mod init;
+mod inspect_sbom;
 mod limits;
 mod login;
 mod man_sections;

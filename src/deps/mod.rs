@@ -321,8 +321,7 @@ fn installed(
             .ok_or_else(|| manager.missing(&files[0].to_path_buf()))?;
         install_set(
             model,
-            manager.as_ref(),
-            &installer,
+            (manager.as_ref(), &installer),
             settings,
             install_timeout,
             &description,
@@ -366,8 +365,8 @@ const DEPS_TASK: &str = "dependencies";
 /// Installs the set into a staging directory of the cache and builds its layers.
 fn install_set(
     model: &FunctionModel,
-    manager: &dyn PackageInstaller,
-    installer: &Installer,
+    // The kind of installer (pip, npm) and the program found for it.
+    (manager, installer): (&dyn PackageInstaller, &Installer),
     settings: &LayerSettings,
     install_timeout: std::time::Duration,
     description: &str,
@@ -398,7 +397,7 @@ fn install_set(
         &format!("installing {description} with {}", installer.id()),
         None,
     );
-    let (tree, dest) = manager.install(&installer, &staging, &run_env, reporter)?;
+    let (tree, dest) = manager.install(installer, &staging, &run_env, reporter)?;
     let owners = match tree.is_dir() {
         true => manager.owners(&tree)?,
         false => Default::default(),

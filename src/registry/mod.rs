@@ -16,6 +16,7 @@ pub mod known_blobs;
 mod login;
 mod manifests;
 pub mod mirror;
+pub mod referrers;
 mod retry;
 
 use std::path::PathBuf;

@@ -43,9 +43,22 @@ pub fn cyclonedx_json(subject: &Subject, packages: &[Package]) -> Vec<u8> {
         let split = match p.ecosystem {
             Ecosystem::Maven => p.name.split_once('/'),
             Ecosystem::Npm => p.name.split_once('/').filter(|(s, _)| s.starts_with('@')),
-            Ecosystem::Pypi => None,
+            Ecosystem::Pypi | Ecosystem::Deb | Ecosystem::Apk | Ecosystem::Generic => None,
         };
-        let mut c = json!({ "type": "library", "bom-ref": format!("{}-{}", p.ecosystem.as_str(), i + 1) });
+        let kind = match p.ecosystem {
+            Ecosystem::Generic => "application",
+            _ => "library",
+        };
+        let mut c = json!({ "type": kind, "bom-ref": format!("{}-{}", p.ecosystem.as_str(), i + 1) });
+        if let Some(d) = &p.checksum {
+            c["hashes"] = hashes(d);
+        }
+        if let Some(i) = &p.integrity {
+            c["hashes"] = json!([{ "alg": i.cyclonedx_algorithm(), "content": i.hex }]);
+        }
+        if let Some(url) = &p.download {
+            c["externalReferences"] = json!([{ "type": "distribution", "url": url }]);
+        }
         match split {
             Some((group, name)) => {
                 c["group"] = group.into();

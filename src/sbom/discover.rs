@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use super::SbomError;
+use super::os_packages::{Database, OS_RELEASE, os_release_id, parse, purl as os_purl};
 use crate::image::{Digest, Image, LayerOrigin};
 use crate::tar_walk::{EntryKind, TarEntry, read_head, walk_layer};
 
@@ -21,6 +22,12 @@ pub enum Ecosystem {
     Maven,
     Npm,
     Pypi,
+    /// A dpkg package of the OS (base or a layer that installed some).
+    Deb,
+    /// An apk package of the OS.
+    Apk,
+    /// A file known by its digest alone: a custom runtime's `bootstrap`.
+    Generic,
 }
 
 impl Ecosystem {
@@ -29,6 +36,9 @@ impl Ecosystem {
             Ecosystem::Maven => "maven",
             Ecosystem::Npm => "npm",
             Ecosystem::Pypi => "pypi",
+            Ecosystem::Deb => "deb",
+            Ecosystem::Apk => "apk",
+            Ecosystem::Generic => "generic",
         }
     }
 }
@@ -46,19 +56,49 @@ pub struct Package {
     pub path: String,
     /// The blob digest of the layer that holds it.
     pub layer: Digest,
+    /// The file's own sha256, when the package is one file (the bootstrap).
+    pub checksum: Option<Digest>,
+    /// The lockfile's digest of the package's archive (npm `integrity`).
+    pub integrity: Option<super::npm_lock::Integrity>,
+    /// Where the lockfile says it was downloaded from (npm `resolved`).
+    pub download: Option<String>,
 }
 
 /// The packages in the layers `image`'s build wrote, sorted, one per
-/// metadata path (a later layer's file replaces an earlier one's).
+/// metadata path (a later layer's file replaces an earlier one's), plus the
+/// OS packages of the package databases in any layer (the base's included;
+/// the last layer's copy of a database is the one that counts) and a custom
+/// runtime's `bootstrap` by digest.
 pub fn discover(image: &Image) -> Result<Vec<Package>, SbomError> {
     let mut found: BTreeMap<String, Package> = BTreeMap::new();
-    for layer in image
-        .layers()
-        .iter()
-        .filter(|l| matches!(l.origin, LayerOrigin::Built { .. }))
-    {
+    let mut databases: BTreeMap<String, (Database, String, Digest)> = BTreeMap::new();
+    let mut os_id: Option<String> = None;
+    for layer in image.layers() {
+        let built = matches!(layer.origin, LayerOrigin::Built { .. });
         let digest = &layer.descriptor.digest;
         walk_layer(layer, |entry, reader| {
+            if entry.kind != EntryKind::File {
+                return Ok(());
+            }
+            let path = entry.path.as_str();
+            if let Some(database) = Database::at(path) {
+                let text = String::from_utf8_lossy(&read_head(reader, DATABASE_LIMIT)?).into_owned();
+                databases.insert(path.to_string(), (database, text, digest.clone()));
+                return Ok(());
+            }
+            if OS_RELEASE.contains(&path) {
+                let text = String::from_utf8_lossy(&read_head(reader, METADATA_LIMIT)?).into_owned();
+                os_id = os_release_id(&text).or(os_id.take());
+                return Ok(());
+            }
+            if !built {
+                return Ok(());
+            }
+            if BOOTSTRAPS.contains(&path) {
+                let (checksum, _) = Digest::of_reader(reader)?;
+                found.insert(path.to_string(), bootstrap(path, checksum, digest));
+                return Ok(());
+            }
             for p in packages_of(entry, reader, digest)? {
                 found.insert(p.path.clone(), p);
             }
@@ -66,8 +106,49 @@ pub fn discover(image: &Image) -> Result<Vec<Package>, SbomError> {
         })?;
     }
     let mut packages: Vec<Package> = found.into_values().collect();
+    for (path, (database, text, layer)) in databases {
+        let ecosystem = match database {
+            Database::Dpkg => Ecosystem::Deb,
+            Database::Apk => Ecosystem::Apk,
+        };
+        packages.extend(parse(database, &text).into_iter().map(|p| Package {
+            ecosystem,
+            purl: os_purl(database, os_id.as_deref(), &p),
+            name: p.name,
+            version: p.version,
+            license: p.license,
+            path: path.clone(),
+            layer: layer.clone(),
+            checksum: None,
+            integrity: None,
+            download: None,
+        }));
+    }
     packages.sort();
     Ok(packages)
+}
+
+/// Where a custom runtime's bootstrap is looked for (LAMBDA_TASK_ROOT, then /var/runtime).
+const BOOTSTRAPS: [&str; 2] = ["var/task/bootstrap", "var/runtime/bootstrap"];
+/// Package databases larger than this are not read (dpkg's status of a full
+/// Debian system is a few MiB).
+const DATABASE_LIMIT: usize = 64 << 20;
+
+/// The bootstrap binary as a package: its name, its digest as version and
+/// checksum, `pkg:generic/bootstrap?checksum=sha256:HEX`.
+fn bootstrap(path: &str, checksum: Digest, layer: &Digest) -> Package {
+    Package {
+        ecosystem: Ecosystem::Generic,
+        name: "bootstrap".to_string(),
+        version: checksum.to_string(),
+        license: None,
+        purl: format!("pkg:generic/bootstrap?checksum=sha256:{}", checksum.hex()),
+        path: path.to_string(),
+        layer: layer.clone(),
+        checksum: Some(checksum),
+        integrity: None,
+        download: None,
+    }
 }
 
 /// The packages one tar entry describes (none for most entries).
@@ -85,6 +166,9 @@ fn packages_of(entry: &TarEntry, reader: &mut dyn Read, layer: &Digest) -> std::
             license: f.license,
             path,
             layer: layer.clone(),
+            checksum: None,
+            integrity: None,
+            download: None,
         })
     };
     if is_dist_info_metadata(path) {
@@ -241,6 +325,8 @@ fn purl(ecosystem: Ecosystem, f: &Fields) -> String {
             _ => encode(&f.name),
         },
         Ecosystem::Maven => f.name.split('/').map(encode).collect::<Vec<_>>().join("/"),
+        // Their purls are made where they are found (os_packages, bootstrap).
+        Ecosystem::Deb | Ecosystem::Apk | Ecosystem::Generic => encode(&f.name),
     };
     format!("pkg:{}/{}@{}", ecosystem.as_str(), name, encode(&f.version))
 }

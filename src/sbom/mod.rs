@@ -12,6 +12,9 @@
 mod cyclonedx;
 mod discover;
 mod license;
+pub mod listing;
+mod npm_lock;
+pub mod os_packages;
 mod spdx;
 mod zip;
 
@@ -36,6 +39,14 @@ pub enum SbomFormat {
 }
 
 impl SbomFormat {
+    /// The name `--sbom-format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => "spdx",
+            SbomFormat::CycloneDx => "cyclonedx",
+        }
+    }
+
     /// The document's media type (for an OCI referrer's `artifactType`).
     pub fn media_type(self) -> &'static str {
         match self {
@@ -97,7 +108,21 @@ impl Subject {
 
 /// The SBOM of `image` in `format` (packages discovered in its built layers).
 pub fn document(format: SbomFormat, subject: &Subject, image: &Image) -> Result<Vec<u8>, SbomError> {
-    let packages = discover(image)?;
+    document_with(format, subject, image, None)
+}
+
+/// [`document`], with npm's `package-lock.json` the build installed from
+/// (its integrity and resolved URL are added to the installed packages).
+pub fn document_with(
+    format: SbomFormat,
+    subject: &Subject,
+    image: &Image,
+    npm_lock: Option<&[u8]>,
+) -> Result<Vec<u8>, SbomError> {
+    let mut packages = discover(image)?;
+    if let Some(lock) = npm_lock {
+        npm_lock::enrich(&mut packages, lock);
+    }
     Ok(match format {
         SbomFormat::Spdx => spdx_json(subject, &packages),
         SbomFormat::CycloneDx => cyclonedx_json(subject, &packages),
@@ -106,8 +131,12 @@ pub fn document(format: SbomFormat, subject: &Subject, image: &Image) -> Result<
 
 /// Writes the SBOM of `image` to `path` whole or not at all.
 pub fn write(path: &Path, format: SbomFormat, subject: &Subject, image: &Image) -> Result<(), SbomError> {
-    let bytes = document(format, subject, image)?;
-    crate::atomic_file::write(path, &bytes, crate::atomic_file::Mode::Fixed(0o644)).map_err(|source| {
+    write_bytes(path, &document(format, subject, image)?)
+}
+
+/// Writes an SBOM document to `path` whole or not at all (mode 0644).
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), SbomError> {
+    crate::atomic_file::write(path, bytes, crate::atomic_file::Mode::Fixed(0o644)).map_err(|source| {
         SbomError::Write {
             path: path.to_path_buf(),
             source,

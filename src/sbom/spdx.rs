@@ -65,16 +65,28 @@ pub fn spdx_json(subject: &Subject, packages: &[Package]) -> Vec<u8> {
         if let Declared::Reference { id, text } = &declared {
             extracted.insert(id.clone(), text.clone());
         }
+        let purpose = match p.ecosystem {
+            super::Ecosystem::Generic => "APPLICATION",
+            _ => "LIBRARY",
+        };
         entries.push(package(
             &id,
             &p.name,
             Some(p.version.clone()),
-            None,
-            "LIBRARY",
+            p.checksum.as_ref(),
+            purpose,
             &declared,
             Some(p.purl.clone()),
             Some(format!("found at /{} in layer {}", p.path, p.layer)),
         ));
+        if let Some(entry) = entries.last_mut() {
+            if let Some(i) = &p.integrity {
+                entry["checksums"] = json!([{ "algorithm": i.algorithm, "checksumValue": i.hex }]);
+            }
+            if let Some(url) = &p.download {
+                entry["downloadLocation"] = url.clone().into();
+            }
+        }
         relationships.push(relationship(IMAGE_ID, "CONTAINS", &id));
     }
     let mut doc = json!({

@@ -1,9 +1,11 @@
 //! Writing built images: OCI layouts, docker-archives (and registries).
 //! Each sink writes atomically: a failure leaves the previous output untouched.
 
+pub mod attached;
 mod docker_archive;
 mod layout_gc;
 mod oci_layout;
+pub mod referrer;
 pub mod registry;
 
 use std::path::PathBuf;
@@ -61,6 +63,17 @@ pub trait ImageSink {
     /// keeps it out of the layers when it lies inside a source directory.
     fn local_path(&self) -> Option<std::path::PathBuf> {
         None
+    }
+
+    /// Attaches `artifact` (an SBOM) to the image this sink wrote, as an OCI
+    /// 1.1 referrer; `None` when the output cannot hold one (docker-archive).
+    fn attach_referrer(
+        &self,
+        _image: &Image,
+        _artifact: referrer::Artifact<'_>,
+        _reporter: &dyn Reporter,
+    ) -> Result<Option<referrer::ReferrerReport>, SinkError> {
+        Ok(None)
     }
 }
 

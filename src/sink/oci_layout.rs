@@ -17,7 +17,7 @@ use crate::image::{MediaFamily, parse_document, write_index};
 use crate::reference::{OutputRef, OutputTarget};
 use crate::report::Reporter;
 
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub(super) const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const LAYOUT_MARKER: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// An OCI layout directory and the tag to write the image under.
@@ -62,7 +62,7 @@ impl OciLayoutSink {
     /// Creates the layout when missing and locks it; returns the entries of
     /// its index.json and the lock, held until the new index.json is in place
     /// so that two builds writing different tags do not lose one.
-    fn prepare(&self) -> Result<(Vec<Descriptor>, File), SinkError> {
+    pub(super) fn prepare(&self) -> Result<(Vec<Descriptor>, File), SinkError> {
         let not = |reason: &str| SinkError::NotALayout {
             path: self.dir.clone(),
             reason: reason.to_string(),
@@ -117,7 +117,7 @@ impl OciLayoutSink {
     }
 
     /// Writes `path` through a temp file in the same directory and a rename.
-    fn write_atomically(
+    pub(super) fn write_atomically(
         &self,
         path: &Path,
         fill: impl FnOnce(&mut File) -> io::Result<()>,
@@ -136,7 +136,7 @@ impl OciLayoutSink {
         fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
     }
 
-    fn put_bytes(&self, bytes: &[u8], digest: &Digest) -> Result<(), SinkError> {
+    pub(super) fn put_bytes(&self, bytes: &[u8], digest: &Digest) -> Result<(), SinkError> {
         if !self.has_blob(digest, bytes.len() as u64) {
             self.write_atomically(&self.blob_path(digest), |f| f.write_all(bytes))?;
         }
@@ -302,6 +302,24 @@ pub(crate) fn check_layer_files(image: &Image) -> Result<(), SinkError> {
     Ok(())
 }
 
+impl OciLayoutSink {
+    /// Removes the blobs `entries` (the new index.json) no longer reach. Run
+    /// under the layout lock: no other build of ours is adding blobs.
+    pub(super) fn collect_garbage(&self, entries: &[Descriptor], reporter: &dyn Reporter) {
+        match super::layout_gc::collect(&self.dir, entries) {
+            Ok(n) if n > 0 => reporter.detail(&format!(
+                "{}: removed {n} blob(s) no image in index.json uses",
+                self.describe()
+            )),
+            Ok(_) => {}
+            Err(why) => reporter.warn(&format!(
+                "{}: unreferenced blobs were kept ({why})",
+                self.describe()
+            )),
+        }
+    }
+}
+
 impl ImageSink for OciLayoutSink {
     fn describe(&self) -> String {
         format!("oci:{}:{}", self.dir.display(), self.tag)
@@ -309,6 +327,15 @@ impl ImageSink for OciLayoutSink {
 
     fn local_path(&self) -> Option<PathBuf> {
         Some(self.dir.clone())
+    }
+
+    fn attach_referrer(
+        &self,
+        image: &Image,
+        artifact: super::referrer::Artifact<'_>,
+        reporter: &dyn Reporter,
+    ) -> Result<Option<super::referrer::ReferrerReport>, SinkError> {
+        super::referrer::add_to_layout(self, image, artifact, reporter).map(Some)
     }
 
     fn write(&self, image: &Image, reporter: &dyn Reporter) -> Result<SinkReport, SinkError> {
@@ -355,19 +382,7 @@ impl ImageSink for OciLayoutSink {
         let index = write_index(&entries);
         self.write_atomically(&self.dir.join("index.json"), |f| f.write_all(&index))?;
         if self.gc {
-            // Still under the layout lock: no other build of ours is adding blobs.
-            let removed = super::layout_gc::collect(&self.dir, &entries);
-            match removed {
-                Ok(n) if n > 0 => reporter.detail(&format!(
-                    "{}: removed {n} blob(s) no image in index.json uses",
-                    self.describe()
-                )),
-                Ok(_) => {}
-                Err(why) => reporter.warn(&format!(
-                    "{}: unreferenced blobs were kept ({why})",
-                    self.describe()
-                )),
-            }
+            self.collect_garbage(&entries, reporter);
         }
         reporter.detail(&format!(
             "{} now names {}",

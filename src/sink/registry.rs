@@ -3,7 +3,7 @@
 //! upload), the manifest last so a failed push never moves the tag.
 
 use super::{BlobReport, ImageSink, SinkError, SinkReport};
-use crate::image::{BlobLocation, Digest, Image, LayerOrigin};
+use crate::image::{BlobLocation, Descriptor, Digest, Image, LayerOrigin};
 use crate::reference::OutputRef;
 use crate::registry::{BlobBytes, Client, Reference, RegistryError, RegistryOptions, StatusCode};
 use crate::report::Reporter;
@@ -37,6 +37,21 @@ impl RegistrySink {
 impl ImageSink for RegistrySink {
     fn describe(&self) -> String {
         format!("registry:{}", self.reference)
+    }
+
+    fn attach_referrer(
+        &self,
+        image: &Image,
+        artifact: super::referrer::Artifact<'_>,
+        reporter: &dyn Reporter,
+    ) -> Result<Option<super::referrer::ReferrerReport>, SinkError> {
+        let subject = Descriptor::new(
+            manifest_media_type(image),
+            image.manifest_digest().clone(),
+            image.manifest().len() as u64,
+        );
+        super::referrer::push_to_registry(&self.reference, &self.options, &subject, artifact, reporter)
+            .map(Some)
     }
 
     fn write(&self, image: &Image, reporter: &dyn Reporter) -> Result<SinkReport, SinkError> {

@@ -146,6 +146,20 @@ fn java_example_puts_classes_in_task_root_and_jars_in_lib() {
         !classes.keys().any(|k| k.ends_with(".jar")),
         "no jar in the code layer"
     );
+    // The SBOM attached to the layout names the jar by its Maven coordinates.
+    let listed = crate::support::run_ok(
+        std::process::Command::new(crate::support::bin())
+            .env("LAMBDA_IMG_CACHE", _tmp.path().join("cache"))
+            .args(["inspect", "--sbom"])
+            .arg(format!("oci:{}:v1", layout.display())),
+    );
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("example/greeter ") && l.contains("pkg:maven/example/greeter@1.0.0")),
+        "{listed}"
+    );
 }
 
 /// The Rust example built by its Makefile (cargo, `lambda_runtime` 1.x, static),

@@ -43,4 +43,5 @@ mod run_env;
 mod run_serve;
 mod runtime;
 mod sbom;
+mod sbom_referrer;
 mod support;

@@ -532,6 +532,21 @@ fn a_moved_base_tag_is_found_repinned_and_rebuilt_across_the_monorepo() {
                 .to_string()
         })
         .collect();
+    // Each rebuilt image also gets its new SBOM referrer (it names the new base).
+    let sboms: Vec<String> = ["orders", "payments"]
+        .iter()
+        .map(|f| {
+            report_of(&v2, f)["sbom"]["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_string()
+        })
+        .collect();
+    let (sbom_uploads, uploads): (Vec<&String>, Vec<&String>) = uploads
+        .into_iter()
+        .partition(|t| sboms.iter().any(|s| t.contains(s.as_str())));
+    assert_eq!(sbom_uploads.len(), 2, "one SBOM each: {sbom_uploads:?}");
     assert_eq!(uploads.len(), 2, "two new configs and nothing else: {uploads:?}");
     for c in &configs {
         assert!(

@@ -12,7 +12,7 @@ use crate::init::base_repository;
 use crate::support::oci::manifest;
 use crate::support::project::Project;
 use crate::support::registry::TestRegistry;
-use crate::support::{lambda_img, require_tool, run_ok, stand_in, stderr};
+use crate::support::{lambda_img, require_tool, run_ok, stand_in, stderr, stdout};
 
 /// Builds a copy of examples/`name` on the stand-in base in `registry` with
 /// its own cache, `--sbom`; returns the SBOM's bytes, the layout's manifest
@@ -218,6 +218,9 @@ fn node_example_sbom_lists_the_installed_modules() {
     let ms = by_name(&doc, "ms");
     assert_eq!(ms["versionInfo"], "2.1.3");
     assert_eq!(ms["licenseDeclared"], "MIT");
+    // The lockfile npm installed from gives the archive's sha512 (its SRI integrity).
+    assert_eq!(ms["checksums"][0]["algorithm"], "SHA512", "{ms:#}");
+    assert_eq!(ms["checksums"][0]["checksumValue"], MS_SHA512);
     assert!(
         purls(&doc).contains(&"pkg:npm/ms@2.1.3".to_string()),
         "{:?}",
@@ -381,4 +384,93 @@ fn node_example_cyclonedx_lists_the_installed_modules_and_is_the_same_twice() {
     assert_eq!(ms["version"], "2.1.3");
     assert_eq!(ms["purl"], "pkg:npm/ms@2.1.3");
     assert_eq!(ms["licenses"][0]["expression"], "MIT");
+    assert_eq!(ms["hashes"][0]["alg"], "SHA-512", "{ms:#}");
+    assert_eq!(ms["hashes"][0]["content"], MS_SHA512);
+}
+
+/// examples/node/package-lock.json's integrity of ms 2.1.3, in hex
+/// (`base64 -d | xxd -p` of its `sha512-` value).
+const MS_SHA512: &str = "e85973b9b4cb646dc9d9afcd542025784863ceae68c601f268253dc985ef70bb2fa1568726afece715c8ebf5d73fab73ed1f7100eb479d23bfb57b45dd645394";
+
+/// The base's OS packages come from its dpkg database (the host's real
+/// `/var/lib/dpkg/status`, written by dpkg, in a base built on scratch), and
+/// a custom runtime's bootstrap is listed by its digest.
+#[test]
+fn base_dpkg_packages_and_the_bootstrap_binary_are_listed() {
+    if !require_tool("dpkg-query") || !require_tool("busybox") || !require_tool("pyspdxtools") {
+        return;
+    }
+    let status = std::fs::read_to_string("/var/lib/dpkg/status").unwrap();
+    let base = Project::new(
+        "[function]\nname = \"os-base\"\nruntime = \"provided.al2023\"\n[base]\nimage = \"scratch\"\n[[layer]]\nname = \"os\"\nsources = [\"root\"]\ndestination = \"/\"\n[code]\nsources = [\"code\"]\n[image]\nentrypoint = [\"/var/task/bootstrap\"]\n",
+        &[
+            ("root/var/lib/dpkg/status", status.as_str()),
+            (
+                "root/etc/os-release",
+                &std::fs::read_to_string("/etc/os-release").unwrap(),
+            ),
+        ],
+    );
+    base.copy_in(std::path::Path::new("/bin/busybox"), "code/bootstrap");
+    let layout = base.cache.path().join("base");
+    base.build_ok(&["--no-sbom", "--output", &format!("oci:{}:v1", layout.display())]);
+
+    let f = Project::new(
+        &format!(
+            "[function]\nname = \"f\"\nruntime = \"provided.al2023\"\n[base]\nimage = \"oci:{}:v1\"\n[code]\nsources = [\"code\"]\n[image]\nentrypoint = [\"/var/task/bootstrap\"]\n",
+            layout.display()
+        ),
+        &[],
+    );
+    f.copy_in(std::path::Path::new("/bin/busybox"), "code/bootstrap");
+    let sbom = f.cache.path().join("sbom.spdx.json");
+    f.build_ok(&["--sbom", sbom.to_str().unwrap()]);
+    validate(&sbom);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+
+    // As many deb packages as dpkg-query says are installed, with its versions.
+    let installed = stdout(&run_ok(std::process::Command::new("dpkg-query").args([
+        "-W",
+        "-f",
+        "${Status}|${Package}|${Version}|${Architecture}\n",
+    ])));
+    let installed: Vec<(String, String, String)> = installed
+        .lines()
+        .filter_map(|l| {
+            let parts: Vec<&str> = l.split('|').collect();
+            parts[0]
+                .ends_with(" installed")
+                .then(|| (parts[1].to_string(), parts[2].to_string(), parts[3].to_string()))
+        })
+        .collect();
+    let debs: Vec<String> = purls(&doc)
+        .into_iter()
+        .filter(|p| p.starts_with("pkg:deb/"))
+        .collect();
+    assert_eq!(debs.len(), installed.len());
+    let (name, version, arch) = installed.iter().find(|(n, _, _)| n == "dpkg").unwrap();
+    let expected = format!("pkg:deb/debian/{name}@{version}?arch={arch}");
+    assert!(debs.contains(&expected), "{expected} not in {debs:?}");
+    let dpkg = by_name(&doc, "dpkg");
+    assert!(
+        dpkg["comment"].as_str().unwrap().contains("/var/lib/dpkg/status"),
+        "{dpkg:#}"
+    );
+
+    // The bootstrap: busybox's own sha256 as version and checksum.
+    let hash = stdout(&run_ok(
+        std::process::Command::new("sha256sum").arg("/bin/busybox"),
+    ));
+    let hex = hash.split_whitespace().next().unwrap();
+    let bootstrap = by_name(&doc, "bootstrap");
+    assert_eq!(bootstrap["versionInfo"], format!("sha256:{hex}"));
+    assert_eq!(bootstrap["checksums"][0]["checksumValue"], hex);
+    assert_eq!(bootstrap["primaryPackagePurpose"], "APPLICATION");
+    assert!(purls(&doc).contains(&format!("pkg:generic/bootstrap?checksum=sha256:{hex}")));
+
+    if require_cyclonedx_validator() {
+        let cdx = f.cache.path().join("sbom.cdx.json");
+        f.build_ok(&["--sbom-format", "cyclonedx", "--sbom", cdx.to_str().unwrap()]);
+        validate_cyclonedx(&cdx);
+    }
 }

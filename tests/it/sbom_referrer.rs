@@ -1,0 +1,480 @@
+//! The SBOM attached to every build as an OCI 1.1 referrer, read back with
+//! tools nobody here wrote: Distribution 2.8 (no referrers API, so the
+//! `sha256-<hex>` tag schema) and skopeo for registries; skopeo and umoci for
+//! OCI layouts. A registry that has the referrers API is stood in by a shim in
+//! front of the real registry that answers what the distribution spec 1.1
+//! says (no such registry is installable here).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::support::fault_proxy::{Request, Response, Server, forward, read_request, write_response};
+use crate::support::project::Project;
+use crate::support::registry::TestRegistry;
+use crate::support::{require_tool, run_fail, run_ok, stderr, stdout};
+
+const SPDX: &str = "application/spdx+json";
+
+/// A java21 function on scratch (offline) whose code holds one Python
+/// distribution, so the SBOM lists a package.
+fn project() -> Project {
+    Project::new(
+        "[function]\nname = \"j\"\nruntime = \"java21\"\nhandler = \"example.Handler::handleRequest\"\n[base]\nimage = \"scratch\"\n[[layer]]\nname = \"jvm\"\nsources = [\"fake/java\"]\ndestination = \"/usr/bin/java\"\nmode = \"0755\"\n[code]\nsources = [\"classes\"]\n[image]\nentrypoint = [\"/usr/bin/java\"]\n[dependencies]\n",
+        &[
+            ("classes/example/Handler.class", "class"),
+            ("fake/java", "stand-in interpreter, never run\n"),
+            (
+                "classes/six-1.16.0.dist-info/METADATA",
+                "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\nLicense: MIT\n",
+            ),
+        ],
+    )
+}
+
+fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
+}
+
+/// `skopeo inspect --raw` of `image` (`docker://...` or `oci:...`).
+fn skopeo_raw(image: &str) -> Vec<u8> {
+    run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw", image])).stdout
+}
+
+/// `GET http://host/v2/...` through curl: status and body.
+fn curl(url: &str) -> (u16, Vec<u8>) {
+    let out = run_ok(Command::new("curl").args(["-s", "-w", "\n%{http_code}", url]));
+    let text = out.stdout;
+    let cut = text.iter().rposition(|b| *b == b'\n').unwrap();
+    let status = String::from_utf8_lossy(&text[cut + 1..]).trim().parse().unwrap();
+    (status, text[..cut].to_vec())
+}
+
+/// `build --json` with `args`; returns the report.
+fn build_json(p: &Project, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    json(&p.build_ok(&all).stdout)
+}
+
+fn validate_spdx(bytes: &[u8]) {
+    // pyspdxtools tells the format by the file name.
+    let file = tempfile::Builder::new().suffix(".spdx.json").tempfile().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    let out = Command::new("pyspdxtools")
+        .arg("-i")
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pyspdxtools rejects the attached SBOM: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn sbom_referrer_on_distribution_2_8_uses_the_tag_schema_and_leaves_the_tag_one_manifest() {
+    if !require_tool("skopeo") || !require_tool("curl") || !require_tool("pyspdxtools") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let host = registry.host();
+    let p = project();
+    let out = format!("registry:{host}/fn:v1");
+    let report = build_json(&p, &["--output", &out]);
+    let sbom = &report["sbom"];
+    let referrer = &sbom["referrers"][0];
+    assert_eq!(referrer["indexed_by"], "tag-schema", "{report:#}");
+    let subject = referrer["subject"].as_str().unwrap().to_string();
+    let artifact = referrer["manifest"].as_str().unwrap().to_string();
+    let hex = subject.trim_start_matches("sha256:");
+
+    // The function's tag is still the one image manifest (LI001 stays clean).
+    let tagged = skopeo_raw(&format!("docker://{host}/fn:v1"));
+    assert_eq!(lambda_img::image::Digest::of(&tagged).to_string(), subject);
+    let tagged = json(&tagged);
+    assert_eq!(tagged["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert!(tagged.get("manifests").is_none() && tagged.get("subject").is_none());
+
+    // Distribution 2.8 has no referrers API...
+    let (status, _) = curl(&format!("http://{host}/v2/fn/referrers/{subject}"));
+    assert_eq!(status, 404);
+    // ...so the fallback tag lists the artifact manifest with its type.
+    let index = json(&skopeo_raw(&format!("docker://{host}/fn:sha256-{hex}")));
+    assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{index:#}");
+    assert_eq!(entries[0]["digest"], artifact.as_str());
+    assert_eq!(entries[0]["artifactType"], SPDX);
+    assert_eq!(
+        referrer["tag"],
+        format!("{host}/fn:sha256-{hex}").as_str(),
+        "the report names the fallback tag"
+    );
+
+    // The artifact manifest: its subject is the image, its layer the SBOM.
+    let manifest = json(&skopeo_raw(&format!("docker://{host}/fn@{artifact}")));
+    assert_eq!(manifest["artifactType"], SPDX);
+    assert_eq!(manifest["subject"]["digest"], subject.as_str());
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+    assert_eq!(manifest["layers"][0]["mediaType"], SPDX);
+    assert_eq!(manifest["layers"][0]["digest"], sbom["digest"]);
+    let (status, document) = curl(&format!(
+        "http://{host}/v2/fn/blobs/{}",
+        sbom["digest"].as_str().unwrap()
+    ));
+    assert_eq!(status, 200);
+    validate_spdx(&document);
+    let doc = json(&document);
+    assert!(
+        doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "six" && p["versionInfo"] == "1.16.0"),
+        "{doc:#}"
+    );
+
+    // `check` of the tag is clean; `inspect --sbom` finds the document.
+    let checked = run_ok(&mut p.cmd(&["check", &format!("{host}/fn:v1")]));
+    assert!(!stdout(&checked).contains("LI001"), "{}", stdout(&checked));
+    let listed = stdout(&run_ok(&mut p.cmd(&[
+        "inspect",
+        "--sbom",
+        &format!("{host}/fn:v1"),
+    ])));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("six ") && l.contains("pkg:pypi/six@1.16.0")),
+        "{listed}"
+    );
+    let raw = run_ok(&mut p.cmd(&["inspect", "--sbom", "--json", &format!("{host}/fn:v1")])).stdout;
+    assert_eq!(json(&raw), doc);
+
+    // The same build again: the read-modify-write keeps one entry, not two.
+    build_json(&p, &["--output", &out]);
+    let index = json(&skopeo_raw(&format!("docker://{host}/fn:sha256-{hex}")));
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index:#}");
+
+    // --no-sbom: a new image gets no fallback tag.
+    std::fs::write(p.join("classes/more.txt"), "more").unwrap();
+    let report = build_json(&p, &["--output", &out, "--no-sbom"]);
+    assert!(report.get("sbom").is_none(), "{report:#}");
+    let digest = report["outputs"][0]["reference"]
+        .as_str()
+        .unwrap()
+        .rsplit_once('@')
+        .unwrap()
+        .1
+        .to_string();
+    let (status, _) = curl(&format!(
+        "http://{host}/v2/fn/manifests/sha256-{}",
+        digest.trim_start_matches("sha256:")
+    ));
+    assert_eq!(status, 404);
+    let none = run_fail(&mut p.cmd(&["inspect", "--sbom", &format!("{host}/fn:v1")]));
+    assert!(stderr(&none).contains("carries no SBOM"), "{}", stderr(&none));
+}
+
+/// What the shim recorded: the descriptors of pushed manifests with a
+/// `subject`, by subject digest.
+type Referrers = Arc<Mutex<BTreeMap<String, Vec<Value>>>>;
+
+/// A registry with the referrers API: the real registry behind a shim that
+/// answers `OCI-Subject` for a manifest with a subject and serves
+/// `GET /v2/<name>/referrers/<digest>` from what it saw (distribution spec 1.1).
+fn referrers_shim(upstream: u16, seen: Referrers, api_gets: Arc<Mutex<usize>>) -> Server {
+    Server::start(Arc::new(move |stream| {
+        let Some(req): Option<Request> = read_request(&stream) else {
+            return;
+        };
+        let path = req.path().to_string();
+        if req.method == "GET"
+            && let Some((_, digest)) = path.split_once("/referrers/")
+        {
+            *api_gets.lock().unwrap() += 1;
+            let listed = seen.lock().unwrap().get(digest).cloned().unwrap_or_default();
+            let body = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": listed,
+            });
+            let resp = Response::new(200, serde_json::to_vec(&body).unwrap())
+                .with_header("Content-Type", "application/vnd.oci.image.index.v1+json");
+            write_response(stream, &resp, None);
+            return;
+        }
+        let Ok(mut resp) = forward(upstream, &req) else {
+            return;
+        };
+        if req.method == "PUT"
+            && path.contains("/manifests/")
+            && resp.status == 201
+            && let Ok(m) = serde_json::from_slice::<Value>(&req.body)
+            && let Some(subject) = m["subject"]["digest"].as_str()
+        {
+            let entry = serde_json::json!({
+                "mediaType": m["mediaType"],
+                "digest": lambda_img::image::Digest::of(&req.body).to_string(),
+                "size": req.body.len(),
+                "artifactType": m["artifactType"],
+            });
+            seen.lock()
+                .unwrap()
+                .entry(subject.to_string())
+                .or_default()
+                .push(entry);
+            resp = resp.with_header("OCI-Subject", subject);
+        }
+        write_response(stream, &resp, None);
+    }))
+}
+
+#[test]
+fn sbom_referrer_uses_the_referrers_api_when_the_registry_answers_oci_subject() {
+    if !require_tool("curl") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let seen: Referrers = Arc::default();
+    let api_gets = Arc::new(Mutex::new(0));
+    let shim = referrers_shim(registry.port, seen.clone(), api_gets.clone());
+    let host = shim.host();
+    let p = project();
+    let report = build_json(
+        &p,
+        &[
+            "--output",
+            &format!("registry:{host}/fn:v1"),
+            "--sbom-format",
+            "cyclonedx",
+        ],
+    );
+    let referrer = &report["sbom"]["referrers"][0];
+    assert_eq!(referrer["indexed_by"], "referrers-api", "{report:#}");
+    assert!(referrer.get("tag").is_none());
+    let subject = referrer["subject"].as_str().unwrap();
+    let listed = seen.lock().unwrap().get(subject).cloned().unwrap_or_default();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["artifactType"], "application/vnd.cyclonedx+json");
+    // No fallback tag was made on the real registry behind the shim.
+    let (_, tags) = curl(&format!("http://{}/v2/fn/tags/list", registry.host()));
+    assert_eq!(json(&tags)["tags"], serde_json::json!(["v1"]));
+    // inspect --sbom asks the API and finds the CycloneDX document.
+    let out = run_ok(&mut p.cmd(&["inspect", "--sbom", &format!("{host}/fn:v1")]));
+    assert!(stdout(&out).contains("pkg:pypi/six@1.16.0"), "{}", stdout(&out));
+    assert!(*api_gets.lock().unwrap() >= 1);
+}
+
+#[test]
+fn sbom_referrer_in_an_oci_layout_index_follows_the_image() {
+    if !require_tool("skopeo") || !require_tool("umoci") || !require_tool("pyspdxtools") {
+        return;
+    }
+    let p = project();
+    let layout = p.cache.path().join("out");
+    let out = format!("oci:{}:v1", layout.display());
+    let index = || json(&std::fs::read(layout.join("index.json")).unwrap());
+    let blob = |d: &str| layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+    let report = build_json(&p, &["--output", &out]);
+    let first = report["sbom"]["referrers"][0].clone();
+    assert_eq!(first["indexed_by"], "index.json", "{report:#}");
+    let entries = index()["manifests"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 2, "the image and its referrer: {entries:#?}");
+    let untagged: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e.get("annotations").is_none())
+        .collect();
+    assert_eq!(untagged.len(), 1);
+    assert_eq!(untagged[0]["digest"], first["manifest"]);
+    let manifest = json(&std::fs::read(blob(first["manifest"].as_str().unwrap())).unwrap());
+    assert_eq!(manifest["subject"]["digest"], first["subject"]);
+    validate_spdx(&std::fs::read(blob(manifest["layers"][0]["digest"].as_str().unwrap())).unwrap());
+
+    // skopeo and umoci still read the tagged image.
+    let tagged = skopeo_raw(&out);
+    assert_eq!(
+        lambda_img::image::Digest::of(&tagged).to_string(),
+        first["subject"].as_str().unwrap()
+    );
+    let bundle = p.cache.path().join("bundle");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:v1", layout.display()))
+            .arg(&bundle),
+    );
+    assert!(
+        bundle
+            .join("rootfs/var/task/six-1.16.0.dist-info/METADATA")
+            .is_file()
+    );
+    let listed = stdout(&run_ok(&mut p.cmd(&["inspect", "--sbom", &out])));
+    assert!(listed.contains("pkg:pypi/six@1.16.0"), "{listed}");
+
+    // A new image under the tag: its referrer replaces the old one, whose
+    // blobs the layout's gc removes.
+    std::fs::write(p.join("classes/more.txt"), "more").unwrap();
+    let report = build_json(&p, &["--output", &out]);
+    let second = &report["sbom"]["referrers"][0];
+    assert_ne!(second["subject"], first["subject"]);
+    let entries = index()["manifests"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 2, "{entries:#?}");
+    assert!(entries.iter().any(|e| e["digest"] == second["manifest"]));
+    assert!(
+        !blob(first["manifest"].as_str().unwrap()).exists(),
+        "the old referrer was collected"
+    );
+
+    // --no-sbom leaves the layout with the image alone.
+    let bare = p.cache.path().join("bare");
+    p.build_ok(&["--no-sbom", "--output", &format!("oci:{}:v1", bare.display())]);
+    let entries = json(&std::fs::read(bare.join("index.json")).unwrap());
+    assert_eq!(entries["manifests"].as_array().unwrap().len(), 1);
+
+    // A docker-archive cannot carry a referrer: built, and said so.
+    let archive = p.cache.path().join("img.tar");
+    let built = p.build_ok(&["-v", "--output", &format!("docker-archive:{}", archive.display())]);
+    assert!(
+        stderr(&built).contains("cannot carry an OCI referrer"),
+        "{}",
+        stderr(&built)
+    );
+}
+
+#[test]
+fn sbom_and_metadata_file_paths_never_replace_an_input() {
+    let p = project();
+    let manifest = std::fs::read(p.join("lambda-img.toml")).unwrap();
+    let handler = p.join("classes/example/Handler.class");
+    for (flag, path, says) in [
+        ("--sbom", p.join("lambda-img.toml"), "would replace the manifest"),
+        (
+            "--metadata-file",
+            p.join("lambda-img.toml"),
+            "would replace the manifest",
+        ),
+        ("--sbom", p.path().to_path_buf(), "would replace the manifest"),
+        ("--metadata-file", p.join("classes"), "a source of layer `code`"),
+        ("--sbom", p.join("fake/java"), "a source of layer `jvm`"),
+        (
+            "--sbom",
+            handler.clone(),
+            "is not an SBOM or build report lambda-img wrote",
+        ),
+    ] {
+        let out = p.build_fail(&[flag, path.to_str().unwrap()]);
+        assert!(
+            stderr(&out).contains(says),
+            "{flag} {}: {}",
+            path.display(),
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(&path.display().to_string()),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(std::fs::read(p.join("lambda-img.toml")).unwrap(), manifest);
+    assert_eq!(std::fs::read(&handler).unwrap(), b"class");
+
+    // New files inside a source are fine and stay out of the layers: the
+    // second build (which replaces them) makes the same image.
+    let args = [
+        "--sbom",
+        "classes/sbom.spdx.json",
+        "--metadata-file",
+        "classes/build.json",
+        "--json",
+    ];
+    let first = json(&p.build_ok(&args).stdout);
+    let second = json(&p.build_ok(&args).stdout);
+    assert!(first["digest"].is_string(), "{first:#}");
+    assert_eq!(first["digest"], second["digest"], "{first:#}\n{second:#}");
+    assert!(p.join("classes/sbom.spdx.json").is_file() && p.join("classes/build.json").is_file());
+}
+
+/// `build --recursive --sbom DIR/{function}.spdx.json`: one SBOM per
+/// function, each attached to that function's own output; a path without
+/// `{function}` is refused before anything is built.
+#[test]
+fn sbom_with_recursive_writes_one_file_per_function() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    for name in ["alpha", "beta"] {
+        let p = project();
+        let dir = root.path().join("functions").join(name);
+        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        crate::support::write_files(
+            &dir,
+            &[
+                ("classes/example/Handler.class", "class"),
+                ("fake/java", "stand-in interpreter, never run\n"),
+                (
+                    "lambda-img.toml",
+                    &std::fs::read_to_string(p.join("lambda-img.toml"))
+                        .unwrap()
+                        .replace("name = \"j\"", &format!("name = \"{name}\"")),
+                ),
+            ],
+        );
+    }
+    let out = root.path().join("out");
+    let recursive = |sbom: &str| {
+        let mut cmd = crate::support::lambda_img(cache.path());
+        cmd.current_dir(root.path()).args([
+            "build",
+            "--recursive",
+            "--json",
+            "--output",
+            &format!("oci:{}/{{function}}:v1", out.display()),
+            "--sbom",
+            sbom,
+        ]);
+        cmd
+    };
+    let refused = run_fail(&mut recursive("sbom.spdx.json"));
+    assert!(
+        stderr(&refused).contains("put {function} in it"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!out.exists(), "nothing was built");
+
+    std::fs::create_dir(root.path().join("sboms")).unwrap();
+    let report = json(&run_ok(&mut recursive("sboms/{function}.spdx.json")).stdout);
+    for (i, name) in ["alpha", "beta"].iter().enumerate() {
+        let file = root.path().join(format!("sboms/{name}.spdx.json"));
+        let doc = json(&std::fs::read(&file).unwrap());
+        assert_eq!(doc["name"], *name);
+        let entry = report
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["function"] == *name)
+            .unwrap();
+        let sbom = &entry["report"]["sbom"];
+        assert_eq!(
+            sbom["digest"],
+            lambda_img::image::Digest::of(&std::fs::read(&file).unwrap()).to_string()
+        );
+        assert_eq!(
+            sbom["referrers"][0]["output"],
+            format!("oci:{}/{name}:v1", out.display()).as_str(),
+            "function {i}"
+        );
+    }
+}
