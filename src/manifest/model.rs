@@ -214,6 +214,8 @@ pub struct FunctionModel {
     pub base_repair: bool,
     /// How `run` executes the function.
     pub execution: ExecutionSettings,
+    /// `[system]`: packages installed by the base's package manager.
+    pub system: Option<super::SystemModel>,
     /// The manifest's directory, absolute and canonical: relative paths resolve here.
     pub project_dir: PathBuf,
     /// The manifest file as named to the user (used in messages).

@@ -39,6 +39,9 @@ pub struct ManifestFile {
     pub registry: Option<RegistryTable>,
     #[serde(default)]
     pub check: Option<CheckTable>,
+    /// `[system]`: packages from the base's package manager.
+    #[serde(default)]
+    pub system: Option<super::system::SystemTable>,
 }
 
 /// `[check]`: rules tuned for this function (see `rules::policy`).

@@ -211,6 +211,7 @@ pub fn validate(
     let dependencies = runtime.and_then(|rt| super::deps::check(&mut c, rt, file.dependencies.as_ref()));
     let check = super::check_keys::check_rules(&mut c, file.check.as_ref());
     let execution = super::execution::check(&mut c, &file.function);
+    let system = super::system::check(&mut c, file.system.as_ref());
 
     if !c.problems.is_empty() {
         let mut problems = c.problems;
@@ -230,6 +231,7 @@ pub fn validate(
         check,
         base_repair: file.base.repair.unwrap_or(false),
         execution,
+        system,
         project_dir: project_dir.to_path_buf(),
         manifest_path: manifest_path.to_path_buf(),
     })
