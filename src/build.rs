@@ -76,6 +76,8 @@ pub struct BuildOutcome {
     pub repaired: Vec<RepairedLayer>,
     /// Warnings and infos from the rules (errors stop the build).
     pub findings: Vec<Finding>,
+    /// `[system]`: the packages its layer installed (empty without the table).
+    pub system_packages: Vec<crate::system::InstalledPackage>,
 }
 
 impl BuildOutcome {
@@ -89,6 +91,7 @@ impl BuildOutcome {
             repaired: &self.repaired,
             fetched_base_layers: &self.fetched_base_layers,
             findings: &self.findings,
+            system_packages: &self.system_packages,
         }
     }
 }
@@ -115,6 +118,8 @@ pub enum BuildError {
     Repair(#[from] crate::repair::RepairError),
     #[error("cannot make the dependency layers")]
     Deps(#[from] crate::deps::DepsError),
+    #[error(transparent)]
+    System(#[from] crate::system::SystemError),
 }
 
 /// Builds the image described by `options.manifest_path` and writes it to every output.
@@ -178,7 +183,7 @@ pub fn build(
     let policy = RulePolicy::merged(&model.check, &options.rules);
     // Filesystem time stamps lag the clock by up to a tick: a little slack.
     let started = std::time::SystemTime::now() - std::time::Duration::from_millis(20);
-    let (image, repaired) = assemble(
+    let (image, repaired, system_packages) = assemble(
         &model,
         &plan,
         options,
@@ -218,6 +223,7 @@ pub fn build(
         output_digests,
         repaired,
         findings,
+        system_packages,
     })
 }
 
@@ -353,7 +359,7 @@ fn assemble(
     source: &dyn source::ImageSource,
     cache: &Cache,
     reporter: &dyn Reporter,
-) -> Result<(Image, Vec<RepairedLayer>), BuildError> {
+) -> Result<(Image, Vec<RepairedLayer>, Vec<crate::system::InstalledPackage>), BuildError> {
     reporter.step(&format!("resolving base {}", source.describe()));
     let mut base = source.resolve(plan.arch, cache, reporter)?;
     let family = options.format.or(plan.format).unwrap_or(base.family);
@@ -411,6 +417,12 @@ fn assemble(
     let preview = edit_config(&base.config, &changes(&[]))?;
     let scan_plan = ScanPlan::new(&preview, context);
     let mut history = Vec::new();
+    let mut system_packages = Vec::new();
+    if let Some(system) = &plan.system {
+        let built = crate::system::system_layer(system, &base.layers, plan.arch, &settings, cache, reporter)?;
+        system_packages = built.packages;
+        push_built(std::iter::once(built.layer), model, &mut layers, &mut history);
+    }
     // Dependency layers go between the user's layers and the code layer.
     let mut deps =
         crate::deps::prepare(model, &settings, options.install_timeout, cache, reporter)?.into_iter();
@@ -453,7 +465,7 @@ fn assemble(
         config_descriptor,
         layers,
     };
-    Ok((image, repaired))
+    Ok((image, repaired, system_packages))
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {

@@ -39,3 +39,4 @@ pub mod sandbox;
 pub mod sbom;
 pub mod sink;
 pub mod source;
+pub mod system;

@@ -48,6 +48,9 @@ pub struct BuildPlan {
     pub config: ConfigEdit,
     /// `None`: the base's family (OCI for scratch).
     pub format: Option<MediaFamily>,
+    /// `[system]`: the layer of packages from the base's manager, right
+    /// above the base (it changes least after the base).
+    pub system: Option<crate::manifest::SystemModel>,
 }
 
 /// Turns a validated model into a plan.
@@ -117,6 +120,7 @@ pub fn plan(model: &FunctionModel) -> BuildPlan {
             labels: image.labels.clone(),
         },
         format: image.format,
+        system: model.system.clone(),
     }
 }
 

@@ -22,7 +22,7 @@ pub struct SystemTable {
 }
 
 /// The package managers lambda-img can drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PackageManager {
     Dnf,

@@ -41,3 +41,4 @@ mod run_serve;
 mod runtime;
 mod sbom;
 mod support;
+mod system;
