@@ -27,7 +27,7 @@ use std::process::Stdio;
 
 pub use capture::EXCLUDED;
 pub use manager::{Failure, classify, detect};
-pub use packages::{InstalledPackage, installed_by, parse_apk, parse_table};
+pub use packages::{InstalledPackage, installed_by, parse_apk, parse_dpkg_status, parse_table};
 
 use crate::cache::Cache;
 use crate::image::{Architecture, BlobLocation, Descriptor, Digest, Layer, LayerOrigin};
@@ -274,7 +274,9 @@ fn install(
             hostname: "lambda-img-system".into(),
         }
     };
-    let before = query(manager, base_spec(None, manager::query(manager)), &log)?;
+    // A base whose database does not exist yet (rpm on a Debian-made base)
+    // holds no packages of that manager: the query's failure says just that.
+    let before = query(manager, base_spec(None, manager::query(manager)), &log).unwrap_or_default();
     for argv in manager::install_steps(manager, system) {
         let command = argv.join(" ");
         reporter.step(&format!("[system] {command}"));

@@ -54,6 +54,28 @@ pub fn parse_apk(text: &str) -> Vec<InstalledPackage> {
     out
 }
 
+/// dpkg's `/var/lib/dpkg/status`: the records whose `Status` ends in `installed`.
+pub fn parse_dpkg_status(text: &str) -> Vec<InstalledPackage> {
+    let mut out = Vec::new();
+    for record in text.split("\n\n") {
+        let field = |key: &str| {
+            record
+                .lines()
+                .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+        };
+        let installed = field("Status:").is_some_and(|s| s.ends_with(" installed"));
+        if let (true, Some(name), Some(version)) = (installed, field("Package:"), field("Version:")) {
+            out.push(InstalledPackage {
+                name,
+                version,
+                arch: field("Architecture:").unwrap_or_default(),
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The packages of `after` that `before` did not hold in that version.
 pub fn installed_by(before: &[InstalledPackage], after: &[InstalledPackage]) -> Vec<InstalledPackage> {
     let old: BTreeMap<(&str, &str), &str> = before
@@ -82,6 +104,15 @@ mod tests {
         let apk = parse_apk("C:Q1x\nP:musl\nV:1.2.4-r2\nA:x86_64\n\nP:jq\nV:1.7-r0\nA:x86_64\n");
         assert_eq!(apk[0].name, "jq");
         assert_eq!(apk[1].version, "1.2.4-r2");
+        let status = parse_dpkg_status(
+            "Package: jq\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.6-2.1\n\n\
+             Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n",
+        );
+        assert_eq!(status.len(), 1);
+        assert_eq!(
+            (status[0].name.as_str(), status[0].version.as_str()),
+            ("jq", "1.6-2.1")
+        );
     }
 
     #[test]

@@ -42,3 +42,4 @@ mod runtime;
 mod sbom;
 mod support;
 mod system;
+mod system_rpm;

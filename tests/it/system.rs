@@ -113,6 +113,27 @@ fn debian_packages_land_in_a_layer_run_and_are_cached_by_their_inputs() {
     assert!(lists.is_empty(), "apt's indexes are not in the image: {lists:?}");
     assert!(!rootfs.join("var/log/apt/history.log").exists());
 
+    // inspect reads dpkg's database from the image's layers.
+    let inspected = run_ok(&mut p.cmd(&["inspect", "--json", &output]));
+    let db = &json(&inspected)["packages"];
+    assert_eq!(db["manager"], "dpkg", "{db:#}");
+    let jq_version = &report["system_packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "jq")
+        .unwrap()["version"];
+    assert!(
+        db["installed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "jq" && &p["version"] == jq_version),
+        "{db:#}"
+    );
+    let table = stdout(&run_ok(&mut p.cmd(&["inspect", &output])));
+    assert!(table.contains("in /var/lib/dpkg/status (dpkg)"), "{table}");
+
     // The function answers through the installed jq.
     let out = run_ok(&mut p.cmd(&["run", "--event", r#"{"a":2,"b":40}"#]));
     assert_eq!(

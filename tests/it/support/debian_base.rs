@@ -73,14 +73,18 @@ pub fn debian_base() -> Option<String> {
     }
     let layout = work.path().join("layout");
     write_layout(&rootfs, &layout, work.path());
-    let done = work.path().join("done");
-    std::fs::create_dir(&done).unwrap();
-    std::fs::rename(&layout, done.join("layout")).unwrap();
-    if std::fs::rename(&done, &root).is_err() && !root.join("layout/index.json").is_file() {
-        panic!("cannot place the Debian base at {}", root.display());
-    }
-    // The rootfs holds root-owned device-free files: removed with the temp dir.
+    place(work.path(), &root);
     Some(reference)
+}
+
+/// Moves `work/layout` to `root/layout` in one rename (a reader sees all or nothing).
+fn place(work: &Path, root: &Path) {
+    let done = work.join("done");
+    std::fs::create_dir(&done).unwrap();
+    std::fs::rename(work.join("layout"), done.join("layout")).unwrap();
+    if std::fs::rename(&done, root).is_err() && !root.join("layout/index.json").is_file() {
+        panic!("cannot place the base image at {}", root.display());
+    }
 }
 
 /// Packs `rootfs` as the one layer of an amd64 image in `layout` (tag `base`).
@@ -130,4 +134,46 @@ fn write_layout(rootfs: &Path, layout: &Path, scratch: &Path) {
     let mut d = descriptor(OCI_MANIFEST, &manifest, &digest);
     d["annotations"] = json!({"org.opencontainers.image.ref.name": "base"});
     write_index(layout, vec![d]);
+}
+
+/// `oci:PATH:base` of a dnf-capable base: the Debian base plus Debian's
+/// dnf, rpm and curl, installed by lambda-img's own `[system]` layer (apt-get).
+pub fn dnf_base() -> Option<String> {
+    let debian = debian_base()?;
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-bookworm-dnf-v2");
+    let reference = format!("oci:{}:base", root.join("layout").display());
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    if root.join("layout/index.json").is_file() {
+        return Some(reference);
+    }
+    let parent = root.parent().unwrap();
+    let work = tempfile::tempdir_in(parent).unwrap();
+    let project = work.path().join("project");
+    // Debian's rpm keeps its database in $HOME/.rpmdb (beside dpkg's); an
+    // RPM-based image keeps it in /var/lib/rpm, for every user to read.
+    std::fs::create_dir_all(project.join("rpm/etc/rpm")).unwrap();
+    std::fs::create_dir_all(project.join("rpm/var/lib/rpm")).unwrap();
+    std::fs::write(project.join("rpm/etc/rpm/macros"), "%_dbpath /var/lib/rpm\n").unwrap();
+    std::fs::write(
+        project.join("lambda-img.toml"),
+        format!(
+            "[function]\nname = \"dnf-base\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"{debian}\"\n\n\
+             [system]\npackages = [\"dnf\", \"rpm\", \"curl\"]\n\n\
+             [[layer]]\nname = \"rpm-config\"\nsources = [\"rpm\"]\ndestination = \"/\"\n\n[code]\nsources = []\n\n\
+             [image]\nentrypoint = [\"/usr/bin/dash\"]\n"
+        ),
+    )
+    .unwrap();
+    let layout = work.path().join("layout");
+    // A kept cache: a change to this helper does not run apt again.
+    run_ok(
+        super::lambda_img(&parent.join("dnf-base-cache"))
+            .arg("-C")
+            .arg(&project)
+            .args(["build", "--gzip-level", "1", "--output"])
+            .arg(format!("oci:{}:base", layout.display())),
+    );
+    place(work.path(), &root);
+    Some(reference)
 }
