@@ -478,7 +478,13 @@ fn failure(
 }
 
 /// The last lines of a command's output, with credentials in URLs hidden.
+/// dnf follows a repository's problem with a dump of its settings: the
+/// message ends at the `Problem repository:` line.
 fn tail(output: &str) -> String {
+    let output = match output.find("Problem repository:") {
+        Some(at) => &output[..output[at..].find('\n').map_or(output.len(), |n| at + n)],
+        None => output,
+    };
     let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
     let start = lines.len().saturating_sub(TAIL_LINES);
     lines[start..]
@@ -526,6 +532,15 @@ mod tests {
             redact("http://127.0.0.1:8/x and more"),
             "http://127.0.0.1:8/x and more"
         );
+    }
+
+    #[test]
+    fn a_dnf_repository_problem_is_quoted_without_its_settings_dump() {
+        let quoted = tail(
+            "You have enabled checking of packages via GPG keys.\nProblem repository: [r]\n    gpgcheck: 1\n    retries: 10\n",
+        );
+        assert!(quoted.ends_with("Problem repository: [r]"), "{quoted}");
+        assert!(quoted.contains("GPG keys"), "{quoted}");
     }
 
     #[test]

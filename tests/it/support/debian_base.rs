@@ -140,7 +140,7 @@ fn write_layout(rootfs: &Path, layout: &Path, scratch: &Path) {
 /// dnf, rpm and curl, installed by lambda-img's own `[system]` layer (apt-get).
 pub fn dnf_base() -> Option<String> {
     let debian = debian_base()?;
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-bookworm-dnf-v2");
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-bookworm-dnf-v3");
     let reference = format!("oci:{}:base", root.join("layout").display());
     static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = MAKING.lock().unwrap_or_else(|e| e.into_inner());
@@ -155,6 +155,14 @@ pub fn dnf_base() -> Option<String> {
     std::fs::create_dir_all(project.join("rpm/etc/rpm")).unwrap();
     std::fs::create_dir_all(project.join("rpm/var/lib/rpm")).unwrap();
     std::fs::write(project.join("rpm/etc/rpm/macros"), "%_dbpath /var/lib/rpm\n").unwrap();
+    // The test repository's RPMs are unsigned: this base's dnf does not check
+    // signatures (Debian's dnf.conf does; so does AL2023's, with its keys).
+    std::fs::create_dir_all(project.join("rpm/etc/dnf")).unwrap();
+    std::fs::write(
+        project.join("rpm/etc/dnf/dnf.conf"),
+        "[main]\ngpgcheck=0\ninstallonly_limit=3\n",
+    )
+    .unwrap();
     std::fs::write(
         project.join("lambda-img.toml"),
         format!(
