@@ -123,6 +123,8 @@ pub struct BuildOutcome {
     pub repaired: Vec<RepairedLayer>,
     /// Warnings and infos from the rules (errors stop the build).
     pub findings: Vec<Finding>,
+    /// `[system]`: the packages its layer installed (empty without the table).
+    pub system_packages: Vec<crate::system::InstalledPackage>,
 }
 
 impl BuildOutcome {
@@ -136,6 +138,7 @@ impl BuildOutcome {
             repaired: &self.repaired,
             fetched_base_layers: &self.fetched_base_layers,
             findings: &self.findings,
+            system_packages: &self.system_packages,
         }
     }
 }
@@ -169,6 +172,8 @@ pub enum BuildError {
         manifest: PathBuf,
         source: crate::cache_registry::CacheRegistryError,
     },
+    #[error(transparent)]
+    System(#[from] crate::system::SystemError),
 }
 
 /// Builds the image described by `options.manifest_path` and writes it to every output.
@@ -216,7 +221,7 @@ pub fn build_model(
     };
     // Filesystem time stamps lag the clock by up to a tick: a little slack.
     let started = std::time::SystemTime::now() - std::time::Duration::from_millis(20);
-    let (image, repaired) = assemble(&job, source.as_ref())?;
+    let (image, repaired, system_packages) = assemble(&job, source.as_ref())?;
 
     // The cheap limits first, so an oversized image fails before its layers are read.
     let limits = job
@@ -255,6 +260,7 @@ pub fn build_model(
         output_digests,
         repaired,
         findings,
+        system_packages,
     })
 }
 
@@ -290,7 +296,7 @@ struct Job<'a> {
 fn assemble(
     job: &Job<'_>,
     source: &dyn source::ImageSource,
-) -> Result<(Image, Vec<RepairedLayer>), BuildError> {
+) -> Result<(Image, Vec<RepairedLayer>, Vec<crate::system::InstalledPackage>), BuildError> {
     let Job {
         model,
         plan,
@@ -327,9 +333,28 @@ fn assemble(
     let mut deps = crate::deps::prepare(model, &settings, options.install_timeout, cache, reporter)?;
 
     let mut appended = Appended::default();
+    let mut system_packages = Vec::new();
     for planned in &plan.layers {
         match planned.kind {
-            LayerKind::Base => appended.layers.append(&mut base_layers),
+            LayerKind::Base => {
+                // `[system]`: the packages' layer sits right above the base
+                // (it changes least after the base) and installs over it.
+                if let Some(system) = &plan.system {
+                    let built = crate::system::system_layer(
+                        system,
+                        &base_layers,
+                        plan.arch,
+                        &settings,
+                        cache,
+                        reporter,
+                    )?;
+                    system_packages = built.packages;
+                    appended.layers.append(&mut base_layers);
+                    appended.push_new(built.layer, None, &plan.comment);
+                } else {
+                    appended.layers.append(&mut base_layers);
+                }
+            }
             LayerKind::Dependencies => {
                 for layer in deps.drain(..) {
                     appended.push_new(layer, None, &plan.comment);
@@ -347,7 +372,7 @@ fn assemble(
 
     let config = new_config.apply(&base_config, &appended.history)?;
     let image = Image::new(family, config, appended.layers, Some(&new_config.annotations));
-    Ok((image, repaired))
+    Ok((image, repaired, system_packages))
 }
 
 /// The new image's layers and the history entries of those this build made.

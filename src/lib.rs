@@ -42,4 +42,5 @@ pub mod sandbox;
 pub mod sbom;
 pub mod sink;
 pub mod source;
+pub mod system;
 pub mod tar_walk;

@@ -120,6 +120,9 @@ pub struct BuildPlan {
     pub format: Option<MediaFamily>,
     /// The history comment of every new layer: `function NAME`.
     pub comment: String,
+    /// `[system]`: the layer of packages from the base's manager, right
+    /// above the base (it changes least after the base).
+    pub system: Option<crate::manifest::SystemModel>,
 }
 
 /// Turns a validated model into a plan.
@@ -179,6 +182,7 @@ pub fn plan(model: &FunctionModel) -> BuildPlan {
             labels: image.labels.clone(),
         },
         format: image.format,
+        system: model.system.clone(),
         comment: format!("function {}", model.name),
     }
 }

@@ -30,6 +30,8 @@ pub struct BuildFacts<'a> {
     /// Base layers pulled in this run: not `cached`.
     pub fetched_base_layers: &'a [Digest],
     pub findings: &'a [Finding],
+    /// `[system]`: the packages its layer installed, from the manager's database.
+    pub system_packages: &'a [crate::system::InstalledPackage],
 }
 
 /// The report of a build.
@@ -42,6 +44,7 @@ pub fn build_report(facts: &BuildFacts) -> Value {
         repaired,
         fetched_base_layers,
         findings,
+        system_packages,
     } = *facts;
     let mut report = BuildReport::new(image, outputs, output_digests, findings);
     report.repaired_base_layers = repaired;
@@ -66,6 +69,9 @@ pub fn build_report(facts: &BuildFacts) -> Value {
     object.insert("base".into(), base_value(base));
     object.insert("platform".into(), platform_value(image));
     object.insert("pushed".into(), json!(pushed));
+    if !system_packages.is_empty() {
+        object.insert("system_packages".into(), json!(system_packages));
+    }
     value
 }
 

@@ -32,11 +32,13 @@ pub enum CacheBucket {
     LayerScans,
     /// `rootfs-v1/<key>/`: root filesystems `run` materialized (directories).
     Rootfs,
+    /// `[system]` package layers: base, packages, manager, repositories → the layer.
+    SystemLayers,
 }
 
 impl CacheBucket {
     /// Every bucket this build of lambda-img reads or writes.
-    pub const ALL: [CacheBucket; 11] = [
+    pub const ALL: [CacheBucket; 12] = [
         CacheBucket::Blobs,
         CacheBucket::Layers,
         CacheBucket::LayerStat,
@@ -48,6 +50,7 @@ impl CacheBucket {
         CacheBucket::Checks,
         CacheBucket::LayerScans,
         CacheBucket::Rootfs,
+        CacheBucket::SystemLayers,
     ];
 
     /// The directory name under the cache root, version included.
@@ -64,6 +67,7 @@ impl CacheBucket {
             CacheBucket::Checks => "checks-v1",
             CacheBucket::LayerScans => "layer-scans-v1",
             CacheBucket::Rootfs => "rootfs-v1",
+            CacheBucket::SystemLayers => "system-layers-v1",
         }
     }
 

@@ -53,6 +53,41 @@ pub struct ImageSummary {
     pub uncompressed_size: u64,
     /// The base the image records (`org.opencontainers.image.base.*`), if any.
     pub base: Option<BaseRecord>,
+    /// The packages the image's package database lists (dpkg's status file
+    /// or apk's database, as the topmost layer holding it has it). rpm's
+    /// database is SQLite, which this does not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<PackageDatabase>,
+}
+
+/// An image's package database, as found in its layers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackageDatabase {
+    /// `dpkg` or `apk`.
+    pub manager: &'static str,
+    /// Its path in the image.
+    pub path: String,
+    pub installed: Vec<crate::system::InstalledPackage>,
+}
+
+/// Package databases in text form, by image path; the larger cap is dpkg's
+/// status file of a big image.
+const PACKAGE_DATABASES: &[(&str, &str)] =
+    &[("var/lib/dpkg/status", "dpkg"), ("lib/apk/db/installed", "apk")];
+const PACKAGE_DATABASE_LIMIT: usize = 64 << 20;
+
+fn package_database(path: &str, text: &[u8]) -> Option<PackageDatabase> {
+    let (at, manager) = PACKAGE_DATABASES.iter().find(|(p, _)| *p == path)?;
+    let text = String::from_utf8_lossy(text);
+    let installed = match *manager {
+        "dpkg" => crate::system::parse_dpkg_status(&text),
+        _ => crate::system::parse_apk(&text),
+    };
+    Some(PackageDatabase {
+        manager,
+        path: format!("/{at}"),
+        installed,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,11 +106,16 @@ pub fn summarize(image: &Image) -> Result<ImageSummary, InspectError> {
     })?;
     let history = config.layer_history(image.layers().len());
     let mut layers = Vec::with_capacity(image.layers().len());
+    let mut packages = None;
     for (layer, history) in image.layers().iter().zip(history) {
         let mut files = 0u64;
         let mut whiteouts = 0u64;
         let mut largest: Vec<PathSize> = Vec::new();
-        let walked = walk_layer(layer, |entry, _| {
+        let walked = walk_layer(layer, |entry, reader| {
+            if entry.kind == EntryKind::File && PACKAGE_DATABASES.iter().any(|(p, _)| *p == entry.path) {
+                let text = crate::tar_walk::read_head(reader, PACKAGE_DATABASE_LIMIT)?;
+                packages = package_database(&entry.path, &text);
+            }
             let name = entry.path.rsplit('/').next().unwrap_or("");
             if name.starts_with(".wh.") {
                 whiteouts += 1;
@@ -124,6 +164,7 @@ pub fn summarize(image: &Image) -> Result<ImageSummary, InspectError> {
         config,
         layers,
         base: BaseRecord::read(image),
+        packages,
     })
 }
 

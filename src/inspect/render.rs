@@ -94,6 +94,19 @@ pub fn render_table(s: &ImageSummary) -> String {
             let _ = writeln!(out, "{:>5}{:>10}  {}", "", human_bytes(p.size), p.path);
         }
     }
+    if let Some(db) = &s.packages {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "packages      {} in {} ({})",
+            db.installed.len(),
+            db.path,
+            db.manager
+        );
+        for p in &db.installed {
+            let _ = writeln!(out, "{:<14}{} {} {}", "", p.name, p.version, p.arch);
+        }
+    }
     out
 }
 

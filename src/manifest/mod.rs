@@ -13,6 +13,7 @@ mod execution;
 mod forms;
 mod model;
 pub mod schema;
+mod system;
 mod validate;
 
 #[cfg(test)]
@@ -33,6 +34,7 @@ pub use model::{
     JAVA_MAJORS, LayerModel, MAX_DEPENDENCY_LAYERS, NODE_MAJORS, PYTHON_MINORS, Runtime, SourceKind,
     SourcePath,
 };
+pub use system::{PackageManager, SystemModel};
 pub use validate::{DEFAULT_CODE_DESTINATION, DEFAULT_IGNORE_FILE};
 
 /// The manifest's file name in a project directory.

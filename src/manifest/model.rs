@@ -216,6 +216,8 @@ pub struct FunctionModel {
     pub execution: ExecutionSettings,
     /// `[cache]`: the registry shared as a layer cache.
     pub cache: super::CacheSettings,
+    /// `[system]`: packages installed by the base's package manager.
+    pub system: Option<super::SystemModel>,
     /// The manifest's directory, absolute and canonical: relative paths resolve here.
     pub project_dir: PathBuf,
     /// The manifest file as named to the user (used in messages).

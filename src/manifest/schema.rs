@@ -41,6 +41,9 @@ pub struct ManifestFile {
     pub check: Option<CheckTable>,
     #[serde(default)]
     pub cache: Option<CacheTable>,
+    /// `[system]`: packages from the base's package manager.
+    #[serde(default)]
+    pub system: Option<super::system::SystemTable>,
 }
 
 /// `[cache]`: the registry shared as a layer cache (`--cache-registry`).

@@ -162,6 +162,7 @@ fn full_manifest_gives_the_expected_model() {
         base_repair: true,
         execution: Default::default(),
         cache: Default::default(),
+        system: None,
         project_dir: root.clone(),
         manifest_path: PathBuf::from("lambda-img.toml"),
     };

@@ -213,6 +213,7 @@ pub fn validate(
     let check = super::check_keys::check_rules(&mut c, file.check.as_ref());
     let execution = super::execution::check(&mut c, &file.function);
     let cache = super::cache::check(&mut c, file.cache.as_ref());
+    let system = super::system::check(&mut c, file.system.as_ref());
 
     if !c.problems.is_empty() {
         let mut problems = c.problems;
@@ -233,6 +234,7 @@ pub fn validate(
         base_repair: file.base.repair.unwrap_or(false),
         execution,
         cache,
+        system,
         project_dir: project_dir.to_path_buf(),
         manifest_path: manifest_path.to_path_buf(),
     })

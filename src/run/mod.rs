@@ -136,31 +136,11 @@ pub fn prepare(
 
 /// A foreign image runs only when binfmt_misc hands its binaries to qemu.
 fn check_arch(arch: Architecture) -> Result<(), RunError> {
-    let host = std::env::consts::ARCH;
-    let (image, machine) = match arch {
-        Architecture::X86_64 => ("amd64", "x86_64"),
-        Architecture::Arm64 => ("arm64", "aarch64"),
-    };
-    if host == machine {
-        return Ok(());
-    }
-    let qemu = format!("qemu-{machine}");
-    let entry = std::fs::read_to_string(format!("/proc/sys/fs/binfmt_misc/{qemu}")).unwrap_or_default();
-    // `F` (fix binary): the kernel opened the interpreter at registration,
-    // so it runs inside a root filesystem that does not have it.
-    let usable = entry.lines().next() == Some("enabled")
-        && entry
-            .lines()
-            .any(|l| l.strip_prefix("flags:").is_some_and(|f| f.contains('F')));
-    if usable {
-        Ok(())
-    } else {
-        Err(RunError::ForeignArch {
-            image,
-            host,
-            qemu: format!("{qemu}-static"),
-        })
-    }
+    crate::sandbox::arch_support(arch).map_err(|f| RunError::ForeignArch {
+        image: f.image,
+        host: f.host,
+        qemu: f.qemu,
+    })
 }
 
 /// `HOST_DIR:/tmp/DIR[:rw]`: a host folder bound under /tmp, read-only unless `:rw`.
@@ -202,6 +182,7 @@ pub fn environment_spec(
     let sandbox = SandboxSpec {
         root: image.rootfs.as_ref().map(|r| r.path.clone()).unwrap_or_default(),
         writable_root: false,
+        overlay: None,
         uid: LAMBDA_UID,
         gid: LAMBDA_UID,
         tmp_size_mb: Some(u64::from(settings.ephemeral_mb)),

@@ -45,3 +45,5 @@ mod runtime;
 mod sbom;
 mod sbom_referrer;
 mod support;
+mod system;
+mod system_rpm;

@@ -189,6 +189,7 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
 }
 
 pub mod crafted;
+pub mod debian_base;
 pub mod fault_proxy;
 pub mod location_relay;
 pub mod moto;

@@ -1,0 +1,187 @@
+//! A Debian bookworm base image for the `[system]` tests: a minbase rootfs
+//! made by Debian's own `debootstrap` from the mirror the host's apt uses,
+//! packed by GNU tar (hard links written as files, device nodes left out)
+//! into a one-layer OCI layout. Built once per `cargo test` target dir and
+//! shared by every test (written to a temp dir, then renamed into place).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+
+use super::crafted::{OCI_MANIFEST, descriptor, put_blob, sha256_hex, write_index};
+use super::{require_tool, run_ok};
+
+/// The Debian mirror the host's apt sources name (deb.debian.org otherwise).
+pub fn debian_mirror() -> String {
+    let mut texts = Vec::new();
+    for dir in ["/etc/apt/sources.list.d", "/etc/apt"] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".sources") || name.ends_with(".list") {
+                    texts.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+    }
+    for text in &texts {
+        for line in text.lines() {
+            let url = line.strip_prefix("URIs:").map(str::trim).or_else(|| {
+                line.strip_prefix("deb ")
+                    .and_then(|r| r.split_whitespace().next())
+            });
+            if let Some(url) = url.filter(|u| u.ends_with("/debian") && u.starts_with("http")) {
+                return url.to_string();
+            }
+        }
+    }
+    "http://deb.debian.org/debian".into()
+}
+
+/// `oci:PATH:base` of the Debian bookworm minbase image; `None` (skipped
+/// loudly, a failure under CI=true) without debootstrap.
+pub fn debian_base() -> Option<String> {
+    if !require_tool("debootstrap") || !require_tool("tar") || !require_tool("gzip") {
+        return None;
+    }
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-bookworm-minbase-v1");
+    let reference = format!("oci:{}:base", root.join("layout").display());
+    if root.join("layout/index.json").is_file() {
+        return Some(reference);
+    }
+    // One test makes it while the others wait (same process, one lock).
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    if root.join("layout/index.json").is_file() {
+        return Some(reference);
+    }
+    let parent = root.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    let work = tempfile::tempdir_in(parent).unwrap();
+    let rootfs = work.path().join("rootfs");
+    run_ok(
+        Command::new("debootstrap")
+            .args(["--variant=minbase", "bookworm"])
+            .arg(&rootfs)
+            .arg(debian_mirror()),
+    );
+    // What apt downloaded for debootstrap is not part of an image.
+    for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+        let _ = std::fs::remove_dir_all(rootfs.join(dir));
+        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+    }
+    let layout = work.path().join("layout");
+    write_layout(&rootfs, &layout, work.path());
+    place(work.path(), &root);
+    Some(reference)
+}
+
+/// Moves `work/layout` to `root/layout` in one rename (a reader sees all or nothing).
+fn place(work: &Path, root: &Path) {
+    let done = work.join("done");
+    std::fs::create_dir(&done).unwrap();
+    std::fs::rename(work.join("layout"), done.join("layout")).unwrap();
+    if std::fs::rename(&done, root).is_err() && !root.join("layout/index.json").is_file() {
+        panic!("cannot place the base image at {}", root.display());
+    }
+}
+
+/// Packs `rootfs` as the one layer of an amd64 image in `layout` (tag `base`).
+fn write_layout(rootfs: &Path, layout: &Path, scratch: &Path) {
+    let tar = scratch.join("layer.tar");
+    let mut names: Vec<String> = std::fs::read_dir(rootfs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(rootfs)
+            .args([
+                "--sort=name",
+                "--numeric-owner",
+                "--hard-dereference",
+                "--mtime=@315532800",
+            ])
+            .args(["--exclude=dev/*", "--exclude=proc/*", "--exclude=sys/*", "-cf"])
+            .arg(&tar)
+            .args(&names),
+    );
+    let tar_bytes = std::fs::read(&tar).unwrap();
+    let diff_id = format!("sha256:{}", sha256_hex(&tar_bytes));
+    drop(tar_bytes);
+    run_ok(Command::new("gzip").args(["-1", "-n"]).arg(&tar));
+    let layer = std::fs::read(scratch.join("layer.tar.gz")).unwrap();
+    let layer_digest = put_blob(layout, &layer);
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }))
+    .unwrap();
+    let config_digest = put_blob(layout, &config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor("application/vnd.oci.image.config.v1+json", &config, &config_digest),
+        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", &layer, &layer_digest)],
+    }))
+    .unwrap();
+    let digest = put_blob(layout, &manifest);
+    let mut d = descriptor(OCI_MANIFEST, &manifest, &digest);
+    d["annotations"] = json!({"org.opencontainers.image.ref.name": "base"});
+    write_index(layout, vec![d]);
+}
+
+/// `oci:PATH:base` of a dnf-capable base: the Debian base plus Debian's
+/// dnf, rpm and curl, installed by lambda-img's own `[system]` layer (apt-get).
+pub fn dnf_base() -> Option<String> {
+    let debian = debian_base()?;
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-bookworm-dnf-v3");
+    let reference = format!("oci:{}:base", root.join("layout").display());
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    if root.join("layout/index.json").is_file() {
+        return Some(reference);
+    }
+    let parent = root.parent().unwrap();
+    let work = tempfile::tempdir_in(parent).unwrap();
+    let project = work.path().join("project");
+    // Debian's rpm keeps its database in $HOME/.rpmdb (beside dpkg's); an
+    // RPM-based image keeps it in /var/lib/rpm, for every user to read.
+    std::fs::create_dir_all(project.join("rpm/etc/rpm")).unwrap();
+    std::fs::create_dir_all(project.join("rpm/var/lib/rpm")).unwrap();
+    std::fs::write(project.join("rpm/etc/rpm/macros"), "%_dbpath /var/lib/rpm\n").unwrap();
+    // The test repository's RPMs are unsigned: this base's dnf does not check
+    // signatures (Debian's dnf.conf does; so does AL2023's, with its keys).
+    std::fs::create_dir_all(project.join("rpm/etc/dnf")).unwrap();
+    std::fs::write(
+        project.join("rpm/etc/dnf/dnf.conf"),
+        "[main]\ngpgcheck=0\ninstallonly_limit=3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("lambda-img.toml"),
+        format!(
+            "[function]\nname = \"dnf-base\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"{debian}\"\n\n\
+             [system]\npackages = [\"dnf\", \"rpm\", \"curl\"]\n\n\
+             [[layer]]\nname = \"rpm-config\"\nsources = [\"rpm\"]\ndestination = \"/\"\n\n[code]\nsources = []\n\n\
+             [image]\nentrypoint = [\"/usr/bin/dash\"]\n"
+        ),
+    )
+    .unwrap();
+    let layout = work.path().join("layout");
+    // A kept cache: a change to this helper does not run apt again.
+    run_ok(
+        super::lambda_img(&parent.join("dnf-base-cache"))
+            .arg("-C")
+            .arg(&project)
+            .args(["build", "--gzip-level", "1", "--output"])
+            .arg(format!("oci:{}:base", layout.display())),
+    );
+    place(work.path(), &root);
+    Some(reference)
+}

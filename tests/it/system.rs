@@ -1,0 +1,228 @@
+//! `[system] packages`: the base's own package manager (Debian's apt-get on
+//! a debootstrap base, reaching Debian's mirror) installs into a layer;
+//! umoci unpacks the image, dpkg's database lists the packages, and
+//! `lambda-img run` answers through a handler that calls the installed jq.
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::support::debian_base::debian_base;
+use crate::support::project::Project;
+use crate::support::{require_tool, run_ok, stderr, stdout};
+
+/// A custom runtime in sh: curl talks to the Runtime API, jq does the work.
+const BOOTSTRAP: &str = r#"#!/bin/sh
+set -eu
+api="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+while true; do
+  headers=$(mktemp)
+  body=$(curl -sS -D "$headers" "$api/invocation/next")
+  id=$(grep -i '^lambda-runtime-aws-request-id:' "$headers" | cut -d' ' -f2 | tr -d '\r')
+  printf '%s' "$body" | jq -c '{sum: (.a + .b), jq: "yes"}' \
+    | curl -sS -X POST --data-binary @- "$api/invocation/$id/response" >/dev/null
+  rm -f "$headers"
+done
+"#;
+
+fn manifest(base: &str, system: &str) -> String {
+    format!(
+        "[function]\nname = \"jq-fn\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"{base}\"\n\n\
+         [system]\n{system}\n\n[code]\nsources = [\"bootstrap\"]\ndestination = \"/var/runtime\"\n\n\
+         [image]\nentrypoint = [\"/var/runtime/bootstrap\"]\n"
+    )
+}
+
+fn project(system: &str) -> Option<Project> {
+    if !require_tool("umoci") {
+        return None;
+    }
+    let base = debian_base()?;
+    let p = Project::new(&manifest(&base, system), &[("bootstrap", BOOTSTRAP)]);
+    std::fs::set_permissions(
+        p.join("bootstrap"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    Some(p)
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+/// The report's `system` layer entry.
+fn system_layer(report: &Value) -> Value {
+    report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "system")
+        .unwrap_or_else(|| panic!("no system layer in {report:#}"))
+        .clone()
+}
+
+fn apt_ran(out: &Output) -> bool {
+    stderr(out).contains("[system] apt-get install")
+}
+
+#[test]
+fn debian_packages_land_in_a_layer_run_and_are_cached_by_their_inputs() {
+    let Some(p) = project("packages = [\"jq\", \"curl\"]") else {
+        return;
+    };
+    let layout = p.join("out");
+    let output = format!("oci:{}:fn", layout.display());
+    let first = p.build_ok(&["--json", "--output", &output]);
+    assert!(apt_ran(&first), "{}", stderr(&first));
+    let report = json(&first);
+    let layer = system_layer(&report);
+    assert_eq!(layer["cached"], false);
+    // The system layer sits right above the base's one layer.
+    assert_eq!(report["layers"][1]["name"], "system", "{report:#}");
+    let names: Vec<&str> = report["system_packages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no system_packages in {report:#}"))
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"jq") && names.contains(&"curl") && names.contains(&"libjq1"),
+        "{names:?}"
+    );
+
+    // umoci (not lambda-img) unpacks the image: jq is there, dpkg lists it,
+    // and nothing of apt's caches or logs came along.
+    let bundle = p.join("bundle");
+    run_ok(
+        std::process::Command::new("umoci")
+            .args(["unpack", "--image", &format!("{}:fn", layout.display())])
+            .arg(&bundle),
+    );
+    let rootfs = bundle.join("rootfs");
+    assert!(rootfs.join("usr/bin/jq").is_file());
+    let status = std::fs::read_to_string(rootfs.join("var/lib/dpkg/status")).unwrap();
+    let jq = status
+        .split("\n\n")
+        .find(|r| r.starts_with("Package: jq\n"))
+        .unwrap_or_else(|| panic!("dpkg status has no jq"));
+    assert!(jq.contains("Status: install ok installed"), "{jq}");
+    let lists: Vec<_> = std::fs::read_dir(rootfs.join("var/lib/apt/lists"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(lists.is_empty(), "apt's indexes are not in the image: {lists:?}");
+    assert!(!rootfs.join("var/log/apt/history.log").exists());
+
+    // inspect reads dpkg's database from the image's layers.
+    let inspected = run_ok(&mut p.cmd(&["inspect", "--json", &output]));
+    let db = &json(&inspected)["packages"];
+    assert_eq!(db["manager"], "dpkg", "{db:#}");
+    let jq_version = &report["system_packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "jq")
+        .unwrap()["version"];
+    assert!(
+        db["installed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "jq" && &p["version"] == jq_version),
+        "{db:#}"
+    );
+    let table = stdout(&run_ok(&mut p.cmd(&["inspect", &output])));
+    assert!(table.contains("in /var/lib/dpkg/status (dpkg)"), "{table}");
+
+    // The function answers through the installed jq.
+    let out = run_ok(&mut p.cmd(&["run", "--event", r#"{"a":2,"b":40}"#]));
+    assert_eq!(
+        stdout(&out).trim(),
+        r#"{"sum":42,"jq":"yes"}"#,
+        "{}",
+        stderr(&out)
+    );
+
+    // Unchanged inputs: the layer comes from the cache and apt does not run.
+    let second = p.build_ok(&["--json", "--output", &output]);
+    assert!(!apt_ran(&second), "{}", stderr(&second));
+    let again = json(&second);
+    assert_eq!(system_layer(&again)["cached"], true);
+    assert_eq!(system_layer(&again)["digest"], layer["digest"]);
+    assert_eq!(again["system_packages"], report["system_packages"]);
+
+    // A changed package list runs apt again and gives another layer.
+    std::fs::write(
+        p.join("lambda-img.toml"),
+        manifest(&debian_base().unwrap(), "packages = [\"jq\"]"),
+    )
+    .unwrap();
+    let third = p.build_ok(&["--json", "--output", &output]);
+    assert!(apt_ran(&third), "{}", stderr(&third));
+    let changed = system_layer(&json(&third));
+    assert_eq!(changed["cached"], false);
+    assert_ne!(changed["digest"], layer["digest"]);
+}
+
+/// An output directory is untouched by a failed build.
+fn assert_nothing_written(p: &Project) {
+    assert!(!p.join("out").exists(), "a failed build wrote its output");
+}
+
+#[test]
+fn a_package_that_does_not_exist_names_it_and_writes_nothing() {
+    let Some(p) = project("packages = [\"jq\", \"no-such-package-lambda-img\"]") else {
+        return;
+    };
+    let out = p.build_fail(&["--output", &format!("oci:{}:fn", p.join("out").display())]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("found no package \"no-such-package-lambda-img\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("Unable to locate package"),
+        "apt-get's own words: {err}"
+    );
+    assert_nothing_written(&p);
+}
+
+#[test]
+fn an_unreachable_repository_points_at_the_mirror_option_and_writes_nothing() {
+    // A port nothing listens on: connection refused, as for a mirror that is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let system =
+        format!("packages = [\"jq\"]\nrepositories = [\"http://127.0.0.1:{port}/debian bookworm main\"]");
+    let Some(p) = project(&system) else { return };
+    let out = p.build_fail(&["--output", &format!("oci:{}:fn", p.join("out").display())]);
+    let err = stderr(&out);
+    assert!(err.contains("could not reach its repositories"), "{err}");
+    assert!(err.contains("[system] repositories"), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")),
+        "apt-get's own words: {err}"
+    );
+    assert_nothing_written(&p);
+}
+
+#[test]
+fn a_base_without_a_package_manager_is_refused_and_nothing_is_written() {
+    let p = Project::new(
+        "[function]\nname = \"f\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"scratch\"\n\n\
+         [system]\npackages = [\"jq\"]\n\n[code]\nsources = [\"bootstrap\"]\ndestination = \"/var/runtime\"\n\n\
+         [image]\nentrypoint = [\"/var/runtime/bootstrap\"]\n",
+        &[("bootstrap", "#!/bin/sh\n")],
+    );
+    let out = p.build_fail(&["--output", &format!("oci:{}:fn", p.join("out").display())]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("the base has no package manager lambda-img knows"),
+        "{err}"
+    );
+    assert!(err.contains("dnf, microdnf, yum, apt-get, apk"), "{err}");
+    assert_nothing_written(&p);
+}
