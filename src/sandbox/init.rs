@@ -62,6 +62,9 @@ pub fn init_main() -> ! {
         fail(&os_err("cannot create mount, PID, IPC and UTS namespaces"));
     }
     if probe {
+        if let Some(overlay) = &spec.overlay {
+            probe_overlay(&spec.root, overlay, user_ns);
+        }
         std::process::exit(0);
     }
     let mut fds = [0; 2];
@@ -110,7 +113,7 @@ fn relay(child: libc::pid_t, mut status: std::fs::File) -> ! {
 fn pid_one(spec: &SandboxSpec, user_ns: bool, mut status: std::fs::File) -> ! {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    setup_root(spec);
+    setup_root(spec, user_ns);
     if !user_ns && spec.uid != 0 {
         // SAFETY: dropping privileges; each call checked.
         unsafe {
@@ -277,10 +280,32 @@ fn mount_point(path: &Path, file: bool) {
     }
 }
 
-fn setup_root(spec: &SandboxSpec) {
+fn setup_root(spec: &SandboxSpec, user_ns: bool) {
     let root = spec.root.as_path();
     mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None);
-    mount(Some(root), root, None, libc::MS_BIND | libc::MS_REC, None);
+    match &spec.overlay {
+        // Mounted on the lower directory itself: the lower is resolved before
+        // the overlay covers it, and the rest of the setup needs no other path.
+        Some(overlay) => {
+            let mut options = if overlay.read_only {
+                format!("lowerdir={}:{}", overlay_path(&overlay.upper), overlay_path(root))
+            } else {
+                format!(
+                    "lowerdir={},upperdir={},workdir={}",
+                    overlay_path(root),
+                    overlay_path(&overlay.upper),
+                    overlay_path(&overlay.work)
+                )
+            };
+            // In a user namespace the overlay keeps its whiteout markers in
+            // user.* xattrs (trusted.* needs real root).
+            if user_ns {
+                options.push_str(",userxattr");
+            }
+            mount(None, root, Some("overlay"), 0, Some(&options));
+        }
+        None => mount(Some(root), root, None, libc::MS_BIND | libc::MS_REC, None),
+    }
     if let Some(size) = spec.tmp_size_mb {
         mount(
             None,
@@ -324,6 +349,30 @@ fn setup_root(spec: &SandboxSpec) {
     let host = cstr(&spec.hostname);
     // SAFETY: a valid buffer and its length.
     unsafe { libc::sethostname(host.as_ptr(), spec.hostname.len()) };
+}
+
+/// A path as an overlay mount option: `,` and `:` separate options and
+/// layers, so they (and `\\`) are escaped with a backslash.
+fn overlay_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        if matches!(c, ',' | ':' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Mounts `overlay` read-only over `root` in this (new) mount namespace, as
+/// [`setup_root`] would, and fails with the kernel's reason when it cannot.
+fn probe_overlay(root: &Path, overlay: &super::Overlay, user_ns: bool) {
+    mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None);
+    let mut options = format!("lowerdir={}:{}", overlay_path(&overlay.upper), overlay_path(root));
+    if user_ns {
+        options.push_str(",userxattr");
+    }
+    mount(None, root, Some("overlay"), libc::MS_RDONLY, Some(&options));
 }
 
 fn setup_dev(dev: &Path) {

@@ -49,6 +49,10 @@ pub struct SandboxSpec {
     pub root: PathBuf,
     /// Mount the root writable (installs into a scratch copy); else read-only.
     pub writable_root: bool,
+    /// Mount an overlay over `root` (its lower layer, never written): what the
+    /// program writes lands in the overlay's upper directory (`[system]`).
+    #[serde(default)]
+    pub overlay: Option<Overlay>,
     /// uid and gid the program runs as inside.
     pub uid: u32,
     pub gid: u32,
@@ -62,6 +66,20 @@ pub struct SandboxSpec {
     /// Working directory inside.
     pub cwd: String,
     pub hostname: String,
+}
+
+/// The writable half of an overlay mount: two empty directories on one filesystem.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Overlay {
+    /// Receives every file the program creates or changes, and whiteouts
+    /// (0:0 character devices) and opaque markers for what it deletes.
+    pub upper: PathBuf,
+    /// The overlay's own scratch directory.
+    pub work: PathBuf,
+    /// Mount `upper` over the root as a second read-only lower layer instead
+    /// (to read what an earlier run wrote without changing it).
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// A host path bound into the sandbox.
@@ -310,6 +328,7 @@ pub fn probe(root: &std::path::Path) -> Result<(), SandboxError> {
     let spec = SandboxSpec {
         root: root.to_path_buf(),
         writable_root: false,
+        overlay: None,
         uid: 0,
         gid: 0,
         tmp_size_mb: None,
@@ -319,6 +338,35 @@ pub fn probe(root: &std::path::Path) -> Result<(), SandboxError> {
         cwd: "/".into(),
         hostname: "probe".into(),
     };
+    run_probe(&exe, &spec)
+}
+
+/// Whether [`probe`] passes with `top` mounted as a read-only overlay over
+/// `root`, the way a run mounts a layer of its own (kernels before 5.11
+/// refuse an overlay in a user namespace).
+pub fn probe_overlay(root: &std::path::Path, top: &std::path::Path) -> Result<(), SandboxError> {
+    let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
+    let spec = SandboxSpec {
+        root: root.to_path_buf(),
+        writable_root: false,
+        overlay: Some(Overlay {
+            upper: top.to_path_buf(),
+            work: PathBuf::new(),
+            read_only: true,
+        }),
+        uid: 0,
+        gid: 0,
+        tmp_size_mb: None,
+        binds: Vec::new(),
+        argv: Vec::new(),
+        env: Vec::new(),
+        cwd: "/".into(),
+        hostname: "probe".into(),
+    };
+    run_probe(&exe, &spec)
+}
+
+fn run_probe(exe: &std::path::Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
     let out = Command::new(exe)
         .arg(INIT_ARG)
         .arg("--probe")
@@ -332,6 +380,47 @@ pub fn probe(root: &std::path::Path) -> Result<(), SandboxError> {
     } else {
         Err(SandboxError::Unavailable {
             reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// An image's architecture this machine cannot run (no qemu in binfmt_misc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignArch {
+    /// The image's OCI architecture name.
+    pub image: &'static str,
+    /// This machine's.
+    pub host: &'static str,
+    /// The binfmt handler that would run it (`qemu-aarch64-static`).
+    pub qemu: String,
+}
+
+/// Whether programs built for `arch` run here: natively, or because
+/// binfmt_misc hands them to qemu.
+pub fn arch_support(arch: crate::image::Architecture) -> Result<(), ForeignArch> {
+    let host = std::env::consts::ARCH;
+    let (image, machine) = match arch {
+        crate::image::Architecture::X86_64 => ("amd64", "x86_64"),
+        crate::image::Architecture::Arm64 => ("arm64", "aarch64"),
+    };
+    if host == machine {
+        return Ok(());
+    }
+    let qemu = format!("qemu-{machine}");
+    let entry = std::fs::read_to_string(format!("/proc/sys/fs/binfmt_misc/{qemu}")).unwrap_or_default();
+    // `F` (fix binary): the kernel opened the interpreter at registration,
+    // so it runs inside a root filesystem that does not have it.
+    let usable = entry.lines().next() == Some("enabled")
+        && entry
+            .lines()
+            .any(|l| l.strip_prefix("flags:").is_some_and(|f| f.contains('F')));
+    if usable {
+        Ok(())
+    } else {
+        Err(ForeignArch {
+            image,
+            host,
+            qemu: format!("{qemu}-static"),
         })
     }
 }
