@@ -10,7 +10,10 @@
 //!
 //! A new snapshot starts as a hard-link clone of the longest chain already
 //! there, so a code-only change applies one layer to a clone instead of
-//! unpacking the image again. Hard links share inodes between snapshots:
+//! unpacking the image again. `run` goes further ([`materialize_layered`]):
+//! the last layer alone becomes a directory of its own under the same bucket,
+//! which the sandbox mounts as a read-only overlay over the snapshot of the
+//! layers below, so a code change writes only the code layer's files. Hard links share inodes between snapshots:
 //! nothing writes a file in place (an entry replaces a file by unlinking it),
 //! and a sandbox mounts a snapshot read-only. Snapshots are built in the
 //! cache's `tmp/` and renamed into place, so a reader sees a whole tree or none.
