@@ -383,15 +383,13 @@ fn environment_for(
     let cache = global.cache()?;
     let reporter = global.reporter();
     let native = args.engine == EngineArg::Native;
-    let image = crate::run::prepare(&resolved.image, native, &cache, &reporter)?;
+    let mut image = crate::run::prepare(&resolved.image, native, &cache, &reporter)?;
     let engine = match args.engine {
         EngineArg::Native => crate::sandbox::Engine::Native,
         EngineArg::Podman => crate::run::load_into_engine("podman", &resolved.image, &reporter)?,
         EngineArg::Docker => crate::run::load_into_engine("docker", &resolved.image, &reporter)?,
     };
-    if native && let Some(rootfs) = &image.rootfs {
-        crate::sandbox::probe(&rootfs.path)?;
-    }
+    crate::run::probe_sandbox(&mut image, &resolved.image, &cache, &reporter)?;
     let command = args.entrypoint.as_ref().map(|e| {
         std::iter::once(e.clone())
             .chain(args.args.iter().cloned())

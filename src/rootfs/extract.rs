@@ -87,13 +87,20 @@ pub(crate) fn effective_mode(mode: u32, uid: u32, gid: u32, ownership: Ownership
     }
 }
 
+/// What applying a layer met that a caller may need to know.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Applied {
+    /// Whiteout and opaque-directory entries (deletions of lower files).
+    pub whiteouts: usize,
+}
+
 /// Applies `layer`'s tar to `tree`.
 pub fn apply_layer(
     layer: &Layer,
     tree: &Path,
     ownership: Ownership,
     modes: &mut DirModes,
-) -> Result<(), RootfsError> {
+) -> Result<Applied, RootfsError> {
     let layer_err = |message: String| RootfsError::Layer {
         layer: layer.descriptor.digest.clone(),
         message,
@@ -124,6 +131,7 @@ pub fn apply_layer(
         ownership,
         modes,
         created: HashSet::new(),
+        whiteouts: 0,
     };
     let mut archive = tar::Archive::new(reader);
     let entries = archive
@@ -139,7 +147,9 @@ pub fn apply_layer(
             .entry(&mut entry, &name)
             .map_err(|e| layer_err(format!("{}: {e}", name.display())))?;
     }
-    Ok(())
+    Ok(Applied {
+        whiteouts: applier.whiteouts,
+    })
 }
 
 struct Applier<'a> {
@@ -148,6 +158,7 @@ struct Applier<'a> {
     modes: &'a mut DirModes,
     /// Paths this layer wrote, which an opaque whiteout in it must keep.
     created: HashSet<PathBuf>,
+    whiteouts: usize,
 }
 
 impl Applier<'_> {
@@ -158,6 +169,9 @@ impl Applier<'_> {
         };
         let (parent, parent_rel) = self.resolve_dir(parents)?;
         let last_str = last.to_string_lossy();
+        if last_str.starts_with(".wh.") {
+            self.whiteouts += 1;
+        }
         if last_str == ".wh..wh..opq" {
             for child in fs::read_dir(&parent)? {
                 let child = child?.path();
@@ -301,8 +315,10 @@ impl Applier<'_> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     fs::create_dir(&path)?;
                     stack.push(c);
-                    let rel = rel_of(&stack);
-                    self.modes.set(&rel, 0o755, 0, 0);
+                    // A directory only implied by a path keeps the mode
+                    // known for it (a layer applied alone over a snapshot
+                    // starts from the snapshot's modes), else 0755 root.
+                    self.modes.0.entry(rel_of(&stack)).or_insert((0o755, 0, 0));
                 }
                 Err(e) => return Err(e),
             }

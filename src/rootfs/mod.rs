@@ -10,7 +10,10 @@
 //!
 //! A new snapshot starts as a hard-link clone of the longest chain already
 //! there, so a code-only change applies one layer to a clone instead of
-//! unpacking the image again. Hard links share inodes between snapshots:
+//! unpacking the image again. `run` goes further ([`materialize_layered`]):
+//! the last layer alone becomes a directory of its own under the same bucket,
+//! which the sandbox mounts as a read-only overlay over the snapshot of the
+//! layers below, so a code change writes only the code layer's files. Hard links share inodes between snapshots:
 //! nothing writes a file in place (an entry replaces a file by unlinking it),
 //! and a sandbox mounts a snapshot read-only. Snapshots are built in the
 //! cache's `tmp/` and renamed into place, so a reader sees a whole tree or none.
@@ -18,6 +21,7 @@
 //! This module only writes trees; running anything in them is `sandbox/`.
 
 mod extract;
+mod top;
 mod tree;
 
 #[cfg(test)]
@@ -25,7 +29,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use extract::{DirModes, apply_layer};
+pub use extract::{Applied, DirModes, apply_layer};
 pub use tree::{clone_tree, remove_tree};
 
 use crate::cache::{Cache, CacheBucket};
@@ -77,8 +81,24 @@ impl RootfsError {
 #[derive(Debug, Clone)]
 pub struct Rootfs {
     pub path: PathBuf,
+    /// The last layer's own directory, to mount as a read-only overlay over
+    /// `path` (which then holds the layers below it); see [`materialize_layered`].
+    pub top: Option<PathBuf>,
+    /// Why the last layer was applied to a clone instead of being a `top`.
+    pub not_layered: Option<String>,
     /// How many layers had to be applied to make it (0: it was in the cache).
     pub layers_applied: usize,
+}
+
+impl Rootfs {
+    fn whole(path: PathBuf, layers_applied: usize) -> Rootfs {
+        Rootfs {
+            path,
+            top: None,
+            not_layered: None,
+            layers_applied,
+        }
+    }
 }
 
 /// The snapshot key of the chain `diff_ids` under `ownership`.
@@ -101,20 +121,14 @@ pub fn materialize(layers: &[Layer], ownership: Ownership, cache: &Cache) -> Res
     let full = bucket.join(key_at(layers.len()));
     if full.is_dir() {
         mark_used(&full);
-        return Ok(Rootfs {
-            path: full,
-            layers_applied: 0,
-        });
+        return Ok(Rootfs::whole(full, 0));
     }
     let _lock = cache
         .lock(&format!("rootfs-{}", key_at(layers.len())))
         .map_err(|e| RootfsError::io(&full, e))?;
     if full.is_dir() {
         mark_used(&full);
-        return Ok(Rootfs {
-            path: full,
-            layers_applied: 0,
-        });
+        return Ok(Rootfs::whole(full, 0));
     }
     // The chains worth keeping: after the base, and before the last layer.
     let base_end = layers
@@ -163,10 +177,45 @@ pub fn materialize(layers: &[Layer], ownership: Ownership, cache: &Cache) -> Res
             }
         }
     }
-    Ok(Rootfs {
-        path: full,
-        layers_applied: applied,
-    })
+    Ok(Rootfs::whole(full, applied))
+}
+
+/// Like [`materialize`], except when the whole chain is not in the cache yet:
+/// then its last layer becomes a directory of its own ([`Rootfs::top`]) over
+/// the snapshot of the layers below, content-addressed by the ownership mode,
+/// the layer's diff_id and that snapshot (whose directory modes it keeps), so
+/// a code change writes the code layer's files and clones nothing. A layer
+/// that cannot be served so (see `top`) is applied to a clone, and
+/// [`Rootfs::not_layered`] says why.
+pub fn materialize_layered(
+    layers: &[Layer],
+    ownership: Ownership,
+    cache: &Cache,
+) -> Result<Rootfs, RootfsError> {
+    let Some((last, below)) = layers.split_last().filter(|(_, below)| !below.is_empty()) else {
+        return materialize(layers, ownership, cache);
+    };
+    let bucket = cache.bucket_dir(CacheBucket::Rootfs);
+    let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
+    if bucket.join(chain_key(ownership, &diff_ids)).is_dir() {
+        return materialize(layers, ownership, cache);
+    }
+    let rest = materialize(below, ownership, cache)?;
+    let below_key = chain_key(ownership, &diff_ids[..below.len()]);
+    let text =
+        serde_json::json!({ "ownership": ownership, "top": last.diff_id, "over": below_key }).to_string();
+    let dest = bucket.join(Digest::of(text.as_bytes()).hex());
+    match top::top_layer(last, &rest.path, &dest, ownership, cache)? {
+        top::Top::Ready { path, made } => Ok(Rootfs {
+            top: Some(path),
+            layers_applied: rest.layers_applied + usize::from(made),
+            ..rest
+        }),
+        top::Top::Unfit(reason) => Ok(Rootfs {
+            not_layered: Some(reason),
+            ..materialize(layers, ownership, cache)?
+        }),
+    }
 }
 
 /// Where a snapshot's directory modes are kept: as the layers wrote them,
@@ -185,16 +234,21 @@ fn mark_used(snapshot: &Path) {
     }
 }
 
-/// Gives directories their final modes and moves the tree into place.
+/// Adds the mount points, gives directories their final modes and moves the tree into place.
 fn finish(tree: &Path, modes: &DirModes, ownership: Ownership, dest: &Path) -> Result<(), RootfsError> {
-    // The sidecar first: a tree in place always has one.
-    modes.save(&sidecar(dest))?;
     for dir in MOUNT_POINTS {
         let p = tree.join(dir);
         if std::fs::symlink_metadata(&p).is_err() {
             std::fs::create_dir(&p).map_err(|e| RootfsError::io(&p, e))?;
         }
     }
+    finish_tree(tree, modes, ownership, dest)
+}
+
+/// Gives directories their final modes and moves the tree into place.
+fn finish_tree(tree: &Path, modes: &DirModes, ownership: Ownership, dest: &Path) -> Result<(), RootfsError> {
+    // The sidecar first: a tree in place always has one.
+    modes.save(&sidecar(dest))?;
     modes.apply(tree, ownership)?;
     match std::fs::rename(tree, dest) {
         Ok(()) => Ok(()),

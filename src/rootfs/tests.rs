@@ -7,6 +7,8 @@ use crate::image::{BlobLocation, Descriptor, OCI_LAYER_TAR};
 /// One tar entry: path, kind and content (or link target).
 enum E<'a> {
     Dir(&'a str),
+    /// A directory with its own mode.
+    DirMode(&'a str, u32),
     File(&'a str, &'a str, u32),
     Link(&'a str, &'a str),
     /// A file whose name is written as is (the tar crate refuses `..`).
@@ -21,9 +23,9 @@ fn layer(cache: &Cache, entries: &[E]) -> Layer {
         h.set_gid(0);
         h.set_mtime(1);
         match e {
-            E::Dir(p) => {
+            E::Dir(p) | E::DirMode(p, _) => {
                 h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
+                h.set_mode(if let E::DirMode(_, m) = e { *m } else { 0o755 });
                 h.set_size(0);
                 b.append_data(&mut h, p, std::io::empty()).unwrap();
             }
@@ -198,4 +200,145 @@ fn a_stand_in_gets_the_owner_bits_the_lambda_user_would_be_granted() {
 
 fn effective_mode_for_test(mode: u32, uid: u32, gid: u32) -> u32 {
     extract::effective_mode(mode, uid, gid, STAND_IN)
+}
+
+/// Entries directly in a bucket directory (snapshots, top directories, sidecars).
+fn bucket_entries(cache: &Cache) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(cache.bucket_dir(CacheBucket::Rootfs))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn a_code_only_change_becomes_a_directory_of_its_own_over_the_snapshot_below() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let base = layer(
+        &cache,
+        &[
+            E::Dir("lib"),
+            E::File("lib/big", "dependency", 0o644),
+            E::DirMode("var", 0o750),
+        ],
+    );
+    let deps = layer(&cache, &[E::Dir("opt"), E::File("opt/dep", "d", 0o644)]);
+    let code1 = layer(
+        &cache,
+        &[
+            E::File("var/task/app", "v1", 0o644),
+            E::File("var/task/old", "o", 0o644),
+        ],
+    );
+    let code2 = layer(&cache, &[E::File("var/task/app", "v2", 0o644)]);
+    let first = materialize_layered(&[base.clone(), deps.clone(), code1.clone()], STAND_IN, &cache).unwrap();
+    assert_eq!(first.layers_applied, 3);
+    let top1 = first
+        .top
+        .clone()
+        .expect("the code layer is a directory of its own");
+    assert_eq!(read(&top1, "var/task/app").as_deref(), Some("v1"));
+    assert_eq!(
+        read(&first.path, "opt/dep").as_deref(),
+        Some("d"),
+        "the snapshot below"
+    );
+    assert!(
+        !first.path.join("var/task").exists(),
+        "the snapshot below has no code"
+    );
+    let again = materialize_layered(&[base.clone(), deps.clone(), code1], STAND_IN, &cache).unwrap();
+    assert_eq!(
+        (again.layers_applied, &again.top),
+        (0, &first.top),
+        "all in the cache"
+    );
+
+    let before = bucket_entries(&cache);
+    let second = materialize_layered(&[base, deps, code2], STAND_IN, &cache).unwrap();
+    assert_eq!(second.layers_applied, 1, "only the code layer");
+    assert_eq!(second.path, first.path, "the same snapshot below");
+    let top2 = second.top.clone().unwrap();
+    let new: Vec<String> = bucket_entries(&cache).difference(&before).cloned().collect();
+    let name = top2.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(
+        new,
+        [name.clone(), format!("{name}.dirs.json")],
+        "one top directory and its sidecar"
+    );
+    let files: Vec<String> = walkdir::WalkDir::new(&top2)
+        .into_iter()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .strip_prefix(&top2)
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        files,
+        ["", "var", "var/task", "var/task/app"],
+        "the code layer's files only"
+    );
+    assert_eq!(read(&top2, "var/task/app").as_deref(), Some("v2"));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(&top2.join("var")),
+        mode(&first.path.join("var")),
+        "a directory the layer only implies keeps the mode it has below (the overlay shows the top's)"
+    );
+    assert_eq!(
+        mode(&top2.join("var")),
+        0o550 | 0o500,
+        "root's 0750 for uid 993, kept r-x"
+    );
+}
+
+#[test]
+fn a_top_layer_that_deletes_or_crosses_a_symlink_is_applied_to_a_clone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let base = layer(
+        &cache,
+        &[
+            E::Dir("usr"),
+            E::Dir("usr/lib"),
+            E::File("usr/lib/gone", "g", 0o644),
+            E::Link("lib", "usr/lib"),
+        ],
+    );
+    let deletes = layer(&cache, &[E::File("usr/lib/.wh.gone", "", 0o644)]);
+    let fs = materialize_layered(&[base.clone(), deletes], STAND_IN, &cache).unwrap();
+    assert_eq!(fs.top, None);
+    assert!(
+        fs.not_layered.as_deref().unwrap().contains("whiteouts"),
+        "{:?}",
+        fs.not_layered
+    );
+    assert_eq!(
+        read(&fs.path, "usr/lib/gone"),
+        None,
+        "the clone applied the whiteout"
+    );
+
+    let through_link = layer(&cache, &[E::File("lib/new", "n", 0o644)]);
+    let fs = materialize_layered(&[base, through_link], STAND_IN, &cache).unwrap();
+    assert_eq!(fs.top, None);
+    assert!(
+        fs.not_layered.as_deref().unwrap().contains("/lib "),
+        "{:?}",
+        fs.not_layered
+    );
+    assert_eq!(
+        read(&fs.path, "usr/lib/new").as_deref(),
+        Some("n"),
+        "written through the symlink"
+    );
+    assert!(
+        std::fs::symlink_metadata(fs.path.join("lib"))
+            .unwrap()
+            .is_symlink()
+    );
 }

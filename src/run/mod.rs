@@ -18,7 +18,7 @@ use crate::cache::Cache;
 use crate::image::{Architecture, Image};
 use crate::report::Reporter;
 use crate::rootfs::{Ownership, Rootfs, RootfsError};
-use crate::sandbox::{Bind, LAMBDA_UID, SandboxSpec};
+use crate::sandbox::{Bind, LAMBDA_UID, Overlay, SandboxSpec};
 
 /// Where the function's output lines go (stderr for `run`).
 pub trait LogSink: Send + Sync {
@@ -91,6 +91,8 @@ pub enum RunError {
     },
     #[error("--mount {0}: {1}")]
     Mount(String, String),
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
     #[error("cannot write the image for the container engine: {0}")]
     Sink(#[from] crate::sink::SinkError),
     #[error("{0}")]
@@ -120,8 +122,12 @@ pub fn prepare(
     if !materialize {
         return Ok(RunImage { rootfs: None, config });
     }
-    let rootfs =
-        crate::rootfs::materialize(image.layers(), Ownership::for_user(LAMBDA_UID, LAMBDA_UID), cache)?;
+    let rootfs = crate::rootfs::materialize_layered(image.layers(), run_ownership(), cache)?;
+    if let Some(reason) = &rootfs.not_layered {
+        reporter.detail(&format!(
+            "the last layer is applied to a clone of the snapshot, not mounted over it: {reason}"
+        ));
+    }
     if rootfs.layers_applied > 0 {
         reporter.step(&format!(
             "materialized {} layer(s) of the root filesystem",
@@ -132,6 +138,42 @@ pub fn prepare(
         rootfs: Some(rootfs),
         config,
     })
+}
+
+/// Who owns the files of a root filesystem `run` materializes: Lambda's user.
+fn run_ownership() -> Ownership {
+    Ownership::for_user(LAMBDA_UID, LAMBDA_UID)
+}
+
+/// Checks that the sandbox can start in `image`'s root filesystem (once, so
+/// a run fails early with the reason). When the last layer is to be mounted
+/// as an overlay and the kernel refuses that, the layer is applied to a clone
+/// of the snapshot instead, and a detail says why.
+pub fn probe_sandbox(
+    run: &mut RunImage,
+    image: &Image,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<(), RunError> {
+    let Some(rootfs) = &run.rootfs else {
+        return Ok(());
+    };
+    let Some(top) = &rootfs.top else {
+        return Ok(crate::sandbox::probe(&rootfs.path)?);
+    };
+    let Err(refused) = crate::sandbox::probe_overlay(&rootfs.path, top) else {
+        return Ok(());
+    };
+    crate::sandbox::probe(&rootfs.path)?;
+    reporter.detail(&format!(
+        "the last layer is applied to a clone of the snapshot: an overlay cannot be mounted here ({refused})"
+    ));
+    run.rootfs = Some(crate::rootfs::materialize(
+        image.layers(),
+        run_ownership(),
+        cache,
+    )?);
+    Ok(())
 }
 
 /// A foreign image runs only when binfmt_misc hands its binaries to qemu.
@@ -179,7 +221,7 @@ pub fn environment_spec(
     if argv.is_empty() {
         return Err(RunError::NoCommand);
     }
-    let sandbox = SandboxSpec {
+    let mut sandbox = SandboxSpec {
         root: image.rootfs.as_ref().map(|r| r.path.clone()).unwrap_or_default(),
         writable_root: false,
         overlay: None,
@@ -192,6 +234,16 @@ pub fn environment_spec(
         cwd: image.config.workdir.clone().unwrap_or_else(|| "/".into()),
         hostname: "localhost".into(),
     };
+    // The last layer's own directory, over the snapshot of the rest.
+    sandbox.overlay = image
+        .rootfs
+        .as_ref()
+        .and_then(|r| r.top.as_ref())
+        .map(|top| Overlay {
+            upper: top.clone(),
+            work: PathBuf::new(),
+            read_only: true,
+        });
     Ok(EnvironmentSpec {
         sandbox,
         image: image.config.clone(),

@@ -62,6 +62,9 @@ pub fn init_main() -> ! {
         fail(&os_err("cannot create mount, PID, IPC and UTS namespaces"));
     }
     if probe {
+        if let Some(overlay) = &spec.overlay {
+            probe_overlay(&spec.root, overlay, user_ns);
+        }
         std::process::exit(0);
     }
     let mut fds = [0; 2];
@@ -359,6 +362,17 @@ fn overlay_path(path: &Path) -> String {
         out.push(c);
     }
     out
+}
+
+/// Mounts `overlay` read-only over `root` in this (new) mount namespace, as
+/// [`setup_root`] would, and fails with the kernel's reason when it cannot.
+fn probe_overlay(root: &Path, overlay: &super::Overlay, user_ns: bool) {
+    mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None);
+    let mut options = format!("lowerdir={}:{}", overlay_path(&overlay.upper), overlay_path(root));
+    if user_ns {
+        options.push_str(",userxattr");
+    }
+    mount(None, root, Some("overlay"), libc::MS_RDONLY, Some(&options));
 }
 
 fn setup_dev(dev: &Path) {

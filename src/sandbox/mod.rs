@@ -338,6 +338,35 @@ pub fn probe(root: &std::path::Path) -> Result<(), SandboxError> {
         cwd: "/".into(),
         hostname: "probe".into(),
     };
+    run_probe(&exe, &spec)
+}
+
+/// Whether [`probe`] passes with `top` mounted as a read-only overlay over
+/// `root`, the way a run mounts a layer of its own (kernels before 5.11
+/// refuse an overlay in a user namespace).
+pub fn probe_overlay(root: &std::path::Path, top: &std::path::Path) -> Result<(), SandboxError> {
+    let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
+    let spec = SandboxSpec {
+        root: root.to_path_buf(),
+        writable_root: false,
+        overlay: Some(Overlay {
+            upper: top.to_path_buf(),
+            work: PathBuf::new(),
+            read_only: true,
+        }),
+        uid: 0,
+        gid: 0,
+        tmp_size_mb: None,
+        binds: Vec::new(),
+        argv: Vec::new(),
+        env: Vec::new(),
+        cwd: "/".into(),
+        hostname: "probe".into(),
+    };
+    run_probe(&exe, &spec)
+}
+
+fn run_probe(exe: &std::path::Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
     let out = Command::new(exe)
         .arg(INIT_ARG)
         .arg("--probe")

@@ -40,6 +40,7 @@ mod rule_tuning;
 mod rules;
 mod run;
 mod run_env;
+mod run_overlay;
 mod run_serve;
 mod runtime;
 mod sbom;
