@@ -35,8 +35,11 @@ pub(super) fn command(
     }
     env_file.flush()?;
     let mut cmd = Command::new(&engine.program);
+    // `-i`: the container reads the client's stdin, which `run -i
+    // --entrypoint` hands over (elsewhere it is /dev/null: at once at its end).
     cmd.args([
         "run",
+        "-i",
         "--rm",
         "--name",
         name,

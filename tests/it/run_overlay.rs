@@ -92,3 +92,46 @@ fn a_code_change_is_served_through_an_overlay_without_a_new_snapshot() {
         "the code layer's files only, not a tree of the image: {files:?}"
     );
 }
+
+/// `run -i --entrypoint` with `--engine podman`: the program reads the
+/// caller's stdin, as in the native sandbox.
+#[test]
+fn entrypoint_reads_stdin_through_podman_as_natively() {
+    use std::io::Write;
+    if !crate::support::require_tool("podman") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let Some(image) = busybox_image(work.path()) else {
+        return;
+    };
+    let podman = crate::support::podman::Podman::new();
+    let cache = tempfile::tempdir().unwrap();
+    let cat = |engine: &str| {
+        let mut cmd = crate::support::lambda_img(cache.path());
+        cmd.args([
+            "run",
+            &image,
+            "--engine",
+            engine,
+            "-i",
+            "--entrypoint",
+            "/var/task/busybox",
+            "--",
+            "cat",
+        ])
+        .envs(podman.env())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"from stdin\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{engine}: {}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(cat("native"), "from stdin\n");
+    assert_eq!(cat("podman"), "from stdin\n", "podman gets -i");
+    let left = podman.run_ok(&["ps", "-aq"]);
+    assert_eq!(stdout(&left).trim(), "", "no container is left behind");
+}
