@@ -232,6 +232,7 @@ impl GlobalArgs {
             credentials,
             mirrors: self.registry_mirrors.clone(),
             fallback: Some(self.ecr_signin(manifest, region)),
+            show_requests: self.verbose,
             ..Default::default()
         }
         .with_registry_timeout(std::time::Duration::from_secs(self.registry_timeout)))

@@ -25,6 +25,8 @@ pub struct Client {
     insecure: Vec<String>,
     auth: Mutex<AuthState>,
     pub(crate) limits: TransferLimits,
+    /// See [`RegistryOptions::show_requests`].
+    show_requests: bool,
 }
 
 /// How long transfers may take: see [`RegistryOptions`].
@@ -156,6 +158,7 @@ impl Client {
             retry: options.retry.clone(),
             insecure: options.insecure.clone(),
             auth: Mutex::new(AuthState::default()),
+            show_requests: options.show_requests,
             limits: TransferLimits {
                 idle: options.timeout,
                 deadline: options.deadline,
@@ -209,10 +212,11 @@ impl Client {
         let mut req = req;
         for _ in 0..=MAX_REDIRECTS {
             let resp = if origin_of(&req.url).as_deref() == Some(self.base.as_str()) {
-                self.send_own(&req)?
+                self.send_own(&req)
             } else {
-                self.send_foreign(&req)?
-            };
+                self.send_foreign(&req)
+            }
+            .map_err(|e| self.name_request(e, &req))?;
             let status = resp.status();
             let Some(target) = redirect_target(&resp, &req.url) else {
                 return Ok(resp);
@@ -228,6 +232,44 @@ impl Client {
             registry: self.registry.clone(),
             message: format!("{}: more than {MAX_REDIRECTS} redirects", req.what),
         })
+    }
+
+    /// With `-v`, a network failure or an unexpected status names the
+    /// request: `PUT https://HOST/v2/REPO/blobs/uploads/ID`. The query is
+    /// left out (an upload URL's carries the registry's upload state).
+    fn name_request(&self, error: RegistryError, req: &Req<'_>) -> RegistryError {
+        if !self.show_requests {
+            return error;
+        }
+        let url = req.url.split(['?', '#']).next().unwrap_or_default();
+        let request = format!("failed request: {} {url}", req.method);
+        match error {
+            RegistryError::Unreachable {
+                registry,
+                what,
+                attempts,
+                message,
+            } => RegistryError::Unreachable {
+                registry,
+                what,
+                attempts,
+                message: format!("{message}; {request}"),
+            },
+            RegistryError::Status {
+                registry,
+                what,
+                status,
+                attempts,
+                diagnostics,
+            } => RegistryError::Status {
+                registry,
+                what: format!("{what} ({request})"),
+                status,
+                attempts,
+                diagnostics,
+            },
+            other => other,
+        }
     }
 
     /// A request to a host other than the registry (an upload `Location` or a

@@ -68,6 +68,10 @@ pub struct RegistryOptions {
     /// Asked when neither `credentials` nor Docker's config has anything for
     /// a registry: the run's ECR sign-in (`aws::EcrSignIn`, set by the CLI).
     pub fallback: Option<std::sync::Arc<dyn credentials::FallbackCredentials>>,
+    /// `-v`: an error from an unreachable or failing registry names the
+    /// request that failed (method and URL, without the query string, which
+    /// may carry upload state).
+    pub show_requests: bool,
 }
 
 impl Default for RegistryOptions {
@@ -84,6 +88,7 @@ impl Default for RegistryOptions {
             parallel_downloads: 4,
             mirrors: Vec::new(),
             fallback: None,
+            show_requests: false,
         }
     }
 }

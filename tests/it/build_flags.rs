@@ -378,3 +378,61 @@ fn provided_function(dir: &Path, name: &str, base_digest: &str) {
     )
     .unwrap();
 }
+
+/// `-v` names the request that failed when a registry keeps failing (the
+/// method and URL, no query string); without `-v` the message stays short.
+#[test]
+fn verbose_names_the_request_a_failing_push_gave_up_on() {
+    use crate::support::fault_proxy::{Fault, FaultKind, FaultProxy};
+    use crate::support::project::{Project, scratch_manifest};
+    if !require_tool("busybox") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let proxy = FaultProxy::start(registry.port);
+    proxy.add(Fault {
+        method: "PUT",
+        path_contains: "/manifests/".into(),
+        times: 1000,
+        kind: FaultKind::Status(500),
+    });
+    let p = Project::new(&scratch_manifest(""), &[]);
+    p.copy_in(Path::new("/bin/busybox"), "busybox");
+    let output = format!("registry:{}/fn/app:1", proxy.host());
+    let failed = format!(
+        "failed request: PUT http://{}/v2/fn/app/manifests/1",
+        proxy.host()
+    );
+
+    let quiet = run_fail(&mut p.cmd(&["build", "--output", &output]));
+    let err = stderr(&quiet);
+    assert!(err.contains("answered 500"), "{err}");
+    assert!(
+        !err.contains("failed request"),
+        "only -v names the request: {err}"
+    );
+
+    let verbose = run_fail(&mut p.cmd(&["-v", "build", "--output", &output]));
+    let err = stderr(&verbose);
+    assert!(err.contains(&failed), "-v names the request ({failed}): {err}");
+
+    // A network failure (a registry that stops answering) as well.
+    let stalled = FaultProxy::start(registry.port);
+    stalled.add(Fault {
+        method: "PUT",
+        path_contains: "/manifests/".into(),
+        times: 1000,
+        kind: FaultKind::Stall(std::time::Duration::from_secs(30)),
+    });
+    let output = format!("registry:{}/fn/app:1", stalled.host());
+    let failed = format!(
+        "failed request: PUT http://{}/v2/fn/app/manifests/1",
+        stalled.host()
+    );
+    let args = ["-v", "--registry-timeout", "4", "build", "--output", &output];
+    let err = stderr(&run_fail(&mut p.cmd(&args)));
+    assert!(err.contains("did not answer"), "{err}");
+    assert!(err.contains(&failed), "-v names the request ({failed}): {err}");
+}
