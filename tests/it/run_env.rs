@@ -504,3 +504,43 @@ fn watch_with_events_runs_them_again_after_a_change() {
         "a fresh environment: {second}"
     );
 }
+
+/// Where namespaces cannot be made (here: bwrap forbids nested user
+/// namespaces to a non-root user), `run` says why and names the engine
+/// option, instead of failing somewhere inside the sandbox.
+#[test]
+fn without_namespaces_run_says_why_and_names_the_podman_engine() {
+    if !require_tool("bwrap") || !require_tool("busybox") {
+        return;
+    }
+    let p = shell_runtime(Path::new("/bin/busybox"), "x86_64");
+    let layout = p.join("out");
+    p.build_ok(&["--output", &format!("oci:{}:latest", layout.display())]);
+    let cache = tempfile::tempdir().unwrap();
+    let out = crate::support::command("bwrap")
+        .args([
+            "--dev-bind",
+            "/",
+            "/",
+            "--unshare-user",
+            "--disable-userns",
+            "--uid",
+            "1000",
+            "--gid",
+            "1000",
+            "--",
+        ])
+        .arg(crate::support::bin())
+        .args(["run", &format!("oci:{}:latest", layout.display())])
+        .env("LAMBDA_IMG_CACHE", cache.path())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("namespaces are not available")
+            && err.contains("user namespace")
+            && err.contains("--engine podman"),
+        "{err}"
+    );
+}
