@@ -324,36 +324,27 @@ fn children(pid: u32) -> Option<Vec<u32>> {
 /// is started far enough to create them (about a millisecond), and its
 /// complaint is the reason.
 pub fn probe(root: &std::path::Path) -> Result<(), SandboxError> {
-    let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
-    let spec = SandboxSpec {
-        root: root.to_path_buf(),
-        writable_root: false,
-        overlay: None,
-        uid: 0,
-        gid: 0,
-        tmp_size_mb: None,
-        binds: Vec::new(),
-        argv: Vec::new(),
-        env: Vec::new(),
-        cwd: "/".into(),
-        hostname: "probe".into(),
-    };
-    run_probe(&exe, &spec)
+    run_probe(&probe_spec(root, None))
 }
 
 /// Whether [`probe`] passes with `top` mounted as a read-only overlay over
 /// `root`, the way a run mounts a layer of its own (kernels before 5.11
 /// refuse an overlay in a user namespace).
 pub fn probe_overlay(root: &std::path::Path, top: &std::path::Path) -> Result<(), SandboxError> {
-    let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
-    let spec = SandboxSpec {
+    let overlay = Overlay {
+        upper: top.to_path_buf(),
+        work: PathBuf::new(),
+        read_only: true,
+    };
+    run_probe(&probe_spec(root, Some(overlay)))
+}
+
+/// The spec a probe starts: nothing to run, only the namespaces and mounts to make.
+fn probe_spec(root: &std::path::Path, overlay: Option<Overlay>) -> SandboxSpec {
+    SandboxSpec {
         root: root.to_path_buf(),
         writable_root: false,
-        overlay: Some(Overlay {
-            upper: top.to_path_buf(),
-            work: PathBuf::new(),
-            read_only: true,
-        }),
+        overlay,
         uid: 0,
         gid: 0,
         tmp_size_mb: None,
@@ -362,11 +353,11 @@ pub fn probe_overlay(root: &std::path::Path, top: &std::path::Path) -> Result<()
         env: Vec::new(),
         cwd: "/".into(),
         hostname: "probe".into(),
-    };
-    run_probe(&exe, &spec)
+    }
 }
 
-fn run_probe(exe: &std::path::Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
+fn run_probe(spec: &SandboxSpec) -> Result<(), SandboxError> {
+    let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
     let out = Command::new(exe)
         .arg(INIT_ARG)
         .arg("--probe")

@@ -8,45 +8,22 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::deps::FAKE_INTERPRETER;
 use crate::support::fault_proxy::{Fault, FaultKind, FaultProxy};
 use crate::support::project::Project;
 use crate::support::registry::TestRegistry;
 use crate::support::{lambda_img, require_tool, run_fail, run_ok, stand_in, stderr};
 
-/// An interpreter stand-in that is never run (the rules want the entrypoint).
-const FAKE_INTERPRETER: &str = "stand-in interpreter, never run\n";
-
 /// markupsafe ships a compiled extension: its wheel is platform specific.
 const REQUIREMENTS: &str = "markupsafe==3.0.2\n";
 
 fn function_manifest(deps: bool) -> String {
-    format!(
-        r#"[function]
-name = "shared-cache"
-runtime = "python3.12"
-handler = "app.handler"
-
-[base]
-image = "scratch"
-
-[[layer]]
-name = "interpreter"
-sources = ["fake/python3"]
-destination = "/usr/bin/python3"
-mode = "0755"
-
-[code]
-exclude = ["fake/**", "requirements.txt"]
-
-[image]
-entrypoint = ["/usr/bin/python3", "-m", "awslambdaric"]
-{}"#,
-        if deps {
-            "\n[dependencies]\nrequirements = \"requirements.txt\"\n"
-        } else {
-            "\n[dependencies]\nenabled = false\n"
-        }
-    )
+    let table = if deps {
+        "requirements = \"requirements.txt\""
+    } else {
+        "enabled = false"
+    };
+    crate::deps::stand_in_python_manifest("shared-cache", "x86_64", table)
 }
 
 /// The Python function with a compiled wheel dependency.

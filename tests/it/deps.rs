@@ -12,19 +12,17 @@ use crate::support::{require_tool, stderr};
 
 /// An interpreter stand-in that is never run. Not a `#!` script: on scratch
 /// its interpreter would be missing (LI045).
-const FAKE_INTERPRETER: &str = "stand-in interpreter, never run\n";
+/// An interpreter stand-in that is never run (the rules want the entrypoint).
+pub(crate) const FAKE_INTERPRETER: &str = "stand-in interpreter, never run\n";
 
 const REQUIREMENTS: &str = "markupsafe==3.0.2\nsix==1.17.0\n";
 
-/// A Python function on scratch with a stand-in interpreter (the rules want
-/// the entrypoint to exist; these tests never run the image).
-fn python_project(arch: &str, requirements: &str, deps: &str) -> Option<Project> {
-    if !require_tool("python3") {
-        return None;
-    }
-    let manifest = format!(
+/// The manifest of a Python function `name` on scratch whose interpreter is
+/// `fake/python3` (a stand-in), with `deps_table` as its `[dependencies]` body.
+pub(crate) fn stand_in_python_manifest(name: &str, arch: &str, deps_table: &str) -> String {
+    format!(
         r#"[function]
-name = "deps"
+name = "{name}"
 runtime = "python3.12"
 handler = "app.handler"
 architecture = "{arch}"
@@ -45,9 +43,18 @@ exclude = ["fake/**", "requirements.txt"]
 entrypoint = ["/usr/bin/python3", "-m", "awslambdaric"]
 
 [dependencies]
-{deps}
+{deps_table}
 "#
-    );
+    )
+}
+
+/// A Python function on scratch with a stand-in interpreter (the rules want
+/// the entrypoint to exist; these tests never run the image).
+fn python_project(arch: &str, requirements: &str, deps: &str) -> Option<Project> {
+    if !require_tool("python3") {
+        return None;
+    }
+    let manifest = stand_in_python_manifest("deps", arch, deps);
     Some(Project::new(
         &manifest,
         &[

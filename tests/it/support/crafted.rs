@@ -64,11 +64,33 @@ pub fn image_in_layout(dir: &Path, files: &[(&str, &[u8])]) -> Value {
     let tar = raw_tar(files);
     let layer = gzip(&tar);
     let layer_digest = put_blob(dir, &layer);
+    let diff_id = format!("sha256:{}", sha256_hex(&tar));
+    let mut d = one_layer_manifest(
+        dir,
+        json!({"Entrypoint": ["/var/task/app"]}),
+        &layer,
+        &layer_digest,
+        &diff_id,
+    );
+    d["platform"] = json!({"architecture": "amd64", "os": "linux"});
+    d
+}
+
+/// Writes the linux/amd64 config (`config` as its `config` object) and the
+/// OCI manifest of one gzip layer (already a blob in `dir`) into the layout
+/// at `dir`; returns the manifest's descriptor.
+pub fn one_layer_manifest(
+    dir: &Path,
+    config: Value,
+    layer: &[u8],
+    layer_digest: &str,
+    diff_id: &str,
+) -> Value {
     let config = serde_json::to_vec(&json!({
         "architecture": "amd64",
         "os": "linux",
-        "config": {"Entrypoint": ["/var/task/app"]},
-        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha256_hex(&tar))]},
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     }))
     .unwrap();
     let config_digest = put_blob(dir, &config);
@@ -76,13 +98,11 @@ pub fn image_in_layout(dir: &Path, files: &[(&str, &[u8])]) -> Value {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": descriptor("application/vnd.oci.image.config.v1+json", &config, &config_digest),
-        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", &layer, &layer_digest)],
+        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", layer, layer_digest)],
     }))
     .unwrap();
     let digest = put_blob(dir, &manifest);
-    let mut d = descriptor(OCI_MANIFEST, &manifest, &digest);
-    d["platform"] = json!({"architecture": "amd64", "os": "linux"});
-    d
+    descriptor(OCI_MANIFEST, &manifest, &digest)
 }
 
 /// Writes `oci-layout` and an index.json listing `manifests`.

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use super::crafted::{OCI_MANIFEST, descriptor, put_blob, sha256_hex, write_index};
+use super::crafted::{one_layer_manifest, put_blob, sha256_hex, write_index};
 use super::{require_tool, run_ok};
 
 /// The Debian mirror the host's apt sources name (deb.debian.org otherwise).
@@ -115,23 +115,8 @@ fn write_layout(rootfs: &Path, layout: &Path, scratch: &Path) {
     run_ok(Command::new("gzip").args(["-1", "-n"]).arg(&tar));
     let layer = std::fs::read(scratch.join("layer.tar.gz")).unwrap();
     let layer_digest = put_blob(layout, &layer);
-    let config = serde_json::to_vec(&json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-    }))
-    .unwrap();
-    let config_digest = put_blob(layout, &config);
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": descriptor("application/vnd.oci.image.config.v1+json", &config, &config_digest),
-        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", &layer, &layer_digest)],
-    }))
-    .unwrap();
-    let digest = put_blob(layout, &manifest);
-    let mut d = descriptor(OCI_MANIFEST, &manifest, &digest);
+    let env = json!({"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]});
+    let mut d = one_layer_manifest(layout, env, &layer, &layer_digest, &diff_id);
     d["annotations"] = json!({"org.opencontainers.image.ref.name": "base"});
     write_index(layout, vec![d]);
 }
