@@ -223,7 +223,9 @@ pub fn resolve(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<BuildSet
         false => Some(Project::read(&args.manifest)?),
     };
     let deploy_settings = project.as_ref().map(|p| &p.deploy);
-    let registry = global.registry_options_for(deploy_settings, args.aws.flags.region.as_deref())?;
+    // Explicit credentials are for the registry outputs' one host only.
+    let target = super::CredentialTarget::of_outputs(&args.outputs);
+    let registry = global.registry_options_for(deploy_settings, args.aws.flags.region.as_deref(), &target)?;
     let mut options = BuildOptions::new(args.manifest.clone(), registry);
     options.outputs = args.outputs.clone();
     options.source_date_epoch = args.source_date_epoch;

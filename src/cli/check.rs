@@ -97,15 +97,24 @@ pub fn run_check(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<()> {
     };
     let reporter = global.reporter();
     let cache = global.cache()?;
+    let source = args.source.expect("clap requires it");
+    // ECR sign-in covers the `[registry] aws_auth` of the manifest in use;
+    // explicit credentials are for the checked image's registry only.
+    let signin = manifest
+        .clone()
+        .unwrap_or_else(|| crate::manifest::MANIFEST_FILE_NAME.into());
+    let target =
+        super::CredentialTarget::none("check", "the image is a local file or layout").with_image(&source);
+    let source_options = global.source_options(true, &signin, &target)?;
     let options = CheckOptions {
-        source: args.source.expect("clap requires it"),
+        source,
         rules,
         arch: args.arch,
         runtime: args.runtime,
         handler: args.handler,
         limits: args.limits.limits(),
         // Checking any image is fine; only builds insist on pinned bases.
-        source_options: global.source_options(true)?,
+        source_options,
     };
     let outcome = check(&options, &cache, &reporter)?;
     if args.json {
@@ -125,7 +134,11 @@ pub fn run_check(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<()> {
 pub fn run_inspect(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<()> {
     let reporter = global.reporter();
     let cache = global.cache()?;
-    let options = global.source_options(true)?;
+    let target = super::CredentialTarget::none("inspect", "the images are local files or layouts")
+        .with_image(&args.source)
+        .with_image(args.diff.as_deref().unwrap_or_default());
+    let manifest = std::path::Path::new(crate::manifest::MANIFEST_FILE_NAME);
+    let options = global.source_options(true, manifest, &target)?;
     if args.sbom {
         return super::inspect_sbom::run(&args.source, args.json, &options.registry, &cache, &reporter);
     }

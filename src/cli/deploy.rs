@@ -136,7 +136,11 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<()> {
     // Resolved once: the manifest's `[deploy]`, then the registry settings
     // (with ECR sign-in for its `[registry] aws_auth`).
     let settings = read_deploy_settings(&args.manifest)?;
-    let registry = global.registry_options_for(settings.as_ref(), args.flags.region.as_deref())?;
+    let registry = global.registry_options_for(
+        settings.as_ref(),
+        args.flags.region.as_deref(),
+        &deploy_credential_target(global, &args)?,
+    )?;
     let target = target(&args.flags, settings.as_ref());
     let mut options = options(&target, &args.flags, &args.manifest, &args.limits, registry)?;
     options.image = args.image.clone();
@@ -204,4 +208,26 @@ pub fn after_build(
     let mut options = options(target, &args.flags, &build.manifest_path, limits, registry)?;
     options.image = Some(image.to_string());
     run_options(global, &options)
+}
+
+/// Explicit credentials of `deploy` are for the registry of the image it
+/// reads (IMAGE, else the one the project's last build pushed). Found only
+/// when they are given, so a deploy without them fails as it always did.
+fn deploy_credential_target(
+    global: &GlobalArgs,
+    args: &DeployArgs,
+) -> anyhow::Result<super::CredentialTarget> {
+    let target = super::CredentialTarget::none("deploy", "it has no image to read");
+    let image = match &args.image {
+        Some(image) => image.clone(),
+        None if global.username.is_some() => {
+            let project_dir = match args.manifest.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            crate::deploy::last_build::pushed_image(&project_dir)?
+        }
+        None => return Ok(target),
+    };
+    Ok(target.with_image(&image))
 }

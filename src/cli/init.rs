@@ -73,6 +73,10 @@ pub fn run(global: &GlobalArgs, args: InitArgs) -> anyhow::Result<()> {
         force: args.force,
         base_registry: args.base_registry,
     };
+    if args.no_pin && global.username.is_some() {
+        // Refused before any file is written.
+        super::CredentialTarget::none("init --no-pin", "it pins nothing, so it reads no registry").host()?;
+    }
     let written = scaffold(&options)?;
     let reporter = global.reporter();
     match crate::init::lock_node_dependencies(&options) {
@@ -92,7 +96,11 @@ pub fn run(global: &GlobalArgs, args: InitArgs) -> anyhow::Result<()> {
         false
     } else {
         let manifest = args.dir.join("lambda-img.toml");
-        match crate::pin::pin_base(&manifest, architecture, &global.registry_options()?, &reporter) {
+        // The manifest just written: its base is the credentials' host and
+        // its `[registry] aws_auth` the sign-in hosts.
+        let target = super::CredentialTarget::of_bases("init", &[manifest.as_path()]);
+        let registry = global.registry_options_in(&manifest, &target)?;
+        match crate::pin::pin_base(&manifest, architecture, &registry, &reporter) {
             Ok(outcome) => {
                 crate::report::Reporter::step(&reporter, &format!("base pinned: {}", outcome.after));
                 true

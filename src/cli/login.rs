@@ -12,14 +12,26 @@ pub struct LoginArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: LoginArgs) -> anyhow::Result<()> {
-    let mut options = global.registry_options()?;
-    let Some(credentials) = options.credentials.take() else {
-        return Err(super::UsageError(
+    let usage = || {
+        super::UsageError(
             "login needs --username and --password-stdin, e.g. \
              `aws ecr get-login-password | lambda-img login --username AWS --password-stdin REGISTRY`"
                 .into(),
         )
-        .into());
+    };
+    if global.username.is_none() {
+        return Err(usage().into());
+    }
+    // The credentials are for the host logged in to, and only for it.
+    let host = crate::registry::login_host(&args.registry)?;
+    let target = super::CredentialTarget::none("login", "").with_host(&host, "login");
+    let mut options = global.registry_options(&target)?;
+    let credentials = options
+        .credentials
+        .take()
+        .and_then(|scoped| scoped.for_registry(&host).cloned());
+    let Some(credentials) = credentials else {
+        return Err(usage().into());
     };
     let outcome = login(&LoginOptions {
         registry: args.registry,

@@ -8,6 +8,7 @@ mod build_sbom;
 mod cache;
 mod check;
 mod completions;
+pub mod credential_scope;
 mod deploy;
 mod explain;
 pub mod failure;
@@ -28,9 +29,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cache::Cache;
-use crate::registry::{Credentials, RegistryOptions};
+use crate::registry::{Credentials, RegistryOptions, ScopedCredentials};
 use crate::report::progress::{StderrReporter, Verbosity};
 use crate::source::SourceOptions;
+pub use credential_scope::CredentialTarget;
 
 /// Build AWS Lambda container images without Docker.
 #[derive(Debug, Parser)]
@@ -205,26 +207,41 @@ impl GlobalArgs {
     /// Registry settings for a command without a manifest of its own: ECR
     /// sign-in also covers `[registry] aws_auth` of ./lambda-img.toml. Reads
     /// the password from stdin when asked: call once per command.
-    pub fn registry_options(&self) -> anyhow::Result<RegistryOptions> {
+    pub fn registry_options(&self, target: &CredentialTarget) -> anyhow::Result<RegistryOptions> {
+        self.registry_options_in(std::path::Path::new(crate::manifest::MANIFEST_FILE_NAME), target)
+    }
+
+    /// Registry settings with ECR sign-in also for `[registry] aws_auth` of
+    /// the manifest at `manifest` (the command's `--manifest`).
+    pub fn registry_options_in(
+        &self,
+        manifest: &std::path::Path,
+        target: &CredentialTarget,
+    ) -> anyhow::Result<RegistryOptions> {
         // A broken manifest here is reported by the command that reads it;
         // sign-in then goes on with the flag's hosts.
-        let manifest = std::path::Path::new(crate::manifest::MANIFEST_FILE_NAME);
         let settings = crate::manifest::read_deploy_settings(manifest).ok().flatten();
-        self.registry_options_for(settings.as_ref(), None)
+        self.registry_options_for(settings.as_ref(), None, target)
     }
 
     /// Registry settings from the flags, with ECR sign-in for ECR hosts and
     /// [`signin_hosts`](Self::signin_hosts) (in `region`, else the
     /// environment's). Reads the password from stdin when asked, so a
-    /// command calls this once and shares the value.
+    /// command calls this once and shares the value. Explicit credentials
+    /// are scoped to `target`'s one host, found before the password is read.
     pub fn registry_options_for(
         &self,
         manifest: Option<&crate::manifest::DeploySettings>,
         region: Option<&str>,
+        target: &CredentialTarget,
     ) -> anyhow::Result<RegistryOptions> {
         self.check_credential_flags()?;
         let credentials = match &self.username {
-            Some(user) => Some(Credentials::new(user.clone(), read_password_stdin()?)),
+            Some(user) => {
+                let host = target.host()?;
+                let secret = Credentials::new(user.clone(), read_password_stdin()?);
+                Some(ScopedCredentials::new(&host, secret))
+            }
             None => None,
         };
         Ok(RegistryOptions {
@@ -250,10 +267,16 @@ impl GlobalArgs {
         std::sync::Arc::new(crate::aws::EcrSignIn::new(hosts, region.map(str::to_string)))
     }
 
-    pub fn source_options(&self, allow_unpinned: bool) -> anyhow::Result<SourceOptions> {
+    /// Source settings with ECR sign-in for the hosts of the manifest at `manifest`.
+    pub fn source_options(
+        &self,
+        allow_unpinned: bool,
+        manifest: &std::path::Path,
+        target: &CredentialTarget,
+    ) -> anyhow::Result<SourceOptions> {
         Ok(SourceOptions {
             allow_unpinned,
-            registry: self.registry_options()?,
+            registry: self.registry_options_in(manifest, target)?,
         })
     }
 }
@@ -294,6 +317,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<()> {
         std::env::set_current_dir(dir)
             .map_err(|e| anyhow::anyhow!("cannot change to directory {}: {e}", dir.display()))?;
     }
+    credential_scope::refuse_unused(&cli.global, &cli.command)?;
     match cli.command {
         Command::Build(args) => build::run(&cli.global, args),
         Command::Check(args) => check::run_check(&cli.global, args),

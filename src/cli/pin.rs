@@ -44,7 +44,9 @@ pub fn run(global: &GlobalArgs, args: PinArgs) -> anyhow::Result<()> {
         Some(arch) => arch,
         None => crate::manifest::read_architecture(&args.manifest)?,
     };
-    let outcome = pin_base(&args.manifest, arch, &global.registry_options()?, &reporter)?;
+    let target = super::CredentialTarget::of_bases("pin", &[args.manifest.as_path()]);
+    let registry = global.registry_options_in(&args.manifest, &target)?;
+    let outcome = pin_base(&args.manifest, arch, &registry, &reporter)?;
     if outcome.changed {
         crate::report::Reporter::step(
             &reporter,
@@ -75,13 +77,10 @@ fn run_many(
     } else {
         vec![args.manifest.clone()]
     };
-    let report = repin(
-        &manifests,
-        args.check,
-        args.arch,
-        &global.registry_options()?,
-        reporter,
-    );
+    let paths: Vec<&std::path::Path> = manifests.iter().map(PathBuf::as_path).collect();
+    let target = super::CredentialTarget::of_bases("pin", &paths);
+    let registry = registry_options_of_all(global, &paths, &target)?;
+    let report = repin(&manifests, args.check, args.arch, &registry, reporter);
     // The table is the command's answer, so it is shown even under --quiet.
     eprintln!("{}", render_table(&report));
     if args.json {
@@ -104,4 +103,22 @@ fn run_many(
         return Err(ExitStatus(EXIT_LAGS).into());
     }
     Ok(())
+}
+
+/// Registry settings for pinning `manifests` together: ECR sign-in covers
+/// the `[registry] aws_auth` hosts of every one of them (each manifest's
+/// own, not ./lambda-img.toml's), as a build of each would.
+fn registry_options_of_all(
+    global: &GlobalArgs,
+    manifests: &[&std::path::Path],
+    target: &super::CredentialTarget,
+) -> anyhow::Result<crate::registry::RegistryOptions> {
+    let mut union = crate::manifest::DeploySettings::default();
+    for path in manifests {
+        // A broken manifest is reported in its own row of the table.
+        if let Ok(Some(settings)) = crate::manifest::read_deploy_settings(path) {
+            union.aws_auth.extend(settings.aws_auth);
+        }
+    }
+    global.registry_options_for(Some(&union), None, target)
 }

@@ -303,7 +303,14 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
         ));
     }
     let is_entrypoint = args.entrypoint.is_some();
-    let registry = global.registry_options()?;
+    // Explicit credentials are for SOURCE's registry; a project built here
+    // pushes nowhere, so its base (like a build's) is read with Docker's config.
+    let target = super::CredentialTarget::none(
+        "run",
+        "without a registry SOURCE it builds the project into the cache and reads the base with Docker's config",
+    )
+    .with_image(args.source.as_deref().unwrap_or_default());
+    let registry = global.registry_options_in(&args.manifest, &target)?;
     // Before the first build: an edit made while it runs is a change.
     let watcher = args
         .watch

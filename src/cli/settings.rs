@@ -197,6 +197,7 @@ fn to_json(settings: &BuildSettings) -> anyhow::Result<Value> {
         "registry_mirrors": registry.mirrors.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "metadata_file": settings.metadata_file,
         "username_given": registry.credentials.is_some(),
+        "credentials_host": registry.credentials.as_ref().map(|c| c.host()),
         "registry_timeout_seconds": registry.deadline.as_secs(),
         "deploy": {
             "enabled": settings.deploy,

@@ -113,13 +113,20 @@ pub(crate) fn push_scope(repository: &str) -> String {
 }
 
 impl Client {
-    /// A client for `registry`, with credentials from `options` or Docker's config.
+    /// A client for `registry`, with the explicit credentials of `options`
+    /// when they are scoped to it, else Docker's config (or the fallback).
     pub fn new(
         registry: &str,
         options: &RegistryOptions,
         reporter: &dyn Reporter,
     ) -> Result<Client, RegistryError> {
-        let creds = match &options.credentials {
+        // The one place explicit credentials meet a registry: they go to
+        // their own host only (see `ScopedCredentials`).
+        let explicit = options
+            .credentials
+            .as_ref()
+            .and_then(|c| c.for_registry(registry));
+        let creds = match explicit {
             Some(c) => Some(c.clone()),
             None => credentials::lookup(
                 registry,

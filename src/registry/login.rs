@@ -52,6 +52,12 @@ pub fn login(options: &LoginOptions) -> Result<LoginOutcome, RegistryError> {
     Ok(LoginOutcome { registry, stored_in })
 }
 
+/// The registry host `login` stores credentials for, as it names it
+/// (`https://index.docker.io/v1/` → `docker.io`; `host:port/x` → `host:port`).
+pub fn login_host(input: &str) -> Result<String, RegistryError> {
+    normalise_registry(input)
+}
+
 /// `https://index.docker.io/v1/` → `docker.io`; `host:port/x` → `host:port`.
 fn normalise_registry(input: &str) -> Result<String, RegistryError> {
     let s = input

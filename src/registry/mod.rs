@@ -18,6 +18,7 @@ mod manifests;
 pub mod mirror;
 pub mod referrers;
 mod retry;
+mod scoped;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,10 +28,11 @@ pub use blobs::{BlobAction, BlobBytes, fetch_blob_to_cache};
 pub use client::Client;
 pub use credentials::{CredentialStore, Credentials};
 pub use diagnostics::{AuthRefusal, Diagnostic, Diagnostics};
-pub use login::{LoginOptions, LoginOutcome, login};
+pub use login::{LoginOptions, LoginOutcome, login, login_host};
 pub use manifests::{FetchedManifest, MANIFEST_ACCEPT, resolve_digest};
 pub use mirror::RegistryMirror;
 pub use retry::RetryPolicy;
+pub use scoped::ScopedCredentials;
 /// HTTP status codes, as registry errors carry them.
 pub use ureq::http::StatusCode;
 
@@ -44,8 +46,9 @@ pub struct RegistryOptions {
     pub insecure: Vec<String>,
     pub retry: RetryPolicy,
     /// Explicit credentials (`--username` + `--password-stdin`), used instead
-    /// of Docker's config for every registry this run talks to.
-    pub credentials: Option<Credentials>,
+    /// of Docker's config for the one host they are scoped to (the command's
+    /// target); every other registry authenticates as without them.
+    pub credentials: Option<ScopedCredentials>,
     /// Where `config.json` lives; `None` means `$DOCKER_CONFIG` or `~/.docker`.
     pub docker_config_dir: Option<PathBuf>,
     /// The search path for `docker-credential-*` helpers; `None` means `$PATH`.

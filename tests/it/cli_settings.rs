@@ -101,6 +101,8 @@ fn print_settings_never_prints_credentials() {
         "--password-stdin",
         "build",
         "--print-settings",
+        "--output",
+        "registry:127.0.0.1:5999/app:1",
     ]);
     cmd.stdin(std::process::Stdio::piped());
     let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
@@ -112,6 +114,8 @@ fn print_settings_never_prints_credentials() {
     assert!(!text.contains("s3cret-token"), "{text}");
     let s: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(s["username_given"], true);
+    // The credentials are for the output's registry only.
+    assert_eq!(s["credentials_host"], "127.0.0.1:5999");
 }
 
 #[test]

@@ -6,15 +6,15 @@
 
 use base64::Engine as _;
 use lambda_img::image::Architecture;
-use lambda_img::registry::{BlobAction, BlobBytes, Client, Credentials, RegistryOptions};
+use lambda_img::registry::{BlobAction, BlobBytes, Client, Credentials, RegistryOptions, ScopedCredentials};
 
 use crate::support::location_relay::{LocationRelay, Second};
 use crate::support::registry::*;
 use crate::support::token_server::BearerProxy;
 
-fn with_creds(user: &str, pass: &str) -> RegistryOptions {
+fn with_creds(host: &str, user: &str, pass: &str) -> RegistryOptions {
     RegistryOptions {
-        credentials: Some(Credentials::new(user, pass)),
+        credentials: Some(ScopedCredentials::new(host, Credentials::new(user, pass))),
         ..opts()
     }
 }
@@ -43,7 +43,7 @@ fn cooperative(
         &relay.host(),
         "priv/app:1",
         &image,
-        with_creds("alice", "s3cret-pw"),
+        with_creds(&relay.host(), "alice", "s3cret-pw"),
     )
     .unwrap();
 
@@ -98,7 +98,7 @@ fn hostile(upstream: u16) {
         &relay.host(),
         "priv/app:2",
         &image,
-        with_creds("alice", "s3cret-pw"),
+        with_creds(&relay.host(), "alice", "s3cret-pw"),
     )
     .unwrap_err();
     let msg = err.to_string();
@@ -133,7 +133,7 @@ fn htpasswd_credentials_never_follow_an_upload_to_another_host() {
         reg.port,
         Some(own),
         &reg.host(),
-        with_creds("alice", "s3cret-pw"),
+        with_creds(&reg.host(), "alice", "s3cret-pw"),
     );
     hostile(reg.port);
 }
@@ -147,7 +147,7 @@ fn bearer_tokens_and_passwords_never_follow_an_upload_to_another_host() {
         reg.port,
         None,
         &bearer.host(),
-        with_creds("alice", "s3cret-pw"),
+        with_creds(&bearer.host(), "alice", "s3cret-pw"),
     );
     hostile(bearer.server.port);
     // The token server named by the registry's own challenge did get the password.

@@ -2,7 +2,9 @@
 //! config.json, a credential helper and `login`; the bearer-token flow.
 
 use lambda_img::image::Architecture;
-use lambda_img::registry::{CredentialStore, Credentials, LoginOptions, RegistryError, login};
+use lambda_img::registry::{
+    CredentialStore, Credentials, LoginOptions, RegistryError, ScopedCredentials, login,
+};
 
 use crate::support::registry::*;
 use crate::support::token_server::BearerProxy;
@@ -101,7 +103,10 @@ fn basic_auth_through_config_json_helper_and_login() {
 
     // Explicit credentials that are wrong: a clear refusal.
     let mut o = opts();
-    o.credentials = Some(Credentials::new("alice", "nope-nope"));
+    o.credentials = Some(ScopedCredentials::new(
+        &reg.host(),
+        Credentials::new("alice", "nope-nope"),
+    ));
     let err = pull(
         &format!("{}/priv/app:1", reg.host()),
         Architecture::X86_64,
@@ -150,7 +155,10 @@ fn bearer_token_flow_anonymous_and_with_credentials() {
     .unwrap_err();
     assert!(err.to_string().contains("anonymous access was refused"), "{err}");
     let mut o = opts();
-    o.credentials = Some(Credentials::new("bob", "wrong"));
+    o.credentials = Some(ScopedCredentials::new(
+        &private.host(),
+        Credentials::new("bob", "wrong"),
+    ));
     let err = pull(
         &format!("{}/tok/app:1", private.host()),
         Architecture::X86_64,
@@ -160,7 +168,10 @@ fn bearer_token_flow_anonymous_and_with_credentials() {
     .unwrap_err();
     assert!(err.to_string().contains("rejected the credentials"), "{err}");
     let mut o = opts();
-    o.credentials = Some(Credentials::new("bob", "tokpw"));
+    o.credentials = Some(ScopedCredentials::new(
+        &private.host(),
+        Credentials::new("bob", "tokpw"),
+    ));
     let got = pull(
         &format!("{}/tok/app:1", private.host()),
         Architecture::X86_64,
