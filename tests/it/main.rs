@@ -23,6 +23,7 @@ mod hardening_creds;
 mod hardening_layout;
 mod hardening_reads;
 mod hardening_rules;
+mod hardening_scope;
 mod init;
 mod layer_oci;
 mod media;

@@ -11,7 +11,7 @@ use crate::support::registry::TestRegistry;
 use crate::support::{lambda_img, require_tool, run_fail, run_fail_with, stderr, stdout};
 
 /// Runs `cmd` with `input` on stdin.
-fn with_stdin(cmd: &mut Command, input: &str) -> Output {
+pub(crate) fn with_stdin(cmd: &mut Command, input: &str) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

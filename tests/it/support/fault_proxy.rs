@@ -304,21 +304,31 @@ pub struct Fault {
     pub kind: FaultKind,
 }
 
+/// A request's target and its `Authorization` header (`None`: it had none).
+pub type SeenAuthorization = (String, Option<String>);
+
 /// The fault proxy in front of a registry on `upstream` port.
 pub struct FaultProxy {
     pub server: Server,
     faults: Arc<Mutex<Vec<Fault>>>,
     /// Every request seen: (method, path, status sent or 0 when cut).
     pub log: Arc<Mutex<Vec<(String, String, u16)>>>,
+    /// Every request's target and `Authorization` header (`None`: it had none).
+    pub authorizations: Arc<Mutex<Vec<SeenAuthorization>>>,
 }
 
 impl FaultProxy {
     pub fn start(upstream: u16) -> FaultProxy {
         let faults: Arc<Mutex<Vec<Fault>>> = Arc::default();
         let log: Arc<Mutex<Vec<(String, String, u16)>>> = Arc::default();
-        let (f2, l2) = (faults.clone(), log.clone());
+        let authorizations: Arc<Mutex<Vec<SeenAuthorization>>> = Arc::default();
+        let (f2, l2, a2) = (faults.clone(), log.clone(), authorizations.clone());
         let server = Server::start(Arc::new(move |stream: TcpStream| {
             let Some(req) = read_request(&stream) else { return };
+            a2.lock().unwrap().push((
+                req.target.clone(),
+                req.header("authorization").map(str::to_string),
+            ));
             let fault = {
                 let mut faults = f2.lock().unwrap();
                 let pos = faults.iter().position(|f| {
@@ -380,7 +390,12 @@ impl FaultProxy {
                 },
             }
         }));
-        FaultProxy { server, faults, log }
+        FaultProxy {
+            server,
+            faults,
+            log,
+            authorizations,
+        }
     }
 
     pub fn host(&self) -> String {

@@ -17,6 +17,9 @@ pub struct BearerProxy {
     pub server: Server,
     /// Every scope list a token was issued for.
     pub issued: Arc<Mutex<Vec<String>>>,
+    /// The port its challenges name as the realm (its own, unless moved by
+    /// [`BearerProxy::realm_at`]).
+    realm_port: Arc<Mutex<u16>>,
 }
 
 impl BearerProxy {
@@ -95,7 +98,18 @@ impl BearerProxy {
             }
         }));
         *own_port.lock().unwrap() = server.port;
-        BearerProxy { server, issued }
+        BearerProxy {
+            server,
+            issued,
+            realm_port: own_port,
+        }
+    }
+
+    /// Names `127.0.0.1:port` as the token realm in every challenge from
+    /// now on: a token server on another host (which must pass `/token`
+    /// on to this proxy, as a recording proxy does).
+    pub fn realm_at(&self, port: u16) {
+        *self.realm_port.lock().unwrap() = port;
     }
 
     pub fn host(&self) -> String {
