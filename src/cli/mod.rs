@@ -71,7 +71,9 @@ pub struct GlobalArgs {
         value_delimiter = ','
     )]
     pub insecure_registries: Vec<String>,
-    /// User name for the registries this run talks to, instead of Docker's config.
+    /// User name for the command's one target registry (build's registry: outputs,
+    /// the REF of check/inspect/run/deploy, pin's base, login's host), over Docker's
+    /// config; every other registry is signed in to as without it.
     #[arg(long, global = true, env = "LAMBDA_IMG_USERNAME", value_name = "USER")]
     pub username: Option<String>,
     /// Read the registry password (or token) from standard input.

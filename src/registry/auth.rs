@@ -14,12 +14,24 @@ pub enum Challenge {
 }
 
 /// How this client currently authenticates to one registry.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct AuthState {
     /// Learned from the first 401; `None` until then (try anonymous first).
     pub challenge: Option<Challenge>,
     /// Bearer tokens by the scopes they were issued for (never logged).
     pub tokens: HashMap<String, String>,
+}
+
+/// Names the scopes tokens are held for, never the tokens.
+impl std::fmt::Debug for AuthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut scopes: Vec<&String> = self.tokens.keys().collect();
+        scopes.sort();
+        f.debug_struct("AuthState")
+            .field("challenge", &self.challenge)
+            .field("token_scopes", &scopes)
+            .finish()
+    }
 }
 
 /// Parses a `WWW-Authenticate` header value.
@@ -111,5 +123,16 @@ mod tests {
             Some("t")
         );
         assert_eq!(token_from_response(br#"{"x":1}"#), None);
+    }
+
+    #[test]
+    fn debug_names_token_scopes_never_tokens() {
+        let mut state = AuthState::default();
+        state
+            .tokens
+            .insert("repository:a:pull".into(), "tok-secret-123".into());
+        let text = format!("{state:?}");
+        assert!(text.contains("repository:a:pull"), "{text}");
+        assert!(!text.contains("tok-secret-123"), "{text}");
     }
 }

@@ -410,6 +410,11 @@ impl Client {
             });
         }
         let what = format!("a token from {realm_host}");
+        // The token server may be another host: it gets this registry's
+        // credentials (as docker and containerd send them) because the
+        // challenge naming it came from this registry's own origin (`send_own`
+        // records challenges only from there; a 401 from elsewhere is
+        // `ForeignAuth`), and `self.creds` are this registry's alone.
         let mut req = Req::new(Method::GET, url, Vec::new(), what.clone());
         if let Some(c) = &self.creds {
             req = req.header("authorization", c.basic_header());

@@ -243,6 +243,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn options_debug_shows_no_secret() {
+        let options = RegistryOptions {
+            credentials: Some(ScopedCredentials::new(
+                "reg:5000",
+                Credentials::new("bob", "hunter2-pw"),
+            )),
+            ..RegistryOptions::default()
+        };
+        let text = format!("{options:?}");
+        assert!(text.contains("reg:5000") && text.contains("bob"), "{text}");
+        assert!(!text.contains("hunter2-pw"), "{text}");
+    }
+
+    #[test]
     fn plain_http_only_for_loopback_and_named_hosts() {
         assert!(is_plain_http("127.0.0.1:5000", &[]));
         assert!(is_plain_http("127.3.2.1", &[]));

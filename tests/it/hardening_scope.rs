@@ -336,3 +336,79 @@ fn the_password_reaches_no_output_log_or_cache_file() {
     assert_no_secrets_in(p.cache.path(), &secrets);
     assert_no_secrets_in(p.path(), &secrets);
 }
+
+/// `check` and `pin` sign in to the `[registry] aws_auth` hosts of the
+/// manifest `--manifest` names, not of ./lambda-img.toml (here: none, the
+/// command runs in an empty directory). moto is ECR's control plane; the
+/// registry behind htpasswd takes moto's ECR password.
+#[test]
+fn ecr_sign_in_hosts_come_from_the_manifest_the_command_is_given() {
+    use crate::support::moto::{ACCOUNT, Moto, aws_env, ecr_password, env_keys};
+    use lambda_img::aws::ACCEPT_EXPIRED_ENV;
+    if !require_tool("busybox") || !require_tool("moto_server") {
+        return;
+    }
+    let Some(moto) = Moto::start() else { return };
+    let password = ecr_password(ACCOUNT);
+    let Some(reg) = TestRegistry::start_basic("AWS", &password) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let signin = format!("\n[registry]\naws_auth = [\"{}\"]\n", reg.host());
+    let p = busybox_project(&signin);
+    let aws = |c: &mut std::process::Command| {
+        aws_env(c, &moto, home.path());
+        env_keys(c);
+        c.env(ACCEPT_EXPIRED_ENV, "1");
+    };
+    // The image, pushed with the manifest's sign-in (build reads it already).
+    let image = format!("{}/app:1", reg.host());
+    let mut c = p.cmd(&[
+        "build",
+        "--output",
+        &format!("registry:{image}"),
+        "--create-repository",
+    ]);
+    aws(&mut c);
+    run_ok(&mut c);
+
+    let empty = tempfile::tempdir().unwrap();
+    let manifest = p.join("lambda-img.toml");
+    let in_empty = |args: &[&str]| {
+        let mut c = crate::support::lambda_img(p.cache.path());
+        c.arg("-C").arg(empty.path()).args(args);
+        aws(&mut c);
+        c
+    };
+    // Without --manifest nothing names the host: anonymous, refused.
+    let out = crate::support::run_fail(&mut in_empty(&["check", &image]));
+    assert!(stderr(&out).contains("refused access"), "{}", stderr(&out));
+    // With it, check signs in.
+    let mut c = in_empty(&["check", &image, "--manifest"]);
+    c.arg(&manifest);
+    let out = ok(c.output().unwrap(), "check --manifest");
+    assert!(
+        stdout(&out).starts_with(&format!("{image}@sha256:")),
+        "{}",
+        stdout(&out)
+    );
+    assert_no_secrets(&out, &[&password]);
+
+    // pin: a manifest whose base is that tag, with the sign-in host.
+    let unpinned = Project::new(
+        &format!(
+            "[function]\nname = \"app\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"{image}\"\n{signin}"
+        ),
+        &[],
+    );
+    let mut c = in_empty(&["pin", "--manifest"]);
+    c.arg(unpinned.join("lambda-img.toml"));
+    let out = ok(c.output().unwrap(), "pin --manifest");
+    assert!(
+        stdout(&out).starts_with(&format!("{image}@sha256:")),
+        "{}",
+        stdout(&out)
+    );
+    let text = std::fs::read_to_string(unpinned.join("lambda-img.toml")).unwrap();
+    assert!(text.contains(&format!("{image}@sha256:")), "{text}");
+}
