@@ -35,8 +35,8 @@ use crate::source::{self, SourceError};
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub manifest_path: PathBuf,
-    /// Outputs as written on the command line (`oci:DIR[:TAG]`, ...).
-    pub outputs: Vec<String>,
+    /// Outputs, parsed (`oci:DIR[:TAG]`, ...; as written on the command line).
+    pub outputs: Vec<crate::reference::OutputRef>,
     /// SOURCE_DATE_EPOCH: the time written on entries, `created` and history.
     pub source_date_epoch: Option<u64>,
     pub limits: Limits,

@@ -14,7 +14,7 @@ use tempfile::NamedTempFile;
 use super::{ImageSink, SinkError, SinkReport};
 use crate::image::{BlobLocation, Descriptor, Digest, Document, HashingWriter, Image, Layer, OCI_INDEX};
 use crate::image::{MediaFamily, parse_document, write_index};
-use crate::reference::{OutputRef, OutputTarget};
+use crate::reference::{OutputKind, OutputRef, OutputTarget};
 use crate::report::Reporter;
 
 pub(super) const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -35,7 +35,7 @@ pub struct OciLayoutSink {
 impl OciLayoutSink {
     /// Parses what follows `oci:`: `DIR[:TAG]`, the tag defaulting to `latest`.
     pub fn parse(s: &str) -> Result<OciLayoutSink, SinkError> {
-        match OutputRef::parse(&format!("oci:{s}"))?.target() {
+        match OutputRef::of_kind(OutputKind::Oci, s)?.target() {
             OutputTarget::Oci { dir, tag } => Ok(OciLayoutSink::new(dir, tag)),
             other => unreachable!("an oci: output parses as an OCI layout, not {other:?}"),
         }
@@ -321,8 +321,8 @@ impl OciLayoutSink {
 }
 
 impl ImageSink for OciLayoutSink {
-    fn describe(&self) -> String {
-        format!("oci:{}:{}", self.dir.display(), self.tag)
+    fn output(&self) -> OutputRef {
+        OutputRef::oci(&self.dir, &self.tag)
     }
 
     fn local_path(&self) -> Option<PathBuf> {
@@ -390,13 +390,8 @@ impl ImageSink for OciLayoutSink {
             image.manifest_digest()
         ));
         Ok(SinkReport {
-            output: self.describe(),
-            reference: Some(format!(
-                "oci:{}:{}@{}",
-                self.dir.display(),
-                self.tag,
-                image.manifest_digest()
-            )),
+            reference: Some(format!("{}@{}", self.output(), image.manifest_digest())),
+            output: self.output(),
             blobs: None,
         })
     }
