@@ -27,8 +27,9 @@ pub struct OciLayoutSink {
     pub tag: String,
     /// Remove blobs the new index.json does not reach (see [`super::layout_gc`]).
     pub gc: bool,
-    /// The cache the layers were built into: a blob it committed and nothing
-    /// touched since is linked without reading it again.
+    /// The cache the layers were built into: its blobs are hard-linked into
+    /// the layout (one it committed and nothing touched since without reading
+    /// it again); without a cache every blob is copied.
     pub cache: Option<crate::cache::Cache>,
 }
 
@@ -173,19 +174,16 @@ impl OciLayoutSink {
     /// be made (another filesystem, a filesystem without hard links); the
     /// caller then copies.
     ///
-    /// Only blobs of lambda-img's own cache are linked, and only regular files
+    /// Only blobs of the cache the sink was given are linked, and only regular files
     /// already world-readable: an input layout's blob (another owner's inode,
     /// perhaps deliberately 0600) or a symlink is copied instead, and a linked
     /// inode's mode is never changed.
     fn link_layer(&self, layer: &Layer, dest: &Path) -> Result<bool, SinkError> {
         let BlobLocation::File(blob) = &layer.location;
-        if !crate::cache::is_own_blob(blob) {
+        let Some(cache) = self.cache.as_ref().filter(|c| c.is_own_blob(blob)) else {
             return Ok(false);
-        }
-        let vouched = self
-            .cache
-            .as_ref()
-            .is_some_and(|c| c.unchanged_since_commit(blob, &layer.descriptor.digest));
+        };
+        let vouched = cache.unchanged_since_commit(blob, &layer.descriptor.digest);
         if !vouched {
             copy_verified(layer, &mut io::sink())?;
         }
