@@ -240,5 +240,7 @@ mod tests {
             assert_eq!(base(local), None, "{local}");
         }
         assert!(registry_base("Python:3").is_err());
+        // No such prefix: the source reads it as a registry name, so pin does too.
+        assert_eq!(base("oci-layout:dir").as_deref(), Some("oci-layout:dir"));
     }
 }
