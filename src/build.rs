@@ -35,8 +35,8 @@ use crate::source::{self, SourceError};
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub manifest_path: PathBuf,
-    /// Outputs as written on the command line (`oci:DIR[:TAG]`, ...).
-    pub outputs: Vec<String>,
+    /// Outputs, parsed (`oci:DIR[:TAG]`, ...; as written on the command line).
+    pub outputs: Vec<crate::reference::OutputRef>,
     /// SOURCE_DATE_EPOCH: the time written on entries, `created` and history.
     pub source_date_epoch: Option<u64>,
     pub limits: Limits,
@@ -362,9 +362,18 @@ fn assemble(
             }
             LayerKind::User | LayerKind::Code => {
                 let spec = planned.spec.as_ref().expect("a files layer has a spec");
+                let source = planned.source.as_deref().expect("a files layer is described");
                 reporter.step(&format!("layer {}", planned.name));
                 let index = appended.layers.len();
-                let layer = scan::build_scanned(spec, &settings, cache, reporter, scan_plan.as_ref(), index)?;
+                let layer = scan::build_scanned(
+                    spec,
+                    source,
+                    &settings,
+                    cache,
+                    reporter,
+                    scan_plan.as_ref(),
+                    index,
+                )?;
                 appended.push_new(layer, Some(planned), &plan.comment);
             }
         }
@@ -383,15 +392,10 @@ struct Appended {
 }
 
 impl Appended {
-    /// Appends a layer this build made. A layer of the plan's own is described
-    /// as the plan describes it (relative to the project); a dependency layer
-    /// comes described by its installer.
-    fn push_new(&mut self, mut layer: Layer, planned: Option<&PlannedLayer>, comment: &str) {
-        if let (LayerOrigin::Built { source, .. }, Some(described)) =
-            (&mut layer.origin, planned.and_then(|p| p.source.as_ref()))
-        {
-            source.clone_from(described);
-        }
+    /// Appends a layer this build made, with its history: the plan's text for
+    /// a layer of the plan's own, else (a dependency or `[system]` layer, as
+    /// its maker described it) made from the layer's description.
+    fn push_new(&mut self, layer: Layer, planned: Option<&PlannedLayer>, comment: &str) {
         if let LayerOrigin::Built { name, source, .. } = &layer.origin {
             let created_by = match planned.and_then(|p| p.history.clone()) {
                 Some(text) => text,

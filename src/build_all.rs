@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::build::BuildOptions;
-
-/// Replaced in each `--output` by the function's name.
-pub const FUNCTION_PLACEHOLDER: &str = "{function}";
+pub use crate::reference::FUNCTION_PLACEHOLDER;
+use crate::reference::{OutputRefError, OutputTemplate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildAllError {
@@ -34,22 +33,25 @@ pub struct FleetMember {
     /// `None` when the manifest names none (its build then fails first
     /// thing, with the manifest's own error).
     pub function: Option<String>,
-    /// `template` with this manifest and `{function}` replaced in the outputs.
-    pub options: BuildOptions,
+    /// `template` with this manifest and this function's outputs, or why an
+    /// output does not parse with its name in it (its build fails with that;
+    /// the others go on).
+    pub options: Result<BuildOptions, OutputRefError>,
 }
 
-/// The build options of every manifest: `template`'s settings, `{function}`
-/// in the outputs replaced. Refuses, before anything is built, outputs that
-/// several functions would write.
-pub fn plan_fleet(manifests: &[PathBuf], template: &BuildOptions) -> Result<Vec<FleetMember>, BuildAllError> {
+/// The build options of every manifest: `template`'s settings and `outputs`
+/// with `{function}` replaced. Refuses, before anything is built, outputs
+/// that several functions would write.
+pub fn plan_fleet(
+    manifests: &[PathBuf],
+    template: &BuildOptions,
+    outputs: &[OutputTemplate],
+) -> Result<Vec<FleetMember>, BuildAllError> {
     if manifests.len() > 1
-        && let Some(output) = template
-            .outputs
-            .iter()
-            .find(|o| !o.contains(FUNCTION_PLACEHOLDER))
+        && let Some(output) = outputs.iter().find(|o| !o.names_function())
     {
         return Err(BuildAllError::SharedOutput {
-            output: output.clone(),
+            output: output.to_string(),
         });
     }
     let names: Vec<Option<String>> = manifests
@@ -79,13 +81,14 @@ pub fn plan_fleet(manifests: &[PathBuf], template: &BuildOptions) -> Result<Vec<
             let name = function.as_deref().unwrap_or("unnamed");
             let mut options = template.clone();
             options.manifest_path = manifest.clone();
-            options.outputs = (template.outputs.iter())
-                .map(|o| o.replace(FUNCTION_PLACEHOLDER, name))
-                .collect();
             // `--sbom sbom/{function}.json`: each function's own file is kept out of its layers.
             options.side_outputs = (template.side_outputs.iter())
                 .map(|p| PathBuf::from(p.to_string_lossy().replace(FUNCTION_PLACEHOLDER, name)))
                 .collect();
+            let options = (outputs.iter())
+                .map(|o| o.for_function(name))
+                .collect::<Result<_, _>>()
+                .map(|outputs| BuildOptions { outputs, ..options });
             FleetMember {
                 manifest: manifest.clone(),
                 function,

@@ -5,10 +5,13 @@
 //! Directories that hold no functions of the user's own are not entered:
 //! `.git`, `node_modules`, `target`, `.lambda-img`, and caches, which can be
 //! large: a directory tagged `CACHEDIR.TAG`, or a lambda-img cache (it holds
-//! `blobs-v1/`; examples/monorepo keeps one beside its functions).
+//! the blob bucket, `CacheBucket::Blobs`; examples/monorepo keeps one beside
+//! its functions).
 //! Symbolic links are not followed, so a link loop cannot hang the walk.
 
 use std::path::{Path, PathBuf};
+
+use crate::cache::{CACHEDIR_TAG, CacheBucket};
 
 /// The file name of a function manifest.
 pub const MANIFEST_NAME: &str = "lambda-img.toml";
@@ -88,7 +91,9 @@ pub fn function_name(text: &str) -> Option<String> {
 /// True for a directory the walk does not enter.
 fn skipped(dir: &Path) -> bool {
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    SKIPPED_DIRS.contains(&name) || dir.join("CACHEDIR.TAG").is_file() || dir.join("blobs-v1").is_dir()
+    SKIPPED_DIRS.contains(&name)
+        || dir.join(CACHEDIR_TAG).is_file()
+        || dir.join(CacheBucket::Blobs.dir_name()).is_dir()
 }
 
 /// `./a/b` → `a/b`, so the paths in reports read as the user would write them.

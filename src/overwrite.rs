@@ -148,10 +148,21 @@ fn is_our_document(path: &Path) -> bool {
     }
 }
 
-/// A local output: the text the user wrote and the absolute path it writes.
+/// A local output: the text the user wrote, the absolute path it writes and
+/// what it writes there.
 pub struct LocalOutput<'a> {
     pub output: &'a str,
     pub path: &'a Path,
+    pub kind: LocalKind,
+}
+
+/// What a local output writes (it may replace only one of its own kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalKind {
+    /// An OCI layout directory.
+    Layout,
+    /// A docker-archive tar file.
+    Archive,
 }
 
 /// Refuses any output that would replace the manifest, a layer source (or a
@@ -183,7 +194,7 @@ pub fn refuse_overwrites(
                 });
             }
         }
-        if out.output.starts_with("docker-archive:") {
+        if out.kind == LocalKind::Archive {
             if let Some(reason) = not_an_archive(&path)
                 && (!force || path.is_dir())
             {
@@ -261,7 +272,12 @@ mod tests {
     use super::*;
 
     fn out<'a>(output: &'a str, path: &'a Path) -> LocalOutput<'a> {
-        LocalOutput { output, path }
+        // The fixtures are written out; which kind each is, is said here.
+        let kind = match output.split_once(':') {
+            Some(("docker-archive", _)) => LocalKind::Archive,
+            _ => LocalKind::Layout,
+        };
+        LocalOutput { output, path, kind }
     }
 
     #[test]

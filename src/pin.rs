@@ -5,14 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::image::{Architecture, Digest, Document, IndexView, parse_document};
+use crate::reference::{ImageRef, ImageRefError, ReferenceError};
 use crate::registry::{Client, Reference, RegistryError, RegistryOptions, mirror};
 use crate::report::Reporter;
 use crate::source::{SourceError, select_platform};
-
-/// Prefixes a base value may carry to say "this is a registry reference".
-const REGISTRY_PREFIXES: [&str; 2] = ["registry:", "docker://"];
-/// Prefixes of local sources, which have nothing to pin.
-pub(crate) const LOCAL_PREFIXES: [&str; 4] = ["oci:", "oci-layout:", "docker-archive:", "scratch"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
@@ -59,14 +55,12 @@ pub fn pin_base(
         source,
     })?;
     let before = base_image(&text, manifest_path)?;
-    let (prefix, rest) = split_prefix(&before);
-    if LOCAL_PREFIXES.iter().any(|p| rest.starts_with(p)) {
+    let Some((base, reference)) = registry_base(&before).map_err(RegistryError::from)? else {
         return Err(PinError::NotRegistry {
             path: manifest_path.to_path_buf(),
             value: before,
         });
-    }
-    let reference = Reference::parse(rest).map_err(RegistryError::from)?;
+    };
     let Some(tag) = reference.tag.clone() else {
         if reference.digest.is_some() {
             return Err(PinError::NoTag {
@@ -84,7 +78,7 @@ pub fn pin_base(
     let resolved = resolve_tag(&reference, &tag, options, reporter)?;
     resolved.check_platform(arch, &reference.to_string())?;
     let digest = resolved.digest;
-    let after = format!("{prefix}{}", written_form(rest, &digest));
+    let after = base.pinned_to(&digest).expect("a registry base");
     if after == before {
         return Ok(PinOutcome {
             before,
@@ -162,20 +156,15 @@ pub fn resolve_tag(
     })
 }
 
-/// The user's text with its digest replaced: keeps how they wrote the name
-/// (`python:3.12`, not `docker.io/library/python:3.12`).
-pub(crate) fn written_form(rest: &str, digest: &Digest) -> String {
-    let name = rest.split('@').next().unwrap_or(rest);
-    format!("{name}@{digest}")
-}
-
-pub(crate) fn split_prefix(value: &str) -> (&str, &str) {
-    for p in REGISTRY_PREFIXES {
-        if let Some(rest) = value.strip_prefix(p) {
-            return (p, rest);
-        }
+/// `[base] image` parsed when it names a registry image; `None` for a local
+/// one (scratch, `oci:`, `docker-archive:`, also when its path is malformed),
+/// which has nothing to pin.
+pub(crate) fn registry_base(value: &str) -> Result<Option<(ImageRef, Reference)>, ReferenceError> {
+    match ImageRef::parse(value) {
+        Ok(base) => Ok(base.registry().cloned().map(|reference| (base, reference))),
+        Err(ImageRefError::Registry(e)) => Err(e),
+        Err(_) => Ok(None),
     }
-    ("", value)
 }
 
 pub(crate) fn base_image(text: &str, path: &Path) -> Result<String, PinError> {
@@ -245,10 +234,13 @@ mod tests {
             rewrite_base_image("[base]\n", "x", Path::new("t")),
             Err(PinError::NoBaseImage { .. })
         ));
-        assert_eq!(
-            written_form("python:3@sha256:old", &Digest::of(b"")),
-            format!("python:3@{}", Digest::of(b""))
-        );
-        assert_eq!(split_prefix("registry:python:3"), ("registry:", "python:3"));
+        let base = |s: &str| registry_base(s).unwrap().map(|(b, _)| b.to_string());
+        assert_eq!(base("registry:python:3").as_deref(), Some("registry:python:3"));
+        for local in ["scratch", "oci:base", "oci:", "docker-archive:img.tar"] {
+            assert_eq!(base(local), None, "{local}");
+        }
+        assert!(registry_base("Python:3").is_err());
+        // No such prefix: the source reads it as a registry name, so pin does too.
+        assert_eq!(base("oci-layout:dir").as_deref(), Some("oci-layout:dir"));
     }
 }

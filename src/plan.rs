@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::image::{Architecture, MediaFamily};
 use crate::layer::{LayerInput, LayerSpec};
 use crate::manifest::{DependencySet, FunctionModel, SourceKind, SourcePath};
+use crate::reference::ImageRef;
 
 /// The name of the code layer in reports and history.
 pub const CODE_LAYER: &str = "code";
@@ -309,34 +310,20 @@ fn relative_glob(dir: &Path, path: &Path) -> Option<String> {
     (!rel.is_empty()).then(|| globset::escape(rel))
 }
 
-/// Makes the path of an `oci:` or `docker-archive:` reference absolute. The
-/// path runs to the first `:` or `@` (skopeo's rule, plus our `@sha256:` pin).
+/// Makes the path of a local base (`oci:`, `docker-archive:`) absolute
+/// against the project. A reference that does not parse is kept as written:
+/// opening it reports what is wrong.
 fn resolve_local_base(base: &str, project_dir: &Path) -> String {
-    let Some((prefix, path, tail)) = split_local_base(base) else {
-        return base.to_string();
-    };
-    if Path::new(path).is_absolute() {
-        return base.to_string();
-    }
-    // components() drops the `.` of `oci:./base`.
-    let abs: PathBuf = project_dir.join(path).components().collect();
-    format!("{prefix}{}{tail}", abs.display())
-}
-
-/// `oci:DIR[:TAG|@DIGEST]` / `docker-archive:FILE[:REF]` → (prefix, path, rest).
-fn split_local_base(base: &str) -> Option<(&'static str, &str, &str)> {
-    ["oci:", "docker-archive:"].into_iter().find_map(|prefix| {
-        let rest = base.strip_prefix(prefix)?;
-        let end = rest.find([':', '@']).unwrap_or(rest.len());
-        let (path, tail) = rest.split_at(end);
-        Some((prefix, path, tail))
-    })
+    ImageRef::parse(base).map_or_else(|_| base.to_string(), |r| r.relative_to(project_dir).to_string())
 }
 
 impl BuildPlan {
     /// The directory or file of a local base (`oci:`, `docker-archive:`), absolute.
     pub fn local_base(&self) -> Option<PathBuf> {
-        split_local_base(&self.base).map(|(_, path, _)| PathBuf::from(path))
+        ImageRef::parse(&self.base)
+            .ok()?
+            .local_path()
+            .map(Path::to_path_buf)
     }
 }
 
@@ -561,7 +548,16 @@ mod tests {
         let dir = Path::new("/p");
         assert_eq!(resolve_local_base("oci:base", dir), "oci:/p/base");
         assert_eq!(resolve_local_base("oci:./base:t", dir), "oci:/p/base:t");
-        assert_eq!(resolve_local_base("oci:b@sha256:ab", dir), "oci:/p/b@sha256:ab");
+        let d = crate::image::Digest::of(b"b");
+        assert_eq!(
+            resolve_local_base(&format!("oci:b@{d}"), dir),
+            format!("oci:/p/b@{d}")
+        );
+        assert_eq!(
+            resolve_local_base("oci:b@sha256:ab", dir),
+            "oci:b@sha256:ab",
+            "opening says what is wrong"
+        );
         assert_eq!(
             resolve_local_base("docker-archive:img.tar:repo:tag", dir),
             "docker-archive:/p/img.tar:repo:tag"

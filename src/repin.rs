@@ -13,8 +13,7 @@ use serde::Serialize;
 
 use crate::image::{Architecture, Digest};
 use crate::pin::{
-    LOCAL_PREFIXES, PinError, ResolvedTag, base_image, resolve_tag, rewrite_base_image, split_prefix,
-    write_atomic, written_form,
+    PinError, ResolvedTag, base_image, registry_base, resolve_tag, rewrite_base_image, write_atomic,
 };
 use crate::registry::{Reference, RegistryOptions};
 use crate::report::Reporter;
@@ -132,13 +131,11 @@ fn repin_one(
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
     row.function = crate::discover::function_name(&text);
     let before = base_image(&text, path).map_err(|e| e.to_string())?;
-    let (prefix, rest) = split_prefix(&before);
-    if LOCAL_PREFIXES.iter().any(|p| rest.starts_with(p)) {
+    let Some((base, reference)) = registry_base(&before).map_err(|e| e.to_string())? else {
         row.status = PinStatus::Skipped;
         row.message = Some(format!("base {before:?} is not a registry image"));
         return Ok(());
-    }
-    let reference = Reference::parse(rest).map_err(|e| e.to_string())?;
+    };
     row.old_digest = reference.digest.clone();
     let Some(tag) = reference.tag.clone() else {
         row.status = PinStatus::Skipped;
@@ -164,7 +161,7 @@ fn repin_one(
     }
     row.status = PinStatus::Moved;
     if !check_only {
-        let after = format!("{prefix}{}", written_form(rest, &resolved.digest));
+        let after = base.pinned_to(&resolved.digest).expect("a registry base");
         let new_text = rewrite_base_image(&text, &after, path).map_err(|e| e.to_string())?;
         write_atomic(path, new_text.as_bytes()).map_err(|e: PinError| e.to_string())?;
         row.written = true;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use super::{BuildError, BuildOptions};
 use crate::image::{Digest, Image};
-use crate::overwrite::{LocalOutput, absolute, refuse_overwrites};
+use crate::overwrite::{LocalKind, LocalOutput, absolute, refuse_overwrites};
 use crate::plan::BuildPlan;
+use crate::reference::{OutputKind, OutputRef, OutputTarget};
 use crate::report::Reporter;
 use crate::sink::{self, ImageSink};
 
@@ -28,14 +29,14 @@ pub(super) fn open_outputs(
     let sinks: Vec<Box<dyn ImageSink>> = options
         .outputs
         .iter()
-        .map(|o| sink::open(o, &sink_options))
+        .map(|o| sink::open_ref(o, &sink_options))
         .collect::<Result<_, _>>()?;
     // An output inside the project (`oci:out`) must not end up in the next build's code layer.
-    let local: Vec<(&str, PathBuf)> = options
+    let local: Vec<(&OutputRef, PathBuf)> = options
         .outputs
         .iter()
         .zip(&sinks)
-        .filter_map(|(o, s)| Some((o.as_str(), absolute(s.local_path()?))))
+        .filter_map(|(o, s)| Some((o, absolute(s.local_path()?))))
         .collect();
     let sources: Vec<(&str, &std::path::Path)> = plan
         .specs()
@@ -47,7 +48,14 @@ pub(super) fn open_outputs(
         .collect();
     let guarded: Vec<LocalOutput> = local
         .iter()
-        .map(|(output, path)| LocalOutput { output, path })
+        .map(|(output, path)| LocalOutput {
+            output: output.as_str(),
+            path,
+            kind: match output.kind() {
+                OutputKind::DockerArchive => LocalKind::Archive,
+                OutputKind::Oci | OutputKind::Registry => LocalKind::Layout,
+            },
+        })
         .collect();
     refuse_overwrites(
         &guarded,
@@ -66,8 +74,12 @@ pub(super) fn open_outputs(
 /// The digest of the manifest that `output` holds once written: skopeo and
 /// umoci skip Docker manifests in a layout, so an `oci:` output of a
 /// Docker-media-type image holds its OCI twin (same config and layers).
-pub(super) fn held_digest(output: &str, image: &Image) -> Digest {
-    match output.starts_with("oci:").then(|| sink::as_oci(image)).flatten() {
+pub(super) fn held_digest(output: &OutputRef, image: &Image) -> Digest {
+    let oci = match output.target() {
+        OutputTarget::Oci { .. } => sink::as_oci(image),
+        OutputTarget::DockerArchive { .. } | OutputTarget::Registry(_) => None,
+    };
+    match oci {
         Some(oci) => oci.manifest_digest().clone(),
         None => image.manifest_digest().clone(),
     }
@@ -75,7 +87,7 @@ pub(super) fn held_digest(output: &str, image: &Image) -> Digest {
 
 /// One warning, before anything is written, when outputs will hold different
 /// manifests (each is then printed on its own line).
-pub(super) fn warn_if_digests_differ(outputs: &[String], digests: &[Digest], reporter: &dyn Reporter) {
+pub(super) fn warn_if_digests_differ(outputs: &[OutputRef], digests: &[Digest], reporter: &dyn Reporter) {
     if digests.windows(2).all(|w| w[0] == w[1]) {
         return;
     }

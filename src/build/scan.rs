@@ -3,7 +3,7 @@
 use super::findings::CachedScans;
 use crate::cache::Cache;
 use crate::image::{Layer, LayerOrigin};
-use crate::layer::{LayerError, LayerSettings, LayerSpec, build_layer, build_layer_observed};
+use crate::layer::{LayerError, LayerSettings, LayerSpec, build_layer_observed};
 use crate::report::Reporter;
 use crate::rules::ScanPlan;
 
@@ -11,9 +11,11 @@ use crate::rules::ScanPlan;
 /// uncompressed tar at the same time and is left in the cache, so checking
 /// the image does not inflate and read the new layer a second time (on two
 /// cores that was a serial 10% of a cold build). A scan that fails here is
-/// dropped: the rules then read the layer as they would have anyway.
+/// dropped: the rules then read the layer as they would have anyway. The
+/// layer carries `source`, the plan's description of it.
 pub(super) fn build_scanned(
     spec: &LayerSpec,
+    source: &str,
     settings: &LayerSettings,
     cache: &Cache,
     reporter: &dyn Reporter,
@@ -21,7 +23,7 @@ pub(super) fn build_scanned(
     index: usize,
 ) -> Result<Layer, LayerError> {
     let Some(scan_plan) = scan_plan else {
-        return build_layer(spec, settings, cache, reporter);
+        return build_layer_observed(spec, source, settings, cache, reporter, &|_| {});
     };
     // A few blocks of slack: the scanner only parses headers and skips
     // content, so it keeps up; when it stops, sends fail and are ignored.
@@ -31,7 +33,7 @@ pub(super) fn build_scanned(
         let observe = |block: &[u8]| {
             let _ = blocks.send(block.to_vec());
         };
-        let built = build_layer_observed(spec, settings, cache, reporter, &observe);
+        let built = build_layer_observed(spec, source, settings, cache, reporter, &observe);
         drop(blocks);
         let scan = scanner.join().expect("layer scan thread panicked");
         let layer = built?;
@@ -122,14 +124,14 @@ mod tests {
         let settings = LayerSettings::default();
         let silent = crate::report::Silent;
 
-        let built = build_scanned(&spec, &settings, &cache, &silent, Some(&plan), 0).unwrap();
+        let built = build_scanned(&spec, "code", &settings, &cache, &silent, Some(&plan), 0).unwrap();
         assert!(matches!(built.origin, LayerOrigin::Built { cached: false, .. }));
         assert_eq!(remembered_scans(&cache), 1, "the compressed layer's scan is kept");
 
         // From the cache, the layer is not streamed: the empty stream's
         // "scan" must not be remembered in place of the real one.
         fs::remove_dir_all(cache.root().join(SCANS_BUCKET)).unwrap();
-        let again = build_scanned(&spec, &settings, &cache, &silent, Some(&plan), 0).unwrap();
+        let again = build_scanned(&spec, "code", &settings, &cache, &silent, Some(&plan), 0).unwrap();
         assert!(matches!(again.origin, LayerOrigin::Built { cached: true, .. }));
         assert_eq!(again.descriptor, built.descriptor);
         assert_eq!(remembered_scans(&cache), 0);

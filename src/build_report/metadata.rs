@@ -98,7 +98,7 @@ fn output_digest(image: &Image, sink: &SinkReport) -> Value {
     {
         return Value::String(digest.to_string());
     }
-    if sink.output.starts_with("docker-archive:") {
+    if let crate::reference::OutputTarget::DockerArchive { .. } = sink.output.target() {
         return Value::Null;
     }
     Value::String(image.manifest_digest().to_string())

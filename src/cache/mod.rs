@@ -139,27 +139,6 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
-/// The blob directories of the caches this process opened (resolved).
-static OPENED: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
-    std::sync::Mutex::new(std::collections::BTreeSet::new());
-
-/// Whether `path` is a blob of a cache this process opened, as a regular file
-/// (not a symlink) readable by all (as [`Cache::commit_blob`] leaves them): what
-/// an output may hard-link without sharing anyone else's inode or changing a mode.
-pub fn is_own_blob(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return false;
-    };
-    if !meta.file_type().is_file() || meta.permissions().mode() & 0o7777 != 0o644 {
-        return false;
-    }
-    let Some(dir) = path.parent().and_then(|d| fs::canonicalize(d).ok()) else {
-        return false;
-    };
-    OPENED.lock().unwrap_or_else(|e| e.into_inner()).contains(&dir)
-}
-
 /// Removes the cache blob at `path`, found not to hold the bytes its name
 /// promises, and every record that names it, so the next build fetches or
 /// rebuilds it instead of failing on the same entry again. Returns whether
@@ -247,6 +226,9 @@ const TEMP_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct Cache {
     root: PathBuf,
     commits: commits::Commits,
+    /// The blob directory as resolved when the cache was opened: what
+    /// [`Cache::is_own_blob`] compares a blob's directory with.
+    resolved_blobs: Option<PathBuf>,
     /// Asked when an entry is missing here, given what is built here
     /// (`--cache-registry`); see [`Cache::get_or_build_if`].
     second_level: Option<std::sync::Arc<dyn SecondLevel>>,
@@ -300,10 +282,8 @@ impl Cache {
             })?;
         }
         ownership::check_cache_tree(&root, follow_root)?;
-        if let Ok(real) = fs::canonicalize(blob_dir(&root)) {
-            OPENED.lock().unwrap_or_else(|e| e.into_inner()).insert(real);
-        }
         let cache = Cache {
+            resolved_blobs: fs::canonicalize(blob_dir(&root)).ok(),
             root,
             commits: Default::default(),
             second_level: None,
@@ -385,6 +365,21 @@ impl Cache {
     /// Where the blob with this digest lives (whether or not it is there yet).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         blob_dir(&self.root).join(digest.hex())
+    }
+
+    /// Whether `path` is a blob of this cache, as a regular file (not a
+    /// symlink) readable by all (as [`Cache::commit_blob`] leaves them): what
+    /// an output may hard-link without sharing anyone else's inode or changing a mode.
+    pub fn is_own_blob(&self, path: &Path) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return false;
+        };
+        if !meta.file_type().is_file() || meta.permissions().mode() & 0o7777 != 0o644 {
+            return false;
+        }
+        let dir = path.parent().and_then(|d| fs::canonicalize(d).ok());
+        dir.is_some() && dir == self.resolved_blobs
     }
 
     pub fn has_blob(&self, digest: &Digest) -> bool {
@@ -488,6 +483,32 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cache_owns_only_its_own_blobs() {
+        let dirs = tempfile::tempdir().unwrap();
+        let blob_of = |cache: &Cache, bytes: &[u8]| {
+            let mut tmp = cache.temp_file().unwrap();
+            tmp.write_all(bytes).unwrap();
+            cache.commit_blob(tmp, &Digest::of(bytes)).unwrap()
+        };
+        let one = Cache::open(dirs.path().join("one")).unwrap();
+        let two = Cache::open(dirs.path().join("two")).unwrap();
+        let (a, b) = (blob_of(&one, b"a"), blob_of(&two, b"b"));
+        assert!(one.is_own_blob(&a));
+        assert!(
+            !one.is_own_blob(&b),
+            "both caches are open in this process, but b is two's"
+        );
+        assert!(two.is_own_blob(&b) && !two.is_own_blob(&a));
+        assert!(
+            Cache::open(one.root()).unwrap().is_own_blob(&a),
+            "the same directory opened again"
+        );
+        let link = a.with_file_name("0".repeat(64));
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        assert!(!one.is_own_blob(&link), "a symlink among its blobs is not");
+    }
 
     #[test]
     fn blob_commit_and_records_round_trip() {

@@ -10,6 +10,7 @@ use crate::build::{BuildOptions, build_model};
 use crate::build_report::metadata::{build_report, write_metadata_file};
 use crate::image::MediaFamily;
 use crate::layer::DEFAULT_GZIP_LEVEL;
+use crate::reference::{OutputKind, OutputTemplate};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -27,7 +28,7 @@ pub struct BuildArgs {
         hide_possible_values = true,
         value_parser = super::completions::Hinted { hints: output_kinds, parse: parse_output }
     )]
-    pub outputs: Vec<String>,
+    pub outputs: Vec<OutputTemplate>,
     /// Print a JSON report on stdout instead of the digest.
     #[arg(long)]
     pub json: bool,
@@ -164,17 +165,14 @@ fn cache_registry_choice(
 
 /// What shell completion offers for `--output`.
 fn output_kinds() -> Vec<&'static str> {
-    vec!["oci:", "docker-archive:", "registry:"]
+    OutputKind::ALL.map(OutputKind::prefix).to_vec()
 }
 
-/// An output spec as the sinks parse it, so a malformed one is a
-/// command-line mistake (exit status 2) found before anything runs.
-fn parse_output(text: &str) -> Result<String, String> {
-    // `{function}` (for --recursive) is checked as a name it will become.
-    let example = text.replace(crate::build_all::FUNCTION_PLACEHOLDER, "function");
-    crate::reference::OutputRef::parse(&example)
-        .map(|_| text.to_string())
-        .map_err(|e| e.to_string())
+/// An output spec parsed, so a malformed one is a command-line mistake
+/// (exit status 2) found before anything runs; `{function}` (for
+/// --recursive) is checked as a name it will become.
+fn parse_output(text: &str) -> Result<OutputTemplate, String> {
+    OutputTemplate::parse(text).map_err(|e| e.to_string())
 }
 
 /// `KEY=VALUE` with a non-empty key; the value may hold further `=`.
@@ -227,7 +225,13 @@ pub fn resolve(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<BuildSet
     let target = super::CredentialTarget::of_outputs(&args.outputs);
     let registry = global.registry_options_for(deploy_settings, args.aws.flags.region.as_deref(), &target)?;
     let mut options = BuildOptions::new(args.manifest.clone(), registry);
-    options.outputs = args.outputs.clone();
+    // One function's outputs are as written; --recursive puts each
+    // function's name in (and --print-settings shows them as given).
+    if !args.recursive && !args.print_settings {
+        options.outputs = (args.outputs.iter())
+            .map(OutputTemplate::as_written)
+            .collect::<Result<_, _>>()?;
+    }
     options.source_date_epoch = args.source_date_epoch;
     options.limits = args.limits.limits();
     options.gzip_level = args.gzip_level;
@@ -256,6 +260,7 @@ pub fn resolve(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<BuildSet
         metadata_file: args.metadata_file.clone(),
         cache_registry: args.cache_registry.clone(),
         cache_registry_readonly: args.cache_registry_readonly,
+        outputs: args.outputs.clone(),
     })
 }
 
@@ -274,6 +279,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         mut options,
         project,
         target,
+        outputs: settings_outputs,
         ..
     } = settings;
     // Opened once for the whole run (its warnings and a registry found down
@@ -281,7 +287,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     // must not reach it.
     options.cache_registry = cache_registry_choice(&args, &options.sink_options.registry, &reporter)?;
     let sbom = args.sbom_settings();
-    if options.outputs.is_empty() {
+    if settings_outputs.is_empty() {
         crate::report::Reporter::warn(
             &reporter,
             "no --output given: the image is built and checked, then kept only in the cache",
@@ -297,7 +303,14 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             limits: &args.limits,
             sbom: &sbom,
         };
-        return super::build_recursive::run(global, recursive, &options, &cache, &reporter);
+        return super::build_recursive::run(
+            global,
+            recursive,
+            &options,
+            &settings_outputs,
+            &cache,
+            &reporter,
+        );
     };
     let outcome = build_model(&options, model, &cache, &reporter)?;
     let epoch = options.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);

@@ -13,6 +13,7 @@ use crate::build::{BuildOptions, build_model};
 use crate::build_all::{FleetMember, plan_fleet};
 use crate::build_report::metadata::{build_report, write_metadata_file};
 use crate::cache::Cache;
+use crate::reference::OutputTemplate;
 use crate::report::Reporter;
 
 /// What `build --recursive` was asked besides the build options.
@@ -44,6 +45,7 @@ pub fn run(
     global: &GlobalArgs,
     args: RecursiveArgs<'_>,
     template: &BuildOptions,
+    outputs: &[OutputTemplate],
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<()> {
@@ -53,7 +55,7 @@ pub fn run(
         );
     }
     let manifests = crate::discover::find_manifests(args.dirs)?;
-    let fleet = plan_fleet(&manifests, template)?;
+    let fleet = plan_fleet(&manifests, template, outputs)?;
     args.sbom.check_recursive(fleet.len())?;
     let mut lines = Vec::new();
     let mut reports = Vec::new();
@@ -113,23 +115,21 @@ fn build_one(
 ) -> anyhow::Result<(String, serde_json::Value)> {
     let manifest = &member.manifest;
     let Project { deploy, model } = Project::read(manifest)?;
-    let mut options = member.options.clone();
+    let planned = member.options.clone()?;
+    let mut options = planned.clone();
     let signin = global.ecr_signin(Some(&deploy), args.aws.flags.region.as_deref());
     options.sink_options.registry.fallback = Some(signin.clone());
     options.source_options.registry.fallback = Some(signin);
     super::deploy::before_build(global, args.aws, &options.outputs, &deploy)?;
     let outcome = build_model(&options, model, cache, reporter)?;
     // The same report `build --json` prints for one function.
-    let epoch = member
-        .options
-        .source_date_epoch
-        .unwrap_or(crate::layer::DEFAULT_MTIME);
+    let epoch = planned.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
     let sbom = super::build_sbom::after_build(
         args.sbom,
         &outcome,
         &member.manifest,
         epoch,
-        &member.options.sink_options,
+        &planned.sink_options,
         reporter,
     )?;
     let mut report = build_report(&outcome.report_facts());

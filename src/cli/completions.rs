@@ -42,20 +42,20 @@ pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
 /// A value parser that accepts what `parse` accepts and offers `hints` to
 /// shell completion (not to `--help`, and they are not the only values).
 #[derive(Clone)]
-pub struct Hinted {
+pub struct Hinted<T = String> {
     pub hints: fn() -> Vec<&'static str>,
-    pub parse: fn(&str) -> Result<String, String>,
+    pub parse: fn(&str) -> Result<T, String>,
 }
 
-impl clap::builder::TypedValueParser for Hinted {
-    type Value = String;
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Hinted<T> {
+    type Value = T;
 
     fn parse_ref(
         &self,
         cmd: &clap::Command,
         arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
-    ) -> Result<String, clap::Error> {
+    ) -> Result<T, clap::Error> {
         let text = value.to_str().ok_or_else(|| {
             clap::Error::raw(clap::error::ErrorKind::InvalidUtf8, "the value is not UTF-8\n").with_cmd(cmd)
         })?;

@@ -176,10 +176,10 @@ pub struct BuildDeployArgs {
 pub fn before_build(
     global: &GlobalArgs,
     args: &BuildDeployArgs,
-    outputs: &[String],
+    outputs: &[crate::reference::OutputRef],
     settings: &DeploySettings,
 ) -> anyhow::Result<()> {
-    if args.deploy && !outputs.iter().any(|o| o.starts_with("registry:")) {
+    if args.deploy && !outputs.iter().any(|o| o.is_registry()) {
         anyhow::bail!("build --deploy needs a registry output to deploy from: add --output registry:REF");
     }
     let targets = crate::deploy::repository::ecr_targets(outputs, &global.signin_hosts(Some(settings)));

@@ -122,6 +122,9 @@ pub struct BuildSettings {
     /// itself, after --print-settings) and `--cache-registry-readonly`.
     pub cache_registry: Option<String>,
     pub cache_registry_readonly: bool,
+    /// `--output` as given; `options` holds them parsed for one function
+    /// (`{function}` as written), `build --recursive` each function's own.
+    pub outputs: Vec<crate::reference::OutputTemplate>,
 }
 
 /// `--cache-registry` (or LAMBDA_IMG_CACHE_REGISTRY) over `[cache] registry`;
@@ -177,7 +180,7 @@ fn to_json(settings: &BuildSettings) -> anyhow::Result<Value> {
         "function": model.name,
         "architecture": plan.arch.lambda_name(),
         "base": plan.base,
-        "outputs": options.outputs,
+        "outputs": settings.outputs,
         "format": format,
         "format_from": format_from,
         "labels": labels,

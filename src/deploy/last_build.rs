@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::reference::OutputRef;
+
 /// Where a project's record lives.
 pub fn path(project_dir: &Path) -> PathBuf {
     project_dir.join(".lambda-img").join("last-build.json")
@@ -81,7 +83,7 @@ pub fn pushed_image(project_dir: &Path) -> Result<String, LastBuildError> {
     report
         .outputs
         .iter()
-        .filter(|o| o.output.starts_with("registry:"))
+        .filter(|o| OutputRef::parse(&o.output).is_ok_and(|o| o.is_registry()))
         .find_map(|o| o.reference.clone())
         .ok_or_else(|| LastBuildError::Invalid {
             path,

@@ -32,11 +32,10 @@ pub struct EcrTarget {
 }
 
 /// The ECR repositories among `outputs` (`registry:REF`): ECR hosts and `aws_auth` hosts.
-pub fn ecr_targets(outputs: &[String], aws_auth: &[String]) -> Vec<EcrTarget> {
+pub fn ecr_targets(outputs: &[OutputRef], aws_auth: &[String]) -> Vec<EcrTarget> {
     let mut targets: Vec<EcrTarget> = Vec::new();
     for output in outputs {
-        let Ok(OutputTarget::Registry(reference)) = OutputRef::parse(output).map(|o| o.target().clone())
-        else {
+        let OutputTarget::Registry(reference) = output.target() else {
             continue;
         };
         let bare = reference.registry.split(':').next().unwrap_or("");
@@ -113,7 +112,8 @@ mod tests {
             "registry:123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:2".to_string(),
             "registry:127.0.0.1:5000/app:1".to_string(),
             "registry:docker.io/library/x:1".to_string(),
-        ];
+        ]
+        .map(|o| OutputRef::parse(&o).unwrap());
         let t = ecr_targets(&outputs, &["127.0.0.1:5000".into()]);
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].repository, "team/app");

@@ -124,13 +124,16 @@ pub fn build_layer(
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<Layer, LayerError> {
-    build_layer_observed(spec, settings, cache, reporter, &|_| {})
+    build_layer_observed(spec, &describe(spec), settings, cache, reporter, &|_| {})
 }
 
-/// [`build_layer`], showing `observe` the uncompressed tar, block by block in
-/// order, when the layer is compressed (a layer found in the cache shows nothing).
+/// [`build_layer`], described as `source` (the plan's words, paths relative
+/// to the project, where [`build_layer`] names the inputs' absolute paths),
+/// showing `observe` the uncompressed tar, block by block in order, when the
+/// layer is compressed (a layer found in the cache shows nothing).
 pub fn build_layer_observed(
     spec: &LayerSpec,
+    source: &str,
     settings: &LayerSettings,
     cache: &Cache,
     reporter: &dyn Reporter,
@@ -148,7 +151,6 @@ pub fn build_layer_observed(
         entries.len(),
         files - read
     ));
-    let source = describe(spec);
     let task = format!("layer:{}", spec.name);
     let layer = |rec: &LayerRecord, cached: bool, from_cache_registry: bool| Layer {
         descriptor: Descriptor::new(settings.family.layer_gzip(), rec.digest.clone(), rec.size),
@@ -157,7 +159,7 @@ pub fn build_layer_observed(
         location: BlobLocation::File(cache.blob_path(&rec.digest)),
         origin: LayerOrigin::Built {
             name: spec.name.clone(),
-            source: source.clone(),
+            source: source.to_string(),
             cached,
             from_cache_registry,
         },

@@ -118,6 +118,16 @@ impl ImageRef {
         })
     }
 
+    /// Parses what follows `oci:` (`PATH[:TAG][@sha256:...]`).
+    pub fn oci(rest: &str) -> Result<ImageRef, ImageRefError> {
+        ImageRef::parse(&format!("{OCI}{rest}"))
+    }
+
+    /// Parses what follows `docker-archive:` (`PATH[@sha256:...]`).
+    pub fn docker_archive(rest: &str) -> Result<ImageRef, ImageRefError> {
+        ImageRef::parse(&format!("{DOCKER_ARCHIVE}{rest}"))
+    }
+
     /// The reference as the user wrote it.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -137,6 +147,49 @@ impl ImageRef {
             ImageTarget::Oci { path, .. } | ImageTarget::DockerArchive { path, .. } => Some(path),
             ImageTarget::Scratch | ImageTarget::Registry(_) => None,
         }
+    }
+
+    /// The registry name, for registry images.
+    pub fn registry(&self) -> Option<&Reference> {
+        match &self.target {
+            ImageTarget::Registry(reference) => Some(reference),
+            _ => None,
+        }
+    }
+
+    /// The reference as written, pinned to `digest` (what `pin` writes back):
+    /// the prefix and the name stay as the user wrote them (`python:3.12`,
+    /// not `docker.io/library/python:3.12`), any old digest is replaced.
+    /// `None` for local images, which are not pinned.
+    pub fn pinned_to(&self, digest: &Digest) -> Option<String> {
+        self.registry()?;
+        let name = self.text.split('@').next().unwrap_or(&self.text);
+        Some(format!("{name}@{digest}"))
+    }
+
+    /// A local image's relative path made absolute against `dir` (the text as
+    /// well: the tag and digest after the path stay as written); every other
+    /// reference as it is.
+    pub fn relative_to(&self, dir: &Path) -> ImageRef {
+        let (prefix, path) = match &self.target {
+            ImageTarget::Oci { path, .. } => (OCI, path),
+            ImageTarget::DockerArchive { path, .. } => (DOCKER_ARCHIVE, path),
+            ImageTarget::Scratch | ImageTarget::Registry(_) => return self.clone(),
+        };
+        if path.is_absolute() {
+            return self.clone();
+        }
+        // The parser takes the path as written from the start of the text
+        // after the prefix, so what follows it is the tag and digest.
+        let tail = &self.text[prefix.len() + path.as_os_str().len()..];
+        // components() drops the `.` of `oci:./base`.
+        let absolute: PathBuf = dir.join(path).components().collect();
+        let text = format!("{prefix}{}{tail}", absolute.display());
+        let mut target = self.target.clone();
+        if let ImageTarget::Oci { path, .. } | ImageTarget::DockerArchive { path, .. } = &mut target {
+            *path = absolute;
+        }
+        ImageRef { text, target }
     }
 
     /// The base record (`org.opencontainers.image.base.*`) for an image built
@@ -287,6 +340,53 @@ mod tests {
                 .ends_with("write the digest as @sha256:<64 hex digits>")
         );
         assert!(matches!(e("Python"), ImageRefError::Registry(_)));
+    }
+
+    #[test]
+    fn pinning_keeps_the_name_as_written_and_replaces_the_digest() {
+        let d = Digest::of(b"new");
+        let pinned = |s: &str| ImageRef::parse(s).unwrap().pinned_to(&d);
+        assert_eq!(pinned("python:3.12"), Some(format!("python:3.12@{d}")));
+        assert_eq!(
+            pinned(&format!("registry:python:3.12@{}", Digest::of(b"old"))),
+            Some(format!("registry:python:3.12@{d}"))
+        );
+        assert_eq!(
+            pinned("docker://python:3"),
+            Some(format!("docker://python:3@{d}"))
+        );
+        for local in ["scratch", "oci:base:1", "docker-archive:img.tar"] {
+            assert_eq!(pinned(local), None, "{local}");
+        }
+    }
+
+    #[test]
+    fn local_paths_are_made_absolute_with_the_rest_as_written() {
+        let dir = Path::new("/p");
+        let resolved = |s: &str| ImageRef::parse(s).unwrap().relative_to(dir);
+        let d = Digest::of(b"x");
+        for (written, absolute) in [
+            ("oci:base", "oci:/p/base".to_string()),
+            ("oci:./base:t", "oci:/p/base:t".to_string()),
+            (&format!("oci:b@{d}"), format!("oci:/p/b@{d}")),
+            ("oci:./a:b/base:v1", "oci:/p/a:b/base:v1".to_string()),
+            ("docker-archive:img.tar", "docker-archive:/p/img.tar".to_string()),
+            ("oci:/abs:t", "oci:/abs:t".to_string()),
+            (
+                "public.ecr.aws/lambda/python:3.12",
+                "public.ecr.aws/lambda/python:3.12".to_string(),
+            ),
+            ("scratch", "scratch".to_string()),
+        ] {
+            let r = resolved(written);
+            assert_eq!(r.as_str(), absolute, "{written}");
+            assert_eq!(
+                r,
+                ImageRef::parse(&absolute).unwrap(),
+                "{written}: the text parses as the value"
+            );
+        }
+        assert_eq!(resolved("oci:./base:t").local_path(), Some(Path::new("/p/base")));
     }
 
     #[test]

@@ -35,14 +35,53 @@ pub enum OutputRefError {
     Registry(#[from] ReferenceError),
 }
 
+/// The kind of an output, from its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    Oci,
+    DockerArchive,
+    Registry,
+}
+
+impl OutputKind {
+    pub const ALL: [OutputKind; 3] = [OutputKind::Oci, OutputKind::DockerArchive, OutputKind::Registry];
+
+    /// The prefix that names this kind (`oci:`, `docker-archive:`, `registry:`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            OutputKind::Oci => "oci:",
+            OutputKind::DockerArchive => "docker-archive:",
+            OutputKind::Registry => "registry:",
+        }
+    }
+
+    /// The kind `text` names and what follows its prefix.
+    pub fn split(text: &str) -> Result<(OutputKind, &str), OutputRefError> {
+        OutputKind::ALL
+            .into_iter()
+            .find_map(|kind| Some((kind, text.strip_prefix(kind.prefix())?)))
+            .ok_or_else(|| OutputRefError::Invalid {
+                output: text.to_string(),
+                message: "expected oci:DIR[:TAG], docker-archive:FILE[:REPO:TAG] or registry:REF".into(),
+            })
+    }
+}
+
 impl OutputRef {
     pub fn parse(text: &str) -> Result<OutputRef, OutputRefError> {
+        let (kind, rest) = OutputKind::split(text)?;
+        OutputRef::of_kind(kind, rest)
+    }
+
+    /// Parses what follows the prefix of an output of `kind`.
+    pub fn of_kind(kind: OutputKind, rest: &str) -> Result<OutputRef, OutputRefError> {
+        let text = format!("{}{rest}", kind.prefix());
         let invalid = |message: String| OutputRefError::Invalid {
-            output: text.to_string(),
+            output: text.clone(),
             message,
         };
-        let target = match text.split_once(':') {
-            Some(("oci", rest)) => {
+        let target = match kind {
+            OutputKind::Oci => {
                 let (dir, tag) = split_path_tag(rest);
                 if dir.is_empty() {
                     return Err(invalid("the directory is empty; write oci:DIR[:TAG]".into()));
@@ -58,7 +97,7 @@ impl OutputRef {
                     tag: tag.to_string(),
                 }
             }
-            Some(("docker-archive", rest)) => {
+            OutputKind::DockerArchive => {
                 let (file, reference) = match rest.split_once(':') {
                     Some((f, r)) => (f, Some(r)),
                     None => (rest, None),
@@ -73,19 +112,54 @@ impl OutputRef {
                     repo_tag: reference.map(normalize_repo_tag).transpose().map_err(invalid)?,
                 }
             }
-            Some(("registry", rest)) => {
+            OutputKind::Registry => {
                 OutputTarget::Registry(OutputRef::push_destination(Reference::parse(rest)?)?)
             }
-            _ => {
-                return Err(invalid(
-                    "expected oci:DIR[:TAG], docker-archive:FILE[:REPO:TAG] or registry:REF".into(),
-                ));
-            }
         };
-        Ok(OutputRef {
-            text: text.to_string(),
-            target,
-        })
+        Ok(OutputRef { text, target })
+    }
+
+    /// The OCI layout output `dir` with `tag`, written out in full (`oci:DIR:TAG`).
+    pub fn oci(dir: &Path, tag: &str) -> OutputRef {
+        OutputRef {
+            text: format!("{}{}:{tag}", OutputKind::Oci.prefix(), dir.display()),
+            target: OutputTarget::Oci {
+                dir: dir.to_path_buf(),
+                tag: tag.to_string(),
+            },
+        }
+    }
+
+    /// The docker-archive output `file`, naming the image `repo_tag` when given
+    /// (`docker-archive:FILE[:REPO:TAG]`; `repo_tag` as the parser leaves it).
+    pub fn docker_archive(file: &Path, repo_tag: Option<&str>) -> OutputRef {
+        let prefix = OutputKind::DockerArchive.prefix();
+        OutputRef {
+            text: match repo_tag {
+                Some(r) => format!("{prefix}{}:{r}", file.display()),
+                None => format!("{prefix}{}", file.display()),
+            },
+            target: OutputTarget::DockerArchive {
+                file: file.to_path_buf(),
+                repo_tag: repo_tag.map(str::to_string),
+            },
+        }
+    }
+
+    /// The push to `reference` (`registry:REF`).
+    pub fn registry(reference: &Reference) -> OutputRef {
+        OutputRef {
+            text: format!("{}{reference}", OutputKind::Registry.prefix()),
+            target: OutputTarget::Registry(reference.clone()),
+        }
+    }
+
+    pub fn kind(&self) -> OutputKind {
+        match self.target {
+            OutputTarget::Oci { .. } => OutputKind::Oci,
+            OutputTarget::DockerArchive { .. } => OutputKind::DockerArchive,
+            OutputTarget::Registry(_) => OutputKind::Registry,
+        }
     }
 
     /// The output as the user wrote it.
@@ -167,6 +241,13 @@ impl fmt::Display for OutputRef {
     }
 }
 
+/// As the text (reports and printed settings carry outputs as written).
+impl serde::Serialize for OutputRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +312,17 @@ mod tests {
         assert_eq!(out.to_string(), "registry:127.0.0.1:5000/app:1");
         let err = target(&format!("registry:127.0.0.1:5000/app@{d}")).unwrap_err();
         assert!(err.to_string().contains("not a digest"), "{err}");
+        for written in [
+            OutputRef::oci(Path::new("/tmp/a:b/out"), "v2"),
+            OutputRef::docker_archive(Path::new("img.tar"), Some("localhost:5000/app:latest")),
+            OutputRef::docker_archive(Path::new("img.tar"), None),
+            out.clone(),
+            OutputRef::registry(&Reference::parse("127.0.0.1:5000/app:1").unwrap()),
+        ] {
+            let back = OutputRef::parse(written.as_str()).unwrap();
+            assert_eq!(back.target(), written.target(), "{written}");
+            assert_eq!(back.kind(), written.kind(), "{written}");
+        }
         let err = target("out.tar").unwrap_err();
         assert_eq!(
             err.to_string(),

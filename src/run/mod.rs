@@ -267,8 +267,8 @@ pub fn load_into_engine(
     let dir = tempfile::tempdir().map_err(RunError::Engine)?;
     let name = format!("localhost/lambda-img-run:{}", image.manifest_digest().short());
     let archive = dir.path().join("image.tar");
-    let sink = crate::sink::open(
-        &format!("docker-archive:{}:{name}", archive.display()),
+    let sink = crate::sink::open_ref(
+        &crate::reference::OutputRef::docker_archive(&archive, Some(&name)),
         &crate::sink::SinkOptions::default(),
     )?;
     sink.write(image, reporter)?;

@@ -83,7 +83,8 @@ impl Subject {
     /// a reference), at `epoch`.
     pub fn of(name: &str, image: &Image, base: &str, epoch: u64) -> Subject {
         let base = BaseRecord::read(image).or_else(|| {
-            (base != "scratch").then(|| BaseRecord {
+            let scratch = crate::reference::ImageRef::parse(base).is_ok_and(|r| r.is_scratch());
+            (!scratch).then(|| BaseRecord {
                 name: base.to_string(),
                 digest: None,
             })

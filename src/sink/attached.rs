@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::bounded_read::{MAX_JSON, MAX_MANIFEST, read_capped};
 use crate::cache::Cache;
 use crate::image::{Descriptor, Digest, Document, parse_document};
+use crate::reference::{ImageRef, ImageRefError, ImageTarget};
 use crate::registry::referrers::{Referrer, subject_of};
 use crate::registry::{Client, Reference, RegistryError, RegistryOptions, resolve_digest};
 use crate::report::Reporter;
@@ -52,17 +53,21 @@ pub fn find(
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<AttachedSbom, AttachedError> {
-    match image.split_once(':') {
-        Some(("oci", rest)) => in_layout(image, &OciLayoutSource::parse(rest)?),
-        Some(("docker-archive", _)) => Err(AttachedError::DockerArchive(image.to_string())),
-        _ => {
-            let name = image
-                .strip_prefix("registry:")
-                .or_else(|| image.strip_prefix("docker://"))
-                .unwrap_or(image);
-            let reference = Reference::parse(name).map_err(RegistryError::from)?;
-            in_registry(image, &reference, options, cache, reporter)
+    let parsed = match ImageRef::parse(image) {
+        Ok(parsed) => parsed,
+        Err(ImageRefError::Registry(e)) => return Err(RegistryError::from(e).into()),
+        Err(e) => return Err(crate::source::SourceError::from(e).into()),
+    };
+    match parsed.target() {
+        ImageTarget::Oci { path, tag, digest } => {
+            in_layout(image, &OciLayoutSource::new(&parsed, path, tag, digest))
         }
+        ImageTarget::DockerArchive { .. } => Err(AttachedError::DockerArchive(image.to_string())),
+        ImageTarget::Registry(reference) => in_registry(image, reference, options, cache, reporter),
+        ImageTarget::Scratch => Err(AttachedError::Invalid {
+            image: image.to_string(),
+            message: "the empty image carries no SBOM".into(),
+        }),
     }
 }
 

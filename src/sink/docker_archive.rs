@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::oci_layout::{check_layer_files, copy_verified, persist, temp_beside};
 use super::{ImageSink, SinkError, SinkReport};
 use crate::image::{Digest, Image};
-use crate::reference::{OutputRef, OutputTarget};
+use crate::reference::{OutputKind, OutputRef, OutputTarget};
 use crate::report::Reporter;
 
 /// A docker-archive file and the `REPO:TAG` it names the image with.
@@ -43,7 +43,7 @@ impl DockerArchiveSink {
     /// Parses what follows `docker-archive:`: `FILE[:REPO[:TAG]]`, split at the
     /// first `:` like skopeo; a reference without a tag gets `:latest`.
     pub fn parse(s: &str) -> Result<DockerArchiveSink, SinkError> {
-        match OutputRef::parse(&format!("docker-archive:{s}"))?.target() {
+        match OutputRef::of_kind(OutputKind::DockerArchive, s)?.target() {
             OutputTarget::DockerArchive { file, repo_tag } => Ok(DockerArchiveSink {
                 file: file.clone(),
                 repo_tag: repo_tag.clone(),
@@ -124,11 +124,8 @@ fn append_dir(tar: &mut tar::Builder<impl Write>, name: &str) -> io::Result<()> 
 }
 
 impl ImageSink for DockerArchiveSink {
-    fn describe(&self) -> String {
-        match &self.repo_tag {
-            Some(r) => format!("docker-archive:{}:{r}", self.file.display()),
-            None => format!("docker-archive:{}", self.file.display()),
-        }
+    fn output(&self) -> OutputRef {
+        OutputRef::docker_archive(&self.file, self.repo_tag.as_deref())
     }
 
     fn local_path(&self) -> Option<PathBuf> {
@@ -154,7 +151,7 @@ impl ImageSink for DockerArchiveSink {
         self.write_tar(image, BufWriter::with_capacity(1 << 20, tmp.as_file_mut()))?;
         persist(tmp, &self.file).map_err(self.io_err())?;
         Ok(SinkReport {
-            output: self.describe(),
+            output: self.output(),
             reference: self.repo_tag.clone(),
             blobs: None,
         })

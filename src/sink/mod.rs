@@ -53,8 +53,13 @@ pub fn open_ref(output: &OutputRef, options: &SinkOptions) -> Result<Box<dyn Ima
 
 /// What every output can do.
 pub trait ImageSink {
-    /// The output as the user wrote it, for messages.
-    fn describe(&self) -> String;
+    /// The output this sink writes, written out in full (`oci:DIR:TAG`).
+    fn output(&self) -> OutputRef;
+
+    /// The output, for messages.
+    fn describe(&self) -> String {
+        self.output().to_string()
+    }
 
     /// Writes `image`; returns what was written for the report.
     fn write(&self, image: &Image, reporter: &dyn Reporter) -> Result<SinkReport, SinkError>;
@@ -78,10 +83,10 @@ pub trait ImageSink {
 }
 
 /// What a sink did, for the JSON report.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct SinkReport {
-    /// The output as the user wrote it.
-    pub output: String,
+    /// The output written (as text in the report).
+    pub output: OutputRef,
     /// A reference naming the written image (`REF@sha256:...` for registries).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
@@ -94,7 +99,7 @@ impl SinkReport {
     /// `REPO@sha256:...` when this output is a registry push (what Lambda
     /// deploys); `None` for local outputs.
     pub fn pushed_reference(&self) -> Option<&str> {
-        match self.output.starts_with("registry:") {
+        match self.output.is_registry() {
             true => self.reference.as_deref(),
             false => None,
         }

@@ -14,7 +14,7 @@ use tempfile::NamedTempFile;
 use super::{ImageSink, SinkError, SinkReport};
 use crate::image::{BlobLocation, Descriptor, Digest, Document, HashingWriter, Image, Layer, OCI_INDEX};
 use crate::image::{MediaFamily, parse_document, write_index};
-use crate::reference::{OutputRef, OutputTarget};
+use crate::reference::{OutputKind, OutputRef, OutputTarget};
 use crate::report::Reporter;
 
 pub(super) const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -27,15 +27,16 @@ pub struct OciLayoutSink {
     pub tag: String,
     /// Remove blobs the new index.json does not reach (see [`super::layout_gc`]).
     pub gc: bool,
-    /// The cache the layers were built into: a blob it committed and nothing
-    /// touched since is linked without reading it again.
+    /// The cache the layers were built into: its blobs are hard-linked into
+    /// the layout (one it committed and nothing touched since without reading
+    /// it again); without a cache every blob is copied.
     pub cache: Option<crate::cache::Cache>,
 }
 
 impl OciLayoutSink {
     /// Parses what follows `oci:`: `DIR[:TAG]`, the tag defaulting to `latest`.
     pub fn parse(s: &str) -> Result<OciLayoutSink, SinkError> {
-        match OutputRef::parse(&format!("oci:{s}"))?.target() {
+        match OutputRef::of_kind(OutputKind::Oci, s)?.target() {
             OutputTarget::Oci { dir, tag } => Ok(OciLayoutSink::new(dir, tag)),
             other => unreachable!("an oci: output parses as an OCI layout, not {other:?}"),
         }
@@ -173,19 +174,16 @@ impl OciLayoutSink {
     /// be made (another filesystem, a filesystem without hard links); the
     /// caller then copies.
     ///
-    /// Only blobs of lambda-img's own cache are linked, and only regular files
+    /// Only blobs of the cache the sink was given are linked, and only regular files
     /// already world-readable: an input layout's blob (another owner's inode,
     /// perhaps deliberately 0600) or a symlink is copied instead, and a linked
     /// inode's mode is never changed.
     fn link_layer(&self, layer: &Layer, dest: &Path) -> Result<bool, SinkError> {
         let BlobLocation::File(blob) = &layer.location;
-        if !crate::cache::is_own_blob(blob) {
+        let Some(cache) = self.cache.as_ref().filter(|c| c.is_own_blob(blob)) else {
             return Ok(false);
-        }
-        let vouched = self
-            .cache
-            .as_ref()
-            .is_some_and(|c| c.unchanged_since_commit(blob, &layer.descriptor.digest));
+        };
+        let vouched = cache.unchanged_since_commit(blob, &layer.descriptor.digest);
         if !vouched {
             copy_verified(layer, &mut io::sink())?;
         }
@@ -321,8 +319,8 @@ impl OciLayoutSink {
 }
 
 impl ImageSink for OciLayoutSink {
-    fn describe(&self) -> String {
-        format!("oci:{}:{}", self.dir.display(), self.tag)
+    fn output(&self) -> OutputRef {
+        OutputRef::oci(&self.dir, &self.tag)
     }
 
     fn local_path(&self) -> Option<PathBuf> {
@@ -390,13 +388,8 @@ impl ImageSink for OciLayoutSink {
             image.manifest_digest()
         ));
         Ok(SinkReport {
-            output: self.describe(),
-            reference: Some(format!(
-                "oci:{}:{}@{}",
-                self.dir.display(),
-                self.tag,
-                image.manifest_digest()
-            )),
+            reference: Some(format!("{}@{}", self.output(), image.manifest_digest())),
+            output: self.output(),
             blobs: None,
         })
     }

@@ -71,7 +71,7 @@ pub fn attach_to_outputs(
 ) -> Result<Vec<ReferrerReport>, SinkError> {
     let mut reports = Vec::new();
     for output in outputs {
-        let sink = super::open(&output.output, options)?;
+        let sink = super::open_ref(&output.output, options)?;
         match sink.attach_referrer(image, artifact, reporter)? {
             Some(report) => reports.push(report),
             None => reporter.detail(&format!(
@@ -127,7 +127,7 @@ pub(super) fn push_to_registry(
         reference.registry, subject.digest
     ));
     Ok(ReferrerReport {
-        output: format!("registry:{reference}"),
+        output: crate::reference::OutputRef::registry(reference).to_string(),
         subject: subject.digest.clone(),
         manifest: digest,
         indexed_by: if by_api { "referrers-api" } else { "tag-schema" },

@@ -35,8 +35,8 @@ impl RegistrySink {
 }
 
 impl ImageSink for RegistrySink {
-    fn describe(&self) -> String {
-        format!("registry:{}", self.reference)
+    fn output(&self) -> OutputRef {
+        OutputRef::registry(&self.reference)
     }
 
     fn attach_referrer(
@@ -118,7 +118,7 @@ impl ImageSink for RegistrySink {
         let reference = r.with_digest(digest).to_string();
         reporter.step(&format!("pushed {reference}"));
         Ok(SinkReport {
-            output: self.describe(),
+            output: self.output(),
             reference: Some(reference),
             blobs: Some(blobs),
         })

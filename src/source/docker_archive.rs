@@ -84,7 +84,7 @@ type SharedConfig = (Digest, std::rc::Rc<Vec<u8>>);
 impl DockerArchiveSource {
     /// Parses what follows `docker-archive:`: `PATH[@sha256:<config digest>]`.
     pub fn parse(s: &str) -> Result<DockerArchiveSource, SourceError> {
-        let reference = ImageRef::parse(&format!("docker-archive:{s}"))?;
+        let reference = ImageRef::docker_archive(s)?;
         match reference.target() {
             ImageTarget::DockerArchive { path, digest } => {
                 Ok(DockerArchiveSource::new(&reference, path, digest))

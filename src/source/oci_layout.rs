@@ -48,7 +48,7 @@ pub struct OciLayoutSource {
 impl OciLayoutSource {
     /// Parses what follows `oci:`: `PATH[:TAG][@sha256:<hex>]`.
     pub fn parse(s: &str) -> Result<OciLayoutSource, SourceError> {
-        let reference = ImageRef::parse(&format!("oci:{s}"))?;
+        let reference = ImageRef::oci(s)?;
         match reference.target() {
             ImageTarget::Oci { path, tag, digest } => Ok(OciLayoutSource::new(&reference, path, tag, digest)),
             other => unreachable!("an oci: reference parses as an OCI layout, not {other:?}"),
@@ -56,12 +56,7 @@ impl OciLayoutSource {
     }
 
     /// The source of a parsed `oci:` reference.
-    pub(super) fn new(
-        reference: &ImageRef,
-        path: &Path,
-        tag: &Option<String>,
-        digest: &Option<Digest>,
-    ) -> Self {
+    pub fn new(reference: &ImageRef, path: &Path, tag: &Option<String>, digest: &Option<Digest>) -> Self {
         OciLayoutSource {
             reference: reference.to_string(),
             path: path.to_path_buf(),

@@ -228,6 +228,21 @@ fn a_source_beside_the_project_keeps_the_digest_independent_of_the_checkout() {
     );
 }
 
+/// A built layer carries the plan's description of its sources (relative to
+/// the project, the words of its history), whether built now or found in the cache.
+#[test]
+fn built_layers_carry_the_plans_description_of_their_sources() {
+    let Some(p) = hello_project("") else { return };
+    for (run, cached) in [("first", false), ("second", true)] {
+        let report: Value = serde_json::from_slice(&p.build_ok(&["--json"]).stdout).unwrap();
+        let code = &report["layers"][0];
+        assert_eq!(code["cached"], cached, "{run} build");
+        // The project's own directory, as the plan words it (the layer
+        // module alone would name the checkout's absolute path).
+        assert_eq!(code["source"], ". → /var/task", "{run} build");
+    }
+}
+
 #[test]
 fn json_report_lists_layers_and_cache_hits() {
     let Some(p) = hello_project("") else { return };

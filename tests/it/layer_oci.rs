@@ -174,7 +174,12 @@ fn layout_outputs_link_cache_blobs_and_refuse_a_damaged_one() {
     let image = crate::support::registry::test_image(&cache, "amd64", b"print(1)\n");
     let out = tempfile::tempdir().unwrap();
     let layout = out.path().join("image");
-    let sink = sink::open(&format!("oci:{}", layout.display()), &SinkOptions::default()).unwrap();
+    // Only the blobs of the cache a sink is given are linked.
+    let options = SinkOptions {
+        cache: Some(cache.clone()),
+        ..SinkOptions::default()
+    };
+    let sink = sink::open(&format!("oci:{}", layout.display()), &options).unwrap();
     sink.write(&image, &Silent).unwrap();
     for layer in image.layers() {
         let BlobLocation::File(cached) = &layer.location;
@@ -196,7 +201,13 @@ fn layout_outputs_link_cache_blobs_and_refuse_a_damaged_one() {
     fs::write(blob, vec![b'x'; size]).unwrap();
     let code_hex = code.descriptor.digest.hex().to_string();
     let other = out.path().join("other");
-    let sink = sink::open(&format!("oci:{}", other.display()), &SinkOptions::default()).unwrap();
+    // The cache opened again: its blobs are its own, but nothing it committed
+    // vouches for one, so each is read and verified before it is linked.
+    let reopened = SinkOptions {
+        cache: Some(lambda_img::cache::Cache::open(cache.root()).unwrap()),
+        ..SinkOptions::default()
+    };
+    let sink = sink::open(&format!("oci:{}", other.display()), &reopened).unwrap();
     let err = sink.write(&damaged, &Silent).unwrap_err().to_string();
     assert!(err.contains("digest"), "{err}");
     assert!(!other.join("blobs/sha256").join(code_hex).exists());
