@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use super::UsageError;
-use crate::reference::{ImageRef, ImageTarget, OutputRef, OutputTarget};
+use crate::reference::{ImageRef, ImageTarget, OutputTarget, OutputTemplate};
 
 /// The registry hosts a command's explicit credentials may be for, found
 /// from its arguments before the password is read.
@@ -59,14 +59,14 @@ impl CredentialTarget {
     /// `build`: the hosts of its `registry:` outputs. `{function}` of
     /// `--recursive` may stand in the repository; in the host it would make
     /// the host differ per function, which is refused.
-    pub fn of_outputs(outputs: &[String]) -> CredentialTarget {
+    pub fn of_outputs(outputs: &[OutputTemplate]) -> CredentialTarget {
         let mut target = CredentialTarget::none(
             "build",
             "it writes no registry: output (oci: and docker-archive: outputs need no registry credentials)",
         );
         let placeholder = crate::build_all::FUNCTION_PLACEHOLDER;
         for output in outputs {
-            let host_for = |name: &str| match OutputRef::parse(&output.replace(placeholder, name)) {
+            let host_for = |name: &str| match output.for_function(name) {
                 Ok(parsed) => match parsed.target() {
                     OutputTarget::Registry(reference) => Some(reference.registry.clone()),
                     _ => None,
@@ -166,8 +166,8 @@ pub fn refuse_unused(global: &super::GlobalArgs, command: &super::Command) -> Re
 mod tests {
     use super::*;
 
-    fn outputs(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn outputs(list: &[&str]) -> Vec<OutputTemplate> {
+        list.iter().map(|s| OutputTemplate::parse(s).unwrap()).collect()
     }
 
     #[test]
