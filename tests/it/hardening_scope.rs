@@ -260,7 +260,26 @@ fn flags_without_one_target_host_are_refused_before_the_password_is_read() {
             ],
             "several registries (127.0.0.1:5998",
         ),
+        (
+            vec![
+                "build",
+                "--recursive",
+                "--output",
+                "registry:{function}.example.com/x:1",
+            ],
+            "depends on {function}",
+        ),
         (vec!["check", "oci:somewhere"], "check talks to no registry"),
+        (
+            vec!["inspect", "127.0.0.1:5998/a:1", "--diff", "127.0.0.1:5999/b:1"],
+            "several registries (127.0.0.1:5998",
+        ),
+        // The project's base is scratch: nothing to pin, no registry.
+        (vec!["pin"], "pin talks to no registry"),
+        (
+            vec!["init", "--no-pin", "fresh"],
+            "init --no-pin talks to no registry",
+        ),
         (vec!["run"], "run talks to no registry"),
         (vec!["cache", "size"], "talks to no registry"),
     ] {
@@ -273,6 +292,7 @@ fn flags_without_one_target_host_are_refused_before_the_password_is_read() {
         assert!(!err.contains("empty password"), "{args:?}: {err}");
     }
     assert!(!p.join("out").exists(), "nothing was built");
+    assert!(!p.join("fresh").exists(), "init wrote nothing");
 }
 
 /// `build --print-settings` and a `-v` push that fails: the password (and
