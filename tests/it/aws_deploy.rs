@@ -528,3 +528,31 @@ fn print_settings_show_the_deploy_defaults_under_the_flags() {
     assert_eq!(d["publish"], true);
     assert_eq!(d["aws_auth"], serde_json::json!(["vpce.example"]));
 }
+
+/// `deploy --username/--password-stdin`: the credentials are for the
+/// registry of the image deploy reads (IMAGE, else the last build's), with
+/// no ECR sign-in host named, so the image is read with them or not at all.
+#[test]
+fn deploy_credentials_are_for_the_registry_of_the_image_it_reads() {
+    let Some((s, pushed, _)) = hello_stage() else {
+        return;
+    };
+    let password = ecr_password(ACCOUNT);
+    let explicit = |args: &[&str]| {
+        let mut c = s.cmd(args);
+        c.env_remove("LAMBDA_IMG_AWS_AUTH")
+            .args(["--username", "AWS", "--password-stdin"]);
+        crate::messages::with_stdin(&mut c, &password)
+    };
+    for args in [
+        vec!["deploy", "--function", "hello", &pushed],
+        // No IMAGE: the last build's image names the host.
+        vec!["deploy", "--function", "hello"],
+    ] {
+        let out = explicit(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_no_secrets(&out, &[SECRET_KEY, &password]);
+    }
+    let digest = pushed.rsplit_once('@').unwrap().1;
+    assert_eq!(s.image_uri("hello"), format!("{}/app@{digest}", s.reg.host()));
+}
