@@ -21,11 +21,12 @@
 pub mod record;
 
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::cache::{Cache, CacheBucket, SecondLevel, SharedLayer, SharedRecord};
+use crate::cache::{Cache, CacheBucket, Inflated, SecondLevel, SharedLayer, SharedRecord};
 use crate::image::{Descriptor, HashingReader, OCI_LAYER_GZIP, OCI_MANIFEST};
 use crate::registry::{
     BlobBytes, Client, Reference, RegistryError, RegistryOptions, fetch_blob_to_cache, known_blobs,
@@ -187,14 +188,16 @@ impl CacheRegistry {
         );
     }
 
-    /// Pulls every blob of `record` into `cache`, verified; `Err` says why not.
+    /// Pulls every blob of `record` into `cache`, verified, showing
+    /// `inflated` each one's tar on the way; `Err` says why not.
     fn pull_blobs(
         &self,
         cache: &Cache,
         record: &SharedRecord,
         reporter: &dyn Reporter,
+        inflated: &Inflated<'_>,
     ) -> Result<(), String> {
-        for layer in &record.layers {
+        for (n, layer) in record.layers.iter().enumerate() {
             let desc = Descriptor::new(OCI_LAYER_GZIP, layer.digest.clone(), layer.size);
             let path = match fetch_blob_to_cache(&self.client, &self.repository, &desc, cache, reporter) {
                 Ok(p) => p,
@@ -212,7 +215,8 @@ impl CacheRegistry {
             // The digest proves the bytes are the blob the record names, not
             // that the record's diff_id and size describe them: a lie there
             // would put a wrong config into the image.
-            if let Err(why) = check_uncompressed(&path, layer) {
+            let read = |tar: &mut dyn Read| inflated(n, &layer.digest, tar);
+            if let Err(why) = check_uncompressed(&path, layer, read) {
                 crate::cache::evict_corrupt_blob(&path);
                 return Err(why);
             }
@@ -255,6 +259,18 @@ impl SecondLevel for CacheRegistry {
         accept: &dyn Fn(&SharedRecord) -> bool,
         reporter: &dyn Reporter,
     ) -> Option<SharedRecord> {
+        self.fetch_inflating(cache, bucket, key, accept, reporter, &|_, _, _| {})
+    }
+
+    fn fetch_inflating(
+        &self,
+        cache: &Cache,
+        bucket: CacheBucket,
+        key: &str,
+        accept: &dyn Fn(&SharedRecord) -> bool,
+        reporter: &dyn Reporter,
+        inflated: &Inflated<'_>,
+    ) -> Option<SharedRecord> {
         if self.down.load(Ordering::Relaxed) {
             return None;
         }
@@ -289,7 +305,7 @@ impl SecondLevel for CacheRegistry {
             ));
             return None;
         }
-        match self.pull_blobs(cache, &record, reporter) {
+        match self.pull_blobs(cache, &record, reporter, inflated) {
             Ok(()) => Some(record),
             Err(why) => {
                 if !why.is_empty() {
@@ -332,15 +348,22 @@ impl SecondLevel for CacheRegistry {
 }
 
 /// Decompresses the blob at `path` and checks it is the tar `layer` says
-/// (diff_id and size). Layers of several gzip members are read whole.
-fn check_uncompressed(path: &std::path::Path, layer: &SharedLayer) -> Result<(), String> {
+/// (diff_id and size), showing `read` the tar first: whatever it reads is
+/// hashed on the way and the rest is read after it, so the blob is
+/// inflated once. Layers of several gzip members are read whole.
+fn check_uncompressed(
+    path: &std::path::Path,
+    layer: &SharedLayer,
+    read: impl FnOnce(&mut dyn Read),
+) -> Result<(), String> {
     let file =
         std::fs::File::open(path).map_err(|e| format!("cannot read its blob {}: {e}", layer.digest))?;
     let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
-    let mut tar = HashingReader::new(gz);
+    let mut tar = FirstError::new(HashingReader::new(gz));
+    read(&mut tar);
     std::io::copy(&mut tar, &mut std::io::sink())
         .map_err(|e| format!("its blob {} is not a gzip stream: {e}", layer.digest))?;
-    let (diff_id, size) = tar.finish();
+    let (diff_id, size) = tar.inner.finish();
     if diff_id != layer.diff_id || size != layer.uncompressed_size {
         return Err(format!(
             "its blob {} uncompresses to {diff_id} ({size} bytes), not the {} ({} bytes) the record says",
@@ -348,6 +371,33 @@ fn check_uncompressed(path: &std::path::Path, layer: &SharedLayer) -> Result<(),
         ));
     }
     Ok(())
+}
+
+/// A reader that, once it has failed, fails again with the same error, so
+/// an error the hand-over to [`check_uncompressed`]'s `read` met (and may
+/// have dropped) is not taken for the end of the stream afterwards.
+struct FirstError<R> {
+    inner: R,
+    failed: Option<(std::io::ErrorKind, String)>,
+}
+
+impl<R: Read> FirstError<R> {
+    fn new(inner: R) -> FirstError<R> {
+        FirstError { inner, failed: None }
+    }
+}
+
+impl<R: Read> Read for FirstError<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some((kind, message)) = &self.failed {
+            return Err(std::io::Error::new(*kind, message.clone()));
+        }
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                self.failed = Some((e.kind(), e.to_string()));
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -375,22 +425,43 @@ mod tests {
             diff_id: Digest::of(&tar),
             uncompressed_size: tar.len() as u64,
         };
-        check_uncompressed(&path, &layer).unwrap();
+        // Whatever the hand-over reads (nothing, a part, all) is the tar,
+        // and the check still sees every byte of it.
+        check_uncompressed(&path, &layer, |_| {}).unwrap();
+        check_uncompressed(&path, &layer, |t| {
+            let mut head = [0u8; 100];
+            t.read_exact(&mut head).unwrap();
+            assert_eq!(head[..], tar[..100]);
+        })
+        .unwrap();
+        check_uncompressed(&path, &layer, |t| {
+            let mut all = Vec::new();
+            t.read_to_end(&mut all).unwrap();
+            assert_eq!(all, tar);
+        })
+        .unwrap();
         let lie = SharedLayer {
             diff_id: Digest::of(b"another tar"),
             ..layer.clone()
         };
-        assert!(check_uncompressed(&path, &lie).unwrap_err().contains("not the"));
+        assert!(
+            check_uncompressed(&path, &lie, |_| {})
+                .unwrap_err()
+                .contains("not the")
+        );
         let short = SharedLayer {
             uncompressed_size: 4999,
             ..layer.clone()
         };
-        assert!(check_uncompressed(&path, &short).is_err());
+        assert!(check_uncompressed(&path, &short, |_| {}).is_err());
         std::fs::write(&path, b"not gzip").unwrap();
         assert!(
-            check_uncompressed(&path, &layer)
-                .unwrap_err()
-                .contains("not a gzip stream")
+            check_uncompressed(&path, &layer, |t| {
+                // The hand-over meets the error and drops it; the check does not.
+                let _ = t.read_to_end(&mut Vec::new());
+            })
+            .unwrap_err()
+            .contains("not a gzip stream")
         );
     }
 

@@ -237,6 +237,13 @@ fn cache_registry_lets_a_second_machine_build_the_same_image_without_pip() {
     assert_eq!(r2["digest"], r1["digest"], "{err2}");
     assert!(all_from(&r2, "cache-registry"), "{:?}", origins(&r2));
     assert!(cache_warnings(&err2).is_empty(), "{err2}");
+    // Each shared layer was scanned for the rules while it was verified, as
+    // the layer it is in this image: one scan per layer, none made twice
+    // under another place.
+    let scans = std::fs::read_dir(two.cache.path().join("layer-scans-v1"))
+        .unwrap()
+        .count();
+    assert_eq!(scans, r2["layers"].as_array().unwrap().len(), "{r2}");
     // Nothing was uploaded twice: every layer was mounted from the cache repository.
     assert!(
         layer_pushes(&r2).iter().all(|a| a == "mounted"),
