@@ -19,6 +19,7 @@
 //! `--username`), sent to that host only, as for every registry.
 
 pub mod record;
+mod repair;
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -27,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::cache::{Cache, CacheBucket, Inflated, SecondLevel, SharedLayer, SharedRecord};
-use crate::image::{Descriptor, HashingReader, OCI_LAYER_GZIP, OCI_MANIFEST};
+use crate::image::{Descriptor, Digest, HashingReader, OCI_LAYER_GZIP, OCI_MANIFEST};
 use crate::registry::{
     BlobBytes, Client, Reference, RegistryError, RegistryOptions, fetch_blob_to_cache, known_blobs,
 };
@@ -60,6 +61,9 @@ pub struct CacheRegistry {
     down: AtomicBool,
     /// Warnings already given, so each is given once.
     warned: Mutex<BTreeSet<String>>,
+    /// Blobs this run found served with other bytes than their digests: a
+    /// push of the layer replaces them (see `repair`).
+    damaged: Mutex<BTreeSet<Digest>>,
 }
 
 /// Which cache registry a build uses: `--cache-registry` (opened once per
@@ -132,6 +136,7 @@ impl CacheRegistry {
             readonly: AtomicBool::new(readonly),
             down: AtomicBool::new(false),
             warned: Mutex::new(BTreeSet::new()),
+            damaged: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -205,6 +210,10 @@ impl CacheRegistry {
                     return Err(format!("its blob {} is missing from the registry", layer.digest));
                 }
                 Err(e @ (RegistryError::DigestMismatch { .. } | RegistryError::TooLarge { .. })) => {
+                    self.damaged
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(layer.digest.clone());
                     return Err(format!("its blob was refused: {e}"));
                 }
                 Err(e) => {
@@ -232,9 +241,20 @@ impl CacheRegistry {
         bucket: CacheBucket,
         key: &str,
         record: &SharedRecord,
+        reporter: &dyn Reporter,
     ) -> Result<(), RegistryError> {
         let repo = &self.repository;
         for layer in &record.layers {
+            let damaged = self
+                .damaged
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&layer.digest);
+            if damaged {
+                self.replace_damaged_blob(cache, layer, reporter)?;
+                known_blobs::remember(&self.registry, &layer.digest, repo);
+                continue;
+            }
             let path = cache.blob_path(&layer.digest);
             let mount_from = known_blobs::repository_with(&self.registry, &layer.digest, repo);
             self.client
@@ -330,7 +350,7 @@ impl SecondLevel for CacheRegistry {
         let Some(tag) = record::tag(bucket.dir_name(), key) else {
             return;
         };
-        match self.push_record(cache, &tag, bucket, key, record) {
+        match self.push_record(cache, &tag, bucket, key, record, reporter) {
             Ok(()) => reporter.detail(&format!("cache registry {}: pushed record {tag}", self.name())),
             Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::ForeignAuth { .. })) => {
                 self.readonly.store(true, Ordering::Relaxed);

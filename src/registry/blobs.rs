@@ -54,6 +54,23 @@ impl Client {
         }
     }
 
+    /// Deletes blob `digest` from `repository` (a registry may keep its data
+    /// for other repositories, or for good); `Ok(false)` when it had none.
+    pub fn delete_blob(&self, repository: &str, digest: &Digest) -> Result<bool, RegistryError> {
+        let what = format!("deletion of blob {digest} from {repository}");
+        let resp = self.send(Req::new(
+            Method::DELETE,
+            self.url(&format!("/v2/{repository}/blobs/{digest}")),
+            vec![push_scope(repository)],
+            what.clone(),
+        ))?;
+        match resp.status() {
+            StatusCode::ACCEPTED | StatusCode::OK | StatusCode::NO_CONTENT => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.status_error(resp, &what, 1)),
+        }
+    }
+
     /// Downloads blob `descriptor` of `repository` into the cache, verifying its
     /// size and digest while streaming. Broken connections are retried; bytes
     /// that do not match are refused and never committed.

@@ -303,12 +303,107 @@ fn cache_registry_lets_a_second_machine_build_the_same_image_without_pip() {
     assert_eq!(from_of(&r3, "dependencies"), "built");
     assert_eq!(from_of(&r3, "code"), "cache-registry");
     let warnings = cache_warnings(&err3);
-    assert_eq!(warnings.len(), 1, "{err3}");
+    assert_eq!(warnings.len(), 2, "{err3}");
     assert!(
         warnings[0].contains("refused") && warnings[0].contains(deps_tag),
         "{}",
         warnings[0]
     );
+    // Machine 3 deleted the blob and uploaded its own, but Distribution links
+    // an upload of a digest it stores to the stored (damaged) bytes: the
+    // read-back says so, and what to remove.
+    let stored = data.parent().unwrap();
+    let hint = stored.strip_prefix(registry.storage()).unwrap();
+    assert!(
+        warnings[1].contains("read back were refused again")
+            && warnings[1].contains(&hint.display().to_string()),
+        "{}",
+        warnings[1]
+    );
+    // Done as it says, the next machine finds the blob missing and uploads
+    // it; from then on an empty machine without pip takes it all from there.
+    std::fs::remove_dir_all(stored).unwrap();
+    let (r4, err4) = Machine::new().build(project.path(), &["--cache-registry", &cache_repo]);
+    assert_eq!(r4["digest"], r1["digest"]);
+    assert_eq!(from_of(&r4, "dependencies"), "built");
+    assert!(cache_warnings(&err4)[0].contains("missing"), "{err4}");
+    let every_layer_shared = || {
+        let (r, err) =
+            Machine::without_installers().build(project.path(), &["--cache-registry", &cache_repo]);
+        assert_eq!(r["digest"], r1["digest"], "{err}");
+        assert!(all_from(&r, "cache-registry"), "{:?}", origins(&r));
+        assert!(cache_warnings(&err).is_empty(), "{err}");
+    };
+    every_layer_shared();
+
+    // Damage the registry can put right through its API: the cache
+    // repository's link for the dependency blob names another blob, so it
+    // serves other bytes. The machine that finds it deletes the blob and
+    // uploads its own (one warning, the refusal), and the next empty machine
+    // takes every layer from the cache registry.
+    // (A blob larger than the dependency blob: served in its place, it is
+    // refused as soon as it runs past the descriptor's size.)
+    let other = upload_blob(&host, "build-cache", &vec![7u8; 100_000]);
+    let link = registry
+        .storage()
+        .join("docker/registry/v2/repositories/build-cache/_layers/sha256")
+        .join(blob)
+        .join("link");
+    std::fs::write(&link, &other).unwrap();
+    let (r6, err6) = Machine::new().build(project.path(), &["--cache-registry", &cache_repo]);
+    assert_eq!(r6["digest"], r1["digest"]);
+    assert_eq!(from_of(&r6, "dependencies"), "built");
+    let warnings = cache_warnings(&err6);
+    assert_eq!(warnings.len(), 1, "{err6}");
+    assert!(warnings[0].contains("refused"), "{err6}");
+    assert_eq!(
+        std::fs::read_to_string(&link).unwrap(),
+        format!("sha256:{blob}"),
+        "the link names the blob again"
+    );
+    every_layer_shared();
+}
+
+/// Uploads `bytes` as a blob of `repo` with curl (POST, then PUT `?digest=`); its digest.
+fn upload_blob(host: &str, repo: &str, bytes: &[u8]) -> String {
+    let started = run_ok(Command::new("curl").args([
+        "-fsS",
+        "-X",
+        "POST",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &format!("http://{host}/v2/{repo}/blobs/uploads/"),
+    ]));
+    let headers = String::from_utf8(started.stdout).unwrap();
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("location")
+                .then(|| value.trim().to_string())
+        })
+        .expect("the upload has a Location");
+    let url = match location.starts_with("http") {
+        true => location,
+        false => format!("http://{host}{location}"),
+    };
+    let digest = lambda_img::image::Digest::of(bytes).to_string();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    run_ok(Command::new("curl").args([
+        "-fsS",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", file.path().display()),
+        &format!("{url}{sep}digest={digest}"),
+    ]));
+    digest
 }
 
 /// Points every function of a checkout of examples/monorepo at a stand-in base.
@@ -554,10 +649,23 @@ fn cache_registry_faults_fall_back_to_building_with_one_warning() {
         times: 1000,
         kind: FaultKind::Corrupt,
     });
+    // The machine would replace them, but this registry cannot delete blobs
+    // (405, as Distribution answers without storage.delete.enabled): one
+    // warning per blob saying so, and no upload over them.
+    p.add(Fault {
+        method: "DELETE",
+        path_contains: "/blobs/sha256:".into(),
+        times: 1000,
+        kind: FaultKind::Status(405),
+    });
     let (r, err) = build_via(&name, &[]);
     assert!(all_from(&r, "built"), "{:?}", origins(&r));
     let w = cache_warnings(&err);
     assert!(!w.is_empty() && w.iter().all(|l| l.contains("refused")), "{err}");
+    let undeletable = w.iter().filter(|l| l.contains("storage.delete.enabled")).count();
+    assert_eq!(undeletable, 2, "{err}");
+    assert_eq!(p.count("DELETE", "/blobs/"), 2, "each damaged blob asked once");
+    assert_eq!(p.count("PUT", "/blobs/uploads/"), 0, "{err}");
     drop(p);
 
     // A record whose blob is missing.
