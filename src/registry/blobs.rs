@@ -360,6 +360,12 @@ pub fn fetch_blob_to_cache(
     reporter: &dyn Reporter,
 ) -> Result<PathBuf, RegistryError> {
     let path = cache.blob_path(&descriptor.digest);
+    // A blob this run committed (pulled or built) and nothing touched since
+    // is not read again: a fleet's functions share their base's blobs. (Its
+    // mtime is the commit's: touching it would only make it look changed.)
+    if cache.unchanged_since_commit(&path, &descriptor.digest) {
+        return Ok(path);
+    }
     if cached_blob_ok(&path, descriptor) {
         touch(&path);
         return Ok(path);
