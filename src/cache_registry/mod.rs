@@ -18,8 +18,11 @@
 //! run. Credentials are those of REPO's host (Docker's config, helpers, or
 //! `--username`), sent to that host only, as for every registry.
 
+mod prefetch;
 pub mod record;
 mod repair;
+
+pub use prefetch::Prefetch;
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -64,6 +67,8 @@ pub struct CacheRegistry {
     /// Blobs this run found served with other bytes than their digests: a
     /// push of the layer replaces them (see `repair`).
     damaged: Mutex<BTreeSet<Digest>>,
+    /// Records looked up by [`CacheRegistry::prefetch`] before a build asked.
+    ahead: prefetch::AheadOfBuild,
 }
 
 /// Which cache registry a build uses: `--cache-registry` (opened once per
@@ -137,6 +142,7 @@ impl CacheRegistry {
             down: AtomicBool::new(false),
             warned: Mutex::new(BTreeSet::new()),
             damaged: Mutex::new(BTreeSet::new()),
+            ahead: Default::default(),
         })
     }
 
@@ -295,8 +301,17 @@ impl SecondLevel for CacheRegistry {
             return None;
         }
         let tag = record::tag(bucket.dir_name(), key)?;
-        let manifest = match self.client.get_manifest(&self.repository, &tag) {
-            Ok(m) => m,
+        let looked_up = match self.ahead.take(&tag) {
+            Some(prefetch::Ahead::Record(bytes)) => Ok(bytes),
+            Some(prefetch::Ahead::Missing) => Err(RegistryError::NotFound {
+                registry: self.registry.clone(),
+                what: format!("manifest {}:{tag}", self.repository),
+                diagnostics: Default::default(),
+            }),
+            None => self.client.get_manifest(&self.repository, &tag).map(|m| m.bytes),
+        };
+        let manifest = match looked_up {
+            Ok(bytes) => bytes,
             Err(RegistryError::NotFound { .. }) => {
                 reporter.detail(&format!("cache registry {}: no record {tag}", self.name()));
                 return None;
@@ -310,7 +325,7 @@ impl SecondLevel for CacheRegistry {
                 return None;
             }
         };
-        let record = match record::decode(&manifest.bytes, bucket.dir_name(), key) {
+        let record = match record::decode(&manifest, bucket.dir_name(), key) {
             Ok(r) => r,
             Err(fault) => {
                 self.record_fault(reporter, &tag, &fault.to_string());

@@ -376,8 +376,9 @@ pub fn fetch_blob_to_cache(
             path: cache.root().join("locks"),
             source,
         })?;
-    // Another build may have fetched it while we waited for the lock.
-    if cached_blob_ok(&path, descriptor) {
+    // Another build (or this run's prefetch) may have fetched it while we
+    // waited for the lock.
+    if cache.unchanged_since_commit(&path, &descriptor.digest) || cached_blob_ok(&path, descriptor) {
         reporter.detail(&format!("blob {} found in the cache", descriptor.digest.short()));
         return Ok(path);
     }
