@@ -329,8 +329,14 @@ fn assemble(
     let new_config = config::NewConfig::new(plan, family, epoch);
     // The config as it will be but for its layers, so the rules' scans of the
     // new layers can run while they are compressed (see `scan::build_scanned`).
-    let scan_plan = ScanPlan::new(&new_config.apply(&base_config, &[])?, &job.context);
-    let mut deps = crate::deps::prepare(model, &settings, options.install_timeout, cache, reporter)?;
+    let scan_plan =
+        ScanPlan::new(&new_config.apply(&base_config, &[])?, &job.context).map(std::sync::Arc::new);
+    let deps_cache = scan::scanning_shared(
+        cache,
+        scan_plan.as_ref(),
+        first_dependency_index(plan, base_layers.len()),
+    );
+    let mut deps = crate::deps::prepare(model, &settings, options.install_timeout, &deps_cache, reporter)?;
 
     let mut appended = Appended::default();
     let mut system_packages = Vec::new();
@@ -382,6 +388,19 @@ fn assemble(
     let config = new_config.apply(&base_config, &appended.history)?;
     let image = Image::new(family, config, appended.layers, Some(&new_config.annotations));
     Ok((image, repaired, system_packages))
+}
+
+/// Where the first dependency layer will sit in the image: after the base
+/// (and its `[system]` layer) and the layers planned before them.
+fn first_dependency_index(plan: &BuildPlan, base_layers: usize) -> usize {
+    plan.layers
+        .iter()
+        .take_while(|p| p.kind != LayerKind::Dependencies)
+        .map(|p| match p.kind {
+            LayerKind::Base => base_layers + usize::from(plan.system.is_some()),
+            _ => 1,
+        })
+        .sum()
 }
 
 /// The new image's layers and the history entries of those this build made.

@@ -1,7 +1,10 @@
-//! Scanning a new layer for Lambda's rules while it is compressed.
+//! Scanning a new layer for Lambda's rules while it is compressed, or while
+//! the cache registry inflates it to verify it.
+
+use std::sync::Arc;
 
 use super::findings::CachedScans;
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheBucket, Inflated, SecondLevel, SharedRecord};
 use crate::image::{Layer, LayerOrigin};
 use crate::layer::{LayerError, LayerSettings, LayerSpec, build_layer_observed};
 use crate::report::Reporter;
@@ -19,12 +22,13 @@ pub(super) fn build_scanned(
     settings: &LayerSettings,
     cache: &Cache,
     reporter: &dyn Reporter,
-    scan_plan: Option<&ScanPlan>,
+    scan_plan: Option<&Arc<ScanPlan>>,
     index: usize,
 ) -> Result<Layer, LayerError> {
     let Some(scan_plan) = scan_plan else {
         return build_layer_observed(spec, source, settings, cache, reporter, &|_| {});
     };
+    let cache = &scanning_shared(cache, Some(scan_plan), index);
     // A few blocks of slack: the scanner only parses headers and skips
     // content, so it keeps up; when it stops, sends fail and are ignored.
     let (blocks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
@@ -43,6 +47,70 @@ pub(super) fn build_scanned(
         }
         Ok(layer)
     })
+}
+
+/// `cache` with its second level (the cache registry), when it has one,
+/// handing each blob it inflates to verify it to the rules' scan, as layer
+/// `first + n` of the image (`n`: the blob's place in its record). The scan
+/// is left in the cache, so checking the image does not inflate a shared
+/// layer a second time (on machine 2 of a CI fleet that was most of the
+/// work after the downloads).
+pub(super) fn scanning_shared(cache: &Cache, scan_plan: Option<&Arc<ScanPlan>>, first: usize) -> Cache {
+    match (cache.second_level_handle(), scan_plan) {
+        (Some(inner), Some(plan)) => cache.with_second_level(Arc::new(ScanningLevel {
+            inner,
+            plan: plan.clone(),
+            first,
+        })),
+        _ => cache.clone(),
+    }
+}
+
+/// A second level whose fetches feed the rules' scans (see [`scanning_shared`]).
+struct ScanningLevel {
+    inner: Arc<dyn SecondLevel>,
+    plan: Arc<ScanPlan>,
+    first: usize,
+}
+
+impl std::fmt::Debug for ScanningLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanningLevel")
+            .field("inner", &self.inner)
+            .field("first", &self.first)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecondLevel for ScanningLevel {
+    fn fetch(
+        &self,
+        cache: &Cache,
+        bucket: CacheBucket,
+        key: &str,
+        accept: &dyn Fn(&SharedRecord) -> bool,
+        reporter: &dyn Reporter,
+    ) -> Option<SharedRecord> {
+        let scan: &Inflated<'_> = &|n, digest, tar| {
+            // A tar the scan cannot read is left to the rules, which say why.
+            if let Ok(scan) = self.plan.scan_tar(tar, self.first + n) {
+                scan.remember(digest, &CachedScans(cache));
+            }
+        };
+        self.inner
+            .fetch_inflating(cache, bucket, key, accept, reporter, scan)
+    }
+
+    fn publish(
+        &self,
+        cache: &Cache,
+        bucket: CacheBucket,
+        key: &str,
+        record: &SharedRecord,
+        reporter: &dyn Reporter,
+    ) {
+        self.inner.publish(cache, bucket, key, record, reporter);
+    }
 }
 
 /// Reads the blocks a channel delivers as one stream.
@@ -120,7 +188,7 @@ mod tests {
             limits: Limits::default(),
         };
         let config = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["app.handler"]}}"#;
-        let plan = ScanPlan::new(config, &context).unwrap();
+        let plan = Arc::new(ScanPlan::new(config, &context).unwrap());
         let settings = LayerSettings::default();
         let silent = crate::report::Silent;
 

@@ -68,7 +68,7 @@ pub enum CacheError {
 pub use bucket::CacheBucket;
 pub use entry::{CacheEntry, CacheIoError, Found};
 pub use ownership::current_uid;
-pub use second_level::{SecondLevel, SharedLayer, SharedRecord};
+pub use second_level::{Inflated, SecondLevel, SharedLayer, SharedRecord};
 
 /// A blob being written into the cache, its bytes handed to the disk as they
 /// come: the commit's fsync then waits only for the last few MiB instead of
@@ -360,6 +360,11 @@ impl Cache {
 
     pub fn second_level(&self) -> Option<&dyn SecondLevel> {
         self.second_level.as_deref()
+    }
+
+    /// The second level itself, to put in front of another (see [`Cache::with_second_level`]).
+    pub fn second_level_handle(&self) -> Option<std::sync::Arc<dyn SecondLevel>> {
+        self.second_level.clone()
     }
 
     /// Where the blob with this digest lives (whether or not it is there yet).

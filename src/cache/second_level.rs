@@ -32,6 +32,10 @@ pub struct SharedRecord {
     pub layers: Vec<SharedLayer>,
 }
 
+/// Shown each verified blob's uncompressed bytes: the blob's place in its
+/// record, its (verified) digest, and a reader of its tar.
+pub type Inflated<'a> = dyn Fn(usize, &Digest, &mut dyn std::io::Read) + 'a;
+
 /// A store of records and blobs shared between machines. Every fault of the
 /// store (down, slow, refusing, lying) is its own business: it warns and
 /// answers a miss, so a build falls back to making the layer itself.
@@ -46,6 +50,24 @@ pub trait SecondLevel: Send + Sync + std::fmt::Debug {
         accept: &dyn Fn(&SharedRecord) -> bool,
         reporter: &dyn Reporter,
     ) -> Option<SharedRecord>;
+
+    /// [`SecondLevel::fetch`], showing `inflated` the uncompressed bytes of
+    /// each blob (by its place in the record) when the store inflates them
+    /// to verify them, so a caller that reads them anyway (the rules' scan)
+    /// need not inflate them a second time. What `inflated` leaves unread
+    /// the store still reads. A store that inflates nothing ignores it.
+    fn fetch_inflating(
+        &self,
+        cache: &Cache,
+        bucket: CacheBucket,
+        key: &str,
+        accept: &dyn Fn(&SharedRecord) -> bool,
+        reporter: &dyn Reporter,
+        inflated: &Inflated<'_>,
+    ) -> Option<SharedRecord> {
+        let _ = inflated;
+        self.fetch(cache, bucket, key, accept, reporter)
+    }
 
     /// Shares `record`, whose blobs are in `cache`. A store that cannot
     /// take it (read-only, refused, down) says so once and carries on.

@@ -18,15 +18,20 @@
 //! run. Credentials are those of REPO's host (Docker's config, helpers, or
 //! `--username`), sent to that host only, as for every registry.
 
+mod prefetch;
 pub mod record;
+mod repair;
+
+pub use prefetch::Prefetch;
 
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::cache::{Cache, CacheBucket, SecondLevel, SharedLayer, SharedRecord};
-use crate::image::{Descriptor, HashingReader, OCI_LAYER_GZIP, OCI_MANIFEST};
+use crate::cache::{Cache, CacheBucket, Inflated, SecondLevel, SharedLayer, SharedRecord};
+use crate::image::{Descriptor, Digest, HashingReader, OCI_LAYER_GZIP, OCI_MANIFEST};
 use crate::registry::{
     BlobBytes, Client, Reference, RegistryError, RegistryOptions, fetch_blob_to_cache, known_blobs,
 };
@@ -59,6 +64,11 @@ pub struct CacheRegistry {
     down: AtomicBool,
     /// Warnings already given, so each is given once.
     warned: Mutex<BTreeSet<String>>,
+    /// Blobs this run found served with other bytes than their digests: a
+    /// push of the layer replaces them (see `repair`).
+    damaged: Mutex<BTreeSet<Digest>>,
+    /// Records looked up by [`CacheRegistry::prefetch`] before a build asked.
+    ahead: prefetch::AheadOfBuild,
 }
 
 /// Which cache registry a build uses: `--cache-registry` (opened once per
@@ -131,6 +141,8 @@ impl CacheRegistry {
             readonly: AtomicBool::new(readonly),
             down: AtomicBool::new(false),
             warned: Mutex::new(BTreeSet::new()),
+            damaged: Mutex::new(BTreeSet::new()),
+            ahead: Default::default(),
         })
     }
 
@@ -187,14 +199,16 @@ impl CacheRegistry {
         );
     }
 
-    /// Pulls every blob of `record` into `cache`, verified; `Err` says why not.
+    /// Pulls every blob of `record` into `cache`, verified, showing
+    /// `inflated` each one's tar on the way; `Err` says why not.
     fn pull_blobs(
         &self,
         cache: &Cache,
         record: &SharedRecord,
         reporter: &dyn Reporter,
+        inflated: &Inflated<'_>,
     ) -> Result<(), String> {
-        for layer in &record.layers {
+        for (n, layer) in record.layers.iter().enumerate() {
             let desc = Descriptor::new(OCI_LAYER_GZIP, layer.digest.clone(), layer.size);
             let path = match fetch_blob_to_cache(&self.client, &self.repository, &desc, cache, reporter) {
                 Ok(p) => p,
@@ -202,6 +216,10 @@ impl CacheRegistry {
                     return Err(format!("its blob {} is missing from the registry", layer.digest));
                 }
                 Err(e @ (RegistryError::DigestMismatch { .. } | RegistryError::TooLarge { .. })) => {
+                    self.damaged
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(layer.digest.clone());
                     return Err(format!("its blob was refused: {e}"));
                 }
                 Err(e) => {
@@ -212,7 +230,8 @@ impl CacheRegistry {
             // The digest proves the bytes are the blob the record names, not
             // that the record's diff_id and size describe them: a lie there
             // would put a wrong config into the image.
-            if let Err(why) = check_uncompressed(&path, layer) {
+            let read = |tar: &mut dyn Read| inflated(n, &layer.digest, tar);
+            if let Err(why) = check_uncompressed(&path, layer, read) {
                 crate::cache::evict_corrupt_blob(&path);
                 return Err(why);
             }
@@ -228,9 +247,20 @@ impl CacheRegistry {
         bucket: CacheBucket,
         key: &str,
         record: &SharedRecord,
+        reporter: &dyn Reporter,
     ) -> Result<(), RegistryError> {
         let repo = &self.repository;
         for layer in &record.layers {
+            let damaged = self
+                .damaged
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&layer.digest);
+            if damaged {
+                self.replace_damaged_blob(cache, layer, reporter)?;
+                known_blobs::remember(&self.registry, &layer.digest, repo);
+                continue;
+            }
             let path = cache.blob_path(&layer.digest);
             let mount_from = known_blobs::repository_with(&self.registry, &layer.digest, repo);
             self.client
@@ -255,12 +285,33 @@ impl SecondLevel for CacheRegistry {
         accept: &dyn Fn(&SharedRecord) -> bool,
         reporter: &dyn Reporter,
     ) -> Option<SharedRecord> {
+        self.fetch_inflating(cache, bucket, key, accept, reporter, &|_, _, _| {})
+    }
+
+    fn fetch_inflating(
+        &self,
+        cache: &Cache,
+        bucket: CacheBucket,
+        key: &str,
+        accept: &dyn Fn(&SharedRecord) -> bool,
+        reporter: &dyn Reporter,
+        inflated: &Inflated<'_>,
+    ) -> Option<SharedRecord> {
         if self.down.load(Ordering::Relaxed) {
             return None;
         }
         let tag = record::tag(bucket.dir_name(), key)?;
-        let manifest = match self.client.get_manifest(&self.repository, &tag) {
-            Ok(m) => m,
+        let looked_up = match self.ahead.take(&tag) {
+            Some(prefetch::Ahead::Record(bytes)) => Ok(bytes),
+            Some(prefetch::Ahead::Missing) => Err(RegistryError::NotFound {
+                registry: self.registry.clone(),
+                what: format!("manifest {}:{tag}", self.repository),
+                diagnostics: Default::default(),
+            }),
+            None => self.client.get_manifest(&self.repository, &tag).map(|m| m.bytes),
+        };
+        let manifest = match looked_up {
+            Ok(bytes) => bytes,
             Err(RegistryError::NotFound { .. }) => {
                 reporter.detail(&format!("cache registry {}: no record {tag}", self.name()));
                 return None;
@@ -274,7 +325,7 @@ impl SecondLevel for CacheRegistry {
                 return None;
             }
         };
-        let record = match record::decode(&manifest.bytes, bucket.dir_name(), key) {
+        let record = match record::decode(&manifest, bucket.dir_name(), key) {
             Ok(r) => r,
             Err(fault) => {
                 self.record_fault(reporter, &tag, &fault.to_string());
@@ -289,7 +340,7 @@ impl SecondLevel for CacheRegistry {
             ));
             return None;
         }
-        match self.pull_blobs(cache, &record, reporter) {
+        match self.pull_blobs(cache, &record, reporter, inflated) {
             Ok(()) => Some(record),
             Err(why) => {
                 if !why.is_empty() {
@@ -314,7 +365,7 @@ impl SecondLevel for CacheRegistry {
         let Some(tag) = record::tag(bucket.dir_name(), key) else {
             return;
         };
-        match self.push_record(cache, &tag, bucket, key, record) {
+        match self.push_record(cache, &tag, bucket, key, record, reporter) {
             Ok(()) => reporter.detail(&format!("cache registry {}: pushed record {tag}", self.name())),
             Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::ForeignAuth { .. })) => {
                 self.readonly.store(true, Ordering::Relaxed);
@@ -332,15 +383,22 @@ impl SecondLevel for CacheRegistry {
 }
 
 /// Decompresses the blob at `path` and checks it is the tar `layer` says
-/// (diff_id and size). Layers of several gzip members are read whole.
-fn check_uncompressed(path: &std::path::Path, layer: &SharedLayer) -> Result<(), String> {
+/// (diff_id and size), showing `read` the tar first: whatever it reads is
+/// hashed on the way and the rest is read after it, so the blob is
+/// inflated once. Layers of several gzip members are read whole.
+fn check_uncompressed(
+    path: &std::path::Path,
+    layer: &SharedLayer,
+    read: impl FnOnce(&mut dyn Read),
+) -> Result<(), String> {
     let file =
         std::fs::File::open(path).map_err(|e| format!("cannot read its blob {}: {e}", layer.digest))?;
     let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
-    let mut tar = HashingReader::new(gz);
+    let mut tar = FirstError::new(HashingReader::new(gz));
+    read(&mut tar);
     std::io::copy(&mut tar, &mut std::io::sink())
         .map_err(|e| format!("its blob {} is not a gzip stream: {e}", layer.digest))?;
-    let (diff_id, size) = tar.finish();
+    let (diff_id, size) = tar.inner.finish();
     if diff_id != layer.diff_id || size != layer.uncompressed_size {
         return Err(format!(
             "its blob {} uncompresses to {diff_id} ({size} bytes), not the {} ({} bytes) the record says",
@@ -348,6 +406,33 @@ fn check_uncompressed(path: &std::path::Path, layer: &SharedLayer) -> Result<(),
         ));
     }
     Ok(())
+}
+
+/// A reader that, once it has failed, fails again with the same error, so
+/// an error the hand-over to [`check_uncompressed`]'s `read` met (and may
+/// have dropped) is not taken for the end of the stream afterwards.
+struct FirstError<R> {
+    inner: R,
+    failed: Option<(std::io::ErrorKind, String)>,
+}
+
+impl<R: Read> FirstError<R> {
+    fn new(inner: R) -> FirstError<R> {
+        FirstError { inner, failed: None }
+    }
+}
+
+impl<R: Read> Read for FirstError<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some((kind, message)) = &self.failed {
+            return Err(std::io::Error::new(*kind, message.clone()));
+        }
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                self.failed = Some((e.kind(), e.to_string()));
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -375,22 +460,43 @@ mod tests {
             diff_id: Digest::of(&tar),
             uncompressed_size: tar.len() as u64,
         };
-        check_uncompressed(&path, &layer).unwrap();
+        // Whatever the hand-over reads (nothing, a part, all) is the tar,
+        // and the check still sees every byte of it.
+        check_uncompressed(&path, &layer, |_| {}).unwrap();
+        check_uncompressed(&path, &layer, |t| {
+            let mut head = [0u8; 100];
+            t.read_exact(&mut head).unwrap();
+            assert_eq!(head[..], tar[..100]);
+        })
+        .unwrap();
+        check_uncompressed(&path, &layer, |t| {
+            let mut all = Vec::new();
+            t.read_to_end(&mut all).unwrap();
+            assert_eq!(all, tar);
+        })
+        .unwrap();
         let lie = SharedLayer {
             diff_id: Digest::of(b"another tar"),
             ..layer.clone()
         };
-        assert!(check_uncompressed(&path, &lie).unwrap_err().contains("not the"));
+        assert!(
+            check_uncompressed(&path, &lie, |_| {})
+                .unwrap_err()
+                .contains("not the")
+        );
         let short = SharedLayer {
             uncompressed_size: 4999,
             ..layer.clone()
         };
-        assert!(check_uncompressed(&path, &short).is_err());
+        assert!(check_uncompressed(&path, &short, |_| {}).is_err());
         std::fs::write(&path, b"not gzip").unwrap();
         assert!(
-            check_uncompressed(&path, &layer)
-                .unwrap_err()
-                .contains("not a gzip stream")
+            check_uncompressed(&path, &layer, |t| {
+                // The hand-over meets the error and drops it; the check does not.
+                let _ = t.read_to_end(&mut Vec::new());
+            })
+            .unwrap_err()
+            .contains("not a gzip stream")
         );
     }
 

@@ -57,6 +57,8 @@ pub fn run(
     let manifests = crate::discover::find_manifests(args.dirs)?;
     let fleet = plan_fleet(&manifests, template, outputs)?;
     args.sbom.check_recursive(fleet.len())?;
+    // Every function's records and blobs, fetched while the first ones build.
+    let _prefetch = prefetch_shared_layers(&manifests, template, cache);
     let mut lines = Vec::new();
     let mut reports = Vec::new();
     for member in &fleet {
@@ -101,6 +103,40 @@ pub fn run(
         return Err(ExitStatus(1).into());
     }
     Ok(())
+}
+
+/// With `--cache-registry`: starts pulling the records and blobs of every
+/// function's layers (keyed as `lambda-img plan` keys them) in the
+/// background; the builds find them there. Manifests that do not plan are
+/// left to their builds to report.
+fn prefetch_shared_layers(
+    manifests: &[std::path::PathBuf],
+    template: &BuildOptions,
+    cache: &Cache,
+) -> Option<crate::cache_registry::Prefetch> {
+    let registry = template.cache_registry.given.as_ref()?;
+    let settings = crate::layer::LayerSettings {
+        mtime: template.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME),
+        gzip_level: template.gzip_level,
+        threads: template.threads,
+        ..Default::default()
+    };
+    let mut wanted = Vec::new();
+    for manifest in manifests {
+        let Ok(mut plans) =
+            crate::plan_fleet::plan_functions(std::slice::from_ref(manifest), &settings, cache)
+        else {
+            continue;
+        };
+        for layer in plans.pop().map(|p| p.layers).unwrap_or_default() {
+            let bucket = match layer.name == crate::deps::DEPENDENCIES_LAYER {
+                true => crate::cache::CacheBucket::Deps,
+                false => crate::cache::CacheBucket::Layers,
+            };
+            wanted.push((bucket, layer.key));
+        }
+    }
+    Some(registry.prefetch(cache, wanted))
 }
 
 /// Reads the function's manifest (once), signs in with its `[registry]

@@ -54,6 +54,23 @@ impl Client {
         }
     }
 
+    /// Deletes blob `digest` from `repository` (a registry may keep its data
+    /// for other repositories, or for good); `Ok(false)` when it had none.
+    pub fn delete_blob(&self, repository: &str, digest: &Digest) -> Result<bool, RegistryError> {
+        let what = format!("deletion of blob {digest} from {repository}");
+        let resp = self.send(Req::new(
+            Method::DELETE,
+            self.url(&format!("/v2/{repository}/blobs/{digest}")),
+            vec![push_scope(repository)],
+            what.clone(),
+        ))?;
+        match resp.status() {
+            StatusCode::ACCEPTED | StatusCode::OK | StatusCode::NO_CONTENT => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.status_error(resp, &what, 1)),
+        }
+    }
+
     /// Downloads blob `descriptor` of `repository` into the cache, verifying its
     /// size and digest while streaming. Broken connections are retried; bytes
     /// that do not match are refused and never committed.
@@ -343,6 +360,12 @@ pub fn fetch_blob_to_cache(
     reporter: &dyn Reporter,
 ) -> Result<PathBuf, RegistryError> {
     let path = cache.blob_path(&descriptor.digest);
+    // A blob this run committed (pulled or built) and nothing touched since
+    // is not read again: a fleet's functions share their base's blobs. (Its
+    // mtime is the commit's: touching it would only make it look changed.)
+    if cache.unchanged_since_commit(&path, &descriptor.digest) {
+        return Ok(path);
+    }
     if cached_blob_ok(&path, descriptor) {
         touch(&path);
         return Ok(path);
@@ -353,8 +376,9 @@ pub fn fetch_blob_to_cache(
             path: cache.root().join("locks"),
             source,
         })?;
-    // Another build may have fetched it while we waited for the lock.
-    if cached_blob_ok(&path, descriptor) {
+    // Another build (or this run's prefetch) may have fetched it while we
+    // waited for the lock.
+    if cache.unchanged_since_commit(&path, &descriptor.digest) || cached_blob_ok(&path, descriptor) {
         reporter.detail(&format!("blob {} found in the cache", descriptor.digest.short()));
         return Ok(path);
     }

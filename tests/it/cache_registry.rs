@@ -237,6 +237,13 @@ fn cache_registry_lets_a_second_machine_build_the_same_image_without_pip() {
     assert_eq!(r2["digest"], r1["digest"], "{err2}");
     assert!(all_from(&r2, "cache-registry"), "{:?}", origins(&r2));
     assert!(cache_warnings(&err2).is_empty(), "{err2}");
+    // Each shared layer was scanned for the rules while it was verified, as
+    // the layer it is in this image: one scan per layer, none made twice
+    // under another place.
+    let scans = std::fs::read_dir(two.cache.path().join("layer-scans-v1"))
+        .unwrap()
+        .count();
+    assert_eq!(scans, r2["layers"].as_array().unwrap().len(), "{r2}");
     // Nothing was uploaded twice: every layer was mounted from the cache repository.
     assert!(
         layer_pushes(&r2).iter().all(|a| a == "mounted"),
@@ -296,12 +303,107 @@ fn cache_registry_lets_a_second_machine_build_the_same_image_without_pip() {
     assert_eq!(from_of(&r3, "dependencies"), "built");
     assert_eq!(from_of(&r3, "code"), "cache-registry");
     let warnings = cache_warnings(&err3);
-    assert_eq!(warnings.len(), 1, "{err3}");
+    assert_eq!(warnings.len(), 2, "{err3}");
     assert!(
         warnings[0].contains("refused") && warnings[0].contains(deps_tag),
         "{}",
         warnings[0]
     );
+    // Machine 3 deleted the blob and uploaded its own, but Distribution links
+    // an upload of a digest it stores to the stored (damaged) bytes: the
+    // read-back says so, and what to remove.
+    let stored = data.parent().unwrap();
+    let hint = stored.strip_prefix(registry.storage()).unwrap();
+    assert!(
+        warnings[1].contains("read back were refused again")
+            && warnings[1].contains(&hint.display().to_string()),
+        "{}",
+        warnings[1]
+    );
+    // Done as it says, the next machine finds the blob missing and uploads
+    // it; from then on an empty machine without pip takes it all from there.
+    std::fs::remove_dir_all(stored).unwrap();
+    let (r4, err4) = Machine::new().build(project.path(), &["--cache-registry", &cache_repo]);
+    assert_eq!(r4["digest"], r1["digest"]);
+    assert_eq!(from_of(&r4, "dependencies"), "built");
+    assert!(cache_warnings(&err4)[0].contains("missing"), "{err4}");
+    let every_layer_shared = || {
+        let (r, err) =
+            Machine::without_installers().build(project.path(), &["--cache-registry", &cache_repo]);
+        assert_eq!(r["digest"], r1["digest"], "{err}");
+        assert!(all_from(&r, "cache-registry"), "{:?}", origins(&r));
+        assert!(cache_warnings(&err).is_empty(), "{err}");
+    };
+    every_layer_shared();
+
+    // Damage the registry can put right through its API: the cache
+    // repository's link for the dependency blob names another blob, so it
+    // serves other bytes. The machine that finds it deletes the blob and
+    // uploads its own (one warning, the refusal), and the next empty machine
+    // takes every layer from the cache registry.
+    // (A blob larger than the dependency blob: served in its place, it is
+    // refused as soon as it runs past the descriptor's size.)
+    let other = upload_blob(&host, "build-cache", &vec![7u8; 100_000]);
+    let link = registry
+        .storage()
+        .join("docker/registry/v2/repositories/build-cache/_layers/sha256")
+        .join(blob)
+        .join("link");
+    std::fs::write(&link, &other).unwrap();
+    let (r6, err6) = Machine::new().build(project.path(), &["--cache-registry", &cache_repo]);
+    assert_eq!(r6["digest"], r1["digest"]);
+    assert_eq!(from_of(&r6, "dependencies"), "built");
+    let warnings = cache_warnings(&err6);
+    assert_eq!(warnings.len(), 1, "{err6}");
+    assert!(warnings[0].contains("refused"), "{err6}");
+    assert_eq!(
+        std::fs::read_to_string(&link).unwrap(),
+        format!("sha256:{blob}"),
+        "the link names the blob again"
+    );
+    every_layer_shared();
+}
+
+/// Uploads `bytes` as a blob of `repo` with curl (POST, then PUT `?digest=`); its digest.
+fn upload_blob(host: &str, repo: &str, bytes: &[u8]) -> String {
+    let started = run_ok(Command::new("curl").args([
+        "-fsS",
+        "-X",
+        "POST",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &format!("http://{host}/v2/{repo}/blobs/uploads/"),
+    ]));
+    let headers = String::from_utf8(started.stdout).unwrap();
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("location")
+                .then(|| value.trim().to_string())
+        })
+        .expect("the upload has a Location");
+    let url = match location.starts_with("http") {
+        true => location,
+        false => format!("http://{host}{location}"),
+    };
+    let digest = lambda_img::image::Digest::of(bytes).to_string();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    run_ok(Command::new("curl").args([
+        "-fsS",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", file.path().display()),
+        &format!("{url}{sep}digest={digest}"),
+    ]));
+    digest
 }
 
 /// Points every function of a checkout of examples/monorepo at a stand-in base.
@@ -355,13 +457,27 @@ fn cache_registry_shares_a_monorepo_between_two_machines() {
         &["--cache-registry", &cache_repo, "--output", &out_one],
     );
     assert_eq!(first.len(), 3);
+    // Machine 2 through a proxy that only logs what it is asked.
+    let proxy = FaultProxy::start(registry.port);
     let two = Machine::without_installers();
-    let out_two = format!("registry:{host}/two/{{function}}:1");
+    let out_two = format!("registry:{}/two/{{function}}:1", proxy.host());
+    let cache_via_proxy = format!("{}/build-cache", proxy.host());
     let second = recursive(
         &two,
         &monorepo,
-        &["--cache-registry", &cache_repo, "--output", &out_two],
+        &["--cache-registry", &cache_via_proxy, "--output", &out_two],
     );
+    // Records and blobs are fetched ahead of the builds that need them,
+    // each once: no record is looked up twice, no blob pulled twice.
+    let mut asked = std::collections::BTreeMap::<String, usize>::new();
+    for (method, path, _) in proxy.log.lock().unwrap().iter() {
+        if method == "GET" && path.starts_with("/v2/build-cache/") {
+            *asked.entry(path.clone()).or_default() += 1;
+        }
+    }
+    assert!(asked.values().all(|n| *n == 1), "{asked:#?}");
+    let records = asked.keys().filter(|p| p.contains("/manifests/")).count();
+    assert_eq!(records, 4, "one shared layer and three code layers: {asked:#?}");
     for ((name, a), (name2, b)) in first.iter().zip(&second) {
         assert_eq!(name, name2);
         assert_eq!(a["digest"], b["digest"], "{name}");
@@ -372,10 +488,26 @@ fn cache_registry_shares_a_monorepo_between_two_machines() {
             "{name}: {o:?}"
         );
         assert_eq!(from_of(b, "code"), "cache-registry", "{name}");
+        // Every layer from the cache repository is mounted. (The base was
+        // pulled from the registry by its own name, not the proxy's: to the
+        // client another registry, whose blobs it cannot mount.)
+        let base: Vec<&Value> = b["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["origin"] == "base")
+            .map(|l| &l["digest"])
+            .collect();
+        let pushes: Vec<&Value> = b["outputs"][0]["blobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["kind"] == "layer" && !base.contains(&&p["digest"]))
+            .map(|p| &p["action"])
+            .collect();
         assert!(
-            layer_pushes(b).iter().all(|a| a == "mounted" || a == "skipped"),
-            "{name}: {:?}",
-            layer_pushes(b)
+            !pushes.is_empty() && pushes.iter().all(|a| *a == "mounted" || *a == "skipped"),
+            "{name}: {pushes:?}"
         );
         assert_eq!(
             skopeo_digest(&format!("{host}/two/{name}:1")),
@@ -547,10 +679,23 @@ fn cache_registry_faults_fall_back_to_building_with_one_warning() {
         times: 1000,
         kind: FaultKind::Corrupt,
     });
+    // The machine would replace them, but this registry cannot delete blobs
+    // (405, as Distribution answers without storage.delete.enabled): one
+    // warning per blob saying so, and no upload over them.
+    p.add(Fault {
+        method: "DELETE",
+        path_contains: "/blobs/sha256:".into(),
+        times: 1000,
+        kind: FaultKind::Status(405),
+    });
     let (r, err) = build_via(&name, &[]);
     assert!(all_from(&r, "built"), "{:?}", origins(&r));
     let w = cache_warnings(&err);
     assert!(!w.is_empty() && w.iter().all(|l| l.contains("refused")), "{err}");
+    let undeletable = w.iter().filter(|l| l.contains("storage.delete.enabled")).count();
+    assert_eq!(undeletable, 2, "{err}");
+    assert_eq!(p.count("DELETE", "/blobs/"), 2, "each damaged blob asked once");
+    assert_eq!(p.count("PUT", "/blobs/uploads/"), 0, "{err}");
     drop(p);
 
     // A record whose blob is missing.

@@ -485,6 +485,47 @@ fn monorepo_ci_examples_build_only_what_a_commit_changed() {
     );
     let config = pushed_config(uri);
     assert_eq!(config["architecture"], "amd64");
+    assert_eq!(vars["LAMBDA_IMG_CACHE_REGISTRY_READONLY"], "false");
+    // The task shared its layers through REGISTRY/lambda-img-cache: the same
+    // task on another runner (an empty cache) takes every layer from there.
+    let mut empty_disk = env.clone();
+    for (k, v) in &mut empty_disk {
+        if *k == "LAMBDA_IMG_CACHE" {
+            *v = tmp.path().join("cache-two").display().to_string();
+        }
+    }
+    let again = run_buildspec(&root.join(task_spec), &root, &empty_disk);
+    assert_eq!(&again["IMAGE_URI"], uri);
+    let report: Value = serde_json::from_slice(&std::fs::read(root.join("build.json")).unwrap()).unwrap();
+    let froms: Vec<&Value> = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["origin"] == "built")
+        .map(|l| &l["from"])
+        .collect();
+    assert!(
+        !froms.is_empty() && froms.iter().all(|f| *f == "cache-registry"),
+        "{froms:?}"
+    );
+
+    // A pull request's planner makes its tasks read the cache only.
+    run_buildspec(
+        &example.join("buildspec-plan.yml"),
+        &root,
+        &[
+            ("LAMBDA_IMG_CACHE", cache.display().to_string()),
+            ("BATCH_PROJECT", "functions-batch".to_string()),
+            ("AWS_CALLS", calls.display().to_string()),
+            ("CODEBUILD_WEBHOOK_EVENT", "PULL_REQUEST_UPDATED".to_string()),
+        ],
+    );
+    let batch: Value =
+        serde_json::from_slice(&std::fs::read(root.join("batch-buildspec.json")).unwrap()).unwrap();
+    assert_eq!(
+        batch["batch"]["build-list"][0]["env"]["variables"]["LAMBDA_IMG_CACHE_REGISTRY_READONLY"], "true",
+        "{batch}"
+    );
 
     // A commit touching nothing a function is made of starts no batch.
     append(&monorepo.join("Makefile"), "\n# a comment\n");

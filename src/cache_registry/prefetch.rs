@@ -1,0 +1,126 @@
+//! `build --recursive` with a cache registry: while the functions build in
+//! turn, one background thread looks up the records of every function's
+//! layers and pulls their blobs (verified by digest) into the local cache,
+//! ahead of the build that needs them. A CI runner's time after the first
+//! function is then mostly the decompression it cannot skip, not waiting on
+//! the network. The build's own lookup takes the record from here (no
+//! second GET), finds the blobs committed in this run (no second read to
+//! hash them) and inflates each once to check it and scan it for the rules.
+//!
+//! The prefetch never warns or decides anything: a fault makes it stop, and
+//! the build's own lookup meets the fault and says so, as without it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use super::{CacheRegistry, record};
+use crate::cache::{Cache, CacheBucket};
+use crate::image::{Descriptor, OCI_LAYER_GZIP};
+use crate::registry::{RegistryError, fetch_blob_to_cache};
+
+/// What a lookup ahead of the build found for a record's tag.
+#[derive(Debug)]
+pub(super) enum Ahead {
+    /// The record's manifest bytes, as the registry sent them.
+    Record(Vec<u8>),
+    /// The registry has no such record.
+    Missing,
+}
+
+/// Lookups made ahead of the build, taken once each.
+#[derive(Debug, Default)]
+pub(super) struct AheadOfBuild(Mutex<BTreeMap<String, Ahead>>);
+
+impl AheadOfBuild {
+    fn put(&self, tag: String, found: Ahead) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tag, found);
+    }
+
+    fn has(&self, tag: &str) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains_key(tag)
+    }
+
+    /// The lookup of `tag` made ahead, if one was.
+    pub(super) fn take(&self, tag: &str) -> Option<Ahead> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(tag)
+    }
+}
+
+/// The background prefetch; dropping it stops it after the request under
+/// way and waits for the thread.
+#[derive(Debug)]
+pub struct Prefetch {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl CacheRegistry {
+    /// Starts looking up `wanted` (bucket, input key; in the order the
+    /// builds will ask) and pulling their blobs into `cache`. Records the
+    /// local cache has are skipped. Read-only or not, nothing is written.
+    pub fn prefetch(self: &Arc<Self>, cache: &Cache, wanted: Vec<(CacheBucket, String)>) -> Prefetch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let registry = Arc::clone(self);
+        let cache = cache.local_only();
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("cache-registry-prefetch".into())
+            .spawn(move || registry.fetch_ahead(&cache, &wanted, &stopped))
+            .ok();
+        Prefetch { stop, thread }
+    }
+
+    fn fetch_ahead(&self, cache: &Cache, wanted: &[(CacheBucket, String)], stop: &AtomicBool) {
+        let silent = crate::report::Silent;
+        for (bucket, key) in wanted {
+            if stop.load(Ordering::Relaxed) || self.down.load(Ordering::Relaxed) {
+                return;
+            }
+            if cache.get_record::<serde_json::Value>(*bucket, key).is_some() {
+                continue;
+            }
+            let Some(tag) = record::tag(bucket.dir_name(), key) else {
+                continue;
+            };
+            if self.ahead.has(&tag) {
+                continue;
+            }
+            let bytes = match self.client.get_manifest(&self.repository, &tag) {
+                Ok(m) => m.bytes,
+                Err(RegistryError::NotFound { .. }) => {
+                    self.ahead.put(tag, Ahead::Missing);
+                    continue;
+                }
+                // The build's own lookup meets it and says so.
+                Err(_) => return,
+            };
+            let Ok(found) = record::decode(&bytes, bucket.dir_name(), key) else {
+                continue;
+            };
+            self.ahead.put(tag, Ahead::Record(bytes));
+            for layer in &found.layers {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let desc = Descriptor::new(OCI_LAYER_GZIP, layer.digest.clone(), layer.size);
+                if fetch_blob_to_cache(&self.client, &self.repository, &desc, cache, &silent).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
