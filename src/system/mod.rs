@@ -123,25 +123,26 @@ pub struct SystemLayer {
 }
 
 /// The layer's input key: everything that decides what the manager installs
-/// and how the layer's bytes are written.
+/// and how the layer's bytes are written. The base is named by its layers'
+/// uncompressed digests (`base`), which `plan` reads from the base's config.
+/// The media-type family is not in it: it changes the descriptor, not the
+/// bytes (as for every layer key).
 pub fn system_key(
     system: &SystemModel,
-    base: &[Layer],
+    base: &[Digest],
     arch: Architecture,
     settings: &LayerSettings,
 ) -> String {
     let mut packages = system.packages.clone();
     packages.sort();
-    let base: Vec<&Digest> = base.iter().map(|l| &l.diff_id).collect();
     let text = serde_json::json!({
-        "v": 1,
+        "v": 2,
         "base": base,
         "arch": arch.oci_name(),
         "manager": system.manager,
         "packages": packages,
         "repositories": system.repositories,
         "releasever": system.releasever,
-        "family": format!("{:?}", settings.family),
         "mtime": settings.mtime,
         "gzip_level": settings.gzip_level,
         "excluded": EXCLUDED,
@@ -161,7 +162,8 @@ pub fn system_layer(
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<SystemLayer, SystemError> {
-    let key = system_key(system, base, arch, settings);
+    let diff_ids: Vec<Digest> = base.iter().map(|l| l.diff_id.clone()).collect();
+    let key = system_key(system, &diff_ids, arch, settings);
     let found = |rec: SystemRecord| from_record(rec, settings, cache, true);
     if let Some(rec) = lookup(cache, &key) {
         reporter.detail(&format!("layer {SYSTEM_LAYER}: cache hit {}", rec.digest));

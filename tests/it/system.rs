@@ -62,6 +62,14 @@ fn system_layer(report: &Value) -> Value {
         .clone()
 }
 
+/// The `system` layer's key in `lambda-img plan --json` of the project (it is listed first).
+fn system_key_in_plan(p: &Project) -> String {
+    let plan = json(&run_ok(&mut p.cmd(&["plan", "--json"])));
+    let first = &plan["include"][0]["layers"][0];
+    assert_eq!(first["name"], "system", "{plan:#}");
+    first["key"].as_str().unwrap().to_string()
+}
+
 fn apt_ran(out: &Output) -> bool {
     stderr(out).contains("[system] apt-get install")
 }
@@ -89,6 +97,16 @@ fn debian_packages_land_in_a_layer_run_and_are_cached_by_their_inputs() {
     assert!(
         names.contains(&"jq") && names.contains(&"curl") && names.contains(&"libjq1"),
         "{names:?}"
+    );
+    // `plan` names the layer by the build's own key: the record this build left.
+    let planned = system_key_in_plan(&p);
+    assert!(
+        p.cache
+            .path()
+            .join("system-layers-v1")
+            .join(format!("{planned}.json"))
+            .is_file(),
+        "no system layer record under the plan's key {planned}"
     );
 
     // umoci (not lambda-img) unpacks the image: jq is there, dpkg lists it,
@@ -162,6 +180,15 @@ fn debian_packages_land_in_a_layer_run_and_are_cached_by_their_inputs() {
     let changed = system_layer(&json(&third));
     assert_eq!(changed["cached"], false);
     assert_ne!(changed["digest"], layer["digest"]);
+    let replanned = system_key_in_plan(&p);
+    assert_ne!(replanned, planned);
+    assert!(
+        p.cache
+            .path()
+            .join("system-layers-v1")
+            .join(format!("{replanned}.json"))
+            .is_file()
+    );
 }
 
 /// An output directory is untouched by a failed build.
