@@ -253,3 +253,83 @@ fn a_base_without_a_package_manager_is_refused_and_nothing_is_written() {
     assert!(err.contains("dnf, microdnf, yum, apt-get, apk"), "{err}");
     assert_nothing_written(&p);
 }
+
+/// Two builds of the same `[system] packages = ["jq"]` in two empty caches,
+/// with the same SOURCE_DATE_EPOCH, run apt twice and write the same layer
+/// and the same image: dpkg's status and info files, debconf's caches,
+/// `ld.so.cache` and apt's `extended_states` come out byte for byte the same
+/// (the versions are the same while the mirror's suite does not move; a
+/// snapshot URL in `repositories` fixes them for good). A third build, by an
+/// unprivileged user (setpriv to uid 65534: root only inside a user
+/// namespace that maps it to that user), installs through the same apt into
+/// the same layer.
+#[test]
+fn apt_installs_in_fresh_caches_and_as_a_non_root_user_write_the_same_layer() {
+    let Some(p) = project("packages = [\"jq\"]") else {
+        return;
+    };
+    let build = |n: &str, as_nobody: bool| {
+        let cache = tempfile::tempdir().unwrap();
+        let output = format!("oci:{}:fn", p.join(n).display());
+        let mut cmd = if as_nobody {
+            // The cache must belong to the user who builds; the project's
+            // directory is where the output goes.
+            for dir in [p.path(), cache.path()] {
+                run_ok(
+                    std::process::Command::new("chown")
+                        .args(["-R", "65534:65534"])
+                        .arg(dir),
+                );
+            }
+            let mut cmd = crate::support::command("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(crate::support::bin())
+                .arg("-C")
+                .arg(p.path())
+                .args(["build", "--json", "--output", &output])
+                .env("HOME", cache.path());
+            cmd
+        } else {
+            p.cmd(&["build", "--json", "--output", &output])
+        };
+        cmd.env("LAMBDA_IMG_CACHE", cache.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000");
+        let out = run_ok(&mut cmd);
+        assert!(apt_ran(&out), "an empty cache runs apt: {}", stderr(&out));
+        json(&out)
+    };
+    let first = build("out1", false);
+    let a = crate::system_rpm::layer_files(&p.join("out1"), &system_layer(&first));
+    for dpkg in [
+        "usr/bin/jq",
+        "var/lib/dpkg/status",
+        "var/lib/apt/extended_states",
+        "etc/ld.so.cache",
+    ] {
+        assert!(a.contains_key(dpkg), "the layer holds {dpkg}: {:?}", a.keys());
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut others = vec![("a fresh cache", build("out2", false), "out2")];
+    if !root {
+        crate::support::skipped("the non-root build switches to uid 65534 and needs root to do so");
+    } else if require_tool("setpriv") {
+        others.push(("a non-root user", build("out3", true), "out3"));
+    }
+    for (what, other, dir) in &others {
+        assert_eq!(other["system_packages"], first["system_packages"], "{what}");
+        let b = crate::system_rpm::layer_files(&p.join(dir), &system_layer(other));
+        let differing: Vec<&String> = a
+            .keys()
+            .chain(b.keys())
+            .filter(|path| a.get(*path) != b.get(*path))
+            .collect();
+        assert!(differing.is_empty(), "{what}: files that differ: {differing:?}");
+        assert_eq!(
+            system_layer(other)["digest"],
+            system_layer(&first)["digest"],
+            "{what}"
+        );
+        assert_eq!(other["digest"], first["digest"], "{what}: the same image");
+    }
+}
