@@ -7,7 +7,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::support::debian_base::debian_base;
+use crate::support::debian_base::{debian_arm64_base, debian_base};
 use crate::support::project::Project;
 use crate::support::{require_tool, run_ok, stderr, stdout};
 
@@ -38,13 +38,18 @@ fn project(system: &str) -> Option<Project> {
         return None;
     }
     let base = debian_base()?;
-    let p = Project::new(&manifest(&base, system), &[("bootstrap", BOOTSTRAP)]);
+    Some(project_of(&manifest(&base, system)))
+}
+
+/// A project of `manifest` with the shell bootstrap, executable.
+fn project_of(manifest: &str) -> Project {
+    let p = Project::new(manifest, &[("bootstrap", BOOTSTRAP)]);
     std::fs::set_permissions(
         p.join("bootstrap"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    Some(p)
+    p
 }
 
 fn json(out: &Output) -> Value {
@@ -332,4 +337,52 @@ fn apt_installs_in_fresh_caches_and_as_a_non_root_user_write_the_same_layer() {
         );
         assert_eq!(other["digest"], first["digest"], "{what}: the same image");
     }
+}
+
+/// `[system]` on an arm64 base (`architecture = "arm64"`) on an x86_64
+/// machine: the base's own arm64 apt-get and dpkg run through qemu-user
+/// (binfmt_misc), and the layer holds the arm64 build of the package.
+#[test]
+fn an_arm64_base_installs_its_arm64_package_through_qemu() {
+    let Some(base) = debian_arm64_base() else {
+        return;
+    };
+    let text = manifest(&base, "packages = [\"jq\"]").replace(
+        "runtime = \"provided.al2023\"\n",
+        "runtime = \"provided.al2023\"\narchitecture = \"arm64\"\n",
+    );
+    let p = project_of(&text);
+    let out = p.build_ok(&[
+        "--json",
+        "--output",
+        &format!("oci:{}:fn", p.join("out").display()),
+    ]);
+    assert!(apt_ran(&out), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["platform"]["architecture"], "arm64", "{report:#}");
+    let jq = report["system_packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "jq")
+        .unwrap_or_else(|| panic!("no jq in {report:#}"))
+        .clone();
+    assert_eq!(jq["arch"], "arm64", "{jq}");
+    let files = crate::system_rpm::layer_files(&p.join("out"), &system_layer(&report));
+    let binary = files.get("usr/bin/jq").expect("the layer holds /usr/bin/jq");
+    // After the 512-byte tar header: an ELF file whose e_machine is 183 (EM_AARCH64).
+    let elf = &binary[512..];
+    assert_eq!(&elf[..4], b"\x7fELF");
+    assert_eq!(
+        u16::from_le_bytes([elf[18], elf[19]]),
+        183,
+        "jq is built for aarch64"
+    );
+    let status = files.get("var/lib/dpkg/status").expect("dpkg's status");
+    let status = String::from_utf8_lossy(&status[512..]);
+    let record = status
+        .split("\n\n")
+        .find(|r| r.starts_with("Package: jq\n"))
+        .unwrap_or_else(|| panic!("dpkg status has no jq"));
+    assert!(record.contains("Architecture: arm64"), "{record}");
 }
