@@ -386,3 +386,43 @@ fn an_arm64_base_installs_its_arm64_package_through_qemu() {
         .unwrap_or_else(|| panic!("dpkg status has no jq"));
     assert!(record.contains("Architecture: arm64"), "{record}");
 }
+
+/// Where namespaces cannot be made (bwrap forbids nested user namespaces to
+/// a non-root user), the install says it is the sandbox, not apt, and what to
+/// do (build has no engine option to point at), and writes nothing.
+#[test]
+fn without_namespaces_the_install_says_why_and_writes_nothing() {
+    if !require_tool("bwrap") {
+        return;
+    }
+    let Some(p) = project("packages = [\"jq\"]") else {
+        return;
+    };
+    let out = crate::support::command("bwrap")
+        .args(["--dev-bind", "/", "/", "--unshare-user", "--disable-userns"])
+        .args(["--uid", "1000", "--gid", "1000", "--"])
+        .arg(crate::support::bin())
+        .arg("-C")
+        .arg(p.path())
+        .args([
+            "build",
+            "--output",
+            &format!("oci:{}:fn", p.join("out").display()),
+        ])
+        .env("LAMBDA_IMG_CACHE", p.cache.path())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("runs in lambda-img's sandbox (Linux namespaces), which could not be made here")
+            && err.contains("user namespace")
+            && !err.contains("--engine"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("exit status: 125"),
+        "not reported as apt's failure: {err}"
+    );
+    assert_nothing_written(&p);
+}
