@@ -14,6 +14,8 @@
 //! layers selects, a path under a layer source that no longer exists (a
 //! deleted file), or anything under a local base (`oci:DIR`).
 
+mod system_key;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,8 @@ use crate::cache::Cache;
 use crate::layer::LayerSettings;
 use crate::layer::select::EntryKind;
 use crate::plan::LayerKind;
+
+pub use system_key::{BaseReader, BaseUnread};
 
 /// One function of the plan.
 #[derive(Debug, Clone, Serialize)]
@@ -38,7 +42,7 @@ pub struct FunctionPlan {
     pub runtime: String,
     /// `[base] image` exactly as written.
     pub base: String,
-    /// New layers in image order (user layers, dependencies, code).
+    /// New layers in image order (`system`, user layers, dependencies, code).
     pub layers: Vec<LayerKey>,
     /// With `--changed-since`: the changed paths that are this function's
     /// inputs (relative to the directory the plan ran in, where they are under it).
@@ -84,6 +88,8 @@ pub enum PlanError {
         manifest: PathBuf,
         source: Box<crate::deps::DepsError>,
     },
+    #[error(transparent)]
+    Base(#[from] BaseUnread),
 }
 
 /// The plan of each manifest, in the order given. `settings` must be the
@@ -91,17 +97,19 @@ pub enum PlanError {
 pub fn plan_functions(
     manifests: &[PathBuf],
     settings: &LayerSettings,
+    bases: &BaseReader,
     cache: &Cache,
 ) -> Result<Vec<FunctionPlan>, PlanError> {
     manifests
         .iter()
-        .map(|m| plan_function(m, settings, cache))
+        .map(|m| plan_function(m, settings, bases, cache))
         .collect()
 }
 
 fn plan_function(
     manifest: &Path,
     settings: &LayerSettings,
+    bases: &BaseReader,
     cache: &Cache,
 ) -> Result<FunctionPlan, PlanError> {
     let model = crate::manifest::load(manifest)?;
@@ -120,7 +128,10 @@ fn plan_function(
     let mut layers = Vec::new();
     for planned in &plan.layers {
         let spec = match planned.kind {
-            LayerKind::Base => continue,
+            LayerKind::Base => {
+                layers.extend(bases.system_key(manifest, &plan, model.base_repair, settings, cache)?);
+                continue;
+            }
             LayerKind::Dependencies => {
                 if let Some(d) = &dependencies {
                     layers.push(LayerKey {
@@ -351,9 +362,11 @@ mod tests {
         std::fs::write(project.join("README.md"), "not an input").unwrap();
         let cache_dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(cache_dir.path()).unwrap();
+        let bases = BaseReader::new(Default::default(), &crate::report::Silent);
         let plans = plan_functions(
             &[project.join("lambda-img.toml")],
             &LayerSettings::default(),
+            &bases,
             &cache,
         )
         .unwrap();

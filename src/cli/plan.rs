@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{GlobalArgs, print_data};
 use crate::layer::{DEFAULT_GZIP_LEVEL, DEFAULT_MTIME, LayerSettings};
-use crate::plan_fleet::{keep_changed, matrix_json, plan_functions, render_table};
+use crate::plan_fleet::{BaseReader, keep_changed, matrix_json, plan_functions, render_table};
 use crate::report::Reporter;
 
 #[derive(Debug, Args)]
@@ -58,7 +58,8 @@ pub fn run(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()> {
     };
     let cache = global.cache()?;
     reporter.step(&format!("planning {} function(s)", manifests.len()));
-    let mut plans = plan_functions(&manifests, &settings, &cache)?;
+    let bases = BaseReader::new(global.source_options(true)?, &reporter);
+    let mut plans = plan_functions(&manifests, &settings, &bases, &cache)?;
     if let (Some(changed), Some(rev)) = (&changed, &args.changed_since) {
         let all = plans.len();
         plans = keep_changed(plans, changed, Path::new("."));

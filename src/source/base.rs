@@ -153,6 +153,32 @@ pub type BlobLocator<'a> = dyn Fn(&Descriptor) -> Result<PathBuf, SourceError> +
 /// Builds a verified [`Image`] from a base's exact manifest bytes and config
 /// bytes. Checks the config against its descriptor, and each layer's diff_id
 /// against the config's `rootfs.diff_ids`.
+/// The config's `rootfs.diff_ids`, which must be one per layer of the manifest.
+pub fn config_diff_ids(
+    config_bytes: &[u8],
+    layers: usize,
+    source_ref: &str,
+) -> Result<Vec<Digest>, SourceError> {
+    let invalid = |message: String| SourceError::Invalid {
+        source_ref: source_ref.to_string(),
+        message,
+    };
+    let config: serde_json::Value = serde_json::from_slice(config_bytes)
+        .map_err(|e| invalid(format!("image config is not valid JSON: {e}")))?;
+    let diff_ids: Vec<Digest> = match config.pointer("/rootfs/diff_ids") {
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| invalid(format!("image config rootfs.diff_ids is malformed: {e}")))?,
+        None => Vec::new(),
+    };
+    if diff_ids.len() != layers {
+        return Err(invalid(format!(
+            "manifest lists {layers} layers but config rootfs.diff_ids has {}",
+            diff_ids.len()
+        )));
+    }
+    Ok(diff_ids)
+}
+
 pub fn assemble_base(
     manifest_bytes: Vec<u8>,
     manifest: &ManifestView,
@@ -162,10 +188,6 @@ pub fn assemble_base(
     mount_from: Option<String>,
     cache: &Cache,
 ) -> Result<Image, SourceError> {
-    let invalid = |message: String| SourceError::Invalid {
-        source_ref: source_ref.to_string(),
-        message,
-    };
     let family = manifest.family().unwrap_or(MediaFamily::Oci);
     let config_digest = Digest::of(&config_bytes);
     if config_digest != manifest.config.digest {
@@ -175,20 +197,7 @@ pub fn assemble_base(
             actual: config_digest,
         });
     }
-    let config: serde_json::Value = serde_json::from_slice(&config_bytes)
-        .map_err(|e| invalid(format!("image config is not valid JSON: {e}")))?;
-    let diff_ids: Vec<Digest> = match config.pointer("/rootfs/diff_ids") {
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| invalid(format!("image config rootfs.diff_ids is malformed: {e}")))?,
-        None => Vec::new(),
-    };
-    if diff_ids.len() != manifest.layers.len() {
-        return Err(invalid(format!(
-            "manifest lists {} layers but config rootfs.diff_ids has {}",
-            manifest.layers.len(),
-            diff_ids.len()
-        )));
-    }
+    let diff_ids = config_diff_ids(&config_bytes, manifest.layers.len(), source_ref)?;
     let mut layers = Vec::with_capacity(manifest.layers.len());
     for (descriptor, expected) in manifest.layers.iter().zip(diff_ids) {
         let path = locate(descriptor)?;

@@ -87,6 +87,19 @@ pub trait ImageSource {
         cache: &Cache,
         reporter: &dyn Reporter,
     ) -> Result<Image, SourceError>;
+
+    /// The uncompressed digests of the image's layers for `arch` (what the
+    /// `[system]` layer's key names the base by), for `plan`. Local sources
+    /// read the image; a registry sends the manifest and the config only.
+    fn diff_ids(
+        &self,
+        arch: Architecture,
+        cache: &Cache,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<Digest>, SourceError> {
+        let image = self.resolve(arch, cache, reporter)?;
+        Ok(image.layers().iter().map(|l| l.diff_id.clone()).collect())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{ImageSource, SourceError, assemble_base, select_platform};
 use crate::cache::Cache;
-use crate::image::{Architecture, Compression, Descriptor, Document, MediaKind, classify, parse_document};
+use crate::image::{
+    Architecture, Compression, Descriptor, Digest, Document, ManifestView, MediaKind, classify,
+    parse_document,
+};
 use crate::registry::{Client, Reference, RegistryError, RegistryOptions, fetch_blob_to_cache, mirror};
 use crate::report::Reporter;
 
@@ -57,10 +60,21 @@ impl ImageSource for RegistrySource {
     ) -> Result<Image, SourceError> {
         let fetch = self.fetch_reference();
         self.resolve_from(&fetch, arch, cache, reporter)
-            .map_err(|e| match e {
-                SourceError::Registry(e) => self.explain(e, reporter),
-                other => other,
-            })
+            .map_err(|e| self.explained(e, reporter))
+    }
+
+    /// The manifest and the config only: no layer is downloaded.
+    fn diff_ids(
+        &self,
+        arch: Architecture,
+        cache: &Cache,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<Digest>, SourceError> {
+        let fetch = self.fetch_reference();
+        let docs = self
+            .documents_from(&fetch, arch, cache, reporter)
+            .map_err(|e| self.explained(e, reporter))?;
+        super::base::config_diff_ids(&docs.config, docs.manifest.layers.len(), &self.describe())
     }
 }
 
@@ -70,6 +84,13 @@ impl RegistrySource {
         match mirror::route(&self.options.mirrors, &self.reference) {
             Some((routed, _)) => routed,
             None => self.reference.clone(),
+        }
+    }
+
+    fn explained(&self, error: SourceError, reporter: &dyn Reporter) -> SourceError {
+        match error {
+            SourceError::Registry(e) => self.explain(e, reporter),
+            other => other,
         }
     }
 
@@ -89,15 +110,14 @@ impl RegistrySource {
         }
     }
 
-    /// Reads the image from `fetch` (the reference or its mirror); messages,
-    /// the report and history keep the canonical name.
-    fn resolve_from(
+    /// The manifest for `arch` and its config, from `fetch`: everything but the layers.
+    fn documents_from(
         &self,
         fetch: &Reference,
         arch: Architecture,
         cache: &Cache,
         reporter: &dyn Reporter,
-    ) -> Result<Image, SourceError> {
+    ) -> Result<Documents, SourceError> {
         let source_ref = self.describe();
         let repo = &fetch.repository;
         reporter.step(&format!("reading {source_ref}"));
@@ -151,6 +171,31 @@ impl RegistrySource {
                 source,
             }
         })?;
+        Ok(Documents {
+            client,
+            manifest_bytes: bytes,
+            manifest,
+            config,
+        })
+    }
+
+    /// Reads the image from `fetch` (the reference or its mirror); messages,
+    /// the report and history keep the canonical name.
+    fn resolve_from(
+        &self,
+        fetch: &Reference,
+        arch: Architecture,
+        cache: &Cache,
+        reporter: &dyn Reporter,
+    ) -> Result<Image, SourceError> {
+        let source_ref = self.describe();
+        let repo = &fetch.repository;
+        let Documents {
+            client,
+            manifest_bytes,
+            manifest,
+            config,
+        } = self.documents_from(fetch, arch, cache, reporter)?;
         fetch_layers(
             &client,
             repo,
@@ -161,7 +206,7 @@ impl RegistrySource {
         )?;
         let locate = |d: &Descriptor| Ok(cache.blob_path(&d.digest));
         assemble_base(
-            bytes,
+            manifest_bytes,
             &manifest,
             config,
             &locate,
@@ -174,6 +219,14 @@ impl RegistrySource {
 }
 
 use crate::image::Image;
+
+/// A base's manifest for one platform and its config, read before its layers.
+struct Documents {
+    client: Client,
+    manifest_bytes: Vec<u8>,
+    manifest: Box<ManifestView>,
+    config: Vec<u8>,
+}
 
 /// Refuses, before any download, a config or layer type Lambda cannot run.
 fn check_media_types(

@@ -81,6 +81,12 @@ pub enum SystemError {
         .0.image, .0.host, .0.qemu
     )]
     ForeignArch(crate::sandbox::ForeignArch),
+    #[error(
+        "[system] packages: the base's package manager runs in lambda-img's sandbox (Linux namespaces), \
+         which could not be made here; nothing was written. Build as root, or where unprivileged user \
+         namespaces are allowed (`build` has no container-engine option for the install). The sandbox said:\n{0}"
+    )]
+    NoSandbox(String),
     #[error("[system] packages: {0}")]
     Rootfs(#[from] RootfsError),
     #[error("[system] packages: {0}")]
@@ -123,25 +129,26 @@ pub struct SystemLayer {
 }
 
 /// The layer's input key: everything that decides what the manager installs
-/// and how the layer's bytes are written.
+/// and how the layer's bytes are written. The base is named by its layers'
+/// uncompressed digests (`base`), which `plan` reads from the base's config.
+/// The media-type family is not in it: it changes the descriptor, not the
+/// bytes (as for every layer key).
 pub fn system_key(
     system: &SystemModel,
-    base: &[Layer],
+    base: &[Digest],
     arch: Architecture,
     settings: &LayerSettings,
 ) -> String {
     let mut packages = system.packages.clone();
     packages.sort();
-    let base: Vec<&Digest> = base.iter().map(|l| &l.diff_id).collect();
     let text = serde_json::json!({
-        "v": 1,
+        "v": 2,
         "base": base,
         "arch": arch.oci_name(),
         "manager": system.manager,
         "packages": packages,
         "repositories": system.repositories,
         "releasever": system.releasever,
-        "family": format!("{:?}", settings.family),
         "mtime": settings.mtime,
         "gzip_level": settings.gzip_level,
         "excluded": EXCLUDED,
@@ -161,7 +168,8 @@ pub fn system_layer(
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<SystemLayer, SystemError> {
-    let key = system_key(system, base, arch, settings);
+    let diff_ids: Vec<Digest> = base.iter().map(|l| l.diff_id.clone()).collect();
+    let key = system_key(system, &diff_ids, arch, settings);
     let found = |rec: SystemRecord| from_record(rec, settings, cache, true);
     if let Some(rec) = lookup(cache, &key) {
         reporter.detail(&format!("layer {SYSTEM_LAYER}: cache hit {}", rec.digest));
@@ -287,6 +295,9 @@ fn install(
             read_only: false,
         };
         let (status, output) = run(base_spec(Some(overlay), argv), &log)?;
+        if let Some(reason) = sandbox_failure(status, &output) {
+            return Err(SystemError::NoSandbox(reason));
+        }
         for line in output.lines() {
             reporter.detail(&redact(line));
         }
@@ -416,6 +427,24 @@ fn run(spec: SandboxSpec, log: &Path) -> Result<(std::process::ExitStatus, Strin
         .and_then(|mut f| f.read_to_string(&mut output))
         .map_err(io_err("cannot read the install log"))?;
     Ok((status, output))
+}
+
+/// What the sandbox's init said when it could not set the sandbox up (its
+/// own exit status and the lines it prefixes), as opposed to the manager failing.
+fn sandbox_failure(status: std::process::ExitStatus, output: &str) -> Option<String> {
+    if status.code() != Some(crate::sandbox::SETUP_FAILED) {
+        return None;
+    }
+    let said: Vec<&str> = output
+        .lines()
+        .filter(|l| l.starts_with("lambda-img sandbox:"))
+        .collect();
+    (!said.is_empty()).then(|| {
+        said.iter()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 /// The installed packages `spec` (the manager's query) lists.

@@ -350,6 +350,46 @@ fn plan_changed_since_follows_a_real_base_repin_and_its_keys_are_the_builds() {
             "orders' {layer} layer: no cache record under the plan's key {key}"
         );
     }
+
+    // `[system]` in one function: its plan lists the system layer's key first
+    // (the base named by its layers, read from the registry's manifest and
+    // config: in a fresh cache the config is the only blob the plan fetched),
+    // and a change of the package list touches that function alone.
+    append(&manifest("payments"), "\n[system]\npackages = [\"jq\"]\n");
+    commit_all(&root, "payments installs jq");
+    let fresh = tmp.path().join("fresh-cache");
+    let plan = plan_json(&monorepo, &fresh, &["--changed-since", "HEAD~1"]);
+    assert_eq!(names(&plan), ["payments"]);
+    assert_eq!(keys(&plan)["payments"][0].0, "system", "{plan:#}");
+    let jq = key_of(&plan, "payments", "system");
+    let blobs: Vec<_> = std::fs::read_dir(fresh.join("blobs-v1/sha256"))
+        .unwrap()
+        .collect();
+    assert_eq!(
+        blobs.len(),
+        1,
+        "the plan fetched the base's config and no layer: {blobs:?}"
+    );
+    let text = std::fs::read_to_string(manifest("payments")).unwrap();
+    std::fs::write(
+        manifest("payments"),
+        text.replace("packages = [\"jq\"]", "packages = [\"jq\", \"git\"]"),
+    )
+    .unwrap();
+    commit_all(&root, "payments installs git too");
+    let plan = plan_json(&monorepo, &cache, &["--changed-since", "HEAD~1"]);
+    assert_eq!(names(&plan), ["payments"]);
+    assert_ne!(
+        key_of(&plan, "payments", "system"),
+        jq,
+        "the package list is in the key"
+    );
+    assert!(
+        keys(&plan_json(&monorepo, &cache, &[]))["orders"]
+            .iter()
+            .all(|(layer, _)| layer != "system"),
+        "a function without [system] has no system layer"
+    );
 }
 
 /// The GitHub Actions example's plan step, run in bash as a runner would

@@ -207,7 +207,7 @@ const DIFFERING: &[&str] = &["var/lib/rpm/rpmdb.sqlite-shm"];
 
 /// Each entry of the layer `layer` (a report entry) in the layout at `dir`:
 /// path → header bytes and contents.
-fn layer_files(dir: &Path, layer: &Value) -> BTreeMap<String, Vec<u8>> {
+pub fn layer_files(dir: &Path, layer: &Value) -> BTreeMap<String, Vec<u8>> {
     let digest = layer["digest"].as_str().unwrap().trim_start_matches("sha256:");
     let blob = std::fs::File::open(dir.join("blobs/sha256").join(digest)).unwrap();
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));

@@ -86,8 +86,20 @@ pub fn one_layer_manifest(
     layer_digest: &str,
     diff_id: &str,
 ) -> Value {
+    one_layer_manifest_for("amd64", dir, config, layer, layer_digest, diff_id)
+}
+
+/// [`one_layer_manifest`] of an image for `architecture` (`amd64`, `arm64`).
+pub fn one_layer_manifest_for(
+    architecture: &str,
+    dir: &Path,
+    config: Value,
+    layer: &[u8],
+    layer_digest: &str,
+    diff_id: &str,
+) -> Value {
     let config = serde_json::to_vec(&json!({
-        "architecture": "amd64",
+        "architecture": architecture,
         "os": "linux",
         "config": config,
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},

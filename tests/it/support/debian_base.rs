@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use super::crafted::{one_layer_manifest, put_blob, sha256_hex, write_index};
+use super::crafted::{one_layer_manifest_for, put_blob, sha256_hex, write_index};
 use super::{require_tool, run_ok};
 
 /// The Debian mirror the host's apt sources name (deb.debian.org otherwise).
@@ -72,9 +72,128 @@ pub fn debian_base() -> Option<String> {
         std::fs::create_dir_all(rootfs.join(dir)).unwrap();
     }
     let layout = work.path().join("layout");
-    write_layout(&rootfs, &layout, work.path());
+    write_layout(&rootfs, "amd64", &layout, work.path());
     place(work.path(), &root);
     Some(reference)
+}
+
+/// `oci:PATH:base` of a Debian bookworm minbase tree for arm64 whose apt-get
+/// and dpkg are arm64 programs (run here through qemu-user, binfmt_misc;
+/// `.ci/run` registers it). debootstrap's first stage (`--foreign`) unpacks
+/// the packages with the host's tools; its second stage would install them
+/// all again under qemu, more than 8 minutes on this machine (load ~15), so
+/// instead dpkg's database is written here from the packages' own control
+/// data and file lists (their maintainer scripts do not run; base-passwd's
+/// users are copied and mawk's `awk` alternative made, as their postinsts
+/// would). What the tests prove runs on top:
+/// the base's own arm64 apt-get and dpkg installing into the `[system]` layer.
+/// `None` (skipped loudly, a failure under CI=true) without the tools.
+pub fn debian_arm64_base() -> Option<String> {
+    if !require_tool("debootstrap") || !require_tool("dpkg-deb") || !require_tool("tar") {
+        return None;
+    }
+    let runs_arm64 =
+        std::env::consts::ARCH == "aarch64" || Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists();
+    if !super::require(
+        runs_arm64,
+        "binfmt_misc has no qemu-aarch64 (install qemu-user-static binfmt-support)",
+    ) {
+        return None;
+    }
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-bookworm-arm64-minbase-v1");
+    let reference = format!("oci:{}:base", root.join("layout").display());
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    if root.join("layout/index.json").is_file() {
+        return Some(reference);
+    }
+    let parent = root.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    let work = tempfile::tempdir_in(parent).unwrap();
+    let rootfs = work.path().join("rootfs");
+    let mirror = debian_mirror();
+    run_ok(
+        Command::new("debootstrap")
+            .args(["--variant=minbase", "--arch=arm64", "--foreign", "bookworm"])
+            .arg(&rootfs)
+            .arg(&mirror),
+    );
+    write_dpkg_database(&rootfs);
+    std::fs::write(
+        rootfs.join("etc/apt/sources.list"),
+        format!("deb {mirror} bookworm main\n"),
+    )
+    .unwrap();
+    for (master, file) in [("passwd", "passwd"), ("group", "group")] {
+        std::fs::copy(
+            rootfs.join(format!("usr/share/base-passwd/{master}.master")),
+            rootfs.join("etc").join(file),
+        )
+        .unwrap();
+    }
+    // mawk's postinst makes `awk` an alternative; apt-key needs it to read
+    // the archive's armoured keys.
+    std::os::unix::fs::symlink("/usr/bin/mawk", rootfs.join("etc/alternatives/awk")).unwrap();
+    std::os::unix::fs::symlink("/etc/alternatives/awk", rootfs.join("usr/bin/awk")).unwrap();
+    let _ = std::fs::remove_dir_all(rootfs.join("debootstrap"));
+    for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+        let _ = std::fs::remove_dir_all(rootfs.join(dir));
+        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+    }
+    write_layout(&rootfs, "arm64", &work.path().join("layout"), work.path());
+    place(work.path(), &root);
+    Some(reference)
+}
+
+/// dpkg's status and `info/*.list` for every package debootstrap's first
+/// stage unpacked (the `.deb`s it left in `var/cache/apt/archives`), each
+/// `install ok installed`.
+fn write_dpkg_database(rootfs: &Path) {
+    let dpkg = rootfs.join("var/lib/dpkg");
+    for dir in ["info", "updates", "triggers", "alternatives"] {
+        std::fs::create_dir_all(dpkg.join(dir)).unwrap();
+    }
+    let mut debs: Vec<PathBuf> = std::fs::read_dir(rootfs.join("var/cache/apt/archives"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    debs.sort();
+    assert!(!debs.is_empty(), "debootstrap left no packages");
+    let mut status = String::new();
+    for deb in &debs {
+        let control = super::stdout(&run_ok(Command::new("dpkg-deb").arg("-f").arg(deb)));
+        let field = |name: &str| {
+            control
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .map(str::to_string)
+        };
+        let package = field("Package").unwrap();
+        status.push_str(control.trim_end());
+        status.push_str("\nStatus: install ok installed\n\n");
+        let listing = super::stdout(&run_ok(Command::new("dpkg-deb").arg("--contents").arg(deb)));
+        let mut list = String::from("/.\n");
+        for line in listing.lines() {
+            // `drwxr-xr-x root/root 0 2023-01-01 00:00 ./usr/bin/` (and
+            // ` -> TARGET` after a symbolic link, ` link to ./PATH` after a hard one)
+            let Some(path) = line.split_once(" ./").map(|(_, p)| p) else {
+                continue;
+            };
+            let path = path.split(" -> ").next().unwrap();
+            let path = path.split(" link to ").next().unwrap().trim_end_matches('/');
+            if !path.is_empty() {
+                list.push_str(&format!("/{path}\n"));
+            }
+        }
+        let name = match field("Multi-Arch").as_deref() {
+            Some("same") => format!("{package}:{}", field("Architecture").unwrap()),
+            _ => package,
+        };
+        std::fs::write(dpkg.join("info").join(format!("{name}.list")), list).unwrap();
+    }
+    std::fs::write(dpkg.join("status"), status).unwrap();
+    std::fs::write(dpkg.join("available"), "").unwrap();
 }
 
 /// Moves `work/layout` to `root/layout` in one rename (a reader sees all or nothing).
@@ -87,8 +206,8 @@ fn place(work: &Path, root: &Path) {
     }
 }
 
-/// Packs `rootfs` as the one layer of an amd64 image in `layout` (tag `base`).
-fn write_layout(rootfs: &Path, layout: &Path, scratch: &Path) {
+/// Packs `rootfs` as the one layer of an `arch` image in `layout` (tag `base`).
+fn write_layout(rootfs: &Path, arch: &str, layout: &Path, scratch: &Path) {
     let tar = scratch.join("layer.tar");
     let mut names: Vec<String> = std::fs::read_dir(rootfs)
         .unwrap()
@@ -116,7 +235,7 @@ fn write_layout(rootfs: &Path, layout: &Path, scratch: &Path) {
     let layer = std::fs::read(scratch.join("layer.tar.gz")).unwrap();
     let layer_digest = put_blob(layout, &layer);
     let env = json!({"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]});
-    let mut d = one_layer_manifest(layout, env, &layer, &layer_digest, &diff_id);
+    let mut d = one_layer_manifest_for(arch, layout, env, &layer, &layer_digest, &diff_id);
     d["annotations"] = json!({"org.opencontainers.image.ref.name": "base"});
     write_index(layout, vec![d]);
 }
