@@ -27,7 +27,9 @@ use std::process::Stdio;
 
 pub use capture::EXCLUDED;
 pub use manager::{Failure, classify, detect};
-pub use packages::{InstalledPackage, installed_by, parse_apk, parse_dpkg_status, parse_table};
+pub use packages::{
+    InstalledPackage, installed_by, installed_rpm, parse_apk, parse_dpkg_status, parse_table,
+};
 
 use crate::cache::Cache;
 use crate::image::{Architecture, BlobLocation, Descriptor, Digest, Layer, LayerOrigin};
@@ -87,6 +89,8 @@ pub enum SystemError {
     Sandbox(#[from] SandboxError),
     #[error("[system] packages: {0}")]
     Layer(#[from] LayerError),
+    #[error("[system] packages: reading rpm's database after the install: {0}")]
+    Rpmdb(#[from] crate::rpmdb::RpmdbError),
     #[error("[system] packages: {what}: {source}")]
     Io {
         what: String,
@@ -277,7 +281,13 @@ fn install(
     };
     // A base whose database does not exist yet (rpm on a Debian-made base)
     // holds no packages of that manager: the query's failure says just that.
-    let before = query(manager, base_spec(None, manager::query(manager)), &log).unwrap_or_default();
+    let before = listing(
+        manager,
+        &[root],
+        || base_spec(None, manager::query(manager)),
+        &log,
+    )
+    .unwrap_or_default();
     for argv in manager::install_steps(manager, system) {
         let command = argv.join(" ");
         reporter.step(&format!("[system] {command}"));
@@ -300,7 +310,12 @@ fn install(
         work: overlay_work.clone(),
         read_only: true,
     };
-    let after = query(manager, base_spec(Some(view), manager::query(manager)), &log)?;
+    let after = listing(
+        manager,
+        &[&upper, root],
+        || base_spec(Some(view), manager::query(manager)),
+        &log,
+    )?;
     let packages = installed_by(&before, &after);
 
     let captured = capture::capture(&upper, &empty).map_err(io_err("cannot read what the install wrote"))?;
@@ -416,6 +431,27 @@ fn run(spec: SandboxSpec, log: &Path) -> Result<(std::process::ExitStatus, Strin
         .and_then(|mut f| f.read_to_string(&mut output))
         .map_err(io_err("cannot read the install log"))?;
     Ok((status, output))
+}
+
+/// The installed packages of the filesystem `roots` (top first) make. For
+/// rpm's managers, rpm's database read directly: the reader `inspect` and
+/// the SBOM use, so the three lists agree, and no `rpm` program needs to be
+/// in the base; the query `spec` runs only when no database is found (a
+/// backend the reader does not know) and for the other managers.
+fn listing(
+    manager: PackageManager,
+    roots: &[&Path],
+    spec: impl FnOnce() -> SandboxSpec,
+    log: &Path,
+) -> Result<Vec<InstalledPackage>, SystemError> {
+    if manager.is_rpm()
+        && let Some(db) = crate::rpmdb::read_roots(roots)?
+    {
+        let mut installed: Vec<InstalledPackage> = db.packages.iter().map(installed_rpm).collect();
+        installed.sort();
+        return Ok(installed);
+    }
+    query(manager, spec(), log)
 }
 
 /// The installed packages `spec` (the manager's query) lists.
