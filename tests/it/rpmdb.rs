@@ -1,0 +1,291 @@
+//! rpm's package database read without rpm: real `rpm` (Debian's 4.18, the
+//! SQLite backend) installs test RPMs made by `rpmbuild` into a database with
+//! `--justdb`; an image whose layer holds it lists the same packages as
+//! `rpm -qa` in `inspect` and, with purls, in the SBOM (which `pyspdxtools`
+//! still accepts). Berkeley DB's own `db5.3_load` writes the same header
+//! blobs as an Amazon Linux 2 style hash `Packages` file for the bdb reader.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::project::Project;
+use crate::support::{require_tool, run_ok, stderr, stdout};
+
+/// One test package: name, epoch, version, release, arch, licence, and how
+/// long a description (a long one makes a header bigger than a bdb page).
+struct Spec {
+    name: &'static str,
+    epoch: Option<u32>,
+    version: &'static str,
+    release: &'static str,
+    arch: &'static str,
+    license: &'static str,
+    description: usize,
+}
+
+const SPECS: [Spec; 3] = [
+    Spec {
+        name: "alpha-tool",
+        epoch: Some(2),
+        version: "1.2.3",
+        release: "4.amzn2023",
+        arch: "noarch",
+        license: "MIT AND Apache-2.0",
+        description: 40,
+    },
+    Spec {
+        name: "beta-lib",
+        epoch: None,
+        version: "0.9",
+        release: "1.amzn2023.0.1",
+        arch: "x86_64",
+        license: "GPL-2.0-or-later",
+        description: 40,
+    },
+    Spec {
+        name: "gamma-data",
+        epoch: Some(0),
+        version: "20241010",
+        release: "7",
+        arch: "noarch",
+        license: "BSD-3-Clause",
+        description: 30_000,
+    },
+];
+
+/// Builds the test RPMs with rpmbuild under `top`; returns their paths.
+fn build_rpms(top: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(top).unwrap();
+    let mut rpms = Vec::new();
+    for s in &SPECS {
+        let epoch = s.epoch.map(|e| format!("Epoch: {e}\n")).unwrap_or_default();
+        let description = "rpm database test package. ".repeat(s.description / 27 + 1);
+        let spec = top.join(format!("{}.spec", s.name));
+        std::fs::write(
+            &spec,
+            format!(
+                "Name: {}\n{epoch}Version: {}\nRelease: {}\nSummary: a test package\nLicense: {}\n\
+                 BuildArch: {}\nAutoReqProv: no\n\n%description\n{description}\n\n\
+                 %install\nmkdir -p %{{buildroot}}/usr/share/{0}\necho {0} > %{{buildroot}}/usr/share/{0}/README\n\n\
+                 %files\n/usr/share/{0}/README\n",
+                s.name, s.version, s.release, s.license, s.arch
+            ),
+        )
+        .unwrap();
+        run_ok(
+            Command::new("rpmbuild")
+                .arg("--define")
+                .arg(format!("_topdir {}", top.display()))
+                .args(["--define", "source_date_epoch_from_changelog 0"])
+                .args(["--target", s.arch, "-bb"])
+                .arg(&spec),
+        );
+        rpms.push(top.join(format!(
+            "RPMS/{2}/{0}-{1}-{3}.{2}.rpm",
+            s.name, s.version, s.arch, s.release
+        )));
+    }
+    rpms
+}
+
+/// A database at `dbpath` made by real rpm, holding the test RPMs.
+fn rpm_database(dbpath: &Path, rpms: &[PathBuf]) {
+    std::fs::create_dir_all(dbpath).unwrap();
+    run_ok(Command::new("rpm").arg("--dbpath").arg(dbpath).arg("--initdb"));
+    run_ok(
+        Command::new("rpm")
+            .arg("--dbpath")
+            .arg(dbpath)
+            .args(["-i", "--nodeps", "--justdb", "--ignorearch"])
+            .args(rpms),
+    );
+}
+
+/// `rpm -qa` of `dbpath` as sorted (name, epochnum, version, release, arch) rows.
+fn rpm_qa(dbpath: &Path, backend: Option<&str>) -> Vec<[String; 5]> {
+    let mut cmd = Command::new("rpm");
+    if let Some(backend) = backend {
+        cmd.args(["--define", &format!("_db_backend {backend}")]);
+    }
+    let out = run_ok(cmd.arg("--dbpath").arg(dbpath).args([
+        "-qa",
+        "--qf",
+        "%{NAME}\t%{EPOCHNUM}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\n",
+    ]));
+    let mut rows: Vec<[String; 5]> = stdout(&out)
+        .lines()
+        .map(|l| {
+            let f: Vec<String> = l.split('\t').map(str::to_string).collect();
+            f.try_into().unwrap_or_else(|f| panic!("not five fields: {f:?}"))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// The rows of `rpm -qa` as `inspect` prints versions: `E:V-R` with the epoch
+/// only when the header has one (rpm's `%{EPOCHNUM}` is 0 for none and for 0,
+/// so the specs say which).
+fn expected_inspect(rows: &[[String; 5]]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|[name, epoch, version, release, arch]| {
+            let spec = SPECS.iter().find(|s| s.name == name).unwrap();
+            assert_eq!(spec.epoch.unwrap_or(0).to_string(), *epoch);
+            let evr = match spec.epoch {
+                Some(e) => format!("{e}:{version}-{release}"),
+                None => format!("{version}-{release}"),
+            };
+            (name.clone(), evr, arch.clone())
+        })
+        .collect()
+}
+
+fn tools() -> bool {
+    require_tool("rpm") && require_tool("rpmbuild") && require_tool("pyspdxtools") && require_tool("busybox")
+}
+
+/// A project building a scratch-based image whose `os` layer is `root/`,
+/// with busybox as `/bin/sh`, the entrypoint.
+fn os_project(name: &str, files: &[(&str, &str)]) -> Project {
+    let p = Project::new(
+        &format!(
+            "[function]\nname = \"{name}\"\nruntime = \"provided.al2023\"\n[base]\nimage = \"scratch\"\n\
+             [[layer]]\nname = \"os\"\nsources = [\"root\"]\ndestination = \"/\"\n[code]\nsources = []\n\
+             [image]\nentrypoint = [\"/bin/sh\"]\n"
+        ),
+        files,
+    );
+    p.copy_in(Path::new("/bin/busybox"), "root/bin/sh");
+    p
+}
+
+#[test]
+fn an_rpm_database_made_by_rpm_is_listed_by_inspect_and_the_sbom_with_purls() {
+    if !tools() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let rpms = build_rpms(&work.path().join("top"));
+    let dbpath = work.path().join("db");
+    rpm_database(&dbpath, &rpms);
+    let rows = rpm_qa(&dbpath, None);
+    assert_eq!(rows.len(), SPECS.len(), "{rows:?}");
+
+    // A base whose layer holds the database where Amazon Linux 2023 keeps it.
+    let base = os_project(
+        "al-base",
+        &[(
+            "root/etc/os-release",
+            "NAME=\"Amazon Linux\"\nVERSION=\"2023\"\nID=\"amzn\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"2023\"\n",
+        )],
+    );
+    for file in ["rpmdb.sqlite", "rpmdb.sqlite-wal"] {
+        if dbpath.join(file).is_file() {
+            base.copy_in(&dbpath.join(file), &format!("root/var/lib/rpm/{file}"));
+        }
+    }
+    let layout = base.cache.path().join("base");
+    base.build_ok(&["--no-sbom", "--output", &format!("oci:{}:v1", layout.display())]);
+
+    let f = Project::new(
+        &format!(
+            "[function]\nname = \"f\"\nruntime = \"provided.al2023\"\n[base]\nimage = \"oci:{}:v1\"\n\
+             [code]\nsources = []\n[image]\nentrypoint = [\"/bin/sh\"]\n",
+            layout.display()
+        ),
+        &[],
+    );
+    let out = f.cache.path().join("out");
+    let sbom = f.cache.path().join("sbom.spdx.json");
+    f.build_ok(&[
+        "--sbom",
+        sbom.to_str().unwrap(),
+        "--output",
+        &format!("oci:{}:fn", out.display()),
+    ]);
+
+    // inspect: the rpm database, the packages rpm -qa lists.
+    let inspected = run_ok(&mut f.cmd(&["inspect", "--json", &format!("oci:{}:fn", out.display())]));
+    let db = serde_json::from_str::<Value>(&stdout(&inspected)).unwrap()["packages"].clone();
+    assert_eq!(db["manager"], "rpm", "{db:#}");
+    assert_eq!(db["path"], "/var/lib/rpm/rpmdb.sqlite");
+    let mut listed: Vec<(String, String, String)> = db["installed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let s = |k: &str| p[k].as_str().unwrap().to_string();
+            (s("name"), s("version"), s("arch"))
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, expected_inspect(&rows));
+    let table = run_ok(&mut f.cmd(&["inspect", &format!("oci:{}:fn", out.display())]));
+    assert!(
+        stdout(&table).contains("/var/lib/rpm/rpmdb.sqlite"),
+        "{}",
+        stdout(&table)
+    );
+
+    // The SBOM: every package with its purl, version and licence; valid SPDX.
+    crate::sbom::validate(&sbom);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+    let mut purls: Vec<String> = crate::sbom::purls(&doc)
+        .into_iter()
+        .filter(|p| p.starts_with("pkg:rpm/"))
+        .collect();
+    purls.sort();
+    let expected: Vec<String> = rows
+        .iter()
+        .map(|[name, _, version, release, arch]| {
+            let spec = SPECS.iter().find(|s| s.name == name).unwrap();
+            let epoch = spec.epoch.map(|e| format!("&epoch={e}")).unwrap_or_default();
+            format!(
+                "pkg:rpm/amzn/{name}@{version}-{release}?arch={arch}{epoch}&upstream={name}-{version}-{release}.src.rpm"
+            )
+        })
+        .collect();
+    assert_eq!(purls, expected);
+    let alpha = crate::sbom::by_name(&doc, "alpha-tool");
+    assert_eq!(alpha["versionInfo"], "2:1.2.3-4.amzn2023");
+    assert_eq!(alpha["licenseDeclared"], "MIT AND Apache-2.0", "{alpha:#}");
+    assert!(
+        alpha["comment"]
+            .as_str()
+            .unwrap()
+            .contains("/var/lib/rpm/rpmdb.sqlite"),
+        "{alpha:#}"
+    );
+}
+
+#[test]
+fn a_damaged_rpm_database_is_an_error_naming_the_file_and_the_record() {
+    if !tools() || !require_tool("sqlite3") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let rpms = build_rpms(&work.path().join("top"));
+    let dbpath = work.path().join("db");
+    rpm_database(&dbpath, &rpms);
+    // rpm's own database with one header blob cut short, by SQLite's shell.
+    let db = dbpath.join("rpmdb.sqlite");
+    run_ok(Command::new("sqlite3").arg(&db).arg(
+        "UPDATE Packages SET blob = substr(blob, 1, 100) WHERE hnum = (SELECT min(hnum) FROM Packages)",
+    ));
+    let p = os_project("damaged", &[]);
+    p.copy_in(&db, "root/var/lib/rpm/rpmdb.sqlite");
+    let out = p.cache.path().join("out");
+    let failed = p.build_fail(&["--output", &format!("oci:{}:v1", out.display())]);
+    let expected = "/var/lib/rpm/rpmdb.sqlite: package record 1 is not a valid rpm header";
+    let message = stderr(&failed);
+    assert!(
+        message.contains(expected) && message.contains("truncated") && message.contains("--no-sbom"),
+        "{message}"
+    );
+    // inspect of the same image (built without an SBOM) says the same.
+    p.build_ok(&["--no-sbom", "--output", &format!("oci:{}:v1", out.display())]);
+    let inspected = crate::support::run_fail(&mut p.cmd(&["inspect", &format!("oci:{}:v1", out.display())]));
+    assert!(stderr(&inspected).contains(expected), "{}", stderr(&inspected));
+}
