@@ -96,7 +96,8 @@ impl<'a> Pages<'a> {
 
     /// `total` bytes along the chain of overflow pages starting at `first`.
     fn overflow(&self, first: u32, total: usize) -> Result<Vec<u8>, String> {
-        let mut out = Vec::with_capacity(total);
+        // The item's length is the file's word: reserve no more than the file holds.
+        let mut out = Vec::with_capacity(total.min(self.bytes.len()));
         let mut n = first;
         // A chain visits each page at most once; more steps mean a loop.
         for _ in 0..self.count() {
@@ -138,8 +139,15 @@ pub fn read(path: &str, bytes: &[u8]) -> Result<Vec<RpmPackage>, RpmdbError> {
     let mut out = Vec::new();
     for n in 1..pages.count() as u32 {
         let page = pages.page(n).map_err(bdb)?;
+        // Pages never written (an empty bucket) are zeros; free pages have type 0.
         if !matches!(page[25], P_HASH | P_HASH_UNSORTED) {
             continue;
+        }
+        if pages.u32(page, 8).map_err(bdb)? != n {
+            return Err(bdb(format!(
+                "page {n} says it is page {}",
+                pages.u32(page, 8).unwrap_or(0)
+            )));
         }
         let items = pages.items(n, page).map_err(bdb)?;
         for pair in items.chunks(2) {
@@ -206,10 +214,13 @@ fn open(bytes: &[u8]) -> Result<Pages<'_>, String> {
     if meta[24] != 0 {
         return Err("the database is encrypted".to_string());
     }
-    if bytes.len() < size {
+    let last = probe.u32(meta, 32)? as u64;
+    let expected = (last + 1) * size as u64;
+    if (bytes.len() as u64) < expected || !bytes.len().is_multiple_of(size) {
         return Err(format!(
-            "{} bytes, shorter than one {size}-byte page",
-            bytes.len()
+            "{} bytes, but its metadata page promises {} pages of {size} bytes ({expected} bytes): truncated",
+            bytes.len(),
+            last + 1
         ));
     }
     Ok(Pages {
@@ -217,4 +228,54 @@ fn open(bytes: &[u8]) -> Result<Pages<'_>, String> {
         size,
         big_endian,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A metadata page for 512-byte little-endian pages.
+    fn meta() -> Vec<u8> {
+        let mut page = vec![0u8; 512];
+        page[12..16].copy_from_slice(&HASH_MAGIC.to_le_bytes());
+        page[16..20].copy_from_slice(&9u32.to_le_bytes());
+        page[20..24].copy_from_slice(&512u32.to_le_bytes());
+        page[25] = P_HASHMETA;
+        page
+    }
+
+    #[test]
+    fn what_is_not_a_hash_database_is_named() {
+        let e = read("/var/lib/rpm/Packages", b"short").unwrap_err().to_string();
+        assert!(e.contains("shorter than a metadata page"), "{e}");
+        let e = read("/var/lib/rpm/Packages", &[0u8; 4096])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no Berkeley DB hash magic"), "{e}");
+        assert_eq!(read("/var/lib/rpm/Packages", &meta()).unwrap(), []);
+    }
+
+    proptest! {
+        // Hash and overflow pages of any content after a valid metadata
+        // page: an answer or an error, never a panic or a runaway allocation.
+        #[test]
+        fn arbitrary_pages_never_panic(
+            pages in proptest::collection::vec(
+                (prop_oneof![Just(P_HASH), Just(P_OVERFLOW), any::<u8>()],
+                 proptest::collection::vec(any::<u8>(), 512)),
+                0..6,
+            ),
+            entries in 0u16..8,
+        ) {
+            let mut file = meta();
+            for (n, (kind, mut page)) in pages.into_iter().enumerate() {
+                page[8..12].copy_from_slice(&(n as u32 + 1).to_le_bytes());
+                page[20..22].copy_from_slice(&entries.to_le_bytes());
+                page[25] = kind;
+                file.extend_from_slice(&page);
+            }
+            let _ = read("/var/lib/rpm/Packages", &file);
+        }
+    }
 }

@@ -203,7 +203,7 @@ fn read_capped(path: &str, size: u64, reader: &mut dyn Read) -> Result<Vec<u8>, 
     if size > LIMIT {
         return Err(RpmdbError::TooLarge { path, size });
     }
-    let mut bytes = Vec::with_capacity(size as usize);
+    let mut bytes = Vec::with_capacity(size.min(64 << 20) as usize);
     reader
         .take(LIMIT + 1)
         .read_to_end(&mut bytes)

@@ -289,3 +289,116 @@ fn a_damaged_rpm_database_is_an_error_naming_the_file_and_the_record() {
     let inspected = crate::support::run_fail(&mut p.cmd(&["inspect", &format!("oci:{}:v1", out.display())]));
     assert!(stderr(&inspected).contains(expected), "{}", stderr(&inspected));
 }
+
+/// `bytes` in db_load's printable form: every byte as `\xx`.
+fn printable(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
+/// An Amazon Linux 2 style `Packages` (Berkeley DB hash, 512-byte pages so
+/// headers run over chains of overflow pages) written by Berkeley DB's own
+/// `db5.3_load` from the header blobs of the SQLite database at `sqlite`:
+/// keys are package numbers in the host's byte order, and key 0 holds rpm's
+/// next-number counter, as rpm's bdb backend writes them.
+fn bdb_packages(sqlite: &Path, out: &Path) {
+    let rows = stdout(&run_ok(
+        Command::new("sqlite3")
+            .arg(sqlite)
+            .arg("SELECT hnum, hex(blob) FROM Packages ORDER BY hnum"),
+    ));
+    let mut input = String::new();
+    let mut last = 0u32;
+    for row in rows.lines() {
+        let (hnum, hex) = row.split_once('|').unwrap();
+        let hnum: u32 = hnum.parse().unwrap();
+        last = last.max(hnum);
+        let blob: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        input.push_str(&format!(
+            "{}\n{}\n",
+            printable(&hnum.to_ne_bytes()),
+            printable(&blob)
+        ));
+    }
+    input.push_str(&format!(
+        "{}\n{}\n",
+        printable(&0u32.to_ne_bytes()),
+        printable(&(last + 1).to_ne_bytes())
+    ));
+    let text = out.with_extension("txt");
+    std::fs::write(&text, input).unwrap();
+    run_ok(
+        Command::new("db5.3_load")
+            .args(["-T", "-t", "hash", "-c", "db_pagesize=512", "-f"])
+            .arg(&text)
+            .arg(out),
+    );
+}
+
+#[test]
+fn an_amazon_linux_2_berkeley_db_packages_file_lists_what_rpm_lists() {
+    if !tools() || !require_tool("sqlite3") || !require_tool("db5.3_load") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let rpms = build_rpms(&work.path().join("top"));
+    let dbpath = work.path().join("db");
+    rpm_database(&dbpath, &rpms);
+    let rows = rpm_qa(&dbpath, None);
+    let bdb = work.path().join("bdb");
+    std::fs::create_dir_all(&bdb).unwrap();
+    bdb_packages(&dbpath.join("rpmdb.sqlite"), &bdb.join("Packages"));
+    // rpm's own read-only bdb backend reads the file as rpm -qa would on Amazon Linux 2.
+    assert_eq!(rpm_qa(&bdb, Some("bdb_ro")), rows);
+
+    let p = os_project(
+        "al2",
+        &[(
+            "root/etc/os-release",
+            "NAME=\"Amazon Linux\"\nVERSION=\"2\"\nID=\"amzn\"\nVERSION_ID=\"2\"\n",
+        )],
+    );
+    p.copy_in(&bdb.join("Packages"), "root/var/lib/rpm/Packages");
+    let out = p.cache.path().join("out");
+    let sbom = p.cache.path().join("sbom.spdx.json");
+    p.build_ok(&[
+        "--sbom",
+        sbom.to_str().unwrap(),
+        "--output",
+        &format!("oci:{}:v1", out.display()),
+    ]);
+    let inspected = run_ok(&mut p.cmd(&["inspect", "--json", &format!("oci:{}:v1", out.display())]));
+    let db = serde_json::from_str::<Value>(&stdout(&inspected)).unwrap()["packages"].clone();
+    assert_eq!(db["manager"], "rpm", "{db:#}");
+    assert_eq!(db["path"], "/var/lib/rpm/Packages");
+    let mut listed: Vec<(String, String, String)> = db["installed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let s = |k: &str| p[k].as_str().unwrap().to_string();
+            (s("name"), s("version"), s("arch"))
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, expected_inspect(&rows));
+    crate::sbom::validate(&sbom);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+    let rpm_purls = crate::sbom::purls(&doc)
+        .into_iter()
+        .filter(|p| p.starts_with("pkg:rpm/amzn/"))
+        .count();
+    assert_eq!(rpm_purls, rows.len());
+
+    // The same file cut short anywhere: an error naming it, never a panic.
+    let bytes = std::fs::read(bdb.join("Packages")).unwrap();
+    let cut = work.path().join("cut");
+    std::fs::create_dir_all(cut.join("var/lib/rpm")).unwrap();
+    for len in (0..bytes.len()).step_by(97) {
+        std::fs::write(cut.join("var/lib/rpm/Packages"), &bytes[..len]).unwrap();
+        let e = lambda_img::rpmdb::read_roots(&[cut.as_path()]).expect_err(&format!("cut at {len} bytes"));
+        assert!(e.to_string().starts_with("/var/lib/rpm/Packages: "), "{e}");
+    }
+}
