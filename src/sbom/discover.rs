@@ -2,7 +2,8 @@
 //! the `package.json` at the root of each installed `node_modules` package
 //! (npm), and `META-INF/maven/*/*/pom.properties` inside jars or unpacked
 //! (Maven). Only the layers this build wrote are read: the base's packages
-//! are its own (the base is named by digest instead).
+//! are its own (the base is named by digest instead), and so are the
+//! `[system]` layer's, which its package database lists.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -81,7 +82,12 @@ pub fn discover(image: &Image) -> Result<Vec<Package>, SbomError> {
     let mut rpm = crate::rpmdb::LayerFiles::default();
     let mut rpm_error = None;
     for layer in image.layers() {
-        let built = matches!(layer.origin, LayerOrigin::Built { .. });
+        // The `[system]` layer (system::SYSTEM_LAYER; system sits above this
+        // module, so the name is written out) is read like the base: what
+        // the OS package manager installed is listed once, from its database,
+        // not again from the files its packages hold (a python3-* RPM's
+        // dist-info, say). tests/it/rpmdb.rs fails if the two names drift.
+        let built = matches!(&layer.origin, LayerOrigin::Built { name, .. } if name != "system");
         let digest = &layer.descriptor.digest;
         rpm.next_layer(digest.clone());
         walk_layer(layer, |entry, reader| {

@@ -74,14 +74,7 @@ fn build_rpms(top: &Path) -> Vec<PathBuf> {
             ),
         )
         .unwrap();
-        run_ok(
-            Command::new("rpmbuild")
-                .arg("--define")
-                .arg(format!("_topdir {}", top.display()))
-                .args(["--define", "source_date_epoch_from_changelog 0"])
-                .args(["--target", s.arch, "-bb"])
-                .arg(&spec),
-        );
+        rpmbuild(top, &spec, Some(s.arch));
         rpms.push(top.join(format!(
             "RPMS/{2}/{0}-{1}-{3}.{2}.rpm",
             s.name, s.version, s.arch, s.release
@@ -140,6 +133,56 @@ fn expected_inspect(rows: &[[String; 5]]) -> Vec<(String, String, String)> {
             (name.clone(), evr, arch.clone())
         })
         .collect()
+}
+
+/// `inspect --json IMAGE`'s packages, sorted (name, version, arch), after
+/// checking they come from rpm's database at `path`.
+fn inspect_rpm(p: &Project, image: &str, path: &str) -> Vec<(String, String, String)> {
+    let inspected = run_ok(&mut p.cmd(&["inspect", "--json", image]));
+    let db = serde_json::from_str::<Value>(&stdout(&inspected)).unwrap()["packages"].clone();
+    assert_eq!(db["manager"], "rpm", "{db:#}");
+    assert_eq!(db["path"], path);
+    let mut listed: Vec<(String, String, String)> = db["installed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let s = |k: &str| p[k].as_str().unwrap().to_string();
+            (s("name"), s("version"), s("arch"))
+        })
+        .collect();
+    listed.sort();
+    listed
+}
+
+/// `rpm -qa` of `dbpath` as sorted (name, `E:V-R` with the epoch only when set, arch).
+fn rpm_qa_evr(dbpath: &Path) -> Vec<(String, String, String)> {
+    let out = run_ok(Command::new("rpm").arg("--dbpath").arg(dbpath).args([
+        "-qa",
+        "--qf",
+        "%{NAME}\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\t%{ARCH}\n",
+    ]));
+    let mut rows: Vec<(String, String, String)> = stdout(&out)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), f[1].to_string(), f[2].to_string())
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// rpmbuild `-bb` of `spec` under `top`, for `target` when given.
+fn rpmbuild(top: &Path, spec: &Path, target: Option<&str>) {
+    let mut cmd = Command::new("rpmbuild");
+    cmd.arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .args(["--define", "source_date_epoch_from_changelog 0"]);
+    if let Some(target) = target {
+        cmd.args(["--target", target]);
+    }
+    run_ok(cmd.arg("-bb").arg(spec));
 }
 
 fn tools() -> bool {
@@ -207,20 +250,11 @@ fn an_rpm_database_made_by_rpm_is_listed_by_inspect_and_the_sbom_with_purls() {
     ]);
 
     // inspect: the rpm database, the packages rpm -qa lists.
-    let inspected = run_ok(&mut f.cmd(&["inspect", "--json", &format!("oci:{}:fn", out.display())]));
-    let db = serde_json::from_str::<Value>(&stdout(&inspected)).unwrap()["packages"].clone();
-    assert_eq!(db["manager"], "rpm", "{db:#}");
-    assert_eq!(db["path"], "/var/lib/rpm/rpmdb.sqlite");
-    let mut listed: Vec<(String, String, String)> = db["installed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let s = |k: &str| p[k].as_str().unwrap().to_string();
-            (s("name"), s("version"), s("arch"))
-        })
-        .collect();
-    listed.sort();
+    let listed = inspect_rpm(
+        &f,
+        &format!("oci:{}:fn", out.display()),
+        "/var/lib/rpm/rpmdb.sqlite",
+    );
     assert_eq!(listed, expected_inspect(&rows));
     let table = run_ok(&mut f.cmd(&["inspect", &format!("oci:{}:fn", out.display())]));
     assert!(
@@ -248,6 +282,25 @@ fn an_rpm_database_made_by_rpm_is_listed_by_inspect_and_the_sbom_with_purls() {
         })
         .collect();
     assert_eq!(purls, expected);
+    if crate::sbom::require_cyclonedx_validator() {
+        let cdx = f.cache.path().join("sbom.cdx.json");
+        f.build_ok(&["--sbom-format", "cyclonedx", "--sbom", cdx.to_str().unwrap()]);
+        crate::sbom::validate_cyclonedx(&cdx);
+        let doc: Value = serde_json::from_slice(&std::fs::read(&cdx).unwrap()).unwrap();
+        let mut cdx_purls: Vec<String> = doc["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| {
+                c["purl"]
+                    .as_str()
+                    .filter(|p| p.starts_with("pkg:rpm/"))
+                    .map(str::to_string)
+            })
+            .collect();
+        cdx_purls.sort();
+        assert_eq!(cdx_purls, purls, "CycloneDX lists the same rpm packages");
+    }
     let alpha = crate::sbom::by_name(&doc, "alpha-tool");
     assert_eq!(alpha["versionInfo"], "2:1.2.3-4.amzn2023");
     assert_eq!(alpha["licenseDeclared"], "MIT AND Apache-2.0", "{alpha:#}");
@@ -369,20 +422,7 @@ fn an_amazon_linux_2_berkeley_db_packages_file_lists_what_rpm_lists() {
         "--output",
         &format!("oci:{}:v1", out.display()),
     ]);
-    let inspected = run_ok(&mut p.cmd(&["inspect", "--json", &format!("oci:{}:v1", out.display())]));
-    let db = serde_json::from_str::<Value>(&stdout(&inspected)).unwrap()["packages"].clone();
-    assert_eq!(db["manager"], "rpm", "{db:#}");
-    assert_eq!(db["path"], "/var/lib/rpm/Packages");
-    let mut listed: Vec<(String, String, String)> = db["installed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let s = |k: &str| p[k].as_str().unwrap().to_string();
-            (s("name"), s("version"), s("arch"))
-        })
-        .collect();
-    listed.sort();
+    let listed = inspect_rpm(&p, &format!("oci:{}:v1", out.display()), "/var/lib/rpm/Packages");
     assert_eq!(listed, expected_inspect(&rows));
     crate::sbom::validate(&sbom);
     let doc: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
@@ -401,4 +441,152 @@ fn an_amazon_linux_2_berkeley_db_packages_file_lists_what_rpm_lists() {
         let e = lambda_img::rpmdb::read_roots(&[cut.as_path()]).expect_err(&format!("cut at {len} bytes"));
         assert!(e.to_string().starts_with("/var/lib/rpm/Packages: "), "{e}");
     }
+}
+
+/// An RPM `python3-inrpm-1:2.0-3` that installs a Python distribution's
+/// `dist-info` (as Amazon Linux's python3-* packages do), added to the
+/// repository at `repo`.
+fn python_rpm(top: &Path, repo: &Path) {
+    let spec = top.join("python3-inrpm.spec");
+    std::fs::write(
+        &spec,
+        "Name: python3-inrpm\nEpoch: 1\nVersion: 2.0\nRelease: 3\nSummary: a Python package as an RPM\n\
+         License: MIT\nBuildArch: noarch\nAutoReqProv: no\n\n%description\nA dist-info inside an RPM.\n\n\
+         %install\nmkdir -p %{buildroot}/usr/lib/python3/site-packages/inrpm-2.0.dist-info\n\
+         printf 'Metadata-Version: 2.1\\nName: inrpm\\nVersion: 2.0\\n' \
+         > %{buildroot}/usr/lib/python3/site-packages/inrpm-2.0.dist-info/METADATA\n\n\
+         %files\n/usr/lib/python3/site-packages/inrpm-2.0.dist-info/METADATA\n",
+    )
+    .unwrap();
+    rpmbuild(top, &spec, None);
+    let rpm = "python3-inrpm-2.0-3.noarch.rpm";
+    std::fs::copy(top.join("RPMS/noarch").join(rpm), repo.join(rpm)).unwrap();
+    run_ok(Command::new("createrepo_c").arg(repo));
+}
+
+/// The rpm database files in the layer `layer` (a report entry) of the
+/// layout at `dir`, written into `to` (a `--dbpath` for the host's rpm).
+fn rpm_files_of_layer(dir: &Path, layer: &Value, to: &Path) -> Vec<String> {
+    let digest = layer["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let blob = std::fs::File::open(dir.join("blobs/sha256").join(digest)).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    std::fs::create_dir_all(to).unwrap();
+    let mut found = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        if let Some(name) = path
+            .strip_prefix("var/lib/rpm/")
+            .filter(|n| n.starts_with("rpmdb.sqlite"))
+        {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            std::fs::write(to.join(name), &bytes).unwrap();
+            found.push(format!("{name} ({} bytes)", bytes.len()));
+        }
+    }
+    found
+}
+
+/// `[system]` with dnf on the dnf-capable test base (tests/it/system_rpm.rs):
+/// the packages the build reports, `inspect` and the SBOM all come from the
+/// database dnf left in the system layer (with its write-ahead log), and
+/// agree with the host's rpm reading that same database; the SBOM lists the
+/// installed RPM once, as an OS package beside the base's dpkg packages.
+#[test]
+fn a_system_layers_rpm_packages_are_in_inspect_and_the_sbom_once() {
+    if !tools() || !require_tool("createrepo_c") || !require_tool("python3") {
+        return;
+    }
+    let Some(base) = crate::support::debian_base::dnf_base() else {
+        return;
+    };
+    let repos = tempfile::tempdir().unwrap();
+    let top = tempfile::tempdir().unwrap();
+    crate::system_rpm::build_rpm(top.path(), "1.0", &repos.path().join("1"));
+    python_rpm(top.path(), &repos.path().join("1"));
+    let server = crate::system_rpm::StaticServer::start(repos.path());
+    let p = Project::new(
+        &format!(
+            "[function]\nname = \"rpm-sbom\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"{base}\"\n\n\
+             [system]\npackages = [\"hello-lambda-img\", \"python3-inrpm\"]\nreleasever = \"1\"\n\
+             repositories = [\"http://127.0.0.1:{}/$releasever/\"]\n\n\
+             [code]\nsources = []\n\n[image]\nentrypoint = [\"/usr/bin/dash\"]\n",
+            server.port
+        ),
+        &[],
+    );
+    let out = p.join("out");
+    let sbom = p.join("sbom.spdx.json");
+    let built = p.build_ok(&[
+        "--json",
+        "--sbom",
+        sbom.to_str().unwrap(),
+        "--output",
+        &format!("oci:{}:fn", out.display()),
+    ]);
+    drop(server);
+    let report: Value = serde_json::from_str(&stdout(&built)).unwrap();
+    let reported = report["system_packages"].clone();
+    assert_eq!(
+        reported,
+        serde_json::json!([
+            {"name": "hello-lambda-img", "version": "1.0-1", "arch": "noarch"},
+            {"name": "python3-inrpm", "version": "1:2.0-3", "arch": "noarch"}
+        ]),
+        "{report:#}"
+    );
+
+    // The host's rpm reads the database the system layer holds.
+    let dbpath = tempfile::tempdir().unwrap();
+    let files = rpm_files_of_layer(&out, &crate::system_rpm::system_layer(&built), dbpath.path());
+    assert!(files.iter().any(|f| f.starts_with("rpmdb.sqlite ")), "{files:?}");
+    let rows = rpm_qa(dbpath.path(), None);
+
+    // The topmost database is rpm's (the base's dpkg status is below it).
+    let listed = inspect_rpm(
+        &p,
+        &format!("oci:{}:fn", out.display()),
+        "/var/lib/rpm/rpmdb.sqlite",
+    );
+    assert_eq!(
+        listed,
+        rpm_qa_evr(dbpath.path()),
+        "inspect lists what rpm -qa lists (layer files: {files:?})"
+    );
+
+    crate::sbom::validate(&sbom);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+    let named: Vec<&Value> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "hello-lambda-img")
+        .collect();
+    assert_eq!(named.len(), 1, "listed once: {named:#?}");
+    let purls = crate::sbom::purls(&doc);
+    assert!(
+        purls.contains(
+            &"pkg:rpm/debian/hello-lambda-img@1.0-1?arch=noarch&upstream=hello-lambda-img-1.0-1.src.rpm"
+                .to_string()
+        ),
+        "{purls:?}"
+    );
+    let rpms = purls.iter().filter(|p| p.starts_with("pkg:rpm/")).count();
+    assert_eq!(rpms, rows.iter().filter(|r| r[0] != "gpg-pubkey").count());
+    // The system layer is read like a base: its RPM's dist-info is not a second package.
+    assert!(
+        purls.contains(
+            &"pkg:rpm/debian/python3-inrpm@2.0-3?arch=noarch&epoch=1&upstream=python3-inrpm-2.0-3.src.rpm"
+                .to_string()
+        ),
+        "{purls:?}"
+    );
+    assert!(!purls.iter().any(|p| p.starts_with("pkg:pypi/")), "{purls:?}");
+    // The base's dpkg packages are still there (dnf itself among them), each once.
+    let dnf: Vec<&String> = purls
+        .iter()
+        .filter(|p| p.starts_with("pkg:deb/debian/dnf@"))
+        .collect();
+    assert_eq!(dnf.len(), 1, "{purls:?}");
 }

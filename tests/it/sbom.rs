@@ -68,7 +68,7 @@ const VALIDATOR_PYTHON: &str = "/opt/lambda-img-spdx/bin/python";
 
 /// The CycloneDX library's validator is a library, not a command: as
 /// [`require_tool`], a skip locally and a failure under CI=true when missing.
-fn require_cyclonedx_validator() -> bool {
+pub(crate) fn require_cyclonedx_validator() -> bool {
     let found = std::process::Command::new(VALIDATOR_PYTHON)
         .args(["-c", "import cyclonedx.validation.json"])
         .output()
@@ -82,7 +82,7 @@ fn require_cyclonedx_validator() -> bool {
 }
 
 /// The CycloneDX Python library's strict JSON validator against the 1.6 schema.
-fn validate_cyclonedx(path: &Path) {
+pub(crate) fn validate_cyclonedx(path: &Path) {
     const SCRIPT: &str = "import sys\n\
 from cyclonedx.schema import SchemaVersion\n\
 from cyclonedx.validation.json import JsonStrictValidator\n\
