@@ -35,6 +35,7 @@ pub mod repair;
 pub mod repin;
 pub mod report;
 pub mod rootfs;
+pub mod rpmdb;
 pub mod rules;
 pub mod run;
 pub mod runtime_api;

@@ -53,9 +53,8 @@ pub struct ImageSummary {
     pub uncompressed_size: u64,
     /// The base the image records (`org.opencontainers.image.base.*`), if any.
     pub base: Option<BaseRecord>,
-    /// The packages the image's package database lists (dpkg's status file
-    /// or apk's database, as the topmost layer holding it has it). rpm's
-    /// database is SQLite, which this does not read.
+    /// The packages the image's package database lists (dpkg's status file,
+    /// apk's database or rpm's, as the topmost layer holding one has it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packages: Option<PackageDatabase>,
 }
@@ -63,7 +62,7 @@ pub struct ImageSummary {
 /// An image's package database, as found in its layers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PackageDatabase {
-    /// `dpkg` or `apk`.
+    /// `dpkg`, `apk` or `rpm`.
     pub manager: &'static str,
     /// Its path in the image.
     pub path: String,
@@ -96,6 +95,8 @@ pub enum InspectError {
     Config { digest: Digest, why: String },
     #[error(transparent)]
     Layer(#[from] CheckError),
+    #[error("reading the image's rpm database: {0}")]
+    Rpmdb(#[from] crate::rpmdb::RpmdbError),
 }
 
 /// Summarises an image, reading each layer once.
@@ -106,15 +107,24 @@ pub fn summarize(image: &Image) -> Result<ImageSummary, InspectError> {
     })?;
     let history = config.layer_history(image.layers().len());
     let mut layers = Vec::with_capacity(image.layers().len());
-    let mut packages = None;
-    for (layer, history) in image.layers().iter().zip(history) {
+    // The topmost database wins: (layer number, database).
+    let mut packages: Option<(usize, PackageDatabase)> = None;
+    let mut rpm = crate::rpmdb::LayerFiles::default();
+    let mut rpm_error = None;
+    for (n, (layer, history)) in image.layers().iter().zip(history).enumerate() {
         let mut files = 0u64;
         let mut whiteouts = 0u64;
         let mut largest: Vec<PathSize> = Vec::new();
+        rpm.next_layer(n);
         let walked = walk_layer(layer, |entry, reader| {
             if entry.kind == EntryKind::File && PACKAGE_DATABASES.iter().any(|(p, _)| *p == entry.path) {
                 let text = crate::tar_walk::read_head(reader, PACKAGE_DATABASE_LIMIT)?;
-                packages = package_database(&entry.path, &text);
+                packages = package_database(&entry.path, &text).map(|db| (n, db));
+            } else if entry.kind == EntryKind::File
+                && crate::rpmdb::LayerFiles::<usize>::wants(&entry.path)
+                && let Err(e) = rpm.take(&entry.path, entry.size, reader)
+            {
+                rpm_error.get_or_insert(e);
             }
             let name = entry.path.rsplit('/').next().unwrap_or("");
             if name.starts_with(".wh.") {
@@ -154,6 +164,22 @@ pub fn summarize(image: &Image) -> Result<ImageSummary, InspectError> {
             history,
         });
     }
+    if let Some(e) = rpm_error {
+        return Err(e.into());
+    }
+    if let Some((db, n)) = rpm.read()?
+        && packages.as_ref().is_none_or(|(at, _)| *at <= n)
+    {
+        let installed = db.packages.iter().map(crate::system::installed_rpm).collect();
+        packages = Some((
+            n,
+            PackageDatabase {
+                manager: "rpm",
+                path: db.path,
+                installed,
+            },
+        ));
+    }
     Ok(ImageSummary {
         manifest_digest: image.manifest_digest().clone(),
         manifest_media_type: image.family().manifest().to_string(),
@@ -164,7 +190,7 @@ pub fn summarize(image: &Image) -> Result<ImageSummary, InspectError> {
         config,
         layers,
         base: BaseRecord::read(image),
-        packages,
+        packages: packages.map(|(_, db)| db),
     })
 }
 

@@ -43,7 +43,7 @@ pub fn cyclonedx_json(subject: &Subject, packages: &[Package]) -> Vec<u8> {
         let split = match p.ecosystem {
             Ecosystem::Maven => p.name.split_once('/'),
             Ecosystem::Npm => p.name.split_once('/').filter(|(s, _)| s.starts_with('@')),
-            Ecosystem::Pypi | Ecosystem::Deb | Ecosystem::Apk | Ecosystem::Generic => None,
+            Ecosystem::Pypi | Ecosystem::Deb | Ecosystem::Apk | Ecosystem::Rpm | Ecosystem::Generic => None,
         };
         let kind = match p.ecosystem {
             Ecosystem::Generic => "application",

@@ -2,7 +2,8 @@
 //! the `package.json` at the root of each installed `node_modules` package
 //! (npm), and `META-INF/maven/*/*/pom.properties` inside jars or unpacked
 //! (Maven). Only the layers this build wrote are read: the base's packages
-//! are its own (the base is named by digest instead).
+//! are its own (the base is named by digest instead), and so are the
+//! `[system]` layer's, which its package database lists.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -26,6 +27,8 @@ pub enum Ecosystem {
     Deb,
     /// An apk package of the OS.
     Apk,
+    /// An rpm package of the OS (Amazon Linux, the AWS base images).
+    Rpm,
     /// A file known by its digest alone: a custom runtime's `bootstrap`.
     Generic,
 }
@@ -38,6 +41,7 @@ impl Ecosystem {
             Ecosystem::Pypi => "pypi",
             Ecosystem::Deb => "deb",
             Ecosystem::Apk => "apk",
+            Ecosystem::Rpm => "rpm",
             Ecosystem::Generic => "generic",
         }
     }
@@ -73,14 +77,30 @@ pub fn discover(image: &Image) -> Result<Vec<Package>, SbomError> {
     let mut found: BTreeMap<String, Package> = BTreeMap::new();
     let mut databases: BTreeMap<String, (Database, String, Digest)> = BTreeMap::new();
     let mut os_id: Option<String> = None;
+    // rpm's database is binary and may come with a write-ahead log: the
+    // files are stacked as the layers stack them and read once at the end.
+    let mut rpm = crate::rpmdb::LayerFiles::default();
+    let mut rpm_error = None;
     for layer in image.layers() {
-        let built = matches!(layer.origin, LayerOrigin::Built { .. });
+        // The `[system]` layer (system::SYSTEM_LAYER; system sits above this
+        // module, so the name is written out) is read like the base: what
+        // the OS package manager installed is listed once, from its database,
+        // not again from the files its packages hold (a python3-* RPM's
+        // dist-info, say). tests/it/rpmdb.rs fails if the two names drift.
+        let built = matches!(&layer.origin, LayerOrigin::Built { name, .. } if name != "system");
         let digest = &layer.descriptor.digest;
+        rpm.next_layer(digest.clone());
         walk_layer(layer, |entry, reader| {
             if entry.kind != EntryKind::File {
                 return Ok(());
             }
             let path = entry.path.as_str();
+            if crate::rpmdb::LayerFiles::<Digest>::wants(path) {
+                if let Err(e) = rpm.take(path, entry.size, reader) {
+                    rpm_error.get_or_insert(e);
+                }
+                return Ok(());
+            }
             if let Some(database) = Database::at(path) {
                 let text = String::from_utf8_lossy(&read_head(reader, DATABASE_LIMIT)?).into_owned();
                 databases.insert(path.to_string(), (database, text, digest.clone()));
@@ -106,6 +126,12 @@ pub fn discover(image: &Image) -> Result<Vec<Package>, SbomError> {
         })?;
     }
     let mut packages: Vec<Package> = found.into_values().collect();
+    if let Some(e) = rpm_error {
+        return Err(e.into());
+    }
+    if let Some((db, layer)) = rpm.read()? {
+        packages.extend(super::os_packages::rpm_packages(&db, os_id.as_deref(), &layer));
+    }
     for (path, (database, text, layer)) in databases {
         let ecosystem = match database {
             Database::Dpkg => Ecosystem::Deb,
@@ -326,7 +352,7 @@ fn purl(ecosystem: Ecosystem, f: &Fields) -> String {
         },
         Ecosystem::Maven => f.name.split('/').map(encode).collect::<Vec<_>>().join("/"),
         // Their purls are made where they are found (os_packages, bootstrap).
-        Ecosystem::Deb | Ecosystem::Apk | Ecosystem::Generic => encode(&f.name),
+        Ecosystem::Deb | Ecosystem::Apk | Ecosystem::Rpm | Ecosystem::Generic => encode(&f.name),
     };
     format!("pkg:{}/{}@{}", ecosystem.as_str(), name, encode(&f.version))
 }

@@ -60,6 +60,8 @@ impl SbomFormat {
 pub enum SbomError {
     #[error("reading a layer for the SBOM: {0}")]
     Layer(#[from] CheckError),
+    #[error("reading the image's rpm database for the SBOM: {0}; --no-sbom builds without an SBOM")]
+    Rpmdb(#[from] crate::rpmdb::RpmdbError),
     #[error("cannot write the SBOM to {}: {source}; check that its directory exists and is writable", .path.display())]
     Write { path: PathBuf, source: std::io::Error },
 }

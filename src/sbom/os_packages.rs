@@ -2,7 +2,10 @@
 //! layers hold: dpkg's `var/lib/dpkg/status` (Debian, Ubuntu) and apk's
 //! `lib/apk/db/installed` (Alpine). The namespace of a purl is the
 //! distribution's `ID` from os-release. rpm's database (Amazon Linux, the
-//! AWS base images) is a SQLite or Berkeley DB file this module does not read.
+//! AWS base images) is read by `rpmdb`; its packages become purls here.
+
+use super::discover::{Ecosystem, Package};
+use crate::image::Digest;
 
 /// Where each package database lives in an image (no leading `/`).
 pub const DPKG_STATUS: &str = "var/lib/dpkg/status";
@@ -122,6 +125,53 @@ pub fn purl(database: Database, id: Option<&str>, p: &SystemPackage) -> String {
     purl
 }
 
+/// The SBOM packages of an rpm database found in `layer`, without the
+/// `gpg-pubkey` entries (signing keys rpm records as pseudo-packages).
+pub(super) fn rpm_packages(db: &crate::rpmdb::Database, id: Option<&str>, layer: &Digest) -> Vec<Package> {
+    db.packages
+        .iter()
+        .filter(|p| p.name != "gpg-pubkey")
+        .map(|p| Package {
+            ecosystem: Ecosystem::Rpm,
+            name: p.name.clone(),
+            version: p.evr(),
+            license: p.license.clone(),
+            purl: rpm_purl(id, p),
+            path: db.path.trim_start_matches('/').to_string(),
+            layer: layer.clone(),
+            checksum: None,
+            integrity: None,
+            download: None,
+        })
+        .collect()
+}
+
+/// `pkg:rpm/ID/NAME@VERSION-RELEASE?arch=ARCH&epoch=EPOCH&upstream=SRPM`
+/// (qualifiers sorted, each only when the header has it; no namespace
+/// without an os-release `ID`).
+pub fn rpm_purl(id: Option<&str>, p: &crate::rpmdb::RpmPackage) -> String {
+    let encode = |s: &str| super::discover::percent_encode(s, b"-._~+");
+    let namespace = id.map(|id| format!("{}/", encode(id))).unwrap_or_default();
+    let mut purl = format!(
+        "pkg:rpm/{namespace}{}@{}",
+        encode(&p.name),
+        encode(&format!("{}-{}", p.version, p.release))
+    );
+    let qualifiers: Vec<String> = [
+        ("arch", p.arch.clone()),
+        ("epoch", p.epoch.map(|e| e.to_string())),
+        ("upstream", p.source_rpm.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| format!("{k}={}", encode(&v))))
+    .collect();
+    if !qualifiers.is_empty() {
+        purl.push('?');
+        purl.push_str(&qualifiers.join("&"));
+    }
+    purl
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +203,29 @@ mod tests {
                 &found[1]
             ),
             "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64"
+        );
+    }
+
+    #[test]
+    fn rpm_purls_carry_arch_epoch_and_the_source_package() {
+        let mut p = crate::rpmdb::RpmPackage {
+            name: "bash".into(),
+            epoch: None,
+            version: "5.2.15".into(),
+            release: "1.amzn2023.0.2".into(),
+            arch: Some("x86_64".into()),
+            license: Some("GPLv3+".into()),
+            source_rpm: Some("bash-5.2.15-1.amzn2023.0.2.src.rpm".into()),
+        };
+        assert_eq!(
+            rpm_purl(Some("amzn"), &p),
+            "pkg:rpm/amzn/bash@5.2.15-1.amzn2023.0.2?arch=x86_64&upstream=bash-5.2.15-1.amzn2023.0.2.src.rpm"
+        );
+        p.epoch = Some(1);
+        p.source_rpm = None;
+        assert_eq!(
+            rpm_purl(None, &p),
+            "pkg:rpm/bash@5.2.15-1.amzn2023.0.2?arch=x86_64&epoch=1"
         );
     }
 }

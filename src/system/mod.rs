@@ -27,7 +27,9 @@ use std::process::Stdio;
 
 pub use capture::EXCLUDED;
 pub use manager::{Failure, classify, detect};
-pub use packages::{InstalledPackage, installed_by, parse_apk, parse_dpkg_status, parse_table};
+pub use packages::{
+    InstalledPackage, installed_by, installed_rpm, parse_apk, parse_dpkg_status, parse_table,
+};
 
 use crate::cache::Cache;
 use crate::image::{Architecture, BlobLocation, Descriptor, Digest, Layer, LayerOrigin};
@@ -93,6 +95,8 @@ pub enum SystemError {
     Sandbox(#[from] SandboxError),
     #[error("[system] packages: {0}")]
     Layer(#[from] LayerError),
+    #[error("[system] packages: reading rpm's database after the install: {0}")]
+    Rpmdb(#[from] crate::rpmdb::RpmdbError),
     #[error("[system] packages: {what}: {source}")]
     Io {
         what: String,
@@ -285,7 +289,13 @@ fn install(
     };
     // A base whose database does not exist yet (rpm on a Debian-made base)
     // holds no packages of that manager: the query's failure says just that.
-    let before = query(manager, base_spec(None, manager::query(manager)), &log).unwrap_or_default();
+    let before = listing(
+        manager,
+        &[root],
+        || base_spec(None, manager::query(manager)),
+        &log,
+    )
+    .unwrap_or_default();
     for argv in manager::install_steps(manager, system) {
         let command = argv.join(" ");
         reporter.step(&format!("[system] {command}"));
@@ -311,7 +321,12 @@ fn install(
         work: overlay_work.clone(),
         read_only: true,
     };
-    let after = query(manager, base_spec(Some(view), manager::query(manager)), &log)?;
+    let after = listing(
+        manager,
+        &[&upper, root],
+        || base_spec(Some(view), manager::query(manager)),
+        &log,
+    )?;
     let packages = installed_by(&before, &after);
 
     let captured = capture::capture(&upper, &empty).map_err(io_err("cannot read what the install wrote"))?;
@@ -445,6 +460,27 @@ fn sandbox_failure(status: std::process::ExitStatus, output: &str) -> Option<Str
             .collect::<Vec<_>>()
             .join("\n")
     })
+}
+
+/// The installed packages of the filesystem `roots` (top first) make. For
+/// rpm's managers, rpm's database read directly: the reader `inspect` and
+/// the SBOM use, so the three lists agree, and no `rpm` program needs to be
+/// in the base; the query `spec` runs only when no database is found (a
+/// backend the reader does not know) and for the other managers.
+fn listing(
+    manager: PackageManager,
+    roots: &[&Path],
+    spec: impl FnOnce() -> SandboxSpec,
+    log: &Path,
+) -> Result<Vec<InstalledPackage>, SystemError> {
+    if manager.is_rpm()
+        && let Some(db) = crate::rpmdb::read_roots(roots)?
+    {
+        let mut installed: Vec<InstalledPackage> = db.packages.iter().map(installed_rpm).collect();
+        installed.sort();
+        return Ok(installed);
+    }
+    query(manager, spec(), log)
 }
 
 /// The installed packages `spec` (the manager's query) lists.

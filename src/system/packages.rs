@@ -32,6 +32,16 @@ pub fn parse_table(text: &str) -> Vec<InstalledPackage> {
     out
 }
 
+/// An rpm package as rpm's query prints it: `EPOCH:VERSION-RELEASE` (the
+/// epoch only when set), the architecture (empty for gpg-pubkey entries).
+pub fn installed_rpm(p: &crate::rpmdb::RpmPackage) -> InstalledPackage {
+    InstalledPackage {
+        name: p.name.clone(),
+        version: p.evr(),
+        arch: p.arch.clone().unwrap_or_default(),
+    }
+}
+
 /// apk's `/lib/apk/db/installed`: blank-line separated records of `P:` name, `V:` version, `A:` arch.
 pub fn parse_apk(text: &str) -> Vec<InstalledPackage> {
     let mut out = Vec::new();

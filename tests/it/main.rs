@@ -37,6 +37,7 @@ mod registry;
 mod registry_auth;
 mod registry_bench;
 mod registry_faults;
+mod rpmdb;
 mod rule_tuning;
 mod rules;
 mod run;

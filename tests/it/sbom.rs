@@ -47,7 +47,7 @@ fn build_example_as(registry: &TestRegistry, name: &str, format: &str) -> (Vec<u
 
 /// The real validator: it exits non-zero and names the problem when the
 /// document is not valid SPDX 2.3.
-fn validate(path: &Path) {
+pub(crate) fn validate(path: &Path) {
     let out = std::process::Command::new("pyspdxtools")
         .arg("-i")
         .arg(path)
@@ -68,7 +68,7 @@ const VALIDATOR_PYTHON: &str = "/opt/lambda-img-spdx/bin/python";
 
 /// The CycloneDX library's validator is a library, not a command: as
 /// [`require_tool`], a skip locally and a failure under CI=true when missing.
-fn require_cyclonedx_validator() -> bool {
+pub(crate) fn require_cyclonedx_validator() -> bool {
     let found = std::process::Command::new(VALIDATOR_PYTHON)
         .args(["-c", "import cyclonedx.validation.json"])
         .output()
@@ -82,7 +82,7 @@ fn require_cyclonedx_validator() -> bool {
 }
 
 /// The CycloneDX Python library's strict JSON validator against the 1.6 schema.
-fn validate_cyclonedx(path: &Path) {
+pub(crate) fn validate_cyclonedx(path: &Path) {
     const SCRIPT: &str = "import sys\n\
 from cyclonedx.schema import SchemaVersion\n\
 from cyclonedx.validation.json import JsonStrictValidator\n\
@@ -103,7 +103,7 @@ if errors:\n    print(errors)\n    sys.exit(1)\n";
     );
 }
 
-fn purls(doc: &Value) -> Vec<String> {
+pub(crate) fn purls(doc: &Value) -> Vec<String> {
     doc["packages"]
         .as_array()
         .unwrap()
@@ -122,7 +122,7 @@ fn package<'a>(doc: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no package {id} in {doc:#}"))
 }
 
-fn by_name<'a>(doc: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn by_name<'a>(doc: &'a Value, name: &str) -> &'a Value {
     doc["packages"]
         .as_array()
         .unwrap()

@@ -15,13 +15,13 @@ use crate::support::project::Project;
 use crate::support::{require_tool, run_ok, stderr, stdout};
 
 /// `python3 -m http.server` on a free loopback port; stopped by its PID when dropped.
-struct StaticServer {
+pub(crate) struct StaticServer {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl StaticServer {
-    fn start(dir: &Path) -> StaticServer {
+    pub(crate) fn start(dir: &Path) -> StaticServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -60,7 +60,7 @@ impl Drop for StaticServer {
 }
 
 /// A noarch RPM `hello-lambda-img-VERSION-1` holding one file, built by rpmbuild.
-fn build_rpm(top: &Path, version: &str, out: &Path) {
+pub(crate) fn build_rpm(top: &Path, version: &str, out: &Path) {
     let spec = top.join(format!("hello-{version}.spec"));
     std::fs::write(
         &spec,
@@ -99,7 +99,7 @@ while true; do
 done
 "#;
 
-fn system_layer(out: &std::process::Output) -> Value {
+pub(crate) fn system_layer(out: &std::process::Output) -> Value {
     let report: Value = serde_json::from_str(&stdout(out)).unwrap();
     report["layers"]
         .as_array()
