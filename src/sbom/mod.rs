@@ -16,6 +16,7 @@ pub mod listing;
 mod npm_lock;
 pub mod os_packages;
 mod spdx;
+pub mod wheels;
 mod zip;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use crate::rules::CheckError;
 pub use cyclonedx::cyclonedx_json;
 pub use discover::{Ecosystem, Package, discover};
 pub use spdx::spdx_json;
+pub use wheels::KnownArchive;
 
 /// The document formats `--sbom-format` offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -108,21 +110,31 @@ impl Subject {
 
 /// The SBOM of `image` in `format` (packages discovered in its built layers).
 pub fn document(format: SbomFormat, subject: &Subject, image: &Image) -> Result<Vec<u8>, SbomError> {
-    document_with(format, subject, image, None)
+    document_with(format, subject, image, Known::default())
 }
 
-/// [`document`], with npm's `package-lock.json` the build installed from
-/// (its integrity and resolved URL are added to the installed packages).
+/// What the build knows about its installed packages besides the layers:
+/// npm's `package-lock.json` it installed from (integrity and resolved URL)
+/// and the wheels pip installed (sha256 and URL, from pip's report).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    pub npm_lock: Option<&'a [u8]>,
+    pub wheels: &'a [KnownArchive],
+}
+
+/// [`document`], with what the build knows about the installed packages
+/// added to them.
 pub fn document_with(
     format: SbomFormat,
     subject: &Subject,
     image: &Image,
-    npm_lock: Option<&[u8]>,
+    known: Known<'_>,
 ) -> Result<Vec<u8>, SbomError> {
     let mut packages = discover(image)?;
-    if let Some(lock) = npm_lock {
+    if let Some(lock) = known.npm_lock {
         npm_lock::enrich(&mut packages, lock);
     }
+    wheels::enrich(&mut packages, known.wheels);
     Ok(match format {
         SbomFormat::Spdx => spdx_json(subject, &packages),
         SbomFormat::CycloneDx => cyclonedx_json(subject, &packages),

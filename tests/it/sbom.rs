@@ -13,6 +13,7 @@ use crate::support::oci::manifest;
 use crate::support::project::Project;
 use crate::support::registry::TestRegistry;
 use crate::support::{lambda_img, require_tool, run_ok, stand_in, stderr, stdout};
+use sha2::Digest as _;
 
 /// Builds a copy of examples/`name` on the stand-in base in `registry` with
 /// its own cache, `--sbom`; returns the SBOM's bytes, the layout's manifest
@@ -201,6 +202,66 @@ fn python_example_sbom_lists_the_compiled_wheel_and_is_the_same_twice() {
         comment.contains(m["layers"][1]["digest"].as_str().unwrap()),
         "{comment}"
     );
+    // The wheel's hash is the sha256 of the very wheel pip fetches for this
+    // platform (from pip's installation report, kept in the dependency cache
+    // record, not in the layer).
+    let wheel = downloaded_wheel("ujson==5.10.0");
+    assert_eq!(
+        ujson["checksums"],
+        serde_json::json!([{ "algorithm": "SHA256", "checksumValue": wheel.sha256 }]),
+        "{ujson:#}"
+    );
+    let url = ujson["downloadLocation"].as_str().unwrap();
+    assert!(
+        url.ends_with(&format!("/{}", wheel.file)),
+        "{url} is not {}",
+        wheel.file
+    );
+
+    // The same hash in CycloneDX, on a third install.
+    let (cdx, _, _) = build_example_as(&registry, "python", "cyclonedx");
+    let doc: Value = serde_json::from_slice(&cdx).unwrap();
+    let c = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ujson")
+        .unwrap();
+    assert_eq!(
+        c["hashes"],
+        serde_json::json!([{ "alg": "SHA-256", "content": wheel.sha256 }])
+    );
+    assert_eq!(c["externalReferences"][0]["url"], url);
+}
+
+/// A wheel `pip download` fetched, by file name and sha256.
+struct Wheel {
+    file: String,
+    sha256: String,
+}
+
+/// Downloads `requirement`'s wheel with the real pip for the Python
+/// example's platform (CPython 3.12, manylinux2014 x86_64) and hashes the file.
+fn downloaded_wheel(requirement: &str) -> Wheel {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        crate::support::command("pip3")
+            .args(["download", "--no-deps", "--only-binary=:all:", "--no-cache-dir"])
+            .args(["--platform", "manylinux2014_x86_64", "--implementation", "cp"])
+            .args(["--python-version", "3.12", "-d"])
+            .arg(dir.path())
+            .arg(requirement),
+    );
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let bytes = std::fs::read(&files[0]).unwrap();
+    Wheel {
+        file: files[0].file_name().unwrap().to_string_lossy().into_owned(),
+        sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+    }
 }
 
 #[test]
