@@ -301,6 +301,17 @@ fn sbom_referrer_in_an_oci_layout_index_follows_the_image() {
     assert_eq!(untagged[0]["digest"], first["manifest"]);
     let manifest = json(&std::fs::read(blob(first["manifest"].as_str().unwrap())).unwrap());
     assert_eq!(manifest["subject"]["digest"], first["subject"]);
+    // image-spec 1.1: the index's descriptor of an artifact carries its type.
+    assert_eq!(
+        untagged[0]["artifactType"], "application/spdx+json",
+        "{entries:#?}"
+    );
+    assert_eq!(untagged[0]["artifactType"], manifest["artifactType"]);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.get("annotations").is_none() || e.get("artifactType").is_none())
+    );
     validate_spdx(&std::fs::read(blob(manifest["layers"][0]["digest"].as_str().unwrap())).unwrap());
 
     // skopeo and umoci still read the tagged image.
@@ -323,6 +334,11 @@ fn sbom_referrer_in_an_oci_layout_index_follows_the_image() {
     );
     let listed = stdout(&run_ok(&mut p.cmd(&["inspect", "--sbom", &out])));
     assert!(listed.contains("pkg:pypi/six@1.16.0"), "{listed}");
+    // umoci's own index reader lists the one tag (the artifact entry has none).
+    let tags = stdout(&run_ok(
+        Command::new("umoci").args(["ls", "--layout"]).arg(&layout),
+    ));
+    assert_eq!(tags.trim(), "v1");
 
     // A new image under the tag: its referrer replaces the old one, whose
     // blobs the layout's gc removes.
@@ -333,6 +349,17 @@ fn sbom_referrer_in_an_oci_layout_index_follows_the_image() {
     let entries = index()["manifests"].as_array().unwrap().clone();
     assert_eq!(entries.len(), 2, "{entries:#?}");
     assert!(entries.iter().any(|e| e["digest"] == second["manifest"]));
+    // The rewritten index keeps the type (entries are read back and written).
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["digest"] == second["manifest"] && e["artifactType"] == "application/spdx+json"),
+        "{entries:#?}"
+    );
+    assert_eq!(
+        lambda_img::image::Digest::of(&skopeo_raw(&out)).to_string(),
+        second["subject"].as_str().unwrap()
+    );
     assert!(
         !blob(first["manifest"].as_str().unwrap()).exists(),
         "the old referrer was collected"
