@@ -505,3 +505,114 @@ fn sbom_with_recursive_writes_one_file_per_function() {
         );
     }
 }
+
+/// In front of the real registry: holds every write of a `sha256-<hex>`
+/// referrers tag until two reads of it have arrived, so two builds that
+/// attach SBOMs to the same image both read the index before either writes
+/// it — the lost update a read-modify-write without a conditional PUT allows
+/// (Distribution 2.8 has none). Logs the method of each tag request in order.
+fn racing_tag_gate(upstream: u16, log: Arc<Mutex<Vec<String>>>) -> Server {
+    Server::start(Arc::new(move |stream| {
+        let Some(req): Option<Request> = read_request(&stream) else {
+            return;
+        };
+        let on_tag = req.path().contains("/manifests/sha256-");
+        if on_tag && req.method == "PUT" {
+            // Bounded: a build that never reads would fail the test, not hang it.
+            for _ in 0..3000 {
+                let reads = log.lock().unwrap().iter().filter(|m| *m == "GET").count();
+                if reads >= 2 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        if on_tag {
+            log.lock().unwrap().push(req.method.clone());
+        }
+        match forward(upstream, &req) {
+            Ok(resp) => write_response(stream, &resp, None),
+            Err(_) => write_response(stream, &Response::new(502, "upstream down"), None),
+        }
+    }))
+}
+
+#[test]
+fn two_builds_attaching_sboms_to_one_image_at_once_both_stay_listed_in_the_fallback_tag() {
+    if !require_tool("skopeo") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let gate = racing_tag_gate(registry.port, log.clone());
+    let p = project();
+    let out = format!("registry:{}/fn:v1", gate.host());
+    // The same image (same inputs), two SBOM formats: two referrers of one subject.
+    let children: Vec<std::process::Child> = ["spdx", "cyclonedx"]
+        .iter()
+        .map(|format| {
+            p.cmd(&["build", "--json", "--output", &out, "--sbom-format", format])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let reports: Vec<Value> = children
+        .into_iter()
+        .map(|c| {
+            let done = c.wait_with_output().unwrap();
+            assert!(done.status.success(), "{}", stderr(&done));
+            json(&done.stdout)
+        })
+        .collect();
+    let referrer = |r: &Value| r["sbom"]["referrers"][0].clone();
+    let (a, b) = (referrer(&reports[0]), referrer(&reports[1]));
+    assert_eq!(a["subject"], b["subject"], "one image");
+    assert_ne!(a["manifest"], b["manifest"], "two referrers");
+    assert_eq!(
+        (a["indexed_by"].as_str(), b["indexed_by"].as_str()),
+        (Some("tag-schema"), Some("tag-schema"))
+    );
+
+    // The race happened: both builds read the index before either wrote it,
+    // so one first write lacked the other's entry and had to be repaired.
+    let methods = log.lock().unwrap().clone();
+    assert_eq!(methods[..2], ["GET", "GET"], "{methods:?}");
+    let writes = methods.iter().filter(|m| *m == "PUT").count();
+    assert!(writes >= 3, "the lost entry was written again: {methods:?}");
+
+    // Both are listed afterwards, read from the registry itself.
+    let hex = a["subject"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let index = json(&skopeo_raw(&format!(
+        "docker://{}/fn:sha256-{hex}",
+        registry.host()
+    )));
+    let mut listed: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["digest"].as_str().unwrap().into(),
+                e["artifactType"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    listed.sort();
+    let mut expected = vec![
+        (a["manifest"].as_str().unwrap().to_string(), SPDX.to_string()),
+        (
+            b["manifest"].as_str().unwrap().to_string(),
+            "application/vnd.cyclonedx+json".to_string(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(listed, expected, "{index:#}");
+}
