@@ -127,7 +127,14 @@ pub fn run_inspect(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<()>
     let cache = global.cache()?;
     let options = global.source_options(true)?;
     if args.sbom {
-        return super::inspect_sbom::run(&args.source, args.json, &options.registry, &cache, &reporter);
+        return super::inspect_sbom::run(
+            &args.source,
+            args.arch,
+            args.json,
+            &options.registry,
+            &cache,
+            &reporter,
+        );
     }
     let (summary, diff) = inspect(
         &args.source,

@@ -616,3 +616,169 @@ fn two_builds_attaching_sboms_to_one_image_at_once_both_stay_listed_in_the_fallb
     expected.sort();
     assert_eq!(listed, expected, "{index:#}");
 }
+
+/// PUTs an OCI index of `children` (manifest digest, size, GOARCH) as
+/// `repo:tag` of the real registry; its children must be there already.
+fn put_index(host: &str, repo_tag: (&str, &str), children: &[(&str, usize, &str)]) {
+    let manifests: Vec<Value> = children
+        .iter()
+        .map(|(digest, size, arch)| {
+            serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest,
+                "size": size,
+                "platform": { "architecture": arch, "os": "linux" },
+            })
+        })
+        .collect();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    });
+    let (repo, tag) = repo_tag;
+    let out = run_ok(
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+            .args(["-H", "Content-Type: application/vnd.oci.image.index.v1+json"])
+            .args(["--data-binary", &index.to_string()])
+            .arg(format!("http://{host}/v2/{repo}/manifests/{tag}")),
+    );
+    assert_eq!(stdout(&out).trim(), "201", "PUT of the index {repo}:{tag}");
+}
+
+#[test]
+fn inspect_sbom_of_an_index_reads_the_referrer_of_the_platform_picked_with_arch() {
+    if !require_tool("curl") || !require_tool("skopeo") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let host = registry.host();
+    let p = project();
+    // One image per architecture, each with its own SBOM referrer.
+    let mut children = Vec::new();
+    for (arch, goarch) in [("x86_64", "amd64"), ("arm64", "arm64")] {
+        let out = format!("registry:{host}/fn:{arch}");
+        let report = build_json(&p, &["--arch", arch, "--output", &out]);
+        let referrer = report["sbom"]["referrers"][0].clone();
+        let size = skopeo_raw(&format!("docker://{host}/fn:{arch}")).len();
+        children.push((referrer, size, goarch));
+    }
+    let subject = |i: usize| children[i].0["subject"].as_str().unwrap().to_string();
+    assert_ne!(subject(0), subject(1));
+    let listed: Vec<(String, usize, &str)> = children
+        .iter()
+        .map(|(r, size, goarch)| (r["subject"].as_str().unwrap().to_string(), *size, *goarch))
+        .collect();
+    let refs: Vec<(&str, usize, &str)> = listed.iter().map(|(d, s, a)| (d.as_str(), *s, *a)).collect();
+    put_index(&host, ("fn", "multi"), &refs);
+
+    for (i, arch) in ["x86_64", "arm64"].iter().enumerate() {
+        let out = run_ok(&mut p.cmd(&["inspect", "--sbom", "--arch", arch, &format!("{host}/fn:multi")]));
+        assert!(stdout(&out).contains("pkg:pypi/six@1.16.0"), "{}", stdout(&out));
+        let said = stderr(&out);
+        let referrer = children[i].0["manifest"].as_str().unwrap();
+        assert!(
+            said.contains(&format!("referrer {referrer} of {}", subject(i))),
+            "--arch {arch} reads its own image's referrer: {said}"
+        );
+        assert!(said.contains(&format!("linux/{arch} of index sha256:")), "{said}");
+    }
+
+    // An index without the asked platform: the error names what it has.
+    put_index(&host, ("fn", "amd-only"), &refs[..1]);
+    let failed = run_fail(&mut p.cmd(&[
+        "inspect",
+        "--sbom",
+        "--arch",
+        "arm64",
+        &format!("{host}/fn:amd-only"),
+    ]));
+    let err = stderr(&failed);
+    assert!(
+        err.contains("no image for linux/arm64") && err.contains("linux/amd64") && err.contains("--arch"),
+        "{err}"
+    );
+    // A single image is still read as itself, whatever --arch says.
+    let out = run_ok(&mut p.cmd(&[
+        "inspect",
+        "--sbom",
+        "--arch",
+        "arm64",
+        &format!("{host}/fn:x86_64"),
+    ]));
+    assert!(
+        stderr(&out).contains(&format!("of {}", subject(0))),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn inspect_sbom_of_an_index_in_an_oci_layout_picks_the_platform_with_arch() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let p = project();
+    let layout = p.cache.path().join("out");
+    let mut children = Vec::new();
+    for (arch, goarch) in [("x86_64", "amd64"), ("arm64", "arm64")] {
+        let report = build_json(
+            &p,
+            &[
+                "--arch",
+                arch,
+                "--output",
+                &format!("oci:{}:{arch}", layout.display()),
+            ],
+        );
+        let referrer = report["sbom"]["referrers"][0].clone();
+        let entry = crate::support::oci::index_entry(&layout, arch);
+        children.push(serde_json::json!({
+            "mediaType": entry["mediaType"],
+            "digest": entry["digest"],
+            "size": entry["size"],
+            "platform": { "architecture": goarch, "os": "linux" },
+        }));
+        assert_eq!(entry["digest"], referrer["subject"]);
+        children.push(referrer);
+    }
+    // The index as a blob, tagged `multi` beside the two images and their referrers.
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [children[0], children[2]],
+    }))
+    .unwrap();
+    let digest = lambda_img::image::Digest::of(&index);
+    std::fs::write(layout.join("blobs/sha256").join(digest.hex()), &index).unwrap();
+    let mut top = json(&std::fs::read(layout.join("index.json")).unwrap());
+    top["manifests"].as_array_mut().unwrap().push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": digest.to_string(),
+        "size": index.len(),
+        "annotations": { "org.opencontainers.image.ref.name": "multi" },
+    }));
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    // umoci reads the layout with the index in it.
+    let tags = stdout(&run_ok(
+        Command::new("umoci").args(["ls", "--layout"]).arg(&layout),
+    ));
+    assert!(tags.lines().any(|t| t == "multi"), "{tags}");
+
+    let image = format!("oci:{}:multi", layout.display());
+    let out = run_ok(&mut p.cmd(&["inspect", "--sbom", "--arch", "arm64", &image]));
+    assert!(stdout(&out).contains("pkg:pypi/six@1.16.0"), "{}", stdout(&out));
+    let arm = &children[3];
+    assert!(
+        stderr(&out).contains(&format!(
+            "referrer {} of {}",
+            arm["manifest"].as_str().unwrap(),
+            arm["subject"].as_str().unwrap()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
