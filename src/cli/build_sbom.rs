@@ -75,6 +75,7 @@ pub fn after_build(
     manifest: &Path,
     epoch: u64,
     sink_options: &SinkOptions,
+    cache: &crate::cache::Cache,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Option<serde_json::Value>> {
     let file = settings.file_for(&outcome.function);
@@ -90,7 +91,7 @@ pub fn after_build(
         npm_lock: lock.as_deref(),
         wheels: &outcome.archives,
     };
-    let bytes = crate::sbom::document_with(settings.format, &subject, &outcome.image, known)?;
+    let bytes = crate::sbom::document_with(settings.format, &subject, &outcome.image, known, Some(cache))?;
     if let Some(path) = &file {
         crate::sbom::write_bytes(path, &bytes)?;
     }

@@ -9,7 +9,7 @@ use std::io::Read;
 
 use super::SbomError;
 use super::os_packages::{Database, OS_RELEASE, os_release_id, parse, purl as os_purl};
-use crate::image::{Digest, Image, LayerOrigin};
+use crate::image::{Digest, Image, Layer, LayerOrigin};
 use crate::tar_walk::{EntryKind, TarEntry, read_head, walk_layer};
 
 /// Metadata files larger than this are not package metadata we can use.
@@ -17,7 +17,8 @@ const METADATA_LIMIT: usize = 1 << 20;
 /// Jars are read whole to find their central directory; bigger ones are skipped.
 const JAR_LIMIT: u64 = 256 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Ecosystem {
     Maven,
     Npm,
@@ -70,13 +71,46 @@ pub struct Package {
 /// the last layer's copy of a database is the one that counts) and a custom
 /// runtime's `bootstrap` by digest.
 pub fn discover(image: &Image) -> Result<Vec<Package>, SbomError> {
+    Ok(scan(image.layers())?.packages)
+}
+
+/// What [`scan`] found in some layers.
+pub(super) struct Scan {
+    /// As [`discover`] returns them, for these layers alone.
+    pub packages: Vec<Package>,
+    /// Whether a layer has (or deletes) a file where OS package state lives
+    /// ([`touches_os_state`]): then these layers change the OS packages of
+    /// the layers below them.
+    pub os_state: bool,
+}
+
+/// Paths under which OS package state lives: package databases (dpkg, apk,
+/// rpm's old and new places) and os-release. Broad on purpose: a layer that
+/// matches by mistake only costs a walk of the base (`base_packages`).
+const OS_STATE: [&str; 5] = [
+    "var/lib/",
+    "lib/apk/",
+    "usr/lib/sysimage/",
+    "etc/os-release",
+    "usr/lib/os-release",
+];
+
+/// See [`OS_STATE`]; whiteouts (`.wh.NAME`) count, being under the same directories.
+pub(super) fn touches_os_state(path: &str) -> bool {
+    OS_STATE.iter().any(|p| path.starts_with(p))
+}
+
+/// [`discover`] of `layers` (in image order).
+pub(super) fn scan(layers: &[Layer]) -> Result<Scan, SbomError> {
     let mut found: BTreeMap<String, Package> = BTreeMap::new();
     let mut databases: BTreeMap<String, (Database, String, Digest)> = BTreeMap::new();
     let mut os_id: Option<String> = None;
-    for layer in image.layers() {
+    let mut os_state = false;
+    for layer in layers {
         let built = matches!(layer.origin, LayerOrigin::Built { .. });
         let digest = &layer.descriptor.digest;
         walk_layer(layer, |entry, reader| {
+            os_state |= touches_os_state(entry.path.as_str());
             if entry.kind != EntryKind::File {
                 return Ok(());
             }
@@ -125,7 +159,7 @@ pub fn discover(image: &Image) -> Result<Vec<Package>, SbomError> {
         }));
     }
     packages.sort();
-    Ok(packages)
+    Ok(Scan { packages, os_state })
 }
 
 /// Where a custom runtime's bootstrap is looked for (LAMBDA_TASK_ROOT, then /var/runtime).

@@ -9,6 +9,7 @@
 //! the rules' tar walker: the SBOM lists what the image holds, not what the
 //! source tree happens to hold.
 
+mod base_packages;
 mod cyclonedx;
 mod discover;
 mod license;
@@ -64,6 +65,8 @@ pub enum SbomError {
     Layer(#[from] CheckError),
     #[error("cannot write the SBOM to {}: {source}; check that its directory exists and is writable", .path.display())]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("the base's package list: {0}")]
+    Cache(#[from] crate::cache::CacheIoError),
 }
 
 /// The image-level facts an SBOM names besides its packages.
@@ -110,7 +113,7 @@ impl Subject {
 
 /// The SBOM of `image` in `format` (packages discovered in its built layers).
 pub fn document(format: SbomFormat, subject: &Subject, image: &Image) -> Result<Vec<u8>, SbomError> {
-    document_with(format, subject, image, Known::default())
+    document_with(format, subject, image, Known::default(), None)
 }
 
 /// What the build knows about its installed packages besides the layers:
@@ -123,14 +126,19 @@ pub struct Known<'a> {
 }
 
 /// [`document`], with what the build knows about the installed packages
-/// added to them.
+/// added to them, and the base's OS packages kept in `cache` (read from the
+/// base's layers once per base).
 pub fn document_with(
     format: SbomFormat,
     subject: &Subject,
     image: &Image,
     known: Known<'_>,
+    cache: Option<&crate::cache::Cache>,
 ) -> Result<Vec<u8>, SbomError> {
-    let mut packages = discover(image)?;
+    let mut packages = match cache {
+        Some(cache) => base_packages::discover_with_cache(image, cache)?.0,
+        None => discover(image)?,
+    };
     if let Some(lock) = known.npm_lock {
         npm_lock::enrich(&mut packages, lock);
     }

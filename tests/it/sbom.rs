@@ -518,6 +518,66 @@ fn base_dpkg_packages_and_the_bootstrap_binary_are_listed() {
         "{dpkg:#}"
     );
 
+    // The base's package list is kept by its layers: a second build reads
+    // it from base-packages-v1 instead of the base's layers (a record edited
+    // on purpose shows through), and gives the same bytes as a fresh read.
+    let records: Vec<PathBuf> = std::fs::read_dir(f.cache.path().join("base-packages-v1"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let original = std::fs::read_to_string(&records[0]).unwrap();
+    let marker = format!("\"name\":\"dpkg\",\"version\":\"{version}\"");
+    assert!(original.contains(&marker), "{original}");
+    std::fs::write(
+        &records[0],
+        original.replace(&marker, "\"name\":\"dpkg\",\"version\":\"9.9-cached\""),
+    )
+    .unwrap();
+    let again = f.cache.path().join("again.spdx.json");
+    f.build_ok(&["--sbom", again.to_str().unwrap()]);
+    let from_cache: Value = serde_json::from_slice(&std::fs::read(&again).unwrap()).unwrap();
+    assert_eq!(
+        by_name(&from_cache, "dpkg")["versionInfo"],
+        "9.9-cached",
+        "the second build took the base's packages from the cache"
+    );
+    std::fs::remove_file(&records[0]).unwrap();
+    f.build_ok(&["--sbom", again.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&sbom).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&records[0]).unwrap(),
+        original,
+        "made again the same"
+    );
+
+    // A layer of the build that holds a dpkg status replaces the base's:
+    // the cached list is not used for it.
+    let one = "Package: only-this\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n\n";
+    let g = Project::new(
+        &format!(
+            "[function]\nname = \"g\"\nruntime = \"provided.al2023\"\n[base]\nimage = \"oci:{}:v1\"\n[[layer]]\nname = \"os\"\nsources = [\"root\"]\ndestination = \"/\"\n[code]\nsources = [\"code\"]\n[image]\nentrypoint = [\"/var/task/bootstrap\"]\n",
+            layout.display()
+        ),
+        &[("root/var/lib/dpkg/status", one)],
+    );
+    g.copy_in(std::path::Path::new("/bin/busybox"), "code/bootstrap");
+    std::fs::create_dir_all(g.cache.path()).unwrap();
+    let g_sbom = g.cache.path().join("g.spdx.json");
+    // Share f's cache, which holds the base's list.
+    run_ok(
+        crate::support::lambda_img(f.cache.path())
+            .arg("-C")
+            .arg(g.path())
+            .args(["build", "--sbom", g_sbom.to_str().unwrap()]),
+    );
+    let g_doc: Value = serde_json::from_slice(&std::fs::read(&g_sbom).unwrap()).unwrap();
+    let g_debs: Vec<String> = purls(&g_doc)
+        .into_iter()
+        .filter(|p| p.starts_with("pkg:deb/"))
+        .collect();
+    assert_eq!(g_debs, ["pkg:deb/debian/only-this@1.0?arch=all"]);
+
     // The bootstrap: busybox's own sha256 as version and checksum.
     let hash = stdout(&run_ok(
         std::process::Command::new("sha256sum").arg("/bin/busybox"),
