@@ -218,9 +218,29 @@ fn python_example_sbom_lists_the_compiled_wheel_and_is_the_same_twice() {
         wheel.file
     );
 
-    // The same hash in CycloneDX, on a third install.
-    let (cdx, _, _) = build_example_as(&registry, "python", "cyclonedx");
-    let doc: Value = serde_json::from_slice(&cdx).unwrap();
+    // The same hash in CycloneDX, from the dependency set's cache record: a
+    // second build in one cache runs no pip (-v says the set was a cache hit).
+    let (tmp, dir) = copy_example("python");
+    let cache = tmp.path().join("cache");
+    stand_in::point_at(&dir.join("lambda-img.toml"), &registry, &cache);
+    let cdx = tmp.path().join("sbom.cdx.json");
+    let build = |format: &str| {
+        run_ok(
+            lambda_img(&cache)
+                .current_dir(&dir)
+                .args(["-v", "build", "--sbom-format", format, "--sbom"])
+                .arg(&cdx),
+        )
+    };
+    build("spdx");
+    let again = build("cyclonedx");
+    assert!(
+        stderr(&again).contains("dependencies: cache hit"),
+        "{}",
+        stderr(&again)
+    );
+    validate_cyclonedx(&cdx);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&cdx).unwrap()).unwrap();
     let c = doc["components"]
         .as_array()
         .unwrap()
