@@ -23,9 +23,10 @@ pub const EMPTY_BLOB: &[u8] = b"{}";
 
 /// How often the tag schema's index is written before an update gives up.
 pub const TAG_ATTEMPTS: u32 = 8;
-/// How long after writing the tag schema's index it is read back: longer
-/// than a concurrent writer takes between its read and its write (one
-/// request), so a stale index it writes is seen.
+/// How long after writing the tag schema's index it is read back, at least
+/// (twice our own read-and-write when that took longer): longer than a
+/// concurrent writer takes between its read and its write, so a stale index
+/// it writes is seen.
 const TAG_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Listings (an index of referrers) larger than this are refused.
@@ -228,6 +229,7 @@ impl Client {
         // stale index must not drop them either.
         let mut seen: Vec<Referrer> = Vec::new();
         for attempt in 0..=TAG_ATTEMPTS {
+            let started = std::time::Instant::now();
             let current = self.referrers_tag(repository, subject)?.unwrap_or_default();
             let merged = merge(&current, &seen, &entry);
             if merged.len() == current.len() {
@@ -240,7 +242,10 @@ impl Client {
             }
             seen.clone_from(&merged);
             self.put_manifest(repository, &tag, OCI_INDEX, &listing(&merged))?;
-            std::thread::sleep(TAG_SETTLE + jitter(&entry.digest, attempt));
+            // Another writer's read-then-write takes about as long as ours
+            // did: on a slow link or a loaded registry the wait grows with it.
+            let settle = TAG_SETTLE.max(started.elapsed() * 2);
+            std::thread::sleep(settle + jitter(&entry.digest, attempt));
         }
         Err(RegistryError::Protocol {
             registry: self.registry().to_string(),
