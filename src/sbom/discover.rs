@@ -95,9 +95,22 @@ const OS_STATE: [&str; 5] = [
     "usr/lib/os-release",
 ];
 
-/// See [`OS_STATE`]; whiteouts (`.wh.NAME`) count, being under the same directories.
+/// See [`OS_STATE`]. A whiteout (`.wh.NAME`, `.wh..wh..opq`) counts when it
+/// removes such a path or a directory above one (`var/.wh.lib`).
 pub(super) fn touches_os_state(path: &str) -> bool {
-    OS_STATE.iter().any(|p| path.starts_with(p))
+    if OS_STATE.iter().any(|p| path.starts_with(p)) {
+        return true;
+    }
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let removed = match name.strip_prefix(".wh.") {
+        Some(".wh..opq") => dir.to_string(),
+        Some(target) if dir.is_empty() => target.to_string(),
+        Some(target) => format!("{dir}/{target}"),
+        None => return false,
+    };
+    OS_STATE
+        .iter()
+        .any(|p| p.starts_with(&format!("{removed}/")) || p.starts_with(&removed))
 }
 
 /// [`discover`] of `layers` (in image order).
