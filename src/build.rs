@@ -125,6 +125,9 @@ pub struct BuildOutcome {
     pub findings: Vec<Finding>,
     /// `[system]`: the packages its layer installed (empty without the table).
     pub system_packages: Vec<crate::system::InstalledPackage>,
+    /// The archives the dependency install came from, with their hashes
+    /// (pip's report; empty when not known), for the SBOM.
+    pub archives: Vec<crate::sbom::KnownArchive>,
 }
 
 impl BuildOutcome {
@@ -221,7 +224,7 @@ pub fn build_model(
     };
     // Filesystem time stamps lag the clock by up to a tick: a little slack.
     let started = std::time::SystemTime::now() - std::time::Duration::from_millis(20);
-    let (image, repaired, system_packages) = assemble(&job, source.as_ref())?;
+    let (image, repaired, system_packages, archives) = assemble(&job, source.as_ref())?;
 
     // The cheap limits first, so an oversized image fails before its layers are read.
     let limits = job
@@ -261,6 +264,7 @@ pub fn build_model(
         repaired,
         findings,
         system_packages,
+        archives,
     })
 }
 
@@ -292,11 +296,17 @@ struct Job<'a> {
     reporter: &'a dyn Reporter,
 }
 
+/// What [`assemble`] made besides the image: the repaired base layers, the
+/// `[system]` packages and the dependency install's archives.
+type Assembled = (
+    Image,
+    Vec<RepairedLayer>,
+    Vec<crate::system::InstalledPackage>,
+    Vec<crate::sbom::KnownArchive>,
+);
+
 /// Resolves the base, then appends the plan's layers in order and returns the new image value.
-fn assemble(
-    job: &Job<'_>,
-    source: &dyn source::ImageSource,
-) -> Result<(Image, Vec<RepairedLayer>, Vec<crate::system::InstalledPackage>), BuildError> {
+fn assemble(job: &Job<'_>, source: &dyn source::ImageSource) -> Result<Assembled, BuildError> {
     let Job {
         model,
         plan,
@@ -336,7 +346,8 @@ fn assemble(
         scan_plan.as_ref(),
         first_dependency_index(plan, base_layers.len()),
     );
-    let mut deps = crate::deps::prepare(model, &settings, options.install_timeout, &deps_cache, reporter)?;
+    let prepared = crate::deps::prepare(model, &settings, options.install_timeout, &deps_cache, reporter)?;
+    let mut deps = prepared.layers;
 
     let mut appended = Appended::default();
     let mut system_packages = Vec::new();
@@ -387,7 +398,7 @@ fn assemble(
 
     let config = new_config.apply(&base_config, &appended.history)?;
     let image = Image::new(family, config, appended.layers, Some(&new_config.annotations));
-    Ok((image, repaired, system_packages))
+    Ok((image, repaired, system_packages, prepared.archives))
 }
 
 /// Where the first dependency layer will sit in the image: after the base

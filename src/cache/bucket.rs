@@ -34,11 +34,13 @@ pub enum CacheBucket {
     Rootfs,
     /// `[system]` package layers: base, packages, manager, repositories → the layer.
     SystemLayers,
+    /// The OS packages the SBOM lists for a base, by its layers' diff_ids.
+    BasePackages,
 }
 
 impl CacheBucket {
     /// Every bucket this build of lambda-img reads or writes.
-    pub const ALL: [CacheBucket; 12] = [
+    pub const ALL: [CacheBucket; 13] = [
         CacheBucket::Blobs,
         CacheBucket::Layers,
         CacheBucket::LayerStat,
@@ -51,6 +53,7 @@ impl CacheBucket {
         CacheBucket::LayerScans,
         CacheBucket::Rootfs,
         CacheBucket::SystemLayers,
+        CacheBucket::BasePackages,
     ];
 
     /// The directory name under the cache root, version included.
@@ -68,6 +71,7 @@ impl CacheBucket {
             CacheBucket::LayerScans => "layer-scans-v1",
             CacheBucket::Rootfs => "rootfs-v1",
             CacheBucket::SystemLayers => "system-layers-v1",
+            CacheBucket::BasePackages => "base-packages-v1",
         }
     }
 

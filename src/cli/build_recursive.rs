@@ -122,16 +122,20 @@ fn prefetch_shared_layers(
         ..Default::default()
     };
     let mut wanted = Vec::new();
+    // Reading a `[system]` base for its key: the build reads the same base.
+    let bases = crate::plan_fleet::BaseReader::new(template.source_options.clone(), &crate::report::Silent);
     for manifest in manifests {
         let Ok(mut plans) =
-            crate::plan_fleet::plan_functions(std::slice::from_ref(manifest), &settings, cache)
+            crate::plan_fleet::plan_functions(std::slice::from_ref(manifest), &settings, &bases, cache)
         else {
             continue;
         };
         for layer in plans.pop().map(|p| p.layers).unwrap_or_default() {
-            let bucket = match layer.name == crate::deps::DEPENDENCIES_LAYER {
-                true => crate::cache::CacheBucket::Deps,
-                false => crate::cache::CacheBucket::Layers,
+            let bucket = match layer.name.as_str() {
+                crate::deps::DEPENDENCIES_LAYER => crate::cache::CacheBucket::Deps,
+                // The `[system]` layer is kept in the local cache only.
+                crate::system::SYSTEM_LAYER => continue,
+                _ => crate::cache::CacheBucket::Layers,
             };
             wanted.push((bucket, layer.key));
         }
@@ -166,6 +170,7 @@ fn build_one(
         &member.manifest,
         epoch,
         &planned.sink_options,
+        cache,
         reporter,
     )?;
     let mut report = build_report(&outcome.report_facts());

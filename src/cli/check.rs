@@ -140,7 +140,14 @@ pub fn run_inspect(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<()>
     let manifest = std::path::Path::new(crate::manifest::MANIFEST_FILE_NAME);
     let options = global.source_options(true, manifest, &target)?;
     if args.sbom {
-        return super::inspect_sbom::run(&args.source, args.json, &options.registry, &cache, &reporter);
+        return super::inspect_sbom::run(
+            &args.source,
+            args.arch,
+            args.json,
+            &options.registry,
+            &cache,
+            &reporter,
+        );
     }
     let (summary, diff) = inspect(
         &args.source,

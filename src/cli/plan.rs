@@ -58,7 +58,14 @@ pub fn run(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()> {
     };
     let cache = global.cache()?;
     reporter.step(&format!("planning {} function(s)", manifests.len()));
-    let bases = BaseReader::new(global.source_options(true)?, &reporter);
+    // `plan` takes no explicit credentials (see credential_scope::refuse_unused).
+    let no_credentials = super::CredentialTarget::none("plan", "it builds and pushes nothing");
+    let source_options = global.source_options(
+        true,
+        Path::new(crate::manifest::MANIFEST_FILE_NAME),
+        &no_credentials,
+    )?;
+    let bases = BaseReader::new(source_options, &reporter);
     let mut plans = plan_functions(&manifests, &settings, &bases, &cache)?;
     if let (Some(changed), Some(rev)) = (&changed, &args.changed_since) {
         let all = plans.len();

@@ -11,6 +11,9 @@ pub enum DepsError {
     #[error("cannot read dependency file {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
 
+    #[error("pip's installation report {path} is not what pip 22.2+ writes ({message})")]
+    Report { path: PathBuf, message: String },
+
     #[error("{installer} is needed to install {file} but was not found on PATH (tried {tried}): {hint}")]
     InstallerMissing {
         installer: &'static str,

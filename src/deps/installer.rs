@@ -56,6 +56,12 @@ pub trait PackageInstaller {
         reporter: &dyn Reporter,
     ) -> Result<(PathBuf, String), DepsError>;
 
+    /// The archives [`install`](Self::install) installed from, with their
+    /// hashes, when the installer reported them (pip's `--report`).
+    fn archives(&self, _staging: &Path) -> Result<Vec<crate::sbom::KnownArchive>, DepsError> {
+        Ok(Vec::new())
+    }
+
     /// The package owning each file of the installed `tree` (what `split`
     /// groups by).
     fn owners(&self, tree: &Path) -> Result<BTreeMap<String, String>, DepsError>;

@@ -36,6 +36,7 @@ use crate::image::{BlobLocation, Descriptor, Layer, LayerOrigin};
 use crate::layer::{LayerInput, LayerRecord, LayerSettings, LayerSpec, build_layer};
 use crate::manifest::{DependencySet, FunctionModel, Runtime};
 use crate::report::Reporter;
+use crate::sbom::KnownArchive;
 
 /// Bumped when the same inputs would give different layers (normalisation, grouping).
 pub const DEPS_FORMAT_VERSION: u32 = 1;
@@ -47,6 +48,21 @@ struct DepsRecord {
     /// `pip 23.2.1`
     installer: String,
     layers: Vec<NamedRecord>,
+    /// The archives the installer installed from, with their hashes (pip's
+    /// report), for the SBOM. Kept here, not in a layer, so the layers' bytes
+    /// are what they were; records made before it have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    archives: Vec<KnownArchive>,
+}
+
+/// A function's dependency layers, in image order, and what the install
+/// knew about the archives they came from.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub layers: Vec<Layer>,
+    /// Empty when unknown: a copied set, an old record, an old pip, or a
+    /// record from the cache registry (which shares layers only).
+    pub archives: Vec<KnownArchive>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,12 +80,15 @@ pub fn prepare(
     install_timeout: std::time::Duration,
     cache: &Cache,
     reporter: &dyn Reporter,
-) -> Result<Vec<Layer>, DepsError> {
+) -> Result<Prepared, DepsError> {
     let Some(deps) = &model.dependencies else {
-        return Ok(Vec::new());
+        return Ok(Prepared::default());
     };
     if let Some(inputs) = copied_inputs(model)? {
-        return simple_layer(model, inputs, settings, cache, reporter);
+        return Ok(Prepared {
+            layers: simple_layer(model, inputs, settings, cache, reporter)?,
+            archives: Vec::new(),
+        });
     }
     installed(
         model,
@@ -284,7 +303,7 @@ fn installed(
     install_timeout: std::time::Duration,
     cache: &Cache,
     reporter: &dyn Reporter,
-) -> Result<Vec<Layer>, DepsError> {
+) -> Result<Prepared, DepsError> {
     let deps = model.dependencies.as_ref().expect("caller checked");
     let (key, _) = installed_key(model, files, settings)?;
     let manager = package_installer(model).expect("installed() is called for pip and npm sets only");
@@ -301,7 +320,7 @@ fn installed(
     );
     let hit = |rec: DepsRecord, why: &str| {
         reporter.detail(&format!("dependencies: cache hit {key} ({}{why})", rec.installer));
-        to_layers(&rec, &description, settings, cache, true, false)
+        prepared(&rec, to_layers(&rec, &description, settings, cache, true, false))
     };
     let usable = |rec: &DepsRecord| match &probe {
         Some(i) if i.id() != rec.installer => {
@@ -344,7 +363,10 @@ fn installed(
                 "dependencies: from the cache registry {key} ({})",
                 rec.installer
             ));
-            return Ok(to_layers(&rec, &description, settings, cache, true, true));
+            return Ok(prepared(
+                &rec,
+                to_layers(&rec, &description, settings, cache, true, true),
+            ));
         }
         Found::Built(rec) => rec,
     };
@@ -356,7 +378,17 @@ fn installed(
             record.installer
         ),
     );
-    Ok(to_layers(&record, &description, settings, cache, false, false))
+    Ok(prepared(
+        &record,
+        to_layers(&record, &description, settings, cache, false, false),
+    ))
+}
+
+fn prepared(record: &DepsRecord, layers: Vec<Layer>) -> Prepared {
+    Prepared {
+        layers,
+        archives: record.archives.clone(),
+    }
 }
 
 /// The progress task of an install.
@@ -402,9 +434,17 @@ fn install_set(
         true => manager.owners(&tree)?,
         false => Default::default(),
     };
+    let archives = manager.archives(&staging).unwrap_or_else(|e| {
+        // Only the SBOM's hashes depend on it: the install itself succeeded.
+        reporter.warn(&format!(
+            "{e}; the SBOM lists these packages without their archives' hashes"
+        ));
+        Vec::new()
+    });
     let mut record = DepsRecord {
         installer: installer.id(),
         layers: Vec::new(),
+        archives,
     };
     for (k, globs) in split::groups(&owners, deps.split).into_iter().enumerate() {
         if globs.is_empty() {
@@ -488,6 +528,7 @@ impl CacheEntry for DepsRecord {
     fn from_shared(shared: SharedRecord) -> Option<DepsRecord> {
         Some(DepsRecord {
             installer: shared.installer?,
+            archives: Vec::new(),
             layers: shared
                 .layers
                 .into_iter()

@@ -18,6 +18,7 @@ use super::probe_cache;
 use crate::cache::Cache;
 use crate::image::Architecture;
 use crate::report::Reporter;
+use crate::sbom::KnownArchive;
 
 /// A requirements file installed with pip for a Python minor version and architecture.
 pub struct Pip<'a> {
@@ -68,6 +69,16 @@ impl PackageInstaller for Pip<'_> {
         )?;
         normalise(staging)?;
         Ok((staging.to_path_buf(), self.destination.to_string()))
+    }
+
+    fn archives(&self, staging: &Path) -> Result<Vec<KnownArchive>, DepsError> {
+        let path = report_path(staging);
+        match fs::read(&path) {
+            Ok(bytes) => report_archives(&bytes).map_err(|message| DepsError::Report { path, message }),
+            // An older pip writes no report: the hashes are not known.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(DepsError::Read { path, source }),
+        }
     }
 
     fn owners(&self, tree: &Path) -> Result<BTreeMap<String, String>, DepsError> {
@@ -164,6 +175,12 @@ pub fn install(
         .arg(staging)
         .arg("-r")
         .arg(requirements);
+    // The report names the archive of every distribution installed (the
+    // SBOM's wheel hashes); it is written beside the staging tree, not in it,
+    // so the layer's bytes do not change.
+    if writes_report(&pip.version) {
+        cmd.arg("--report").arg(report_path(staging));
+    }
     // pip resolves relative paths in the requirements file against its working directory.
     if let Some(dir) = requirements.parent() {
         cmd.current_dir(dir);
@@ -195,6 +212,69 @@ pub fn install(
         });
     }
     Err(out.failure("pip", command, requirements))
+}
+
+/// Where `install` has pip write its installation report: beside `staging`.
+fn report_path(staging: &Path) -> PathBuf {
+    staging.with_file_name("pip-report.json")
+}
+
+/// `pip install --report` came with pip 22.2.
+fn writes_report(version: &str) -> bool {
+    let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= (22, 2)
+}
+
+/// The archives of pip's installation report (format version 1): for each
+/// installed distribution, its name and version and the sha256 of the
+/// archive it came from (`download_info.archive_info.hashes`). Entries
+/// without a sha256 (a directory, a VCS checkout) are left out.
+fn report_archives(bytes: &[u8]) -> Result<Vec<KnownArchive>, String> {
+    let report: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let install = report["install"].as_array().ok_or("it has no `install` list")?;
+    let mut out: Vec<KnownArchive> = install
+        .iter()
+        .filter_map(|item| {
+            let info = &item["download_info"];
+            let archive = &info["archive_info"];
+            // `hashes` (pip 23+) or the older single `hash: "sha256=HEX"`.
+            let sha256 = archive["hashes"]["sha256"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| {
+                    archive["hash"]
+                        .as_str()
+                        .and_then(|h| h.strip_prefix("sha256="))
+                        .map(str::to_string)
+                })?;
+            let is_hex = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
+            Some(KnownArchive {
+                name: item["metadata"]["name"].as_str()?.to_string(),
+                version: item["metadata"]["version"].as_str()?.to_string(),
+                sha256: is_hex.then(|| sha256.to_ascii_lowercase())?,
+                url: info["url"].as_str().map(without_credentials),
+            })
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// `url` without a user or password (a private index's `https://user:token@host/`)
+/// and without its query: the URL goes into the cache record and the SBOM.
+fn without_credentials(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let host = match rest[..authority_end].rfind('@') {
+        Some(at) => at + 1,
+        None => 0,
+    };
+    format!("{scheme}://{}", &rest[host..])
 }
 
 /// Files a requirements file includes with `-r`/`--requirement` and
@@ -392,6 +472,30 @@ pub fn owners(staging: &Path) -> Result<BTreeMap<String, String>, DepsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_report_names_each_archive_by_its_sha256() {
+        let report = br#"{"version": "1", "pip_version": "23.2.1", "install": [
+            {"download_info": {"url": "https://files.example/ujson-5.10.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+              "archive_info": {"hash": "sha256=AB", "hashes": {"sha256": "ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB"}}},
+             "metadata": {"name": "ujson", "version": "5.10.0"}},
+            {"download_info": {"url": "file:///src/pkg", "dir_info": {}}, "metadata": {"name": "pkg", "version": "1"}},
+            {"download_info": {"url": "https://x/old-1.0.tar.gz", "archive_info": {"hash": "sha256=cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"}},
+             "metadata": {"name": "old", "version": "1.0"}}
+        ]}"#;
+        let archives = report_archives(report).unwrap();
+        assert_eq!(archives.len(), 2, "{archives:?}");
+        assert_eq!(archives[0].name, "old");
+        assert_eq!(archives[0].sha256, "cd".repeat(32));
+        assert_eq!(archives[1].sha256, "ab".repeat(32));
+        assert!(archives[1].url.as_deref().unwrap().ends_with(".whl"));
+        assert!(report_archives(b"[]").is_err());
+        assert_eq!(
+            without_credentials("https://me:s3cret@pypi.example/a/b-1.whl?token=x#sha256=1"),
+            "https://pypi.example/a/b-1.whl"
+        );
+        assert!(writes_report("23.2.1") && writes_report("22.2") && !writes_report("22.1.2"));
+    }
 
     #[test]
     fn included_requirement_files_are_found() {

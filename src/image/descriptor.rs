@@ -14,6 +14,10 @@ pub struct Descriptor {
     pub media_type: String,
     pub digest: Digest,
     pub size: u64,
+    /// An artifact manifest's type (image-spec 1.1: index entries of
+    /// artifacts carry it); kept when an index is read and written back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,6 +30,7 @@ impl Descriptor {
             media_type: media_type.into(),
             digest,
             size,
+            artifact_type: None,
             platform: None,
             annotations: None,
         }

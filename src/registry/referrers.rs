@@ -21,6 +21,14 @@ pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 /// The bytes of that empty config: `{}`.
 pub const EMPTY_BLOB: &[u8] = b"{}";
 
+/// How often the tag schema's index is written before an update gives up.
+pub const TAG_ATTEMPTS: u32 = 8;
+/// How long after writing the tag schema's index it is read back, at least
+/// (twice our own read-and-write when that took longer): longer than a
+/// concurrent writer takes between its read and its write, so a stale index
+/// it writes is seen.
+const TAG_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Listings (an index of referrers) larger than this are refused.
 const MAX_LISTING: u64 = crate::bounded_read::MAX_MANIFEST;
 
@@ -100,6 +108,26 @@ pub fn parse_listing(bytes: &[u8]) -> Result<Vec<Referrer>, String> {
     serde_json::from_slice::<In>(bytes)
         .map(|i| i.manifests)
         .map_err(|e| format!("not an OCI index: {e}"))
+}
+
+/// `current` with every entry of `seen` and `entry` it lacks appended (by
+/// digest), so the index keeps its order and each referrer once.
+fn merge(current: &[Referrer], seen: &[Referrer], entry: &Referrer) -> Vec<Referrer> {
+    let mut out = current.to_vec();
+    for e in seen.iter().chain(std::iter::once(entry)) {
+        if !out.iter().any(|o| o.digest == e.digest) {
+            out.push(e.clone());
+        }
+    }
+    out
+}
+
+/// A pause that differs between writers (by their entry's digest) and
+/// grows with each attempt, so two writers that keep colliding drift apart.
+fn jitter(digest: &Digest, attempt: u32) -> std::time::Duration {
+    let byte = digest.hex().as_bytes()[attempt as usize % 64];
+    let spread = u64::from(byte % 16) * 15;
+    std::time::Duration::from_millis(spread * u64::from(attempt + 1))
 }
 
 /// `subject` and `artifactType` of an artifact manifest, when it has a subject.
@@ -182,24 +210,51 @@ impl Client {
 
     /// Adds `entry` to the tag schema's index of `subject` (read, add, write).
     /// Entries already there are kept; the same entry is not listed twice.
+    ///
+    /// The read-modify-write is not atomic and Distribution 2.8 has no
+    /// conditional PUT, so two builds attaching SBOMs to the same image can
+    /// each write an index without the other's entry. After each write the
+    /// index is read again once a writer that read before it would have
+    /// written too ([`TAG_SETTLE`]); while our entry (or one we saw listed) is
+    /// missing, the index read is merged and written again, at most
+    /// [`TAG_ATTEMPTS`] times.
     pub fn add_to_referrers_tag(
         &self,
         repository: &str,
         subject: &Digest,
         entry: Referrer,
     ) -> Result<(), RegistryError> {
-        let mut entries = self.referrers_tag(repository, subject)?.unwrap_or_default();
-        if entries.iter().any(|e| e.digest == entry.digest) {
-            return Ok(());
+        let tag = tag_schema_tag(subject);
+        // Every entry seen listed during this update: a concurrent writer's
+        // stale index must not drop them either.
+        let mut seen: Vec<Referrer> = Vec::new();
+        for attempt in 0..=TAG_ATTEMPTS {
+            let started = std::time::Instant::now();
+            let current = self.referrers_tag(repository, subject)?.unwrap_or_default();
+            let merged = merge(&current, &seen, &entry);
+            if merged.len() == current.len() {
+                // Listed, with everything seen: written by us and still there
+                // after the settle time, or there before we came.
+                return Ok(());
+            }
+            if attempt == TAG_ATTEMPTS {
+                break;
+            }
+            seen.clone_from(&merged);
+            self.put_manifest(repository, &tag, OCI_INDEX, &listing(&merged))?;
+            // Another writer's read-then-write takes about as long as ours
+            // did: on a slow link or a loaded registry the wait grows with it.
+            let settle = TAG_SETTLE.max(started.elapsed() * 2);
+            std::thread::sleep(settle + jitter(&entry.digest, attempt));
         }
-        entries.push(entry);
-        self.put_manifest(
-            repository,
-            &tag_schema_tag(subject),
-            OCI_INDEX,
-            &listing(&entries),
-        )?;
-        Ok(())
+        Err(RegistryError::Protocol {
+            registry: self.registry().to_string(),
+            message: format!(
+                "the referrers index {repository}:{tag} lost the entry of {} to concurrent writers {TAG_ATTEMPTS} times; \
+                 the image and the artifact manifest are pushed: build again to list it",
+                entry.digest
+            ),
+        })
     }
 
     /// A small OCI index at `path`; `None` on 404.
@@ -261,6 +316,26 @@ mod tests {
             tag_schema_tag(&subject.digest),
             format!("sha256-{}", subject.digest.hex())
         );
+    }
+
+    #[test]
+    fn a_merge_keeps_the_index_and_adds_what_it_lacks_once() {
+        let r = |b: &[u8]| Referrer {
+            media_type: OCI_MANIFEST.into(),
+            digest: Digest::of(b),
+            size: 1,
+            artifact_type: None,
+            annotations: None,
+        };
+        let (a, b, c) = (r(b"a"), r(b"b"), r(b"c"));
+        let merged = merge(std::slice::from_ref(&b), &[a.clone(), b.clone()], &c);
+        assert_eq!(merged, vec![b.clone(), a.clone(), c.clone()]);
+        assert_eq!(
+            merge(&merged, &[], &a),
+            merged,
+            "nothing to add: nothing to write"
+        );
+        assert_ne!(jitter(&a.digest, 1), jitter(&c.digest, 1));
     }
 
     #[test]

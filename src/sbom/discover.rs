@@ -10,7 +10,7 @@ use std::io::Read;
 
 use super::SbomError;
 use super::os_packages::{Database, OS_RELEASE, os_release_id, parse, purl as os_purl};
-use crate::image::{Digest, Image, LayerOrigin};
+use crate::image::{Digest, Image, Layer, LayerOrigin};
 use crate::tar_walk::{EntryKind, TarEntry, read_head, walk_layer};
 
 /// Metadata files larger than this are not package metadata we can use.
@@ -18,7 +18,8 @@ const METADATA_LIMIT: usize = 1 << 20;
 /// Jars are read whole to find their central directory; bigger ones are skipped.
 const JAR_LIMIT: u64 = 256 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Ecosystem {
     Maven,
     Npm,
@@ -74,14 +75,59 @@ pub struct Package {
 /// the last layer's copy of a database is the one that counts) and a custom
 /// runtime's `bootstrap` by digest.
 pub fn discover(image: &Image) -> Result<Vec<Package>, SbomError> {
+    Ok(scan(image.layers())?.packages)
+}
+
+/// What [`scan`] found in some layers.
+pub(super) struct Scan {
+    /// As [`discover`] returns them, for these layers alone.
+    pub packages: Vec<Package>,
+    /// Whether a layer has (or deletes) a file where OS package state lives
+    /// ([`touches_os_state`]): then these layers change the OS packages of
+    /// the layers below them.
+    pub os_state: bool,
+}
+
+/// Paths under which OS package state lives: package databases (dpkg, apk,
+/// rpm's old and new places) and os-release. Broad on purpose: a layer that
+/// matches by mistake only costs a walk of the base (`base_packages`).
+const OS_STATE: [&str; 5] = [
+    "var/lib/",
+    "lib/apk/",
+    "usr/lib/sysimage/",
+    "etc/os-release",
+    "usr/lib/os-release",
+];
+
+/// See [`OS_STATE`]. A whiteout (`.wh.NAME`, `.wh..wh..opq`) counts when it
+/// removes such a path or a directory above one (`var/.wh.lib`).
+pub(super) fn touches_os_state(path: &str) -> bool {
+    if OS_STATE.iter().any(|p| path.starts_with(p)) {
+        return true;
+    }
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let removed = match name.strip_prefix(".wh.") {
+        Some(".wh..opq") => dir.to_string(),
+        Some(target) if dir.is_empty() => target.to_string(),
+        Some(target) => format!("{dir}/{target}"),
+        None => return false,
+    };
+    OS_STATE
+        .iter()
+        .any(|p| p.starts_with(&format!("{removed}/")) || p.starts_with(&removed))
+}
+
+/// [`discover`] of `layers` (in image order).
+pub(super) fn scan(layers: &[Layer]) -> Result<Scan, SbomError> {
     let mut found: BTreeMap<String, Package> = BTreeMap::new();
     let mut databases: BTreeMap<String, (Database, String, Digest)> = BTreeMap::new();
     let mut os_id: Option<String> = None;
     // rpm's database is binary and may come with a write-ahead log: the
     // files are stacked as the layers stack them and read once at the end.
+    let mut os_state = false;
     let mut rpm = crate::rpmdb::LayerFiles::default();
     let mut rpm_error = None;
-    for layer in image.layers() {
+    for layer in layers {
         // The `[system]` layer (system::SYSTEM_LAYER; system sits above this
         // module, so the name is written out) is read like the base: what
         // the OS package manager installed is listed once, from its database,
@@ -91,6 +137,7 @@ pub fn discover(image: &Image) -> Result<Vec<Package>, SbomError> {
         let digest = &layer.descriptor.digest;
         rpm.next_layer(digest.clone());
         walk_layer(layer, |entry, reader| {
+            os_state |= touches_os_state(entry.path.as_str());
             if entry.kind != EntryKind::File {
                 return Ok(());
             }
@@ -151,7 +198,7 @@ pub fn discover(image: &Image) -> Result<Vec<Package>, SbomError> {
         }));
     }
     packages.sort();
-    Ok(packages)
+    Ok(Scan { packages, os_state })
 }
 
 /// Where a custom runtime's bootstrap is looked for (LAMBDA_TASK_ROOT, then /var/runtime).

@@ -9,6 +9,7 @@
 //! the rules' tar walker: the SBOM lists what the image holds, not what the
 //! source tree happens to hold.
 
+mod base_packages;
 mod cyclonedx;
 mod discover;
 mod license;
@@ -16,6 +17,7 @@ pub mod listing;
 mod npm_lock;
 pub mod os_packages;
 mod spdx;
+pub mod wheels;
 mod zip;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ use crate::rules::CheckError;
 pub use cyclonedx::cyclonedx_json;
 pub use discover::{Ecosystem, Package, discover};
 pub use spdx::spdx_json;
+pub use wheels::KnownArchive;
 
 /// The document formats `--sbom-format` offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,6 +67,8 @@ pub enum SbomError {
     Rpmdb(#[from] crate::rpmdb::RpmdbError),
     #[error("cannot write the SBOM to {}: {source}; check that its directory exists and is writable", .path.display())]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("the base's package list: {0}")]
+    Cache(#[from] crate::cache::CacheIoError),
 }
 
 /// The image-level facts an SBOM names besides its packages.
@@ -111,21 +116,36 @@ impl Subject {
 
 /// The SBOM of `image` in `format` (packages discovered in its built layers).
 pub fn document(format: SbomFormat, subject: &Subject, image: &Image) -> Result<Vec<u8>, SbomError> {
-    document_with(format, subject, image, None)
+    document_with(format, subject, image, Known::default(), None)
 }
 
-/// [`document`], with npm's `package-lock.json` the build installed from
-/// (its integrity and resolved URL are added to the installed packages).
+/// What the build knows about its installed packages besides the layers:
+/// npm's `package-lock.json` it installed from (integrity and resolved URL)
+/// and the wheels pip installed (sha256 and URL, from pip's report).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    pub npm_lock: Option<&'a [u8]>,
+    pub wheels: &'a [KnownArchive],
+}
+
+/// [`document`], with what the build knows about the installed packages
+/// added to them, and the base's OS packages kept in `cache` (read from the
+/// base's layers once per base).
 pub fn document_with(
     format: SbomFormat,
     subject: &Subject,
     image: &Image,
-    npm_lock: Option<&[u8]>,
+    known: Known<'_>,
+    cache: Option<&crate::cache::Cache>,
 ) -> Result<Vec<u8>, SbomError> {
-    let mut packages = discover(image)?;
-    if let Some(lock) = npm_lock {
+    let mut packages = match cache {
+        Some(cache) => base_packages::discover_with_cache(image, cache)?.0,
+        None => discover(image)?,
+    };
+    if let Some(lock) = known.npm_lock {
         npm_lock::enrich(&mut packages, lock);
     }
+    wheels::enrich(&mut packages, known.wheels);
     Ok(match format {
         SbomFormat::Spdx => spdx_json(subject, &packages),
         SbomFormat::CycloneDx => cyclonedx_json(subject, &packages),

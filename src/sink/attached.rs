@@ -6,12 +6,12 @@ use std::path::Path;
 
 use crate::bounded_read::{MAX_JSON, MAX_MANIFEST, read_capped};
 use crate::cache::Cache;
-use crate::image::{Descriptor, Digest, Document, parse_document};
+use crate::image::{Architecture, Descriptor, Digest, Document, parse_document};
 use crate::reference::{ImageRef, ImageRefError, ImageTarget};
 use crate::registry::referrers::{Referrer, subject_of};
-use crate::registry::{Client, Reference, RegistryError, RegistryOptions, resolve_digest};
+use crate::registry::{Client, Reference, RegistryError, RegistryOptions};
 use crate::report::Reporter;
-use crate::source::OciLayoutSource;
+use crate::source::{OciLayoutSource, SourceError, select_platform};
 
 /// The artifact types `inspect --sbom` recognises, preferred first.
 pub const SBOM_TYPES: [&str; 2] = ["application/spdx+json", "application/vnd.cyclonedx+json"];
@@ -21,6 +21,8 @@ pub const SBOM_TYPES: [&str; 2] = ["application/spdx+json", "application/vnd.cyc
 pub struct AttachedSbom {
     /// The image manifest it describes.
     pub subject: Digest,
+    /// The index the image was picked from (`--arch`), when the reference named one.
+    pub index: Option<Digest>,
     /// The artifact manifest holding it.
     pub referrer: Digest,
     pub artifact_type: String,
@@ -40,15 +42,25 @@ pub enum AttachedError {
     DockerArchive(String),
     #[error("{image}: {message}")]
     Invalid { image: String, message: String },
+    #[error(
+        "{image} is an index with no image for linux/{arch} (it has: {available}); pass --arch with one of them"
+    )]
+    NoPlatform {
+        image: String,
+        arch: Architecture,
+        available: String,
+    },
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
 }
 
-/// The SBOM attached to `image` (`oci:DIR[:TAG]` or a registry reference).
+/// The SBOM attached to `image` (`oci:DIR[:TAG]` or a registry reference);
+/// for an index, to its child for `arch`.
 pub fn find(
     image: &str,
+    arch: Architecture,
     options: &RegistryOptions,
     cache: &Cache,
     reporter: &dyn Reporter,
@@ -60,14 +72,37 @@ pub fn find(
     };
     match parsed.target() {
         ImageTarget::Oci { path, tag, digest } => {
-            in_layout(image, &OciLayoutSource::new(&parsed, path, tag, digest))
+            in_layout(image, arch, &OciLayoutSource::new(&parsed, path, tag, digest))
         }
         ImageTarget::DockerArchive { .. } => Err(AttachedError::DockerArchive(image.to_string())),
-        ImageTarget::Registry(reference) => in_registry(image, reference, options, cache, reporter),
+        ImageTarget::Registry(reference) => in_registry(image, arch, reference, options, cache, reporter),
         ImageTarget::Scratch => Err(AttachedError::Invalid {
             image: image.to_string(),
             message: "the empty image carries no SBOM".into(),
         }),
+    }
+}
+
+/// The image manifest `digest` (with `bytes`) stands for on `arch`: itself,
+/// or the index's child for that platform. The referrers an SBOM is found
+/// among are the image's, not the index's (a build attaches it to the image).
+fn platform_subject(
+    image: &str,
+    bytes: &[u8],
+    digest: Digest,
+    arch: Architecture,
+) -> Result<(Digest, Option<Digest>), AttachedError> {
+    let Ok(Document::Index(index)) = parse_document(bytes, None, image) else {
+        return Ok((digest, None));
+    };
+    match select_platform(&index, arch, image) {
+        Ok(child) => Ok((child.digest, Some(digest))),
+        Err(SourceError::NoPlatform { available, .. }) => Err(AttachedError::NoPlatform {
+            image: image.to_string(),
+            arch,
+            available,
+        }),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -80,14 +115,16 @@ fn pick(referrers: &[Referrer]) -> Option<&Referrer> {
 
 fn in_registry(
     image: &str,
+    arch: Architecture,
     reference: &Reference,
     options: &RegistryOptions,
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<AttachedSbom, AttachedError> {
-    let subject = resolve_digest(reference, options, reporter)?;
     let client = Client::new(&reference.registry, options, reporter)?;
     let repo = &reference.repository;
+    let named = client.get_manifest(repo, &reference.manifest_ref())?;
+    let (subject, index) = platform_subject(image, &named.bytes, named.digest, arch)?;
     let referrers = client.referrers(repo, &subject)?;
     let Some(chosen) = pick(&referrers) else {
         return Err(AttachedError::None {
@@ -104,13 +141,18 @@ fn in_registry(
     })?;
     Ok(AttachedSbom {
         subject,
+        index,
         referrer: chosen.digest.clone(),
         artifact_type: layer.media_type,
         document,
     })
 }
 
-fn in_layout(image: &str, source: &OciLayoutSource) -> Result<AttachedSbom, AttachedError> {
+fn in_layout(
+    image: &str,
+    arch: Architecture,
+    source: &OciLayoutSource,
+) -> Result<AttachedSbom, AttachedError> {
     let invalid = |message: String| AttachedError::Invalid {
         image: image.to_string(),
         message,
@@ -141,6 +183,9 @@ fn in_layout(image: &str, source: &OciLayoutSource) -> Result<AttachedSbom, Atta
         (None, None) if tagged.len() == 1 => tagged[0].digest.clone(),
         (None, None) => return Err(invalid("name the image's tag: oci:DIR:TAG".into())),
     };
+    let named = read_capped(&blob(&subject), MAX_MANIFEST, "a manifest")
+        .map_err(|e| invalid(format!("cannot read manifest {subject}: {e}")))?;
+    let (subject, index) = platform_subject(image, &named, subject, arch)?;
     // Untagged entries whose manifest names `subject`.
     let mut referrers = Vec::new();
     for entry in entries.iter().filter(|d| tag_of(d).is_none()) {
@@ -179,6 +224,7 @@ fn in_layout(image: &str, source: &OciLayoutSource) -> Result<AttachedSbom, Atta
     let document = read_verified(&path, &layer).map_err(invalid)?;
     Ok(AttachedSbom {
         subject,
+        index,
         referrer: chosen.digest.clone(),
         artifact_type: layer.media_type,
         document,

@@ -164,11 +164,12 @@ pub(super) fn add_to_layout(
         .iter()
         .map(|s| s.as_ref().is_none_or(|s| images.contains(s)));
     entries.retain(|e| keep.next().unwrap_or(true) && e.digest != digest);
-    entries.push(Descriptor::new(
-        OCI_MANIFEST,
-        digest.clone(),
-        manifest.len() as u64,
-    ));
+    // image-spec 1.1: an index's descriptor of an artifact manifest carries
+    // its `artifactType`, so a reader can pick the SBOM without opening it.
+    entries.push(Descriptor {
+        artifact_type: Some(artifact.artifact_type.to_string()),
+        ..Descriptor::new(OCI_MANIFEST, digest.clone(), manifest.len() as u64)
+    });
     let index = crate::image::write_index(&entries);
     sink.write_atomically(&sink.dir.join("index.json"), |f| f.write_all(&index))?;
     if sink.gc {

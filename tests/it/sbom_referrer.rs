@@ -301,6 +301,17 @@ fn sbom_referrer_in_an_oci_layout_index_follows_the_image() {
     assert_eq!(untagged[0]["digest"], first["manifest"]);
     let manifest = json(&std::fs::read(blob(first["manifest"].as_str().unwrap())).unwrap());
     assert_eq!(manifest["subject"]["digest"], first["subject"]);
+    // image-spec 1.1: the index's descriptor of an artifact carries its type.
+    assert_eq!(
+        untagged[0]["artifactType"], "application/spdx+json",
+        "{entries:#?}"
+    );
+    assert_eq!(untagged[0]["artifactType"], manifest["artifactType"]);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.get("annotations").is_none() || e.get("artifactType").is_none())
+    );
     validate_spdx(&std::fs::read(blob(manifest["layers"][0]["digest"].as_str().unwrap())).unwrap());
 
     // skopeo and umoci still read the tagged image.
@@ -323,6 +334,11 @@ fn sbom_referrer_in_an_oci_layout_index_follows_the_image() {
     );
     let listed = stdout(&run_ok(&mut p.cmd(&["inspect", "--sbom", &out])));
     assert!(listed.contains("pkg:pypi/six@1.16.0"), "{listed}");
+    // umoci's own index reader lists the one tag (the artifact entry has none).
+    let tags = stdout(&run_ok(
+        Command::new("umoci").args(["ls", "--layout"]).arg(&layout),
+    ));
+    assert_eq!(tags.trim(), "v1");
 
     // A new image under the tag: its referrer replaces the old one, whose
     // blobs the layout's gc removes.
@@ -333,6 +349,17 @@ fn sbom_referrer_in_an_oci_layout_index_follows_the_image() {
     let entries = index()["manifests"].as_array().unwrap().clone();
     assert_eq!(entries.len(), 2, "{entries:#?}");
     assert!(entries.iter().any(|e| e["digest"] == second["manifest"]));
+    // The rewritten index keeps the type (entries are read back and written).
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["digest"] == second["manifest"] && e["artifactType"] == "application/spdx+json"),
+        "{entries:#?}"
+    );
+    assert_eq!(
+        lambda_img::image::Digest::of(&skopeo_raw(&out)).to_string(),
+        second["subject"].as_str().unwrap()
+    );
     assert!(
         !blob(first["manifest"].as_str().unwrap()).exists(),
         "the old referrer was collected"
@@ -477,4 +504,281 @@ fn sbom_with_recursive_writes_one_file_per_function() {
             "function {i}"
         );
     }
+}
+
+/// In front of the real registry: holds every write of a `sha256-<hex>`
+/// referrers tag until two reads of it have arrived, so two builds that
+/// attach SBOMs to the same image both read the index before either writes
+/// it — the lost update a read-modify-write without a conditional PUT allows
+/// (Distribution 2.8 has none). Logs the method of each tag request in order.
+fn racing_tag_gate(upstream: u16, log: Arc<Mutex<Vec<String>>>) -> Server {
+    Server::start(Arc::new(move |stream| {
+        let Some(req): Option<Request> = read_request(&stream) else {
+            return;
+        };
+        let on_tag = req.path().contains("/manifests/sha256-");
+        if on_tag && req.method == "PUT" {
+            // Bounded: a build that never reads would fail the test, not hang it.
+            for _ in 0..3000 {
+                let reads = log.lock().unwrap().iter().filter(|m| *m == "GET").count();
+                if reads >= 2 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        if on_tag {
+            log.lock().unwrap().push(req.method.clone());
+        }
+        match forward(upstream, &req) {
+            Ok(resp) => write_response(stream, &resp, None),
+            Err(_) => write_response(stream, &Response::new(502, "upstream down"), None),
+        }
+    }))
+}
+
+#[test]
+fn two_builds_attaching_sboms_to_one_image_at_once_both_stay_listed_in_the_fallback_tag() {
+    if !require_tool("skopeo") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let gate = racing_tag_gate(registry.port, log.clone());
+    let p = project();
+    let out = format!("registry:{}/fn:v1", gate.host());
+    // The same image (same inputs), two SBOM formats: two referrers of one subject.
+    let children: Vec<std::process::Child> = ["spdx", "cyclonedx"]
+        .iter()
+        .map(|format| {
+            p.cmd(&["build", "--json", "--output", &out, "--sbom-format", format])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let reports: Vec<Value> = children
+        .into_iter()
+        .map(|c| {
+            let done = c.wait_with_output().unwrap();
+            assert!(done.status.success(), "{}", stderr(&done));
+            json(&done.stdout)
+        })
+        .collect();
+    let referrer = |r: &Value| r["sbom"]["referrers"][0].clone();
+    let (a, b) = (referrer(&reports[0]), referrer(&reports[1]));
+    assert_eq!(a["subject"], b["subject"], "one image");
+    assert_ne!(a["manifest"], b["manifest"], "two referrers");
+    assert_eq!(
+        (a["indexed_by"].as_str(), b["indexed_by"].as_str()),
+        (Some("tag-schema"), Some("tag-schema"))
+    );
+
+    // The race happened: both builds read the index before either wrote it,
+    // so one first write lacked the other's entry and had to be repaired.
+    let methods = log.lock().unwrap().clone();
+    assert_eq!(methods[..2], ["GET", "GET"], "{methods:?}");
+    let writes = methods.iter().filter(|m| *m == "PUT").count();
+    assert!(writes >= 3, "the lost entry was written again: {methods:?}");
+
+    // Both are listed afterwards, read from the registry itself.
+    let hex = a["subject"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let index = json(&skopeo_raw(&format!(
+        "docker://{}/fn:sha256-{hex}",
+        registry.host()
+    )));
+    let mut listed: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["digest"].as_str().unwrap().into(),
+                e["artifactType"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    listed.sort();
+    let mut expected = vec![
+        (a["manifest"].as_str().unwrap().to_string(), SPDX.to_string()),
+        (
+            b["manifest"].as_str().unwrap().to_string(),
+            "application/vnd.cyclonedx+json".to_string(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(listed, expected, "{index:#}");
+}
+
+/// PUTs an OCI index of `children` (manifest digest, size, GOARCH) as
+/// `repo:tag` of the real registry; its children must be there already.
+fn put_index(host: &str, repo_tag: (&str, &str), children: &[(&str, usize, &str)]) {
+    let manifests: Vec<Value> = children
+        .iter()
+        .map(|(digest, size, arch)| {
+            serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest,
+                "size": size,
+                "platform": { "architecture": arch, "os": "linux" },
+            })
+        })
+        .collect();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    });
+    let (repo, tag) = repo_tag;
+    let out = run_ok(
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+            .args(["-H", "Content-Type: application/vnd.oci.image.index.v1+json"])
+            .args(["--data-binary", &index.to_string()])
+            .arg(format!("http://{host}/v2/{repo}/manifests/{tag}")),
+    );
+    assert_eq!(stdout(&out).trim(), "201", "PUT of the index {repo}:{tag}");
+}
+
+#[test]
+fn inspect_sbom_of_an_index_reads_the_referrer_of_the_platform_picked_with_arch() {
+    if !require_tool("curl") || !require_tool("skopeo") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let host = registry.host();
+    let p = project();
+    // One image per architecture, each with its own SBOM referrer.
+    let mut children = Vec::new();
+    for (arch, goarch) in [("x86_64", "amd64"), ("arm64", "arm64")] {
+        let out = format!("registry:{host}/fn:{arch}");
+        let report = build_json(&p, &["--arch", arch, "--output", &out]);
+        let referrer = report["sbom"]["referrers"][0].clone();
+        let size = skopeo_raw(&format!("docker://{host}/fn:{arch}")).len();
+        children.push((referrer, size, goarch));
+    }
+    let subject = |i: usize| children[i].0["subject"].as_str().unwrap().to_string();
+    assert_ne!(subject(0), subject(1));
+    let listed: Vec<(String, usize, &str)> = children
+        .iter()
+        .map(|(r, size, goarch)| (r["subject"].as_str().unwrap().to_string(), *size, *goarch))
+        .collect();
+    let refs: Vec<(&str, usize, &str)> = listed.iter().map(|(d, s, a)| (d.as_str(), *s, *a)).collect();
+    put_index(&host, ("fn", "multi"), &refs);
+
+    for (i, arch) in ["x86_64", "arm64"].iter().enumerate() {
+        let out = run_ok(&mut p.cmd(&["inspect", "--sbom", "--arch", arch, &format!("{host}/fn:multi")]));
+        assert!(stdout(&out).contains("pkg:pypi/six@1.16.0"), "{}", stdout(&out));
+        let said = stderr(&out);
+        let referrer = children[i].0["manifest"].as_str().unwrap();
+        assert!(
+            said.contains(&format!("referrer {referrer} of {}", subject(i))),
+            "--arch {arch} reads its own image's referrer: {said}"
+        );
+        assert!(said.contains(&format!("linux/{arch} of index sha256:")), "{said}");
+    }
+
+    // An index without the asked platform: the error names what it has.
+    put_index(&host, ("fn", "amd-only"), &refs[..1]);
+    let failed = run_fail(&mut p.cmd(&[
+        "inspect",
+        "--sbom",
+        "--arch",
+        "arm64",
+        &format!("{host}/fn:amd-only"),
+    ]));
+    let err = stderr(&failed);
+    assert!(
+        err.contains("no image for linux/arm64") && err.contains("linux/amd64") && err.contains("--arch"),
+        "{err}"
+    );
+    // A single image is still read as itself, whatever --arch says.
+    let out = run_ok(&mut p.cmd(&[
+        "inspect",
+        "--sbom",
+        "--arch",
+        "arm64",
+        &format!("{host}/fn:x86_64"),
+    ]));
+    assert!(
+        stderr(&out).contains(&format!("of {}", subject(0))),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn inspect_sbom_of_an_index_in_an_oci_layout_picks_the_platform_with_arch() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let p = project();
+    let layout = p.cache.path().join("out");
+    let mut children = Vec::new();
+    for (arch, goarch) in [("x86_64", "amd64"), ("arm64", "arm64")] {
+        let report = build_json(
+            &p,
+            &[
+                "--arch",
+                arch,
+                "--output",
+                &format!("oci:{}:{arch}", layout.display()),
+            ],
+        );
+        let referrer = report["sbom"]["referrers"][0].clone();
+        let entry = crate::support::oci::index_entry(&layout, arch);
+        children.push(serde_json::json!({
+            "mediaType": entry["mediaType"],
+            "digest": entry["digest"],
+            "size": entry["size"],
+            "platform": { "architecture": goarch, "os": "linux" },
+        }));
+        assert_eq!(entry["digest"], referrer["subject"]);
+        children.push(referrer);
+    }
+    // The index as a blob, tagged `multi` beside the two images and their referrers.
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [children[0], children[2]],
+    }))
+    .unwrap();
+    let digest = lambda_img::image::Digest::of(&index);
+    std::fs::write(layout.join("blobs/sha256").join(digest.hex()), &index).unwrap();
+    let mut top = json(&std::fs::read(layout.join("index.json")).unwrap());
+    top["manifests"].as_array_mut().unwrap().push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": digest.to_string(),
+        "size": index.len(),
+        "annotations": { "org.opencontainers.image.ref.name": "multi" },
+    }));
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    // umoci reads the layout with the index in it.
+    let tags = stdout(&run_ok(
+        Command::new("umoci").args(["ls", "--layout"]).arg(&layout),
+    ));
+    assert!(tags.lines().any(|t| t == "multi"), "{tags}");
+
+    let image = format!("oci:{}:multi", layout.display());
+    let out = run_ok(&mut p.cmd(&["inspect", "--sbom", "--arch", "arm64", &image]));
+    assert!(stdout(&out).contains("pkg:pypi/six@1.16.0"), "{}", stdout(&out));
+    let arm = &children[3];
+    assert!(
+        stderr(&out).contains(&format!(
+            "referrer {} of {}",
+            arm["manifest"].as_str().unwrap(),
+            arm["subject"].as_str().unwrap()
+        )),
+        "{}",
+        stderr(&out)
+    );
 }
