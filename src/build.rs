@@ -321,7 +321,9 @@ fn assemble(
     } else {
         Vec::new()
     };
-    preflight::refuse_oversized(&base_layers, plan, &options.limits, &job.policy)?;
+    let selections = preflight::select_layers(plan)?;
+    preflight::refuse_oversized(&base_layers, plan, &selections, &options.limits, &job.policy)?;
+    let mut selections = selections.into_iter();
     let mut base_layers: Vec<Layer> = base_layers
         .iter()
         .map(|l| base::to_family(l, family))
@@ -363,8 +365,17 @@ fn assemble(
             LayerKind::User | LayerKind::Code => {
                 let spec = planned.spec.as_ref().expect("a files layer has a spec");
                 reporter.step(&format!("layer {}", planned.name));
+                let entries = selections.next().expect("one selection per files layer");
                 let index = appended.layers.len();
-                let layer = scan::build_scanned(spec, &settings, cache, reporter, scan_plan.as_ref(), index)?;
+                let layer = scan::build_scanned(
+                    spec,
+                    entries,
+                    &settings,
+                    cache,
+                    reporter,
+                    scan_plan.as_ref(),
+                    index,
+                )?;
                 appended.push_new(layer, Some(planned), &plan.comment);
             }
         }

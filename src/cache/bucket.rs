@@ -14,7 +14,8 @@ pub enum CacheBucket {
     Blobs,
     /// Built layers: input key → blob facts (`layer::LayerRecord`).
     Layers,
-    /// Per-layer-spec stat index, so unchanged files are not read to hash them.
+    /// Per-layer-spec stat index, so unchanged files are not read to hash
+    /// them: `<spec>.bin`, a binary file of its own format (`layer::cache_key`).
     LayerStat,
     /// Installed dependency sets: key → their layers.
     Deps,
@@ -58,7 +59,7 @@ impl CacheBucket {
         match self {
             CacheBucket::Blobs => "blobs-v1",
             CacheBucket::Layers => "layers-v1",
-            CacheBucket::LayerStat => "layer-stat-v2",
+            CacheBucket::LayerStat => "layer-stat-v3",
             CacheBucket::Deps => "deps-v1",
             CacheBucket::InstallerProbe => "installer-probe-v1",
             CacheBucket::ArchiveGzip => "archive-gzip-v2",
@@ -71,8 +72,8 @@ impl CacheBucket {
         }
     }
 
-    /// Whether the bucket holds small JSON records (`<key>.json`), as
-    /// opposed to blobs or directory trees.
+    /// Whether the bucket holds small records (`<key>.json`, the stat
+    /// index's `<spec>.bin`), as opposed to blobs or directory trees.
     pub const fn holds_records(self) -> bool {
         !matches!(self, CacheBucket::Blobs | CacheBucket::Rootfs)
     }
@@ -126,6 +127,7 @@ mod tests {
         for old in [
             "layers-v0",
             "layer-stat-v1",
+            "layer-stat-v2",
             "archive-gzip-v1",
             "gone-bucket-v3",
             "layers-v12",

@@ -433,6 +433,24 @@ impl Cache {
         self.root.join(bucket)
     }
 
+    /// Writes the file `name` of `bucket` atomically, through `write` (buffered):
+    /// for entries kept in a format of their own, streamed rather than held
+    /// whole (the layers' binary stat indexes).
+    pub fn put_file(
+        &self,
+        bucket: CacheBucket,
+        name: &str,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let dir = self.root.join(bucket);
+        ownership::create_private_dir(&dir)?;
+        let mut out = io::BufWriter::with_capacity(1 << 16, self.temp_file()?);
+        write(&mut out)?;
+        let tmp = out.into_inner().map_err(|e| e.into_error())?;
+        tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+        Ok(())
+    }
+
     fn record_path(&self, bucket: CacheBucket, key: &str) -> PathBuf {
         self.root.join(bucket).join(format!("{key}.json"))
     }
