@@ -236,7 +236,11 @@ impl Selection {
     /// path, and a new non-directory drops the old entries below it (a later
     /// input overwrites what an earlier one wrote).
     fn merge_from(&mut self, from: usize, input: usize) -> Result<(), LayerError> {
-        let mut new = self.records.split_off(from);
+        let mut new = if from == 0 {
+            std::mem::take(&mut self.records)
+        } else {
+            self.records.split_off(from)
+        };
         self.sort(&mut new);
         // Ancestors must be directories; the input's own walk lists most.
         let mut missing: std::collections::BTreeSet<String> = Default::default();
