@@ -235,16 +235,17 @@ impl Selection {
     /// before `from`: an entry of the new input replaces the old one at its
     /// path, and a new non-directory drops the old entries below it (a later
     /// input overwrites what an earlier one wrote).
-    fn merge_from(&mut self, from: usize, input: usize) -> Result<(), LayerError> {
+    fn merge_from(&mut self, from: usize, input: usize, complete: bool) -> Result<(), LayerError> {
         let mut new = if from == 0 {
             std::mem::take(&mut self.records)
         } else {
             self.records.split_off(from)
         };
         self.sort(&mut new);
-        // Ancestors must be directories; the input's own walk lists most.
+        // Ancestors must be directories; a walk that skipped no directory
+        // whose contents it took (`complete`) lists them all.
         let mut missing: std::collections::BTreeSet<String> = Default::default();
-        for r in &new {
+        for r in new.iter().filter(|_| !complete) {
             let mut dir = parent(self.path_of(r));
             while !dir.is_empty() && !missing.contains(dir) && self.find(&new, dir).is_none() {
                 missing.insert(dir.to_string());
@@ -388,8 +389,8 @@ pub fn select(spec: &LayerSpec) -> Result<Selection, LayerError> {
     };
     for (index, input) in spec.inputs.iter().enumerate() {
         let from = sel.records.len();
-        select_input(input, index, &mut sel)?;
-        sel.merge_from(from, index)?;
+        let complete = select_input(input, index, &mut sel)?;
+        sel.merge_from(from, index, complete)?;
     }
     Ok(sel)
 }
@@ -431,7 +432,8 @@ fn file_mode(meta: &Metadata, forced: Option<u32>) -> u32 {
     }
 }
 
-fn select_input(input: &LayerInput, index: usize, sel: &mut Selection) -> Result<(), LayerError> {
+/// Adds `input`'s entries; true when every ancestor of them is among them.
+fn select_input(input: &LayerInput, index: usize, sel: &mut Selection) -> Result<bool, LayerError> {
     let src = &input.source;
     let meta = fs::metadata(src).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LayerError::MissingSource { path: src.clone() },
@@ -450,22 +452,29 @@ fn select_input(input: &LayerInput, index: usize, sel: &mut Selection) -> Result
         };
         refuse_whiteout(src, &path)?;
         let mode = file_mode(&meta, input.file_mode);
-        return sel.push(
+        sel.push(
             &path,
             u32::MAX,
             index,
             mode,
             PendingKind::File(FileStat::of(&meta)),
-        );
+        )?;
+        return Ok(false);
     }
     if !meta.is_dir() {
         return Err(unsupported(src, &meta));
+    }
+    for (i, _) in dest.match_indices('/') {
+        sel.push_dir(&dest[..i], index)?;
     }
     sel.push_dir(&dest, index)?;
     walk_dir(input, index, &dest, sel)
 }
 
-fn walk_dir(input: &LayerInput, index: usize, dest: &str, sel: &mut Selection) -> Result<(), LayerError> {
+/// Walks a directory input; true when every ancestor of what it took is
+/// among it (only an include list or an ignore exception takes files from
+/// directories it does not take).
+fn walk_dir(input: &LayerInput, index: usize, dest: &str, sel: &mut Selection) -> Result<bool, LayerError> {
     let src = &input.source;
     let origin = |what: &str| format!("{what} of input {}", src.display());
     let include = glob_set(&input.include, &origin("include"))?;
@@ -543,7 +552,7 @@ fn walk_dir(input: &LayerInput, index: usize, dest: &str, sel: &mut Selection) -
             return Err(unsupported(item.path(), &meta));
         }
     }
-    Ok(())
+    Ok(include.is_none() && prune_ignored)
 }
 
 fn matches_self_or_ancestor(set: &GlobSet, rel: &str) -> bool {
