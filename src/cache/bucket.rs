@@ -29,7 +29,8 @@ pub enum CacheBucket {
     RepairedBase,
     /// Rule findings of a whole image.
     Checks,
-    /// What the rules read from one layer.
+    /// What the rules read from one layer. v2: the nodes keep links and
+    /// heads boxed aside (a v1 record would parse and lose them).
     LayerScans,
     /// `rootfs-v1/<key>/`: root filesystems `run` materialized (directories).
     Rootfs,
@@ -66,7 +67,7 @@ impl CacheBucket {
             CacheBucket::LayerFacts => "layer-facts-v1",
             CacheBucket::RepairedBase => "repaired-base-v1",
             CacheBucket::Checks => "checks-v1",
-            CacheBucket::LayerScans => "layer-scans-v1",
+            CacheBucket::LayerScans => "layer-scans-v2",
             CacheBucket::Rootfs => "rootfs-v1",
             CacheBucket::SystemLayers => "system-layers-v1",
         }
@@ -128,6 +129,7 @@ mod tests {
             "layers-v0",
             "layer-stat-v1",
             "layer-stat-v2",
+            "layer-scans-v1",
             "archive-gzip-v1",
             "gone-bucket-v3",
             "layers-v12",
