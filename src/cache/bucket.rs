@@ -36,11 +36,13 @@ pub enum CacheBucket {
     Rootfs,
     /// `[system]` package layers: base, packages, manager, repositories → the layer.
     SystemLayers,
+    /// SBOM documents: format, subject and lockfile → the document's blob.
+    SbomDocuments,
 }
 
 impl CacheBucket {
     /// Every bucket this build of lambda-img reads or writes.
-    pub const ALL: [CacheBucket; 12] = [
+    pub const ALL: [CacheBucket; 13] = [
         CacheBucket::Blobs,
         CacheBucket::Layers,
         CacheBucket::LayerStat,
@@ -53,6 +55,7 @@ impl CacheBucket {
         CacheBucket::LayerScans,
         CacheBucket::Rootfs,
         CacheBucket::SystemLayers,
+        CacheBucket::SbomDocuments,
     ];
 
     /// The directory name under the cache root, version included.
@@ -70,6 +73,7 @@ impl CacheBucket {
             CacheBucket::LayerScans => "layer-scans-v2",
             CacheBucket::Rootfs => "rootfs-v1",
             CacheBucket::SystemLayers => "system-layers-v1",
+            CacheBucket::SbomDocuments => "sbom-documents-v1",
         }
     }
 

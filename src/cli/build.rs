@@ -305,6 +305,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         &options.manifest_path,
         epoch,
         &options.sink_options,
+        &cache,
         &reporter,
     )?;
     let mut report = build_report(&outcome.report_facts());

@@ -130,6 +130,7 @@ fn build_one(
         &member.manifest,
         epoch,
         &member.options.sink_options,
+        cache,
         reporter,
     )?;
     let mut report = build_report(&outcome.report_facts());

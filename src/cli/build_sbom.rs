@@ -75,6 +75,7 @@ pub fn after_build(
     manifest: &Path,
     epoch: u64,
     sink_options: &SinkOptions,
+    cache: &crate::cache::Cache,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Option<serde_json::Value>> {
     let file = settings.file_for(&outcome.function);
@@ -86,7 +87,8 @@ pub fn after_build(
     // npm installs from the lockfile beside the manifest (see deps::node).
     let project = manifest.parent().unwrap_or(Path::new(""));
     let lock = std::fs::read(project.join("package-lock.json")).ok();
-    let bytes = crate::sbom::document_with(settings.format, &subject, &outcome.image, lock.as_deref())?;
+    let bytes =
+        crate::sbom::document_remembered(settings.format, &subject, &outcome.image, lock.as_deref(), cache)?;
     if let Some(path) = &file {
         crate::sbom::write_bytes(path, &bytes)?;
     }
