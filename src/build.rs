@@ -331,7 +331,9 @@ fn assemble(job: &Job<'_>, source: &dyn source::ImageSource) -> Result<Assembled
     } else {
         Vec::new()
     };
-    preflight::refuse_oversized(&base_layers, plan, &options.limits, &job.policy)?;
+    let selections = preflight::select_layers(plan)?;
+    preflight::refuse_oversized(&base_layers, plan, &selections, &options.limits, &job.policy)?;
+    let mut selections = selections.into_iter();
     let mut base_layers: Vec<Layer> = base_layers
         .iter()
         .map(|l| base::to_family(l, family))
@@ -381,10 +383,12 @@ fn assemble(job: &Job<'_>, source: &dyn source::ImageSource) -> Result<Assembled
                 let spec = planned.spec.as_ref().expect("a files layer has a spec");
                 let source = planned.source.as_deref().expect("a files layer is described");
                 reporter.step(&format!("layer {}", planned.name));
+                let entries = selections.next().expect("one selection per files layer");
                 let index = appended.layers.len();
                 let layer = scan::build_scanned(
                     spec,
                     source,
+                    entries,
                     &settings,
                     cache,
                     reporter,

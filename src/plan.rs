@@ -520,7 +520,7 @@ mod tests {
                 let code = plan.specs().next().unwrap();
                 assert_eq!(code.inputs[0].destination, "/var/task/");
                 let layer = crate::layer::select::select(code).unwrap();
-                let paths: Vec<&str> = layer.iter().map(|e| e.path.as_str()).collect();
+                let paths: Vec<&str> = layer.iter().map(|e| e.path).collect();
                 assert_eq!(paths, ["var", "var/task", "var/task/config.json"]);
             },
         );

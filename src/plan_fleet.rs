@@ -155,8 +155,8 @@ fn plan_function(
         }
         inputs
             .selected
-            .extend(keyed.entries.iter().filter_map(|e| match &e.kind {
-                EntryKind::File { source, .. } => Some(canonical(source)),
+            .extend(keyed.entries.iter().filter_map(|e| match e.kind {
+                EntryKind::File { source, .. } => Some(canonical(&source.path())),
                 _ => None,
             }));
         layers.push(LayerKey {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::findings::CachedScans;
 use crate::cache::{Cache, CacheBucket, Inflated, SecondLevel, SharedRecord};
 use crate::image::{Layer, LayerOrigin};
-use crate::layer::{LayerError, LayerSettings, LayerSpec, build_layer_observed};
+use crate::layer::select::Selection;
+use crate::layer::{LayerError, LayerSettings, LayerSpec, build_selected};
 use crate::report::Reporter;
 use crate::rules::ScanPlan;
 
@@ -19,6 +20,7 @@ use crate::rules::ScanPlan;
 pub(super) fn build_scanned(
     spec: &LayerSpec,
     source: &str,
+    entries: Selection,
     settings: &LayerSettings,
     cache: &Cache,
     reporter: &dyn Reporter,
@@ -26,7 +28,7 @@ pub(super) fn build_scanned(
     index: usize,
 ) -> Result<Layer, LayerError> {
     let Some(scan_plan) = scan_plan else {
-        return build_layer_observed(spec, source, settings, cache, reporter, &|_| {});
+        return build_selected(spec, entries, source, settings, cache, reporter, &|_| {});
     };
     let cache = &scanning_shared(cache, Some(scan_plan), index);
     // A few blocks of slack: the scanner only parses headers and skips
@@ -37,7 +39,7 @@ pub(super) fn build_scanned(
         let observe = |block: &[u8]| {
             let _ = blocks.send(block.to_vec());
         };
-        let built = build_layer_observed(spec, source, settings, cache, reporter, &observe);
+        let built = build_selected(spec, entries, source, settings, cache, reporter, &observe);
         drop(blocks);
         let scan = scanner.join().expect("layer scan thread panicked");
         let layer = built?;
@@ -192,14 +194,18 @@ mod tests {
         let settings = LayerSettings::default();
         let silent = crate::report::Silent;
 
-        let built = build_scanned(&spec, "code", &settings, &cache, &silent, Some(&plan), 0).unwrap();
+        let entries = crate::layer::select::select(&spec).unwrap();
+        let built =
+            build_scanned(&spec, "code", entries, &settings, &cache, &silent, Some(&plan), 0).unwrap();
         assert!(matches!(built.origin, LayerOrigin::Built { cached: false, .. }));
         assert_eq!(remembered_scans(&cache), 1, "the compressed layer's scan is kept");
 
         // From the cache, the layer is not streamed: the empty stream's
         // "scan" must not be remembered in place of the real one.
         fs::remove_dir_all(cache.root().join(SCANS_BUCKET)).unwrap();
-        let again = build_scanned(&spec, "code", &settings, &cache, &silent, Some(&plan), 0).unwrap();
+        let entries = crate::layer::select::select(&spec).unwrap();
+        let again =
+            build_scanned(&spec, "code", entries, &settings, &cache, &silent, Some(&plan), 0).unwrap();
         assert!(matches!(again.origin, LayerOrigin::Built { cached: true, .. }));
         assert_eq!(again.descriptor, built.descriptor);
         assert_eq!(remembered_scans(&cache), 0);

@@ -14,7 +14,8 @@ pub enum CacheBucket {
     Blobs,
     /// Built layers: input key → blob facts (`layer::LayerRecord`).
     Layers,
-    /// Per-layer-spec stat index, so unchanged files are not read to hash them.
+    /// Per-layer-spec stat index, so unchanged files are not read to hash
+    /// them: `<spec>.bin`, a binary file of its own format (`layer::cache_key`).
     LayerStat,
     /// Installed dependency sets: key → their layers.
     Deps,
@@ -28,7 +29,8 @@ pub enum CacheBucket {
     RepairedBase,
     /// Rule findings of a whole image.
     Checks,
-    /// What the rules read from one layer.
+    /// What the rules read from one layer. v2: the nodes keep links and
+    /// heads boxed aside (a v1 record would parse and lose them).
     LayerScans,
     /// `rootfs-v1/<key>/`: root filesystems `run` materialized (directories).
     Rootfs,
@@ -36,11 +38,13 @@ pub enum CacheBucket {
     SystemLayers,
     /// The OS packages the SBOM lists for a base, by its layers' diff_ids.
     BasePackages,
+    /// SBOM documents: format, subject and lockfile → the document's blob.
+    SbomDocuments,
 }
 
 impl CacheBucket {
     /// Every bucket this build of lambda-img reads or writes.
-    pub const ALL: [CacheBucket; 13] = [
+    pub const ALL: [CacheBucket; 14] = [
         CacheBucket::Blobs,
         CacheBucket::Layers,
         CacheBucket::LayerStat,
@@ -54,6 +58,7 @@ impl CacheBucket {
         CacheBucket::Rootfs,
         CacheBucket::SystemLayers,
         CacheBucket::BasePackages,
+        CacheBucket::SbomDocuments,
     ];
 
     /// The directory name under the cache root, version included.
@@ -61,22 +66,23 @@ impl CacheBucket {
         match self {
             CacheBucket::Blobs => "blobs-v1",
             CacheBucket::Layers => "layers-v1",
-            CacheBucket::LayerStat => "layer-stat-v2",
+            CacheBucket::LayerStat => "layer-stat-v3",
             CacheBucket::Deps => "deps-v1",
             CacheBucket::InstallerProbe => "installer-probe-v1",
             CacheBucket::ArchiveGzip => "archive-gzip-v2",
             CacheBucket::LayerFacts => "layer-facts-v1",
             CacheBucket::RepairedBase => "repaired-base-v1",
             CacheBucket::Checks => "checks-v1",
-            CacheBucket::LayerScans => "layer-scans-v1",
+            CacheBucket::LayerScans => "layer-scans-v2",
             CacheBucket::Rootfs => "rootfs-v1",
             CacheBucket::SystemLayers => "system-layers-v1",
             CacheBucket::BasePackages => "base-packages-v1",
+            CacheBucket::SbomDocuments => "sbom-documents-v1",
         }
     }
 
-    /// Whether the bucket holds small JSON records (`<key>.json`), as
-    /// opposed to blobs or directory trees.
+    /// Whether the bucket holds small records (`<key>.json`, the stat
+    /// index's `<spec>.bin`), as opposed to blobs or directory trees.
     pub const fn holds_records(self) -> bool {
         !matches!(self, CacheBucket::Blobs | CacheBucket::Rootfs)
     }
@@ -130,6 +136,8 @@ mod tests {
         for old in [
             "layers-v0",
             "layer-stat-v1",
+            "layer-stat-v2",
+            "layer-scans-v1",
             "archive-gzip-v1",
             "gone-bucket-v3",
             "layers-v12",

@@ -433,6 +433,26 @@ impl Cache {
         self.root.join(bucket)
     }
 
+    /// Writes the file `name` of `bucket` atomically, through `write` (buffered):
+    /// for entries kept in a format of their own, streamed rather than held
+    /// whole (the layers' binary stat indexes).
+    pub fn put_file(
+        &self,
+        bucket: CacheBucket,
+        name: &str,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let dir = self.root.join(bucket);
+        ownership::create_private_dir(&dir)?;
+        // Buffered: serde_json writes in small pieces, which unbuffered cost
+        // a syscall each.
+        let mut out = io::BufWriter::with_capacity(1 << 16, self.temp_file()?);
+        write(&mut out)?;
+        let tmp = out.into_inner().map_err(|e| e.into_error())?;
+        tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+        Ok(())
+    }
+
     fn record_path(&self, bucket: CacheBucket, key: &str) -> PathBuf {
         self.root.join(bucket).join(format!("{key}.json"))
     }
@@ -441,28 +461,22 @@ impl Cache {
     /// miss, never an error: the caller rebuilds it).
     pub fn get_record<T: DeserializeOwned>(&self, bucket: CacheBucket, key: &str) -> Option<T> {
         let file = File::open(self.record_path(bucket, key)).ok()?;
-        if !file.metadata().ok()?.is_file() {
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.len() > MAX_RECORD {
             return None;
         }
-        let mut bytes = Vec::new();
-        io::Read::read_to_end(&mut io::Read::take(file, MAX_RECORD + 1), &mut bytes).ok()?;
-        if bytes.len() as u64 > MAX_RECORD {
-            return None;
-        }
-        serde_json::from_slice(&bytes).ok()
+        // Parsed as it is read: a big record (a layer scan of a large tree)
+        // is not held as bytes and as values at once.
+        let reader = io::BufReader::with_capacity(1 << 16, io::Read::take(file, MAX_RECORD));
+        serde_json::from_reader(reader).ok()
     }
 
-    /// Writes a JSON record atomically.
+    /// Writes a JSON record atomically, streamed (a big record is never
+    /// one big string).
     pub fn put_record<T: Serialize>(&self, bucket: CacheBucket, key: &str, value: &T) -> io::Result<()> {
-        let dir = self.root.join(bucket);
-        ownership::create_private_dir(&dir)?;
-        let mut tmp = self.temp_file()?;
-        // One write of the whole record: serde_json writes in small pieces,
-        // which unbuffered costs a syscall each (200 ms for a 5k-file index).
-        tmp.write_all(&serde_json::to_vec(value)?)?;
-        tmp.flush()?;
-        tmp.persist(self.record_path(bucket, key)).map_err(|e| e.error)?;
-        Ok(())
+        self.put_file(bucket, &format!("{key}.json"), |out| {
+            serde_json::to_writer(out, value).map_err(io::Error::from)
+        })
     }
 
     /// Removes a record (for example one found to point at a missing blob).

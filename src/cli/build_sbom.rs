@@ -91,7 +91,7 @@ pub fn after_build(
         npm_lock: lock.as_deref(),
         wheels: &outcome.archives,
     };
-    let bytes = crate::sbom::document_with(settings.format, &subject, &outcome.image, known, Some(cache))?;
+    let bytes = crate::sbom::document_remembered(settings.format, &subject, &outcome.image, known, cache)?;
     if let Some(path) = &file {
         crate::sbom::write_bytes(path, &bytes)?;
     }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::cache_key::{content_digests, layer_key, spec_identity};
-use super::select::{Entry, select};
+use super::select::{EntryKind, Selection, select};
 use super::tar_writer::write_tar;
 use super::{LayerError, LayerSettings, LayerSpec};
 use crate::cache::{Cache, CacheBucket, CacheEntry, CacheIoError, Found, SharedLayer, SharedRecord};
@@ -75,7 +75,7 @@ impl From<CacheIoError> for LayerError {
 /// A layer's file selection and the cache key it hashes to.
 #[derive(Debug)]
 pub struct KeyedSelection {
-    pub entries: Vec<Entry>,
+    pub entries: Selection,
     /// The layer's input key (the `layers-v1` record name).
     pub key: String,
     /// Regular files among `entries`.
@@ -89,8 +89,8 @@ impl KeyedSelection {
     pub fn sources(&self) -> Vec<std::path::PathBuf> {
         self.entries
             .iter()
-            .filter_map(|e| match &e.kind {
-                super::select::EntryKind::File { source, .. } => Some(source.clone()),
+            .filter_map(|e| match e.kind {
+                EntryKind::File { source, .. } => Some(source.path()),
                 _ => None,
             })
             .collect()
@@ -104,7 +104,17 @@ pub fn keyed_selection(
     settings: &LayerSettings,
     cache: &Cache,
 ) -> Result<KeyedSelection, LayerError> {
-    let entries = select(spec)?;
+    keyed(spec, select(spec)?, settings, cache)
+}
+
+/// [`keyed_selection`] of a selection already made (the build selects every
+/// layer first, to refuse an oversized image before compressing anything).
+pub fn keyed(
+    spec: &LayerSpec,
+    entries: Selection,
+    settings: &LayerSettings,
+    cache: &Cache,
+) -> Result<KeyedSelection, LayerError> {
     let spec_id = spec_identity(spec);
     let (digests, read) = content_digests(&entries, cache, &spec_id, settings.threads)?;
     let files = digests.iter().filter(|d| d.is_some()).count();
@@ -139,12 +149,25 @@ pub fn build_layer_observed(
     reporter: &dyn Reporter,
     observe: &(dyn Fn(&[u8]) + Sync),
 ) -> Result<Layer, LayerError> {
+    build_selected(spec, select(spec)?, source, settings, cache, reporter, observe)
+}
+
+/// [`build_layer_observed`] of a selection already made.
+pub fn build_selected(
+    spec: &LayerSpec,
+    entries: Selection,
+    source: &str,
+    settings: &LayerSettings,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+    observe: &(dyn Fn(&[u8]) + Sync),
+) -> Result<Layer, LayerError> {
     let KeyedSelection {
         entries,
         key,
         files,
         read,
-    } = keyed_selection(spec, settings, cache)?;
+    } = keyed(spec, entries, settings, cache)?;
     reporter.detail(&format!(
         "layer {}: {} entries, {files} files, {read} read to hash, {} from the stat index",
         spec.name,
@@ -171,16 +194,8 @@ pub fn build_layer_observed(
         |_| true,
         reporter,
         || {
-            // Progress counts tar bytes: a 512-byte header per entry, contents padded
-            // to 512, and the two end blocks. (Long names add a little more.)
-            let total: u64 = entries
-                .iter()
-                .map(|e| match &e.kind {
-                    super::select::EntryKind::File { stat, .. } => 512 + stat.size.div_ceil(512) * 512,
-                    _ => 512,
-                })
-                .sum::<u64>()
-                + 1024;
+            // Progress counts tar bytes, known exactly from the selection.
+            let total = super::tar_writer::tar_size(&entries);
             reporter.task_start(&task, &format!("layer {}", spec.name), Some(total));
             let on_block = |block: &[u8]| {
                 reporter.task_progress(&task, block.len() as u64);

@@ -7,21 +7,23 @@
 //! symlink target and content sha256. Two trees with the same key produce the
 //! same blob, wherever they live on disk.
 //!
-//! The stat index (`layer-stat-v1/<spec identity>.json`) maps each file of a
-//! layer to the (size, mtime, ctime, inode, device) it had when hashed and the
-//! content sha256 then. A file whose stat still matches is not read again.
+//! The stat index (`layer-stat-v3/<spec identity>.bin`) lists each file of
+//! a layer, in image-path order, with the (size, mtime, ctime, inode, device)
+//! it had when hashed and the content hash then. A file whose stat still
+//! matches is not read again. It is a compact binary file read and written in
+//! one streaming pass beside the (equally sorted) selection, so a tree of
+//! half a million files costs no per-file memory beyond the selection's own.
 
-use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufReader, Read, Write};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::select::{Entry, EntryKind, FileStat};
+use super::select::{EntryKind, FileStat, Selection};
 use super::{LayerError, LayerSettings, LayerSpec};
 use crate::cache::{Cache, CacheBucket};
 use crate::gzip::BLOCK_SIZE;
@@ -31,36 +33,24 @@ use crate::gzip::BLOCK_SIZE;
 /// 3: incompressible 16 KiB segments are written stored (`gzip::incompressible`).
 pub const LAYER_FORMAT_VERSION: u32 = 3;
 pub const STAT_BUCKET: CacheBucket = CacheBucket::LayerStat;
+/// First bytes of a stat index file.
+const STAT_MAGIC: &[u8; 8] = b"listat3\n";
 
 /// A file modified this soon after it was hashed could keep the same
 /// timestamps (their granularity is the kernel's clock tick), so such files
 /// are not remembered.
 const RACY_WINDOW_NS: i64 = 100_000_000;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct StatIndex {
-    /// image path → what was hashed
-    files: BTreeMap<String, StatRecord>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct StatRecord {
-    source: String,
-    stat: FileStat,
-    blake3: ContentHash,
-}
-
 /// A file's content hash, for cache keys only: BLAKE3, which hashes a tree of
 /// small files about three times as fast as SHA-256 here (a cold build reads
 /// every file for it before compressing anything). It never leaves the cache:
 /// registries and image configs see only the SHA-256 digests of blobs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ContentHash(String);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentHash([u8; 32]);
 
 impl ContentHash {
-    pub fn hex(&self) -> &str {
-        &self.0
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
     }
 }
 
@@ -89,7 +79,7 @@ fn field(h: &mut Sha256, bytes: &[u8]) {
 
 /// The cache key of a layer made of `entries` (with `digests[i]` the content
 /// digest of `entries[i]` when it is a file).
-pub fn layer_key(entries: &[Entry], digests: &[Option<ContentHash>], settings: &LayerSettings) -> String {
+pub fn layer_key(entries: &Selection, digests: &[Option<ContentHash>], settings: &LayerSettings) -> String {
     let mut h = Sha256::new();
     field(&mut h, b"lambda-img layer");
     field(&mut h, &LAYER_FORMAT_VERSION.to_le_bytes());
@@ -98,9 +88,10 @@ pub fn layer_key(entries: &[Entry], digests: &[Option<ContentHash>], settings: &
     field(&mut h, &settings.mtime.to_le_bytes());
     field(&mut h, &settings.gzip_level.to_le_bytes());
     field(&mut h, &(BLOCK_SIZE as u64).to_le_bytes());
+    let mut hex_buf = [0u8; 64];
     for (e, d) in entries.iter().zip(digests) {
         field(&mut h, e.path.as_bytes());
-        let (ty, size, target): (&[u8], u64, &str) = match &e.kind {
+        let (ty, size, target): (&[u8], u64, &str) = match e.kind {
             EntryKind::Dir => (b"d", 0, ""),
             EntryKind::File { stat, .. } => (b"f", stat.size, ""),
             EntryKind::Symlink { target } => (b"l", 0, target),
@@ -109,7 +100,15 @@ pub fn layer_key(entries: &[Entry], digests: &[Option<ContentHash>], settings: &
         field(&mut h, &e.mode.to_le_bytes());
         field(&mut h, &size.to_le_bytes());
         field(&mut h, target.as_bytes());
-        field(&mut h, d.as_ref().map_or("", |d| d.hex()).as_bytes());
+        // The hex form, as the key has always hashed it.
+        let hex: &[u8] = match d {
+            Some(d) => {
+                hex::encode_to_slice(d.0, &mut hex_buf).expect("64 hex digits for 32 bytes");
+                &hex_buf
+            }
+            None => b"",
+        };
+        field(&mut h, hex);
     }
     hex::encode(h.finalize())
 }
@@ -119,7 +118,7 @@ pub fn layer_key(entries: &[Entry], digests: &[Option<ContentHash>], settings: &
 /// `threads` threads). Updates the index. Returns the digests and how many
 /// files had to be read.
 pub fn content_digests(
-    entries: &[Entry],
+    entries: &Selection,
     cache: &Cache,
     spec_id: &str,
     threads: usize,
@@ -128,53 +127,219 @@ pub fn content_digests(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
-    let old: StatIndex = cache.get_record(STAT_BUCKET, spec_id).unwrap_or_default();
+    let path = stat_index_path(cache, spec_id);
+    let mut old = File::open(&path)
+        .ok()
+        .and_then(|f| IndexReader::new(BufReader::with_capacity(1 << 16, f)));
     let mut digests: Vec<Option<ContentHash>> = vec![None; entries.len()];
     let mut misses = Vec::new();
+    // Old records that matched no file, or a file whose stat moved: the
+    // index on disk no longer says what it should.
+    let mut stale = old.is_none();
     for (i, e) in entries.iter().enumerate() {
-        if let EntryKind::File { source, stat } = &e.kind {
-            match old.files.get(&e.path) {
-                Some(r) if r.stat == *stat && r.source == source.to_string_lossy() => {
-                    digests[i] = Some(r.blake3.clone())
-                }
-                _ => misses.push(i),
-            }
+        let EntryKind::File { source, stat } = e.kind else {
+            continue;
+        };
+        let found = match &mut old {
+            Some(reader) => reader.seek(e.path, &mut stale),
+            None => None,
+        };
+        match found {
+            Some(r) if r.stat == stat && r.input == source.input as u64 => digests[i] = Some(r.hash),
+            _ => misses.push(i),
         }
     }
+    if let Some(reader) = &mut old {
+        stale |= reader.has_more();
+    }
+    drop(old);
     let hashed = hash_files(entries, &misses, threads)?;
     let read = hashed.len();
     for (i, d) in hashed {
         digests[i] = Some(d);
     }
-
-    let mut new = StatIndex::default();
-    for (e, d) in entries.iter().zip(&digests) {
-        if let (EntryKind::File { source, stat }, Some(d)) = (&e.kind, d) {
-            let racy = stat.mtime_ns.max(stat.ctime_ns) > started_ns - RACY_WINDOW_NS;
-            if !racy {
-                let rec = StatRecord {
-                    source: source.to_string_lossy().into_owned(),
-                    stat: *stat,
-                    blake3: d.clone(),
-                };
-                new.files.insert(e.path.clone(), rec);
-            }
-        }
-    }
-    if new.files != old.files {
+    if stale || read > 0 {
         // The index only saves work: failing to write it must not fail the build.
-        let _ = cache.put_record(STAT_BUCKET, spec_id, &new);
+        let _ = write_stat_index(cache, spec_id, entries, &digests, started_ns);
     }
     Ok((digests, read))
 }
 
 /// Forgets a spec's stat index (a staging tree about to be deleted).
 pub fn forget_stat_index(cache: &Cache, spec: &LayerSpec) {
-    cache.remove_record(STAT_BUCKET, &spec_identity(spec));
+    let _ = std::fs::remove_file(stat_index_path(cache, &spec_identity(spec)));
+}
+
+fn stat_index_path(cache: &Cache, spec_id: &str) -> PathBuf {
+    cache.bucket_dir(STAT_BUCKET).join(format!("{spec_id}.bin"))
+}
+
+/// One file of the stat index.
+struct IndexRecord {
+    input: u64,
+    stat: FileStat,
+    hash: ContentHash,
+}
+
+/// Reads a stat index front to back. Each record: the length of the path
+/// prefix it shares with the previous one and the rest of its path (varints
+/// and bytes), then the input index (varint), the five stat numbers (8 bytes
+/// each, little-endian) and the 32-byte hash. A damaged file just ends early.
+struct IndexReader<R> {
+    inner: R,
+    path: Vec<u8>,
+    current: Option<IndexRecord>,
+}
+
+impl<R: Read> IndexReader<R> {
+    fn new(mut inner: R) -> Option<Self> {
+        let mut magic = [0u8; 8];
+        inner.read_exact(&mut magic).ok()?;
+        if &magic != STAT_MAGIC {
+            return None;
+        }
+        let mut reader = IndexReader {
+            inner,
+            path: Vec::new(),
+            current: None,
+        };
+        reader.advance();
+        Some(reader)
+    }
+
+    fn has_more(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Moves to the next record; at the end (or on damage) `current` is `None`.
+    fn advance(&mut self) {
+        let before = self.path.clone();
+        self.current = self.read_record().ok();
+        // Paths must ascend: anything else is damage, and would break the seek.
+        if self.current.is_some() && self.path <= before && !before.is_empty() {
+            self.current = None;
+        }
+    }
+
+    fn read_record(&mut self) -> io::Result<IndexRecord> {
+        let shared = read_varint(&mut self.inner)? as usize;
+        let rest = read_varint(&mut self.inner)? as usize;
+        if shared > self.path.len() || rest > 1 << 20 {
+            return Err(io::ErrorKind::InvalidData.into());
+        }
+        self.path.truncate(shared);
+        let at = self.path.len();
+        self.path.resize(at + rest, 0);
+        self.inner.read_exact(&mut self.path[at..])?;
+        let input = read_varint(&mut self.inner)?;
+        let mut fixed = [0u8; 40 + 32];
+        self.inner.read_exact(&mut fixed)?;
+        let num = |i: usize| u64::from_le_bytes(fixed[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let stat = FileStat {
+            size: num(0),
+            mtime_ns: num(1) as i64,
+            ctime_ns: num(2) as i64,
+            ino: num(3),
+            dev: num(4),
+        };
+        let hash = ContentHash(fixed[40..].try_into().expect("32 bytes"));
+        Ok(IndexRecord { input, stat, hash })
+    }
+
+    /// The record for `path`, skipping (and noting as `stale`) records of
+    /// paths before it that the selection no longer has. Calls come in
+    /// ascending path order.
+    fn seek(&mut self, path: &str, stale: &mut bool) -> Option<IndexRecord> {
+        loop {
+            self.current.as_ref()?;
+            match self.path.as_slice().cmp(path.as_bytes()) {
+                std::cmp::Ordering::Less => {
+                    *stale = true;
+                    self.advance();
+                }
+                std::cmp::Ordering::Equal => {
+                    let found = self.current.take();
+                    self.advance();
+                    return found;
+                }
+                std::cmp::Ordering::Greater => {
+                    *stale = true; // a new file: the index lacks it
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+fn read_varint(r: &mut impl Read) -> io::Result<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let mut b = [0u8];
+        r.read_exact(&mut b)?;
+        value |= u64::from(b[0] & 0x7f) << shift;
+        if b[0] & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(io::ErrorKind::InvalidData.into())
+}
+
+fn write_varint<W: Write + ?Sized>(w: &mut W, mut value: u64) -> io::Result<()> {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            return w.write_all(&[byte]);
+        }
+        w.write_all(&[byte | 0x80])?;
+    }
+}
+
+/// Writes the index of every hashed, non-racy file, atomically.
+fn write_stat_index(
+    cache: &Cache,
+    spec_id: &str,
+    entries: &Selection,
+    digests: &[Option<ContentHash>],
+    started_ns: i64,
+) -> io::Result<()> {
+    cache.put_file(STAT_BUCKET, &format!("{spec_id}.bin"), |out| {
+        out.write_all(STAT_MAGIC)?;
+        let mut previous: &str = "";
+        for (e, d) in entries.iter().zip(digests) {
+            let (EntryKind::File { source, stat }, Some(d)) = (e.kind, d) else {
+                continue;
+            };
+            if stat.mtime_ns.max(stat.ctime_ns) > started_ns - RACY_WINDOW_NS {
+                continue;
+            }
+            let shared = previous
+                .bytes()
+                .zip(e.path.bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            write_varint(out, shared as u64)?;
+            write_varint(out, (e.path.len() - shared) as u64)?;
+            out.write_all(&e.path.as_bytes()[shared..])?;
+            write_varint(out, source.input as u64)?;
+            for n in [
+                stat.size,
+                stat.mtime_ns as u64,
+                stat.ctime_ns as u64,
+                stat.ino,
+                stat.dev,
+            ] {
+                out.write_all(&n.to_le_bytes())?;
+            }
+            out.write_all(&d.0)?;
+            previous = e.path;
+        }
+        Ok(())
+    })
 }
 
 fn hash_files(
-    entries: &[Entry],
+    entries: &Selection,
     which: &[usize],
     threads: usize,
 ) -> Result<Vec<(usize, ContentHash)>, LayerError> {
@@ -189,16 +354,17 @@ fn hash_files(
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = which.get(k) else { return };
-                    let EntryKind::File { source, .. } = &entries[i].kind else {
+                    let EntryKind::File { source, .. } = entries.get(i).kind else {
                         continue;
                     };
-                    match hash_file(source, &mut buf) {
+                    let source = source.path();
+                    match hash_file(&source, &mut buf) {
                         Ok(d) => results.lock().unwrap().push((i, d)),
                         Err(e) => {
                             first_error
                                 .lock()
                                 .unwrap()
-                                .get_or_insert(LayerError::from_io(source.clone(), e));
+                                .get_or_insert(LayerError::from_io(source, e));
                             next.store(which.len(), Ordering::Relaxed);
                             return;
                         }
@@ -224,5 +390,9 @@ fn hash_file(path: &std::path::Path, buf: &mut [u8]) -> io::Result<ContentHash> 
             Err(e) => return Err(e),
         };
     }
-    Ok(ContentHash(h.finalize().to_hex().to_string()))
+    Ok(ContentHash(*h.finalize().as_bytes()))
 }
+
+#[cfg(test)]
+#[path = "cache_key_tests.rs"]
+mod tests;

@@ -47,6 +47,11 @@ pub enum LayerError {
     #[error("{path} has a name that is not valid UTF-8: rename it or exclude it")]
     NonUtf8Path { path: PathBuf },
 
+    #[error(
+        "the layer's image paths and link targets add up to more than 4 GiB of names: split it into several layers"
+    )]
+    TooManyNames,
+
     #[error("{path} changed while the layer was being written: run the build again")]
     FileChanged { path: PathBuf },
 

@@ -14,7 +14,9 @@ pub mod select;
 mod spec;
 pub mod tar_writer;
 
-pub use build::{KeyedSelection, LayerRecord, build_layer, build_layer_observed, keyed_selection};
+pub use build::{
+    KeyedSelection, LayerRecord, build_layer, build_layer_observed, build_selected, keyed, keyed_selection,
+};
 pub use cache_key::forget_stat_index;
 pub use error::LayerError;
 pub use format::LayerFormat;

@@ -15,7 +15,6 @@
 //! - a later input overwrites what an earlier one wrote at the same path; a
 //!   file written where a directory was replaces that directory's contents.
 
-use std::collections::BTreeMap;
 use std::fs::{self, Metadata};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
@@ -25,21 +24,43 @@ use serde::{Deserialize, Serialize};
 
 use super::{DockerIgnore, LayerError, LayerInput, LayerSpec};
 
-/// One entry of the layer, keyed by its image path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+/// One entry of the layer, as [`Selection`] hands it out (borrowed from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
     /// Image path relative to `/`, without leading or trailing `/` (`var/task/app.py`).
-    pub path: String,
-    pub kind: EntryKind,
+    pub path: &'a str,
+    pub kind: EntryKind<'a>,
     /// Normalised permission bits (0755/0644 for files, 0755 dirs, 0777 symlinks).
     pub mode: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryKind {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind<'a> {
     Dir,
-    File { source: PathBuf, stat: FileStat },
-    Symlink { target: String },
+    File { source: Source<'a>, stat: FileStat },
+    Symlink { target: &'a str },
+}
+
+/// Where a selected file is read from: its input's source, joined with the
+/// part of the image path below the input's destination (kept once, in the
+/// image path, rather than as a second owned path per file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source<'a> {
+    /// Index of the input in the spec.
+    pub input: usize,
+    root: &'a Path,
+    /// Path below `root`; empty when the input is the file itself.
+    rel: &'a str,
+}
+
+impl Source<'_> {
+    pub fn path(&self) -> PathBuf {
+        if self.rel.is_empty() {
+            self.root.to_path_buf()
+        } else {
+            self.root.join(self.rel)
+        }
+    }
 }
 
 /// The stat facts that tell whether a file changed since it was last hashed.
@@ -69,55 +90,314 @@ pub const SYMLINK_MODE: u32 = 0o777;
 
 /// The entries of a layer, sorted by image path (byte order), every ancestor
 /// directory present as its own entry.
-pub fn select(spec: &LayerSpec) -> Result<Vec<Entry>, LayerError> {
-    let mut tree = Tree::default();
-    for input in &spec.inputs {
-        select_input(input, &mut tree)?;
+///
+/// Compact because a layer may hold hundreds of thousands of files (a big
+/// `node_modules`): every image path and link target lives once in one
+/// string arena, and each entry is a fixed-size record pointing into it; a
+/// file's source path is derived from its input and image path when needed.
+#[derive(Debug, Default)]
+pub struct Selection {
+    arena: String,
+    records: Vec<Record>,
+    roots: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    path: Span,
+    /// Where the source-relative part of `path` starts (`u32::MAX`: the
+    /// input is this file itself).
+    rel: u32,
+    input: u32,
+    mode: u32,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Dir,
+    File(FileStat),
+    Symlink(Span),
+}
+
+impl Selection {
+    pub fn len(&self) -> usize {
+        self.records.len()
     }
-    Ok(tree.entries.into_values().collect())
-}
 
-#[derive(Default)]
-struct Tree {
-    entries: BTreeMap<String, Entry>,
-}
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
 
-impl Tree {
-    fn insert(&mut self, entry: Entry) {
-        if entry.path.is_empty() {
-            return; // the image root itself has no entry
+    /// The `i`th entry in image-path order.
+    pub fn get(&self, i: usize) -> Entry<'_> {
+        self.entry(&self.records[i])
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Entry<'_>> + '_ {
+        self.records.iter().map(|r| self.entry(r))
+    }
+
+    /// Regular files among the entries.
+    pub fn files(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|r| matches!(r.kind, Kind::File(_)))
+            .count()
+    }
+
+    fn text(&self, span: Span) -> &str {
+        &self.arena[span.start as usize..(span.start + span.len) as usize]
+    }
+
+    fn path_of(&self, r: &Record) -> &str {
+        self.text(r.path)
+    }
+
+    fn entry(&self, r: &Record) -> Entry<'_> {
+        let path = self.path_of(r);
+        let kind = match r.kind {
+            Kind::Dir => EntryKind::Dir,
+            Kind::Symlink(t) => EntryKind::Symlink { target: self.text(t) },
+            Kind::File(stat) => EntryKind::File {
+                stat,
+                source: Source {
+                    input: r.input as usize,
+                    root: &self.roots[r.input as usize],
+                    rel: if r.rel == u32::MAX {
+                        ""
+                    } else {
+                        &path[r.rel as usize..]
+                    },
+                },
+            },
+        };
+        Entry {
+            path,
+            kind,
+            mode: r.mode,
         }
-        // Ancestors must be directories (a later input wins over an earlier file).
-        let mut end = 0;
-        while let Some(i) = entry.path[end..].find('/') {
-            end += i;
-            let ancestor = &entry.path[..end];
-            if !matches!(self.entries.get(ancestor), Some(e) if e.kind == EntryKind::Dir) {
-                self.entries.insert(ancestor.to_string(), dir_entry(ancestor));
+    }
+
+    fn push_text(&mut self, text: &str) -> Result<Span, LayerError> {
+        let start = u32::try_from(self.arena.len()).ok();
+        let len = u32::try_from(text.len()).ok();
+        match (start, len) {
+            (Some(start), Some(len)) if start.checked_add(len).is_some() => {
+                self.arena.push_str(text);
+                Ok(Span { start, len })
             }
-            end += 1;
+            _ => Err(LayerError::TooManyNames),
         }
-        if entry.kind != EntryKind::Dir {
-            // A non-directory replaces whatever tree stood at its path. '0' follows '/'.
-            let below: Vec<String> = self
-                .entries
-                .range(format!("{}/", entry.path)..format!("{}0", entry.path))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in below {
-                self.entries.remove(&k);
+    }
+
+    /// Adds one entry of input `input` (records of one input are merged in
+    /// by [`Selection::merge_from`]).
+    fn push(
+        &mut self,
+        path: &str,
+        rel: u32,
+        input: usize,
+        mode: u32,
+        kind: PendingKind<'_>,
+    ) -> Result<(), LayerError> {
+        if path.is_empty() {
+            return Ok(()); // the image root itself has no entry
+        }
+        let span = self.push_text(path)?;
+        let kind = match kind {
+            PendingKind::Dir => Kind::Dir,
+            PendingKind::File(stat) => Kind::File(stat),
+            PendingKind::Symlink(target) => Kind::Symlink(self.push_text(target)?),
+        };
+        self.records.push(Record {
+            path: span,
+            rel,
+            input: input as u32,
+            mode,
+            kind,
+        });
+        Ok(())
+    }
+
+    fn push_dir(&mut self, path: &str, input: usize) -> Result<(), LayerError> {
+        self.push(path, 0, input, DIR_MODE, PendingKind::Dir)
+    }
+
+    /// Sorts the records from `from` on (one input's) by path and adds the
+    /// ancestor directories they lack, then lays them over the records
+    /// before `from`: an entry of the new input replaces the old one at its
+    /// path, and a new non-directory drops the old entries below it (a later
+    /// input overwrites what an earlier one wrote).
+    fn merge_from(&mut self, from: usize, input: usize, complete: bool) -> Result<(), LayerError> {
+        let mut new = if from == 0 {
+            std::mem::take(&mut self.records)
+        } else {
+            self.records.split_off(from)
+        };
+        self.sort(&mut new);
+        // Ancestors must be directories; a walk that skipped no directory
+        // whose contents it took (`complete`) lists them all.
+        let mut missing: std::collections::BTreeSet<String> = Default::default();
+        for r in new.iter().filter(|_| !complete) {
+            let mut dir = parent(self.path_of(r));
+            while !dir.is_empty() && !missing.contains(dir) && self.find(&new, dir).is_none() {
+                missing.insert(dir.to_string());
+                dir = parent(dir);
             }
         }
-        self.entries.insert(entry.path.clone(), entry);
+        if !missing.is_empty() {
+            let at = self.records.len();
+            for dir in &missing {
+                self.push_dir(dir, input)?;
+            }
+            new.extend(self.records.drain(at..));
+            self.sort(&mut new);
+        }
+        let old = std::mem::take(&mut self.records);
+        if old.is_empty() {
+            self.records = new;
+            return Ok(());
+        }
+        let keep = |r: &Record| {
+            let path = self.path_of(r);
+            if self.find(&new, path).is_some() {
+                return false;
+            }
+            // Below a new non-directory?
+            path.match_indices('/').all(|(i, _)| {
+                self.find(&new, &path[..i])
+                    .is_none_or(|k| matches!(new[k].kind, Kind::Dir))
+            })
+        };
+        let kept: Vec<Record> = old.into_iter().filter(|r| keep(r)).collect();
+        let mut merged = Vec::with_capacity(kept.len() + new.len());
+        let (mut a, mut b) = (kept.into_iter().peekable(), new.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => {
+                    if self.path_of(x) < self.path_of(y) {
+                        a.next()
+                    } else {
+                        b.next()
+                    }
+                }
+                (Some(_), None) => a.next(),
+                (None, Some(_)) => b.next(),
+                (None, None) => break,
+            };
+            merged.extend(next);
+        }
+        self.records = merged;
+        Ok(())
+    }
+
+    fn sort(&self, records: &mut [Record]) {
+        records.sort_unstable_by(|x, y| self.path_of(x).cmp(self.path_of(y)));
+    }
+
+    /// Index of the record at `path` in the sorted `records`.
+    fn find(&self, records: &[Record], path: &str) -> Option<usize> {
+        records.binary_search_by(|r| self.path_of(r).cmp(path)).ok()
     }
 }
 
-fn dir_entry(path: &str) -> Entry {
-    Entry {
-        path: path.to_string(),
-        kind: EntryKind::Dir,
-        mode: DIR_MODE,
+enum PendingKind<'a> {
+    Dir,
+    File(FileStat),
+    Symlink(&'a str),
+}
+
+/// A selection made by hand rather than by walking inputs (the system
+/// layer's capture of an overlay's upper directory). A file's source is
+/// `roots[input]` joined with its image path, or `roots[input]` itself.
+#[derive(Debug)]
+pub struct SelectionBuilder {
+    sel: Selection,
+}
+
+impl SelectionBuilder {
+    pub fn new(roots: Vec<PathBuf>) -> SelectionBuilder {
+        SelectionBuilder {
+            sel: Selection {
+                roots,
+                ..Selection::default()
+            },
+        }
     }
+
+    pub fn dir(&mut self, path: &str, mode: u32) -> Result<(), LayerError> {
+        self.sel.push(path, 0, 0, mode, PendingKind::Dir)
+    }
+
+    /// A file read from `roots[input]/<path>`.
+    pub fn file_below(
+        &mut self,
+        path: &str,
+        input: usize,
+        mode: u32,
+        stat: FileStat,
+    ) -> Result<(), LayerError> {
+        self.sel.push(path, 0, input, mode, PendingKind::File(stat))
+    }
+
+    /// A file read from `roots[input]` itself.
+    pub fn file_at_root(
+        &mut self,
+        path: &str,
+        input: usize,
+        mode: u32,
+        stat: FileStat,
+    ) -> Result<(), LayerError> {
+        self.sel
+            .push(path, u32::MAX, input, mode, PendingKind::File(stat))
+    }
+
+    pub fn symlink(&mut self, path: &str, target: &str, mode: u32) -> Result<(), LayerError> {
+        self.sel.push(path, 0, 0, mode, PendingKind::Symlink(target))
+    }
+
+    /// The entries sorted by image path; of entries pushed at one path, the last.
+    pub fn finish(self) -> Selection {
+        let mut sel = self.sel;
+        let mut records = std::mem::take(&mut sel.records);
+        // Stable, so among equal paths the pushing order stays.
+        records.sort_by(|x, y| sel.path_of(x).cmp(sel.path_of(y)));
+        records.dedup_by(|later, kept| {
+            let same = sel.path_of(later) == sel.path_of(kept);
+            if same {
+                *kept = *later;
+            }
+            same
+        });
+        sel.records = records;
+        sel
+    }
+}
+
+/// The entries of `spec`'s layer (see [`Selection`]).
+pub fn select(spec: &LayerSpec) -> Result<Selection, LayerError> {
+    let mut sel = Selection {
+        roots: spec.inputs.iter().map(|i| i.source.clone()).collect(),
+        ..Selection::default()
+    };
+    for (index, input) in spec.inputs.iter().enumerate() {
+        let from = sel.records.len();
+        let complete = select_input(input, index, &mut sel)?;
+        sel.merge_from(from, index, complete)?;
+    }
+    Ok(sel)
+}
+
+/// The parent of an image path (`""` at the top).
+fn parent(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
 }
 
 /// `/var/task/` → `var/task`. Must be absolute, without `.` or `..`.
@@ -152,7 +432,8 @@ fn file_mode(meta: &Metadata, forced: Option<u32>) -> u32 {
     }
 }
 
-fn select_input(input: &LayerInput, tree: &mut Tree) -> Result<(), LayerError> {
+/// Adds `input`'s entries; true when every ancestor of them is among them.
+fn select_input(input: &LayerInput, index: usize, sel: &mut Selection) -> Result<bool, LayerError> {
     let src = &input.source;
     let meta = fs::metadata(src).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LayerError::MissingSource { path: src.clone() },
@@ -170,24 +451,30 @@ fn select_input(input: &LayerInput, tree: &mut Tree) -> Result<(), LayerError> {
             dest
         };
         refuse_whiteout(src, &path)?;
-        tree.insert(Entry {
-            path,
-            mode: file_mode(&meta, input.file_mode),
-            kind: EntryKind::File {
-                source: src.clone(),
-                stat: FileStat::of(&meta),
-            },
-        });
-        return Ok(());
+        let mode = file_mode(&meta, input.file_mode);
+        sel.push(
+            &path,
+            u32::MAX,
+            index,
+            mode,
+            PendingKind::File(FileStat::of(&meta)),
+        )?;
+        return Ok(false);
     }
     if !meta.is_dir() {
         return Err(unsupported(src, &meta));
     }
-    tree.insert(dir_entry(&dest));
-    walk_dir(input, &dest, tree)
+    for (i, _) in dest.match_indices('/') {
+        sel.push_dir(&dest[..i], index)?;
+    }
+    sel.push_dir(&dest, index)?;
+    walk_dir(input, index, &dest, sel)
 }
 
-fn walk_dir(input: &LayerInput, dest: &str, tree: &mut Tree) -> Result<(), LayerError> {
+/// Walks a directory input; true when every ancestor of what it took is
+/// among it (only an include list or an ignore exception takes files from
+/// directories it does not take).
+fn walk_dir(input: &LayerInput, index: usize, dest: &str, sel: &mut Selection) -> Result<bool, LayerError> {
     let src = &input.source;
     let origin = |what: &str| format!("{what} of input {}", src.display());
     let include = glob_set(&input.include, &origin("include"))?;
@@ -197,7 +484,10 @@ fn walk_dir(input: &LayerInput, dest: &str, tree: &mut Tree) -> Result<(), Layer
         None => DockerIgnore::default(),
     };
     let prune_ignored = !ignore.has_exceptions();
+    // The source-relative part of every image path starts here.
+    let rel_start = if dest.is_empty() { 0 } else { dest.len() as u32 + 1 };
 
+    let mut path = String::new();
     let mut it = walkdir::WalkDir::new(src)
         .follow_links(false)
         .min_depth(1)
@@ -231,35 +521,38 @@ fn walk_dir(input: &LayerInput, dest: &str, tree: &mut Tree) -> Result<(), Layer
         if !include.as_ref().is_none_or(|s| matches_self_or_ancestor(s, rel)) {
             continue; // directories are still walked: their files may match
         }
-        let path = join(dest, rel);
+        path.clear();
+        if !dest.is_empty() {
+            path.push_str(dest);
+            path.push('/');
+        }
+        path.push_str(rel);
         refuse_whiteout(item.path(), &path)?;
+        if ft.is_dir() {
+            // The walk's own stat of a directory is not needed.
+            sel.push_dir(&path, index)?;
+            continue;
+        }
         let meta = item
             .metadata()
             .map_err(|e| LayerError::from_io(item.path().to_path_buf(), e.into()))?;
-        let entry = if ft.is_dir() {
-            dir_entry(&path)
-        } else if ft.is_file() {
-            Entry {
-                path,
-                mode: file_mode(&meta, input.file_mode),
-                kind: EntryKind::File {
-                    source: item.path().to_path_buf(),
-                    stat: FileStat::of(&meta),
-                },
-            }
+        if ft.is_file() {
+            let mode = file_mode(&meta, input.file_mode);
+            sel.push(
+                &path,
+                rel_start,
+                index,
+                mode,
+                PendingKind::File(FileStat::of(&meta)),
+            )?;
         } else if ft.is_symlink() {
             let target = symlink_target(item.path(), &path)?;
-            Entry {
-                path,
-                mode: SYMLINK_MODE,
-                kind: EntryKind::Symlink { target },
-            }
+            sel.push(&path, 0, index, SYMLINK_MODE, PendingKind::Symlink(&target))?;
         } else {
             return Err(unsupported(item.path(), &meta));
-        };
-        tree.insert(entry);
+        }
     }
-    Ok(())
+    Ok(include.is_none() && prune_ignored)
 }
 
 fn matches_self_or_ancestor(set: &GlobSet, rel: &str) -> bool {

@@ -15,8 +15,8 @@ fn spec(inputs: Vec<LayerInput>) -> LayerSpec {
     }
 }
 
-fn paths(entries: &[Entry]) -> Vec<&str> {
-    entries.iter().map(|e| e.path.as_str()).collect()
+fn paths(entries: &Selection) -> Vec<&str> {
+    entries.iter().map(|e| e.path).collect()
 }
 
 #[test]
@@ -94,13 +94,13 @@ fn single_file_inputs_and_later_inputs_win() {
         paths(&entries),
         ["t", "t/run.sh", "var", "var/runtime", "var/runtime/bootstrap"]
     );
-    let run = &entries[1];
-    match &run.kind {
-        EntryKind::File { source, .. } => assert!(source.ends_with("bootstrap")),
+    let run = entries.get(1);
+    match run.kind {
+        EntryKind::File { source, .. } => assert!(source.path().ends_with("bootstrap")),
         k => panic!("{k:?}"),
     }
     assert_eq!(run.mode, 0o644);
-    assert_eq!(entries[4].mode, 0o755);
+    assert_eq!(entries.get(4).mode, 0o755);
 }
 
 #[test]
@@ -117,6 +117,29 @@ fn a_file_replaces_an_earlier_directory_tree() {
 }
 
 #[test]
+fn a_later_directory_over_an_earlier_file_and_untouched_entries_stay() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "one/keep.py", "k");
+    write(d.path(), "one/lib", "a file first");
+    write(d.path(), "two/lib/y.py", "y");
+    write(d.path(), "two/lib.txt", "z");
+    let entries = select(&spec(vec![
+        LayerInput::all(d.path().join("one"), "/t"),
+        LayerInput::all(d.path().join("two"), "/t"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        paths(&entries),
+        ["t", "t/keep.py", "t/lib", "t/lib.txt", "t/lib/y.py"]
+    );
+    assert_eq!(entries.get(2).kind, EntryKind::Dir);
+    match entries.get(1).kind {
+        EntryKind::File { source, .. } => assert_eq!(source.path(), d.path().join("one/keep.py")),
+        k => panic!("{k:?}"),
+    }
+}
+
+#[test]
 fn symlinks_are_stored_as_written_unless_they_climb_above_the_image_root() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "tree/lib/real.so", "x");
@@ -127,8 +150,8 @@ fn symlinks_are_stored_as_written_unless_they_climb_above_the_image_root() {
     // Absolute: resolved inside the image at run time (pip's sitecustomize.py).
     symlink("/etc/python3.11/sitecustomize.py", d.path().join("tree/site.py")).unwrap();
     let entries = select(&spec(vec![LayerInput::all(d.path().join("tree"), "/t")])).unwrap();
-    let target = |path: &str| match &entries.iter().find(|e| e.path == path).unwrap().kind {
-        EntryKind::Symlink { target } => target.clone(),
+    let target = |path: &str| match entries.iter().find(|e| e.path == path).unwrap().kind {
+        EntryKind::Symlink { target } => target.to_string(),
         other => panic!("{path} is {other:?}"),
     };
     assert_eq!(target("t/lib/alias.so"), "real.so");

@@ -13,16 +13,16 @@ use std::io::{self, Read, Write};
 use tar::{Builder, EntryType, Header};
 
 use super::LayerError;
-use super::select::{Entry, EntryKind, FileStat};
+use super::select::{EntryKind, FileStat, Selection};
 
 /// How many bytes a file read moves at a time.
 const READ_BUF: usize = 1 << 20;
 
 /// Writes `entries` as a tar stream (with the two zero end blocks) to `out`.
-pub fn write_tar<W: Write>(entries: &[Entry], mtime: u64, out: W) -> Result<W, LayerError> {
+pub fn write_tar<W: Write>(entries: &Selection, mtime: u64, out: W) -> Result<W, LayerError> {
     let mut builder = Builder::new(out);
     let mut buf = vec![0u8; READ_BUF];
-    for entry in entries {
+    for entry in entries.iter() {
         let mut header = Header::new_gnu();
         header.set_uid(0);
         header.set_gid(0);
@@ -31,7 +31,7 @@ pub fn write_tar<W: Write>(entries: &[Entry], mtime: u64, out: W) -> Result<W, L
         let werr = |e: io::Error| LayerError::Compress {
             message: format!("writing {}: {e}", entry.path),
         };
-        match &entry.kind {
+        match entry.kind {
             EntryKind::Dir => {
                 header.set_entry_type(EntryType::Directory);
                 header.set_size(0);
@@ -43,7 +43,7 @@ pub fn write_tar<W: Write>(entries: &[Entry], mtime: u64, out: W) -> Result<W, L
                 header.set_entry_type(EntryType::Symlink);
                 header.set_size(0);
                 builder
-                    .append_link(&mut header, &entry.path, target)
+                    .append_link(&mut header, entry.path, target)
                     .map_err(werr)?;
             }
             EntryKind::File { source, stat } => {
@@ -51,9 +51,9 @@ pub fn write_tar<W: Write>(entries: &[Entry], mtime: u64, out: W) -> Result<W, L
                 header.set_size(stat.size);
                 // Header now, contents below: read in big chunks, checked against the stat.
                 builder
-                    .append_data(&mut header, &entry.path, io::empty())
+                    .append_data(&mut header, entry.path, io::empty())
                     .map_err(werr)?;
-                copy_file(source, stat, &mut buf, builder.get_mut())?;
+                copy_file(&source.path(), &stat, &mut buf, builder.get_mut())?;
             }
         }
     }
@@ -67,7 +67,7 @@ pub fn write_tar<W: Write>(entries: &[Entry], mtime: u64, out: W) -> Result<W, L
 /// entry, contents padded to 512, a GNU long-name entry for a name or link
 /// target over 100 bytes, and the two end blocks. Lets a build refuse an
 /// oversized image before compressing anything.
-pub fn tar_size(entries: &[Entry]) -> u64 {
+pub fn tar_size(entries: &Selection) -> u64 {
     let long = |len: usize| {
         if len > 100 {
             512 + (len as u64 + 1).div_ceil(512) * 512
@@ -77,7 +77,7 @@ pub fn tar_size(entries: &[Entry]) -> u64 {
     };
     let body: u64 = entries
         .iter()
-        .map(|e| match &e.kind {
+        .map(|e| match e.kind {
             EntryKind::Dir => 512 + long(e.path.len() + 1),
             EntryKind::Symlink { target } => 512 + long(e.path.len()) + long(target.len()),
             EntryKind::File { stat, .. } => 512 + long(e.path.len()) + stat.size.div_ceil(512) * 512,

@@ -250,6 +250,78 @@ fn scan_layer(
     Ok(scanner.finish(what))
 }
 
+/// The layers' scans, in order, from the memo or read two layers at a time
+/// on two threads (inflating is most of a check's work, and a base image
+/// has several layers). At most two scans wait to be applied, so memory
+/// stays that of the flattened view.
+struct LayerScans<'a> {
+    image: &'a Image,
+    plan: &'a ScanPlan,
+    memo: Option<&'a dyn ScanMemo>,
+    ready: Option<(usize, Result<LayerScan, CheckError>)>,
+}
+
+impl<'a> LayerScans<'a> {
+    fn new(image: &'a Image, plan: &'a ScanPlan, memo: Option<&'a dyn ScanMemo>) -> Self {
+        LayerScans {
+            image,
+            plan,
+            memo,
+            ready: None,
+        }
+    }
+
+    /// The scan of layer `index`; calls come in layer order.
+    fn take(&mut self, index: usize) -> Result<LayerScan, CheckError> {
+        if let Some((i, scan)) = self.ready.take()
+            && i == index
+        {
+            return scan;
+        }
+        if let Some(scan) = self.remembered(index) {
+            return Ok(scan);
+        }
+        let next = index + 1;
+        let remembered_next = (next < self.image.layers().len())
+            .then(|| self.remembered(next))
+            .flatten();
+        let read_next = next < self.image.layers().len() && remembered_next.is_none();
+        // Read the next unremembered layer beside this one.
+        let (image, plan) = (self.image, self.plan);
+        let (scan, later) = std::thread::scope(|s| {
+            let later = read_next.then(|| s.spawn(move || scan_at(image, plan, next)));
+            let scan = scan_at(image, plan, index);
+            (scan, later.map(|h| h.join().expect("layer scan thread panicked")))
+        });
+        self.remember(index, &scan);
+        if let Some(later) = &later {
+            self.remember(next, later);
+        }
+        self.ready = later.or(remembered_next.map(Ok)).map(|scan| (next, scan));
+        scan
+    }
+
+    fn key(&self, index: usize) -> String {
+        self.plan
+            .key(&self.image.layers()[index].descriptor.digest, index)
+    }
+
+    fn remembered(&self, index: usize) -> Option<LayerScan> {
+        self.memo?.get(&self.key(index))
+    }
+
+    fn remember(&self, index: usize, scan: &Result<LayerScan, CheckError>) {
+        if let (Some(memo), Ok(scan)) = (self.memo, scan) {
+            memo.put(&self.key(index), scan);
+        }
+    }
+}
+
+fn scan_at(image: &Image, plan: &ScanPlan, index: usize) -> Result<LayerScan, CheckError> {
+    let layer = &image.layers()[index];
+    scan_layer(layer, index, &layer_label(index, &layer.descriptor.digest), plan)
+}
+
 pub(super) fn check_content(
     image: &Image,
     ctx: &CheckContext,
@@ -264,28 +336,16 @@ pub(super) fn check_content(
 
     let mut view = FlatView::default();
     let mut unreadable = Vec::new();
+    let mut scans = LayerScans::new(image, &plan, memo);
     for (index, layer) in image.layers().iter().enumerate() {
         let what = layer_label(index, &layer.descriptor.digest);
-        let key = memo.map(|_| plan.key(&layer.descriptor.digest, index));
-        let cached = match (memo, &key) {
-            (Some(memo), Some(key)) => memo.get(key),
-            _ => None,
-        };
-        let scan = match cached {
-            Some(scan) => scan,
-            None => match scan_layer(layer, index, &what, &plan) {
-                Ok(scan) => {
-                    if let (Some(memo), Some(key)) = (memo, &key) {
-                        memo.put(key, &scan);
-                    }
-                    scan
-                }
-                Err(CheckError::Unreadable { media_type, .. }) => {
-                    unreadable.push(format!("{what} ({media_type})"));
-                    continue;
-                }
-                Err(e) => return Err(e),
-            },
+        let scan = match scans.take(index) {
+            Ok(scan) => scan,
+            Err(CheckError::Unreadable { media_type, .. }) => {
+                unreadable.push(format!("{what} ({media_type})"));
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         let from_base = matches!(layer.origin, crate::image::LayerOrigin::Base { .. });
         for (rule_id, message) in scan.findings {
@@ -399,7 +459,7 @@ fn check_entrypoint(
                 &ENTRYPOINT_SYMLINK,
                 format!(
                     "{field} {program} is a symbolic link to {}",
-                    node.link.as_deref().unwrap_or("")
+                    node.link().unwrap_or("")
                 ),
             ));
             return;
@@ -449,7 +509,7 @@ pub fn elf_machine(head: &[u8]) -> Option<u16> {
 }
 
 fn check_elf(path: &str, node: &Node, arch: Architecture, what: &str, out: &mut Vec<Finding>) {
-    let Some(machine) = node.head.as_deref().and_then(elf_machine) else {
+    let Some(machine) = node.head().and_then(elf_machine) else {
         return; // a script or unknown: the kernel decides, nothing to compare
     };
     if machine != arch.elf_machine() {
@@ -482,10 +542,12 @@ fn check_permissions(view: &FlatView, config: &ImageConfig, out: &mut Vec<Findin
     let mut files = Examples::default();
     let mut dirs = Examples::default();
     let mut seen = HashSet::new();
-    let ancestors = dirs_to_enter.iter().filter_map(|d| view.get(d).map(|n| (d, n)));
+    let ancestors = dirs_to_enter
+        .iter()
+        .filter_map(|d| view.get(d).map(|n| (d.as_str(), n)));
     let under = roots.iter().flat_map(|r| view.under(r));
     for (path, node) in ancestors.chain(under) {
-        if !seen.insert(path.as_str()) {
+        if !seen.insert(path) {
             continue;
         }
         let mode = node.mode & 0o7777;

@@ -12,25 +12,46 @@ use crate::tar_walk::{EntryKind, TarEntry, normalize, parent, walk_layer};
 
 pub use crate::tar_walk::EntryKind as NodeKind;
 
-/// One path of the flattened filesystem.
+/// One path of the flattened filesystem. Small (40 bytes): an image may
+/// hold hundreds of thousands of paths, and only links and the few files a
+/// rule reads the start of carry more, boxed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Node {
     pub kind: EntryKind,
     pub mode: u32,
+    /// Index of the layer that wrote this path (0-based).
+    pub layer: u32,
     pub uid: u64,
     pub size: u64,
-    pub link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Extra {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link: Option<Box<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    head: Option<Box<[u8]>>,
+}
+
+impl Node {
+    /// Target of a symlink or hard link, as written.
+    pub fn link(&self) -> Option<&str> {
+        self.extra.as_ref()?.link.as_deref()
+    }
+
     /// The first bytes of the file, when a rule asked for them.
-    pub head: Option<Box<[u8]>>,
-    /// Index of the layer that wrote this path (0-based).
-    pub layer: usize,
+    pub fn head(&self) -> Option<&[u8]> {
+        self.extra.as_ref()?.head.as_deref()
+    }
 }
 
 /// One layer's changes, collected while it streams and applied when it ends
 /// (an opaque whiteout may come after the entries of its own layer).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct LayerDelta {
-    entries: Vec<(String, Node)>,
+    entries: Vec<(Box<str>, Node)>,
     whiteouts: Vec<String>,
     opaque: Vec<String>,
 }
@@ -58,16 +79,17 @@ impl LayerDelta {
             });
             return;
         }
+        let link = entry.link.as_deref().map(Box::from);
+        let extra = (link.is_some() || head.is_some()).then(|| Box::new(Extra { link, head }));
         self.entries.push((
-            entry.path.clone(),
+            entry.path.as_str().into(),
             Node {
                 kind: entry.kind,
                 mode: entry.mode,
+                layer: layer as u32,
                 uid: entry.uid,
                 size: entry.size,
-                link: entry.link.clone(),
-                head,
-                layer,
+                extra,
             },
         ));
     }
@@ -76,7 +98,7 @@ impl LayerDelta {
 /// Path (normalised, see [`normalize`]) → node.
 #[derive(Debug, Default)]
 pub struct FlatView {
-    nodes: BTreeMap<String, Node>,
+    nodes: BTreeMap<Box<str>, Node>,
 }
 
 impl FlatView {
@@ -89,19 +111,19 @@ impl FlatView {
             self.remove_under(dir);
         }
         for path in &delta.whiteouts {
-            self.nodes.remove(path);
+            self.nodes.remove(path.as_str());
             self.remove_under(path);
         }
         let mut replaced = Vec::new();
         for (path, node) in delta.entries {
             if node.kind != EntryKind::Dir {
-                let was_dir = match self.nodes.get(&path) {
+                let was_dir = match self.nodes.get(&*path) {
                     Some(old) => old.kind == EntryKind::Dir && old.layer < node.layer,
                     // A directory with children but no entry of its own.
                     None => self.under(&path).any(|(_, n)| n.layer < node.layer),
                 };
                 if was_dir {
-                    replaced.push(path.clone());
+                    replaced.push(path.to_string());
                 }
                 // A file over a directory hides everything below it.
                 self.remove_under(&path);
@@ -117,7 +139,7 @@ impl FlatView {
             return;
         }
         let prefix = format!("{dir}/");
-        let doomed: Vec<String> = self
+        let doomed: Vec<Box<str>> = self
             .nodes
             .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(&prefix))
@@ -129,11 +151,11 @@ impl FlatView {
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(&normalize(path))
+        self.nodes.get(normalize(path).as_str())
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Node)> {
-        self.nodes.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.nodes.iter().map(|(k, n)| (&**k, n))
     }
 
     pub fn len(&self) -> usize {
@@ -145,11 +167,12 @@ impl FlatView {
     }
 
     /// Every path at or below `dir`.
-    pub fn under<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = (&'a String, &'a Node)> + 'a {
+    pub fn under<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = (&'a str, &'a Node)> + 'a {
         let prefix = format!("{dir}/");
         self.nodes
             .range::<str, _>((Bound::Included(dir), Bound::Unbounded))
-            .take_while(move |(k, _)| k.as_str() == dir || k.starts_with(&prefix))
+            .map(|(k, n)| (&**k, n))
+            .take_while(move |(k, _)| *k == dir || k.starts_with(&prefix))
     }
 
     /// Looks a path up the way the kernel would: symlinks in directory
@@ -171,13 +194,13 @@ impl FlatView {
                 format!("{current}/{component}")
             };
             let last = pending.is_empty();
-            match self.nodes.get(&next) {
+            match self.nodes.get(next.as_str()) {
                 Some(node) if node.kind == EntryKind::Symlink && (!last || follow_last) => {
                     hops += 1;
                     if hops > 40 {
                         return None; // a loop, as ELOOP
                     }
-                    let target = node.link.clone().unwrap_or_default();
+                    let target = node.link().unwrap_or_default();
                     if target.starts_with('/') {
                         current.clear();
                     }
@@ -203,7 +226,7 @@ impl FlatView {
     pub fn resolve_file(&self, path: &str) -> Option<(String, &Node)> {
         let (found, node) = self.lookup(path, true)?;
         if node.kind == EntryKind::HardLink {
-            return self.lookup(node.link.as_deref().unwrap_or(""), true);
+            return self.lookup(node.link().unwrap_or(""), true);
         }
         Some((found, node))
     }
@@ -257,7 +280,7 @@ mod tests {
         d.add(&entry("b/.wh.z", EntryKind::File, None), None, 1);
         d.add(&entry(".wh.c", EntryKind::File, None), None, 1);
         assert!(view.apply(d).is_empty(), "whiteouts remove, they do not replace");
-        let paths: Vec<_> = view.iter().map(|(k, _)| k.as_str()).collect();
+        let paths: Vec<_> = view.iter().map(|(k, _)| k).collect();
         assert_eq!(paths, ["a", "a/new", "b"]);
     }
 

@@ -148,7 +148,7 @@ pub fn check_handler(plan: &HandlerPlan, view: &FlatView) -> Vec<Finding> {
         if *language == Language::Node {
             return Vec::new();
         }
-        let Some(head) = node.head.as_deref() else {
+        let Some(head) = node.head() else {
             return Vec::new(); // reached through a link to a file not kept: cannot tell
         };
         let text = String::from_utf8_lossy(head);

@@ -18,7 +18,7 @@ pub(super) fn check_dangling(view: &FlatView) -> Option<Finding> {
         if node.kind != EntryKind::Symlink {
             continue;
         }
-        let target = node.link.as_deref().unwrap_or("");
+        let target = node.link().unwrap_or("");
         let joined = if target.starts_with('/') {
             target.to_string()
         } else {

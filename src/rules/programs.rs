@@ -8,7 +8,7 @@ use super::flat::{FlatView, Node};
 
 /// Checks the program `label` names (`entrypoint /lambda-entrypoint.sh`).
 pub(super) fn check_program(view: &FlatView, label: &str, node: &Node, out: &mut Vec<Finding>) {
-    let Some(head) = node.head.as_deref() else { return };
+    let Some(head) = node.head() else { return };
     // Only a whole first line names the interpreter (a short head may cut it).
     if head.starts_with(b"#!") && head.contains(&b'\n') {
         let Some(interp) = crate::elf::shebang(head) else {

@@ -152,6 +152,67 @@ pub fn document_with(
     })
 }
 
+/// The format version of remembered documents: bumped when the same image
+/// would give other bytes (a new package kind, a changed document layout).
+const DOCUMENT_MEMO_VERSION: u32 = 1;
+
+/// What the cache keeps of a document: its bytes are the blob `digest`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DocumentMemo {
+    digest: Digest,
+}
+
+/// [`document_with`], remembered in `cache` by everything its bytes depend
+/// on: the format, the subject (whose manifest digest names every layer and
+/// the config) and the lockfile. A rebuild of an unchanged image would
+/// otherwise inflate and walk every layer again to list the same packages
+/// (most of a no-op rebuild of a tree of many small files).
+pub fn document_remembered(
+    format: SbomFormat,
+    subject: &Subject,
+    image: &Image,
+    known: Known<'_>,
+    cache: &crate::cache::Cache,
+) -> Result<Vec<u8>, SbomError> {
+    let key = memo_key(format, subject, &known);
+    let bucket = crate::cache::CacheBucket::SbomDocuments;
+    if let Some(memo) = cache.get_record::<DocumentMemo>(bucket, &key)
+        && let Ok(bytes) = std::fs::read(cache.blob_path(&memo.digest))
+        && Digest::of(&bytes) == memo.digest
+    {
+        return Ok(bytes);
+    }
+    let bytes = document_with(format, subject, image, known, Some(cache))?;
+    // Only saves work: a failed write costs a walk of the layers next time.
+    let remember = || -> std::io::Result<()> {
+        let digest = Digest::of(&bytes);
+        let mut tmp = cache.temp_file()?;
+        std::io::Write::write_all(&mut tmp, &bytes)?;
+        cache.commit_blob(tmp, &digest)?;
+        cache.put_record(bucket, &key, &DocumentMemo { digest })
+    };
+    let _ = remember();
+    Ok(bytes)
+}
+
+fn memo_key(format: SbomFormat, subject: &Subject, known: &Known<'_>) -> String {
+    let base = subject.base.as_ref();
+    let text = serde_json::json!({
+        "version": DOCUMENT_MEMO_VERSION,
+        "format": format.name(),
+        "name": subject.name,
+        "manifest": subject.manifest_digest,
+        "base": base.map(|b| &b.name),
+        "base_digest": base.and_then(|b| b.digest.as_ref()),
+        "code_layer": subject.code_layer,
+        "epoch": subject.epoch,
+        "lock": known.npm_lock.map(Digest::of),
+        "wheels": known.wheels,
+    })
+    .to_string();
+    Digest::of(text.as_bytes()).hex().to_string()
+}
+
 /// Writes the SBOM of `image` to `path` whole or not at all.
 pub fn write(path: &Path, format: SbomFormat, subject: &Subject, image: &Image) -> Result<(), SbomError> {
     write_bytes(path, &document(format, subject, image)?)
@@ -165,4 +226,76 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), SbomError> {
             source,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Cache;
+    use crate::image::{BlobLocation, Descriptor, Layer, MediaFamily};
+
+    /// An image whose one built layer is the gzip blob at `blob`.
+    fn image(blob: &Path) -> Image {
+        let bytes = std::fs::read(blob).unwrap_or_default();
+        let layer = Layer {
+            descriptor: Descriptor::new(
+                MediaFamily::Oci.layer_gzip(),
+                Digest::of(&bytes),
+                bytes.len() as u64,
+            ),
+            diff_id: Digest::of(b"tar"),
+            uncompressed_size: 0,
+            location: BlobLocation::File(blob.to_path_buf()),
+            origin: LayerOrigin::Built {
+                name: "code".into(),
+                source: "src → /var/task".into(),
+                cached: false,
+                from_cache_registry: false,
+            },
+        };
+        Image::new(MediaFamily::Oci, b"{}".to_vec(), vec![layer], None)
+    }
+
+    #[test]
+    fn a_remembered_document_is_not_made_again_and_a_damaged_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path().join("cache")).unwrap();
+        // An empty tar (two zero blocks), gzipped.
+        let blob = dir.path().join("layer.tar.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &[0u8; 1024]).unwrap();
+        std::fs::write(&blob, gz.finish().unwrap()).unwrap();
+        let image = image(&blob);
+        let subject = Subject::of("f", &image, "scratch", 0);
+        let made = document_remembered(SbomFormat::Spdx, &subject, &image, Known::default(), &cache).unwrap();
+        assert_eq!(made, document(SbomFormat::Spdx, &subject, &image).unwrap());
+
+        // The layer is gone: only the remembered document can answer.
+        std::fs::remove_file(&blob).unwrap();
+        assert!(document(SbomFormat::Spdx, &subject, &image).is_err());
+        let again =
+            document_remembered(SbomFormat::Spdx, &subject, &image, Known::default(), &cache).unwrap();
+        assert_eq!(again, made);
+        // Another format or lockfile is another document.
+        assert!(
+            document_remembered(SbomFormat::CycloneDx, &subject, &image, Known::default(), &cache).is_err()
+        );
+        assert!(
+            document_remembered(
+                SbomFormat::Spdx,
+                &subject,
+                &image,
+                Known {
+                    npm_lock: Some(b"{}"),
+                    wheels: &[]
+                },
+                &cache
+            )
+            .is_err()
+        );
+
+        // A damaged blob is not trusted: the document is made again.
+        std::fs::write(cache.blob_path(&Digest::of(&made)), b"damaged").unwrap();
+        assert!(document_remembered(SbomFormat::Spdx, &subject, &image, Known::default(), &cache).is_err());
+    }
 }

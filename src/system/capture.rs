@@ -7,13 +7,12 @@
 //! are gone) with an `overlay.opaque` xattr; the OCI forms are an empty
 //! `.wh.NAME` file and a `.wh..wh..opq` file inside the directory.
 
-use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use crate::layer::select::{Entry, EntryKind, FileStat};
+use crate::layer::select::{FileStat, Selection, SelectionBuilder};
 
 /// Paths (relative to the image root) whose contents never reach the layer:
 /// package caches and indexes (downloaded again when needed), logs, scratch
@@ -47,9 +46,9 @@ pub const EXCLUDED: &[&str] = &[
 ];
 
 /// What the walk found besides the entries.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Captured {
-    pub entries: Vec<Entry>,
+    pub entries: Selection,
     /// Paths left out because their kind has no layer form (sockets, FIFOs, devices).
     pub skipped: Vec<String>,
 }
@@ -87,15 +86,9 @@ fn is_opaque(path: &Path) -> bool {
 /// `empty`, an empty file the caller keeps until the tar is written.
 pub fn capture(upper: &Path, empty: &Path) -> std::io::Result<Captured> {
     let empty_stat = FileStat::of(&std::fs::metadata(empty)?);
-    let whiteout = |path: String| Entry {
-        path,
-        kind: EntryKind::File {
-            source: empty.to_path_buf(),
-            stat: empty_stat,
-        },
-        mode: 0o644,
-    };
-    let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
+    // Sources: input 0 is the upper directory (image paths below it), input 1 the empty file.
+    let mut entries = SelectionBuilder::new(vec![upper.to_path_buf(), empty.to_path_buf()]);
+    let names = |e: crate::layer::LayerError| std::io::Error::other(e.to_string());
     let mut skipped = Vec::new();
     let mut walk = walkdir::WalkDir::new(upper).min_depth(1).into_iter();
     while let Some(item) = walk.next() {
@@ -115,45 +108,36 @@ pub fn capture(upper: &Path, empty: &Path) -> std::io::Result<Captured> {
         let meta = item.path().symlink_metadata()?;
         let mode = meta.mode() & 0o7777;
         let ft = meta.file_type();
-        let kind = if ft.is_dir() {
+        if ft.is_dir() {
             if is_opaque(item.path()) {
                 let marker = format!("{rel}/.wh..wh..opq");
-                entries.insert(marker.clone(), whiteout(marker));
+                entries
+                    .file_at_root(&marker, 1, 0o644, empty_stat)
+                    .map_err(names)?;
             }
-            EntryKind::Dir
+            entries.dir(&rel, mode).map_err(names)?;
         } else if ft.is_file() {
-            EntryKind::File {
-                source: item.path().to_path_buf(),
-                stat: FileStat::of(&meta),
-            }
+            entries
+                .file_below(&rel, 0, mode, FileStat::of(&meta))
+                .map_err(names)?;
         } else if ft.is_symlink() {
             let target = std::fs::read_link(item.path())?;
-            EntryKind::Symlink {
-                target: target.to_string_lossy().into_owned(),
-            }
+            entries
+                .symlink(&rel, &target.to_string_lossy(), mode)
+                .map_err(names)?;
         } else if ft.is_char_device() && meta.rdev() == 0 {
             let (parent, name) = match rel.rsplit_once('/') {
                 Some((p, n)) => (format!("{p}/"), n.to_string()),
                 None => (String::new(), rel.clone()),
             };
             let path = format!("{parent}.wh.{name}");
-            entries.insert(path.clone(), whiteout(path));
-            continue;
+            entries.file_at_root(&path, 1, 0o644, empty_stat).map_err(names)?;
         } else {
             skipped.push(rel);
-            continue;
-        };
-        entries.insert(
-            rel.clone(),
-            Entry {
-                path: rel,
-                kind,
-                mode,
-            },
-        );
+        }
     }
     Ok(Captured {
-        entries: entries.into_values().collect(),
+        entries: entries.finish(),
         skipped,
     })
 }
@@ -186,7 +170,7 @@ mod tests {
         std::fs::write(&empty, b"").unwrap();
 
         let captured = capture(&upper, &empty).unwrap();
-        let paths: Vec<&str> = captured.entries.iter().map(|e| e.path.as_str()).collect();
+        let paths: Vec<&str> = captured.entries.iter().map(|e| e.path).collect();
         let mut expected = vec![
             "etc",
             "usr",

@@ -268,7 +268,7 @@ fn flattened_view_matches_what_umoci_unpacks() {
                 _ => 'f',
             };
             let mode = if kind == 'l' { 0 } else { n.mode & 0o7777 };
-            (p.clone(), (kind, mode))
+            (p.to_string(), (kind, mode))
         })
         .collect();
     assert_eq!(ours, on_disk);
