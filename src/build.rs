@@ -392,8 +392,7 @@ fn assemble(job: &Job<'_>, source: &dyn source::ImageSource) -> Result<Assembled
                     &settings,
                     cache,
                     reporter,
-                    scan_plan.as_ref(),
-                    index,
+                    scan_plan.as_ref().map(|p| (p, index)),
                 )?;
                 appended.push_new(layer, Some(planned), &plan.comment);
             }

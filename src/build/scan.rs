@@ -24,10 +24,10 @@ pub(super) fn build_scanned(
     settings: &LayerSettings,
     cache: &Cache,
     reporter: &dyn Reporter,
-    scan_plan: Option<&Arc<ScanPlan>>,
-    index: usize,
+    // The rules' plan and the layer's place in the image, when they scan it.
+    scan: Option<(&Arc<ScanPlan>, usize)>,
 ) -> Result<Layer, LayerError> {
-    let Some(scan_plan) = scan_plan else {
+    let Some((scan_plan, index)) = scan else {
         return build_selected(spec, entries, source, settings, cache, reporter, &|_| {});
     };
     let cache = &scanning_shared(cache, Some(scan_plan), index);
@@ -195,8 +195,16 @@ mod tests {
         let silent = crate::report::Silent;
 
         let entries = crate::layer::select::select(&spec).unwrap();
-        let built =
-            build_scanned(&spec, "code", entries, &settings, &cache, &silent, Some(&plan), 0).unwrap();
+        let built = build_scanned(
+            &spec,
+            "code",
+            entries,
+            &settings,
+            &cache,
+            &silent,
+            Some((&plan, 0)),
+        )
+        .unwrap();
         assert!(matches!(built.origin, LayerOrigin::Built { cached: false, .. }));
         assert_eq!(remembered_scans(&cache), 1, "the compressed layer's scan is kept");
 
@@ -204,8 +212,16 @@ mod tests {
         // "scan" must not be remembered in place of the real one.
         fs::remove_dir_all(cache.root().join(SCANS_BUCKET)).unwrap();
         let entries = crate::layer::select::select(&spec).unwrap();
-        let again =
-            build_scanned(&spec, "code", entries, &settings, &cache, &silent, Some(&plan), 0).unwrap();
+        let again = build_scanned(
+            &spec,
+            "code",
+            entries,
+            &settings,
+            &cache,
+            &silent,
+            Some((&plan, 0)),
+        )
+        .unwrap();
         assert!(matches!(again.origin, LayerOrigin::Built { cached: true, .. }));
         assert_eq!(again.descriptor, built.descriptor);
         assert_eq!(remembered_scans(&cache), 0);
