@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use super::{CacheRegistry, record};
@@ -29,25 +29,58 @@ pub(super) enum Ahead {
     Missing,
 }
 
-/// Lookups made ahead of the build, taken once each.
+/// Lookups made ahead of the build, taken once each. A lookup under way is
+/// marked, so a build asking for the same record waits for its answer
+/// instead of sending the same GET a second time.
 #[derive(Debug, Default)]
-pub(super) struct AheadOfBuild(Mutex<BTreeMap<String, Ahead>>);
+pub(super) struct AheadOfBuild {
+    slots: Mutex<BTreeMap<String, Slot>>,
+    settled: Condvar,
+}
+
+#[derive(Debug)]
+enum Slot {
+    UnderWay,
+    Found(Ahead),
+}
 
 impl AheadOfBuild {
+    fn slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks `tag` as being looked up; false when it already was.
+    fn begin(&self, tag: &str) -> bool {
+        let mut slots = self.slots();
+        if slots.contains_key(tag) {
+            return false;
+        }
+        slots.insert(tag.to_string(), Slot::UnderWay);
+        true
+    }
+
     fn put(&self, tag: String, found: Ahead) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(tag, found);
+        self.slots().insert(tag, Slot::Found(found));
+        self.settled.notify_all();
     }
 
-    fn has(&self, tag: &str) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains_key(tag)
+    /// The lookup of `tag` ended without an answer to hand on: the build
+    /// asks itself (and meets the fault, if there is one).
+    fn abandon(&self, tag: &str) {
+        self.slots().remove(tag);
+        self.settled.notify_all();
     }
 
-    /// The lookup of `tag` made ahead, if one was.
+    /// The lookup of `tag` made ahead, if one was; waits while it is under way.
     pub(super) fn take(&self, tag: &str) -> Option<Ahead> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(tag)
+        let mut slots = self.slots();
+        while matches!(slots.get(tag), Some(Slot::UnderWay)) {
+            slots = self.settled.wait(slots).unwrap_or_else(|e| e.into_inner());
+        }
+        match slots.remove(tag) {
+            Some(Slot::Found(found)) => Some(found),
+            _ => None,
+        }
     }
 }
 
@@ -96,7 +129,7 @@ impl CacheRegistry {
             let Some(tag) = record::tag(bucket.dir_name(), key) else {
                 continue;
             };
-            if self.ahead.has(&tag) {
+            if !self.ahead.begin(&tag) {
                 continue;
             }
             let bytes = match self.client.get_manifest(&self.repository, &tag) {
@@ -106,9 +139,13 @@ impl CacheRegistry {
                     continue;
                 }
                 // The build's own lookup meets it and says so.
-                Err(_) => return,
+                Err(_) => {
+                    self.ahead.abandon(&tag);
+                    return;
+                }
             };
             let Ok(found) = record::decode(&bytes, bucket.dir_name(), key) else {
+                self.ahead.abandon(&tag);
                 continue;
             };
             self.ahead.put(tag, Ahead::Record(bytes));

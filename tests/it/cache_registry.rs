@@ -240,9 +240,13 @@ fn cache_registry_lets_a_second_machine_build_the_same_image_without_pip() {
     // Each shared layer was scanned for the rules while it was verified, as
     // the layer it is in this image: one scan per layer, none made twice
     // under another place.
-    let scans = std::fs::read_dir(two.cache.path().join("layer-scans-v1"))
-        .unwrap()
-        .count();
+    let scans = std::fs::read_dir(
+        two.cache
+            .path()
+            .join(lambda_img::cache::CacheBucket::LayerScans.dir_name()),
+    )
+    .unwrap()
+    .count();
     assert_eq!(scans, r2["layers"].as_array().unwrap().len(), "{r2}");
     // Nothing was uploaded twice: every layer was mounted from the cache repository.
     assert!(
