@@ -9,12 +9,10 @@
 //! credentials' own registry. ECR sign-in hosts come from `--manifest`, and
 //! no password or token reaches stdout, stderr or the cache.
 
-use std::process::Output;
-
 use base64::Engine as _;
 
 use crate::aws_signin::{assert_no_secrets, assert_no_secrets_in, busybox_project};
-use crate::messages::with_stdin;
+use crate::messages::{ok, with_stdin};
 use crate::support::fault_proxy::{Fault, FaultKind, FaultProxy};
 use crate::support::project::Project;
 use crate::support::registry::TestRegistry;
@@ -44,17 +42,6 @@ fn docker_config(entries: &[(&str, &str, &str)]) -> tempfile::TempDir {
     let config = serde_json::json!({ "auths": auths });
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
     dir
-}
-
-fn ok(out: Output, what: &str) -> Output {
-    assert!(
-        out.status.success(),
-        "{what} failed with {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    out
 }
 
 /// Builds the busybox base and pushes it to `host/base/img:1` with Docker's

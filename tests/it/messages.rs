@@ -22,7 +22,7 @@ pub(crate) fn with_stdin(cmd: &mut Command, input: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn ok(out: Output, what: &str) -> Output {
+pub(crate) fn ok(out: Output, what: &str) -> Output {
     assert!(
         out.status.success(),
         "{what} failed with {}\n--- stdout\n{}\n--- stderr\n{}",

@@ -45,36 +45,22 @@ pub fn debian_base() -> Option<String> {
     if !require_tool("debootstrap") || !require_tool("tar") || !require_tool("gzip") {
         return None;
     }
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-bookworm-minbase-v1");
-    let reference = format!("oci:{}:base", root.join("layout").display());
-    if root.join("layout/index.json").is_file() {
-        return Some(reference);
-    }
-    // One test makes it while the others wait (same process, one lock).
     static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = MAKING.lock().unwrap_or_else(|e| e.into_inner());
-    if root.join("layout/index.json").is_file() {
-        return Some(reference);
-    }
-    let parent = root.parent().unwrap();
-    std::fs::create_dir_all(parent).unwrap();
-    let work = tempfile::tempdir_in(parent).unwrap();
-    let rootfs = work.path().join("rootfs");
-    run_ok(
-        Command::new("debootstrap")
-            .args(["--variant=minbase", "bookworm"])
-            .arg(&rootfs)
-            .arg(debian_mirror()),
-    );
-    // What apt downloaded for debootstrap is not part of an image.
-    for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
-        let _ = std::fs::remove_dir_all(rootfs.join(dir));
-        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
-    }
-    let layout = work.path().join("layout");
-    write_layout(&rootfs, "amd64", &layout, work.path());
-    place(work.path(), &root);
-    Some(reference)
+    Some(made_once(&MAKING, "debian-bookworm-minbase-v1", |work| {
+        let rootfs = work.join("rootfs");
+        run_ok(
+            Command::new("debootstrap")
+                .args(["--variant=minbase", "bookworm"])
+                .arg(&rootfs)
+                .arg(debian_mirror()),
+        );
+        // What apt downloaded for debootstrap is not part of an image.
+        for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+            let _ = std::fs::remove_dir_all(rootfs.join(dir));
+            std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+        }
+        write_layout(&rootfs, "amd64", &work.join("layout"), work);
+    }))
 }
 
 /// `oci:PATH:base` of a Debian bookworm minbase tree for arm64 whose apt-get
@@ -100,49 +86,40 @@ pub fn debian_arm64_base() -> Option<String> {
     ) {
         return None;
     }
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-bookworm-arm64-minbase-v1");
-    let reference = format!("oci:{}:base", root.join("layout").display());
     static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = MAKING.lock().unwrap_or_else(|e| e.into_inner());
-    if root.join("layout/index.json").is_file() {
-        return Some(reference);
-    }
-    let parent = root.parent().unwrap();
-    std::fs::create_dir_all(parent).unwrap();
-    let work = tempfile::tempdir_in(parent).unwrap();
-    let rootfs = work.path().join("rootfs");
-    let mirror = debian_mirror();
-    run_ok(
-        Command::new("debootstrap")
-            .args(["--variant=minbase", "--arch=arm64", "--foreign", "bookworm"])
-            .arg(&rootfs)
-            .arg(&mirror),
-    );
-    write_dpkg_database(&rootfs);
-    std::fs::write(
-        rootfs.join("etc/apt/sources.list"),
-        format!("deb {mirror} bookworm main\n"),
-    )
-    .unwrap();
-    for (master, file) in [("passwd", "passwd"), ("group", "group")] {
-        std::fs::copy(
-            rootfs.join(format!("usr/share/base-passwd/{master}.master")),
-            rootfs.join("etc").join(file),
+    Some(made_once(&MAKING, "debian-bookworm-arm64-minbase-v1", |work| {
+        let rootfs = work.join("rootfs");
+        let mirror = debian_mirror();
+        run_ok(
+            Command::new("debootstrap")
+                .args(["--variant=minbase", "--arch=arm64", "--foreign", "bookworm"])
+                .arg(&rootfs)
+                .arg(&mirror),
+        );
+        write_dpkg_database(&rootfs);
+        std::fs::write(
+            rootfs.join("etc/apt/sources.list"),
+            format!("deb {mirror} bookworm main\n"),
         )
         .unwrap();
-    }
-    // mawk's postinst makes `awk` an alternative; apt-key needs it to read
-    // the archive's armoured keys.
-    std::os::unix::fs::symlink("/usr/bin/mawk", rootfs.join("etc/alternatives/awk")).unwrap();
-    std::os::unix::fs::symlink("/etc/alternatives/awk", rootfs.join("usr/bin/awk")).unwrap();
-    let _ = std::fs::remove_dir_all(rootfs.join("debootstrap"));
-    for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
-        let _ = std::fs::remove_dir_all(rootfs.join(dir));
-        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
-    }
-    write_layout(&rootfs, "arm64", &work.path().join("layout"), work.path());
-    place(work.path(), &root);
-    Some(reference)
+        for (master, file) in [("passwd", "passwd"), ("group", "group")] {
+            std::fs::copy(
+                rootfs.join(format!("usr/share/base-passwd/{master}.master")),
+                rootfs.join("etc").join(file),
+            )
+            .unwrap();
+        }
+        // mawk's postinst makes `awk` an alternative; apt-key needs it to read
+        // the archive's armoured keys.
+        std::os::unix::fs::symlink("/usr/bin/mawk", rootfs.join("etc/alternatives/awk")).unwrap();
+        std::os::unix::fs::symlink("/etc/alternatives/awk", rootfs.join("usr/bin/awk")).unwrap();
+        let _ = std::fs::remove_dir_all(rootfs.join("debootstrap"));
+        for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+            let _ = std::fs::remove_dir_all(rootfs.join(dir));
+            std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+        }
+        write_layout(&rootfs, "arm64", &work.join("layout"), work);
+    }))
 }
 
 /// dpkg's status and `info/*.list` for every package debootstrap's first
@@ -196,6 +173,25 @@ fn write_dpkg_database(rootfs: &Path) {
     std::fs::write(dpkg.join("available"), "").unwrap();
 }
 
+/// `oci:PATH:base` of the base kept in the test target's tmp directory as
+/// `name`, made the first time by `make`, which writes `WORK/layout` in the
+/// scratch directory it is given; one test makes it while the others wait
+/// on `lock` (same process), and it appears whole (see [`place`]).
+fn made_once(lock: &std::sync::Mutex<()>, name: &str, make: impl FnOnce(&Path)) -> String {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let reference = format!("oci:{}:base", root.join("layout").display());
+    let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+    if root.join("layout/index.json").is_file() {
+        return reference;
+    }
+    let parent = root.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    let work = tempfile::tempdir_in(parent).unwrap();
+    make(work.path());
+    place(work.path(), &root);
+    reference
+}
+
 /// Moves `work/layout` to `root/layout` in one rename (a reader sees all or nothing).
 fn place(work: &Path, root: &Path) {
     let done = work.join("done");
@@ -244,48 +240,40 @@ fn write_layout(rootfs: &Path, arch: &str, layout: &Path, scratch: &Path) {
 /// dnf, rpm and curl, installed by lambda-img's own `[system]` layer (apt-get).
 pub fn dnf_base() -> Option<String> {
     let debian = debian_base()?;
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-bookworm-dnf-v3");
-    let reference = format!("oci:{}:base", root.join("layout").display());
     static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = MAKING.lock().unwrap_or_else(|e| e.into_inner());
-    if root.join("layout/index.json").is_file() {
-        return Some(reference);
-    }
-    let parent = root.parent().unwrap();
-    let work = tempfile::tempdir_in(parent).unwrap();
-    let project = work.path().join("project");
-    // Debian's rpm keeps its database in $HOME/.rpmdb (beside dpkg's); an
-    // RPM-based image keeps it in /var/lib/rpm, for every user to read.
-    std::fs::create_dir_all(project.join("rpm/etc/rpm")).unwrap();
-    std::fs::create_dir_all(project.join("rpm/var/lib/rpm")).unwrap();
-    std::fs::write(project.join("rpm/etc/rpm/macros"), "%_dbpath /var/lib/rpm\n").unwrap();
-    // The test repository's RPMs are unsigned: this base's dnf does not check
-    // signatures (Debian's dnf.conf does; so does AL2023's, with its keys).
-    std::fs::create_dir_all(project.join("rpm/etc/dnf")).unwrap();
-    std::fs::write(
-        project.join("rpm/etc/dnf/dnf.conf"),
-        "[main]\ngpgcheck=0\ninstallonly_limit=3\n",
-    )
-    .unwrap();
-    std::fs::write(
-        project.join("lambda-img.toml"),
-        format!(
-            "[function]\nname = \"dnf-base\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"{debian}\"\n\n\
-             [system]\npackages = [\"dnf\", \"rpm\", \"curl\"]\n\n\
-             [[layer]]\nname = \"rpm-config\"\nsources = [\"rpm\"]\ndestination = \"/\"\n\n[code]\nsources = []\n\n\
-             [image]\nentrypoint = [\"/usr/bin/dash\"]\n"
-        ),
-    )
-    .unwrap();
-    let layout = work.path().join("layout");
-    // A kept cache: a change to this helper does not run apt again.
-    run_ok(
-        super::lambda_img(&parent.join("dnf-base-cache"))
-            .arg("-C")
-            .arg(&project)
-            .args(["build", "--gzip-level", "1", "--output"])
-            .arg(format!("oci:{}:base", layout.display())),
-    );
-    place(work.path(), &root);
-    Some(reference)
+    Some(made_once(&MAKING, "debian-bookworm-dnf-v3", |work| {
+        let project = work.join("project");
+        // Debian's rpm keeps its database in $HOME/.rpmdb (beside dpkg's); an
+        // RPM-based image keeps it in /var/lib/rpm, for every user to read.
+        std::fs::create_dir_all(project.join("rpm/etc/rpm")).unwrap();
+        std::fs::create_dir_all(project.join("rpm/var/lib/rpm")).unwrap();
+        std::fs::write(project.join("rpm/etc/rpm/macros"), "%_dbpath /var/lib/rpm\n").unwrap();
+        // The test repository's RPMs are unsigned: this base's dnf does not check
+        // signatures (Debian's dnf.conf does; so does AL2023's, with its keys).
+        std::fs::create_dir_all(project.join("rpm/etc/dnf")).unwrap();
+        std::fs::write(
+            project.join("rpm/etc/dnf/dnf.conf"),
+            "[main]\ngpgcheck=0\ninstallonly_limit=3\n",
+        )
+        .unwrap();
+        std::fs::write(
+            project.join("lambda-img.toml"),
+            format!(
+                "[function]\nname = \"dnf-base\"\nruntime = \"provided.al2023\"\n\n[base]\nimage = \"{debian}\"\n\n\
+                 [system]\npackages = [\"dnf\", \"rpm\", \"curl\"]\n\n\
+                 [[layer]]\nname = \"rpm-config\"\nsources = [\"rpm\"]\ndestination = \"/\"\n\n[code]\nsources = []\n\n\
+                 [image]\nentrypoint = [\"/usr/bin/dash\"]\n"
+            ),
+        )
+        .unwrap();
+        let layout = work.join("layout");
+        // A kept cache: a change to this helper does not run apt again.
+        run_ok(
+            super::lambda_img(&work.parent().unwrap().join("dnf-base-cache"))
+                .arg("-C")
+                .arg(&project)
+                .args(["build", "--gzip-level", "1", "--output"])
+                .arg(format!("oci:{}:base", layout.display())),
+        );
+    }))
 }
