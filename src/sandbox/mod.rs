@@ -34,6 +34,13 @@ pub use init::init_main;
 pub const INIT_ARG: &str = "__sandbox-init";
 /// How the spec reaches the init process (not argv: `ps` shows argv to every user).
 const SPEC_VAR: &str = "LAMBDA_IMG_SANDBOX_SPEC";
+
+/// The running binary, which the sandbox's init re-executes. Not
+/// `current_exe()`: that is the path the binary was started by, and once a
+/// rebuild or an upgrade renames a new file over it, that path is another
+/// program (or, as the link reads, "… (deleted)": nothing). The kernel's link
+/// always opens the file this process runs.
+const SELF_EXE: &str = "/proc/self/exe";
 /// Exit status of the init when it could not set the sandbox up (the reason is on stderr).
 pub const SETUP_FAILED: i32 = 125;
 /// Exit status when the program could not be executed (as shells use).
@@ -144,9 +151,8 @@ impl Sandbox {
     ) -> Result<Sandbox, SandboxError> {
         let (mut command, container) = match engine {
             Engine::Native => {
-                let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
                 let json = serde_json::to_string(spec).expect("spec serializes");
-                let mut cmd = Command::new(exe);
+                let mut cmd = Command::new(SELF_EXE);
                 cmd.arg(INIT_ARG).env_clear().env(SPEC_VAR, json);
                 (cmd, None)
             }
@@ -357,8 +363,7 @@ fn probe_spec(root: &std::path::Path, overlay: Option<Overlay>) -> SandboxSpec {
 }
 
 fn run_probe(spec: &SandboxSpec) -> Result<(), SandboxError> {
-    let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
-    let out = Command::new(exe)
+    let out = Command::new(SELF_EXE)
         .arg(INIT_ARG)
         .arg("--probe")
         .env_clear()

@@ -17,11 +17,19 @@ struct Server {
 
 impl Server {
     fn start(p: &Project, extra: &[&str]) -> Server {
+        Server::start_program(&crate::support::bin(), p, extra)
+    }
+
+    /// [`Server::start`] with the binary at `program`.
+    fn start_program(program: &std::path::Path, p: &Project, extra: &[&str]) -> Server {
         use std::io::BufRead;
         let mut args = vec!["run", "--serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let mut child = p
-            .cmd(&args)
+        let mut child = crate::support::command(program)
+            .env("LAMBDA_IMG_CACHE", p.cache.path())
+            .arg("-C")
+            .arg(p.path())
+            .args(&args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -181,4 +189,29 @@ fn watch_picks_up_a_code_change() {
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
     panic!("the change was never served; last answer: {last}");
+}
+
+/// An environment is started from the running binary, not from the path it
+/// was started by: a rebuild or an upgrade that renames a new file over that
+/// path (as cargo and package managers do) while `--serve` runs must not
+/// break the next environment it starts (environments start at the first
+/// invoke).
+#[test]
+fn serve_starts_environments_after_its_binary_file_is_replaced() {
+    if !require_tool("curl") {
+        return;
+    }
+    let Some(p) = python_project() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("lambda-img");
+    std::fs::copy(crate::support::bin(), &program).unwrap();
+    let server = Server::start_program(&program, &p, &[]);
+    let replacement = dir.path().join("lambda-img.new");
+    std::fs::write(&replacement, "#!/bin/sh\necho replaced >&2\nexit 97\n").unwrap();
+    std::fs::set_permissions(&replacement, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&replacement, &program).unwrap();
+    let (code, body) = curl(&server.invocations("function"), &action("echo"), &[]);
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["uid"], 993, "the function ran in the sandbox: {body}");
 }
