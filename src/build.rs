@@ -193,10 +193,54 @@ pub fn build(
 /// `options.manifest_path` (the CLI reads it once, with its other settings).
 pub fn build_model(
     options: &BuildOptions,
-    mut model: FunctionModel,
+    model: FunctionModel,
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome, BuildError> {
+    prepare_model(options, model, cache, reporter)?.write(reporter)
+}
+
+/// A built and checked image whose outputs are opened but not yet written:
+/// what must succeed before any output appears (the SBOM's document) is
+/// made from it, then [`Ready::write`] writes every output.
+pub struct Ready {
+    /// The outcome so far: everything but `outputs`.
+    pub outcome: BuildOutcome,
+    sinks: Vec<Box<dyn sink::ImageSink>>,
+    cache: Cache,
+    started: std::time::SystemTime,
+}
+
+impl Ready {
+    /// How many outputs [`Ready::write`] will write.
+    pub fn output_count(&self) -> usize {
+        self.sinks.len()
+    }
+
+    /// Writes the image to every output, in the order given.
+    pub fn write(self, reporter: &dyn Reporter) -> Result<BuildOutcome, BuildError> {
+        let Ready {
+            mut outcome,
+            sinks,
+            cache,
+            started,
+        } = self;
+        for sink in &sinks {
+            outcome.outputs.push(sink.write(&outcome.image, reporter)?);
+        }
+        outcome.fetched_base_layers = base::fetched_since(&outcome.image, &cache, started);
+        Ok(outcome)
+    }
+}
+
+/// [`build_model`] up to the outputs: the image built and checked, every
+/// output opened, nothing written.
+pub fn prepare_model(
+    options: &BuildOptions,
+    mut model: FunctionModel,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<Ready, BuildError> {
     if let Some(arch) = options.arch {
         model.architecture = arch;
     }
@@ -250,21 +294,23 @@ pub fn build_model(
         .map(|o| outputs::held_digest(o, &image))
         .collect();
     outputs::warn_if_digests_differ(&options.outputs, &output_digests, reporter);
-    let mut written = Vec::with_capacity(sinks.len());
-    for sink in &sinks {
-        written.push(sink.write(&image, reporter)?);
-    }
-    Ok(BuildOutcome {
-        fetched_base_layers: base::fetched_since(&image, cache, started),
+    let outcome = BuildOutcome {
+        fetched_base_layers: Vec::new(),
         image,
         function: model.name.clone(),
         base: plan.base.clone(),
-        outputs: written,
+        outputs: Vec::with_capacity(sinks.len()),
         output_digests,
         repaired,
         findings,
         system_packages,
         archives,
+    };
+    Ok(Ready {
+        outcome,
+        sinks,
+        cache: cache.clone(),
+        started,
     })
 }
 

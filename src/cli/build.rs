@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::settings::{BuildSettings, Project};
 use super::{GlobalArgs, print_data};
-use crate::build::{BuildOptions, build_model};
+use crate::build::{BuildOptions, prepare_model};
 use crate::build_report::metadata::{build_report, write_metadata_file};
 use crate::image::MediaFamily;
 use crate::layer::DEFAULT_GZIP_LEVEL;
@@ -312,17 +312,12 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             &reporter,
         );
     };
-    let outcome = build_model(&options, model, &cache, &reporter)?;
+    let ready = prepare_model(&options, model, &cache, &reporter)?;
     let epoch = options.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
-    let sbom_report = super::build_sbom::after_build(
-        &sbom,
-        &outcome,
-        &options.manifest_path,
-        epoch,
-        &options.sink_options,
-        &cache,
-        &reporter,
-    )?;
+    let document = super::build_sbom::before_outputs(&sbom, &ready, &options.manifest_path, epoch, &cache)?;
+    let outcome = ready.write(&reporter)?;
+    let sbom_report =
+        super::build_sbom::after_build(&sbom, document, &outcome, &options.sink_options, &reporter)?;
     let mut report = build_report(&outcome.report_facts());
     if let Some(sbom_report) = sbom_report {
         report["sbom"] = sbom_report;

@@ -9,7 +9,7 @@ use super::deploy::BuildDeployArgs;
 use super::limits::LimitArgs;
 use super::settings::Project;
 use super::{ExitStatus, GlobalArgs, print_data};
-use crate::build::{BuildOptions, build_model};
+use crate::build::{BuildOptions, prepare_model};
 use crate::build_all::{FleetMember, plan_fleet};
 use crate::build_report::metadata::{build_report, write_metadata_file};
 use crate::cache::Cache;
@@ -161,18 +161,13 @@ fn build_one(
     options.sink_options.registry.fallback = Some(signin.clone());
     options.source_options.registry.fallback = Some(signin);
     super::deploy::before_build(global, args.aws, &options.outputs, &deploy)?;
-    let outcome = build_model(&options, model, cache, reporter)?;
-    // The same report `build --json` prints for one function.
+    let ready = prepare_model(&options, model, cache, reporter)?;
     let epoch = planned.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
-    let sbom = super::build_sbom::after_build(
-        args.sbom,
-        &outcome,
-        &member.manifest,
-        epoch,
-        &planned.sink_options,
-        cache,
-        reporter,
-    )?;
+    let document = super::build_sbom::before_outputs(args.sbom, &ready, &member.manifest, epoch, cache)?;
+    let outcome = ready.write(reporter)?;
+    // The same report `build --json` prints for one function.
+    let sbom =
+        super::build_sbom::after_build(args.sbom, document, &outcome, &planned.sink_options, reporter)?;
     let mut report = build_report(&outcome.report_facts());
     if let Some(sbom) = sbom {
         report["sbom"] = sbom;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::build::BuildOutcome;
+use crate::build::{BuildOutcome, Ready};
 use crate::build_all::FUNCTION_PLACEHOLDER;
 use crate::image::Digest;
 use crate::report::Reporter;
@@ -65,21 +65,28 @@ impl SbomSettings {
     }
 }
 
-/// Makes the SBOM of `outcome` when one is wanted (a file, or an output that
-/// can carry a referrer), writes and attaches it; returns the report's `sbom`
-/// member. The image is already written: a failure here is reported as the
-/// build's failure, with the outputs in place.
-pub fn after_build(
+/// The document of a build, made before its outputs are written.
+#[derive(Debug)]
+pub struct Document {
+    bytes: Vec<u8>,
+    file: Option<PathBuf>,
+    attach: bool,
+}
+
+/// Makes the SBOM of `ready` when one is wanted (a file, or an output that
+/// can carry a referrer). Made before any output is written: an image whose
+/// SBOM cannot be made (a damaged package database) fails the build with
+/// nothing written, not with its outputs in place and no SBOM beside them.
+pub fn before_outputs(
     settings: &SbomSettings,
-    outcome: &BuildOutcome,
+    ready: &Ready,
     manifest: &Path,
     epoch: u64,
-    sink_options: &SinkOptions,
     cache: &crate::cache::Cache,
-    reporter: &dyn Reporter,
-) -> anyhow::Result<Option<serde_json::Value>> {
+) -> anyhow::Result<Option<Document>> {
+    let (outcome, outputs) = (&ready.outcome, ready.output_count());
     let file = settings.file_for(&outcome.function);
-    let attach = settings.attach && !outcome.outputs.is_empty();
+    let attach = settings.attach && outputs > 0;
     if file.is_none() && !attach {
         return Ok(None);
     }
@@ -92,6 +99,21 @@ pub fn after_build(
         wheels: &outcome.archives,
     };
     let bytes = crate::sbom::document_remembered(settings.format, &subject, &outcome.image, known, cache)?;
+    Ok(Some(Document { bytes, file, attach }))
+}
+
+/// Writes `document` to `--sbom` and attaches it to the outputs `outcome`
+/// wrote; returns the report's `sbom` member.
+pub fn after_build(
+    settings: &SbomSettings,
+    document: Option<Document>,
+    outcome: &BuildOutcome,
+    sink_options: &SinkOptions,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let Some(Document { bytes, file, attach }) = document else {
+        return Ok(None);
+    };
     if let Some(path) = &file {
         crate::sbom::write_bytes(path, &bytes)?;
     }

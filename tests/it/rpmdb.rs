@@ -337,6 +337,9 @@ fn a_damaged_rpm_database_is_an_error_naming_the_file_and_the_record() {
         message.contains(expected) && message.contains("truncated") && message.contains("--no-sbom"),
         "{message}"
     );
+    // The SBOM is made before any output is written: a failed build leaves
+    // no image behind without its SBOM.
+    assert!(!out.exists(), "the failed build wrote its output");
     // inspect of the same image (built without an SBOM) says the same.
     p.build_ok(&["--no-sbom", "--output", &format!("oci:{}:v1", out.display())]);
     let inspected = crate::support::run_fail(&mut p.cmd(&["inspect", &format!("oci:{}:v1", out.display())]));
