@@ -488,14 +488,38 @@ impl Cache {
     /// processes that hold it. Used so that two builds sharing the cache do not
     /// do the same expensive work (compress a layer, download a blob) at once.
     pub fn lock(&self, name: &str) -> io::Result<CacheLock> {
+        let file = self.lock_file(name)?;
+        file.lock()?;
+        Ok(CacheLock { _file: file })
+    }
+
+    /// Takes the advisory lock `name` shared, waiting while a process holds
+    /// it exclusively: many holders say "in use", and [`Cache::try_lock`]
+    /// fails while any holds it.
+    pub fn lock_shared(&self, name: &str) -> io::Result<CacheLock> {
+        let file = self.lock_file(name)?;
+        file.lock_shared()?;
+        Ok(CacheLock { _file: file })
+    }
+
+    /// Takes the lock `name` exclusively when nobody holds it; `None` when
+    /// another process (or another handle here) holds it, shared or not.
+    pub fn try_lock(&self, name: &str) -> io::Result<Option<CacheLock>> {
+        let file = self.lock_file(name)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(CacheLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn lock_file(&self, name: &str) -> io::Result<File> {
         let path = self.root.join("locks").join(format!("{name}.lock"));
-        let file = fs::OpenOptions::new()
+        fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(path)?;
-        file.lock()?;
-        Ok(CacheLock { _file: file })
+            .open(path)
     }
 }
 

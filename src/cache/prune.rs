@@ -61,6 +61,8 @@ pub struct PruneReport {
     pub removed_temp_files: u64,
     pub removed_rootfs: u64,
     pub removed_old_buckets: u64,
+    /// Root filesystems a running `run` uses, left in place.
+    pub kept_rootfs_in_use: u64,
     /// Bytes of the files removed (a rootfs file shared with a snapshot that
     /// stays is counted, though its space is not freed).
     pub freed_bytes: u64,
@@ -147,6 +149,15 @@ pub fn prune(cache: &Cache, options: &PruneOptions, reporter: &dyn Reporter) -> 
         if !(options.all || options.older_than.is_some_and(|limit| age >= limit)) {
             continue;
         }
+        // A running `run` or `--serve` holds it: its sandbox's root must not vanish.
+        let Some(_unused) = cache.try_lock(&snapshot_in_use_lock(&snapshot.key))? else {
+            reporter.detail(&format!(
+                "kept root filesystem {}: a running `lambda-img run` uses it",
+                snapshot.key
+            ));
+            report.kept_rootfs_in_use += 1;
+            continue;
+        };
         let bytes = snapshot.bytes(&mut seen);
         if !options.dry_run {
             remove_snapshot(cache, &snapshot)?;
@@ -292,6 +303,12 @@ fn rootfs_snapshots(cache: &Cache) -> io::Result<Vec<Snapshot>> {
 
 /// What `rootfs` names a snapshot's directory-modes file after its tree.
 const SIDECAR_SUFFIX: &str = ".dirs.json";
+
+/// The lock a `run` holds shared while it uses the snapshot `key` (see
+/// `rootfs::Rootfs::in_use`); prune removes only snapshots nobody holds.
+pub fn snapshot_in_use_lock(key: &str) -> String {
+    format!("rootfs-use-{key}")
+}
 
 /// Removes a snapshot under the lock `run` takes to make it, the tree
 /// before its sidecar (a tree in place always has one).

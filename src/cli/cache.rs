@@ -81,7 +81,17 @@ pub fn run(global: &GlobalArgs, args: CacheArgs) -> anyhow::Result<()> {
                 max_bytes: max_size,
                 dry_run,
             };
-            let report = prune(&cache, &options, &global.reporter())?;
+            let reporter = global.reporter();
+            let report = prune(&cache, &options, &reporter)?;
+            if report.kept_rootfs_in_use > 0 {
+                crate::report::Reporter::warn(
+                    &reporter,
+                    &format!(
+                        "kept {} root filesystem(s) a running `lambda-img run` uses; prune again when it ends",
+                        report.kept_rootfs_in_use
+                    ),
+                );
+            }
             if args.json {
                 print_data(&serde_json::to_string_pretty(&report)?)
             } else {

@@ -88,16 +88,41 @@ pub struct Rootfs {
     pub not_layered: Option<String>,
     /// How many layers had to be applied to make it (0: it was in the cache).
     pub layers_applied: usize,
+    /// Held while the value (or a clone) lives: `cache prune` leaves the
+    /// snapshots a running sandbox stands on.
+    pub in_use: InUse,
 }
 
 impl Rootfs {
-    fn whole(path: PathBuf, layers_applied: usize) -> Rootfs {
+    fn whole(path: PathBuf, layers_applied: usize, in_use: InUse) -> Rootfs {
         Rootfs {
             path,
             top: None,
             not_layered: None,
             layers_applied,
+            in_use,
         }
+    }
+}
+
+/// Shared locks on the snapshots a root filesystem is made of (see
+/// `cache::prune::snapshot_in_use_lock`), released when the last clone drops.
+#[derive(Debug, Clone, Default)]
+pub struct InUse(Vec<std::sync::Arc<crate::cache::CacheLock>>);
+
+impl InUse {
+    /// Marks the snapshot `key` in use, waiting while a prune removes it. Taken
+    /// before the snapshot is looked for, so a prune cannot remove it between.
+    fn snapshot(cache: &Cache, key: &str, path: &Path) -> Result<InUse, RootfsError> {
+        let lock = cache
+            .lock_shared(&crate::cache::prune::snapshot_in_use_lock(key))
+            .map_err(|e| RootfsError::io(path, e))?;
+        Ok(InUse(vec![std::sync::Arc::new(lock)]))
+    }
+
+    fn and(mut self, other: InUse) -> InUse {
+        self.0.extend(other.0);
+        self
     }
 }
 
@@ -119,16 +144,17 @@ pub fn materialize(layers: &[Layer], ownership: Ownership, cache: &Cache) -> Res
     let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
     let key_at = |n: usize| chain_key(ownership, &diff_ids[..n]);
     let full = bucket.join(key_at(layers.len()));
+    let in_use = InUse::snapshot(cache, &key_at(layers.len()), &full)?;
     if full.is_dir() {
         mark_used(&full);
-        return Ok(Rootfs::whole(full, 0));
+        return Ok(Rootfs::whole(full, 0, in_use));
     }
     let _lock = cache
         .lock(&format!("rootfs-{}", key_at(layers.len())))
         .map_err(|e| RootfsError::io(&full, e))?;
     if full.is_dir() {
         mark_used(&full);
-        return Ok(Rootfs::whole(full, 0));
+        return Ok(Rootfs::whole(full, 0, in_use));
     }
     // The chains worth keeping: after the base, and before the last layer.
     let base_end = layers
@@ -139,11 +165,19 @@ pub fn materialize(layers: &[Layer], ownership: Ownership, cache: &Cache) -> Res
     keep.retain(|&n| n > 0);
     keep.sort_unstable();
     keep.dedup();
-    // The longest chain already materialized.
-    let start = (1..layers.len())
+    // The longest chain already materialized, held while it is cloned (a
+    // prune that took it after it was found leaves nothing to clone).
+    let mut start = (1..layers.len())
         .rev()
         .find(|&n| bucket.join(key_at(n)).is_dir())
         .unwrap_or(0);
+    let _cloned = match start {
+        0 => InUse::default(),
+        n => InUse::snapshot(cache, &key_at(n), &bucket.join(key_at(n)))?,
+    };
+    if start > 0 && !bucket.join(key_at(start)).is_dir() {
+        start = 0;
+    }
     let tmp_root = cache.root().join("tmp");
     let work = tempfile::Builder::new()
         .prefix("rootfs-")
@@ -177,7 +211,7 @@ pub fn materialize(layers: &[Layer], ownership: Ownership, cache: &Cache) -> Res
             }
         }
     }
-    Ok(Rootfs::whole(full, applied))
+    Ok(Rootfs::whole(full, applied, in_use))
 }
 
 /// Like [`materialize`], except when the whole chain is not in the cache yet:
@@ -204,11 +238,14 @@ pub fn materialize_layered(
     let below_key = chain_key(ownership, &diff_ids[..below.len()]);
     let text =
         serde_json::json!({ "ownership": ownership, "top": last.diff_id, "over": below_key }).to_string();
-    let dest = bucket.join(Digest::of(text.as_bytes()).hex());
+    let top_key = Digest::of(text.as_bytes()).hex().to_string();
+    let dest = bucket.join(&top_key);
+    let top_in_use = InUse::snapshot(cache, &top_key, &dest)?;
     match top::top_layer(last, &rest.path, &dest, ownership, cache)? {
         top::Top::Ready { path, made } => Ok(Rootfs {
             top: Some(path),
             layers_applied: rest.layers_applied + usize::from(made),
+            in_use: rest.in_use.clone().and(top_in_use),
             ..rest
         }),
         top::Top::Unfit(reason) => Ok(Rootfs {

@@ -24,6 +24,9 @@ pub struct EnvironmentSpec {
     pub image: ImageRunConfig,
     pub settings: FunctionSettings,
     pub engine: Engine,
+    /// Keeps the root filesystem's snapshots from `cache prune` while any
+    /// environment of this spec may start or run.
+    pub rootfs_in_use: crate::rootfs::InUse,
 }
 
 struct Live {

@@ -249,6 +249,11 @@ pub fn environment_spec(
         image: image.config.clone(),
         settings,
         engine,
+        rootfs_in_use: image
+            .rootfs
+            .as_ref()
+            .map(|r| r.in_use.clone())
+            .unwrap_or_default(),
     })
 }
 

@@ -215,3 +215,53 @@ fn serve_starts_environments_after_its_binary_file_is_replaced() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["uid"], 993, "the function ran in the sandbox: {body}");
 }
+
+/// `cache prune --all` beside a running `--serve` keeps the root filesystem
+/// its environments stand on (and says so), and removes it once the server
+/// is gone; the server goes on answering in between.
+#[test]
+fn prune_keeps_the_root_filesystem_a_running_serve_uses() {
+    if !require_tool("curl") {
+        return;
+    }
+    let Some(p) = crate::run::hello_scratch() else {
+        return;
+    };
+    let rootfs = p.cache.path().join("rootfs-v1");
+    let snapshots = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&rootfs)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let prune = |p: &Project| {
+        let out = run_ok(&mut p.cmd(&["cache", "prune", "--all", "--json"]));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (report, crate::support::stderr(&out))
+    };
+    let server = Server::start(&p, &[]);
+    let held = snapshots();
+    assert!(!held.is_empty(), "the server materialized its root filesystem");
+    let (report, messages) = prune(&p);
+    assert_eq!(report["removed_rootfs"], 0, "{report}");
+    assert!(report["kept_rootfs_in_use"].as_u64().unwrap() >= 1, "{report}");
+    assert!(messages.contains("a running `lambda-img run` uses"), "{messages}");
+    assert_eq!(
+        snapshots(),
+        held,
+        "nothing of the root filesystem in use was removed"
+    );
+    let (code, body) = curl(&server.invocations("function"), "{}", &[]);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("hello from lambda-img"), "{body}");
+
+    drop(server);
+    let (report, _) = prune(&p);
+    assert_eq!(report["kept_rootfs_in_use"], 0, "{report}");
+    assert!(report["removed_rootfs"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(snapshots(), Vec::<String>::new());
+}
