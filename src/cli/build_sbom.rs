@@ -91,7 +91,13 @@ pub fn after_build(
         npm_lock: lock.as_deref(),
         wheels: &outcome.archives,
     };
-    let bytes = crate::sbom::document_remembered(settings.format, &subject, &outcome.image, known, cache)?;
+    // The build's cache registry, when it had one, shares the document too.
+    let cache = &match &outcome.second_level {
+        Some(level) => cache.with_second_level(level.clone()),
+        None => cache.clone(),
+    };
+    let bytes =
+        crate::sbom::document_remembered(settings.format, &subject, &outcome.image, known, cache, reporter)?;
     if let Some(path) = &file {
         crate::sbom::write_bytes(path, &bytes)?;
     }
