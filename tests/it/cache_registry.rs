@@ -630,8 +630,24 @@ fn cache_registry_shares_a_monorepo_between_two_machines() {
         }
     }
     assert!(asked.values().all(|n| *n == 1), "{asked:#?}");
-    let records = asked.keys().filter(|p| p.contains("/manifests/")).count();
-    assert_eq!(records, 4, "one shared layer and three code layers: {asked:#?}");
+    let records = |kind: &str| {
+        asked
+            .keys()
+            .filter(|p| p.contains(&format!("/manifests/{kind}")))
+            .count()
+    };
+    assert_eq!(
+        records("layers-v1-"),
+        4,
+        "one shared layer and three code layers: {asked:#?}"
+    );
+    // Each function's SBOM document is machine 1's, not made again.
+    assert_eq!(records("sbom-documents-v1-"), 3, "{asked:#?}");
+    assert_eq!(
+        asked.keys().filter(|p| p.contains("/manifests/")).count(),
+        7,
+        "{asked:#?}"
+    );
     for ((name, a), (name2, b)) in first.iter().zip(&second) {
         assert_eq!(name, name2);
         assert_eq!(a["digest"], b["digest"], "{name}");
@@ -684,11 +700,11 @@ fn cache_registry_shares_a_monorepo_between_two_machines() {
             .clone()
     };
     assert!(first.iter().all(|(_, r)| shared(r) == shared(&first[0].1)));
-    assert_eq!(
-        tags(&cache_repo).len(),
-        4,
-        "one shared layer and three code layers"
-    );
+    let tags = tags(&cache_repo);
+    let kind = |prefix: &str| tags.iter().filter(|t| t.starts_with(prefix)).count();
+    assert_eq!(kind("layers-v1-"), 4, "one shared layer and three code layers");
+    assert_eq!(kind("sbom-documents-v1-"), 3, "one SBOM document per function");
+    assert_eq!(tags.len(), 7, "{tags:?}");
 }
 
 /// Puts `edit`ed bytes of the record `tag` of `repo` back under the same tag.
