@@ -9,6 +9,10 @@
 //! decompression) into the local cache and nothing is installed or
 //! compressed. Blobs known to be in REPO are mounted, not uploaded again,
 //! when the image is pushed to another repository of the same registry.
+//! The SBOM document of a built image is shared the same way, as a document
+//! record (one blob, verified by digest only) under the key the local cache
+//! remembers it by, so a machine that builds the same image does not walk
+//! its layers again to make the same bytes.
 //!
 //! The cache registry is never a reason for a build to fail or to differ: a
 //! registry that is down or too slow is warned about once and not asked
