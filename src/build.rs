@@ -128,6 +128,9 @@ pub struct BuildOutcome {
     /// The archives the dependency install came from, with their hashes
     /// (pip's report; empty when not known), for the SBOM.
     pub archives: Vec<crate::sbom::KnownArchive>,
+    /// The second level behind the build's cache (`--cache-registry`), for
+    /// the SBOM document to be shared through as the layers were.
+    pub second_level: Option<std::sync::Arc<dyn crate::cache::SecondLevel>>,
 }
 
 impl BuildOutcome {
@@ -305,6 +308,7 @@ pub fn prepare_model(
         findings,
         system_packages,
         archives,
+        second_level: shared.as_ref().and_then(Cache::second_level_handle),
     };
     Ok(Ready {
         outcome,

@@ -113,6 +113,28 @@ impl SecondLevel for ScanningLevel {
     ) {
         self.inner.publish(cache, bucket, key, record, reporter);
     }
+
+    fn fetch_document(
+        &self,
+        cache: &Cache,
+        bucket: CacheBucket,
+        key: &str,
+        reporter: &dyn Reporter,
+    ) -> Option<crate::image::Digest> {
+        self.inner.fetch_document(cache, bucket, key, reporter)
+    }
+
+    fn publish_document(
+        &self,
+        cache: &Cache,
+        bucket: CacheBucket,
+        key: &str,
+        document: &crate::image::Descriptor,
+        reporter: &dyn Reporter,
+    ) {
+        self.inner
+            .publish_document(cache, bucket, key, document, reporter);
+    }
 }
 
 /// Reads the blocks a channel delivers as one stream.

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Cache, CacheBucket};
-use crate::image::Digest;
+use crate::image::{Descriptor, Digest};
 use crate::report::Reporter;
 
 /// One layer of a shared record: what a build needs to use the blob
@@ -30,6 +30,12 @@ pub struct SharedRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub installer: Option<String>,
     pub layers: Vec<SharedLayer>,
+    /// What the entry keeps beside its layers, as JSON text the store
+    /// carries without reading it (a dependency set: the archives it was
+    /// installed from, whose hashes the SBOM names). `None` when the entry
+    /// keeps nothing or the record was written before this was shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<String>,
 }
 
 /// Shown each verified blob's uncompressed bytes: the blob's place in its
@@ -79,4 +85,31 @@ pub trait SecondLevel: Send + Sync + std::fmt::Debug {
         record: &SharedRecord,
         reporter: &dyn Reporter,
     );
+
+    /// The document (one blob that is not a layer: an SBOM) shared as
+    /// `bucket`/`key`, now in `cache` and verified by its digest, which is
+    /// returned. A store that keeps no documents answers a miss.
+    fn fetch_document(
+        &self,
+        cache: &Cache,
+        bucket: CacheBucket,
+        key: &str,
+        reporter: &dyn Reporter,
+    ) -> Option<Digest> {
+        let _ = (cache, bucket, key, reporter);
+        None
+    }
+
+    /// Shares the document `document` names (its blob in `cache`) as
+    /// `bucket`/`key`; faults as [`SecondLevel::publish`].
+    fn publish_document(
+        &self,
+        cache: &Cache,
+        bucket: CacheBucket,
+        key: &str,
+        document: &Descriptor,
+        reporter: &dyn Reporter,
+    ) {
+        let _ = (cache, bucket, key, document, reporter);
+    }
 }

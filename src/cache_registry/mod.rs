@@ -9,6 +9,10 @@
 //! decompression) into the local cache and nothing is installed or
 //! compressed. Blobs known to be in REPO are mounted, not uploaded again,
 //! when the image is pushed to another repository of the same registry.
+//! The SBOM document of a built image is shared the same way, as a document
+//! record (one blob, verified by digest only) under the key the local cache
+//! remembers it by, so a machine that builds the same image does not walk
+//! its layers again to make the same bytes.
 //!
 //! The cache registry is never a reason for a build to fail or to differ: a
 //! registry that is down or too slow is warned about once and not asked
@@ -199,6 +203,109 @@ impl CacheRegistry {
         );
     }
 
+    /// The manifest of record `tag` (from the prefetch when it looked it
+    /// up); `None` when there is none or the registry failed (said so).
+    fn look_up(&self, tag: &str, reporter: &dyn Reporter) -> Option<Vec<u8>> {
+        let looked_up = match self.ahead.take(tag) {
+            Some(prefetch::Ahead::Record(bytes)) => Ok(bytes),
+            Some(prefetch::Ahead::Missing) => Err(RegistryError::NotFound {
+                registry: self.registry.clone(),
+                what: format!("manifest {}:{tag}", self.repository),
+                diagnostics: Default::default(),
+            }),
+            None => self.client.get_manifest(&self.repository, tag).map(|m| m.bytes),
+        };
+        match looked_up {
+            Ok(bytes) => Some(bytes),
+            Err(RegistryError::NotFound { .. }) => {
+                reporter.detail(&format!("cache registry {}: no record {tag}", self.name()));
+                None
+            }
+            Err(e @ RegistryError::DigestMismatch { .. }) => {
+                self.record_fault(reporter, tag, &e.to_string());
+                None
+            }
+            Err(e) => {
+                self.registry_fault(reporter, &format!("looking up record {tag}"), &e);
+                None
+            }
+        }
+    }
+
+    /// Pulls the blob `desc` into `cache`, verified by digest and size;
+    /// `Err` says why not (empty: a fault of the registry, already said).
+    fn pull_blob(
+        &self,
+        cache: &Cache,
+        desc: &Descriptor,
+        reporter: &dyn Reporter,
+    ) -> Result<std::path::PathBuf, String> {
+        match fetch_blob_to_cache(&self.client, &self.repository, desc, cache, reporter) {
+            Ok(p) => Ok(p),
+            Err(RegistryError::NotFound { .. }) => {
+                Err(format!("its blob {} is missing from the registry", desc.digest))
+            }
+            Err(e @ (RegistryError::DigestMismatch { .. } | RegistryError::TooLarge { .. })) => {
+                self.damaged
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(desc.digest.clone());
+                Err(format!("its blob was refused: {e}"))
+            }
+            Err(e) => {
+                self.registry_fault(reporter, &format!("pulling blob {}", desc.digest), &e);
+                Err(String::new())
+            }
+        }
+    }
+
+    /// Pushes the blob `digest` (of `size` bytes, in `cache`) to the cache
+    /// repository: mounted when another repository of the registry has it,
+    /// put back when this run found it damaged there.
+    fn push_blob(
+        &self,
+        cache: &Cache,
+        digest: &Digest,
+        size: u64,
+        reporter: &dyn Reporter,
+    ) -> Result<(), RegistryError> {
+        let repo = &self.repository;
+        let damaged = self
+            .damaged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(digest);
+        if damaged {
+            self.replace_damaged_blob(cache, digest, size, reporter)?;
+        } else {
+            let path = cache.blob_path(digest);
+            let mount_from = known_blobs::repository_with(&self.registry, digest, repo);
+            self.client
+                .push_blob(repo, digest, BlobBytes::File(&path), mount_from.as_deref())?;
+        }
+        known_blobs::remember(&self.registry, digest, repo);
+        Ok(())
+    }
+
+    /// Says how a push of record `tag` went (a refused write turns the
+    /// cache read-only for the run).
+    fn pushed(&self, tag: &str, result: Result<(), RegistryError>, reporter: &dyn Reporter) {
+        match result {
+            Ok(()) => reporter.detail(&format!("cache registry {}: pushed record {tag}", self.name())),
+            Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::ForeignAuth { .. })) => {
+                self.readonly.store(true, Ordering::Relaxed);
+                self.warn_once(
+                    reporter,
+                    format!(
+                        "cache registry {} refused a write ({e}); reading it only for the rest of this run (--cache-registry-readonly says so up front)",
+                        self.name()
+                    ),
+                );
+            }
+            Err(e) => self.registry_fault(reporter, &format!("pushing record {tag}"), &e),
+        }
+    }
+
     /// Pulls every blob of `record` into `cache`, verified, showing
     /// `inflated` each one's tar on the way; `Err` says why not.
     fn pull_blobs(
@@ -210,23 +317,7 @@ impl CacheRegistry {
     ) -> Result<(), String> {
         for (n, layer) in record.layers.iter().enumerate() {
             let desc = Descriptor::new(OCI_LAYER_GZIP, layer.digest.clone(), layer.size);
-            let path = match fetch_blob_to_cache(&self.client, &self.repository, &desc, cache, reporter) {
-                Ok(p) => p,
-                Err(RegistryError::NotFound { .. }) => {
-                    return Err(format!("its blob {} is missing from the registry", layer.digest));
-                }
-                Err(e @ (RegistryError::DigestMismatch { .. } | RegistryError::TooLarge { .. })) => {
-                    self.damaged
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(layer.digest.clone());
-                    return Err(format!("its blob was refused: {e}"));
-                }
-                Err(e) => {
-                    self.registry_fault(reporter, &format!("pulling blob {}", layer.digest), &e);
-                    return Err(String::new());
-                }
-            };
+            let path = self.pull_blob(cache, &desc, reporter)?;
             // The digest proves the bytes are the blob the record names, not
             // that the record's diff_id and size describe them: a lie there
             // would put a wrong config into the image.
@@ -249,29 +340,19 @@ impl CacheRegistry {
         record: &SharedRecord,
         reporter: &dyn Reporter,
     ) -> Result<(), RegistryError> {
-        let repo = &self.repository;
         for layer in &record.layers {
-            let damaged = self
-                .damaged
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&layer.digest);
-            if damaged {
-                self.replace_damaged_blob(cache, layer, reporter)?;
-                known_blobs::remember(&self.registry, &layer.digest, repo);
-                continue;
-            }
-            let path = cache.blob_path(&layer.digest);
-            let mount_from = known_blobs::repository_with(&self.registry, &layer.digest, repo);
-            self.client
-                .push_blob(repo, &layer.digest, BlobBytes::File(&path), mount_from.as_deref())?;
-            known_blobs::remember(&self.registry, &layer.digest, repo);
+            self.push_blob(cache, &layer.digest, layer.size, reporter)?;
         }
+        self.put_record(tag, &record::encode(bucket.dir_name(), key, record))
+    }
+
+    /// Puts the record manifest `bytes` (its blobs pushed) under `tag`.
+    fn put_record(&self, tag: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+        let repo = &self.repository;
         let empty = record::empty_descriptor();
         self.client
             .push_blob(repo, &empty.digest, BlobBytes::Memory(record::EMPTY_BLOB), None)?;
-        let bytes = record::encode(bucket.dir_name(), key, record);
-        self.client.put_manifest(repo, tag, OCI_MANIFEST, &bytes)?;
+        self.client.put_manifest(repo, tag, OCI_MANIFEST, bytes)?;
         Ok(())
     }
 }
@@ -301,30 +382,7 @@ impl SecondLevel for CacheRegistry {
             return None;
         }
         let tag = record::tag(bucket.dir_name(), key)?;
-        let looked_up = match self.ahead.take(&tag) {
-            Some(prefetch::Ahead::Record(bytes)) => Ok(bytes),
-            Some(prefetch::Ahead::Missing) => Err(RegistryError::NotFound {
-                registry: self.registry.clone(),
-                what: format!("manifest {}:{tag}", self.repository),
-                diagnostics: Default::default(),
-            }),
-            None => self.client.get_manifest(&self.repository, &tag).map(|m| m.bytes),
-        };
-        let manifest = match looked_up {
-            Ok(bytes) => bytes,
-            Err(RegistryError::NotFound { .. }) => {
-                reporter.detail(&format!("cache registry {}: no record {tag}", self.name()));
-                return None;
-            }
-            Err(e @ RegistryError::DigestMismatch { .. }) => {
-                self.record_fault(reporter, &tag, &e.to_string());
-                return None;
-            }
-            Err(e) => {
-                self.registry_fault(reporter, &format!("looking up record {tag}"), &e);
-                return None;
-            }
-        };
+        let manifest = self.look_up(&tag, reporter)?;
         let record = match record::decode(&manifest, bucket.dir_name(), key) {
             Ok(r) => r,
             Err(fault) => {
@@ -365,20 +423,61 @@ impl SecondLevel for CacheRegistry {
         let Some(tag) = record::tag(bucket.dir_name(), key) else {
             return;
         };
-        match self.push_record(cache, &tag, bucket, key, record, reporter) {
-            Ok(()) => reporter.detail(&format!("cache registry {}: pushed record {tag}", self.name())),
-            Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::ForeignAuth { .. })) => {
-                self.readonly.store(true, Ordering::Relaxed);
-                self.warn_once(
-                    reporter,
-                    format!(
-                        "cache registry {} refused a write ({e}); reading it only for the rest of this run (--cache-registry-readonly says so up front)",
-                        self.name()
-                    ),
-                );
-            }
-            Err(e) => self.registry_fault(reporter, &format!("pushing record {tag}"), &e),
+        let pushed = self.push_record(cache, &tag, bucket, key, record, reporter);
+        self.pushed(&tag, pushed, reporter);
+    }
+
+    fn fetch_document(
+        &self,
+        cache: &Cache,
+        bucket: CacheBucket,
+        key: &str,
+        reporter: &dyn Reporter,
+    ) -> Option<Digest> {
+        if self.down.load(Ordering::Relaxed) {
+            return None;
         }
+        let tag = record::tag(bucket.dir_name(), key)?;
+        let manifest = self.look_up(&tag, reporter)?;
+        let document = match record::decode_document(&manifest, bucket.dir_name(), key) {
+            Ok(d) => d,
+            Err(fault) => {
+                self.record_fault(reporter, &tag, &fault.to_string());
+                return None;
+            }
+        };
+        match self.pull_blob(cache, &document, reporter) {
+            Ok(_) => {
+                known_blobs::remember(&self.registry, &document.digest, &self.repository);
+                Some(document.digest)
+            }
+            Err(why) => {
+                if !why.is_empty() {
+                    self.record_fault(reporter, &tag, &why);
+                }
+                None
+            }
+        }
+    }
+
+    fn publish_document(
+        &self,
+        cache: &Cache,
+        bucket: CacheBucket,
+        key: &str,
+        document: &Descriptor,
+        reporter: &dyn Reporter,
+    ) {
+        if self.is_readonly() || self.down.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(tag) = record::tag(bucket.dir_name(), key) else {
+            return;
+        };
+        let pushed = self
+            .push_blob(cache, &document.digest, document.size, reporter)
+            .and_then(|()| self.put_record(&tag, &record::encode_document(bucket.dir_name(), key, document)));
+        self.pushed(&tag, pushed, reporter);
     }
 }
 
@@ -563,6 +662,7 @@ mod tests {
         let record = SharedRecord {
             installer: None,
             layers: Vec::new(),
+            extra: None,
         };
         reg.publish(&cache, CacheBucket::Layers, &key, &record, &warnings);
         let w = warnings.0.lock().unwrap();

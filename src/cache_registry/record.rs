@@ -10,8 +10,21 @@
 //!              org.lambda-img.cache.bucket  layers-v1
 //!              org.lambda-img.cache.key     3fa4…
 //!              org.lambda-img.cache.installer  pip 24.0   (dependency sets)
+//!              org.lambda-img.cache.extra  [{"name":…,"sha256":…}]  (dependency sets)
 //! each layer   org.lambda-img.cache.name, .diff-id, .uncompressed-size
 //! ```
+//!
+//! A document record (the SBOM of an image, `sbom-documents-v1-<key>`) has
+//! the same annotations but no installer, and one layer: the document's
+//! blob with its own media type and no annotations. It is verified by its
+//! digest alone (it is not a tar to inflate).
+//!
+//! `extra` was added without a new format version: a reader that does not
+//! know it ignores it and gets what it got before, and a record without it
+//! reads as one of an entry that keeps nothing beside its layers (for a
+//! dependency set: no known wheel hashes, as in a local record made before
+//! they were kept). A new version would have made every machine of a fleet
+//! upgraded one by one refuse the others' records.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +45,7 @@ const FORMAT: &str = "org.lambda-img.cache.format";
 const BUCKET: &str = "org.lambda-img.cache.bucket";
 const KEY: &str = "org.lambda-img.cache.key";
 const INSTALLER: &str = "org.lambda-img.cache.installer";
+const EXTRA: &str = "org.lambda-img.cache.extra";
 const NAME: &str = "org.lambda-img.cache.name";
 const DIFF_ID: &str = "org.lambda-img.cache.diff-id";
 const UNCOMPRESSED: &str = "org.lambda-img.cache.uncompressed-size";
@@ -63,13 +77,12 @@ struct ArtifactManifest {
 
 /// The manifest bytes of `record` stored as `bucket`/`key`.
 pub fn encode(bucket: &str, key: &str, record: &SharedRecord) -> Vec<u8> {
-    let mut annotations = BTreeMap::from([
-        (FORMAT.to_string(), RECORD_FORMAT.to_string()),
-        (BUCKET.to_string(), bucket.to_string()),
-        (KEY.to_string(), key.to_string()),
-    ]);
+    let mut annotations = header(bucket, key);
     if let Some(installer) = &record.installer {
         annotations.insert(INSTALLER.to_string(), installer.clone());
+    }
+    if let Some(extra) = &record.extra {
+        annotations.insert(EXTRA.to_string(), extra.clone());
     }
     let layers = record
         .layers
@@ -84,6 +97,24 @@ pub fn encode(bucket: &str, key: &str, record: &SharedRecord) -> Vec<u8> {
             d
         })
         .collect();
+    artifact(layers, annotations)
+}
+
+/// The manifest bytes of a document record: `document` stored as `bucket`/`key`.
+pub fn encode_document(bucket: &str, key: &str, document: &Descriptor) -> Vec<u8> {
+    let layer = Descriptor::new(&document.media_type, document.digest.clone(), document.size);
+    artifact(vec![layer], header(bucket, key))
+}
+
+fn header(bucket: &str, key: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (FORMAT.to_string(), RECORD_FORMAT.to_string()),
+        (BUCKET.to_string(), bucket.to_string()),
+        (KEY.to_string(), key.to_string()),
+    ])
+}
+
+fn artifact(layers: Vec<Descriptor>, annotations: BTreeMap<String, String>) -> Vec<u8> {
     let manifest = ArtifactManifest {
         schema_version: 2,
         media_type: OCI_MANIFEST.to_string(),
@@ -111,24 +142,7 @@ pub enum RecordFault {
 /// The record in manifest `bytes`, checked to be the one stored as `bucket`/`key`.
 pub fn decode(bytes: &[u8], bucket: &str, key: &str) -> Result<SharedRecord, RecordFault> {
     let bad = |why: &str| RecordFault::Malformed(why.to_string());
-    let m: ArtifactManifest = serde_json::from_slice(bytes)
-        .map_err(|e| RecordFault::Malformed(format!("unreadable manifest: {e}")))?;
-    if m.artifact_type.as_deref() != Some(ARTIFACT_TYPE) {
-        return Err(bad("its artifactType is not application/vnd.lambda-img.cache.v1"));
-    }
-    match m.annotations.get(FORMAT) {
-        Some(f) if f == RECORD_FORMAT => {}
-        Some(f) => return Err(RecordFault::OtherFormat { found: f.clone() }),
-        None => return Err(bad("it has no format annotation")),
-    }
-    if m.annotations.get(BUCKET).map(String::as_str) != Some(bucket)
-        || m.annotations.get(KEY).map(String::as_str) != Some(key)
-    {
-        return Err(bad("it is stored under another record's tag"));
-    }
-    if m.layers.is_empty() {
-        return Err(bad("it names no layer"));
-    }
+    let m = checked(bytes, bucket, key)?;
     let layers = m
         .layers
         .iter()
@@ -154,7 +168,45 @@ pub fn decode(bytes: &[u8], bucket: &str, key: &str) -> Result<SharedRecord, Rec
     Ok(SharedRecord {
         installer: m.annotations.get(INSTALLER).cloned(),
         layers,
+        extra: m.annotations.get(EXTRA).cloned(),
     })
+}
+
+/// The document a document record in manifest `bytes` names, checked to be
+/// the one stored as `bucket`/`key`.
+pub fn decode_document(bytes: &[u8], bucket: &str, key: &str) -> Result<Descriptor, RecordFault> {
+    let m = checked(bytes, bucket, key)?;
+    match <[Descriptor; 1]>::try_from(m.layers) {
+        Ok([document]) => Ok(document),
+        Err(_) => Err(RecordFault::Malformed(
+            "a document record names exactly one blob".into(),
+        )),
+    }
+}
+
+/// The record manifest in `bytes` when it is a lambda-img record of this
+/// format stored as `bucket`/`key` and names a blob.
+fn checked(bytes: &[u8], bucket: &str, key: &str) -> Result<ArtifactManifest, RecordFault> {
+    let bad = |why: &str| RecordFault::Malformed(why.to_string());
+    let m: ArtifactManifest = serde_json::from_slice(bytes)
+        .map_err(|e| RecordFault::Malformed(format!("unreadable manifest: {e}")))?;
+    if m.artifact_type.as_deref() != Some(ARTIFACT_TYPE) {
+        return Err(bad("its artifactType is not application/vnd.lambda-img.cache.v1"));
+    }
+    match m.annotations.get(FORMAT) {
+        Some(f) if f == RECORD_FORMAT => {}
+        Some(f) => return Err(RecordFault::OtherFormat { found: f.clone() }),
+        None => return Err(bad("it has no format annotation")),
+    }
+    if m.annotations.get(BUCKET).map(String::as_str) != Some(bucket)
+        || m.annotations.get(KEY).map(String::as_str) != Some(key)
+    {
+        return Err(bad("it is stored under another record's tag"));
+    }
+    if m.layers.is_empty() {
+        return Err(bad("it names no layer"));
+    }
+    Ok(m)
 }
 
 #[cfg(test)]
@@ -180,6 +232,7 @@ mod tests {
                     uncompressed_size: 2048,
                 },
             ],
+            extra: Some(r#"[{"name":"markupsafe","version":"3.0.2","sha256":"ab"}]"#.into()),
         }
     }
 
@@ -193,6 +246,32 @@ mod tests {
         assert_eq!(m["layers"][1]["digest"], Digest::of(b"two").to_string());
         // The same record, the same bytes: a second push is a no-op.
         assert_eq!(bytes, encode("deps-v1", "ab12", &record()));
+        // A record written before `extra` was shared reads as one without it.
+        let older = SharedRecord {
+            extra: None,
+            ..record()
+        };
+        let text = String::from_utf8(bytes).unwrap();
+        let start = text.find(",\"org.lambda-img.cache.extra\"").unwrap();
+        let end = start + text[start..].find("}]\"").unwrap() + 3;
+        let without = format!("{}{}", &text[..start], &text[end..]);
+        assert_eq!(decode(without.as_bytes(), "deps-v1", "ab12").unwrap(), older);
+    }
+
+    #[test]
+    fn a_document_record_names_one_blob_of_its_own_media_type() {
+        let doc = Descriptor::new("application/spdx+json", Digest::of(b"{}\n"), 3);
+        let bytes = encode_document("sbom-documents-v1", "ab12", &doc);
+        assert_eq!(decode_document(&bytes, "sbom-documents-v1", "ab12").unwrap(), doc);
+        assert!(matches!(
+            decode_document(&bytes, "sbom-documents-v1", "cd34"),
+            Err(RecordFault::Malformed(_))
+        ));
+        let two = encode("sbom-documents-v1", "ab12", &record());
+        assert!(matches!(
+            decode_document(&two, "sbom-documents-v1", "ab12"),
+            Err(RecordFault::Malformed(_))
+        ));
     }
 
     #[test]

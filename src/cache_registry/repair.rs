@@ -14,23 +14,24 @@
 //! and what the registry's operator has to remove.
 
 use super::CacheRegistry;
-use crate::cache::{Cache, SharedLayer};
-use crate::image::{Descriptor, OCI_LAYER_GZIP};
+use crate::cache::Cache;
+use crate::image::{Descriptor, Digest, OCI_LAYER_GZIP};
 use crate::registry::{BlobBytes, RegistryError};
 use crate::report::Reporter;
 
 impl CacheRegistry {
-    /// Replaces the damaged blob of `layer` in the cache repository with the
-    /// one this machine built (in `cache`). `Err` only for faults of the
-    /// registry itself; a registry that refuses the repair is warned about.
+    /// Replaces the damaged blob `digest` (`size` bytes) in the cache
+    /// repository with the one this machine made (in `cache`). `Err` only
+    /// for faults of the registry itself; a registry that refuses the
+    /// repair is warned about.
     pub(super) fn replace_damaged_blob(
         &self,
         cache: &Cache,
-        layer: &SharedLayer,
+        digest: &Digest,
+        size: u64,
         reporter: &dyn Reporter,
     ) -> Result<(), RegistryError> {
         let repo = &self.repository;
-        let digest = &layer.digest;
         match self.client.delete_blob(repo, digest) {
             Ok(_) => {}
             Err(
@@ -54,7 +55,7 @@ impl CacheRegistry {
             .push_blob(repo, digest, BlobBytes::File(&path), None)?;
         // Read back as every pull is read: verified by digest and size. The
         // bytes are this machine's, so the cached copy stays what it was.
-        let desc = Descriptor::new(OCI_LAYER_GZIP, digest.clone(), layer.size);
+        let desc = Descriptor::new(OCI_LAYER_GZIP, digest.clone(), size);
         match self
             .client
             .download_blob(repo, &desc, cache, &crate::report::Silent)

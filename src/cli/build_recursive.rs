@@ -163,7 +163,8 @@ fn build_one(
     super::deploy::before_build(global, args.aws, &options.outputs, &deploy)?;
     let ready = prepare_model(&options, model, cache, reporter)?;
     let epoch = planned.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
-    let document = super::build_sbom::before_outputs(args.sbom, &ready, &member.manifest, epoch, cache)?;
+    let document =
+        super::build_sbom::before_outputs(args.sbom, &ready, &member.manifest, epoch, cache, reporter)?;
     let outcome = ready.write(reporter)?;
     // The same report `build --json` prints for one function.
     let sbom =

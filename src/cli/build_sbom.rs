@@ -83,6 +83,7 @@ pub fn before_outputs(
     manifest: &Path,
     epoch: u64,
     cache: &crate::cache::Cache,
+    reporter: &dyn Reporter,
 ) -> anyhow::Result<Option<Document>> {
     let (outcome, outputs) = (&ready.outcome, ready.output_count());
     let file = settings.file_for(&outcome.function);
@@ -98,7 +99,13 @@ pub fn before_outputs(
         npm_lock: lock.as_deref(),
         wheels: &outcome.archives,
     };
-    let bytes = crate::sbom::document_remembered(settings.format, &subject, &outcome.image, known, cache)?;
+    // The build's cache registry, when it had one, shares the document too.
+    let cache = &match &outcome.second_level {
+        Some(level) => cache.with_second_level(level.clone()),
+        None => cache.clone(),
+    };
+    let bytes =
+        crate::sbom::document_remembered(settings.format, &subject, &outcome.image, known, cache, reporter)?;
     Ok(Some(Document { bytes, file, attach }))
 }
 

@@ -61,7 +61,7 @@ struct DepsRecord {
 pub struct Prepared {
     pub layers: Vec<Layer>,
     /// Empty when unknown: a copied set, an old record, an old pip, or a
-    /// record from the cache registry (which shares layers only).
+    /// cache registry record written before records carried them.
     pub archives: Vec<KnownArchive>,
 }
 
@@ -521,14 +521,23 @@ impl CacheEntry for DepsRecord {
         Some(SharedRecord {
             installer: Some(self.installer.clone()),
             layers: self.layers.iter().map(|l| l.record.shared(&l.name)).collect(),
+            // Always written, `[]` too: another machine's SBOM names the
+            // same wheel hashes as this one's (they are in its memo key).
+            extra: Some(serde_json::to_string(&self.archives).expect("archives serialise")),
         })
     }
 
-    /// A shared record of a dependency set names its installer.
+    /// A shared record of a dependency set names its installer. Its
+    /// archives are what it carries (none from a record written before they
+    /// were shared); archives that do not read make the record unusable.
     fn from_shared(shared: SharedRecord) -> Option<DepsRecord> {
+        let archives = match &shared.extra {
+            Some(text) => serde_json::from_str(text).ok()?,
+            None => Vec::new(),
+        };
         Some(DepsRecord {
             installer: shared.installer?,
-            archives: Vec::new(),
+            archives,
             layers: shared
                 .layers
                 .into_iter()

@@ -30,6 +30,7 @@ impl CacheEntry for LayerRecord {
         Some(SharedRecord {
             installer: None,
             layers: vec![self.shared("layer")],
+            extra: None,
         })
     }
 

@@ -23,7 +23,7 @@ mod zip;
 use std::path::{Path, PathBuf};
 
 use crate::image::base_record::BaseRecord;
-use crate::image::{Digest, Image, LayerOrigin};
+use crate::image::{Descriptor, Digest, Image, LayerOrigin};
 use crate::rules::CheckError;
 
 pub use cyclonedx::cyclonedx_json;
@@ -167,31 +167,65 @@ struct DocumentMemo {
 /// the config) and the lockfile. A rebuild of an unchanged image would
 /// otherwise inflate and walk every layer again to list the same packages
 /// (most of a no-op rebuild of a tree of many small files).
+///
+/// With a second level behind `cache` (`--cache-registry`), a document this
+/// cache lacks is asked of it by the same key, and one made here is shared
+/// through it: the machines of a CI fleet that build the same image make
+/// its SBOM once (on the one that built the image first), and their
+/// documents are the same bytes since the key names everything they hold.
+/// A shared document is trusted as the shared layers are, and checked
+/// against its digest; a fault there (warned about by the level) only
+/// means the document is made here.
 pub fn document_remembered(
     format: SbomFormat,
     subject: &Subject,
     image: &Image,
     known: Known<'_>,
     cache: &crate::cache::Cache,
+    reporter: &dyn crate::report::Reporter,
 ) -> Result<Vec<u8>, SbomError> {
     let key = memo_key(format, subject, &known);
     let bucket = crate::cache::CacheBucket::SbomDocuments;
+    let kept = |digest: &Digest| {
+        std::fs::read(cache.blob_path(digest))
+            .ok()
+            .filter(|bytes| Digest::of(bytes) == *digest)
+    };
     if let Some(memo) = cache.get_record::<DocumentMemo>(bucket, &key)
-        && let Ok(bytes) = std::fs::read(cache.blob_path(&memo.digest))
-        && Digest::of(&bytes) == memo.digest
+        && let Some(bytes) = kept(&memo.digest)
     {
         return Ok(bytes);
     }
+    let level = cache.second_level();
+    if let Some(level) = level
+        && let Some(digest) = level.fetch_document(cache, bucket, &key, reporter)
+        && let Some(bytes) = kept(&digest)
+    {
+        // Only saves work, as below.
+        let _ = cache.put_record(bucket, &key, &DocumentMemo { digest });
+        return Ok(bytes);
+    }
     let bytes = document_with(format, subject, image, known, Some(cache))?;
+    let digest = Digest::of(&bytes);
     // Only saves work: a failed write costs a walk of the layers next time.
     let remember = || -> std::io::Result<()> {
-        let digest = Digest::of(&bytes);
         let mut tmp = cache.temp_file()?;
         std::io::Write::write_all(&mut tmp, &bytes)?;
         cache.commit_blob(tmp, &digest)?;
-        cache.put_record(bucket, &key, &DocumentMemo { digest })
+        cache.put_record(
+            bucket,
+            &key,
+            &DocumentMemo {
+                digest: digest.clone(),
+            },
+        )
     };
-    let _ = remember();
+    if remember().is_ok()
+        && let Some(level) = level
+    {
+        let document = Descriptor::new(format.media_type(), digest, bytes.len() as u64);
+        level.publish_document(cache, bucket, &key, &document, reporter);
+    }
     Ok(bytes)
 }
 
@@ -232,7 +266,7 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), SbomError> {
 mod tests {
     use super::*;
     use crate::cache::Cache;
-    use crate::image::{BlobLocation, Descriptor, Layer, MediaFamily};
+    use crate::image::{BlobLocation, Layer, MediaFamily};
 
     /// An image whose one built layer is the gzip blob at `blob`.
     fn image(blob: &Path) -> Image {
@@ -267,18 +301,41 @@ mod tests {
         std::fs::write(&blob, gz.finish().unwrap()).unwrap();
         let image = image(&blob);
         let subject = Subject::of("f", &image, "scratch", 0);
-        let made = document_remembered(SbomFormat::Spdx, &subject, &image, Known::default(), &cache).unwrap();
+        let made = document_remembered(
+            SbomFormat::Spdx,
+            &subject,
+            &image,
+            Known::default(),
+            &cache,
+            &crate::report::Silent,
+        )
+        .unwrap();
         assert_eq!(made, document(SbomFormat::Spdx, &subject, &image).unwrap());
 
         // The layer is gone: only the remembered document can answer.
         std::fs::remove_file(&blob).unwrap();
         assert!(document(SbomFormat::Spdx, &subject, &image).is_err());
-        let again =
-            document_remembered(SbomFormat::Spdx, &subject, &image, Known::default(), &cache).unwrap();
+        let again = document_remembered(
+            SbomFormat::Spdx,
+            &subject,
+            &image,
+            Known::default(),
+            &cache,
+            &crate::report::Silent,
+        )
+        .unwrap();
         assert_eq!(again, made);
         // Another format or lockfile is another document.
         assert!(
-            document_remembered(SbomFormat::CycloneDx, &subject, &image, Known::default(), &cache).is_err()
+            document_remembered(
+                SbomFormat::CycloneDx,
+                &subject,
+                &image,
+                Known::default(),
+                &cache,
+                &crate::report::Silent
+            )
+            .is_err()
         );
         assert!(
             document_remembered(
@@ -289,13 +346,24 @@ mod tests {
                     npm_lock: Some(b"{}"),
                     wheels: &[]
                 },
-                &cache
+                &cache,
+                &crate::report::Silent
             )
             .is_err()
         );
 
         // A damaged blob is not trusted: the document is made again.
         std::fs::write(cache.blob_path(&Digest::of(&made)), b"damaged").unwrap();
-        assert!(document_remembered(SbomFormat::Spdx, &subject, &image, Known::default(), &cache).is_err());
+        assert!(
+            document_remembered(
+                SbomFormat::Spdx,
+                &subject,
+                &image,
+                Known::default(),
+                &cache,
+                &crate::report::Silent
+            )
+            .is_err()
+        );
     }
 }

@@ -75,6 +75,11 @@ impl Machine {
     }
 
     fn cmd(&self, dir: &Path, args: &[&str]) -> Command {
+        self.cmd_verbosity(dir, "--quiet", args)
+    }
+
+    /// [`Machine::cmd`] at `verbosity` (`--quiet`, `--verbose`).
+    fn cmd_verbosity(&self, dir: &Path, verbosity: &str, args: &[&str]) -> Command {
         let mut cmd = lambda_img(self.cache.path());
         let empty = self.cache.path().join("empty-path");
         std::fs::create_dir_all(&empty).unwrap();
@@ -82,7 +87,7 @@ impl Machine {
             "PATH",
             self.path.clone().unwrap_or_else(|| empty.display().to_string()),
         );
-        cmd.arg("-C").arg(dir).arg("--quiet").args(args);
+        cmd.arg("-C").arg(dir).arg(verbosity).args(args);
         cmd
     }
 
@@ -368,6 +373,151 @@ fn cache_registry_lets_a_second_machine_build_the_same_image_without_pip() {
     every_layer_shared();
 }
 
+/// The SBOM of the image machine 2 builds from the cache registry is machine
+/// 1's, byte for byte, and so is its referrer: the wheel hashes pip reported
+/// travel with the dependency record, and the document itself is shared as
+/// a record keyed by everything its bytes depend on. A shared document whose
+/// blob is damaged or missing in the registry is warned about once and made
+/// again, the same bytes, from the layers.
+#[test]
+fn cache_registry_gives_a_second_machine_the_same_sbom_and_referrer() {
+    if !require_tool("python3") || !require_tool("skopeo") || !require_tool("curl") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let host = registry.host();
+    let cache_repo = format!("{host}/sbom-cache");
+    let project = python_function();
+    // Outside the project: a file there would be in the code layer.
+    let documents = tempfile::tempdir().unwrap();
+    // Builds on `machine` (verbose: the cache registry's pushes are listed)
+    // to registry repository `name`: the report, stderr, the --sbom document.
+    let build = |machine: &Machine, name: &str| {
+        let file = documents.path().join(format!("{name}.spdx.json"));
+        let args = [
+            "build",
+            "--json",
+            "--cache-registry",
+            &cache_repo,
+            "--output",
+            &format!("registry:{host}/{name}:1"),
+            "--sbom",
+            file.to_str().unwrap(),
+        ];
+        let out = run_ok(&mut machine.cmd_verbosity(project.path(), "--verbose", &args));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (report, stderr(&out), std::fs::read(&file).unwrap())
+    };
+    let pushed_document = |err: &str| {
+        err.lines()
+            .any(|l| l.contains("pushed record sbom-documents-v1-"))
+    };
+
+    let (r1, err1, doc1) = build(&Machine::new(), "one");
+    assert!(pushed_document(&err1), "{err1}");
+    // Machine 1's document names the wheel pip installed, with its sha256
+    // and URL, and the dependency record carries them.
+    let spdx: Value = serde_json::from_slice(&doc1).unwrap();
+    let wheel = spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"].as_str().unwrap().eq_ignore_ascii_case("markupsafe"))
+        .unwrap_or_else(|| panic!("no markupsafe in {spdx}"));
+    let sha256 = wheel["checksums"][0]["checksumValue"].as_str().unwrap();
+    assert_eq!(wheel["checksums"][0]["algorithm"], "SHA256", "{wheel}");
+    assert!(
+        wheel["downloadLocation"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://"),
+        "{wheel}"
+    );
+    let shared = tags(&cache_repo);
+    let record = |prefix: &str| -> Value {
+        let tag = shared
+            .iter()
+            .find(|t| t.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} tag in {shared:?}"));
+        let raw = run_ok(
+            Command::new("skopeo")
+                .args(["inspect", "--tls-verify=false", "--raw"])
+                .arg(format!("docker://{cache_repo}:{tag}")),
+        );
+        serde_json::from_slice(&raw.stdout).unwrap()
+    };
+    let extra = record("deps-v1-")["annotations"]["org.lambda-img.cache.extra"].clone();
+    assert!(extra.as_str().unwrap().contains(sha256), "{extra}");
+    let document = record("sbom-documents-v1-");
+    assert_eq!(document["layers"].as_array().unwrap().len(), 1, "{document}");
+    assert_eq!(document["layers"][0]["mediaType"], "application/spdx+json");
+    assert_eq!(document["layers"][0]["digest"], r1["sbom"]["digest"]);
+    let document_digest = r1["sbom"]["digest"].as_str().unwrap().to_string();
+
+    // The same image, its document and its referrer, on every empty machine
+    // without pip or python; `made_here`: whether it made the document.
+    let same_everywhere = |name: &str, made_here: bool| -> String {
+        let (r, err, doc) = build(&Machine::without_installers(), name);
+        assert_eq!(r["digest"], r1["digest"], "{err}");
+        assert!(all_from(&r, "cache-registry"), "{:?}", origins(&r));
+        assert!(
+            doc == doc1,
+            "machine {name}'s SBOM differs:\n{}",
+            String::from_utf8_lossy(&doc)
+        );
+        assert_eq!(r["sbom"]["digest"], r1["sbom"]["digest"]);
+        assert_eq!(
+            r["sbom"]["referrers"][0]["manifest"], r1["sbom"]["referrers"][0]["manifest"],
+            "{}",
+            r["sbom"]
+        );
+        assert_eq!(pushed_document(&err), made_here, "{err}");
+        err
+    };
+    let err2 = same_everywhere("two", false);
+    assert!(cache_warnings(&err2).is_empty(), "{err2}");
+
+    // The cache repository's link for the document names another blob: it
+    // is refused (one warning), the document is made from the layers with
+    // the shared wheel hashes, and put back.
+    let hex = document_digest.strip_prefix("sha256:").unwrap();
+    let other = upload_blob(&host, "sbom-cache", &vec![7u8; 100_000]);
+    let link = registry
+        .storage()
+        .join("docker/registry/v2/repositories/sbom-cache/_layers/sha256")
+        .join(hex)
+        .join("link");
+    std::fs::write(&link, &other).unwrap();
+    let err3 = same_everywhere("three", true);
+    let warnings = cache_warnings(&err3);
+    assert_eq!(warnings.len(), 1, "{err3}");
+    assert!(
+        warnings[0].contains("refused") && warnings[0].contains("sbom-documents-v1-"),
+        "{}",
+        warnings[0]
+    );
+    assert_eq!(std::fs::read_to_string(&link).unwrap(), document_digest);
+    let err4 = same_everywhere("four", false);
+    assert!(cache_warnings(&err4).is_empty(), "{err4}");
+
+    // The document's bytes are gone from the registry's storage: missing
+    // (one warning), made here and uploaded again.
+    let stored = registry
+        .storage()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex);
+    std::fs::remove_dir_all(&stored).unwrap();
+    let err5 = same_everywhere("five", true);
+    let warnings = cache_warnings(&err5);
+    assert_eq!(warnings.len(), 1, "{err5}");
+    assert!(warnings[0].contains("missing"), "{}", warnings[0]);
+    let err6 = same_everywhere("six", false);
+    assert!(cache_warnings(&err6).is_empty(), "{err6}");
+}
+
 /// Uploads `bytes` as a blob of `repo` with curl (POST, then PUT `?digest=`); its digest.
 fn upload_blob(host: &str, repo: &str, bytes: &[u8]) -> String {
     let started = run_ok(Command::new("curl").args([
@@ -480,8 +630,24 @@ fn cache_registry_shares_a_monorepo_between_two_machines() {
         }
     }
     assert!(asked.values().all(|n| *n == 1), "{asked:#?}");
-    let records = asked.keys().filter(|p| p.contains("/manifests/")).count();
-    assert_eq!(records, 4, "one shared layer and three code layers: {asked:#?}");
+    let records = |kind: &str| {
+        asked
+            .keys()
+            .filter(|p| p.contains(&format!("/manifests/{kind}")))
+            .count()
+    };
+    assert_eq!(
+        records("layers-v1-"),
+        4,
+        "one shared layer and three code layers: {asked:#?}"
+    );
+    // Each function's SBOM document is machine 1's, not made again.
+    assert_eq!(records("sbom-documents-v1-"), 3, "{asked:#?}");
+    assert_eq!(
+        asked.keys().filter(|p| p.contains("/manifests/")).count(),
+        7,
+        "{asked:#?}"
+    );
     for ((name, a), (name2, b)) in first.iter().zip(&second) {
         assert_eq!(name, name2);
         assert_eq!(a["digest"], b["digest"], "{name}");
@@ -534,11 +700,11 @@ fn cache_registry_shares_a_monorepo_between_two_machines() {
             .clone()
     };
     assert!(first.iter().all(|(_, r)| shared(r) == shared(&first[0].1)));
-    assert_eq!(
-        tags(&cache_repo).len(),
-        4,
-        "one shared layer and three code layers"
-    );
+    let tags = tags(&cache_repo);
+    let kind = |prefix: &str| tags.iter().filter(|t| t.starts_with(prefix)).count();
+    assert_eq!(kind("layers-v1-"), 4, "one shared layer and three code layers");
+    assert_eq!(kind("sbom-documents-v1-"), 3, "one SBOM document per function");
+    assert_eq!(tags.len(), 7, "{tags:?}");
 }
 
 /// Puts `edit`ed bytes of the record `tag` of `repo` back under the same tag.
