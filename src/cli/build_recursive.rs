@@ -61,34 +61,37 @@ pub fn run(
     let _prefetch = prefetch_shared_layers(&manifests, template, cache);
     let mut lines = Vec::new();
     let mut reports = Vec::new();
-    for member in &fleet {
-        let name = member.function.as_deref().unwrap_or("?");
-        reporter.step(&format!("building {name} ({})", member.manifest.display()));
-        match build_one(global, &args, member, cache, reporter) {
-            Ok((line, report)) => {
-                lines.push(format!("{name} {line}"));
-                reports.push(FunctionReport {
-                    function: member.function.as_deref(),
-                    manifest: &member.manifest,
-                    report: Some(report),
-                    error: None,
-                });
+    let mut record = |member, result| record_result(member, result, &mut lines, &mut reports, reporter);
+    // What follows a function's push (its SBOM referrer, whose index update
+    // on a registry without the referrers API waits a settle time; its
+    // record; its deploy) runs while the next function builds, and is
+    // joined before that one's result is recorded: reports stay in order.
+    std::thread::scope(|s| {
+        let join = |handle: std::thread::ScopedJoinHandle<'_, _>| match handle.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let mut finishing = None;
+        for member in &fleet {
+            let name = member.function.as_deref().unwrap_or("?");
+            reporter.step(&format!("building {name} ({})", member.manifest.display()));
+            let written = build_written(global, &args, member, cache, reporter);
+            if let Some((before, handle)) = finishing.take() {
+                record(before, join(handle));
             }
-            Err(e) => {
-                let message = format!("{e:#}");
-                reporter.warn(&format!(
-                    "{name} ({}) failed: {message}",
-                    member.manifest.display()
-                ));
-                reports.push(FunctionReport {
-                    function: member.function.as_deref(),
-                    manifest: &member.manifest,
-                    report: None,
-                    error: Some(message),
-                });
+            match written {
+                Ok(written) => {
+                    let args = &args;
+                    let handle = s.spawn(move || finish(global, args, written, reporter));
+                    finishing = Some((member, handle));
+                }
+                Err(e) => record(member, Err(e)),
             }
         }
-    }
+        if let Some((before, handle)) = finishing.take() {
+            record(before, join(handle));
+        }
+    });
     if let Some(path) = args.metadata_file {
         write_metadata_file(path, &serde_json::to_value(&reports)?)?;
     }
@@ -103,6 +106,42 @@ pub fn run(
         return Err(ExitStatus(1).into());
     }
     Ok(())
+}
+
+/// Adds a function's result to the stdout lines and the reports (its
+/// failure also as a warning).
+fn record_result<'a>(
+    member: &'a FleetMember,
+    result: anyhow::Result<(String, serde_json::Value)>,
+    lines: &mut Vec<String>,
+    reports: &mut Vec<FunctionReport<'a>>,
+    reporter: &dyn Reporter,
+) {
+    let name = member.function.as_deref().unwrap_or("?");
+    match result {
+        Ok((line, report)) => {
+            lines.push(format!("{name} {line}"));
+            reports.push(FunctionReport {
+                function: member.function.as_deref(),
+                manifest: &member.manifest,
+                report: Some(report),
+                error: None,
+            });
+        }
+        Err(e) => {
+            let message = format!("{e:#}");
+            reporter.warn(&format!(
+                "{name} ({}) failed: {message}",
+                member.manifest.display()
+            ));
+            reports.push(FunctionReport {
+                function: member.function.as_deref(),
+                manifest: &member.manifest,
+                report: None,
+                error: Some(message),
+            });
+        }
+    }
 }
 
 /// With `--cache-registry`: starts pulling the records and blobs of every
@@ -143,16 +182,26 @@ fn prefetch_shared_layers(
     Some(registry.prefetch(cache, wanted))
 }
 
+/// A function built and written to its outputs; its SBOM's referrer, its
+/// record and its deploy are left to [`finish`].
+struct Written<'a> {
+    member: &'a FleetMember,
+    deploy: crate::manifest::DeploySettings,
+    options: BuildOptions,
+    sink_options: crate::sink::SinkOptions,
+    outcome: crate::build::BuildOutcome,
+    document: Option<super::build_sbom::Document>,
+}
+
 /// Reads the function's manifest (once), signs in with its `[registry]
-/// aws_auth`, builds, records and (with --deploy) deploys it, as `build`
-/// does for one; returns its stdout line and its report.
-fn build_one(
+/// aws_auth`, builds it and writes its outputs, as `build` does for one.
+fn build_written<'a>(
     global: &GlobalArgs,
     args: &RecursiveArgs<'_>,
-    member: &FleetMember,
+    member: &'a FleetMember,
     cache: &Cache,
     reporter: &dyn Reporter,
-) -> anyhow::Result<(String, serde_json::Value)> {
+) -> anyhow::Result<Written<'a>> {
     let manifest = &member.manifest;
     let Project { deploy, model } = Project::read(manifest)?;
     let planned = member.options.clone()?;
@@ -166,9 +215,34 @@ fn build_one(
     let document =
         super::build_sbom::before_outputs(args.sbom, &ready, &member.manifest, epoch, cache, reporter)?;
     let outcome = ready.write(reporter)?;
+    Ok(Written {
+        member,
+        deploy,
+        options,
+        sink_options: planned.sink_options,
+        outcome,
+        document,
+    })
+}
+
+/// Attaches the SBOM, records and (with --deploy) deploys a written
+/// function; returns its stdout line and its report.
+fn finish(
+    global: &GlobalArgs,
+    args: &RecursiveArgs<'_>,
+    written: Written<'_>,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    let Written {
+        member,
+        deploy,
+        options,
+        sink_options,
+        outcome,
+        document,
+    } = written;
     // The same report `build --json` prints for one function.
-    let sbom =
-        super::build_sbom::after_build(args.sbom, document, &outcome, &planned.sink_options, reporter)?;
+    let sbom = super::build_sbom::after_build(args.sbom, document, &outcome, &sink_options, reporter)?;
     let mut report = build_report(&outcome.report_facts());
     if let Some(sbom) = sbom {
         report["sbom"] = sbom;
@@ -176,7 +250,7 @@ fn build_one(
     let pushed = crate::sink::pushed_references(&outcome.outputs);
     if !pushed.is_empty() {
         // `deploy` without IMAGE in this project deploys what was pushed.
-        let project_dir = manifest.parent().unwrap_or(Path::new(""));
+        let project_dir = member.manifest.parent().unwrap_or(Path::new(""));
         if let Err(e) =
             crate::deploy::last_build::record(project_dir, &serde_json::to_string_pretty(&report)?)
         {

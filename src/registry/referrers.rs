@@ -124,10 +124,14 @@ fn merge(current: &[Referrer], seen: &[Referrer], entry: &Referrer) -> Vec<Refer
 
 /// A pause that differs between writers (by their entry's digest) and
 /// grows with each attempt, so two writers that keep colliding drift apart.
+/// None after the first write: two writers that collided once both read
+/// again after the settle time, and the one that lost its entry writes the
+/// merge (the other finds its own entry listed and stops); only a writer
+/// that has to write again has collided with more, and drifts from them.
 fn jitter(digest: &Digest, attempt: u32) -> std::time::Duration {
     let byte = digest.hex().as_bytes()[attempt as usize % 64];
     let spread = u64::from(byte % 16) * 15;
-    std::time::Duration::from_millis(spread * u64::from(attempt + 1))
+    std::time::Duration::from_millis(spread * u64::from(attempt))
 }
 
 /// `subject` and `artifactType` of an artifact manifest, when it has a subject.
