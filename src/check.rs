@@ -5,13 +5,14 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::image::base_record::BaseRecord;
-use crate::image::{Architecture, Digest, Image, MediaKind, classify};
+use crate::image::{Architecture, BlobLocation, Digest, Image, Layer, MediaKind, classify};
 use crate::inspect::{ImageSummary, InspectError, LayerDiff};
 use crate::report::Reporter;
 use crate::rules::{
-    CheckContext, CheckError, Finding, Limits, RulePolicy, base_lag_finding, check_image, index_finding,
+    CheckContext, CheckError, Finding, LayerReads, Limits, RulePolicy, StreamDigests, base_lag_finding,
+    check_content_reading, check_limits, index_finding,
 };
-use crate::source::{self, SourceError, SourceOptions};
+use crate::source::{self, ImageSource, LayerVerification, SourceError, SourceOptions};
 
 /// What to check and against which function.
 #[derive(Debug, Clone, Default)]
@@ -62,7 +63,9 @@ pub fn check(
         findings.push(index_finding(&options.source, &media_type));
     }
     let arch = options.arch.unwrap_or(Architecture::X86_64);
-    let image = source.resolve(arch, cache, reporter)?;
+    // The rules read every layer anyway: a layer not verified before is
+    // verified on that read (one inflation instead of two).
+    let unverified = source.resolve_with(arch, cache, reporter, LayerVerification::ByCaller)?;
     let context = CheckContext {
         arch: options.arch,
         runtime: options.runtime.clone(),
@@ -70,7 +73,9 @@ pub fn check(
         limits: options.limits,
     };
     reporter.step(&format!("checking {} against Lambda's rules", source.describe()));
-    findings.extend(check_image(&image, &context)?);
+    let (image, content) = scan_verifying(source.as_ref(), unverified, arch, &context, cache, reporter)?;
+    findings.extend(check_limits(&image, &context.limits, context.arch));
+    findings.extend(content);
     findings.extend(base_lag(&image, &options.source_options, reporter));
     let mut findings = options.rules.apply(findings);
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
@@ -79,6 +84,84 @@ pub fn check(
         manifest_digest: image.manifest_digest().clone(),
         findings,
     })
+}
+
+/// The filesystem rules on an image resolved with [`LayerVerification::ByCaller`],
+/// hashing each layer not verified before as the scan reads it; returns the
+/// verified image (every layer's diff_id and size as read) and the findings.
+/// Whatever this read cannot vouch for (a layer it could not hash, a walk
+/// that failed) is left to the source's own verification, so a bad blob is
+/// refused with the same error as by `build`.
+fn scan_verifying(
+    source: &dyn ImageSource,
+    image: Image,
+    arch: Architecture,
+    context: &CheckContext,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<(Image, Vec<Finding>), CheckOpError> {
+    let unverified: Vec<bool> = image
+        .layers()
+        .iter()
+        .map(|l| source::cached_layer_facts(&l.descriptor, cache).is_none())
+        .collect();
+    let reads = LayerReads::new(unverified.clone());
+    let content = check_content_reading(&image, context, &reads);
+    let digests = reads.digests();
+    let content = match content {
+        Ok(content) => content,
+        Err(e) => {
+            if unverified.contains(&true) {
+                source.resolve(arch, cache, reporter)?;
+            }
+            return Err(e.into());
+        }
+    };
+    let source_ref = source.describe();
+    let mut layers = Vec::with_capacity(image.layers().len());
+    for (layer, read) in image.layers().iter().zip(&digests) {
+        match verified(layer, read.as_ref(), cache, &source_ref)? {
+            Some(layer) => layers.push(layer),
+            // Not hashed (a layer the rules could not read): the source verifies it.
+            None => return Ok((source.resolve(arch, cache, reporter)?, content)),
+        }
+    }
+    let image = Image::from_manifest(
+        image.family(),
+        image.manifest().to_vec(),
+        image.config().to_vec(),
+        image.config_descriptor().clone(),
+        layers,
+    );
+    Ok((image, content))
+}
+
+/// `layer` with its facts verified: from this read's digests, else from the
+/// facts cached by an earlier verification; `None` when neither is there.
+fn verified(
+    layer: &Layer,
+    read: Option<&StreamDigests>,
+    cache: &Cache,
+    source_ref: &str,
+) -> Result<Option<Layer>, SourceError> {
+    let facts = match read {
+        Some(read) => {
+            let BlobLocation::File(path) = &layer.location;
+            // An unverified layer carries the config's diff_id (ByCaller).
+            source::verify_read(path, &layer.descriptor, &layer.diff_id, read, cache, source_ref)?
+        }
+        // Cached since (or before) the source resolved it: as verified as
+        // the source would have it, if it names the same diff_id.
+        None => match source::cached_layer_facts(&layer.descriptor, cache) {
+            Some(facts) if facts.diff_id == layer.diff_id => facts,
+            _ => return Ok(None),
+        },
+    };
+    Ok(Some(Layer {
+        diff_id: facts.diff_id,
+        uncompressed_size: facts.uncompressed_size,
+        ..layer.clone()
+    }))
 }
 
 /// LI091 for an image that records its base: asks the base's registry what

@@ -29,6 +29,7 @@ pub mod overwrite;
 pub mod pin;
 pub mod plan;
 pub mod plan_fleet;
+pub mod read_ahead;
 pub mod reference;
 pub mod registry;
 pub mod repair;

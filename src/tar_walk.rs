@@ -3,11 +3,11 @@
 //! and `repair`.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
-
-use flate2::read::MultiGzDecoder;
+use std::io::{self, Read};
 
 use crate::image::{BlobLocation, Compression, Digest, Layer, MediaKind, classify};
+pub use crate::read_ahead::StreamDigests;
+use crate::read_ahead::read_inflated;
 
 /// Why a layer blob could not be walked.
 #[derive(Debug, thiserror::Error)]
@@ -100,10 +100,29 @@ impl<R: Read> Read for Counting<R> {
 /// Streams every entry of `layer` to `visit`, which may read the entry's
 /// content (only what it needs: the rest is skipped by the tar reader).
 /// Layers that are not gzip or plain tar give [`WalkError::Unreadable`].
+/// The blob is read and inflated on a second thread (see `read_ahead`).
 pub fn walk_layer(
     layer: &Layer,
     visit: impl FnMut(&TarEntry, &mut dyn Read) -> io::Result<()>,
 ) -> Result<WalkStats, WalkError> {
+    walk_layer_as(layer, false, visit).map(|(stats, _)| stats)
+}
+
+/// [`walk_layer`], hashing the blob and its uncompressed stream on the way (to
+/// their ends): one read of the layer both checks its digests and walks it.
+pub fn walk_layer_hashed(
+    layer: &Layer,
+    visit: impl FnMut(&TarEntry, &mut dyn Read) -> io::Result<()>,
+) -> Result<(WalkStats, StreamDigests), WalkError> {
+    let (stats, digests) = walk_layer_as(layer, true, visit)?;
+    Ok((stats, digests.expect("a hashed read returns its digests")))
+}
+
+fn walk_layer_as(
+    layer: &Layer,
+    hash: bool,
+    visit: impl FnMut(&TarEntry, &mut dyn Read) -> io::Result<()>,
+) -> Result<(WalkStats, Option<StreamDigests>), WalkError> {
     let BlobLocation::File(path) = &layer.location;
     let fail = |source| WalkError::Layer {
         layer: layer.descriptor.digest.clone(),
@@ -119,12 +138,11 @@ pub fn walk_layer(
             });
         }
     };
-    let file = BufReader::with_capacity(1 << 16, File::open(path).map_err(fail)?);
-    let reader: Box<dyn Read> = match compression {
-        Compression::Gzip => Box::new(MultiGzDecoder::new(file)),
-        _ => Box::new(file),
-    };
-    walk_tar(reader, visit).map_err(fail)
+    let file = File::open(path).map_err(fail)?;
+    read_inflated(file, compression == Compression::Gzip, hash, |reader| {
+        walk_tar(reader, visit)
+    })
+    .map_err(fail)
 }
 
 /// [`walk_layer`] over an uncompressed tar stream.

@@ -9,9 +9,11 @@ use super::catalog::*;
 use super::config::ImageConfig;
 use super::flat::{FlatView, LayerDelta, Node};
 use super::handler::{HandlerPlan, check_handler};
-use super::{CheckContext, CheckError, Finding};
+use super::{CheckContext, CheckError, Finding, LayerReads};
 use crate::image::{Architecture, Digest, Image};
-use crate::tar_walk::{EntryKind, TarEntry, normalize, parent, read_head, walk_layer, walk_tar};
+use crate::tar_walk::{
+    EntryKind, TarEntry, normalize, parent, read_head, walk_layer, walk_layer_hashed, walk_tar,
+};
 
 /// Bytes kept of executables: enough for the ELF header up to `e_machine`.
 const ELF_HEAD: usize = 20;
@@ -244,9 +246,18 @@ fn scan_layer(
     index: usize,
     what: &str,
     plan: &ScanPlan,
+    reads: Option<&LayerReads>,
 ) -> Result<LayerScan, CheckError> {
     let mut scanner = Scanner::new(plan, index);
-    walk_layer(layer, |entry, content| scanner.visit(entry, content))?;
+    match reads.filter(|r| r.wants(index)) {
+        Some(reads) => {
+            let (_, digests) = walk_layer_hashed(layer, |entry, content| scanner.visit(entry, content))?;
+            reads.found(index, digests);
+        }
+        None => {
+            walk_layer(layer, |entry, content| scanner.visit(entry, content))?;
+        }
+    }
     Ok(scanner.finish(what))
 }
 
@@ -258,15 +269,22 @@ struct LayerScans<'a> {
     image: &'a Image,
     plan: &'a ScanPlan,
     memo: Option<&'a dyn ScanMemo>,
+    reads: Option<&'a LayerReads>,
     ready: Option<(usize, Result<LayerScan, CheckError>)>,
 }
 
 impl<'a> LayerScans<'a> {
-    fn new(image: &'a Image, plan: &'a ScanPlan, memo: Option<&'a dyn ScanMemo>) -> Self {
+    fn new(
+        image: &'a Image,
+        plan: &'a ScanPlan,
+        memo: Option<&'a dyn ScanMemo>,
+        reads: Option<&'a LayerReads>,
+    ) -> Self {
         LayerScans {
             image,
             plan,
             memo,
+            reads,
             ready: None,
         }
     }
@@ -287,10 +305,10 @@ impl<'a> LayerScans<'a> {
             .flatten();
         let read_next = next < self.image.layers().len() && remembered_next.is_none();
         // Read the next unremembered layer beside this one.
-        let (image, plan) = (self.image, self.plan);
+        let (image, plan, reads) = (self.image, self.plan, self.reads);
         let (scan, later) = std::thread::scope(|s| {
-            let later = read_next.then(|| s.spawn(move || scan_at(image, plan, next)));
-            let scan = scan_at(image, plan, index);
+            let later = read_next.then(|| s.spawn(move || scan_at(image, plan, next, reads)));
+            let scan = scan_at(image, plan, index, reads);
             (scan, later.map(|h| h.join().expect("layer scan thread panicked")))
         });
         self.remember(index, &scan);
@@ -317,15 +335,27 @@ impl<'a> LayerScans<'a> {
     }
 }
 
-fn scan_at(image: &Image, plan: &ScanPlan, index: usize) -> Result<LayerScan, CheckError> {
+fn scan_at(
+    image: &Image,
+    plan: &ScanPlan,
+    index: usize,
+    reads: Option<&LayerReads>,
+) -> Result<LayerScan, CheckError> {
     let layer = &image.layers()[index];
-    scan_layer(layer, index, &layer_label(index, &layer.descriptor.digest), plan)
+    scan_layer(
+        layer,
+        index,
+        &layer_label(index, &layer.descriptor.digest),
+        plan,
+        reads,
+    )
 }
 
 pub(super) fn check_content(
     image: &Image,
     ctx: &CheckContext,
     memo: Option<&dyn ScanMemo>,
+    reads: Option<&LayerReads>,
 ) -> Result<Vec<Finding>, CheckError> {
     let mut out = Vec::new();
     let Ok(config) = ImageConfig::parse(image.config()) else {
@@ -336,7 +366,7 @@ pub(super) fn check_content(
 
     let mut view = FlatView::default();
     let mut unreadable = Vec::new();
-    let mut scans = LayerScans::new(image, &plan, memo);
+    let mut scans = LayerScans::new(image, &plan, memo, reads);
     for (index, layer) in image.layers().iter().enumerate() {
         let what = layer_label(index, &layer.descriptor.digest);
         let scan = match scans.take(index) {

@@ -167,6 +167,7 @@ pub struct CheckContext {
     pub limits: Limits,
 }
 
+pub use crate::tar_walk::StreamDigests;
 /// Why the rules could not check an image: a layer they could not walk (the
 /// rules themselves only return findings).
 pub use crate::tar_walk::WalkError as CheckError;
@@ -186,6 +187,50 @@ pub fn check_image_with(
     memo: Option<&dyn ScanMemo>,
 ) -> Result<Vec<Finding>, CheckError> {
     let mut findings = check_limits(image, &ctx.limits, ctx.arch);
-    findings.extend(content::check_content(image, ctx, memo)?);
+    findings.extend(content::check_content(image, ctx, memo, None)?);
     Ok(findings)
+}
+
+/// The filesystem rules alone (no [`check_limits`]), hashing on the way the
+/// layers `reads` asks for: `check` verifies a blob on the read that scans it
+/// instead of inflating it twice.
+pub fn check_content_reading(
+    image: &crate::image::Image,
+    ctx: &CheckContext,
+    reads: &LayerReads,
+) -> Result<Vec<Finding>, CheckError> {
+    content::check_content(image, ctx, None, Some(reads))
+}
+
+/// Which layers a scan hashes ([`check_content_reading`]), and the digests
+/// those reads found, by layer index. Two layers are read at once, on two
+/// threads, hence the lock.
+pub struct LayerReads {
+    hash: Vec<bool>,
+    found: std::sync::Mutex<Vec<Option<StreamDigests>>>,
+}
+
+impl LayerReads {
+    /// Hashes layer `i` where `hash[i]`.
+    pub fn new(hash: Vec<bool>) -> LayerReads {
+        let found = std::sync::Mutex::new(vec![None; hash.len()]);
+        LayerReads { hash, found }
+    }
+
+    fn wants(&self, index: usize) -> bool {
+        self.hash.get(index).copied().unwrap_or(false)
+    }
+
+    fn found(&self, index: usize, digests: StreamDigests) {
+        let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = found.get_mut(index) {
+            *slot = Some(digests);
+        }
+    }
+
+    /// The digests of each layer hashed and read to its end (`None` for the
+    /// others, and for a layer whose read failed or was never made).
+    pub fn digests(self) -> Vec<Option<StreamDigests>> {
+        self.found.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
 }

@@ -24,6 +24,60 @@ pub struct LayerFacts {
 
 const FACTS_BUCKET: CacheBucket = CacheBucket::LayerFacts;
 
+/// How [`assemble_base_with`] learns each layer's diff_id and uncompressed size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerVerification {
+    /// Read every layer blob not yet verified (once per blob, then cached).
+    Now,
+    /// The caller reads every layer anyway (`check`) and verifies it on that
+    /// read with [`verify_read`]; until then a layer not yet verified carries
+    /// the config's diff_id and an uncompressed size of 0. Its size against
+    /// its descriptor is still checked here.
+    ByCaller,
+}
+
+/// The facts of a blob verified before, if the cache has them.
+pub fn cached_layer_facts(descriptor: &Descriptor, cache: &Cache) -> Option<LayerFacts> {
+    cache.get_record::<LayerFacts>(FACTS_BUCKET, descriptor.digest.hex())
+}
+
+/// Judges a read of the layer blob at `blob` (the caller's own, see
+/// [`LayerVerification::ByCaller`]) as [`layer_facts`] judges its read: the
+/// blob's digest against its descriptor, then the diff_id against the config's
+/// `expected` one. Verified facts are cached.
+pub fn verify_read(
+    blob: &Path,
+    descriptor: &Descriptor,
+    expected: &Digest,
+    read: &crate::tar_walk::StreamDigests,
+    cache: &Cache,
+    source_ref: &str,
+) -> Result<LayerFacts, SourceError> {
+    // For a plain tar the two digests are one; either way the blob's is compared.
+    if read.compressed != descriptor.digest {
+        return Err(SourceError::DigestMismatch {
+            what: format!("layer blob {} of {source_ref}", blob.display()),
+            expected: descriptor.digest.clone(),
+            actual: read.compressed.clone(),
+        });
+    }
+    let facts = LayerFacts {
+        diff_id: read.uncompressed.clone(),
+        uncompressed_size: read.uncompressed_size,
+    };
+    // As in layer_facts: the facts are the blob's, whatever the config says.
+    let _ = cache.put_record(FACTS_BUCKET, descriptor.digest.hex(), &facts);
+    if &facts.diff_id != expected {
+        return Err(SourceError::DiffIdMismatch {
+            source_ref: source_ref.to_string(),
+            layer: descriptor.digest.clone(),
+            expected: expected.clone(),
+            actual: facts.diff_id,
+        });
+    }
+    Ok(facts)
+}
+
 /// Picks the child of an index for `arch` (linux). Errors list what the index has.
 pub fn select_platform(
     index: &IndexView,
@@ -72,15 +126,8 @@ pub fn layer_facts(
         path: blob.to_path_buf(),
         source,
     };
-    let actual_size = std::fs::metadata(blob).map_err(io_err)?.len();
-    if actual_size != descriptor.size {
-        return Err(SourceError::SizeMismatch {
-            what: format!("layer {} of {source_ref}", descriptor.digest),
-            expected: descriptor.size,
-            actual: actual_size,
-        });
-    }
-    if let Some(facts) = cache.get_record::<LayerFacts>(FACTS_BUCKET, descriptor.digest.hex()) {
+    blob_size_matches(blob, descriptor, source_ref)?;
+    if let Some(facts) = cached_layer_facts(descriptor, cache) {
         return Ok(facts);
     }
     let compression = match classify(&descriptor.media_type) {
@@ -147,6 +194,24 @@ pub fn layer_facts(
     Ok(facts)
 }
 
+/// The blob's size on disk against its descriptor's (a stat, no read).
+fn blob_size_matches(blob: &Path, descriptor: &Descriptor, source_ref: &str) -> Result<(), SourceError> {
+    let actual_size = std::fs::metadata(blob)
+        .map_err(|source| SourceError::Io {
+            path: blob.to_path_buf(),
+            source,
+        })?
+        .len();
+    if actual_size != descriptor.size {
+        return Err(SourceError::SizeMismatch {
+            what: format!("layer {} of {source_ref}", descriptor.digest),
+            expected: descriptor.size,
+            actual: actual_size,
+        });
+    }
+    Ok(())
+}
+
 /// Where a source keeps the blobs it read.
 pub type BlobLocator<'a> = dyn Fn(&Descriptor) -> Result<PathBuf, SourceError> + 'a;
 
@@ -188,6 +253,30 @@ pub fn assemble_base(
     mount_from: Option<String>,
     cache: &Cache,
 ) -> Result<Image, SourceError> {
+    assemble_base_with(
+        manifest_bytes,
+        manifest,
+        config_bytes,
+        locate,
+        source_ref,
+        mount_from,
+        cache,
+        LayerVerification::Now,
+    )
+}
+
+/// [`assemble_base`], verifying the layer blobs as `verification` says.
+#[allow(clippy::too_many_arguments)]
+pub fn assemble_base_with(
+    manifest_bytes: Vec<u8>,
+    manifest: &ManifestView,
+    config_bytes: Vec<u8>,
+    locate: &BlobLocator<'_>,
+    source_ref: &str,
+    mount_from: Option<String>,
+    cache: &Cache,
+    verification: LayerVerification,
+) -> Result<Image, SourceError> {
     let family = manifest.family().unwrap_or(MediaFamily::Oci);
     let config_digest = Digest::of(&config_bytes);
     if config_digest != manifest.config.digest {
@@ -201,7 +290,19 @@ pub fn assemble_base(
     let mut layers = Vec::with_capacity(manifest.layers.len());
     for (descriptor, expected) in manifest.layers.iter().zip(diff_ids) {
         let path = locate(descriptor)?;
-        let facts = layer_facts(&path, descriptor, cache, source_ref)?;
+        let facts = match verification {
+            LayerVerification::Now => layer_facts(&path, descriptor, cache, source_ref)?,
+            LayerVerification::ByCaller => match cached_layer_facts(descriptor, cache) {
+                Some(facts) => facts,
+                None => {
+                    blob_size_matches(&path, descriptor, source_ref)?;
+                    LayerFacts {
+                        diff_id: expected.clone(),
+                        uncompressed_size: 0,
+                    }
+                }
+            },
+        };
         if facts.diff_id != expected {
             return Err(SourceError::DiffIdMismatch {
                 source_ref: source_ref.to_string(),

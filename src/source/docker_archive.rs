@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{ImageSource, SourceError, assemble_base};
+use super::{ImageSource, LayerVerification, SourceError, assemble_base_with};
 use crate::cache::{Cache, CacheBucket, CacheEntry};
 use crate::image::{
     Architecture, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, Digest, HashingWriter, Image, ManifestView,
@@ -400,11 +400,12 @@ impl ImageSource for DockerArchiveSource {
         self.reference.clone()
     }
 
-    fn resolve(
+    fn resolve_with(
         &self,
         _arch: Architecture,
         cache: &Cache,
         reporter: &dyn Reporter,
+        verification: LayerVerification,
     ) -> Result<Image, SourceError> {
         reporter.step(&format!("reading {}", self.reference));
         if !self.path.is_file() {
@@ -451,7 +452,7 @@ impl ImageSource for DockerArchiveSource {
             annotations: None,
         };
         let locate = |d: &Descriptor| Ok(cache.blob_path(&d.digest));
-        assemble_base(
+        assemble_base_with(
             manifest_bytes,
             &manifest,
             config,
@@ -459,6 +460,7 @@ impl ImageSource for DockerArchiveSource {
             &self.reference,
             None,
             cache,
+            verification,
         )
     }
 }

@@ -11,7 +11,10 @@ mod scratch;
 
 use std::path::PathBuf;
 
-pub use base::{LayerFacts, assemble_base, layer_facts, select_platform};
+pub use base::{
+    LayerFacts, LayerVerification, assemble_base, assemble_base_with, cached_layer_facts, layer_facts,
+    select_platform, verify_read,
+};
 pub use docker_archive::DockerArchiveSource;
 pub use oci_layout::OciLayoutSource;
 pub use registry::RegistrySource;
@@ -86,6 +89,18 @@ pub trait ImageSource {
         arch: Architecture,
         cache: &Cache,
         reporter: &dyn Reporter,
+    ) -> Result<Image, SourceError> {
+        self.resolve_with(arch, cache, reporter, LayerVerification::Now)
+    }
+
+    /// [`ImageSource::resolve`], with the layer blobs' verification as `verification` says
+    /// (`check` verifies them on its own read of every layer).
+    fn resolve_with(
+        &self,
+        arch: Architecture,
+        cache: &Cache,
+        reporter: &dyn Reporter,
+        verification: LayerVerification,
     ) -> Result<Image, SourceError>;
 
     /// The uncompressed digests of the image's layers for `arch` (what the

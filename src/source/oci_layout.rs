@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{ImageSource, SourceError, assemble_base, select_platform};
+use super::{ImageSource, LayerVerification, SourceError, assemble_base_with, select_platform};
 use crate::cache::Cache;
 use crate::image::{
     Architecture, Descriptor, Digest, Document, Image, IndexView, ManifestView, OCI_INDEX, parse_document,
@@ -293,11 +293,12 @@ impl ImageSource for OciLayoutSource {
         }
     }
 
-    fn resolve(
+    fn resolve_with(
         &self,
         arch: Architecture,
         cache: &Cache,
         reporter: &dyn Reporter,
+        verification: LayerVerification,
     ) -> Result<Image, SourceError> {
         reporter.step(&format!("reading {}", self.reference));
         check_layout(&self.path)?;
@@ -330,7 +331,7 @@ impl ImageSource for OciLayoutSource {
         let (manifest_bytes, manifest) = self.resolve_manifest(&entry, arch, 0, &mut IndexWalk::default())?;
         let config = self.read_document_blob(&manifest.config, "config")?;
         let locate = |d: &Descriptor| Ok(self.blob_path(&d.digest));
-        assemble_base(
+        assemble_base_with(
             manifest_bytes,
             &manifest,
             config,
@@ -338,6 +339,7 @@ impl ImageSource for OciLayoutSource {
             &self.reference,
             None,
             cache,
+            verification,
         )
     }
 }

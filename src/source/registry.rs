@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{ImageSource, SourceError, assemble_base, select_platform};
+use super::{ImageSource, LayerVerification, SourceError, assemble_base_with, select_platform};
 use crate::cache::Cache;
 use crate::image::{
     Architecture, Compression, Descriptor, Digest, Document, ManifestView, MediaKind, classify,
@@ -52,14 +52,15 @@ impl ImageSource for RegistrySource {
         Ok(declared)
     }
 
-    fn resolve(
+    fn resolve_with(
         &self,
         arch: Architecture,
         cache: &Cache,
         reporter: &dyn Reporter,
+        verification: LayerVerification,
     ) -> Result<Image, SourceError> {
         let fetch = self.fetch_reference();
-        self.resolve_from(&fetch, arch, cache, reporter)
+        self.resolve_from(&fetch, arch, cache, reporter, verification)
             .map_err(|e| self.explained(e, reporter))
     }
 
@@ -187,6 +188,7 @@ impl RegistrySource {
         arch: Architecture,
         cache: &Cache,
         reporter: &dyn Reporter,
+        verification: LayerVerification,
     ) -> Result<Image, SourceError> {
         let source_ref = self.describe();
         let repo = &fetch.repository;
@@ -205,7 +207,7 @@ impl RegistrySource {
             self.options.parallel_downloads,
         )?;
         let locate = |d: &Descriptor| Ok(cache.blob_path(&d.digest));
-        assemble_base(
+        assemble_base_with(
             manifest_bytes,
             &manifest,
             config,
@@ -214,6 +216,7 @@ impl RegistrySource {
             // Where the blobs are known to exist, for a mount on push.
             Some(fetch.name()),
             cache,
+            verification,
         )
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{ImageSource, SourceError};
+use super::{ImageSource, LayerVerification, SourceError};
 use crate::cache::Cache;
 use crate::image::{Architecture, Digest, Image, MediaFamily};
 use crate::report::Reporter;
@@ -67,11 +67,12 @@ impl ImageSource for ScratchSource {
         "scratch".to_string()
     }
 
-    fn resolve(
+    fn resolve_with(
         &self,
         arch: Architecture,
         _cache: &Cache,
         _reporter: &dyn Reporter,
+        _verification: LayerVerification,
     ) -> Result<Image, SourceError> {
         let family = MediaFamily::Oci;
         let config = self.config_bytes(arch);
