@@ -188,6 +188,8 @@ struct IndexRecord {
 struct IndexReader<R> {
     inner: R,
     path: Vec<u8>,
+    /// The part of the next record's path it does not share with `path`.
+    tail: Vec<u8>,
     current: Option<IndexRecord>,
 }
 
@@ -201,6 +203,7 @@ impl<R: Read> IndexReader<R> {
         let mut reader = IndexReader {
             inner,
             path: Vec::new(),
+            tail: Vec::new(),
             current: None,
         };
         reader.advance();
@@ -213,12 +216,7 @@ impl<R: Read> IndexReader<R> {
 
     /// Moves to the next record; at the end (or on damage) `current` is `None`.
     fn advance(&mut self) {
-        let before = self.path.clone();
         self.current = self.read_record().ok();
-        // Paths must ascend: anything else is damage, and would break the seek.
-        if self.current.is_some() && self.path <= before && !before.is_empty() {
-            self.current = None;
-        }
     }
 
     fn read_record(&mut self) -> io::Result<IndexRecord> {
@@ -227,10 +225,16 @@ impl<R: Read> IndexReader<R> {
         if shared > self.path.len() || rest > 1 << 20 {
             return Err(io::ErrorKind::InvalidData.into());
         }
+        self.tail.resize(rest, 0);
+        self.inner.read_exact(&mut self.tail)?;
+        // Paths must ascend: anything else is damage, and would break the
+        // seek. Past the shared prefix, the new path's tail against the old
+        // one's decides (no copy of the old path per record).
+        if !self.path.is_empty() && self.tail.as_slice() <= &self.path[shared..] {
+            return Err(io::ErrorKind::InvalidData.into());
+        }
         self.path.truncate(shared);
-        let at = self.path.len();
-        self.path.resize(at + rest, 0);
-        self.inner.read_exact(&mut self.path[at..])?;
+        self.path.extend_from_slice(&self.tail);
         let input = read_varint(&mut self.inner)?;
         let mut fixed = [0u8; 40 + 32];
         self.inner.read_exact(&mut fixed)?;

@@ -75,3 +75,27 @@ fn a_damaged_index_only_costs_a_reread() {
     fs::write(&index, b"not an index").unwrap();
     assert_eq!(digests(&spec, &cache), (first, 3));
 }
+
+#[test]
+fn an_index_whose_paths_do_not_ascend_ends_there() {
+    // Each record: shared prefix length, tail length, tail, input, five
+    // stat numbers and the hash (see `IndexReader`).
+    fn record(out: &mut Vec<u8>, shared: u8, tail: &str) {
+        out.extend([shared, tail.len() as u8]);
+        out.extend(tail.as_bytes());
+        out.push(0);
+        out.extend([0u8; 40 + 32]);
+    }
+    let mut bytes = STAT_MAGIC.to_vec();
+    record(&mut bytes, 0, "pkg/b");
+    record(&mut bytes, 4, "c"); // pkg/c: ascends
+    record(&mut bytes, 4, "a"); // pkg/a: goes back, damage
+    record(&mut bytes, 0, "z");
+    let mut reader = IndexReader::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut stale = false;
+    assert!(reader.seek("pkg/b", &mut stale).is_some());
+    assert!(reader.seek("pkg/c", &mut stale).is_some());
+    assert!(!reader.has_more(), "the descending record ends the index");
+    assert!(reader.seek("z", &mut stale).is_none());
+    assert!(!stale);
+}

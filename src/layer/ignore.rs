@@ -99,6 +99,9 @@ impl DockerIgnore {
     /// Whether `rel` (a `/`-separated path relative to the root, no leading `/`)
     /// is ignored: the last pattern matching it or one of its parents decides.
     pub fn is_ignored(&self, rel: &str) -> bool {
+        if self.patterns.is_empty() {
+            return false; // the common case: no ignore file, and no text to split per path
+        }
         let text: Vec<char> = rel.chars().collect();
         let mut ignored = false;
         for p in &self.patterns {

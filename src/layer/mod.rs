@@ -13,6 +13,7 @@ pub mod ignore;
 pub mod select;
 mod spec;
 pub mod tar_writer;
+mod walk;
 
 pub use build::{
     KeyedSelection, LayerRecord, build_layer, build_layer_observed, build_selected, keyed, keyed_selection,

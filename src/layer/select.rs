@@ -488,38 +488,17 @@ fn walk_dir(input: &LayerInput, index: usize, dest: &str, sel: &mut Selection) -
     let rel_start = if dest.is_empty() { 0 } else { dest.len() as u32 + 1 };
 
     let mut path = String::new();
-    let mut it = walkdir::WalkDir::new(src)
-        .follow_links(false)
-        .min_depth(1)
-        .into_iter();
-    while let Some(item) = it.next() {
-        let item = item.map_err(|e| {
-            let path = e.path().unwrap_or(src).to_path_buf();
-            LayerError::from_io(path, e.into())
-        })?;
-        let rel = item
-            .path()
-            .strip_prefix(src)
-            .ok()
-            .and_then(|r| r.to_str())
-            .ok_or_else(|| LayerError::NonUtf8Path {
-                path: item.path().to_path_buf(),
-            })?;
-        let ft = item.file_type();
+    super::walk::walk_sorted(src, |item| {
+        let rel = item.rel;
+        let ft = item.file_type;
         if exclude.as_ref().is_some_and(|s| s.is_match(rel)) {
-            if ft.is_dir() {
-                it.skip_current_dir();
-            }
-            continue;
+            return Ok(false);
         }
         if ignore.is_ignored(rel) {
-            if ft.is_dir() && prune_ignored {
-                it.skip_current_dir();
-            }
-            continue;
+            return Ok(!prune_ignored);
         }
         if !include.as_ref().is_none_or(|s| matches_self_or_ancestor(s, rel)) {
-            continue; // directories are still walked: their files may match
+            return Ok(true); // directories are still walked: their files may match
         }
         path.clear();
         if !dest.is_empty() {
@@ -527,15 +506,15 @@ fn walk_dir(input: &LayerInput, index: usize, dest: &str, sel: &mut Selection) -
             path.push('/');
         }
         path.push_str(rel);
-        refuse_whiteout(item.path(), &path)?;
+        if is_whiteout(&path) {
+            return Err(whiteout_error(&item.path(), &path));
+        }
         if ft.is_dir() {
             // The walk's own stat of a directory is not needed.
             sel.push_dir(&path, index)?;
-            continue;
+            return Ok(true);
         }
-        let meta = item
-            .metadata()
-            .map_err(|e| LayerError::from_io(item.path().to_path_buf(), e.into()))?;
+        let meta = item.metadata()?;
         if ft.is_file() {
             let mode = file_mode(&meta, input.file_mode);
             sel.push(
@@ -546,12 +525,14 @@ fn walk_dir(input: &LayerInput, index: usize, dest: &str, sel: &mut Selection) -
                 PendingKind::File(FileStat::of(&meta)),
             )?;
         } else if ft.is_symlink() {
-            let target = symlink_target(item.path(), &path)?;
+            let link = item.path();
+            let target = symlink_target(&link, &path)?;
             sel.push(&path, 0, index, SYMLINK_MODE, PendingKind::Symlink(&target))?;
         } else {
-            return Err(unsupported(item.path(), &meta));
+            return Err(unsupported(&item.path(), &meta));
         }
-    }
+        Ok(false)
+    })?;
     Ok(include.is_none() && prune_ignored)
 }
 
@@ -587,14 +568,22 @@ fn glob_set(patterns: &[String], origin: &str) -> Result<Option<GlobSet>, LayerE
 /// A whiteout marker name (`.wh.NAME`, `.wh..wh..opq`) would delete lower
 /// layers' files instead of being stored.
 fn refuse_whiteout(source: &Path, image_path: &str) -> Result<(), LayerError> {
-    let name = image_path.rsplit('/').next().unwrap_or(image_path);
-    if name.starts_with(".wh.") {
-        return Err(LayerError::WhiteoutName {
-            path: source.to_path_buf(),
-            image_path: image_path.to_string(),
-        });
+    if is_whiteout(image_path) {
+        return Err(whiteout_error(source, image_path));
     }
     Ok(())
+}
+
+fn is_whiteout(image_path: &str) -> bool {
+    let name = image_path.rsplit('/').next().unwrap_or(image_path);
+    name.starts_with(".wh.")
+}
+
+fn whiteout_error(source: &Path, image_path: &str) -> LayerError {
+    LayerError::WhiteoutName {
+        path: source.to_path_buf(),
+        image_path: image_path.to_string(),
+    }
 }
 
 /// Reads a link's target; a relative one must not climb above the image root

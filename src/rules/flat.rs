@@ -57,6 +57,12 @@ pub struct LayerDelta {
 }
 
 impl LayerDelta {
+    /// Whether the entries' paths strictly ascend (as in the layers this
+    /// tool writes), so no entry replaces or hides another of its layer.
+    fn ascends(&self) -> bool {
+        self.entries.windows(2).all(|w| w[0].0 < w[1].0)
+    }
+
     /// Records an entry; whiteout markers become deletions.
     pub fn add(&mut self, entry: &TarEntry, head: Option<Box<[u8]>>, layer: usize) {
         if entry.kind == EntryKind::Meta {
@@ -107,6 +113,15 @@ impl FlatView {
     /// (without a whiteout first): runtimes refuse such an image or hide the
     /// directory's whole tree (rule LI043).
     pub fn apply(&mut self, delta: LayerDelta) -> Vec<String> {
+        if self.nodes.is_empty() && delta.ascends() {
+            // Nothing below to hide or replace, and no entry of a sorted
+            // layer is below an earlier one: the layer is the view. Built in
+            // one pass, the tree's nodes are full, where inserting one path
+            // at a time leaves them about half empty (at half a million
+            // files, some 30 MB of a check's peak).
+            self.nodes = delta.entries.into_iter().collect();
+            return Vec::new();
+        }
         for dir in &delta.opaque {
             self.remove_under(dir);
         }
@@ -297,6 +312,41 @@ mod tests {
         d.add(&entry("new", EntryKind::File, None), None, 1);
         assert_eq!(view.apply(d), ["var/task", "opt"]);
         assert!(view.get("var/task/lib/x.py").is_none());
+    }
+
+    #[test]
+    fn a_sorted_layer_on_an_empty_view_is_taken_whole() {
+        let paths = ["a", "a/x", "b", "b/c", "b/c/d"];
+        let kinds = [
+            EntryKind::File,
+            EntryKind::File,
+            EntryKind::Dir,
+            EntryKind::Dir,
+            EntryKind::File,
+        ];
+        let mut sorted = LayerDelta::default();
+        let mut unsorted = LayerDelta::default();
+        for (p, k) in paths.iter().zip(kinds) {
+            sorted.add(&entry(p, k, None), None, 0);
+        }
+        for (p, k) in paths.iter().zip(kinds).rev() {
+            unsorted.add(&entry(p, k, None), None, 0);
+        }
+        assert!(sorted.ascends() && !unsorted.ascends());
+        let (mut one, mut other) = (FlatView::default(), FlatView::default());
+        assert!(one.apply(sorted).is_empty());
+        // In reverse order the file `a` comes after `a/x` and hides it.
+        assert!(other.apply(unsorted).is_empty());
+        let listed = |v: &FlatView| v.iter().map(|(k, n)| (k.to_string(), n.kind)).collect::<Vec<_>>();
+        assert_eq!(listed(&one).len(), 5);
+        assert_eq!(
+            listed(&other),
+            listed(&one)
+                .into_iter()
+                .filter(|(k, _)| k != "a/x")
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(one.lookup("/b/c/d", true).unwrap().0, "b/c/d");
     }
 
     #[test]
