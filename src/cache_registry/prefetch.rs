@@ -42,6 +42,9 @@ pub(super) struct AheadOfBuild {
 enum Slot {
     UnderWay,
     Found(Ahead),
+    /// The build asked for it (before or after the prefetch): the prefetch
+    /// must not look it up again.
+    Taken,
 }
 
 impl AheadOfBuild {
@@ -71,13 +74,16 @@ impl AheadOfBuild {
         self.settled.notify_all();
     }
 
-    /// The lookup of `tag` made ahead, if one was; waits while it is under way.
+    /// The lookup of `tag` made ahead, if one was; waits while it is under
+    /// way. Either way the tag is left marked taken: a build that asked
+    /// before the prefetch came to it looks it up itself, and the prefetch,
+    /// coming to it later, must not send the same GET again.
     pub(super) fn take(&self, tag: &str) -> Option<Ahead> {
         let mut slots = self.slots();
         while matches!(slots.get(tag), Some(Slot::UnderWay)) {
             slots = self.settled.wait(slots).unwrap_or_else(|e| e.into_inner());
         }
-        match slots.remove(tag) {
+        match slots.insert(tag.to_string(), Slot::Taken) {
             Some(Slot::Found(found)) => Some(found),
             _ => None,
         }
@@ -159,5 +165,28 @@ impl CacheRegistry {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_the_build_asked_for_first_is_not_looked_up_ahead_again() {
+        let ahead = AheadOfBuild::default();
+        // The build came first (the prefetch, on a loaded machine, had not
+        // reached this record yet): it looks the record up itself.
+        assert!(ahead.take("layers-v1-a").is_none());
+        assert!(
+            !ahead.begin("layers-v1-a"),
+            "the prefetch would send the same GET again"
+        );
+        // A lookup made ahead is handed over once, and not made again.
+        assert!(ahead.begin("layers-v1-b"));
+        ahead.put("layers-v1-b".into(), Ahead::Missing);
+        assert!(matches!(ahead.take("layers-v1-b"), Some(Ahead::Missing)));
+        assert!(ahead.take("layers-v1-b").is_none());
+        assert!(!ahead.begin("layers-v1-b"));
     }
 }
