@@ -34,8 +34,19 @@ pub(super) fn build_scanned(
     // A few blocks of slack: the scanner only parses headers and skips
     // content, so it keeps up; when it stops, sends fail and are ignored.
     let (blocks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+    // The scan's entries wait on disk, in the cache's temp directory, not
+    // beside the selection (each holds about 100 bytes a file). Without a
+    // temp file the scan keeps them in memory.
+    let spill = cache.temp_file();
+    let spill_file = spill.as_ref().ok().and_then(|t| t.as_file().try_clone().ok());
     std::thread::scope(|s| {
-        let scanner = s.spawn(move || scan_plan.scan_tar(BlockReader::new(received), index));
+        let scanner = s.spawn(move || {
+            let reader = BlockReader::new(received);
+            match spill_file {
+                Some(file) => scan_plan.scan_tar_spilled(reader, index, file),
+                None => scan_plan.scan_tar(reader, index),
+            }
+        });
         let observe = |block: &[u8]| {
             let _ = blocks.send(block.to_vec());
         };
