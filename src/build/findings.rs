@@ -26,6 +26,12 @@ impl ScanMemo for CachedScans<'_> {
         // A failed write only costs a re-read next time.
         let _ = self.0.put_record(SCANS_BUCKET, key, scan);
     }
+    fn put_json(&self, key: &str, json: &mut dyn std::io::Read) {
+        // As `put`: the record is the JSON, copied in as it is read.
+        let _ = self.0.put_file(SCANS_BUCKET, &format!("{key}.json"), |out| {
+            std::io::copy(json, out).map(|_| ())
+        });
+    }
 }
 
 /// `check_image`, remembered in the cache: the findings are a function of the

@@ -35,7 +35,7 @@ pub(super) fn build_scanned(
     // content, so it keeps up; when it stops, sends fail and are ignored.
     let (blocks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
     std::thread::scope(|s| {
-        let scanner = s.spawn(move || scan_plan.scan_tar(BlockReader::new(received), index));
+        let scanner = s.spawn(move || scan_spilled(scan_plan, cache, BlockReader::new(received), index));
         let observe = |block: &[u8]| {
             let _ = blocks.send(block.to_vec());
         };
@@ -49,6 +49,25 @@ pub(super) fn build_scanned(
         }
         Ok(layer)
     })
+}
+
+/// The rules' scan of the layer tar `tar`, its entries waiting on disk in
+/// the cache's temp directory rather than in memory beside the layer's
+/// selection (about 100 bytes a file; the build holds the selection until
+/// the layer is in the cache). The file has no name once open, so nothing
+/// is left behind; without one the scan keeps its entries in memory.
+fn scan_spilled<'p>(
+    plan: &'p ScanPlan,
+    cache: &Cache,
+    tar: impl std::io::Read,
+    index: usize,
+) -> std::io::Result<crate::rules::TarScan<'p>> {
+    // Dropping the named file removes its name; the clone keeps it open.
+    let spill = cache.temp_file().ok().and_then(|t| t.as_file().try_clone().ok());
+    match spill {
+        Some(file) => plan.scan_tar_spilled(tar, index, file),
+        None => plan.scan_tar(tar, index),
+    }
 }
 
 /// `cache` with its second level (the cache registry), when it has one,
@@ -95,7 +114,7 @@ impl SecondLevel for ScanningLevel {
     ) -> Option<SharedRecord> {
         let scan: &Inflated<'_> = &|n, digest, tar| {
             // A tar the scan cannot read is left to the rules, which say why.
-            if let Ok(scan) = self.plan.scan_tar(tar, self.first + n) {
+            if let Ok(scan) = scan_spilled(&self.plan, cache, tar, self.first + n) {
                 scan.remember(digest, &CachedScans(cache));
             }
         };

@@ -3,7 +3,7 @@
 //! ELF machine, permission and handler rules read that view.
 
 use std::collections::{BTreeSet, HashSet};
-use std::io::{self, Read};
+use std::io::{self, BufWriter, Read, Seek};
 
 use super::catalog::*;
 use super::config::ImageConfig;
@@ -61,6 +61,14 @@ pub struct LayerScan {
 pub trait ScanMemo {
     fn get(&self, key: &str) -> Option<LayerScan>;
     fn put(&self, key: &str, scan: &LayerScan);
+    /// Keeps the scan `json` reads, the JSON [`put`](Self::put) would have
+    /// written (a scan whose entries were spilled to disk as they came, see
+    /// [`ScanPlan::scan_tar_spilled`], never is one value in memory).
+    fn put_json(&self, key: &str, json: &mut dyn Read) {
+        if let Ok(scan) = serde_json::from_reader::<_, LayerScan>(json) {
+            self.put(key, &scan);
+        }
+    }
 }
 
 /// Which files' first bytes the content rules need (the handler's candidate
@@ -119,6 +127,54 @@ impl ScanPlan {
         walk_tar(reader, |entry, content| scanner.visit(entry, content))?;
         Ok(TarScan { scanner })
     }
+
+    /// [`scan_tar`](Self::scan_tar), writing the delta's entries to `spill`
+    /// (an empty file) as they come rather than keeping them: at a few
+    /// hundred thousand files they were half of a build's memory while
+    /// their layer was compressed, beside the layer's selection. Only
+    /// [`TarScan::remember`] reads them back, streaming them to the memo.
+    pub fn scan_tar_spilled(
+        &self,
+        reader: impl Read,
+        index: usize,
+        spill: std::fs::File,
+    ) -> io::Result<TarScan<'_>> {
+        let mut scanner = Scanner::new(self, index);
+        scanner.spill = Some(Spill {
+            out: BufWriter::with_capacity(1 << 16, spill),
+            first: true,
+        });
+        walk_tar(reader, |entry, content| scanner.visit(entry, content))?;
+        Ok(TarScan { scanner })
+    }
+}
+
+/// The opening of a [`LayerScan`]'s JSON up to its first entry: `entries`
+/// is the first field of the first field, so spilled entries go right after it.
+const ENTRIES_OPEN: &[u8] = br#"{"delta":{"entries":["#;
+
+/// Where a scan writes its delta's entries (see [`ScanPlan::scan_tar_spilled`]).
+struct Spill {
+    out: BufWriter<std::fs::File>,
+    /// No entry written yet (the next needs no comma before it).
+    first: bool,
+}
+
+impl Spill {
+    /// The JSON of `scan` (whose entries are all spilled) with the spilled
+    /// entries in place: the very bytes `serde_json` makes of the whole scan.
+    fn record(self, scan: &LayerScan) -> io::Result<impl Read> {
+        let mut file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        let rest = serde_json::to_vec(scan)?;
+        let tail = rest
+            .strip_prefix(ENTRIES_OPEN)
+            .ok_or_else(|| io::Error::other("a layer scan's JSON does not start with its entries"))?
+            .to_vec();
+        Ok(ENTRIES_OPEN
+            .chain(io::BufReader::with_capacity(1 << 16, file))
+            .chain(io::Cursor::new(tail)))
+    }
 }
 
 /// A finished scan of a layer's tar, waiting for the layer's digest.
@@ -129,10 +185,20 @@ pub struct TarScan<'p> {
 impl TarScan<'_> {
     /// Puts the scan in `memo` as the scan of the layer with this compressed
     /// `digest`, where the rules will find it instead of reading the layer.
-    pub fn remember(self, digest: &Digest, memo: &dyn ScanMemo) {
+    pub fn remember(mut self, digest: &Digest, memo: &dyn ScanMemo) {
         let key = self.scanner.plan.key(digest, self.scanner.index);
         let what = layer_label(self.scanner.index, digest);
-        memo.put(&key, &self.scanner.finish(&what));
+        let spill = self.scanner.spill.take();
+        let scan = self.scanner.finish(&what);
+        match spill {
+            None => memo.put(&key, &scan),
+            // A spill that cannot be read back only costs the rules a re-read.
+            Some(spill) => {
+                if let Ok(mut json) = spill.record(&scan) {
+                    memo.put_json(&key, &mut json);
+                }
+            }
+        }
     }
 }
 
@@ -150,6 +216,7 @@ struct Scanner<'p> {
     hard_links: Examples,
     orphans: Examples,
     escaping: Examples,
+    spill: Option<Spill>,
 }
 
 impl<'p> Scanner<'p> {
@@ -162,6 +229,7 @@ impl<'p> Scanner<'p> {
             hard_links: Examples::default(),
             orphans: Examples::default(),
             escaping: Examples::default(),
+            spill: None,
         }
     }
 
@@ -197,6 +265,9 @@ impl<'p> Scanner<'p> {
             None
         };
         self.delta.add(entry, head, self.index);
+        if let Some(spill) = &mut self.spill {
+            self.delta.spill_entries(&mut spill.out, &mut spill.first)?;
+        }
         Ok(())
     }
 

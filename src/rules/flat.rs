@@ -63,6 +63,24 @@ impl LayerDelta {
         self.entries.windows(2).all(|w| w[0].0 < w[1].0)
     }
 
+    /// Writes the entries recorded so far to `out` as the JSON elements of
+    /// the `entries` array (each after a comma but the layer's first, which
+    /// `first` tracks) and forgets them: a scan of a big layer made while it
+    /// is compressed keeps them on disk, not beside the layer's selection.
+    pub(super) fn spill_entries(
+        &mut self,
+        out: &mut impl std::io::Write,
+        first: &mut bool,
+    ) -> std::io::Result<()> {
+        for entry in self.entries.drain(..) {
+            if !std::mem::take(first) {
+                out.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut *out, &entry)?;
+        }
+        Ok(())
+    }
+
     /// Records an entry; whiteout markers become deletions.
     pub fn add(&mut self, entry: &TarEntry, head: Option<Box<[u8]>>, layer: usize) {
         if entry.kind == EntryKind::Meta {
