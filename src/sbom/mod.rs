@@ -367,3 +367,114 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod document_bytes {
+    use super::npm_lock::Integrity;
+    use super::*;
+
+    /// One package of every shape the documents write differently.
+    fn packages() -> Vec<Package> {
+        let layer = Digest::of(b"layer");
+        let one = |ecosystem, name: &str, license: Option<&str>, purl: &str, path: &str| Package {
+            ecosystem,
+            name: name.into(),
+            version: "1.0".into(),
+            license: license.map(str::to_string),
+            purl: purl.into(),
+            path: path.into(),
+            layer: layer.clone(),
+            checksum: None,
+            integrity: None,
+            download: None,
+        };
+        let integrity = Integrity {
+            algorithm: "SHA512",
+            hex: "ab".repeat(64),
+        };
+        let mut locked = one(
+            Ecosystem::Npm,
+            "@types/node",
+            Some("MIT"),
+            "pkg:npm/%40types/node@1.0",
+            "var/task/node_modules/@types/node/package.json",
+        );
+        locked.integrity = Some(integrity.clone());
+        locked.download = Some("https://registry.npmjs.org/@types/node/-/node-1.0.tgz".into());
+        let mut boot = one(
+            Ecosystem::Generic,
+            "bootstrap",
+            None,
+            "pkg:generic/bootstrap",
+            "var/task/bootstrap",
+        );
+        boot.checksum = Some(Digest::of(b"bootstrap"));
+        let mut both = boot.clone();
+        both.integrity = Some(integrity);
+        vec![
+            locked,
+            boot,
+            both,
+            one(
+                Ecosystem::Pypi,
+                "Foo_Bar",
+                Some("Copyright \"Foo\"\nRedistribution ..."),
+                "pkg:pypi/foo-bar@1.0",
+                "var/task/Foo_Bar-1.0.dist-info/METADATA",
+            ),
+            one(
+                Ecosystem::Maven,
+                "org.example/lib",
+                Some("MIT OR Apache-2.0"),
+                "pkg:maven/org.example/lib@1.0",
+                "var/task/lib/lib.jar!META-INF/maven/org.example/lib/pom.properties",
+            ),
+            one(
+                Ecosystem::Deb,
+                "libc6",
+                Some("BSD License"),
+                "pkg:deb/debian/libc6@1.0",
+                "var/lib/dpkg/status",
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_kind_of_package_gives_the_documents_their_fixed_bytes() {
+        let subject = Subject {
+            name: "Fn".into(),
+            manifest_digest: Digest::of(b"manifest"),
+            base: Some(BaseRecord {
+                name: "127.0.0.1:5000/lambda/python:3.12".into(),
+                digest: Some(Digest::of(b"base")),
+            }),
+            code_layer: Some(Digest::of(b"code")),
+            epoch: 315_532_800,
+        };
+        let bare = Subject {
+            base: None,
+            code_layer: None,
+            ..subject.clone()
+        };
+        let digests: Vec<String> = [&subject, &bare]
+            .into_iter()
+            .flat_map(|s| {
+                [
+                    Digest::of(&spdx_json(s, &packages())).hex().to_string(),
+                    Digest::of(&cyclonedx_json(s, &packages())).hex().to_string(),
+                ]
+            })
+            .collect();
+        // The bytes the documents had when they were built as JSON value
+        // trees (before 2026-12-02): the typed writers must keep them.
+        assert_eq!(
+            digests,
+            [
+                "dd0654239dcfe1e3c47c4a9870613b8ccd3c4613efc883e2970acdea24dd8ec3",
+                "81959420419f68b5e78b93a049409527b32d8c7b900f016b673c1931a365c617",
+                "20e3463225a2fa96abf15e1a14bb09e06f69b56c829b5242588d2abe7e682772",
+                "5b2c7e1d344703b5e205168fb88464299836bd72709f46f1de79483f4c9f24ec",
+            ]
+        );
+    }
+}

@@ -1,11 +1,13 @@
 //! The SPDX 2.3 JSON document. Keys are written in a fixed order
-//! (serde_json keeps insertion order here), packages are sorted, and nothing
+//! (the order of the `Serialize` impls below), packages are sorted, and nothing
 //! depends on the clock or the machine: `created` is the build's epoch and the
 //! namespace is derived from the image's manifest digest.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 use super::Subject;
 use super::discover::Package;
@@ -18,99 +20,302 @@ const BASE_ID: &str = "SPDXRef-Base";
 const CODE_ID: &str = "SPDXRef-CodeLayer";
 
 /// The document's bytes: pretty JSON with a final newline.
+///
+/// Serialized straight from typed views of `packages` (no `serde_json::Value`
+/// tree: at 20,000 packages the tree cost ~7 KB a package, several times the
+/// document's own bytes).
 pub fn spdx_json(subject: &Subject, packages: &[Package]) -> Vec<u8> {
-    let digest = &subject.manifest_digest;
-    let (image_purl, base_purl) = oci_purls(subject);
-    let mut entries = vec![package(
-        IMAGE_ID,
-        &subject.name,
-        Some(digest.to_string()),
-        Some(digest),
-        "CONTAINER",
-        &Declared::NoAssertion,
-        Some(image_purl),
-        None,
-    )];
-    let mut relationships = vec![relationship("SPDXRef-DOCUMENT", "DESCRIBES", IMAGE_ID)];
-    if let Some(base) = &subject.base {
-        entries.push(package(
-            BASE_ID,
-            &base.name,
-            base.digest.as_ref().map(Digest::to_string),
-            base.digest.as_ref(),
-            "CONTAINER",
-            &Declared::NoAssertion,
-            base_purl,
-            Some("the base image; its own packages are not listed".to_string()),
-        ));
-        relationships.push(relationship(IMAGE_ID, "DESCENDANT_OF", BASE_ID));
-    }
-    if let Some(code) = &subject.code_layer {
-        entries.push(package(
-            CODE_ID,
-            &format!("{} code layer", subject.name),
-            Some(code.to_string()),
-            Some(code),
-            "ARCHIVE",
-            &Declared::NoAssertion,
-            None,
-            Some("the function's code layer, by its blob digest".to_string()),
-        ));
-        relationships.push(relationship(IMAGE_ID, "CONTAINS", CODE_ID));
-    }
+    // The licence texts behind each `LicenseRef-`, once each, in id order.
     let mut extracted: BTreeMap<String, String> = BTreeMap::new();
-    for (i, p) in packages.iter().enumerate() {
-        let id = format!("SPDXRef-Package-{}-{}", p.ecosystem.as_str(), i + 1);
-        let declared = Declared::of(p.license.as_deref());
-        if let Declared::Reference { id, text } = &declared {
-            extracted.insert(id.clone(), text.clone());
+    for p in packages {
+        if let Declared::Reference { id, text } = Declared::of(p.license.as_deref()) {
+            extracted.insert(id, text);
         }
-        let purpose = match p.ecosystem {
-            super::Ecosystem::Generic => "APPLICATION",
-            _ => "LIBRARY",
-        };
-        entries.push(package(
-            &id,
-            &p.name,
-            Some(p.version.clone()),
-            p.checksum.as_ref(),
-            purpose,
-            &declared,
-            Some(p.purl.clone()),
-            Some(format!("found at /{} in layer {}", p.path, p.layer)),
-        ));
-        if let Some(entry) = entries.last_mut() {
-            if let Some(i) = &p.integrity {
-                entry["checksums"] = json!([{ "algorithm": i.algorithm, "checksumValue": i.hex }]);
-            }
-            if let Some(url) = &p.download {
-                entry["downloadLocation"] = url.clone().into();
-            }
-        }
-        relationships.push(relationship(IMAGE_ID, "CONTAINS", &id));
     }
-    let mut doc = json!({
-        "spdxVersion": "SPDX-2.3",
-        "dataLicense": "CC0-1.0",
-        "SPDXID": "SPDXRef-DOCUMENT",
-        "name": subject.name,
-        "documentNamespace": format!("https://spdx.org/spdxdocs/lambda-img/{}-{}", subject.name, digest.hex()),
-        "creationInfo": {
-            "created": rfc3339(subject.epoch),
-            "creators": [concat!("Tool: lambda-img-", env!("CARGO_PKG_VERSION"))],
-        },
-        "packages": entries,
-    });
-    if !extracted.is_empty() {
-        doc["hasExtractedLicensingInfos"] = extracted
-            .into_iter()
-            .map(|(id, text)| json!({ "licenseId": id, "extractedText": text, "name": id }))
-            .collect();
-    }
-    doc["relationships"] = Value::Array(relationships);
-    let mut bytes = serde_json::to_vec_pretty(&doc).expect("a JSON value serializes");
+    let (image_purl, base_purl) = oci_purls(subject);
+    let doc = Document {
+        subject,
+        image_purl,
+        base_purl,
+        packages,
+        extracted,
+    };
+    let mut bytes = serde_json::to_vec_pretty(&doc).expect("an SBOM document serializes");
     bytes.push(b'\n');
     bytes
+}
+
+/// The whole document; its members are written in this order.
+struct Document<'a> {
+    subject: &'a Subject,
+    image_purl: String,
+    base_purl: Option<String>,
+    packages: &'a [Package],
+    extracted: BTreeMap<String, String>,
+}
+
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let subject = self.subject;
+        let digest = &subject.manifest_digest;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("spdxVersion", "SPDX-2.3")?;
+        m.serialize_entry("dataLicense", "CC0-1.0")?;
+        m.serialize_entry("SPDXID", "SPDXRef-DOCUMENT")?;
+        m.serialize_entry("name", &subject.name)?;
+        m.serialize_entry(
+            "documentNamespace",
+            &format!(
+                "https://spdx.org/spdxdocs/lambda-img/{}-{}",
+                subject.name,
+                digest.hex()
+            ),
+        )?;
+        m.serialize_entry(
+            "creationInfo",
+            &CreationInfo {
+                created: rfc3339(subject.epoch),
+                creators: [concat!("Tool: lambda-img-", env!("CARGO_PKG_VERSION"))],
+            },
+        )?;
+        m.serialize_entry("packages", &Each(|| self.entries()))?;
+        if !self.extracted.is_empty() {
+            let infos = self.extracted.iter().map(|(id, text)| ExtractedInfo {
+                license_id: id,
+                extracted_text: text,
+                name: id,
+            });
+            m.serialize_entry("hasExtractedLicensingInfos", &Each(|| infos.clone()))?;
+        }
+        m.serialize_entry("relationships", &Each(|| self.relationships()))?;
+        m.end()
+    }
+}
+
+impl<'a> Document<'a> {
+    /// The image, its base and code layer, then one entry per package.
+    fn entries(&'a self) -> impl Iterator<Item = Entry<'a>> + 'a {
+        let subject = self.subject;
+        let digest = &subject.manifest_digest;
+        let image = Entry {
+            id: IMAGE_ID.into(),
+            name: subject.name.as_str().into(),
+            version: Some(digest.to_string()),
+            download: "NOASSERTION",
+            checksum: Some(Checksum::sha256(digest)),
+            late_checksum: None,
+            declared: Declared::NoAssertion,
+            purl: Some(self.image_purl.as_str()),
+            purpose: "CONTAINER",
+            comment: None,
+        };
+        let base = subject.base.as_ref().map(|base| Entry {
+            id: BASE_ID.into(),
+            name: base.name.as_str().into(),
+            version: base.digest.as_ref().map(Digest::to_string),
+            download: "NOASSERTION",
+            checksum: base.digest.as_ref().map(Checksum::sha256),
+            late_checksum: None,
+            declared: Declared::NoAssertion,
+            purl: self.base_purl.as_deref(),
+            purpose: "CONTAINER",
+            comment: Some("the base image; its own packages are not listed".into()),
+        });
+        let code = subject.code_layer.as_ref().map(|code| Entry {
+            id: CODE_ID.into(),
+            name: format!("{} code layer", subject.name).into(),
+            version: Some(code.to_string()),
+            download: "NOASSERTION",
+            checksum: Some(Checksum::sha256(code)),
+            late_checksum: None,
+            declared: Declared::NoAssertion,
+            purl: None,
+            purpose: "ARCHIVE",
+            comment: Some("the function's code layer, by its blob digest".into()),
+        });
+        let packages = self.packages.iter().enumerate().map(|(i, p)| {
+            let purpose = match p.ecosystem {
+                super::Ecosystem::Generic => "APPLICATION",
+                _ => "LIBRARY",
+            };
+            // The lockfile's integrity replaces the file's checksum where
+            // there is one and otherwise comes last (where the document's
+            // first layout, a JSON object filled in this order, put it).
+            let integrity = p.integrity.as_ref().map(|i| Checksum {
+                algorithm: i.algorithm,
+                value: i.hex.as_str(),
+            });
+            let (checksum, late_checksum) = match p.checksum.as_ref() {
+                Some(d) => (Some(integrity.unwrap_or(Checksum::sha256(d))), None),
+                None => (None, integrity),
+            };
+            Entry {
+                id: package_id(p, i).into(),
+                name: p.name.as_str().into(),
+                version: Some(p.version.clone()),
+                download: p.download.as_deref().unwrap_or("NOASSERTION"),
+                checksum,
+                late_checksum,
+                declared: Declared::of(p.license.as_deref()),
+                purl: Some(p.purl.as_str()),
+                purpose,
+                comment: Some(format!("found at /{} in layer {}", p.path, p.layer).into()),
+            }
+        });
+        std::iter::once(image).chain(base).chain(code).chain(packages)
+    }
+
+    fn relationships(&'a self) -> impl Iterator<Item = Relationship<'a>> + 'a {
+        let subject = self.subject;
+        let head = [
+            Some(Relationship::new(
+                "SPDXRef-DOCUMENT",
+                "DESCRIBES",
+                IMAGE_ID.into(),
+            )),
+            subject
+                .base
+                .as_ref()
+                .map(|_| Relationship::new(IMAGE_ID, "DESCENDANT_OF", BASE_ID.into())),
+            subject
+                .code_layer
+                .as_ref()
+                .map(|_| Relationship::new(IMAGE_ID, "CONTAINS", CODE_ID.into())),
+        ];
+        let packages = self
+            .packages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Relationship::new(IMAGE_ID, "CONTAINS", package_id(p, i).into()));
+        head.into_iter().flatten().chain(packages)
+    }
+}
+
+fn package_id(p: &Package, i: usize) -> String {
+    format!("SPDXRef-Package-{}-{}", p.ecosystem.as_str(), i + 1)
+}
+
+/// A sequence serialized from an iterator made on demand: the document's
+/// arrays are written as they are made, never held whole.
+pub(super) struct Each<F>(pub(super) F);
+
+impl<F, I> Serialize for Each<F>
+where
+    F: Fn() -> I,
+    I: Iterator<Item: Serialize>,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
+    }
+}
+
+#[derive(Serialize)]
+struct CreationInfo {
+    created: String,
+    creators: [&'static str; 1],
+}
+
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct ExtractedInfo<'a> {
+    license_id: &'a str,
+    extracted_text: &'a str,
+    name: &'a str,
+}
+
+#[derive(Serialize, Clone, Copy)]
+struct Checksum<'a> {
+    algorithm: &'a str,
+    #[serde(rename = "checksumValue")]
+    value: &'a str,
+}
+
+impl<'a> Checksum<'a> {
+    fn sha256(d: &'a Digest) -> Checksum<'a> {
+        Checksum {
+            algorithm: "SHA256",
+            value: d.hex(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExternalRef<'a> {
+    reference_category: &'static str,
+    reference_type: &'static str,
+    reference_locator: &'a str,
+}
+
+/// One entry of `packages`.
+struct Entry<'a> {
+    id: Cow<'a, str>,
+    name: Cow<'a, str>,
+    version: Option<String>,
+    download: &'a str,
+    /// `checksums` in its place after `filesAnalyzed` ...
+    checksum: Option<Checksum<'a>>,
+    /// ... or last (a lockfile's integrity of a package without a file checksum).
+    late_checksum: Option<Checksum<'a>>,
+    declared: Declared,
+    purl: Option<&'a str>,
+    purpose: &'static str,
+    comment: Option<Cow<'a, str>>,
+}
+
+impl Serialize for Entry<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("SPDXID", &self.id)?;
+        m.serialize_entry("name", &self.name)?;
+        if let Some(v) = &self.version {
+            m.serialize_entry("versionInfo", v)?;
+        }
+        m.serialize_entry("downloadLocation", self.download)?;
+        m.serialize_entry("filesAnalyzed", &false)?;
+        if let Some(c) = &self.checksum {
+            m.serialize_entry("checksums", &[c])?;
+        }
+        m.serialize_entry("licenseConcluded", "NOASSERTION")?;
+        m.serialize_entry("licenseDeclared", self.declared.value())?;
+        m.serialize_entry("copyrightText", "NOASSERTION")?;
+        if let Some(purl) = self.purl {
+            let reference = ExternalRef {
+                reference_category: "PACKAGE-MANAGER",
+                reference_type: "purl",
+                reference_locator: purl,
+            };
+            m.serialize_entry("externalRefs", &[reference])?;
+        }
+        m.serialize_entry("primaryPackagePurpose", self.purpose)?;
+        if let Some(c) = &self.comment {
+            m.serialize_entry("comment", c)?;
+        }
+        if let Some(c) = &self.late_checksum {
+            m.serialize_entry("checksums", &[c])?;
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Relationship<'a> {
+    #[serde(rename = "spdxElementId")]
+    from: &'static str,
+    relationship_type: &'static str,
+    #[serde(rename = "relatedSpdxElement")]
+    to: Cow<'a, str>,
+}
+
+impl<'a> Relationship<'a> {
+    fn new(from: &'static str, kind: &'static str, to: Cow<'a, str>) -> Relationship<'a> {
+        Relationship {
+            from,
+            relationship_type: kind,
+            to,
+        }
+    }
 }
 
 /// The purls of the image (`pkg:oci/NAME@DIGEST`) and of its base
@@ -136,47 +341,6 @@ pub(super) fn oci_purls(subject: &Subject) -> (String, Option<String>) {
         format!("pkg:oci/{}{version}?{}", purl_name(last), qualifiers.join("&"))
     });
     (image, base)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn package(
-    id: &str,
-    name: &str,
-    version: Option<String>,
-    checksum: Option<&Digest>,
-    purpose: &str,
-    declared: &Declared,
-    purl: Option<String>,
-    comment: Option<String>,
-) -> Value {
-    let mut p = json!({ "SPDXID": id, "name": name });
-    if let Some(v) = version {
-        p["versionInfo"] = v.into();
-    }
-    p["downloadLocation"] = "NOASSERTION".into();
-    p["filesAnalyzed"] = false.into();
-    if let Some(d) = checksum {
-        p["checksums"] = json!([{ "algorithm": "SHA256", "checksumValue": d.hex() }]);
-    }
-    p["licenseConcluded"] = "NOASSERTION".into();
-    p["licenseDeclared"] = declared.value().into();
-    p["copyrightText"] = "NOASSERTION".into();
-    if let Some(purl) = purl {
-        p["externalRefs"] = json!([{
-            "referenceCategory": "PACKAGE-MANAGER",
-            "referenceType": "purl",
-            "referenceLocator": purl,
-        }]);
-    }
-    p["primaryPackagePurpose"] = purpose.into();
-    if let Some(c) = comment {
-        p["comment"] = c.into();
-    }
-    p
-}
-
-fn relationship(from: &str, kind: &str, to: &str) -> Value {
-    json!({ "spdxElementId": from, "relationshipType": kind, "relatedSpdxElement": to })
 }
 
 /// `registry/repo:tag` as (`registry/repo`, `tag`); a `:` before the last
@@ -207,6 +371,7 @@ fn purl_qualifier(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn tags_and_ports_are_told_apart() {
