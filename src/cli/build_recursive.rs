@@ -64,33 +64,48 @@ pub fn run(
     let mut record = |member, result| record_result(member, result, &mut lines, &mut reports, reporter);
     // What follows a function's push (its SBOM referrer, whose index update
     // on a registry without the referrers API waits a settle time; its
-    // record; its deploy) runs while the next function builds, and is
-    // joined before that one's result is recorded: reports stay in order.
+    // record; its deploy) runs while the next functions build, a few at a
+    // time; results are recorded in the fleet's order.
     std::thread::scope(|s| {
         let join = |handle: std::thread::ScopedJoinHandle<'_, _>| match handle.join() {
             Ok(result) => result,
             Err(panic) => std::panic::resume_unwind(panic),
         };
-        let mut finishing = None;
-        for member in &fleet {
+        // Each holds its outcome and (with --deploy) an AWS client: bounded.
+        const IN_FLIGHT: usize = 4;
+        let mut finishing = std::collections::VecDeque::new();
+        // Results by place in the fleet, recorded (and a failure warned
+        // about) as soon as every function before them is.
+        let mut done = std::collections::BTreeMap::new();
+        let mut next = 0;
+        let mut record_ready = |done: &mut std::collections::BTreeMap<usize, _>| {
+            while let Some(result) = done.remove(&next) {
+                record(&fleet[next], result);
+                next += 1;
+            }
+        };
+        for (n, member) in fleet.iter().enumerate() {
             let name = member.function.as_deref().unwrap_or("?");
             reporter.step(&format!("building {name} ({})", member.manifest.display()));
-            let written = build_written(global, &args, member, cache, reporter);
-            if let Some((before, handle)) = finishing.take() {
-                record(before, join(handle));
-            }
-            match written {
+            match build_written(global, &args, member, cache, reporter) {
                 Ok(written) => {
                     let args = &args;
-                    let handle = s.spawn(move || finish(global, args, written, reporter));
-                    finishing = Some((member, handle));
+                    finishing.push_back((n, s.spawn(move || finish(global, args, written, reporter))));
                 }
-                Err(e) => record(member, Err(e)),
+                Err(e) => {
+                    done.insert(n, Err(e));
+                }
             }
+            while finishing.len() >= IN_FLIGHT {
+                let (n, handle) = finishing.pop_front().expect("not empty");
+                done.insert(n, join(handle));
+            }
+            record_ready(&mut done);
         }
-        if let Some((before, handle)) = finishing.take() {
-            record(before, join(handle));
+        for (n, handle) in finishing {
+            done.insert(n, join(handle));
         }
+        record_ready(&mut done);
     });
     if let Some(path) = args.metadata_file {
         write_metadata_file(path, &serde_json::to_value(&reports)?)?;
