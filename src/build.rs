@@ -128,9 +128,6 @@ pub struct BuildOutcome {
     /// The archives the dependency install came from, with their hashes
     /// (pip's report; empty when not known), for the SBOM.
     pub archives: Vec<crate::sbom::KnownArchive>,
-    /// The second level behind the build's cache (`--cache-registry`), for
-    /// the SBOM document to be shared through as the layers were.
-    pub second_level: Option<std::sync::Arc<dyn crate::cache::SecondLevel>>,
 }
 
 impl BuildOutcome {
@@ -215,6 +212,13 @@ pub struct Ready {
 }
 
 impl Ready {
+    /// The cache the image was built with, the cache registry (when the
+    /// build has one) behind it: what was made after the layers (the SBOM
+    /// document) is kept and shared through it as the layers were.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
     /// How many outputs [`Ready::write`] will write.
     pub fn output_count(&self) -> usize {
         self.sinks.len()
@@ -308,7 +312,6 @@ pub fn prepare_model(
         findings,
         system_packages,
         archives,
-        second_level: shared.as_ref().and_then(Cache::second_level_handle),
     };
     Ok(Ready {
         outcome,

@@ -315,7 +315,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     let ready = prepare_model(&options, model, &cache, &reporter)?;
     let epoch = options.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
     let document =
-        super::build_sbom::before_outputs(&sbom, &ready, &options.manifest_path, epoch, &cache, &reporter)?;
+        super::build_sbom::before_outputs(&sbom, &ready, &options.manifest_path, epoch, &reporter)?;
     let outcome = ready.write(&reporter)?;
     let sbom_report =
         super::build_sbom::after_build(&sbom, document, &outcome, &options.sink_options, &reporter)?;

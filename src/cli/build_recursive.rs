@@ -227,8 +227,7 @@ fn build_written<'a>(
     super::deploy::before_build(global, args.aws, &options.outputs, &deploy)?;
     let ready = prepare_model(&options, model, cache, reporter)?;
     let epoch = planned.source_date_epoch.unwrap_or(crate::layer::DEFAULT_MTIME);
-    let document =
-        super::build_sbom::before_outputs(args.sbom, &ready, &member.manifest, epoch, cache, reporter)?;
+    let document = super::build_sbom::before_outputs(args.sbom, &ready, &member.manifest, epoch, reporter)?;
     let outcome = ready.write(reporter)?;
     Ok(Written {
         member,

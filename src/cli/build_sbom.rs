@@ -82,7 +82,6 @@ pub fn before_outputs(
     ready: &Ready,
     manifest: &Path,
     epoch: u64,
-    cache: &crate::cache::Cache,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Option<Document>> {
     let (outcome, outputs) = (&ready.outcome, ready.output_count());
@@ -100,10 +99,7 @@ pub fn before_outputs(
         wheels: &outcome.archives,
     };
     // The build's cache registry, when it had one, shares the document too.
-    let cache = &match &outcome.second_level {
-        Some(level) => cache.with_second_level(level.clone()),
-        None => cache.clone(),
-    };
+    let cache = ready.cache();
     let bytes =
         crate::sbom::document_remembered(settings.format, &subject, &outcome.image, known, cache, reporter)?;
     Ok(Some(Document { bytes, file, attach }))
