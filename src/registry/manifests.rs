@@ -1,6 +1,6 @@
 //! Manifests: GET/HEAD with Accept for both families and indexes, PUT of exact bytes.
 
-use ureq::http::{Method, StatusCode};
+use ureq::http::{Method, Response, StatusCode};
 
 use super::RegistryError;
 use super::client::{Client, Req, ReqBody, pull_scope, push_scope, read_small};
@@ -127,19 +127,7 @@ impl Client {
     ) -> Result<Digest, RegistryError> {
         let digest = Digest::of(bytes);
         let what = format!("manifest {repository}:{reference}");
-        let req = Req::new(
-            Method::PUT,
-            self.url(&format!("/v2/{repository}/manifests/{reference}")),
-            vec![push_scope(repository)],
-            what.clone(),
-        )
-        .header("content-type", media_type)
-        .body(ReqBody::Bytes(bytes));
-        let mut resp = self.send(req)?;
-        let status = resp.status();
-        if status != StatusCode::CREATED && status != StatusCode::OK {
-            return Err(self.status_error(resp, &what, 1));
-        }
+        let mut resp = self.put_manifest_bytes(repository, reference, media_type, bytes, &what)?;
         if let Some(answered) = resp
             .headers()
             .get("docker-content-digest")
@@ -155,6 +143,58 @@ impl Client {
         let _ = read_small(&mut resp);
         Ok(digest)
     }
+
+    /// PUTs manifest `bytes` as `repository:reference`; the registry's answer
+    /// once it stored them (201 or 200).
+    ///
+    /// A manifest is pushed only after each blob it names was uploaded or
+    /// found, so a refusal naming a blob unknown together with an unreadable
+    /// digest ([`blob_link_being_rewritten`]) is the registry's passing state,
+    /// not ours: the PUT is sent again, with the client's backoff.
+    pub(crate) fn put_manifest_bytes(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+        what: &str,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let attempts = self.retry_policy().attempts.max(1);
+        for attempt in 0..attempts {
+            let req = Req::new(
+                Method::PUT,
+                self.url(&format!("/v2/{repository}/manifests/{reference}")),
+                vec![push_scope(repository)],
+                what,
+            )
+            .header("content-type", media_type)
+            .body(ReqBody::Bytes(bytes));
+            let resp = self.send(req)?;
+            let status = resp.status();
+            if status == StatusCode::CREATED || status == StatusCode::OK {
+                return Ok(resp);
+            }
+            let error = self.status_error(resp, what, attempt + 1);
+            if attempt + 1 == attempts || !blob_link_being_rewritten(&error) {
+                return Err(error);
+            }
+            std::thread::sleep(self.retry_policy().delay(attempt, None));
+        }
+        unreachable!("the last attempt always returns")
+    }
+}
+
+/// Whether a manifest PUT was refused the way Distribution 2.8 refuses it
+/// while another client commits one of its blobs to the same repository:
+/// 400 with `DIGEST_INVALID` and `MANIFEST_BLOB_UNKNOWN`. Its filesystem
+/// driver rewrites the repository's link to the blob in place (truncate, then
+/// write), and the manifest's check reads an empty link in between (its
+/// digest does not parse). The link is whole again a moment later.
+fn blob_link_being_rewritten(error: &RegistryError) -> bool {
+    error.status() == Some(StatusCode::BAD_REQUEST)
+        && error
+            .diagnostics()
+            .is_some_and(|d| d.has_code("MANIFEST_BLOB_UNKNOWN") && d.has_code("DIGEST_INVALID"))
 }
 
 /// The digest `reference` currently points at (its tag resolved; a digest is
@@ -184,5 +224,38 @@ mod tests {
         for t in [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST] {
             assert!(super::MANIFEST_ACCEPT.contains(t));
         }
+    }
+
+    #[test]
+    fn only_a_blob_unknown_with_an_unreadable_digest_is_sent_again() {
+        use super::super::{Diagnostic, Diagnostics};
+        use super::{RegistryError, StatusCode};
+        let refusal = |status: u16, codes: &[&str]| RegistryError::Status {
+            registry: "r".into(),
+            what: "manifest fn:v1".into(),
+            status: StatusCode::from_u16(status).unwrap(),
+            attempts: 1,
+            diagnostics: Diagnostics(
+                codes
+                    .iter()
+                    .map(|c| Diagnostic {
+                        code: c.to_string(),
+                        message: String::new(),
+                    })
+                    .collect(),
+            ),
+        };
+        let both = ["DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN"];
+        assert!(super::blob_link_being_rewritten(&refusal(400, &both)));
+        // A blob that is missing, or bytes that do not match their digest: ours to fix.
+        assert!(!super::blob_link_being_rewritten(&refusal(
+            400,
+            &["MANIFEST_BLOB_UNKNOWN"]
+        )));
+        assert!(!super::blob_link_being_rewritten(&refusal(
+            400,
+            &["DIGEST_INVALID"]
+        )));
+        assert!(!super::blob_link_being_rewritten(&refusal(500, &both)));
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use ureq::http::Method;
 
 use super::RegistryError;
-use super::client::{Client, Req, ReqBody, pull_scope, push_scope, read_small};
+use super::client::{Client, Req, pull_scope, read_small};
 use crate::image::{Descriptor, Digest, OCI_INDEX, OCI_MANIFEST};
 
 /// The config of an artifact manifest that has none (image-spec 1.1).
@@ -156,19 +156,8 @@ impl Client {
     ) -> Result<(Digest, Option<Digest>), RegistryError> {
         let digest = Digest::of(bytes);
         let what = format!("referrer manifest {repository}@{digest}");
-        let req = Req::new(
-            Method::PUT,
-            self.url(&format!("/v2/{repository}/manifests/{digest}")),
-            vec![push_scope(repository)],
-            what.clone(),
-        )
-        .header("content-type", OCI_MANIFEST)
-        .body(ReqBody::Bytes(bytes));
-        let mut resp = self.send(req)?;
-        let status = resp.status().as_u16();
-        if status != 201 && status != 200 {
-            return Err(self.status_error(resp, &what, 1));
-        }
+        let mut resp =
+            self.put_manifest_bytes(repository, &digest.to_string(), OCI_MANIFEST, bytes, &what)?;
         let subject = resp
             .headers()
             .get("oci-subject")

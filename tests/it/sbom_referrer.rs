@@ -617,6 +617,86 @@ fn two_builds_attaching_sboms_to_one_image_at_once_both_stay_listed_in_the_fallb
     assert_eq!(listed, expected, "{index:#}");
 }
 
+/// Every `link` file under `dir`, with its content.
+fn links_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(links_under(&path));
+        } else if path.file_name().is_some_and(|n| n == "link") {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out
+}
+
+/// In front of the real registry: while the first PUT of manifest `fn:v1`
+/// is answered, the repository's blob links are empty, as Distribution 2.8's
+/// filesystem driver leaves one while another client commits the same blob
+/// (it truncates the link, then writes it); they are whole again before the
+/// answer goes back. Logs the status of each PUT of `fn:v1`.
+fn blob_link_rewriting_gate(upstream: u16, layers: std::path::PathBuf, log: Arc<Mutex<Vec<u16>>>) -> Server {
+    Server::start(Arc::new(move |stream| {
+        let Some(req): Option<Request> = read_request(&stream) else {
+            return;
+        };
+        let put_v1 = req.method == "PUT" && req.path() == "/v2/fn/manifests/v1";
+        let links = if put_v1 && log.lock().unwrap().is_empty() {
+            links_under(&layers)
+        } else {
+            Vec::new()
+        };
+        for (path, _) in &links {
+            std::fs::write(path, b"").unwrap();
+        }
+        let resp = forward(upstream, &req).unwrap_or_else(|_| Response::new(502, "upstream down"));
+        for (path, content) in &links {
+            std::fs::write(path, content).unwrap();
+        }
+        if put_v1 {
+            log.lock().unwrap().push(resp.status);
+        }
+        write_response(stream, &resp, None);
+    }))
+}
+
+/// Two builds of one image pushing at once both upload its blobs; on
+/// Distribution 2.8 the manifest PUT of one can meet the other's commit of a
+/// blob mid-way and be refused for a blob it has just uploaded (about one
+/// push in thirty of the test above). The refusal is passing: the PUT is sent
+/// again and the build succeeds.
+#[test]
+fn a_manifest_refused_while_another_push_rewrites_a_blob_link_is_sent_again() {
+    if !require_tool("skopeo") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let log: Arc<Mutex<Vec<u16>>> = Arc::default();
+    let layers = registry
+        .storage()
+        .join("docker/registry/v2/repositories/fn/_layers");
+    let gate = blob_link_rewriting_gate(registry.port, layers, log.clone());
+    let p = project();
+    let report = build_json(&p, &["--output", &format!("registry:{}/fn:v1", gate.host())]);
+
+    assert_eq!(
+        *log.lock().unwrap(),
+        [400, 201],
+        "refused once by the registry itself, then stored"
+    );
+    // The image is there, read back from the registry itself by skopeo.
+    let pushed = skopeo_raw(&format!("docker://{}/fn:v1", registry.host()));
+    assert_eq!(
+        report["digest"],
+        lambda_img::image::Digest::of(&pushed).to_string().as_str(),
+        "{report:#}"
+    );
+    assert_eq!(report["sbom"]["referrers"][0]["subject"], report["digest"]);
+}
+
 /// PUTs an OCI index of `children` (manifest digest, size, GOARCH) as
 /// `repo:tag` of the real registry; its children must be there already.
 fn put_index(host: &str, repo_tag: (&str, &str), children: &[(&str, usize, &str)]) {
