@@ -518,8 +518,12 @@ fn racing_tag_gate(upstream: u16, log: Arc<Mutex<Vec<String>>>) -> Server {
         };
         let on_tag = req.path().contains("/manifests/sha256-");
         if on_tag && req.method == "PUT" {
-            // Bounded: a build that never reads would fail the test, not hang it.
-            for _ in 0..3000 {
+            // Bounded, and well inside the client's 30 s wait for an answer:
+            // when the other build never reads (it failed), this write goes
+            // on within the same attempt. Held for the full 30 s, the client
+            // gave up first and sent it again, held again each time: a
+            // 2.5-minute stall of the build that was fine.
+            for _ in 0..1000 {
                 let reads = log.lock().unwrap().iter().filter(|m| *m == "GET").count();
                 if reads >= 2 {
                     break;
@@ -560,14 +564,15 @@ fn two_builds_attaching_sboms_to_one_image_at_once_both_stay_listed_in_the_fallb
                 .unwrap()
         })
         .collect();
-    let reports: Vec<Value> = children
+    // Both waited for before either is judged: the one that failed is the
+    // one to show, not the other (which its failure may have slowed).
+    let done: Vec<std::process::Output> = children
         .into_iter()
-        .map(|c| {
-            let done = c.wait_with_output().unwrap();
-            assert!(done.status.success(), "{}", stderr(&done));
-            json(&done.stdout)
-        })
+        .map(|c| c.wait_with_output().unwrap())
         .collect();
+    let failed: Vec<String> = done.iter().filter(|d| !d.status.success()).map(stderr).collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n---\n"));
+    let reports: Vec<Value> = done.iter().map(|d| json(&d.stdout)).collect();
     let referrer = |r: &Value| r["sbom"]["referrers"][0].clone();
     let (a, b) = (referrer(&reports[0]), referrer(&reports[1]));
     assert_eq!(a["subject"], b["subject"], "one image");
