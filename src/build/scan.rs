@@ -31,21 +31,45 @@ pub(super) fn build_scanned(
         return build_selected(spec, entries, source, settings, cache, reporter, &|_| {});
     };
     let cache = &scanning_shared(cache, Some(scan_plan), index);
-    // A few blocks of slack: the scanner only parses headers and skips
-    // content, so it keeps up; when it stops, sends fail and are ignored.
-    let (blocks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+    // A few blocks of slack: the scanners only parse headers and skip
+    // content, so they keep up; when one stops, sends to it fail and are
+    // ignored. Each block is copied once and shared by both scanners.
+    let (rules_blocks, rules_received) = std::sync::mpsc::sync_channel::<Arc<[u8]>>(8);
+    let (sbom_blocks, sbom_received) = std::sync::mpsc::sync_channel::<Arc<[u8]>>(8);
     std::thread::scope(|s| {
-        let scanner = s.spawn(move || scan_spilled(scan_plan, cache, BlockReader::new(received), index));
+        let scanner = std::thread::Builder::new()
+            .name("layer-rules-scan".into())
+            .spawn_scoped(s, move || {
+                scan_spilled(scan_plan, cache, BlockReader::new(rules_received), index)
+            })
+            .expect("spawning the layer scan thread");
+        // The SBOM's packages of the layer, from the same stream: the SBOM
+        // made after the build then does not inflate the layer again.
+        let sbom_scanner = std::thread::Builder::new()
+            .name("layer-sbom-scan".into())
+            .spawn_scoped(s, move || {
+                crate::sbom::scan_built_stream(BlockReader::new(sbom_received))
+            })
+            .expect("spawning the layer scan thread");
         let observe = |block: &[u8]| {
-            let _ = blocks.send(block.to_vec());
+            let block: Arc<[u8]> = Arc::from(block);
+            let _ = rules_blocks.send(block.clone());
+            let _ = sbom_blocks.send(block);
         };
         let built = build_selected(spec, entries, source, settings, cache, reporter, &observe);
-        drop(blocks);
+        drop(rules_blocks);
+        drop(sbom_blocks);
         let scan = scanner.join().expect("layer scan thread panicked");
+        let packages = sbom_scanner.join().expect("layer SBOM scan thread panicked");
         let layer = built?;
-        // A layer from the cache was not streamed: its scan saw nothing.
-        if let (LayerOrigin::Built { cached: false, .. }, Ok(scan)) = (&layer.origin, scan) {
-            scan.remember(&layer.descriptor.digest, &CachedScans(cache));
+        // A layer from the cache was not streamed: its scans saw nothing.
+        if let LayerOrigin::Built { cached: false, .. } = &layer.origin {
+            if let Ok(scan) = scan {
+                scan.remember(&layer.descriptor.digest, &CachedScans(cache));
+            }
+            if let Some(packages) = packages {
+                crate::sbom::remember_streamed(&layer.descriptor.digest, packages);
+            }
         }
         Ok(layer)
     })
@@ -158,16 +182,16 @@ impl SecondLevel for ScanningLevel {
 
 /// Reads the blocks a channel delivers as one stream.
 struct BlockReader {
-    blocks: std::sync::mpsc::Receiver<Vec<u8>>,
-    current: Vec<u8>,
+    blocks: std::sync::mpsc::Receiver<Arc<[u8]>>,
+    current: Arc<[u8]>,
     at: usize,
 }
 
 impl BlockReader {
-    fn new(blocks: std::sync::mpsc::Receiver<Vec<u8>>) -> BlockReader {
+    fn new(blocks: std::sync::mpsc::Receiver<Arc<[u8]>>) -> BlockReader {
         BlockReader {
             blocks,
-            current: Vec::new(),
+            current: Arc::from(&[][..]),
             at: 0,
         }
     }

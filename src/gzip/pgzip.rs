@@ -158,10 +158,17 @@ type Pair = (Vec<u8>, Vec<u8>);
 
 struct Job {
     seq: u64,
-    /// `[dictionary | data]`
+    /// `[dictionary | data]` up to `end`; bytes past it are left over.
     input: Vec<u8>,
     dict_len: usize,
+    end: usize,
     out: Vec<u8>,
+}
+
+impl Job {
+    fn dict_and_data(&self) -> (&[u8], &[u8]) {
+        self.input[..self.end].split_at(self.dict_len)
+    }
 }
 
 struct Done {
@@ -173,7 +180,10 @@ struct Done {
 pub struct BlockSink<'a> {
     pool: &'a Receiver<Pair>,
     jobs: Option<SyncSender<Job>>,
+    /// The input buffer being filled, kept at its full length (so a read
+    /// into it needs no zeroing first): `filled` bytes of it are the stream.
     current: Option<(Vec<u8>, Vec<u8>)>,
+    filled: usize,
     dict_len: usize,
     dict: Vec<u8>,
     seq: u64,
@@ -185,9 +195,11 @@ impl BlockSink<'_> {
     fn buffer(&mut self) -> io::Result<&mut Vec<u8>> {
         if self.current.is_none() {
             let (mut input, out) = self.pool.recv().map_err(|_| closed())?;
-            input.clear();
-            input.extend_from_slice(&self.dict);
+            // Zeroed once per pooled buffer: after that it keeps its length.
+            input.resize(DICT_SIZE + self.block_size, 0);
+            input[..self.dict.len()].copy_from_slice(&self.dict);
             self.dict_len = self.dict.len();
+            self.filled = self.dict_len;
             self.current = Some((input, out));
         }
         Ok(&mut self.current.as_mut().unwrap().0)
@@ -197,17 +209,19 @@ impl BlockSink<'_> {
         let Some((input, out)) = self.current.take() else {
             return Ok(());
         };
-        if input.len() == self.dict_len {
+        let end = self.filled;
+        if end == self.dict_len {
             self.current = Some((input, out));
             return Ok(());
         }
-        let tail = input.len().saturating_sub(DICT_SIZE).max(self.dict_len);
+        let tail = end.saturating_sub(DICT_SIZE).max(self.dict_len);
         self.dict.clear();
-        self.dict.extend_from_slice(&input[tail..]);
+        self.dict.extend_from_slice(&input[tail..end]);
         let job = Job {
             seq: self.seq,
             input,
             dict_len: self.dict_len,
+            end,
             out,
         };
         self.seq += 1;
@@ -226,23 +240,19 @@ impl BlockSink<'_> {
             // Take the buffer first: a fresh one sets `dict_len` for its block.
             self.buffer()?;
             let limit = self.dict_len + self.block_size;
-            let buf = self.buffer()?;
-            let len = buf.len();
+            let len = self.filled;
             let want = ((limit - len) as u64).min(n - copied) as usize;
-            buf.resize(len + want, 0);
+            let buf = self.buffer()?;
             let got = loop {
-                match reader.read(&mut buf[len..]) {
+                match reader.read(&mut buf[len..len + want]) {
                     Ok(k) => break k,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        buf.truncate(len);
-                        return Err(e);
-                    }
+                    Err(e) => return Err(e),
                 }
             };
-            buf.truncate(len + got);
+            self.filled += got;
             copied += got as u64;
-            if buf.len() == limit {
+            if self.filled == limit {
                 self.send()?;
             }
             if got == 0 {
@@ -264,10 +274,11 @@ impl Write for BlockSink<'_> {
         // Take the buffer first: a fresh one sets `dict_len` for its block.
         self.buffer()?;
         let limit = self.dict_len + self.block_size;
-        let buf = self.buffer()?;
-        let n = (limit - buf.len()).min(data.len());
-        buf.extend_from_slice(&data[..n]);
-        if buf.len() == limit {
+        let len = self.filled;
+        let n = (limit - len).min(data.len());
+        self.buffer()?[len..len + n].copy_from_slice(&data[..n]);
+        self.filled += n;
+        if self.filled == limit {
             self.send()?;
         }
         Ok(n)
@@ -322,6 +333,7 @@ pub fn parallel_gzip<W: Write + Send, E: From<GzipError>>(
             pool: &pool_rx,
             jobs: Some(job_tx),
             current: None,
+            filled: 0,
             dict_len: 0,
             dict: Vec::with_capacity(DICT_SIZE),
             seq: 0,
@@ -357,10 +369,14 @@ fn compress_worker(
             _ => return,
         };
         let mut job = job;
-        let (dict, data) = job.input.split_at(job.dict_len);
+        let mut out = std::mem::take(&mut job.out);
+        let (dict, data) = job.dict_and_data();
         let mut crc = crc32fast::Hasher::new();
         crc.update(data);
-        let result = deflate_block(level, dict, data, &mut job.out).map(|()| Done { job, crc });
+        let result = deflate_block(level, dict, data, &mut out).map(|()| {
+            job.out = out;
+            Done { job, crc }
+        });
         if done.send(result).is_err() {
             return;
         }
@@ -397,7 +413,7 @@ fn write_member<W: Write>(
         let d = result?;
         waiting.insert(d.job.seq, d);
         while let Some(d) = waiting.remove(&next) {
-            let data = &d.job.input[d.job.dict_len..];
+            let (_, data) = d.job.dict_and_data();
             usha.update(data);
             usize_total += data.len() as u64;
             crc.combine(&d.crc);

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cache_key::{content_digests, layer_key, spec_identity};
 use super::select::{EntryKind, Selection, select};
-use super::tar_writer::write_tar;
+use super::tar_writer::write_tar_into_blocks;
 use super::{LayerError, LayerSettings, LayerSpec};
 use crate::cache::{Cache, CacheBucket, CacheEntry, CacheIoError, Found, SharedLayer, SharedRecord};
 use crate::gzip::compress_to_blob;
@@ -204,7 +204,7 @@ pub fn build_selected(
             };
             let summary =
                 compress_to_blob(settings.gzip_level, settings.threads, cache, &on_block, |sink| {
-                    write_tar(&entries, settings.mtime, sink).map(|_| ())
+                    write_tar_into_blocks(&entries, settings.mtime, sink)
                 })?;
             Ok::<_, LayerError>(LayerRecord {
                 digest: summary.compressed_digest,

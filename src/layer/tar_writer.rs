@@ -20,8 +20,50 @@ const READ_BUF: usize = 1 << 20;
 
 /// Writes `entries` as a tar stream (with the two zero end blocks) to `out`.
 pub fn write_tar<W: Write>(entries: &Selection, mtime: u64, out: W) -> Result<W, LayerError> {
-    let mut builder = Builder::new(out);
     let mut buf = vec![0u8; READ_BUF];
+    write_tar_with(entries, mtime, out, |file, n, out| {
+        copy_buffered(file, n, &mut buf, out)
+    })
+}
+
+/// [`write_tar`] straight into the compressor's blocks: file contents are
+/// read into the blocks themselves, not through a buffer and a second copy
+/// (on the build thread, which feeds every compression worker, that copy
+/// was a tenth of its time).
+pub fn write_tar_into_blocks(
+    entries: &Selection,
+    mtime: u64,
+    sink: &mut crate::gzip::BlockSink<'_>,
+) -> Result<(), LayerError> {
+    write_tar_with(entries, mtime, sink, |file, n, sink| sink.fill_from(file, n)).map(|_| ())
+}
+
+/// Up to `n` bytes of `file` copied to `out` through `buf`; fewer only at
+/// the file's end.
+fn copy_buffered(file: &mut File, n: u64, buf: &mut [u8], out: &mut impl Write) -> io::Result<u64> {
+    let mut copied = 0;
+    while copied < n {
+        let want = (buf.len() as u64).min(n - copied) as usize;
+        let got = match file.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(got) => got,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.write_all(&buf[..got])?;
+        copied += got as u64;
+    }
+    Ok(copied)
+}
+
+/// [`write_tar`], copying each file's contents with `copy` (see [`copy_buffered`]).
+fn write_tar_with<W: Write>(
+    entries: &Selection,
+    mtime: u64,
+    out: W,
+    mut copy: impl FnMut(&mut File, u64, &mut W) -> io::Result<u64>,
+) -> Result<W, LayerError> {
+    let mut builder = Builder::new(out);
     for entry in entries.iter() {
         let mut header = Header::new_gnu();
         header.set_uid(0);
@@ -53,7 +95,7 @@ pub fn write_tar<W: Write>(entries: &Selection, mtime: u64, out: W) -> Result<W,
                 builder
                     .append_data(&mut header, entry.path, io::empty())
                     .map_err(werr)?;
-                copy_file(&source.path(), &stat, &mut buf, builder.get_mut())?;
+                copy_file(&source.path(), &stat, builder.get_mut(), &mut copy)?;
             }
         }
     }
@@ -86,41 +128,36 @@ pub fn tar_size(entries: &Selection) -> u64 {
     body + 1024
 }
 
-/// Copies exactly `stat.size` bytes of `source` plus the zero padding to a
-/// 512-byte boundary; a file that changed since it was selected is an error.
-fn copy_file(
+/// Copies exactly `stat.size` bytes of `source` (with `copy`) plus the zero
+/// padding to a 512-byte boundary; a file that changed since it was
+/// selected is an error.
+fn copy_file<W: Write>(
     source: &std::path::Path,
     stat: &FileStat,
-    buf: &mut [u8],
-    out: &mut impl Write,
+    out: &mut W,
+    copy: &mut impl FnMut(&mut File, u64, &mut W) -> io::Result<u64>,
 ) -> Result<(), LayerError> {
     let changed = || LayerError::FileChanged {
         path: source.to_path_buf(),
     };
+    let written = |e: io::Error| LayerError::Compress {
+        message: format!("writing {}: {e}", source.display()),
+    };
     let mut file = File::open(source).map_err(LayerError::io(source))?;
-    let mut left = stat.size;
-    while left > 0 {
-        let want = (buf.len() as u64).min(left) as usize;
-        let n = match file.read(&mut buf[..want]) {
-            Ok(0) => return Err(changed()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(LayerError::io(source)(e)),
-        };
-        out.write_all(&buf[..n]).map_err(|e| LayerError::Compress {
-            message: format!("writing {}: {e}", source.display()),
-        })?;
-        left -= n as u64;
+    let copied = copy(&mut file, stat.size, out).map_err(|e| match e.kind() {
+        // The compression pipeline (or the writer) stopped: not the file's fault.
+        io::ErrorKind::BrokenPipe | io::ErrorKind::WriteZero => written(e),
+        _ => LayerError::io(source)(e),
+    })?;
+    if copied != stat.size {
+        return Err(changed());
     }
     let now = FileStat::of(&fs::metadata(source).map_err(LayerError::io(source))?);
     if now.size != stat.size || now.mtime_ns != stat.mtime_ns || now.ctime_ns != stat.ctime_ns {
         return Err(changed());
     }
     let pad = (512 - stat.size % 512) % 512;
-    out.write_all(&[0u8; 512][..pad as usize])
-        .map_err(|e| LayerError::Compress {
-            message: format!("writing {}: {e}", source.display()),
-        })?;
+    out.write_all(&[0u8; 512][..pad as usize]).map_err(written)?;
     Ok(())
 }
 

@@ -161,3 +161,45 @@ fn tar_size_predicts_the_written_length_exactly() {
     let written = write_tar(&entries, 315_532_800, Vec::new()).unwrap();
     assert_eq!(tar_size(&entries), written.len() as u64);
 }
+
+/// The tar `write_tar_into_blocks` streams into the compressor, as the
+/// gzip summary's uncompressed digest and size name it.
+fn streamed_tar(entries: &Selection) -> Result<crate::gzip::GzipSummary, LayerError> {
+    crate::gzip::parallel_gzip(4, 2, std::io::sink(), Path::new("<test>"), &|_| {}, |sink| {
+        write_tar_into_blocks(entries, 7, sink)
+    })
+    .map(|(_, summary)| summary)
+}
+
+#[test]
+fn the_tar_read_straight_into_blocks_is_the_buffered_one() {
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path());
+    // Files larger than a block and than the read buffer, of odd sizes.
+    fs::write(
+        dir.path().join("big.bin"),
+        crate::gzip::test_noise(3 * READ_BUF + 77, 5),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("mid.bin"),
+        crate::gzip::test_noise(crate::gzip::BLOCK_SIZE + 1, 6),
+    )
+    .unwrap();
+    let spec = LayerSpec {
+        name: "t".into(),
+        inputs: vec![LayerInput::all(dir.path(), "/var/task")],
+    };
+    let entries = select(&spec).unwrap();
+    let buffered = write_tar(&entries, 7, Vec::new()).unwrap();
+    let summary = streamed_tar(&entries).unwrap();
+    assert_eq!(summary.uncompressed_size, buffered.len() as u64);
+    assert_eq!(summary.uncompressed_digest, crate::image::Digest::of(&buffered));
+
+    // A file that shrank after its selection is still refused.
+    fs::write(dir.path().join("big.bin"), b"short").unwrap();
+    assert!(matches!(
+        streamed_tar(&entries),
+        Err(LayerError::FileChanged { .. })
+    ));
+}

@@ -27,7 +27,7 @@ use crate::image::{Descriptor, Digest, Image, LayerOrigin};
 use crate::rules::CheckError;
 
 pub use cyclonedx::cyclonedx_json;
-pub use discover::{Ecosystem, Package, discover};
+pub use discover::{Ecosystem, Package, StreamedLayer, discover, remember_streamed, scan_built_stream};
 pub use spdx::spdx_json;
 pub use wheels::KnownArchive;
 
