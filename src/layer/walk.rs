@@ -12,13 +12,14 @@
 //! work: a listing of every directory and a stat of every file, about two
 //! microseconds a call. So directories are listed, and their files stat'ed,
 //! on every core (git's `core.preloadIndex` idea): the visitor still sees
-//! one thread's walk in order, but a directory it chose to walk into is
-//! queued at once, and helper threads list it (with a stat of each of its
-//! non-directories) before the walk gets there. Only directories the visitor
-//! asked for are listed, so an excluded `node_modules` costs nothing, and a
-//! listing's error (or a stat's) surfaces only where the one-thread walk met
-//! it. Listed-ahead entries are capped ([`AHEAD_LIMIT`]), so memory stays
-//! bounded however wide the tree.
+//! one thread's walk in order, but as the walk enters a directory its
+//! subdirectories are queued, and helper threads list them (with a stat of
+//! each of their non-directories) before the walk gets there. Only a
+//! directory the walk entered queues its own, so one the visitor keeps out
+//! (an excluded `node_modules`) costs one listing, not its subtree; and a
+//! listing's error (or a stat's) surfaces only where the one-thread walk
+//! meets it. Listed-ahead entries are capped ([`AHEAD_LIMIT`]), so memory
+//! stays bounded however wide the tree.
 //!
 //! A directory is read with `getdents64` on an fd of its own (libc's
 //! `opendir` adds an `fstat` per directory), and each entry is stat'ed
@@ -32,10 +33,11 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, StatxFlags};
+use rustix::fd::AsFd;
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RawDir, StatxFlags};
 
 use super::LayerError;
 
@@ -45,6 +47,20 @@ const AHEAD_LIMIT: usize = 50_000;
 /// Threads that list beside the walk's own at most: the kernel's stat path
 /// gains little past that.
 const MAX_HELPERS: usize = 3;
+/// Bytes of directory entries one `getdents64` reads (glibc's size too):
+/// a typical directory in one call, plus the one that says it ended.
+const DIRENTS_SIZE: usize = 32 * 1024;
+
+thread_local! {
+    /// Each listing thread's `getdents64` buffer, reused for every directory
+    /// (no allocation per entry or per directory).
+    static DIRENTS: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(Vec::with_capacity(DIRENTS_SIZE));
+}
+
+/// Pauses an idle helper spins for before it sleeps: about 100 µs, a few
+/// directories' worth of the walk.
+const SPIN: usize = 2_000;
 
 /// What kind of entry a directory listed (a symlink is not followed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +172,7 @@ where
     F: FnMut(&WalkEntry<'_>) -> Result<bool, LayerError>,
 {
     let ahead = Ahead::new(limit);
-    let listing = list(root)?;
+    let listing = list(root, None)?;
     std::thread::scope(|s| {
         for _ in 0..helpers {
             s.spawn(|| ahead.help());
@@ -169,19 +185,28 @@ where
 }
 
 /// The directories queued for listing ahead of the walk, shared with the helpers.
+///
+/// Synchronisation is kept to what a listing needs: a directory's
+/// subdirectories are queued in one go, and a condition variable is
+/// signalled only when someone sleeps on it (each signal is a system call,
+/// as dear as the stat it would save).
 struct Ahead {
     /// Listed-ahead entries at which the helpers pause.
     limit: usize,
     queue: Mutex<Queue>,
-    /// Woken when a job is queued, when listed-ahead entries were taken, or at the end.
+    /// Woken when jobs are queued, when the helpers may go on, or at the end.
     wake: Condvar,
     /// Entries in finished listings the walk has not taken yet.
     listed: AtomicUsize,
+    /// `queue.jobs.len()`, readable without the lock (for spinning).
+    queued: AtomicUsize,
 }
 
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Arc<Pending>>,
+    /// Helpers waiting on `wake`.
+    sleeping: usize,
     stopped: bool,
 }
 
@@ -189,13 +214,28 @@ struct Queue {
 struct Pending {
     state: Mutex<State>,
     done: Condvar,
+    /// Set when the walk chose not to go in: a helper listing it stops early
+    /// (a huge excluded directory is not stat'ed through).
+    unwanted: AtomicBool,
 }
 
 enum State {
     Waiting(PathBuf),
-    Running,
+    /// A helper lists it; `waited` when the walk sleeps on `done` for it.
+    Running { waited: bool },
     Done(Result<Listing, LayerError>),
-    Taken,
+    /// Taken by the walk, or not wanted after all.
+    Gone,
+}
+
+impl Pending {
+    fn new(dir: PathBuf) -> Arc<Pending> {
+        Arc::new(Pending {
+            state: Mutex::new(State::Waiting(dir)),
+            done: Condvar::new(),
+            unwanted: AtomicBool::new(false),
+        })
+    }
 }
 
 impl Ahead {
@@ -205,23 +245,24 @@ impl Ahead {
             queue: Mutex::default(),
             wake: Condvar::new(),
             listed: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
         }
     }
 
-    fn queue(&self, dir: PathBuf) -> Arc<Pending> {
-        let pending = Arc::new(Pending {
-            state: Mutex::new(State::Waiting(dir)),
-            done: Condvar::new(),
-        });
+    fn queue(&self, jobs: impl Iterator<Item = Arc<Pending>>) {
         let mut q = self.queue.lock().unwrap();
-        q.jobs.push_back(pending.clone());
-        drop(q);
-        self.wake.notify_one();
-        pending
+        let before = q.jobs.len();
+        q.jobs.extend(jobs);
+        self.queued.store(q.jobs.len(), AtomicOrdering::Relaxed);
+        if q.sleeping > 0 && q.jobs.len() > before {
+            self.wake.notify_all();
+        }
     }
 
-    /// A helper's loop: list queued directories, oldest first (the walk
-    /// itself takes the one it needs next), until the walk ends.
+    /// A helper's loop: list queued directories, newest first (the last
+    /// subdirectories of the directory the walk entered last: needed soon,
+    /// but not next), until the walk ends. The walk lists what it needs
+    /// itself when no helper has started it.
     fn help(&self) {
         loop {
             let job = {
@@ -230,17 +271,28 @@ impl Ahead {
                     if q.stopped {
                         return;
                     }
-                    if self.listed.load(AtomicOrdering::Relaxed) < self.limit
+                    if self.has_work(&q)
                         && let Some(job) = q.jobs.pop_front()
                     {
+                        self.queued.store(q.jobs.len(), AtomicOrdering::Relaxed);
                         break job;
                     }
+                    // Spin a little first: the walk queues more every few
+                    // tens of microseconds, and a sleep costs two system calls.
+                    drop(q);
+                    self.spin_for_work();
+                    q = self.queue.lock().unwrap();
+                    if q.stopped || (self.has_work(&q)) {
+                        continue;
+                    }
+                    q.sleeping += 1;
                     q = self.wake.wait(q).unwrap();
+                    q.sleeping -= 1;
                 }
             };
             let dir = {
                 let mut state = job.state.lock().unwrap();
-                match std::mem::replace(&mut *state, State::Running) {
+                match std::mem::replace(&mut *state, State::Running { waited: false }) {
                     State::Waiting(dir) => dir,
                     other => {
                         *state = other;
@@ -248,12 +300,35 @@ impl Ahead {
                     }
                 }
             };
-            let listing = list(&dir);
+            let listing = list(&dir, Some(&job.unwanted));
+            let mut state = job.state.lock().unwrap();
+            // Not wanted any more (the walk chose not to go in): dropped here.
+            let State::Running { waited } = *state else {
+                continue;
+            };
             if let Ok(l) = &listing {
-                self.listed.fetch_add(l.items.len(), AtomicOrdering::Relaxed);
+                self.listed.fetch_add(l.items.len(), AtomicOrdering::SeqCst);
             }
-            *job.state.lock().unwrap() = State::Done(listing);
-            job.done.notify_all();
+            *state = State::Done(listing);
+            if waited {
+                job.done.notify_one();
+            }
+        }
+    }
+
+    fn has_work(&self, q: &Queue) -> bool {
+        !q.jobs.is_empty() && self.listed.load(AtomicOrdering::SeqCst) < self.limit
+    }
+
+    /// Waits up to [`SPIN`] pauses for jobs, without the lock.
+    fn spin_for_work(&self) {
+        for _ in 0..SPIN {
+            if self.queued.load(AtomicOrdering::Relaxed) > 0
+                && self.listed.load(AtomicOrdering::Relaxed) < self.limit
+            {
+                return;
+            }
+            std::hint::spin_loop();
         }
     }
 
@@ -262,24 +337,42 @@ impl Ahead {
     fn take(&self, pending: &Pending) -> Result<Listing, LayerError> {
         let mut state = pending.state.lock().unwrap();
         loop {
-            match std::mem::replace(&mut *state, State::Taken) {
+            match std::mem::replace(&mut *state, State::Gone) {
                 State::Waiting(dir) => {
                     drop(state);
-                    return list(&dir);
+                    return list(&dir, None);
                 }
-                State::Running => {
-                    *state = State::Running;
+                State::Running { .. } => {
+                    *state = State::Running { waited: true };
                     state = pending.done.wait(state).unwrap();
                 }
                 State::Done(listing) => {
+                    drop(state);
                     let listing = listing?;
-                    self.listed
-                        .fetch_sub(listing.items.len(), AtomicOrdering::Relaxed);
-                    self.wake.notify_all();
+                    self.taken(listing.items.len());
                     return Ok(listing);
                 }
-                State::Taken => unreachable!("a directory's listing is taken once"),
+                State::Gone => unreachable!("a directory's listing is taken once"),
             }
+        }
+    }
+
+    /// Drops a queued directory the walk chose not to go into.
+    fn forget(&self, pending: &Pending) {
+        pending.unwanted.store(true, AtomicOrdering::Relaxed);
+        let was = std::mem::replace(&mut *pending.state.lock().unwrap(), State::Gone);
+        if let State::Done(Ok(listing)) = was {
+            self.taken(listing.items.len());
+        }
+    }
+
+    /// `n` listed-ahead entries left the helpers' count; paused helpers go
+    /// on once it is below the limit again.
+    fn taken(&self, n: usize) {
+        let before = self.listed.fetch_sub(n, AtomicOrdering::SeqCst);
+        if before >= self.limit && before - n < self.limit {
+            let _q = self.queue.lock().unwrap();
+            self.wake.notify_all();
         }
     }
 
@@ -320,56 +413,61 @@ struct Item {
     below: Option<Arc<Pending>>,
 }
 
-/// Reads `dir`, stats its non-directories, and sorts its steps.
-fn list(dir: &Path) -> Result<Listing, LayerError> {
+/// Reads `dir`, stats its non-directories, and sorts its steps. Stops early,
+/// with a partial listing nobody will use, once `unwanted` is set.
+fn list(dir: &Path, unwanted: Option<&AtomicBool>) -> Result<Listing, LayerError> {
+    let fail = |e: rustix::io::Errno| LayerError::from_io(dir.to_path_buf(), e.into());
     let fd = rustix::fs::openat(
         CWD,
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| LayerError::from_io(dir.to_path_buf(), e.into()))?;
-    let mut entries = Dir::new(fd).map_err(|e| LayerError::from_io(dir.to_path_buf(), e.into()))?;
+    .map_err(fail)?;
     let mut names = String::new();
     let mut items: Vec<Item> = Vec::new();
-    while let Some(entry) = entries.read() {
-        let entry = entry.map_err(|e| LayerError::from_io(dir.to_path_buf(), e.into()))?;
-        let raw = entry.file_name().to_bytes();
-        if raw == b"." || raw == b".." {
-            continue;
-        }
-        let name = std::str::from_utf8(raw).map_err(|_| LayerError::NonUtf8Path {
-            path: dir.join(OsStr::from_bytes(raw)),
-        })?;
-        let mut kind = EntryType::of(entry.file_type());
-        let mut stat = None;
-        if !kind.is_dir() {
-            let fd = entries
-                .fd()
-                .map_err(|e| LayerError::from_io(dir.to_path_buf(), e.into()))?;
-            let taken = stat_at(fd, entry.file_name());
-            // A file system that does not fill in `d_type` lists "unknown".
-            if entry.file_type() == FileType::Unknown
-                && let Ok(s) = &taken
-            {
-                kind = EntryType::of_mode(s.mode);
+    DIRENTS.with_borrow_mut(|buf| -> Result<(), LayerError> {
+        let mut entries = RawDir::new(&fd, buf.spare_capacity_mut());
+        while let Some(entry) = entries.next() {
+            if items.len() % 256 == 255 && unwanted.is_some_and(|u| u.load(AtomicOrdering::Relaxed)) {
+                break;
             }
+            let entry = entry.map_err(fail)?;
+            let raw = entry.file_name().to_bytes();
+            if raw == b"." || raw == b".." {
+                continue;
+            }
+            let name = std::str::from_utf8(raw).map_err(|_| LayerError::NonUtf8Path {
+                path: dir.join(OsStr::from_bytes(raw)),
+            })?;
+            let mut kind = EntryType::of(entry.file_type());
+            let mut stat = None;
             if !kind.is_dir() {
-                stat = Some(taken);
+                let taken = stat_at(fd.as_fd(), entry.file_name());
+                // A file system that does not fill in `d_type` lists "unknown".
+                if entry.file_type() == FileType::Unknown
+                    && let Ok(s) = &taken
+                {
+                    kind = EntryType::of_mode(s.mode);
+                }
+                if !kind.is_dir() {
+                    stat = Some(taken);
+                }
             }
+            let (Ok(start), Ok(len)) = (u32::try_from(names.len()), u32::try_from(name.len())) else {
+                return Err(LayerError::TooManyNames);
+            };
+            names.push_str(name);
+            items.push(Item {
+                start,
+                len,
+                kind,
+                stat,
+                below: None,
+            });
         }
-        let (Ok(start), Ok(len)) = (u32::try_from(names.len()), u32::try_from(name.len())) else {
-            return Err(LayerError::TooManyNames);
-        };
-        names.push_str(name);
-        items.push(Item {
-            start,
-            len,
-            kind,
-            stat,
-            below: None,
-        });
-    }
+        Ok(())
+    })?;
     let name_of = |item: &Item| &names[item.start as usize..(item.start + item.len) as usize];
     let mut steps: Vec<(u32, bool)> = Vec::with_capacity(items.len() + items.len() / 4);
     for (i, item) in items.iter().enumerate() {
@@ -416,6 +514,12 @@ fn stat_at(fd: rustix::fd::BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<
 
 /// Visits the entries of `listing` (of a directory whose path below the
 /// root is `rel`) and walks its subdirectories, in order.
+///
+/// With helpers, every subdirectory is queued for listing as the walk comes
+/// in, before the visitor has said whether to walk into it: that is what
+/// lets a helper list `b/` while the walk is still in `a/`. One that is not
+/// wanted costs one listing (no more: only a taken listing queues its own
+/// subdirectories).
 fn walk_level<F>(
     listing: Listing,
     rel: &mut String,
@@ -432,10 +536,25 @@ where
         mut items,
         steps,
     } = listing;
+    let name_of = |item: &Item| &names[item.start as usize..(item.start + item.len) as usize];
+    if queue_ahead {
+        let mut queued = Vec::new();
+        for &(i, subtree) in &steps {
+            let item = &mut items[i as usize];
+            if subtree {
+                let pending = Pending::new(dir.join(name_of(item)));
+                queued.push(pending.clone());
+                item.below = Some(pending);
+            }
+        }
+        // The first is the next listing the walk needs: it lists that one
+        // itself rather than wait for a helper that just began it.
+        ahead.queue(queued.into_iter().skip(1));
+    }
     for (i, subtree) in steps {
         let i = i as usize;
         let item = &items[i];
-        let name = &names[item.start as usize..(item.start + item.len) as usize];
+        let name = name_of(item);
         let at = rel.len();
         if !rel.is_empty() {
             rel.push('/');
@@ -449,16 +568,14 @@ where
                 name,
                 stat: &item.stat,
             })?;
-            if walk_in && item.kind.is_dir() {
-                let below = dir.join(name);
-                items[i].below = Some(if queue_ahead {
-                    ahead.queue(below)
-                } else {
-                    Arc::new(Pending {
-                        state: Mutex::new(State::Waiting(below)),
-                        done: Condvar::new(),
-                    })
-                });
+            if item.kind.is_dir() {
+                if !walk_in {
+                    if let Some(pending) = items[i].below.take() {
+                        ahead.forget(&pending);
+                    }
+                } else if !queue_ahead {
+                    items[i].below = Some(Pending::new(dir.join(name)));
+                }
             }
         } else if let Some(pending) = items[i].below.take() {
             walk_level(ahead.take(&pending)?, rel, visit, ahead, queue_ahead)?;
