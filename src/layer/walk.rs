@@ -222,7 +222,9 @@ struct Pending {
 enum State {
     Waiting(PathBuf),
     /// A helper lists it; `waited` when the walk sleeps on `done` for it.
-    Running { waited: bool },
+    Running {
+        waited: bool,
+    },
     Done(Result<Listing, LayerError>),
     /// Taken by the walk, or not wanted after all.
     Gone,
