@@ -502,7 +502,12 @@ fn walk_dir(input: &LayerInput, index: usize, dest: &str, sel: &mut Selection) -
     let rel_start = if dest.is_empty() { 0 } else { dest.len() as u32 + 1 };
 
     let mut path = String::new();
-    super::walk::walk_sorted(src, |item| {
+    // The visitor's own reasons to keep out of a directory, from its path alone.
+    let may_enter = |rel: &str| {
+        let excluded = exclude.as_ref().is_some_and(|s| s.is_match(rel));
+        !(excluded || prune_ignored && ignore.is_ignored(rel))
+    };
+    super::walk::walk_sorted(src, &may_enter, |item| {
         let rel = item.rel;
         let kind = item.kind;
         if exclude.as_ref().is_some_and(|s| s.is_match(rel)) {

@@ -12,14 +12,15 @@
 //! work: a listing of every directory and a stat of every file, about two
 //! microseconds a call. So directories are listed, and their files stat'ed,
 //! on every core (git's `core.preloadIndex` idea): the visitor still sees
-//! one thread's walk in order, but as the walk enters a directory its
-//! subdirectories are queued, and helper threads list them (with a stat of
-//! each of their non-directories) before the walk gets there. Only a
-//! directory the walk entered queues its own, so one the visitor keeps out
-//! (an excluded `node_modules`) costs one listing, not its subtree; and a
-//! listing's error (or a stat's) surfaces only where the one-thread walk
-//! meets it. Listed-ahead entries are capped ([`AHEAD_LIMIT`]), so memory
-//! stays bounded however wide the tree.
+//! one thread's walk in order, but whichever thread lists a directory
+//! queues its subdirectories at once, and helper threads list them (oldest
+//! first: far from where the walk is) before the walk gets there; the walk
+//! lists what it reaches first itself. Which subdirectories are queued is
+//! asked of a hint (`may_enter`: the input's excludes and ignores, from the
+//! path alone), so an excluded `node_modules` is not listed ahead; the
+//! visitor still decides. A listing's error (or a stat's) surfaces only
+//! where the one-thread walk meets it. Listed-ahead entries are capped
+//! ([`AHEAD_LIMIT`]), so memory stays bounded however wide the tree.
 //!
 //! A directory is read with `getdents64` on an fd of its own (libc's
 //! `opendir` adds an `fstat` per directory), and each entry is stat'ed
@@ -50,13 +51,6 @@ const MAX_HELPERS: usize = 3;
 /// Bytes of directory entries one `getdents64` reads (glibc's size too):
 /// a typical directory in one call, plus the one that says it ended.
 const DIRENTS_SIZE: usize = 32 * 1024;
-
-thread_local! {
-    /// Each listing thread's `getdents64` buffer, reused for every directory
-    /// (no allocation per entry or per directory).
-    static DIRENTS: std::cell::RefCell<Vec<u8>> =
-        std::cell::RefCell::new(Vec::with_capacity(DIRENTS_SIZE));
-}
 
 /// Pauses an idle helper spins for before it sleeps: about 100 µs, a few
 /// directories' worth of the walk.
@@ -149,7 +143,16 @@ fn clone_error(e: &io::Error) -> io::Error {
 /// Calls `visit` for every entry below `root` (not `root` itself), in byte
 /// order of their paths below it. For a directory, `visit` returns whether
 /// to walk into it; its answer for anything else is ignored.
-pub(super) fn walk_sorted<F>(root: &Path, visit: F) -> Result<(), LayerError>
+///
+/// `may_enter` tells, from a directory's path below the root alone, whether
+/// the visitor could walk into it: helpers list ahead only what it allows.
+/// It is a hint (a wrong answer costs time, never a different walk), so it
+/// may allow more than `visit` will take.
+pub(super) fn walk_sorted<F>(
+    root: &Path,
+    may_enter: &(dyn Fn(&str) -> bool + Sync),
+    visit: F,
+) -> Result<(), LayerError>
 where
     F: FnMut(&WalkEntry<'_>) -> Result<bool, LayerError>,
 {
@@ -157,30 +160,29 @@ where
         .map_or(1, |n| n.get())
         .saturating_sub(1)
         .min(MAX_HELPERS);
-    walk_with_helpers(root, helpers, visit)
+    walk_limited(root, helpers, AHEAD_LIMIT, may_enter, visit)
 }
 
-fn walk_with_helpers<F>(root: &Path, helpers: usize, visit: F) -> Result<(), LayerError>
+fn walk_limited<F>(
+    root: &Path,
+    helpers: usize,
+    limit: usize,
+    may_enter: &(dyn Fn(&str) -> bool + Sync),
+    mut visit: F,
+) -> Result<(), LayerError>
 where
     F: FnMut(&WalkEntry<'_>) -> Result<bool, LayerError>,
 {
-    walk_limited(root, helpers, AHEAD_LIMIT, visit)
-}
-
-fn walk_limited<F>(root: &Path, helpers: usize, limit: usize, mut visit: F) -> Result<(), LayerError>
-where
-    F: FnMut(&WalkEntry<'_>) -> Result<bool, LayerError>,
-{
-    let ahead = Ahead::new(limit);
-    let listing = list(root, None)?;
+    let ahead = Ahead::new(limit, helpers > 0, may_enter);
     std::thread::scope(|s| {
         for _ in 0..helpers {
             s.spawn(|| ahead.help());
         }
         // Whatever the walk's outcome, the helpers stop with it.
         let _stop = StopOnDrop(&ahead);
+        let listing = ahead.list(root, "", None)?;
         let mut rel = String::new();
-        walk_level(listing, &mut rel, &mut visit, &ahead, helpers > 0)
+        walk_level(listing, &mut rel, &mut visit, &ahead)
     })
 }
 
@@ -190,9 +192,12 @@ where
 /// subdirectories are queued in one go, and a condition variable is
 /// signalled only when someone sleeps on it (each signal is a system call,
 /// as dear as the stat it would save).
-struct Ahead {
+struct Ahead<'a> {
     /// Listed-ahead entries at which the helpers pause.
     limit: usize,
+    /// False when there are no helpers: nothing is queued.
+    queue_ahead: bool,
+    may_enter: &'a (dyn Fn(&str) -> bool + Sync),
     queue: Mutex<Queue>,
     /// Woken when jobs are queued, when the helpers may go on, or at the end.
     wake: Condvar,
@@ -219,8 +224,14 @@ struct Pending {
     unwanted: AtomicBool,
 }
 
+/// A directory to list: its path on disk and below the walk's root.
+struct Job {
+    dir: PathBuf,
+    rel: String,
+}
+
 enum State {
-    Waiting(PathBuf),
+    Waiting(Job),
     /// A helper lists it; `waited` when the walk sleeps on `done` for it.
     Running {
         waited: bool,
@@ -231,24 +242,59 @@ enum State {
 }
 
 impl Pending {
-    fn new(dir: PathBuf) -> Arc<Pending> {
+    fn new(job: Job) -> Arc<Pending> {
         Arc::new(Pending {
-            state: Mutex::new(State::Waiting(dir)),
+            state: Mutex::new(State::Waiting(job)),
             done: Condvar::new(),
             unwanted: AtomicBool::new(false),
         })
     }
 }
 
-impl Ahead {
-    fn new(limit: usize) -> Ahead {
+impl<'a> Ahead<'a> {
+    fn new(limit: usize, queue_ahead: bool, may_enter: &'a (dyn Fn(&str) -> bool + Sync)) -> Ahead<'a> {
         Ahead {
             limit,
+            queue_ahead,
+            may_enter,
             queue: Mutex::default(),
             wake: Condvar::new(),
             listed: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
         }
+    }
+
+    /// Lists `dir` (`rel` below the root) and, with helpers, queues those
+    /// of its subdirectories `may_enter` allows, in walk order, each linked
+    /// from its item for the walk to find.
+    fn list(&self, dir: &Path, rel: &str, unwanted: Option<&AtomicBool>) -> Result<Listing, LayerError> {
+        let mut listing = list(dir, unwanted)?;
+        if !self.queue_ahead {
+            return Ok(listing);
+        }
+        let mut queued = Vec::new();
+        for &(i, subtree) in &listing.steps {
+            if !subtree {
+                continue;
+            }
+            let item = &mut listing.items[i as usize];
+            let name = &listing.names[item.start as usize..(item.start + item.len) as usize];
+            let child = if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if (self.may_enter)(&child) {
+                let pending = Pending::new(Job {
+                    dir: dir.join(name),
+                    rel: child,
+                });
+                queued.push(pending.clone());
+                item.below = Some(pending);
+            }
+        }
+        self.queue(queued.into_iter());
+        Ok(listing)
     }
 
     fn queue(&self, jobs: impl Iterator<Item = Arc<Pending>>) {
@@ -295,14 +341,14 @@ impl Ahead {
             let dir = {
                 let mut state = job.state.lock().unwrap();
                 match std::mem::replace(&mut *state, State::Running { waited: false }) {
-                    State::Waiting(dir) => dir,
+                    State::Waiting(job) => job,
                     other => {
                         *state = other;
                         continue;
                     }
                 }
             };
-            let listing = list(&dir, Some(&job.unwanted));
+            let listing = self.list(&dir.dir, &dir.rel, Some(&job.unwanted));
             let mut state = job.state.lock().unwrap();
             // Not wanted any more (the walk chose not to go in): dropped here.
             let State::Running { waited } = *state else {
@@ -340,9 +386,9 @@ impl Ahead {
         let mut state = pending.state.lock().unwrap();
         loop {
             match std::mem::replace(&mut *state, State::Gone) {
-                State::Waiting(dir) => {
+                State::Waiting(job) => {
                     drop(state);
-                    return list(&dir, None);
+                    return self.list(&job.dir, &job.rel, None);
                 }
                 State::Running { .. } => {
                     *state = State::Running { waited: true };
@@ -384,9 +430,9 @@ impl Ahead {
     }
 }
 
-struct StopOnDrop<'a>(&'a Ahead);
+struct StopOnDrop<'a, 'b>(&'a Ahead<'b>);
 
-impl Drop for StopOnDrop<'_> {
+impl Drop for StopOnDrop<'_, '_> {
     fn drop(&mut self) {
         self.0.stop();
     }
@@ -397,11 +443,11 @@ impl Drop for StopOnDrop<'_> {
 struct Listing {
     dir: PathBuf,
     /// Every name, end to end.
-    names: String,
-    items: Vec<Item>,
+    names: Box<str>,
+    items: Box<[Item]>,
     /// (item, subtree): two steps per directory, its own entry (sorted by its
     /// name) and its subtree (sorted by its name and `/`); one per other entry.
-    steps: Vec<(u32, bool)>,
+    steps: Box<[(u32, bool)]>,
 }
 
 /// A name of one directory, in its listing's `names` text.
@@ -426,10 +472,47 @@ fn list(dir: &Path, unwanted: Option<&AtomicBool>) -> Result<Listing, LayerError
         Mode::empty(),
     )
     .map_err(fail)?;
-    let mut names = String::new();
-    let mut items: Vec<Item> = Vec::new();
-    DIRENTS.with_borrow_mut(|buf| -> Result<(), LayerError> {
-        let mut entries = RawDir::new(&fd, buf.spare_capacity_mut());
+    SCRATCH.with_borrow_mut(|scratch| list_into(dir, &fd, unwanted, scratch))
+}
+
+/// One listing thread's reused buffers: each listing is gathered here and
+/// then copied out at its exact size, so a listing costs three allocations
+/// however many entries it has. (A listing made on one thread is freed on
+/// another, and glibc frees a block under the lock of the arena that made
+/// it: fewer, larger blocks are fewer turns on the other thread's lock.)
+#[derive(Default)]
+struct Scratch {
+    dirents: Vec<u8>,
+    names: String,
+    items: Vec<Item>,
+    steps: Vec<(u32, bool)>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch {
+        dirents: Vec::with_capacity(DIRENTS_SIZE),
+        ..Scratch::default()
+    });
+}
+
+fn list_into(
+    dir: &Path,
+    fd: &rustix::fd::OwnedFd,
+    unwanted: Option<&AtomicBool>,
+    scratch: &mut Scratch,
+) -> Result<Listing, LayerError> {
+    let fail = |e: rustix::io::Errno| LayerError::from_io(dir.to_path_buf(), e.into());
+    let Scratch {
+        dirents,
+        names,
+        items,
+        steps,
+    } = scratch;
+    names.clear();
+    items.clear();
+    steps.clear();
+    {
+        let mut entries = RawDir::new(fd, dirents.spare_capacity_mut());
         while let Some(entry) = entries.next() {
             if items.len() % 256 == 255 && unwanted.is_some_and(|u| u.load(AtomicOrdering::Relaxed)) {
                 break;
@@ -468,10 +551,8 @@ fn list(dir: &Path, unwanted: Option<&AtomicBool>) -> Result<Listing, LayerError
                 below: None,
             });
         }
-        Ok(())
-    })?;
+    }
     let name_of = |item: &Item| &names[item.start as usize..(item.start + item.len) as usize];
-    let mut steps: Vec<(u32, bool)> = Vec::with_capacity(items.len() + items.len() / 4);
     for (i, item) in items.iter().enumerate() {
         steps.push((i as u32, false));
         if item.kind.is_dir() {
@@ -488,9 +569,9 @@ fn list(dir: &Path, unwanted: Option<&AtomicBool>) -> Result<Listing, LayerError
     });
     Ok(Listing {
         dir: dir.to_path_buf(),
-        names,
-        items,
-        steps,
+        names: names.as_str().into(),
+        items: items.drain(..).collect(),
+        steps: steps.as_slice().into(),
     })
 }
 
@@ -515,45 +596,28 @@ fn stat_at(fd: rustix::fd::BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<
 }
 
 /// Visits the entries of `listing` (of a directory whose path below the
-/// root is `rel`) and walks its subdirectories, in order.
-///
-/// With helpers, every subdirectory is queued for listing as the walk comes
-/// in, before the visitor has said whether to walk into it: that is what
-/// lets a helper list `b/` while the walk is still in `a/`. One that is not
-/// wanted costs one listing (no more: only a taken listing queues its own
-/// subdirectories).
+/// root is `rel`) and walks its subdirectories, in order. A subdirectory
+/// the helpers were not asked to list (`may_enter` said no, or there are no
+/// helpers) is listed here when the visitor walks into it.
 fn walk_level<F>(
     listing: Listing,
     rel: &mut String,
     visit: &mut F,
-    ahead: &Ahead,
-    queue_ahead: bool,
+    ahead: &Ahead<'_>,
 ) -> Result<(), LayerError>
 where
     F: FnMut(&WalkEntry<'_>) -> Result<bool, LayerError>,
 {
+    let mut listing = listing;
     let Listing {
         dir,
         names,
-        mut items,
+        items,
         steps,
-    } = listing;
+        ..
+    } = &mut listing;
     let name_of = |item: &Item| &names[item.start as usize..(item.start + item.len) as usize];
-    if queue_ahead {
-        let mut queued = Vec::new();
-        for &(i, subtree) in &steps {
-            let item = &mut items[i as usize];
-            if subtree {
-                let pending = Pending::new(dir.join(name_of(item)));
-                queued.push(pending.clone());
-                item.below = Some(pending);
-            }
-        }
-        // The first is the next listing the walk needs: it lists that one
-        // itself rather than wait for a helper that just began it.
-        ahead.queue(queued.into_iter().skip(1));
-    }
-    for (i, subtree) in steps {
+    for &(i, subtree) in steps.iter() {
         let i = i as usize;
         let item = &items[i];
         let name = name_of(item);
@@ -566,7 +630,7 @@ where
             let walk_in = visit(&WalkEntry {
                 rel,
                 kind: item.kind,
-                dir: &dir,
+                dir,
                 name,
                 stat: &item.stat,
             })?;
@@ -575,12 +639,15 @@ where
                     if let Some(pending) = items[i].below.take() {
                         ahead.forget(&pending);
                     }
-                } else if !queue_ahead {
-                    items[i].below = Some(Pending::new(dir.join(name)));
+                } else if items[i].below.is_none() {
+                    items[i].below = Some(Pending::new(Job {
+                        dir: dir.join(name),
+                        rel: rel.clone(),
+                    }));
                 }
             }
         } else if let Some(pending) = items[i].below.take() {
-            walk_level(ahead.take(&pending)?, rel, visit, ahead, queue_ahead)?;
+            walk_level(ahead.take(&pending)?, rel, visit, ahead)?;
         }
         rel.truncate(at);
     }
@@ -618,7 +685,7 @@ mod tests {
             fs::write(r.join(f), b"").unwrap();
         }
         let mut seen = Vec::new();
-        walk_sorted(r, |e| {
+        walk_sorted(r, &|_| true, |e| {
             seen.push(e.rel.to_string());
             Ok(true)
         })
@@ -641,7 +708,7 @@ mod tests {
         fs::write(r.join("keep/skip/deep/f"), b"").unwrap();
         fs::write(r.join("keep/f"), b"").unwrap();
         let mut seen = Vec::new();
-        walk_sorted(r, |e| {
+        walk_sorted(r, &|_| true, |e| {
             seen.push(e.rel.to_string());
             Ok(e.rel != "keep/skip")
         })
@@ -653,7 +720,7 @@ mod tests {
     fn a_missing_root_names_it() {
         let root = tempfile::tempdir().unwrap();
         let gone = root.path().join("gone");
-        let err = walk_sorted(&gone, |_| Ok(true)).unwrap_err();
+        let err = walk_sorted(&gone, &|_| true, |_| Ok(true)).unwrap_err();
         assert!(err.to_string().contains("gone"), "{err}");
     }
 
@@ -673,9 +740,16 @@ mod tests {
         }
     }
 
-    fn collect(r: &Path, helpers: usize, limit: usize) -> Vec<(String, EntryType, Option<Stat>)> {
+    type Hint<'a> = &'a (dyn Fn(&str) -> bool + Sync);
+
+    fn collect(
+        r: &Path,
+        helpers: usize,
+        limit: usize,
+        hint: Hint<'_>,
+    ) -> Vec<(String, EntryType, Option<Stat>)> {
         let mut seen = Vec::new();
-        walk_limited(r, helpers, limit, |e| {
+        walk_limited(r, helpers, limit, hint, |e| {
             let stat = (!e.kind.is_dir()).then(|| e.metadata().unwrap());
             seen.push((e.rel.to_string(), e.kind, stat));
             Ok(!e.rel.ends_with("q1"))
@@ -688,15 +762,25 @@ mod tests {
     fn helpers_listing_ahead_change_nothing_the_visitor_sees() {
         let root = tempfile::tempdir().unwrap();
         wide_tree(root.path(), 400);
-        let alone = collect(root.path(), 0, AHEAD_LIMIT);
+        let right: Hint = &|rel| !rel.ends_with("q1");
+        let alone = collect(root.path(), 0, AHEAD_LIMIT, right);
         assert!(alone.len() > 500, "{}", alone.len());
         assert!(
             alone.iter().all(|(rel, ..)| !rel.contains("q1/")),
             "q1 is not walked"
         );
-        for (helpers, limit) in [(1, AHEAD_LIMIT), (3, AHEAD_LIMIT), (2, 1), (1, 0)] {
+        // A hint that allows too much or too little changes nothing either.
+        let (all, none): (Hint, Hint) = (&|_| true, &|_| false);
+        for (helpers, limit, hint) in [
+            (1, AHEAD_LIMIT, right),
+            (3, AHEAD_LIMIT, right),
+            (2, 1, right),
+            (1, 0, right),
+            (2, AHEAD_LIMIT, all),
+            (2, AHEAD_LIMIT, none),
+        ] {
             assert_eq!(
-                collect(root.path(), helpers, limit),
+                collect(root.path(), helpers, limit, hint),
                 alone,
                 "{helpers} helpers, limit {limit}"
             );
@@ -715,7 +799,7 @@ mod tests {
         .unwrap();
         std::os::unix::fs::symlink("run.sh", r.join("link")).unwrap();
         let mut seen = Vec::new();
-        walk_sorted(r, |e| {
+        walk_sorted(r, &|_| true, |e| {
             seen.push((e.path(), e.kind, e.metadata().unwrap()));
             Ok(true)
         })
@@ -746,11 +830,12 @@ mod tests {
         let bad = OsStr::from_bytes(b"caf\xe9.txt");
         fs::write(r.join("skipped").join(bad), b"").unwrap();
         for helpers in [0, 2] {
-            walk_limited(r, helpers, AHEAD_LIMIT, |e| Ok(e.rel != "skipped")).unwrap();
+            walk_limited(r, helpers, AHEAD_LIMIT, &|_| true, |e| Ok(e.rel != "skipped")).unwrap();
         }
         fs::write(r.join("walked").join(bad), b"").unwrap();
         for helpers in [0, 2] {
-            let err = walk_limited(r, helpers, AHEAD_LIMIT, |e| Ok(e.rel != "skipped")).unwrap_err();
+            let err =
+                walk_limited(r, helpers, AHEAD_LIMIT, &|_| true, |e| Ok(e.rel != "skipped")).unwrap_err();
             assert!(
                 matches!(&err, LayerError::NonUtf8Path { path } if path.starts_with(r.join("walked"))),
                 "{err}"
@@ -763,7 +848,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         wide_tree(root.path(), 300);
         let mut visited = 0;
-        let err = walk_limited(root.path(), 2, AHEAD_LIMIT, |e| {
+        let err = walk_limited(root.path(), 2, AHEAD_LIMIT, &|_| true, |e| {
             visited += 1;
             if visited == 50 {
                 return Err(LayerError::NonUtf8Path { path: e.path() });
