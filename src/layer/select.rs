@@ -16,12 +16,13 @@
 //!   file written where a directory was replaces that directory's contents.
 
 use std::fs::{self, Metadata};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::walk::{EntryType, Stat};
 use super::{DockerIgnore, LayerError, LayerInput, LayerSpec};
 
 /// One entry of the layer, as [`Selection`] hands it out (borrowed from it).
@@ -71,6 +72,18 @@ pub struct FileStat {
     pub ctime_ns: i64,
     pub ino: u64,
     pub dev: u64,
+}
+
+impl From<&Stat> for FileStat {
+    fn from(s: &Stat) -> FileStat {
+        FileStat {
+            size: s.size,
+            mtime_ns: s.mtime_ns,
+            ctime_ns: s.ctime_ns,
+            ino: s.ino,
+            dev: s.dev,
+        }
+    }
 }
 
 impl FileStat {
@@ -424,10 +437,11 @@ fn join(base: &str, rel: &str) -> String {
     }
 }
 
-fn file_mode(meta: &Metadata, forced: Option<u32>) -> u32 {
+/// A file's mode in the layer from its `st_mode`: 0755 or 0644 unless forced.
+fn file_mode(st_mode: u32, forced: Option<u32>) -> u32 {
     match forced {
         Some(m) => m & 0o7777,
-        None if meta.mode() & 0o111 != 0 => 0o755,
+        None if st_mode & 0o111 != 0 => 0o755,
         None => 0o644,
     }
 }
@@ -451,7 +465,7 @@ fn select_input(input: &LayerInput, index: usize, sel: &mut Selection) -> Result
             dest
         };
         refuse_whiteout(src, &path)?;
-        let mode = file_mode(&meta, input.file_mode);
+        let mode = file_mode(meta.mode(), input.file_mode);
         sel.push(
             &path,
             u32::MAX,
@@ -462,7 +476,7 @@ fn select_input(input: &LayerInput, index: usize, sel: &mut Selection) -> Result
         return Ok(false);
     }
     if !meta.is_dir() {
-        return Err(unsupported(src, &meta));
+        return Err(unsupported(src, meta.mode()));
     }
     for (i, _) in dest.match_indices('/') {
         sel.push_dir(&dest[..i], index)?;
@@ -488,9 +502,14 @@ fn walk_dir(input: &LayerInput, index: usize, dest: &str, sel: &mut Selection) -
     let rel_start = if dest.is_empty() { 0 } else { dest.len() as u32 + 1 };
 
     let mut path = String::new();
-    super::walk::walk_sorted(src, |item| {
+    // The visitor's own reasons to keep out of a directory, from its path alone.
+    let may_enter = |rel: &str| {
+        let excluded = exclude.as_ref().is_some_and(|s| s.is_match(rel));
+        !(excluded || prune_ignored && ignore.is_ignored(rel))
+    };
+    super::walk::walk_sorted(src, &may_enter, |item| {
         let rel = item.rel;
-        let ft = item.file_type;
+        let kind = item.kind;
         if exclude.as_ref().is_some_and(|s| s.is_match(rel)) {
             return Ok(false);
         }
@@ -509,27 +528,29 @@ fn walk_dir(input: &LayerInput, index: usize, dest: &str, sel: &mut Selection) -
         if is_whiteout(&path) {
             return Err(whiteout_error(&item.path(), &path));
         }
-        if ft.is_dir() {
+        if kind.is_dir() {
             // The walk's own stat of a directory is not needed.
             sel.push_dir(&path, index)?;
             return Ok(true);
         }
-        let meta = item.metadata()?;
-        if ft.is_file() {
-            let mode = file_mode(&meta, input.file_mode);
-            sel.push(
-                &path,
-                rel_start,
-                index,
-                mode,
-                PendingKind::File(FileStat::of(&meta)),
-            )?;
-        } else if ft.is_symlink() {
-            let link = item.path();
-            let target = symlink_target(&link, &path)?;
-            sel.push(&path, 0, index, SYMLINK_MODE, PendingKind::Symlink(&target))?;
-        } else {
-            return Err(unsupported(&item.path(), &meta));
+        let stat = item.metadata()?;
+        match kind {
+            EntryType::File => {
+                let mode = file_mode(stat.mode, input.file_mode);
+                sel.push(
+                    &path,
+                    rel_start,
+                    index,
+                    mode,
+                    PendingKind::File(FileStat::from(&stat)),
+                )?;
+            }
+            EntryType::Symlink => {
+                let link = item.path();
+                let target = symlink_target(&link, &path)?;
+                sel.push(&path, 0, index, SYMLINK_MODE, PendingKind::Symlink(&target))?;
+            }
+            EntryType::Dir | EntryType::Special(_) => return Err(unsupported(&item.path(), stat.mode)),
         }
         Ok(false)
     })?;
@@ -617,18 +638,10 @@ fn symlink_target(link: &Path, image_path: &str) -> Result<String, LayerError> {
     Ok(text)
 }
 
-fn unsupported(path: &Path, meta: &Metadata) -> LayerError {
-    let ft = meta.file_type();
-    let kind = if ft.is_socket() {
-        "socket"
-    } else if ft.is_fifo() {
-        "named pipe (FIFO)"
-    } else if ft.is_block_device() {
-        "block device"
-    } else if ft.is_char_device() {
-        "character device"
-    } else {
-        "special file"
+fn unsupported(path: &Path, st_mode: u32) -> LayerError {
+    let kind = match EntryType::of_mode(st_mode) {
+        EntryType::Special(kind) => kind,
+        _ => "special file",
     };
     LayerError::UnsupportedFileType {
         path: path.to_path_buf(),
