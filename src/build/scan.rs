@@ -83,7 +83,7 @@ pub(super) fn build_scanned(
 fn scan_spilled<'p>(
     plan: &'p ScanPlan,
     cache: &Cache,
-    tar: impl std::io::Read,
+    tar: impl std::io::Read + std::io::Seek,
     index: usize,
 ) -> std::io::Result<crate::rules::TarScan<'p>> {
     // Dropping the named file removes its name; the clone keeps it open.
@@ -138,6 +138,7 @@ impl SecondLevel for ScanningLevel {
     ) -> Option<SharedRecord> {
         let scan: &Inflated<'_> = &|n, digest, tar| {
             // A tar the scan cannot read is left to the rules, which say why.
+            let tar = crate::tar_walk::SkipByReading::new(tar);
             if let Ok(scan) = scan_spilled(&self.plan, cache, tar, self.first + n) {
                 scan.remember(digest, &CachedScans(cache));
             }
@@ -180,11 +181,14 @@ impl SecondLevel for ScanningLevel {
     }
 }
 
-/// Reads the blocks a channel delivers as one stream.
+/// Reads the blocks a channel delivers as one stream; skips forward without
+/// copying (the scans read only the head of each file).
 struct BlockReader {
     blocks: std::sync::mpsc::Receiver<Arc<[u8]>>,
     current: Arc<[u8]>,
     at: usize,
+    /// Bytes of the stream read or skipped so far.
+    pos: u64,
 }
 
 impl BlockReader {
@@ -193,12 +197,13 @@ impl BlockReader {
             blocks,
             current: Arc::from(&[][..]),
             at: 0,
+            pos: 0,
         }
     }
-}
 
-impl std::io::Read for BlockReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+    /// The unread rest of the current block, the next block's when it is
+    /// used up; empty at the end of the stream.
+    fn rest(&mut self) -> &[u8] {
         while self.at == self.current.len() {
             match self.blocks.recv() {
                 Ok(block) => {
@@ -206,13 +211,53 @@ impl std::io::Read for BlockReader {
                     self.at = 0;
                 }
                 // The sender is gone: the stream ended.
-                Err(_) => return Ok(0),
+                Err(_) => return &[],
             }
         }
-        let n = buf.len().min(self.current.len() - self.at);
-        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        &self.current[self.at..]
+    }
+
+    fn advance(&mut self, n: usize) {
         self.at += n;
+        self.pos += n as u64;
+    }
+}
+
+impl std::io::Read for BlockReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = self.rest();
+        let n = buf.len().min(rest.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.advance(n);
         Ok(n)
+    }
+}
+
+impl std::io::Seek for BlockReader {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let unsupported = || {
+            std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "a block stream only skips forward",
+            )
+        };
+        let std::io::SeekFrom::Current(n) = to else {
+            return Err(unsupported());
+        };
+        let mut left = u64::try_from(n).map_err(|_| unsupported())?;
+        while left > 0 {
+            let available = self.rest().len();
+            if available == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the layer's stream ended inside an entry",
+                ));
+            }
+            let n = available.min(usize::try_from(left).unwrap_or(usize::MAX));
+            self.advance(n);
+            left -= n as u64;
+        }
+        Ok(self.pos)
     }
 }
 
@@ -290,5 +335,44 @@ mod tests {
         assert!(matches!(again.origin, LayerOrigin::Built { cached: true, .. }));
         assert_eq!(again.descriptor, built.descriptor);
         assert_eq!(remembered_scans(&cache), 0);
+    }
+
+    #[test]
+    fn the_block_stream_skips_across_blocks_as_reading_would() {
+        let mut b = tar::Builder::new(Vec::new());
+        for (i, size) in [3usize, 70_000, 1, 200_000, 0, 4096].iter().enumerate() {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(*size as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_cksum();
+            b.append_data(&mut h, format!("f{i}"), &vec![i as u8; *size][..])
+                .unwrap();
+        }
+        let tar = b.into_inner().unwrap();
+        fn heads(
+            walked: &mut Vec<(String, Vec<u8>)>,
+        ) -> impl FnMut(&crate::tar_walk::TarEntry, &mut dyn std::io::Read) -> std::io::Result<()> + '_
+        {
+            move |e, content| {
+                walked.push((e.path.clone(), crate::tar_walk::read_head(content, 10)?));
+                Ok(())
+            }
+        }
+        let mut expected = Vec::new();
+        let stats = crate::tar_walk::walk_tar(&tar[..], heads(&mut expected)).unwrap();
+        // Blocks of odd sizes, so skips start and end inside them.
+        let (tx, rx) = std::sync::mpsc::channel();
+        for chunk in tar.chunks(12_345) {
+            tx.send(Arc::<[u8]>::from(chunk)).unwrap();
+        }
+        drop(tx);
+        let mut got = Vec::new();
+        let skipped = crate::tar_walk::walk_tar_skipping(BlockReader::new(rx), heads(&mut got)).unwrap();
+        assert_eq!(got, expected);
+        assert_eq!(skipped, stats);
+        assert_eq!(expected.len(), 6);
     }
 }

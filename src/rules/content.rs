@@ -12,7 +12,7 @@ use super::handler::{HandlerPlan, check_handler};
 use super::{CheckContext, CheckError, Finding, LayerReads};
 use crate::image::{Architecture, Digest, Image};
 use crate::tar_walk::{
-    EntryKind, TarEntry, normalize, parent, read_head, walk_layer, walk_layer_hashed, walk_tar,
+    EntryKind, TarEntry, normalize, parent, read_head, walk_layer, walk_layer_hashed, walk_tar_skipping,
 };
 
 /// Bytes kept of executables: enough for the ELF header up to `e_machine`.
@@ -122,9 +122,9 @@ impl ScanPlan {
     /// Scans an uncompressed layer tar read from `reader`, for the layer that
     /// will sit at position `index`. Finish it with [`TarScan::remember`] once
     /// the layer's digest is known.
-    pub fn scan_tar(&self, reader: impl Read, index: usize) -> io::Result<TarScan<'_>> {
+    pub fn scan_tar(&self, reader: impl Read + Seek, index: usize) -> io::Result<TarScan<'_>> {
         let mut scanner = Scanner::new(self, index);
-        walk_tar(reader, |entry, content| scanner.visit(entry, content))?;
+        walk_tar_skipping(reader, |entry, content| scanner.visit(entry, content))?;
         Ok(TarScan { scanner })
     }
 
@@ -135,7 +135,7 @@ impl ScanPlan {
     /// [`TarScan::remember`] reads them back, streaming them to the memo.
     pub fn scan_tar_spilled(
         &self,
-        reader: impl Read,
+        reader: impl Read + Seek,
         index: usize,
         spill: std::fs::File,
     ) -> io::Result<TarScan<'_>> {
@@ -144,7 +144,7 @@ impl ScanPlan {
             out: BufWriter::with_capacity(1 << 16, spill),
             first: true,
         });
-        walk_tar(reader, |entry, content| scanner.visit(entry, content))?;
+        walk_tar_skipping(reader, |entry, content| scanner.visit(entry, content))?;
         Ok(TarScan { scanner })
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use super::SbomError;
 use super::os_packages::{Database, OS_RELEASE, os_release_id, parse, purl as os_purl};
 use crate::image::{Digest, Image, Layer, LayerOrigin};
-use crate::tar_walk::{EntryKind, TarEntry, read_head, walk_layer, walk_tar};
+use crate::tar_walk::{EntryKind, TarEntry, read_head, walk_layer, walk_tar_skipping};
 
 /// Metadata files larger than this are not package metadata we can use.
 const METADATA_LIMIT: usize = 1 << 20;
@@ -236,14 +236,14 @@ const STREAMED_KEPT: usize = 64;
 /// it would find them; `None` when the layer is one to leave to that walk
 /// (it holds OS package state read across layers) or the tar is unreadable
 /// (the walk then says why).
-pub fn scan_built_stream(tar: impl Read) -> Option<StreamedLayer> {
+pub fn scan_built_stream(tar: impl Read + std::io::Seek) -> Option<StreamedLayer> {
     // The blob digest is not known until the layer is compressed:
     // `remember_streamed` names it.
     let unnamed = Digest::of(b"");
     let mut found: BTreeMap<String, Package> = BTreeMap::new();
     let mut os_state = false;
     let mut plain = true;
-    let walked = walk_tar(tar, |entry, reader| {
+    let walked = walk_tar_skipping(tar, |entry, reader| {
         os_state |= touches_os_state(entry.path.as_str());
         let path = entry.path.as_str();
         if entry.kind != EntryKind::File || !plain {
@@ -578,7 +578,11 @@ mod tests {
         assert!(walked.os_state);
 
         // Fed in odd-sized pieces, as blocks arrive.
-        let streamed = scan_built_stream(std::io::BufReader::with_capacity(1000, &tar[..])).unwrap();
+        let streamed = scan_built_stream(std::io::BufReader::with_capacity(
+            1000,
+            std::io::Cursor::new(&tar[..]),
+        ))
+        .unwrap();
         remember_streamed(&layer.descriptor.digest, streamed);
         // The blob is gone: only the remembered scan can answer, and it
         // answers as the walk did (the layer's digest included).
@@ -591,13 +595,18 @@ mod tests {
     #[test]
     fn a_layer_with_os_package_state_or_a_broken_tar_is_left_to_the_walk() {
         let dpkg = tar_of(&[("var/lib/dpkg/status", b"Package: a\nVersion: 1\n\n")]);
-        assert!(scan_built_stream(&dpkg[..]).is_none());
+        assert!(scan_built_stream(std::io::Cursor::new(&dpkg[..])).is_none());
         let release = tar_of(&[("etc/os-release", b"ID=debian\n")]);
-        assert!(scan_built_stream(&release[..]).is_none());
+        assert!(scan_built_stream(std::io::Cursor::new(&release[..])).is_none());
         let mut broken = tar_of(&[("var/task/a.py", b"x = 1\n")]);
         broken[100..108].copy_from_slice(b"garbage!");
-        assert!(scan_built_stream(&broken[..]).is_none());
-        assert!(scan_built_stream(&tar_of(&[("var/task/a.py", b"x = 1\n")])[..]).is_some());
+        assert!(scan_built_stream(std::io::Cursor::new(&broken[..])).is_none());
+        assert!(
+            scan_built_stream(std::io::Cursor::new(
+                &tar_of(&[("var/task/a.py", b"x = 1\n")])[..]
+            ))
+            .is_some()
+        );
     }
 
     #[test]

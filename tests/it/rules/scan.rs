@@ -70,7 +70,7 @@ fn a_scan_of_the_tar_stream_is_the_scan_of_the_blob() {
     let plan = ScanPlan::new(image.config(), &ctx).unwrap();
     let from_streams = MapMemo::default();
     for (index, ((tar, _), layer)) in builder.layers.iter().zip(image.layers()).enumerate() {
-        let scan = plan.scan_tar(&tar[..], index).unwrap();
+        let scan = plan.scan_tar(std::io::Cursor::new(&tar[..]), index).unwrap();
         scan.remember(&layer.descriptor.digest, &from_streams);
     }
     assert_eq!(
@@ -83,7 +83,9 @@ fn a_scan_of_the_tar_stream_is_the_scan_of_the_blob() {
     let from_spills = MapMemo::default();
     for (index, ((tar, _), layer)) in builder.layers.iter().zip(image.layers()).enumerate() {
         let spill = tempfile::tempfile().unwrap();
-        let scan = plan.scan_tar_spilled(&tar[..], index, spill).unwrap();
+        let scan = plan
+            .scan_tar_spilled(std::io::Cursor::new(&tar[..]), index, spill)
+            .unwrap();
         scan.remember(&layer.descriptor.digest, &from_spills);
     }
     assert_eq!(
