@@ -98,19 +98,13 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// Only forward from where the stream is (how the tar reader skips content);
-/// `inner` gives positions from its own start, as the count does.
+/// `inner` gives positions from its own start, as the count does. A skip the
+/// stream ends inside stops short: the next read finds the end, as a read of
+/// that content would have.
 impl<R: Read + Seek> Seek for Counting<R> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        match self.inner.seek(pos) {
-            Ok(at) => {
-                self.count = at;
-                Ok(at)
-            }
-            Err(e) => {
-                self.eof |= e.kind() == io::ErrorKind::UnexpectedEof;
-                Err(e)
-            }
-        }
+        self.count = self.inner.seek(pos)?;
+        Ok(self.count)
     }
 }
 
@@ -162,18 +156,13 @@ fn walk_layer_as(
     .map_err(fail)
 }
 
-/// [`walk_layer`] over an uncompressed tar stream.
+/// [`walk_layer`] over an uncompressed tar stream (what `visit` leaves of an
+/// entry is read and dropped).
 pub fn walk_tar(
     reader: impl Read,
     visit: impl FnMut(&TarEntry, &mut dyn Read) -> io::Result<()>,
 ) -> io::Result<WalkStats> {
-    let mut archive = tar::Archive::new(Counting {
-        inner: reader,
-        count: 0,
-        eof: false,
-    });
-    let walked = visit_entries(archive.entries()?, visit)?;
-    finish(archive.into_inner(), walked)
+    walk_tar_skipping(SkipByReading::new(reader), visit)
 }
 
 /// [`walk_tar`] over a stream that can skip forward (`SeekFrom::Current`
@@ -223,14 +212,8 @@ impl<R: Read> Seek for SkipByReading<R> {
             _ => None,
         }
         .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "this stream only skips forward"))?;
-        let skipped = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())?;
-        self.pos += skipped;
-        if skipped < n {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the stream ended inside an entry",
-            ));
-        }
+        // Short at the end of the stream: the next read says so.
+        self.pos += io::copy(&mut (&mut self.inner).take(n), &mut io::sink())?;
         Ok(self.pos)
     }
 }
@@ -315,6 +298,15 @@ fn finish<R: Read>(mut rest: Counting<R>, walked: Walked) -> io::Result<WalkStat
             return Err(e);
         }
     }
+    // A skip over content the stream ended inside stops short (see
+    // `Counting`), and the tar reader may take the end that follows for the
+    // end of the archive: the count tells the truncation.
+    if rest.count < content_end {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the tar stream ends inside its last entry's content",
+        ));
+    }
     // Read the end-of-archive padding too, so the count is the whole tar.
     io::copy(&mut rest, &mut io::sink())?;
     stats.uncompressed_bytes = rest.count;
@@ -329,7 +321,7 @@ pub fn read_head(reader: &mut dyn Read, limit: usize) -> io::Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -345,7 +337,7 @@ mod tests {
 
     /// A tar of files of many sizes (some over the tar reader's skip buffer),
     /// a directory and a link.
-    fn sample_tar() -> Vec<u8> {
+    pub(crate) fn sample_tar() -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (i, size) in [0usize, 1, 511, 512, 513, 40_000, 300_000].iter().enumerate() {
             let data: Vec<u8> = (0..*size).map(|j| (j * 7 + i) as u8).collect();

@@ -246,12 +246,10 @@ impl std::io::Seek for BlockReader {
         };
         let mut left = u64::try_from(n).map_err(|_| unsupported())?;
         while left > 0 {
+            // Short at the end of the stream: the next read says so.
             let available = self.rest().len();
             if available == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the layer's stream ended inside an entry",
-                ));
+                break;
             }
             let n = available.min(usize::try_from(left).unwrap_or(usize::MAX));
             self.advance(n);
@@ -339,19 +337,7 @@ mod tests {
 
     #[test]
     fn the_block_stream_skips_across_blocks_as_reading_would() {
-        let mut b = tar::Builder::new(Vec::new());
-        for (i, size) in [3usize, 70_000, 1, 200_000, 0, 4096].iter().enumerate() {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(*size as u64);
-            h.set_mode(0o644);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(0);
-            h.set_cksum();
-            b.append_data(&mut h, format!("f{i}"), &vec![i as u8; *size][..])
-                .unwrap();
-        }
-        let tar = b.into_inner().unwrap();
+        let tar = crate::tar_walk::tests::sample_tar();
         fn heads(
             walked: &mut Vec<(String, Vec<u8>)>,
         ) -> impl FnMut(&crate::tar_walk::TarEntry, &mut dyn std::io::Read) -> std::io::Result<()> + '_
@@ -373,6 +359,6 @@ mod tests {
         let skipped = crate::tar_walk::walk_tar_skipping(BlockReader::new(rx), heads(&mut got)).unwrap();
         assert_eq!(got, expected);
         assert_eq!(skipped, stats);
-        assert_eq!(expected.len(), 6);
+        assert_eq!(expected.len(), 8);
     }
 }
