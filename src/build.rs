@@ -64,6 +64,10 @@ pub struct BuildOptions {
     pub side_outputs: Vec<PathBuf>,
     /// `--cache-registry`, `--cache-registry-readonly`.
     pub cache_registry: crate::cache_registry::CacheRegistryChoice,
+    /// Whether an SBOM will be made of the image: only then are the new
+    /// layers' packages listed while they are compressed (`--no-sbom` spares
+    /// that scan's CPU and memory).
+    pub sbom_packages: bool,
 }
 
 /// A dependency installer's time limit unless `--install-timeout` says otherwise.
@@ -100,6 +104,7 @@ impl BuildOptions {
             repair_base: false,
             side_outputs: Vec::new(),
             cache_registry: Default::default(),
+            sbom_packages: true,
         }
     }
 }
@@ -445,7 +450,11 @@ fn assemble(job: &Job<'_>, source: &dyn source::ImageSource) -> Result<Assembled
                     &settings,
                     cache,
                     reporter,
-                    scan_plan.as_ref().map(|p| (p, index)),
+                    scan_plan.as_ref().map(|plan| scan::StreamScans {
+                        plan,
+                        index,
+                        sbom_packages: job.options.sbom_packages,
+                    }),
                 )?;
                 appended.push_new(layer, Some(planned), &plan.comment);
             }

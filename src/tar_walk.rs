@@ -77,6 +77,11 @@ pub fn escapes_root(raw: &str) -> bool {
     raw.starts_with('/') || raw.split('/').any(|c| c == "..")
 }
 
+/// The proper ancestors of a normalised path, nearest first (`a/b/c`: `a/b`, `a`).
+pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.rmatch_indices('/').map(move |(i, _)| &path[..i])
+}
+
 /// The parent of a normalised path (`""` for top-level entries).
 pub fn parent(path: &str) -> &str {
     path.rfind('/').map(|i| &path[..i]).unwrap_or("")

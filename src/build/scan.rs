@@ -11,6 +11,17 @@ use crate::layer::{LayerError, LayerSettings, LayerSpec, build_selected};
 use crate::report::Reporter;
 use crate::rules::ScanPlan;
 
+/// What reads a new layer's tar while it is compressed.
+pub(super) struct StreamScans<'a> {
+    /// The rules' plan.
+    pub plan: &'a Arc<ScanPlan>,
+    /// The layer's place in the image.
+    pub index: usize,
+    /// Whether the SBOM's packages of the layer are listed from the same
+    /// stream (only when the build makes an SBOM).
+    pub sbom_packages: bool,
+}
+
 /// Builds a layer; when it is compressed, the rules' scan of it runs on the
 /// uncompressed tar at the same time and is left in the cache, so checking
 /// the image does not inflate and read the new layer a second time (on two
@@ -24,10 +35,14 @@ pub(super) fn build_scanned(
     settings: &LayerSettings,
     cache: &Cache,
     reporter: &dyn Reporter,
-    // The rules' plan and the layer's place in the image, when they scan it.
-    scan: Option<(&Arc<ScanPlan>, usize)>,
+    scan: Option<StreamScans<'_>>,
 ) -> Result<Layer, LayerError> {
-    let Some((scan_plan, index)) = scan else {
+    let Some(StreamScans {
+        plan: scan_plan,
+        index,
+        sbom_packages,
+    }) = scan
+    else {
         return build_selected(spec, entries, source, settings, cache, reporter, &|_| {});
     };
     let cache = &scanning_shared(cache, Some(scan_plan), index);
@@ -35,7 +50,6 @@ pub(super) fn build_scanned(
     // content, so they keep up; when one stops, sends to it fail and are
     // ignored. Each block is copied once and shared by both scanners.
     let (rules_blocks, rules_received) = std::sync::mpsc::sync_channel::<Arc<[u8]>>(8);
-    let (sbom_blocks, sbom_received) = std::sync::mpsc::sync_channel::<Arc<[u8]>>(8);
     std::thread::scope(|s| {
         let scanner = std::thread::Builder::new()
             .name("layer-rules-scan".into())
@@ -45,22 +59,30 @@ pub(super) fn build_scanned(
             .expect("spawning the layer scan thread");
         // The SBOM's packages of the layer, from the same stream: the SBOM
         // made after the build then does not inflate the layer again.
-        let sbom_scanner = std::thread::Builder::new()
-            .name("layer-sbom-scan".into())
-            .spawn_scoped(s, move || {
-                crate::sbom::scan_built_stream(BlockReader::new(sbom_received))
-            })
-            .expect("spawning the layer scan thread");
+        let (sbom_blocks, sbom_scanner) = if sbom_packages {
+            let (blocks, received) = std::sync::mpsc::sync_channel::<Arc<[u8]>>(8);
+            let scanner = std::thread::Builder::new()
+                .name("layer-sbom-scan".into())
+                .spawn_scoped(s, move || {
+                    crate::sbom::scan_built_stream(BlockReader::new(received))
+                })
+                .expect("spawning the layer scan thread");
+            (Some(blocks), Some(scanner))
+        } else {
+            (None, None)
+        };
         let observe = |block: &[u8]| {
             let block: Arc<[u8]> = Arc::from(block);
-            let _ = rules_blocks.send(block.clone());
-            let _ = sbom_blocks.send(block);
+            if let Some(sbom_blocks) = &sbom_blocks {
+                let _ = sbom_blocks.send(block.clone());
+            }
+            let _ = rules_blocks.send(block);
         };
         let built = build_selected(spec, entries, source, settings, cache, reporter, &observe);
         drop(rules_blocks);
         drop(sbom_blocks);
         let scan = scanner.join().expect("layer scan thread panicked");
-        let packages = sbom_scanner.join().expect("layer SBOM scan thread panicked");
+        let packages = sbom_scanner.and_then(|h| h.join().expect("layer SBOM scan thread panicked"));
         let layer = built?;
         // A layer from the cache was not streamed: its scans saw nothing.
         if let LayerOrigin::Built { cached: false, .. } = &layer.origin {
@@ -310,7 +332,11 @@ mod tests {
             &settings,
             &cache,
             &silent,
-            Some((&plan, 0)),
+            Some(StreamScans {
+                plan: &plan,
+                index: 0,
+                sbom_packages: true,
+            }),
         )
         .unwrap();
         assert!(matches!(built.origin, LayerOrigin::Built { cached: false, .. }));
@@ -327,7 +353,11 @@ mod tests {
             &settings,
             &cache,
             &silent,
-            Some((&plan, 0)),
+            Some(StreamScans {
+                plan: &plan,
+                index: 0,
+                sbom_packages: true,
+            }),
         )
         .unwrap();
         assert!(matches!(again.origin, LayerOrigin::Built { cached: true, .. }));

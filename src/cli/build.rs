@@ -246,6 +246,7 @@ pub fn resolve(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<BuildSet
     options.rules = args.rules.policy()?;
     options.repair_base = args.repair_base;
     options.side_outputs = args.sbom.iter().chain(&args.metadata_file).cloned().collect();
+    options.sbom_packages = args.sbom.is_some() || !args.no_sbom;
     Ok(BuildSettings {
         options,
         target: super::deploy::target(&args.aws.flags, deploy_settings),

@@ -153,6 +153,8 @@ fn resolve_image(
             let model = crate::manifest::load(&args.manifest)?;
             let mut options = crate::build::BuildOptions::new(args.manifest.clone(), registry.clone());
             options.source_options.allow_unpinned = args.allow_unpinned;
+            // A local run writes no SBOM.
+            options.sbom_packages = false;
             let outcome = crate::build::build_model(&options, model.clone(), &cache, &reporter)?;
             Ok(Resolved {
                 image: outcome.image,

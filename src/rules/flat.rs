@@ -3,12 +3,12 @@
 //! what lower layers held. Holds header facts per path, and the first bytes
 //! of only the few files a rule asked for.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
 use super::CheckError;
 use crate::image::Image;
-use crate::tar_walk::{EntryKind, TarEntry, normalize, parent, walk_layer};
+use crate::tar_walk::{EntryKind, TarEntry, ancestors, normalize, parent, walk_layer};
 
 pub use crate::tar_walk::EntryKind as NodeKind;
 
@@ -120,9 +120,15 @@ impl LayerDelta {
 }
 
 /// Path (normalised, see [`normalize`]) → node.
+///
+/// One array sorted by path (byte order), not a tree: an image may hold half
+/// a million paths, and a layer this tool wrote arrives sorted, so the first
+/// such layer becomes the view as it is (no second copy of its entries) and
+/// a later one is merged in one pass. Only a layer out of order (or with a
+/// path twice) is applied an entry at a time, in a tree made for it.
 #[derive(Debug, Default)]
 pub struct FlatView {
-    nodes: BTreeMap<Box<str>, Node>,
+    nodes: Vec<(Box<str>, Node)>,
 }
 
 impl FlatView {
@@ -131,60 +137,55 @@ impl FlatView {
     /// (without a whiteout first): runtimes refuse such an image or hide the
     /// directory's whole tree (rule LI043).
     pub fn apply(&mut self, delta: LayerDelta) -> Vec<String> {
-        if self.nodes.is_empty() && delta.ascends() {
+        if !delta.ascends() {
+            let mut tree: BTreeMap<Box<str>, Node> = std::mem::take(&mut self.nodes).into_iter().collect();
+            let replaced = apply_in_order(&mut tree, delta);
+            self.nodes = tree.into_iter().collect();
+            return replaced;
+        }
+        let LayerDelta {
+            entries,
+            whiteouts,
+            opaque,
+        } = delta;
+        self.remove_hidden(&whiteouts, &opaque);
+        if self.nodes.is_empty() {
             // Nothing below to hide or replace, and no entry of a sorted
-            // layer is below an earlier one: the layer is the view. Built in
-            // one pass, the tree's nodes are full, where inserting one path
-            // at a time leaves them about half empty (at half a million
-            // files, some 30 MB of a check's peak).
-            self.nodes = delta.entries.into_iter().collect();
+            // layer is below an earlier one: the layer is the view.
+            self.nodes = entries;
             return Vec::new();
         }
-        for dir in &delta.opaque {
-            self.remove_under(dir);
-        }
-        for path in &delta.whiteouts {
-            self.nodes.remove(path.as_str());
-            self.remove_under(path);
-        }
-        let mut replaced = Vec::new();
-        for (path, node) in delta.entries {
-            if node.kind != EntryKind::Dir {
-                let was_dir = match self.nodes.get(&*path) {
-                    Some(old) => old.kind == EntryKind::Dir && old.layer < node.layer,
-                    // A directory with children but no entry of its own.
-                    None => self.under(&path).any(|(_, n)| n.layer < node.layer),
-                };
-                if was_dir {
-                    replaced.push(path.to_string());
-                }
-                // A file over a directory hides everything below it.
-                self.remove_under(&path);
-            }
-            self.nodes.insert(path, node);
-        }
+        let replaced = replaced_dirs(&self.nodes, &entries);
+        merge(&mut self.nodes, entries);
         replaced
     }
 
-    fn remove_under(&mut self, dir: &str) {
-        if dir.is_empty() {
+    /// Drops what a layer's whiteouts (the path and all below it) and opaque
+    /// directories (all below them) hide of the lower layers.
+    fn remove_hidden(&mut self, whiteouts: &[String], opaque: &[String]) {
+        if whiteouts.is_empty() && opaque.is_empty() {
+            return;
+        }
+        // `.wh..wh..opq` at the top, or a whiteout of an empty name: everything.
+        if opaque.iter().chain(whiteouts).any(|d| d.is_empty()) {
             self.nodes.clear();
             return;
         }
-        let prefix = format!("{dir}/");
-        let doomed: Vec<Box<str>> = self
-            .nodes
-            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in doomed {
-            self.nodes.remove(&k);
-        }
+        let whiteouts: HashSet<&str> = whiteouts.iter().map(String::as_str).collect();
+        let opaque: HashSet<&str> = opaque.iter().map(String::as_str).collect();
+        self.nodes.retain(|(path, _)| {
+            !whiteouts.contains(&**path)
+                && !ancestors(path).any(|a| whiteouts.contains(a) || opaque.contains(a))
+        });
+    }
+
+    fn find(&self, path: &str) -> Option<&Node> {
+        let i = self.nodes.binary_search_by(|(k, _)| (**k).cmp(path)).ok()?;
+        Some(&self.nodes[i].1)
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(normalize(path).as_str())
+        self.find(&normalize(path))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
@@ -201,11 +202,9 @@ impl FlatView {
 
     /// Every path at or below `dir`.
     pub fn under<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = (&'a str, &'a Node)> + 'a {
-        let prefix = format!("{dir}/");
-        self.nodes
-            .range::<str, _>((Bound::Included(dir), Bound::Unbounded))
-            .map(|(k, n)| (&**k, n))
-            .take_while(move |(k, _)| *k == dir || k.starts_with(&prefix))
+        let own = self.find(dir).map(|n| (dir, n));
+        own.into_iter()
+            .chain(below(&self.nodes, dir).iter().map(|(k, n)| (&**k, n)))
     }
 
     /// Looks a path up the way the kernel would: symlinks in directory
@@ -227,7 +226,7 @@ impl FlatView {
                 format!("{current}/{component}")
             };
             let last = pending.is_empty();
-            match self.nodes.get(next.as_str()) {
+            match self.find(&next) {
                 Some(node) if node.kind == EntryKind::Symlink && (!last || follow_last) => {
                     hops += 1;
                     if hops > 40 {
@@ -262,6 +261,136 @@ impl FlatView {
             return self.lookup(node.link().unwrap_or(""), true);
         }
         Some((found, node))
+    }
+}
+
+/// The entries strictly below `dir` in a sorted array: one run, from
+/// `dir/` (a sibling such as `dir.txt` or `dir-2` sorts before it) to the
+/// first path not starting with it.
+fn below<'a>(nodes: &'a [(Box<str>, Node)], dir: &str) -> &'a [(Box<str>, Node)] {
+    let prefix = format!("{dir}/");
+    let start = nodes.partition_point(|(k, _)| **k < *prefix);
+    let len = nodes[start..].partition_point(|(k, _)| k.starts_with(&prefix));
+    &nodes[start..start + len]
+}
+
+/// Whether `path` lies below one of a sorted layer's non-directories (which
+/// hides whatever the lower layers had there).
+fn below_file_of(entries: &[(Box<str>, Node)], path: &str) -> bool {
+    ancestors(path).any(|a| {
+        entries
+            .binary_search_by(|(k, _)| (**k).cmp(a))
+            .is_ok_and(|i| entries[i].1.kind != EntryKind::Dir)
+    })
+}
+
+/// The lower directories a sorted layer's non-directories replace, in the
+/// layer's order: a directory entry of a lower layer at the same path, or
+/// (with no entry there) lower entries below it.
+fn replaced_dirs(lower: &[(Box<str>, Node)], entries: &[(Box<str>, Node)]) -> Vec<String> {
+    let mut replaced = Vec::new();
+    for (path, node) in entries {
+        if node.kind == EntryKind::Dir || below_file_of(entries, path) {
+            continue;
+        }
+        let was_dir = match lower.binary_search_by(|(k, _)| (**k).cmp(path)) {
+            Ok(i) => lower[i].1.kind == EntryKind::Dir && lower[i].1.layer < node.layer,
+            // A directory with children but no entry of its own.
+            Err(_) => below(lower, path).iter().any(|(_, n)| n.layer < node.layer),
+        };
+        if was_dir {
+            replaced.push(path.to_string());
+        }
+    }
+    replaced
+}
+
+/// A sorted layer laid over the sorted lower view: its entries replace those
+/// at their paths, and each of its non-directories drops the lower entries
+/// below it. In place, from the back: a small code layer over half a million
+/// lower paths does not copy them into a second array.
+fn merge(lower: &mut Vec<(Box<str>, Node)>, mut entries: Vec<(Box<str>, Node)>) {
+    lower.retain(|(path, _)| {
+        entries.binary_search_by(|(k, _)| (**k).cmp(path)).is_err() && !below_file_of(&entries, path)
+    });
+    let mut i = lower.len();
+    // Empty names hold the new slots until the merge fills them.
+    let blank = || -> (Box<str>, Node) {
+        (
+            Box::from(""),
+            Node {
+                kind: EntryKind::Dir,
+                mode: 0,
+                layer: 0,
+                uid: 0,
+                size: 0,
+                extra: None,
+            },
+        )
+    };
+    lower.resize_with(i + entries.len(), blank);
+    for slot in (0..lower.len()).rev() {
+        let take_upper = match (i.checked_sub(1), entries.last()) {
+            (_, None) => break, // the rest of `lower` is in place
+            (None, Some(_)) => true,
+            (Some(prev), Some((up, _))) => **up > *lower[prev].0,
+        };
+        if take_upper {
+            lower[slot] = entries.pop().expect("checked");
+        } else {
+            i -= 1;
+            lower.swap(i, slot);
+        }
+    }
+}
+
+/// Applies a layer whose entries are in any order, one entry at a time as a
+/// runtime extracts it (a later entry replaces an earlier one at its path).
+fn apply_in_order(nodes: &mut BTreeMap<Box<str>, Node>, delta: LayerDelta) -> Vec<String> {
+    for dir in &delta.opaque {
+        remove_under(nodes, dir);
+    }
+    for path in &delta.whiteouts {
+        nodes.remove(path.as_str());
+        remove_under(nodes, path);
+    }
+    let mut replaced = Vec::new();
+    for (path, node) in delta.entries {
+        if node.kind != EntryKind::Dir {
+            let was_dir = match nodes.get(&*path) {
+                Some(old) => old.kind == EntryKind::Dir && old.layer < node.layer,
+                // A directory with children but no entry of its own.
+                None => tree_below(nodes, &path).any(|(_, n)| n.layer < node.layer),
+            };
+            if was_dir {
+                replaced.push(path.to_string());
+            }
+            // A file over a directory hides everything below it.
+            remove_under(nodes, &path);
+        }
+        nodes.insert(path, node);
+    }
+    replaced
+}
+
+fn tree_below<'a>(
+    nodes: &'a BTreeMap<Box<str>, Node>,
+    dir: &str,
+) -> impl Iterator<Item = (&'a Box<str>, &'a Node)> {
+    let prefix = format!("{dir}/");
+    nodes
+        .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+        .take_while(move |(k, _)| k.starts_with(&prefix))
+}
+
+fn remove_under(nodes: &mut BTreeMap<Box<str>, Node>, dir: &str) {
+    if dir.is_empty() {
+        nodes.clear();
+        return;
+    }
+    let doomed: Vec<Box<str>> = tree_below(nodes, dir).map(|(k, _)| k.clone()).collect();
+    for k in doomed {
+        nodes.remove(&k);
     }
 }
 
@@ -365,6 +494,70 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert_eq!(one.lookup("/b/c/d", true).unwrap().0, "b/c/d");
+    }
+
+    /// A layer from `(path, kind)` picks, in the order given.
+    fn layer(picks: &[(String, u8)], index: usize) -> LayerDelta {
+        let kinds = [EntryKind::Dir, EntryKind::File, EntryKind::Symlink];
+        let mut d = LayerDelta::default();
+        for (path, k) in picks {
+            d.add(&entry(path, kinds[*k as usize % 3], None), None, index);
+        }
+        d
+    }
+
+    /// Paths over a few names that sort around `/` (`a-c` and `a.d` between
+    /// `a` and `a/…`), three deep at most.
+    fn paths() -> impl proptest::strategy::Strategy<Value = Vec<(String, u8)>> {
+        use proptest::prelude::*;
+        let name = prop::sample::select(vec!["a", "a-c", "a.d", "a0", "b", ".wh.a", ".wh..wh..opq"]);
+        prop::collection::vec((prop::collection::vec(name, 1..4), 0u8..3), 0..24)
+            .prop_map(|v| v.into_iter().map(|(names, k)| (names.join("/"), k)).collect())
+    }
+
+    proptest::proptest! {
+        /// The sorted array's merge of a sorted layer gives what applying it
+        /// an entry at a time gives: the same view, the same replaced directories.
+        #[test]
+        fn a_sorted_layer_merges_as_applied_in_order(lower in paths(), upper in paths(), sort_lower: bool) {
+            let sorted = |mut v: Vec<(String, u8)>| {
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v.dedup_by(|a, b| a.0 == b.0);
+                v
+            };
+            let lower = if sort_lower { sorted(lower) } else { lower };
+            let upper = sorted(upper);
+            let mut view = FlatView::default();
+            let mut tree = BTreeMap::new();
+            proptest::prop_assert_eq!(view.apply(layer(&lower, 0)), apply_in_order(&mut tree, layer(&lower, 0)));
+            proptest::prop_assert_eq!(view.apply(layer(&upper, 1)), apply_in_order(&mut tree, layer(&upper, 1)));
+            let listed: Vec<(String, Node)> = view.iter().map(|(k, n)| (k.to_string(), n.clone())).collect();
+            let expected: Vec<(String, Node)> = tree.into_iter().map(|(k, n)| (k.to_string(), n)).collect();
+            proptest::prop_assert_eq!(listed, expected);
+        }
+    }
+
+    #[test]
+    fn a_directory_is_found_past_siblings_that_sort_before_its_children() {
+        let mut view = FlatView::default();
+        let mut d = LayerDelta::default();
+        // No entry of its own for `lib`; `lib-dynload` and `lib.txt` sort
+        // between `lib` and `lib/…`.
+        for p in ["lib-dynload", "lib.txt", "lib/x.py"] {
+            d.add(&entry(p, EntryKind::File, None), None, 0);
+        }
+        view.apply(d);
+        assert_eq!(view.under("lib").count(), 1);
+        assert_eq!(view.lookup("/lib/x.py", true).unwrap().0, "lib/x.py");
+        let mut d = LayerDelta::default();
+        d.add(&entry("lib", EntryKind::File, None), None, 1);
+        assert_eq!(
+            view.apply(d),
+            ["lib"],
+            "a file over a directory with children but no entry"
+        );
+        let paths: Vec<_> = view.iter().map(|(k, _)| k).collect();
+        assert_eq!(paths, ["lib", "lib-dynload", "lib.txt"]);
     }
 
     #[test]
