@@ -155,7 +155,7 @@ impl FlatView {
             self.nodes = entries;
             return Vec::new();
         }
-        let replaced = replaced_dirs(&self.nodes, &entries);
+        let replaced = replaced_dirs(&self.nodes, &entries, &below_own_files(&entries));
         merge(&mut self.nodes, entries);
         replaced
     }
@@ -268,29 +268,46 @@ impl FlatView {
 /// `dir/` (a sibling such as `dir.txt` or `dir-2` sorts before it) to the
 /// first path not starting with it.
 fn below<'a>(nodes: &'a [(Box<str>, Node)], dir: &str) -> &'a [(Box<str>, Node)] {
+    &nodes[below_range(nodes, dir)]
+}
+
+/// [`below`], as a range of indices.
+fn below_range(nodes: &[(Box<str>, Node)], dir: &str) -> std::ops::Range<usize> {
     let prefix = format!("{dir}/");
     let start = nodes.partition_point(|(k, _)| **k < *prefix);
     let len = nodes[start..].partition_point(|(k, _)| k.starts_with(&prefix));
-    &nodes[start..start + len]
+    start..start + len
 }
 
-/// Whether `path` lies below one of a sorted layer's non-directories (which
-/// hides whatever the lower layers had there).
-fn below_file_of(entries: &[(Box<str>, Node)], path: &str) -> bool {
-    ancestors(path).any(|a| {
-        entries
-            .binary_search_by(|(k, _)| (**k).cmp(a))
-            .is_ok_and(|i| entries[i].1.kind != EntryKind::Dir)
-    })
+/// For each entry of a sorted layer, whether it lies below one of the
+/// layer's own non-directories (which hid whatever the lower layers had
+/// there). An entry's ancestors sort before it, so each is asked of its
+/// parent's answer: one lookup an entry (with no entry for the parent, of
+/// every ancestor).
+fn below_own_files(entries: &[(Box<str>, Node)]) -> Vec<bool> {
+    let mut hidden = vec![false; entries.len()];
+    let index_of = |p: &str| entries.binary_search_by(|(k, _)| (**k).cmp(p)).ok();
+    for i in 0..entries.len() {
+        let path = &*entries[i].0;
+        let parent = parent(path);
+        hidden[i] = match index_of(parent) {
+            _ if parent.is_empty() => false,
+            Some(p) => entries[p].1.kind != EntryKind::Dir || hidden[p],
+            None => ancestors(parent)
+                .filter_map(index_of)
+                .any(|a| entries[a].1.kind != EntryKind::Dir || hidden[a]),
+        };
+    }
+    hidden
 }
 
 /// The lower directories a sorted layer's non-directories replace, in the
 /// layer's order: a directory entry of a lower layer at the same path, or
 /// (with no entry there) lower entries below it.
-fn replaced_dirs(lower: &[(Box<str>, Node)], entries: &[(Box<str>, Node)]) -> Vec<String> {
+fn replaced_dirs(lower: &[(Box<str>, Node)], entries: &[(Box<str>, Node)], hidden: &[bool]) -> Vec<String> {
     let mut replaced = Vec::new();
-    for (path, node) in entries {
-        if node.kind == EntryKind::Dir || below_file_of(entries, path) {
+    for ((path, node), &hidden) in entries.iter().zip(hidden) {
+        if node.kind == EntryKind::Dir || hidden {
             continue;
         }
         let was_dir = match lower.binary_search_by(|(k, _)| (**k).cmp(path)) {
@@ -310,9 +327,33 @@ fn replaced_dirs(lower: &[(Box<str>, Node)], entries: &[(Box<str>, Node)]) -> Ve
 /// below it. In place, from the back: a small code layer over half a million
 /// lower paths does not copy them into a second array.
 fn merge(lower: &mut Vec<(Box<str>, Node)>, mut entries: Vec<(Box<str>, Node)>) {
-    lower.retain(|(path, _)| {
-        entries.binary_search_by(|(k, _)| (**k).cmp(path)).is_err() && !below_file_of(&entries, path)
-    });
+    // The runs of lower entries to drop, by index, sorted by where they start.
+    let mut doomed: Vec<(usize, usize)> = Vec::new();
+    for (path, node) in &entries {
+        if let Ok(i) = lower.binary_search_by(|(k, _)| (**k).cmp(path)) {
+            doomed.push((i, i + 1));
+        }
+        if node.kind != EntryKind::Dir {
+            let run = below_range(lower, path);
+            if !run.is_empty() {
+                doomed.push((run.start, run.end));
+            }
+        }
+    }
+    if !doomed.is_empty() {
+        doomed.sort_unstable();
+        let (mut at, mut next) = (0, 0);
+        lower.retain(|_| {
+            let i = at;
+            at += 1;
+            // Past the runs that ended, the first one left holds `i` if
+            // any does (they are sorted by where they start).
+            while next < doomed.len() && doomed[next].1 <= i {
+                next += 1;
+            }
+            !(next < doomed.len() && doomed[next].0 <= i)
+        });
+    }
     let mut i = lower.len();
     // Empty names hold the new slots until the merge fills them.
     let blank = || -> (Box<str>, Node) {
