@@ -453,7 +453,8 @@ impl Cache {
         Ok(())
     }
 
-    fn record_path(&self, bucket: CacheBucket, key: &str) -> PathBuf {
+    /// Where the JSON record `key` of `bucket` lives (whether or not it is there).
+    pub fn record_path(&self, bucket: CacheBucket, key: &str) -> PathBuf {
         self.root.join(bucket).join(format!("{key}.json"))
     }
 

@@ -274,3 +274,60 @@ fn concurrent_builds_of_one_layer_compress_it_once() {
     );
     assert!(results.iter().all(|l| l.descriptor == results[0].descriptor));
 }
+
+#[test]
+fn a_layer_made_in_a_new_cache_is_keyed_as_in_a_used_one() {
+    let src = tempfile::tempdir().unwrap();
+    fixed_tree(src.path(), 0o644, 0o755, None);
+    let other = tempfile::tempdir().unwrap();
+    fs::write(other.path().join("other.py"), "X = 3\n").unwrap();
+    // Files younger than the racy window are not remembered by the stat index.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let (new_dir, used_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (new, used) = (
+        Cache::open(new_dir.path()).unwrap(),
+        Cache::open(used_dir.path()).unwrap(),
+    );
+    // Another layer's record: the used cache could hold a match, so it keys first.
+    build_layer(
+        &spec_for(other.path()),
+        &settings(2),
+        &used,
+        &crate::report::Silent,
+    )
+    .unwrap();
+
+    let spec = spec_for(src.path());
+    let (in_new, in_used) = (Recorder::default(), Recorder::default());
+    let a = build_layer(&spec, &settings(2), &new, &in_new).unwrap();
+    let b = build_layer(&spec, &settings(2), &used, &in_used).unwrap();
+    let said = |r: &Recorder| r.0.lock().unwrap().join("\n");
+    assert!(
+        said(&in_new).contains("hashed as they were compressed"),
+        "{}",
+        said(&in_new)
+    );
+    assert!(said(&in_used).contains("read to hash"), "{}", said(&in_used));
+    assert_eq!((&a.descriptor, &a.diff_id), (&b.descriptor, &b.diff_id));
+    assert_eq!(blob_bytes(&a), blob_bytes(&b));
+    // The same record name (the cache key) in both.
+    let records = |c: &Cache| -> std::collections::BTreeSet<String> {
+        fs::read_dir(c.bucket_dir(CacheBucket::Layers))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(records(&new).len(), 1);
+    assert!(
+        records(&new).is_subset(&records(&used)),
+        "{:?} {:?}",
+        records(&new),
+        records(&used)
+    );
+
+    // The new cache's stat index came from the same reads: a rebuild reads nothing.
+    let again = Recorder::default();
+    let c = build_layer(&spec, &settings(2), &new, &again).unwrap();
+    assert!(matches!(c.origin, LayerOrigin::Built { cached: true, .. }));
+    assert!(said(&again).contains("0 read to hash"), "{}", said(&again));
+}

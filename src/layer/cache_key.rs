@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
 
-use super::select::{EntryKind, FileStat, Selection};
+use super::select::{Entry, EntryKind, FileStat, Selection};
 use super::{LayerError, LayerSettings, LayerSpec};
 use crate::cache::{Cache, CacheBucket};
 use crate::gzip::BLOCK_SIZE;
@@ -80,37 +80,60 @@ fn field(h: &mut Sha256, bytes: &[u8]) {
 /// The cache key of a layer made of `entries` (with `digests[i]` the content
 /// digest of `entries[i]` when it is a file).
 pub fn layer_key(entries: &Selection, digests: &[Option<ContentHash>], settings: &LayerSettings) -> String {
-    let mut h = Sha256::new();
-    field(&mut h, b"lambda-img layer");
-    field(&mut h, &LAYER_FORMAT_VERSION.to_le_bytes());
-    // No media family: it names the blob's media type, not its bytes, so an
-    // image whose new base moved from Docker to OCI types reuses its layers.
-    field(&mut h, &settings.mtime.to_le_bytes());
-    field(&mut h, &settings.gzip_level.to_le_bytes());
-    field(&mut h, &(BLOCK_SIZE as u64).to_le_bytes());
-    let mut hex_buf = [0u8; 64];
+    let mut key = KeyHasher::new(settings);
     for (e, d) in entries.iter().zip(digests) {
-        field(&mut h, e.path.as_bytes());
+        key.add(&e, d.as_ref());
+    }
+    key.finish()
+}
+
+/// [`layer_key`] made an entry at a time, in layer order (a build in a new
+/// cache keys the layer as it writes it).
+pub(super) struct KeyHasher {
+    h: Sha256,
+    hex_buf: [u8; 64],
+}
+
+impl KeyHasher {
+    pub(super) fn new(settings: &LayerSettings) -> KeyHasher {
+        let mut h = Sha256::new();
+        field(&mut h, b"lambda-img layer");
+        field(&mut h, &LAYER_FORMAT_VERSION.to_le_bytes());
+        // No media family: it names the blob's media type, not its bytes, so an
+        // image whose new base moved from Docker to OCI types reuses its layers.
+        field(&mut h, &settings.mtime.to_le_bytes());
+        field(&mut h, &settings.gzip_level.to_le_bytes());
+        field(&mut h, &(BLOCK_SIZE as u64).to_le_bytes());
+        KeyHasher { h, hex_buf: [0; 64] }
+    }
+
+    /// The next entry, with its content digest when it is a file.
+    pub(super) fn add(&mut self, e: &Entry<'_>, digest: Option<&ContentHash>) {
+        let h = &mut self.h;
+        field(h, e.path.as_bytes());
         let (ty, size, target): (&[u8], u64, &str) = match e.kind {
             EntryKind::Dir => (b"d", 0, ""),
             EntryKind::File { stat, .. } => (b"f", stat.size, ""),
             EntryKind::Symlink { target } => (b"l", 0, target),
         };
-        field(&mut h, ty);
-        field(&mut h, &e.mode.to_le_bytes());
-        field(&mut h, &size.to_le_bytes());
-        field(&mut h, target.as_bytes());
+        field(h, ty);
+        field(h, &e.mode.to_le_bytes());
+        field(h, &size.to_le_bytes());
+        field(h, target.as_bytes());
         // The hex form, as the key has always hashed it.
-        let hex: &[u8] = match d {
+        let hex: &[u8] = match digest {
             Some(d) => {
-                hex::encode_to_slice(d.0, &mut hex_buf).expect("64 hex digits for 32 bytes");
-                &hex_buf
+                hex::encode_to_slice(d.0, &mut self.hex_buf).expect("64 hex digits for 32 bytes");
+                &self.hex_buf
             }
             None => b"",
         };
-        field(&mut h, hex);
+        field(h, hex);
     }
-    hex::encode(h.finalize())
+
+    pub(super) fn finish(self) -> String {
+        hex::encode(self.h.finalize())
+    }
 }
 
 /// Content digests of the file entries (`None` for others), from the stat
@@ -123,10 +146,7 @@ pub fn content_digests(
     spec_id: &str,
     threads: usize,
 ) -> Result<(Vec<Option<ContentHash>>, usize), LayerError> {
-    let started_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
+    let started_ns = now_ns();
     let path = stat_index_path(cache, spec_id);
     let mut old = File::open(&path)
         .ok()
@@ -162,13 +182,92 @@ pub fn content_digests(
     Ok((digests, read))
 }
 
+/// The clock, as the stat index compares it with files' time stamps.
+pub(super) fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs `write`, which makes a layer of `spec_id`'s entries and calls the
+/// callback it is given with each entry in layer order (and a file's content
+/// hash, made from the read that put it in the layer); keys the layer and
+/// writes its stat index from those calls as they come, so nothing per file
+/// is held. Returns what `write` made and the key, or `None` when the index
+/// could not even be started (nothing was made: the caller keys the usual
+/// way, which reports the cache's trouble if it lasts).
+pub(super) fn key_while_writing<T>(
+    cache: &Cache,
+    spec_id: &str,
+    settings: &LayerSettings,
+    write: impl FnOnce(&mut dyn FnMut(&Entry<'_>, Option<&ContentHash>)) -> Result<T, LayerError>,
+) -> Result<Option<(T, String)>, LayerError> {
+    let started_ns = now_ns();
+    let mut key = KeyHasher::new(settings);
+    let mut made = None;
+    // The index only saves work: failing to write it must not fail the build.
+    let _ = cache.put_file(STAT_BUCKET, &stat_index_name(spec_id), |out| {
+        let mut index = IndexWriter::new(out, started_ns)?;
+        let mut index_ok = true;
+        let result = write(&mut |e, digest| {
+            key.add(e, digest);
+            if let Some(d) = digest
+                && index_ok
+            {
+                index_ok = index.add(e, d).is_ok();
+            }
+        });
+        let failed = result.is_err();
+        made = Some(result);
+        match (failed, index_ok) {
+            (false, true) => Ok(()),
+            // Nothing is kept of an index that is not whole.
+            _ => Err(io::Error::other("the layer or its stat index was not written")),
+        }
+    });
+    match made {
+        None => Ok(None),
+        Some(result) => Ok(Some((result?, key.finish()))),
+    }
+}
+
+/// Reads through to `inner`, hashing what it reads as [`content_digests`]
+/// hashes a file: a file's hash made from the same read that puts its
+/// contents into a layer.
+pub(super) struct HashingReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub(super) fn new(inner: R) -> HashingReader<R> {
+        HashingReader {
+            inner,
+            hasher: blake3::Hasher::new(),
+        }
+    }
+
+    pub(super) fn finish(&self) -> ContentHash {
+        ContentHash(*self.hasher.finalize().as_bytes())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// Forgets a spec's stat index (a staging tree about to be deleted).
 pub fn forget_stat_index(cache: &Cache, spec: &LayerSpec) {
     let _ = std::fs::remove_file(stat_index_path(cache, &spec_identity(spec)));
 }
 
 fn stat_index_path(cache: &Cache, spec_id: &str) -> PathBuf {
-    cache.bucket_dir(STAT_BUCKET).join(format!("{spec_id}.bin"))
+    cache.bucket_dir(STAT_BUCKET).join(stat_index_name(spec_id))
 }
 
 /// One file of the stat index.
@@ -304,39 +403,72 @@ fn write_stat_index(
     digests: &[Option<ContentHash>],
     started_ns: i64,
 ) -> io::Result<()> {
-    cache.put_file(STAT_BUCKET, &format!("{spec_id}.bin"), |out| {
-        out.write_all(STAT_MAGIC)?;
-        let mut previous: &str = "";
+    cache.put_file(STAT_BUCKET, &stat_index_name(spec_id), |out| {
+        let mut index = IndexWriter::new(out, started_ns)?;
         for (e, d) in entries.iter().zip(digests) {
-            let (EntryKind::File { source, stat }, Some(d)) = (e.kind, d) else {
-                continue;
-            };
-            if stat.mtime_ns.max(stat.ctime_ns) > started_ns - RACY_WINDOW_NS {
-                continue;
+            if let Some(d) = d {
+                index.add(&e, d)?;
             }
-            let shared = previous
-                .bytes()
-                .zip(e.path.bytes())
-                .take_while(|(a, b)| a == b)
-                .count();
-            write_varint(out, shared as u64)?;
-            write_varint(out, (e.path.len() - shared) as u64)?;
-            out.write_all(&e.path.as_bytes()[shared..])?;
-            write_varint(out, source.input as u64)?;
-            for n in [
-                stat.size,
-                stat.mtime_ns as u64,
-                stat.ctime_ns as u64,
-                stat.ino,
-                stat.dev,
-            ] {
-                out.write_all(&n.to_le_bytes())?;
-            }
-            out.write_all(&d.0)?;
-            previous = e.path;
         }
         Ok(())
     })
+}
+
+fn stat_index_name(spec_id: &str) -> String {
+    format!("{spec_id}.bin")
+}
+
+/// Writes a stat index a file at a time, in layer order (see [`IndexReader`]
+/// for the format); files changed too recently to trust their stat are left out.
+pub(super) struct IndexWriter<W> {
+    out: W,
+    started_ns: i64,
+    previous: String,
+}
+
+impl<W: Write> IndexWriter<W> {
+    pub(super) fn new(mut out: W, started_ns: i64) -> io::Result<IndexWriter<W>> {
+        out.write_all(STAT_MAGIC)?;
+        Ok(IndexWriter {
+            out,
+            started_ns,
+            previous: String::new(),
+        })
+    }
+
+    /// The next hashed file (other entries are not indexed).
+    pub(super) fn add(&mut self, e: &Entry<'_>, digest: &ContentHash) -> io::Result<()> {
+        let EntryKind::File { source, stat } = e.kind else {
+            return Ok(());
+        };
+        if stat.mtime_ns.max(stat.ctime_ns) > self.started_ns - RACY_WINDOW_NS {
+            return Ok(());
+        }
+        let out = &mut self.out;
+        let shared = self
+            .previous
+            .bytes()
+            .zip(e.path.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        write_varint(out, shared as u64)?;
+        write_varint(out, (e.path.len() - shared) as u64)?;
+        out.write_all(&e.path.as_bytes()[shared..])?;
+        write_varint(out, source.input as u64)?;
+        for n in [
+            stat.size,
+            stat.mtime_ns as u64,
+            stat.ctime_ns as u64,
+            stat.ino,
+            stat.dev,
+        ] {
+            out.write_all(&n.to_le_bytes())?;
+        }
+        out.write_all(&digest.0)?;
+        self.previous.clear();
+        self.previous.push_str(e.path);
+        Ok(())
+    }
 }
 
 /// Entries a hashing thread takes at a time: few enough that one big file

@@ -13,7 +13,8 @@ use std::io::{self, Read, Write};
 use tar::{Builder, EntryType, Header};
 
 use super::LayerError;
-use super::select::{EntryKind, FileStat, Selection};
+use super::cache_key::{ContentHash, HashingReader};
+use super::select::{Entry, EntryKind, FileStat, Selection};
 
 /// How many bytes a file read moves at a time.
 const READ_BUF: usize = 1 << 20;
@@ -36,6 +37,31 @@ pub fn write_tar_into_blocks(
     sink: &mut crate::gzip::BlockSink<'_>,
 ) -> Result<(), LayerError> {
     write_tar_with(entries, mtime, sink, |file, n, sink| sink.fill_from(file, n)).map(|_| ())
+}
+
+/// [`write_tar_into_blocks`], hashing each file's contents on the way (as
+/// the layer cache key hashes them): `each` is called with every entry once
+/// it is written, in order, and a file's hash.
+pub fn write_tar_into_blocks_hashing(
+    entries: &Selection,
+    mtime: u64,
+    sink: &mut crate::gzip::BlockSink<'_>,
+    each: &mut dyn FnMut(&Entry<'_>, Option<&ContentHash>),
+) -> Result<(), LayerError> {
+    let hash = std::cell::Cell::new(None);
+    write_tar_each(
+        entries,
+        mtime,
+        sink,
+        |file, n, sink| {
+            let mut reader = HashingReader::new(file);
+            let copied = sink.fill_from(&mut reader, n)?;
+            hash.set(Some(reader.finish()));
+            Ok(copied)
+        },
+        |entry| each(entry, hash.take().as_ref()),
+    )
+    .map(|_| ())
 }
 
 /// Up to `n` bytes of `file` copied to `out` through `buf`; fewer only at
@@ -61,7 +87,18 @@ fn write_tar_with<W: Write>(
     entries: &Selection,
     mtime: u64,
     out: W,
+    copy: impl FnMut(&mut File, u64, &mut W) -> io::Result<u64>,
+) -> Result<W, LayerError> {
+    write_tar_each(entries, mtime, out, copy, |_| {})
+}
+
+/// [`write_tar_with`], calling `each` with every entry once it is written.
+fn write_tar_each<W: Write>(
+    entries: &Selection,
+    mtime: u64,
+    out: W,
     mut copy: impl FnMut(&mut File, u64, &mut W) -> io::Result<u64>,
+    mut each: impl FnMut(&Entry<'_>),
 ) -> Result<W, LayerError> {
     let mut builder = Builder::new(out);
     for entry in entries.iter() {
@@ -98,6 +135,7 @@ fn write_tar_with<W: Write>(
                 copy_file(&source.path(), &stat, builder.get_mut(), &mut copy)?;
             }
         }
+        each(&entry);
     }
     builder.into_inner().map_err(|e| LayerError::Compress {
         message: format!("finishing tar: {e}"),
