@@ -232,9 +232,9 @@ pub(super) fn key_while_writing<T>(
     }
 }
 
-/// Reads through to `inner`, hashing what it reads as [`content_digests`]
-/// hashes a file: a file's hash made from the same read that puts its
-/// contents into a layer.
+/// Reads through to `inner`, hashing what it reads: the content hash of a
+/// file, whether it is read only to key the layer ([`content_digests`]) or
+/// by the read that puts it into the layer.
 pub(super) struct HashingReader<R> {
     inner: R,
     hasher: blake3::Hasher,
@@ -537,17 +537,15 @@ fn hash_missing(
 }
 
 fn hash_file(path: &std::path::Path, buf: &mut [u8]) -> io::Result<ContentHash> {
-    let mut f = File::open(path)?;
-    let mut h = blake3::Hasher::new();
+    let mut file = HashingReader::new(File::open(path)?);
     loop {
-        match f.read(buf) {
-            Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
+        match file.read(buf) {
+            Ok(0) => return Ok(file.finish()),
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
-        };
+        }
     }
-    Ok(ContentHash(*h.finalize().as_bytes()))
 }
 
 #[cfg(test)]

@@ -649,11 +649,11 @@ fn check_permissions(view: &FlatView, config: &ImageConfig, out: &mut Vec<Findin
     }
     let mut files = Examples::default();
     let mut dirs = Examples::default();
-    let ancestors = dirs_to_enter
+    let above = dirs_to_enter
         .iter()
         .filter_map(|d| view.get(d).map(|n| (d.as_str(), n)));
     let under = outer.into_iter().flat_map(|r| view.under(r));
-    for (path, node) in ancestors.chain(under) {
+    for (path, node) in above.chain(under) {
         let mode = node.mode & 0o7777;
         match node.kind {
             EntryKind::File if mode & 0o004 == 0 => files.push(|| format!("/{path} ({mode:04o})")),

@@ -352,6 +352,24 @@ fn li050_file_not_readable_by_others() {
         f.message.contains(&format!("/{long} (0600)")) && f.message.ends_with(" and 3 more"),
         "{f}"
     );
+    // Roots inside roots (a task root below /var/task, a runtime directory
+    // above it): each file is counted once, and so is each directory.
+    let mut nested = aws_like()
+        .layer(
+            TarLayer::new()
+                .file("var/task/app/secret.json", 0o600, b"{}")
+                .file("var/task/x.json", 0o640, b"")
+                .dir("var/task/app/private", 0o700),
+        )
+        .set(
+            "/config/Env",
+            json!(["LAMBDA_TASK_ROOT=/var/task/app", "LAMBDA_RUNTIME_DIR=/var"]),
+        );
+    let findings = check_image(&nested.build(), &ctx()).unwrap();
+    let files = findings.iter().find(|f| f.rule_id == "LI050").expect("LI050");
+    assert!(files.message.starts_with("2 files are not readable"), "{files}");
+    let dirs = findings.iter().find(|f| f.rule_id == "LI051").expect("LI051");
+    assert!(dirs.message.starts_with("1 directory cannot"), "{dirs}");
     // Outside the checked roots, a private file is not Lambda's concern.
     let mut ok = aws_like().layer(TarLayer::new().file("root/.netrc", 0o600, b""));
     assert!(check_image(&ok.build(), &ctx()).unwrap().is_empty());
