@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::findings::CachedScans;
 use crate::cache::{Cache, CacheBucket, Inflated, SecondLevel, SharedRecord};
+use crate::gzip::Block;
 use crate::image::{Layer, LayerOrigin};
 use crate::layer::select::Selection;
 use crate::layer::{LayerError, LayerSettings, LayerSpec, build_selected};
@@ -48,8 +49,9 @@ pub(super) fn build_scanned(
     let cache = &scanning_shared(cache, Some(scan_plan), index);
     // A few blocks of slack: the scanners only parse headers and skip
     // content, so they keep up; when one stops, sends to it fail and are
-    // ignored. Each block is copied once and shared by both scanners.
-    let (rules_blocks, rules_received) = std::sync::mpsc::sync_channel::<Arc<[u8]>>(8);
+    // ignored. Both share the compressor's own buffer of each block (no
+    // copy); it goes back to the compressor when both are done with it.
+    let (rules_blocks, rules_received) = std::sync::mpsc::sync_channel::<Block>(8);
     std::thread::scope(|s| {
         let scanner = std::thread::Builder::new()
             .name("layer-rules-scan".into())
@@ -60,7 +62,7 @@ pub(super) fn build_scanned(
         // The SBOM's packages of the layer, from the same stream: the SBOM
         // made after the build then does not inflate the layer again.
         let (sbom_blocks, sbom_scanner) = if sbom_packages {
-            let (blocks, received) = std::sync::mpsc::sync_channel::<Arc<[u8]>>(8);
+            let (blocks, received) = std::sync::mpsc::sync_channel::<Block>(8);
             let scanner = std::thread::Builder::new()
                 .name("layer-sbom-scan".into())
                 .spawn_scoped(s, move || {
@@ -71,12 +73,11 @@ pub(super) fn build_scanned(
         } else {
             (None, None)
         };
-        let observe = |block: &[u8]| {
-            let block: Arc<[u8]> = Arc::from(block);
+        let observe = |block: &Block| {
             if let Some(sbom_blocks) = &sbom_blocks {
                 let _ = sbom_blocks.send(block.clone());
             }
-            let _ = rules_blocks.send(block);
+            let _ = rules_blocks.send(block.clone());
         };
         let built = build_selected(spec, entries, source, settings, cache, reporter, &observe);
         drop(rules_blocks);
@@ -206,18 +207,18 @@ impl SecondLevel for ScanningLevel {
 /// Reads the blocks a channel delivers as one stream; skips forward without
 /// copying (the scans read only the head of each file).
 struct BlockReader {
-    blocks: std::sync::mpsc::Receiver<Arc<[u8]>>,
-    current: Arc<[u8]>,
+    blocks: std::sync::mpsc::Receiver<Block>,
+    current: Block,
     at: usize,
     /// Bytes of the stream read or skipped so far.
     pos: u64,
 }
 
 impl BlockReader {
-    fn new(blocks: std::sync::mpsc::Receiver<Arc<[u8]>>) -> BlockReader {
+    fn new(blocks: std::sync::mpsc::Receiver<Block>) -> BlockReader {
         BlockReader {
             blocks,
-            current: Arc::from(&[][..]),
+            current: Block::from_vec(Vec::new()),
             at: 0,
             pos: 0,
         }
@@ -382,7 +383,7 @@ mod tests {
         // Blocks of odd sizes, so skips start and end inside them.
         let (tx, rx) = std::sync::mpsc::channel();
         for chunk in tar.chunks(12_345) {
-            tx.send(Arc::<[u8]>::from(chunk)).unwrap();
+            tx.send(Block::from_vec(chunk.to_vec())).unwrap();
         }
         drop(tx);
         let mut got = Vec::new();

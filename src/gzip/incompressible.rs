@@ -42,9 +42,11 @@ const ANCHOR_BITS: u32 = 4;
 /// Anchor slots: more than a window's worth of anchors, so old ones last.
 const HASH_BITS: u32 = 12;
 
-/// For each [`SEGMENT`] of `data` (the last one may be shorter), following
-/// `dict` in the stream: whether it is not worth deflating.
-pub fn incompressible_segments(dict: &[u8], data: &[u8]) -> Vec<bool> {
+/// For each [`SEGMENT`] of the block `stream[start..]` (the last one may be
+/// shorter), the bytes before it being its history: whether it is not worth
+/// deflating.
+pub fn incompressible_segments(stream: &[u8], start: usize) -> Vec<bool> {
+    let data = &stream[start..];
     let flat: Vec<bool> = data
         .chunks(SEGMENT)
         .map(|s| s.len() >= MIN_SEGMENT && entropy_bits(s) >= MIN_ENTROPY_BITS)
@@ -52,7 +54,7 @@ pub fn incompressible_segments(dict: &[u8], data: &[u8]) -> Vec<bool> {
     if !flat.contains(&true) {
         return flat;
     }
-    let matched = matched_bytes(dict, data);
+    let matched = matched_bytes(stream, start);
     flat.iter()
         .zip(data.chunks(SEGMENT))
         .zip(matched)
@@ -100,28 +102,22 @@ fn entropy_bits(data: &[u8]) -> f64 {
 /// The search misses some short repeats, which deflate gains little from
 /// anyway on data this flat. Looking up every position cost 4 to 10 ns a byte
 /// (a table that outgrows the L1 cache); anchors cost about one.
-fn matched_bytes(dict: &[u8], data: &[u8]) -> Vec<usize> {
-    let history = &dict[dict.len().saturating_sub(WINDOW)..];
-    // History and block side by side, in a buffer each thread keeps: a new
-    // 160 KiB allocation per block is a fresh mapping and its page faults.
-    thread_local!(static STREAM: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
-    STREAM.with_borrow_mut(|stream| {
-        stream.clear();
-        stream.extend_from_slice(history);
-        stream.extend_from_slice(data);
-        let mut matched = vec![0; data.len().div_ceil(SEGMENT)];
-        for_each_repeat(stream, history.len(), |from, to| {
-            // Bytes [from, to) of the block: credit each segment its share.
-            let mut at = from;
-            while at < to {
-                let seg = at / SEGMENT;
-                let end = to.min((seg + 1) * SEGMENT);
-                matched[seg] += end - at;
-                at = end;
-            }
-        });
-        matched
-    })
+fn matched_bytes(stream: &[u8], start: usize) -> Vec<usize> {
+    // At most a window of history can hold a match.
+    let stream = &stream[start.saturating_sub(WINDOW)..];
+    let start = start.min(WINDOW);
+    let mut matched = vec![0; (stream.len() - start).div_ceil(SEGMENT)];
+    for_each_repeat(stream, start, |from, to| {
+        // Bytes [from, to) of the block: credit each segment its share.
+        let mut at = from;
+        while at < to {
+            let seg = at / SEGMENT;
+            let end = to.min((seg + 1) * SEGMENT);
+            matched[seg] += end - at;
+            at = end;
+        }
+    });
+    matched
 }
 
 /// Calls `found(from, to)` with each repeat found in `stream[start..]`, as a
@@ -194,7 +190,7 @@ mod tests {
     use crate::gzip::test_noise as random;
 
     fn stored(dict: &[u8], data: &[u8]) -> Vec<bool> {
-        incompressible_segments(dict, data)
+        incompressible_segments(&[dict, data].concat(), dict.len())
     }
 
     #[test]
@@ -218,7 +214,7 @@ mod tests {
         for period in [256usize, 300, 509, 1000, 4093] {
             let run: Vec<u8> = (0..period).map(|i| (i * 7 + i / 256) as u8).collect();
             let data: Vec<u8> = run.iter().copied().cycle().take(128 * 1024).collect();
-            let matched = matched_bytes(&[], &data);
+            let matched = matched_bytes(&data, 0);
             // Only the first period is new; the rest repeats it.
             assert!(
                 matched.iter().all(|&m| m > SEGMENT * 3 / 4),

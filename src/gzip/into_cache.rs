@@ -5,7 +5,7 @@ use std::io::{BufWriter, Read};
 use std::path::Path;
 
 use super::GzipError;
-use super::pgzip::{BlockSink, GzipSummary, parallel_gzip};
+use super::pgzip::{Block, BlockSink, GzipSummary, parallel_gzip};
 use crate::cache::{BlobFile, Cache};
 
 /// Runs the parallel gzip into a cache temp file and commits it as a blob;
@@ -15,7 +15,7 @@ pub fn compress_to_blob<E: From<GzipError>>(
     level: u32,
     threads: usize,
     cache: &Cache,
-    on_block: &(dyn Fn(&[u8]) + Sync),
+    on_block: &(dyn Fn(&Block) + Sync),
     produce: impl FnOnce(&mut BlockSink) -> Result<(), E>,
 ) -> Result<GzipSummary, E> {
     let cache_err = |path: &Path| {

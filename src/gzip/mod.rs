@@ -14,7 +14,7 @@ pub mod pgzip;
 
 pub use error::GzipError;
 pub use into_cache::{compress_into_cache, compress_to_blob};
-pub use pgzip::{BLOCK_SIZE, BlockSink, GzipSummary, parallel_gzip};
+pub use pgzip::{BLOCK_SIZE, Block, BlockSink, GzipSummary, parallel_gzip};
 
 /// Bumped whenever the compressed bytes written for the same stream change
 /// (block framing, stored segments, ...). Equal to the layer format version it

@@ -8,15 +8,16 @@
 //! data, its dictionary and the level, so the output is the same whether one
 //! thread or many did the work.
 //!
-//! Memory stays bounded: a fixed pool of (input, output) buffer pairs
-//! circulates producer → workers → writer → producer, so at most
-//! `pool` blocks are ever in flight, whatever the stream's length.
+//! Memory stays bounded: a fixed pool of input and of output buffers
+//! circulates producer → workers → writer → producer (an input by way of
+//! whoever reads the block after the writer), so at most `pool` blocks are
+//! ever in flight, whatever the stream's length.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, Weak};
 
 use flate2::{Compress, Compression, FlushCompress};
 use sha2::{Digest as _, Sha256};
@@ -53,8 +54,11 @@ pub fn gzip_header(level: u32) -> [u8; 10] {
     [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 0xff]
 }
 
-/// Compresses one block into `out` (cleared first): raw deflate primed with
-/// `dict`, ended with a sync flush.
+/// Compresses one block into `out` (cleared first): raw deflate of
+/// `stream[dict_len..]`, primed with the `dict_len` bytes before it as a
+/// preset dictionary, ended with a sync flush. Dictionary and block arrive
+/// side by side, as the pipeline's buffers hold them, so neither the
+/// estimate below nor a run's window needs a copy of them.
 ///
 /// Parts deflate cannot shrink are written stored at once instead of after a
 /// full, fruitless match search (see `incompressible`). A block is compressed
@@ -71,34 +75,30 @@ pub fn gzip_header(level: u32) -> [u8; 10] {
 /// compressor costs a few hundred KiB of zeroed memory per 128 KiB block.
 pub fn deflate_block(
     level: Compression,
-    dict: &[u8],
-    data: &[u8],
+    stream: &[u8],
+    dict_len: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), GzipError> {
+    let data = &stream[dict_len..];
     out.clear();
     // Room for the worst case up front: zlib emits a second sync marker when a
     // flush ends exactly at the end of the output space, so a buffer that is
     // ever too small would make the bytes depend on its (recycled) capacity.
     out.reserve(deflate_bound(data.len()));
-    let stored = incompressible_segments(dict, data);
-    let mut history = Vec::new();
+    let stored = incompressible_segments(stream, dict_len);
     let mut at = 0;
     while at < data.len() {
         let seg = at / SEGMENT;
         let kind = stored[seg];
         let run = stored[seg..].iter().take_while(|&&k| k == kind).count();
         let end = data.len().min((seg + run) * SEGMENT);
+        // The 32 KiB before the run, the dictionary's tail among them while
+        // the run starts less than a window into the block.
+        let window = &stream[(dict_len + at).saturating_sub(DICT_SIZE)..dict_len + at];
         let (run_level, window) = if kind {
             (Compression::none(), &[][..])
-        } else if at == 0 {
-            (level, dict)
-        } else if at >= DICT_SIZE {
-            (level, &data[at - DICT_SIZE..at])
         } else {
-            history.clear();
-            history.extend_from_slice(&dict[dict.len().saturating_sub(DICT_SIZE - at)..]);
-            history.extend_from_slice(&data[..at]);
-            (level, &history[..])
+            (level, window)
         };
         deflate_run(run_level, window, &data[at..end], out)?;
         at = end;
@@ -154,7 +154,53 @@ fn check_level(level: u32) -> Result<Compression, GzipError> {
     }
 }
 
-type Pair = (Vec<u8>, Vec<u8>);
+/// One block of the uncompressed stream as the writer hands it on: the
+/// pipeline's own input buffer, shared rather than copied (a scan beside the
+/// compression reads every block; copying them cost a memcpy of the whole
+/// stream and an allocation per block). The buffer goes back to the pool
+/// when the last clone is dropped, so a holder that keeps blocks holds back
+/// the producer, as a full channel would.
+#[derive(Clone)]
+pub struct Block(Arc<Shared>);
+
+struct Shared {
+    input: Vec<u8>,
+    data: std::ops::Range<usize>,
+    /// Where the buffer returns: the pool of input buffers, while the
+    /// writer lives (none for a block made from bytes of its own). Weak: a
+    /// block a scan keeps must not keep the pool open after the writer
+    /// stopped, or a producer waiting on the pool would never learn.
+    home: Option<Weak<SyncSender<Vec<u8>>>>,
+}
+
+impl Block {
+    /// A block of bytes of its own, outside any pipeline (for tests and for
+    /// streams that do not come from [`parallel_gzip`]).
+    pub fn from_vec(bytes: Vec<u8>) -> Block {
+        let data = 0..bytes.len();
+        Block(Arc::new(Shared {
+            input: bytes,
+            data,
+            home: None,
+        }))
+    }
+}
+
+impl std::ops::Deref for Block {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0.input[self.0.data.clone()]
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The pool has room for every buffer, so this never waits.
+        if let Some(home) = self.home.as_ref().and_then(Weak::upgrade) {
+            let _ = home.send(std::mem::take(&mut self.input));
+        }
+    }
+}
 
 struct Job {
     seq: u64,
@@ -178,7 +224,10 @@ struct Done {
 
 /// Where the producer writes the uncompressed stream; cuts it into blocks.
 pub struct BlockSink<'a> {
-    pool: &'a Receiver<Pair>,
+    /// Input buffers, back from the writer or from the last holder of a
+    /// [`Block`], and output buffers, back from the writer.
+    inputs: &'a Receiver<Vec<u8>>,
+    outs: &'a Receiver<Vec<u8>>,
     jobs: Option<SyncSender<Job>>,
     /// The input buffer being filled, kept at its full length (so a read
     /// into it needs no zeroing first): `filled` bytes of it are the stream.
@@ -191,10 +240,11 @@ pub struct BlockSink<'a> {
 }
 
 impl BlockSink<'_> {
-    /// The current input buffer, taking a fresh pair from the pool when needed.
+    /// The current input buffer, taking fresh buffers from the pool when needed.
     fn buffer(&mut self) -> io::Result<&mut Vec<u8>> {
         if self.current.is_none() {
-            let (mut input, out) = self.pool.recv().map_err(|_| closed())?;
+            let mut input = self.inputs.recv().map_err(|_| closed())?;
+            let out = self.outs.recv().map_err(|_| closed())?;
             // Zeroed once per pooled buffer: after that it keeps its length.
             input.resize(DICT_SIZE + self.block_size, 0);
             input[..self.dict.len()].copy_from_slice(&self.dict);
@@ -302,7 +352,7 @@ pub fn parallel_gzip<W: Write + Send, E: From<GzipError>>(
     threads: usize,
     out: W,
     out_path: &Path,
-    on_block: &(dyn Fn(&[u8]) + Sync),
+    on_block: &(dyn Fn(&Block) + Sync),
     produce: impl FnOnce(&mut BlockSink) -> Result<(), E>,
 ) -> Result<(W, GzipSummary), E> {
     let compression = check_level(level).map_err(E::from)?;
@@ -312,15 +362,24 @@ pub fn parallel_gzip<W: Write + Send, E: From<GzipError>>(
     // data goes ten times as fast): with too few, they wait on it. At 2 GB
     // of mixed files, 40 buffers for two workers (12 MB) built in 6.0-6.1 s
     // where 12 took 6.7-6.8 s; more gained nothing.
+    // A scan beside the compression holds a few of them too (its channel's
+    // blocks and the one it reads), whatever the number of workers.
     let pool_size = workers * 16 + 8;
-    let (pool_tx, pool_rx) = sync_channel::<Pair>(pool_size);
+    let (inputs_tx, inputs_rx) = sync_channel::<Vec<u8>>(pool_size);
+    let (outs_tx, outs_rx) = sync_channel::<Vec<u8>>(pool_size);
     for _ in 0..pool_size {
-        let pair = (
-            Vec::with_capacity(DICT_SIZE + BLOCK_SIZE),
-            Vec::with_capacity(BLOCK_SIZE + BLOCK_SIZE / 8 + 1024),
-        );
-        pool_tx.send(pair).expect("pool has room for every pair");
+        let room = "the pool has room for every buffer";
+        inputs_tx
+            .send(Vec::with_capacity(DICT_SIZE + BLOCK_SIZE))
+            .expect(room);
+        outs_tx
+            .send(Vec::with_capacity(BLOCK_SIZE + BLOCK_SIZE / 8 + 1024))
+            .expect(room);
     }
+    let pool = Pool {
+        inputs: Arc::new(inputs_tx),
+        outs: outs_tx,
+    };
     let (job_tx, job_rx) = sync_channel::<Job>(pool_size);
     let (done_tx, done_rx) = sync_channel::<Result<Done, GzipError>>(pool_size);
     let job_rx = Mutex::new(job_rx);
@@ -332,10 +391,11 @@ pub fn parallel_gzip<W: Write + Send, E: From<GzipError>>(
             s.spawn(move || compress_worker(compression, job_rx, done_tx));
         }
         drop(done_tx);
-        let writer = s.spawn(move || write_member(level, done_rx, pool_tx, out, out_path, on_block));
+        let writer = s.spawn(move || write_member(level, done_rx, pool, out, out_path, on_block));
 
         let mut sink = BlockSink {
-            pool: &pool_rx,
+            inputs: &inputs_rx,
+            outs: &outs_rx,
             jobs: Some(job_tx),
             current: None,
             filled: 0,
@@ -352,7 +412,7 @@ pub fn parallel_gzip<W: Write + Send, E: From<GzipError>>(
             })
         });
         drop(sink);
-        drop(pool_rx);
+        drop((inputs_rx, outs_rx));
         let written = writer.join().expect("gzip writer thread panicked");
         match (produced, written) {
             // A writer failure makes the producer fail too; report the cause.
@@ -375,10 +435,9 @@ fn compress_worker(
         };
         let mut job = job;
         let mut out = std::mem::take(&mut job.out);
-        let (dict, data) = job.dict_and_data();
         let mut crc = crc32fast::Hasher::new();
-        crc.update(data);
-        let result = deflate_block(level, dict, data, &mut out).map(|()| {
+        crc.update(job.dict_and_data().1);
+        let result = deflate_block(level, &job.input[..job.end], job.dict_len, &mut out).map(|()| {
             job.out = out;
             Done { job, crc }
         });
@@ -388,13 +447,20 @@ fn compress_worker(
     }
 }
 
+/// Where the writer returns buffers: outputs straight away, inputs through
+/// the [`Block`]s it hands on.
+struct Pool {
+    inputs: Arc<SyncSender<Vec<u8>>>,
+    outs: SyncSender<Vec<u8>>,
+}
+
 fn write_member<W: Write>(
     level: u32,
     done: Receiver<Result<Done, GzipError>>,
-    pool: SyncSender<Pair>,
+    pool: Pool,
     mut out: W,
     out_path: &Path,
-    on_block: &(dyn Fn(&[u8]) + Sync),
+    on_block: &(dyn Fn(&Block) + Sync),
 ) -> Result<(W, GzipSummary), GzipError> {
     let werr = |source| GzipError::Cache {
         path: out_path.to_path_buf(),
@@ -421,10 +487,16 @@ fn write_member<W: Write>(
             let (_, data) = d.job.dict_and_data();
             usha.update(data);
             usize_total += data.len() as u64;
+            let dict_len = d.job.dict_len;
             crc.combine(&d.crc);
             emit(&d.job.out, &mut out)?;
-            on_block(data);
-            let _ = pool.send((d.job.input, d.job.out));
+            let _ = pool.outs.send(d.job.out);
+            let data = dict_len..d.job.end;
+            on_block(&Block(Arc::new(Shared {
+                input: d.job.input,
+                data,
+                home: Some(Arc::downgrade(&pool.inputs)),
+            })));
             next += 1;
         }
     }

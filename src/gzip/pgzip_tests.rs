@@ -35,7 +35,7 @@ fn sample(len: usize) -> Vec<u8> {
 }
 
 fn gz(data: &[u8], threads: usize, level: u32) -> (Vec<u8>, GzipSummary) {
-    let noop = |_: &[u8]| {};
+    let noop = |_: &Block| {};
     parallel_gzip(level, threads, Vec::new(), Path::new("mem"), &noop, |sink| {
         // Mix small writes and direct fills, as the tar writer does.
         let (a, b) = data.split_at(data.len() / 3);
@@ -54,12 +54,9 @@ fn reference(data: &[u8], level: u32) -> Vec<u8> {
     let mut out = gzip_header(level).to_vec();
     let mut block = Vec::new();
     for (i, chunk) in data.chunks(BLOCK_SIZE).enumerate() {
-        let dict = if i == 0 {
-            &[][..]
-        } else {
-            &data[i * BLOCK_SIZE - DICT_SIZE..i * BLOCK_SIZE]
-        };
-        deflate_block(Compression::new(level), dict, chunk, &mut block).unwrap();
+        let from = (i * BLOCK_SIZE).saturating_sub(DICT_SIZE);
+        let stream = &data[from..i * BLOCK_SIZE + chunk.len()];
+        deflate_block(Compression::new(level), stream, i * BLOCK_SIZE - from, &mut block).unwrap();
         out.extend_from_slice(&block);
     }
     out.extend_from_slice(&FINAL_BLOCK);
@@ -109,7 +106,7 @@ fn levels_change_bytes_and_header() {
     assert_ne!(l1, l9);
     assert_eq!(l1[8], 4);
     assert_eq!(l9[8], 2);
-    let noop = |_: &[u8]| {};
+    let noop = |_: &Block| {};
     let err = parallel_gzip(0, 1, Vec::new(), Path::new("mem"), &noop, |_| {
         Ok::<(), GzipError>(())
     })
@@ -156,7 +153,7 @@ impl From<GzipError> for ProducerError {
 
 #[test]
 fn a_failing_producer_fails_the_whole_run() {
-    let noop = |_: &[u8]| {};
+    let noop = |_: &Block| {};
     let err = parallel_gzip(6, 2, Vec::new(), Path::new("mem"), &noop, |sink| {
         sink.write_all(&sample(BLOCK_SIZE * 3)).unwrap();
         Err(ProducerError::Failed)
@@ -173,13 +170,14 @@ fn a_failing_producer_fails_the_whole_run() {
 fn block_bytes_do_not_depend_on_output_capacity() {
     for data in [sample(BLOCK_SIZE), sample(5000), vec![7u8; BLOCK_SIZE]] {
         let dict = sample(DICT_SIZE + 17);
+        let stream = [&dict[17..], &data[..]].concat();
         let level = Compression::new(6);
         let mut expected = Vec::new();
-        deflate_block(level, &dict[17..], &data, &mut expected).unwrap();
+        deflate_block(level, &stream, DICT_SIZE, &mut expected).unwrap();
         for extra in 0..12 {
             for capacity in [expected.len().saturating_sub(6) + extra, extra] {
                 let mut out = Vec::with_capacity(capacity);
-                deflate_block(level, &dict[17..], &data, &mut out).unwrap();
+                deflate_block(level, &stream, DICT_SIZE, &mut out).unwrap();
                 assert_eq!(out, expected, "capacity {capacity}");
             }
         }
@@ -225,7 +223,7 @@ proptest::proptest! {
         for (i, b) in data.iter_mut().enumerate().step_by(97) {
             *b ^= (seed >> (i % 48)) as u8;
         }
-        let noop = |_: &[u8]| {};
+        let noop = |_: &Block| {};
         let bytes = parallel_gzip(6, threads, Vec::new(), Path::new("mem"), &noop, |sink| {
             for c in data.chunks(chunk) {
                 sink.write_all(c).unwrap();
@@ -292,4 +290,73 @@ fn a_block_of_repeated_noise_is_deflated() {
     let data: Vec<u8> = run.iter().copied().cycle().take(2 * BLOCK_SIZE).collect();
     let (bytes, _) = gz(&data, 2, 6);
     assert!(bytes.len() < data.len() / 20, "{} bytes", bytes.len());
+}
+
+/// Blocks handed on are the pipeline's own buffers, back in its pool only
+/// once their last holder drops them: a reader on another thread, a few
+/// blocks behind, sees the whole stream in order, and a stream of many
+/// times the pool's blocks still runs through (a buffer that never came
+/// back would stop it).
+#[test]
+fn blocks_read_on_another_thread_come_back_to_the_pool() {
+    let data = sample(BLOCK_SIZE * 30 + 4321);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Block>(8);
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for block in rx {
+            seen.extend_from_slice(&block);
+        }
+        seen
+    });
+    let hand_on = move |b: &Block| tx.send(b.clone()).unwrap();
+    let hand_on = std::sync::Mutex::new(hand_on);
+    let on_block = |b: &Block| (hand_on.lock().unwrap())(b);
+    let (bytes, summary) = parallel_gzip(6, 1, Vec::new(), Path::new("mem"), &on_block, |sink| {
+        sink.write_all(&data).map_err(|e| GzipError::Compress {
+            message: e.to_string(),
+        })
+    })
+    .unwrap();
+    drop(hand_on);
+    assert_eq!(reader.join().unwrap(), data);
+    assert_eq!(bytes, reference(&data, 6));
+    assert_eq!(summary.uncompressed_size, data.len() as u64);
+}
+
+/// An output that fails while a block is still held elsewhere: the run
+/// fails, it does not wait forever for that block's buffer.
+#[test]
+fn a_held_block_does_not_stall_a_failed_run() {
+    #[derive(Debug)]
+    struct FailsAfter(usize);
+    impl Write for FailsAfter {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if self.0 < b.len() {
+                return Err(io::Error::other("disk full"));
+            }
+            self.0 -= b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let kept = std::sync::Mutex::new(Vec::<Block>::new());
+    let keep = |b: &Block| kept.lock().unwrap().push(b.clone());
+    let data = noise(BLOCK_SIZE * 200, 5);
+    let err = parallel_gzip(
+        6,
+        2,
+        FailsAfter(BLOCK_SIZE * 3),
+        Path::new("out"),
+        &keep,
+        |sink| {
+            sink.write_all(&data).map_err(|e| GzipError::Compress {
+                message: e.to_string(),
+            })
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    assert!(!kept.lock().unwrap().is_empty());
 }

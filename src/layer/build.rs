@@ -8,7 +8,7 @@ use super::select::{EntryKind, Selection, select};
 use super::tar_writer::{write_tar_into_blocks, write_tar_into_blocks_hashing};
 use super::{LayerError, LayerSettings, LayerSpec};
 use crate::cache::{Cache, CacheBucket, CacheEntry, CacheIoError, Found, SharedLayer, SharedRecord};
-use crate::gzip::compress_to_blob;
+use crate::gzip::{Block, compress_to_blob};
 use crate::image::{BlobLocation, Descriptor, Digest, Layer, LayerOrigin};
 use crate::report::Reporter;
 
@@ -148,7 +148,7 @@ pub fn build_layer_observed(
     settings: &LayerSettings,
     cache: &Cache,
     reporter: &dyn Reporter,
-    observe: &(dyn Fn(&[u8]) + Sync),
+    observe: &(dyn Fn(&Block) + Sync),
 ) -> Result<Layer, LayerError> {
     build_selected(spec, select(spec)?, source, settings, cache, reporter, observe)
 }
@@ -161,7 +161,7 @@ pub fn build_selected(
     settings: &LayerSettings,
     cache: &Cache,
     reporter: &dyn Reporter,
-    observe: &(dyn Fn(&[u8]) + Sync),
+    observe: &(dyn Fn(&Block) + Sync),
 ) -> Result<Layer, LayerError> {
     let task = format!("layer:{}", spec.name);
     let layer = |rec: &LayerRecord, cached: bool, from_cache_registry: bool| Layer {
@@ -181,7 +181,7 @@ pub fn build_selected(
     let compress = |entries: &Selection, write: &mut WriteTar<'_>| {
         let total = super::tar_writer::tar_size(entries);
         reporter.task_start(&task, &format!("layer {}", spec.name), Some(total));
-        let on_block = |block: &[u8]| {
+        let on_block = |block: &Block| {
             reporter.task_progress(&task, block.len() as u64);
             observe(block);
         };
