@@ -92,13 +92,16 @@ pub fn deflate_block(
         let kind = stored[seg];
         let run = stored[seg..].iter().take_while(|&&k| k == kind).count();
         let end = data.len().min((seg + run) * SEGMENT);
-        // The 32 KiB before the run, the dictionary's tail among them while
-        // the run starts less than a window into the block.
-        let window = &stream[(dict_len + at).saturating_sub(DICT_SIZE)..dict_len + at];
+        // A deflated run is primed with the 32 KiB before it, the
+        // dictionary's tail among them while it starts less than a window
+        // into the block.
         let (run_level, window) = if kind {
             (Compression::none(), &[][..])
         } else {
-            (level, window)
+            (
+                level,
+                &stream[(dict_len + at).saturating_sub(DICT_SIZE)..dict_len + at],
+            )
         };
         deflate_run(run_level, window, &data[at..end], out)?;
         at = end;
@@ -487,14 +490,12 @@ fn write_member<W: Write>(
             let (_, data) = d.job.dict_and_data();
             usha.update(data);
             usize_total += data.len() as u64;
-            let dict_len = d.job.dict_len;
             crc.combine(&d.crc);
             emit(&d.job.out, &mut out)?;
             let _ = pool.outs.send(d.job.out);
-            let data = dict_len..d.job.end;
             on_block(&Block(Arc::new(Shared {
+                data: d.job.dict_len..d.job.end,
                 input: d.job.input,
-                data,
                 home: Some(Arc::downgrade(&pool.inputs)),
             })));
             next += 1;
